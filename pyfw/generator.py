@@ -1,0 +1,123 @@
+"""The pseudo-random generator shared bit for bit by ``pyfw`` and ``pyfw_rs``.
+
+Algorithm: SplitMix64 (Steele, Lea and Flood, 2014). The state is one unsigned
+64-bit integer ``s``; every arithmetic step is modulo 2**64::
+
+    s = s + 0x9E3779B97F4A7C15
+    z = s
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+    next_u64 = z ^ (z >> 31)
+
+Seeding sets ``s = seed mod 2**64`` (a negative seed wraps as two's complement).
+Derived draws, each consuming whole ``next_u64`` values:
+
+* ``random()``: ``(next_u64 >> 11) * 2**-53``, a float in [0, 1).
+* ``uniform(low, high)``: ``low + (high - low) * random()``.
+* ``randbelow(n)``: unbiased integer in [0, n) by rejection: with
+  ``limit = 2**64 - (2**64 mod n)``, draw until ``r < limit``; return ``r mod n``.
+* ``randperm(n)``: start from ``[0, 1, ..., n-1]``; for ``i`` from ``n-1`` down
+  to 1, ``j = randbelow(i + 1)`` and swap items ``i`` and ``j``.
+
+Test vectors are in docs/NUMERICS.md and tests/test_generator.py.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+MASK64 = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+MIX1 = 0xBF58476D1CE4E5B9
+MIX2 = 0x94D049BB133111EB
+TWO_M53 = 2.0 ** -53
+DEFAULT_SEED = 0
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"Generator: seed must be an int, got {type(seed).__name__}")
+    return seed & MASK64
+
+
+def _check_count(n: object, who: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{who}: n must be an int, got {type(n).__name__}")
+    if n <= 0:
+        raise ValueError(f"{who}: n must be positive, got {n}")
+    return n
+
+
+class Generator:
+    """A SplitMix64 random number generator; see the module docstring."""
+
+    __slots__ = ("_state", "_seed")
+
+    def __init__(self, seed: int = DEFAULT_SEED) -> None:
+        self._seed = _check_seed(seed)
+        self._state = self._seed
+
+    def manual_seed(self, seed: int) -> "Generator":
+        """Reset the state to ``seed``; returns the generator, as in torch."""
+        self._seed = _check_seed(seed)
+        self._state = self._seed
+        return self
+
+    def initial_seed(self) -> int:
+        """The seed last given (reduced modulo 2**64)."""
+        return self._seed
+
+    def next_u64(self) -> int:
+        """The next raw 64-bit output."""
+        s = (self._state + GOLDEN) & MASK64
+        self._state = s
+        z = ((s ^ (s >> 30)) * MIX1) & MASK64
+        z = ((z ^ (z >> 27)) * MIX2) & MASK64
+        return z ^ (z >> 31)
+
+    def random(self) -> float:
+        """A float uniform in [0, 1) with 53 random bits."""
+        return (self.next_u64() >> 11) * TWO_M53
+
+    def uniform(self, low: float, high: float) -> float:
+        """``low + (high - low) * random()``."""
+        return low + (high - low) * self.random()
+
+    def randbelow(self, n: int) -> int:
+        """An unbiased integer in [0, n), by rejection sampling."""
+        n = _check_count(n, "Generator.randbelow")
+        limit = (1 << 64) - ((1 << 64) % n)
+        r = self.next_u64()
+        while r >= limit:
+            r = self.next_u64()
+        return r % n
+
+    def __repr__(self) -> str:
+        return f"Generator(seed={self._seed})"
+
+
+default_generator = Generator(DEFAULT_SEED)
+
+
+def manual_seed(seed: int) -> Generator:
+    """Seed the default generator; returns it, as ``torch.manual_seed`` does."""
+    return default_generator.manual_seed(seed)
+
+
+def _resolve(generator: Optional[Generator]) -> Generator:
+    if generator is None:
+        return default_generator
+    if not isinstance(generator, Generator):
+        raise TypeError(f"generator must be a pyfw.Generator, got {type(generator).__name__}")
+    return generator
+
+
+def randperm(n: int, generator: Optional[Generator] = None) -> list[int]:
+    """A random permutation of ``range(n)`` as a list of ints (Fisher-Yates, from the end)."""
+    n = _check_count(n, "randperm")
+    g = _resolve(generator)
+    perm = list(range(n))
+    for i in range(n - 1, 0, -1):
+        j = g.randbelow(i + 1)
+        perm[i], perm[j] = perm[j], perm[i]
+    return perm

@@ -1,0 +1,68 @@
+"""Optimizers. They update the ``(parameter, gradient)`` pairs of ``Module.param()`` in place."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from itertools import repeat
+from operator import mul, sub
+from typing import Any, Iterable
+
+from .tensor import Tensor
+
+
+def _check_lr(lr: Any, who: str) -> float:
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
+        raise TypeError(f"{who}: lr must be a real number, got {type(lr).__name__}")
+    lr = float(lr)
+    if not math.isfinite(lr) or lr < 0.0:
+        raise ValueError(f"{who}: lr must be finite and non-negative, got {lr}")
+    return lr
+
+
+def _check_pairs(params: Iterable, who: str) -> list:
+    try:
+        pairs = list(params)
+    except TypeError:
+        raise TypeError(f"{who}: params must be a list of (parameter, gradient) pairs, "
+                        f"got {type(params).__name__}") from None
+    if not pairs:
+        raise ValueError(f"{who}: got an empty parameter list")
+    out = []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"{who}: params[{i}] is not a (parameter, gradient) pair")
+        p, g = pair
+        if not isinstance(p, Tensor) or not isinstance(g, Tensor):
+            raise TypeError(f"{who}: params[{i}] must hold two pyfw Tensors, "
+                            f"got {type(p).__name__} and {type(g).__name__}")
+        if p.shape != g.shape:
+            raise ValueError(f"{who}: params[{i}] has parameter shape {p.shape} and gradient shape {g.shape}")
+        out.append((p, g))
+    return out
+
+
+class SGD:
+    """Plain stochastic gradient descent: ``p = p - (lr * g)`` for every element."""
+
+    def __init__(self, params: Iterable, lr: float = 1e-3) -> None:
+        self.lr = _check_lr(lr, "SGD")
+        self._pairs = _check_pairs(params, "SGD")
+
+    def step(self) -> None:
+        """Update every parameter in place from its gradient."""
+        lr = self.lr
+        for p, g in self._pairs:
+            prow, grow = p._rows, g._rows
+            for r in range(len(prow)):
+                prow[r] = list(map(sub, prow[r], map(mul, repeat(lr), grow[r])))
+
+    def zero_grad(self) -> None:
+        """Set every gradient to zero, in place."""
+        for _, g in self._pairs:
+            rows = g._rows
+            for r in range(len(rows)):
+                rows[r] = [0.0] * len(rows[r])
+
+    def __repr__(self) -> str:
+        return f"SGD(lr={self.lr})"

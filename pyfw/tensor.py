@@ -1,0 +1,181 @@
+"""The tensor type: a 1-D or 2-D array of float64, stored as a list of row lists.
+
+A 2-D tensor of shape ``(r, c)`` holds ``r`` lists of ``c`` floats. A 1-D
+tensor of shape ``(n,)`` holds a single row of ``n`` floats, so every kernel
+can walk rows the same way. Tensors are never empty, and ``tensor()`` admits
+only finite real numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Iterable, Union
+
+Shape = tuple
+
+
+class Tensor:
+    """A 1-D or 2-D float64 array. Build one with :func:`tensor`."""
+
+    __slots__ = ("_rows", "_shape")
+
+    def __init__(self, data: Any) -> None:
+        rows, shape = _parse(data, "tensor")
+        self._rows = rows
+        self._shape = shape
+
+    @classmethod
+    def _wrap(cls, rows: list, shape: Shape) -> "Tensor":
+        """Adopt ``rows`` without copying or checking (internal)."""
+        t = cls.__new__(cls)
+        t._rows = rows
+        t._shape = shape
+        return t
+
+    @property
+    def shape(self) -> Shape:
+        """The shape: ``(rows, cols)`` or ``(n,)``."""
+        return self._shape
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions, 1 or 2."""
+        return len(self._shape)
+
+    def dim(self) -> int:
+        """The number of dimensions, 1 or 2 (as ``torch.Tensor.dim``)."""
+        return len(self._shape)
+
+    def numel(self) -> int:
+        """The number of elements."""
+        n = 1
+        for d in self._shape:
+            n *= d
+        return n
+
+    def tolist(self) -> list:
+        """A fresh nested list of Python floats (flat for a 1-D tensor)."""
+        if len(self._shape) == 1:
+            return list(self._rows[0])
+        return [list(r) for r in self._rows]
+
+    def clone(self) -> "Tensor":
+        """A copy that shares no storage with this tensor."""
+        return Tensor._wrap([list(r) for r in self._rows], self._shape)
+
+    def __len__(self) -> int:
+        return self._shape[0]
+
+    def __getitem__(self, index: Union[int, slice, list]) -> Union["Tensor", float]:
+        """Index the first dimension by an int, a slice, or a list of ints.
+
+        On a 2-D tensor an int gives a 1-D row and a slice or list gives a 2-D
+        tensor of those rows. On a 1-D tensor an int gives a float and a slice
+        or list gives a 1-D tensor.
+        """
+        n = self._shape[0]
+        one_d = len(self._shape) == 1
+        items = self._rows[0] if one_d else self._rows
+        if isinstance(index, slice):
+            picked = items[index]
+        elif isinstance(index, list):
+            picked = [items[_index(i, n)] for i in index]
+        elif isinstance(index, numbers.Integral) and not isinstance(index, bool):
+            item = items[_index(index, n)]
+            return item if one_d else Tensor._wrap([list(item)], (len(item),))
+        else:
+            raise TypeError(f"Tensor: indices must be ints, slices or lists of ints, got {type(index).__name__}")
+        if not picked:
+            raise ValueError(f"Tensor: index selects no rows from shape {self._shape}; empty tensors are not supported")
+        if one_d:
+            return Tensor._wrap([picked], (len(picked),))
+        return Tensor._wrap([list(r) for r in picked], (len(picked), self._shape[1]))
+
+    def __iter__(self):
+        for i in range(self._shape[0]):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        return f"tensor({self.tolist()!r})"
+
+
+def _index(i: Any, n: int) -> int:
+    if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+        raise TypeError(f"Tensor: indices must be ints, got {type(i).__name__}")
+    i = int(i)
+    if i < -n or i >= n:
+        raise IndexError(f"Tensor: index {i} is out of range for size {n}")
+    return i + n if i < 0 else i
+
+
+def _number(v: Any, who: str) -> float:
+    if isinstance(v, float):
+        f = v
+    elif _is_seq(v):
+        raise ValueError(f"{who}: ragged or deeper than 2-D nested list")
+    elif isinstance(v, numbers.Real) and not isinstance(v, bool):
+        f = float(v)
+    else:
+        raise TypeError(f"{who}: expected real numbers, got {type(v).__name__} {v!r}")
+    if not math.isfinite(f):
+        raise ValueError(f"{who}: expected finite numbers, got {f!r}")
+    return f
+
+
+def _is_seq(v: Any) -> bool:
+    return isinstance(v, (list, tuple))
+
+
+def _parse(data: Any, who: str) -> tuple:
+    """Check ``data`` and return fresh ``(rows, shape)``."""
+    if isinstance(data, Tensor):
+        return [list(r) for r in data._rows], data._shape
+    if hasattr(data, "tolist") and hasattr(data, "shape") and not _is_seq(data):
+        data = data.tolist()  # a tensor of the other backend, or an array
+    if not _is_seq(data):
+        raise TypeError(f"{who}: expected a nested list of numbers, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ValueError(f"{who}: empty data; tensors need at least one element")
+    if _is_seq(data[0]):
+        width = len(data[0])
+        rows = []
+        for r, row in enumerate(data):
+            if not _is_seq(row):
+                raise ValueError(f"{who}: ragged nested list: row {r} is a {type(row).__name__}, row 0 is a list")
+            if len(row) != width:
+                raise ValueError(f"{who}: ragged nested list: row {r} has {len(row)} items, row 0 has {width}")
+            rows.append([_number(v, who) for v in row])
+        if width == 0:
+            raise ValueError(f"{who}: rows are empty; tensors need at least one element")
+        return rows, (len(rows), width)
+    return [[_number(v, who) for v in data]], (len(data),)
+
+
+def tensor(data: Any) -> Tensor:
+    """Build a float64 tensor from a rectangular nested list (1-D or 2-D) or a tensor.
+
+    Raises ``TypeError`` for non-numbers and ``ValueError`` for ragged, empty,
+    deeper-than-2-D or non-finite data.
+    """
+    return Tensor(data)
+
+
+def as_tensor(data: Any, who: str) -> Tensor:
+    """``data`` itself if it is a Tensor, else a new one; errors name ``who``."""
+    if isinstance(data, Tensor):
+        return data
+    rows, shape = _parse(data, who)
+    return Tensor._wrap(rows, shape)
+
+
+def zeros_like_rows(shape: Shape) -> list:
+    """Row storage of zeros for ``shape``."""
+    cols = shape[-1]
+    nrows = 1 if len(shape) == 1 else shape[0]
+    return [[0.0] * cols for _ in range(nrows)]
+
+
+def shape_str(shape: Iterable[int]) -> str:
+    """``(2, 3)`` -> ``'(2, 3)'``; ``(4,)`` -> ``'(4,)'``."""
+    return str(tuple(shape))
