@@ -3,7 +3,7 @@
 ``pyfw_rs`` offers the same API with Rust kernels and bit-identical results.
 """
 
-from . import data, metrics, training
+from . import data, io, metrics, training
 from .generator import Generator, default_generator, manual_seed, randperm
 from .losses import MSELoss
 from .metrics import argmax_rows, error_rate
@@ -16,6 +16,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Generator", "Linear", "MSELoss", "Module", "ReLU", "SGD", "Sequential", "Tanh", "Tensor",
-    "argmax_rows", "data", "default_generator", "error_rate", "fit", "manual_seed", "metrics",
+    "argmax_rows", "data", "default_generator", "error_rate", "fit", "io", "manual_seed", "metrics",
     "randperm", "tensor", "train_epoch", "training",
 ]
