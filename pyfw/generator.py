@@ -45,6 +45,8 @@ def _check_count(n: object, who: str) -> int:
         raise TypeError(f"{who}: n must be an int, got {type(n).__name__}")
     if n <= 0:
         raise ValueError(f"{who}: n must be positive, got {n}")
+    if n > MASK64:
+        raise OverflowError(f"{who}: n must be below 2**64, got {n}")
     return n
 
 

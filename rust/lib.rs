@@ -1,1 +1,27 @@
+//! pyfw_rs: the kernels of pyfw in Rust, bit-identical to the pure-Python reference.
+//!
+//! The kernel modules mirror `pyfw/*.py` file by file and use no Python types,
+//! so `cargo test` exercises them without libpython. The PyO3 binding layer
+//! lives in `bindings/` and is compiled only with the `python` feature (which
+//! maturin turns on).
+//!
+//! Numerics: every kernel follows the order of floating-point operations written
+//! in the docstrings of `pyfw` and in docs/NUMERICS.md. There is no fused
+//! multiply-add (Rust never contracts `a * b + c` on its own, and `mul_add` is
+//! never called), no reassociation, and loops are vectorised only across
+//! independent outputs, never along a reduction.
+
+pub mod data;
+pub mod error;
+pub mod generator;
+pub mod losses;
+pub mod modules;
+pub mod optim;
 pub mod tensor;
+
+#[cfg(feature = "python")]
+mod bindings;
+
+pub use error::{Error, Result};
+pub use generator::Generator;
+pub use tensor::{Shape, Tensor};

@@ -1,1 +1,291 @@
+//! The tensor type: a 1-D or 2-D array of float64 in one row-major buffer.
+//!
+//! Mirrors `pyfw/tensor.py`. A 2-D tensor of shape `(r, c)` holds `r * c`
+//! values; a 1-D tensor of shape `(n,)` holds `n` values and is walked as a
+//! single row. Tensors are never empty, and tensors built from user data hold
+//! only finite numbers.
 
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// The shape of a tensor: `(n,)` or `(rows, cols)`; never empty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// A 1-D tensor of `n` values.
+    Vector(usize),
+    /// A 2-D tensor of `rows` rows of `cols` values.
+    Matrix(usize, usize),
+}
+
+impl Shape {
+    /// The size of the first dimension (what `len()` gives).
+    pub fn len(&self) -> usize {
+        match *self {
+            Shape::Vector(n) => n,
+            Shape::Matrix(r, _) => r,
+        }
+    }
+
+    /// Always false: shapes are never empty (kept for clippy's `len_without_is_empty`).
+    pub fn is_empty(&self) -> bool {
+        self.numel() == 0
+    }
+
+    /// The number of storage rows: 1 for a 1-D tensor.
+    pub fn rows(&self) -> usize {
+        match *self {
+            Shape::Vector(_) => 1,
+            Shape::Matrix(r, _) => r,
+        }
+    }
+
+    /// The length of a storage row.
+    pub fn cols(&self) -> usize {
+        match *self {
+            Shape::Vector(n) => n,
+            Shape::Matrix(_, c) => c,
+        }
+    }
+
+    /// The number of elements.
+    pub fn numel(&self) -> usize {
+        self.rows() * self.cols()
+    }
+
+    /// 1 or 2.
+    pub fn ndim(&self) -> usize {
+        match self {
+            Shape::Vector(_) => 1,
+            Shape::Matrix(..) => 2,
+        }
+    }
+}
+
+impl fmt::Display for Shape {
+    /// As Python prints the tuple: `(2, 3)` or `(4,)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Shape::Vector(n) => write!(f, "({n},)"),
+            Shape::Matrix(r, c) => write!(f, "({r}, {c})"),
+        }
+    }
+}
+
+/// A 1-D or 2-D float64 array.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor {
+    shape: Shape,
+    data: Vec<f64>,
+}
+
+impl Tensor {
+    /// Adopt `data` for `shape`; the lengths must agree and the shape must be non-empty.
+    pub fn new(shape: Shape, data: Vec<f64>) -> Result<Tensor> {
+        if shape.numel() == 0 {
+            return Err(Error::Value(format!(
+                "tensor: shape {shape} is empty; tensors need at least one element"
+            )));
+        }
+        if data.len() != shape.numel() {
+            return Err(Error::Value(format!(
+                "tensor: {} values do not fill shape {shape}",
+                data.len()
+            )));
+        }
+        Ok(Tensor { shape, data })
+    }
+
+    /// A 2-D tensor from rectangular rows of finite numbers (the checks of `pyfw.tensor`).
+    pub fn from_rows(rows: &[Vec<f64>]) -> Result<Tensor> {
+        let who = "tensor";
+        if rows.is_empty() {
+            return Err(Error::Value(format!(
+                "{who}: empty data; tensors need at least one element"
+            )));
+        }
+        let width = rows[0].len();
+        let mut data = Vec::with_capacity(rows.len() * width);
+        for (r, row) in rows.iter().enumerate() {
+            if row.len() != width {
+                return Err(Error::Value(format!(
+                    "{who}: ragged nested list: row {r} has {} items, row 0 has {width}",
+                    row.len()
+                )));
+            }
+            for &v in row {
+                data.push(check_finite(v, who)?);
+            }
+        }
+        if width == 0 {
+            return Err(Error::Value(format!(
+                "{who}: rows are empty; tensors need at least one element"
+            )));
+        }
+        Tensor::new(Shape::Matrix(rows.len(), width), data)
+    }
+
+    /// A 1-D tensor from finite numbers.
+    pub fn from_vec(values: Vec<f64>) -> Result<Tensor> {
+        for &v in &values {
+            check_finite(v, "tensor")?;
+        }
+        if values.is_empty() {
+            return Err(Error::Value(
+                "tensor: empty data; tensors need at least one element".into(),
+            ));
+        }
+        Tensor::new(Shape::Vector(values.len()), values)
+    }
+
+    /// Zeros of `shape`.
+    pub fn zeros(shape: Shape) -> Result<Tensor> {
+        let data = crate::error::try_zeros(shape.numel(), "tensor")?;
+        Tensor::new(shape, data)
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    /// The values in row-major order.
+    pub fn data(&self) -> &[f64] {
+        &self.data
+    }
+
+    /// The values in row-major order, for in-place updates.
+    pub fn data_mut(&mut self) -> &mut [f64] {
+        &mut self.data
+    }
+
+    /// The buffer, consuming the tensor.
+    pub fn into_data(self) -> Vec<f64> {
+        self.data
+    }
+
+    /// Storage row `r` (row 0 of a 1-D tensor is all of it).
+    pub fn row(&self, r: usize) -> &[f64] {
+        let c = self.shape.cols();
+        &self.data[r * c..(r + 1) * c]
+    }
+
+    /// The nested rows, as `tolist()` gives them.
+    pub fn to_rows(&self) -> Vec<Vec<f64>> {
+        (0..self.shape.rows()).map(|r| self.row(r).to_vec()).collect()
+    }
+
+    /// Items of the first dimension at the already-normalised indices `idx`:
+    /// rows of a 2-D tensor, values of a 1-D tensor. The shape stays 2-D or 1-D.
+    pub fn select(&self, idx: &[usize]) -> Result<Tensor> {
+        let n = self.shape.len();
+        if idx.is_empty() {
+            return Err(Error::Value(format!(
+                "Tensor: index selects no rows from shape {}; empty tensors are not supported",
+                self.shape
+            )));
+        }
+        if let Some(&bad) = idx.iter().find(|&&i| i >= n) {
+            return Err(Error::Index(format!(
+                "Tensor: index {bad} is out of range for size {n}"
+            )));
+        }
+        match self.shape {
+            Shape::Vector(_) => {
+                let data = idx.iter().map(|&i| self.data[i]).collect();
+                Tensor::new(Shape::Vector(idx.len()), data)
+            }
+            Shape::Matrix(_, c) => {
+                let mut data = Vec::with_capacity(idx.len() * c);
+                for &i in idx {
+                    data.extend_from_slice(&self.data[i * c..(i + 1) * c]);
+                }
+                Tensor::new(Shape::Matrix(idx.len(), c), data)
+            }
+        }
+    }
+}
+
+/// `i` as an index into a dimension of size `n`, Python style (negative counts from the end).
+pub fn normalize_index(i: i64, n: usize) -> Result<usize> {
+    let ni = n as i128;
+    let ii = i as i128;
+    if ii < -ni || ii >= ni {
+        return Err(Error::Index(format!(
+            "Tensor: index {i} is out of range for size {n}"
+        )));
+    }
+    Ok(if ii < 0 { (ii + ni) as usize } else { ii as usize })
+}
+
+/// `v` if finite, else the `ValueError` of `pyfw.tensor`.
+pub fn check_finite(v: f64, who: &str) -> Result<f64> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(Error::Value(format!(
+            "{who}: expected finite numbers, got {}",
+            py_float_repr(v)
+        )))
+    }
+}
+
+/// Python's repr of the non-finite floats, and Rust's formatting otherwise.
+pub fn py_float_repr(v: f64) -> String {
+    if v.is_nan() {
+        "nan".into()
+    } else if v == f64::INFINITY {
+        "inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-inf".into()
+    } else {
+        format!("{v:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_print_like_python_tuples() {
+        assert_eq!(Shape::Matrix(2, 3).to_string(), "(2, 3)");
+        assert_eq!(Shape::Vector(4).to_string(), "(4,)");
+        assert_eq!(Shape::Matrix(2, 3).numel(), 6);
+        assert_eq!(Shape::Vector(4).rows(), 1);
+    }
+
+    #[test]
+    fn from_rows_checks_like_pyfw() {
+        let t = Tensor::from_rows(&[vec![1.0, 2.0], vec![3.0, 4.0]]).unwrap();
+        assert_eq!(t.shape(), Shape::Matrix(2, 2));
+        assert_eq!(t.to_rows(), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        assert!(matches!(Tensor::from_rows(&[]), Err(Error::Value(_))));
+        assert!(matches!(Tensor::from_rows(&[vec![1.0], vec![]]), Err(Error::Value(_))));
+        assert!(matches!(Tensor::from_rows(&[vec![], vec![]]), Err(Error::Value(_))));
+        assert!(matches!(Tensor::from_rows(&[vec![f64::NAN]]), Err(Error::Value(_))));
+        assert!(matches!(Tensor::from_vec(vec![f64::INFINITY]), Err(Error::Value(_))));
+        assert!(matches!(Tensor::from_vec(vec![]), Err(Error::Value(_))));
+        assert!(matches!(Tensor::new(Shape::Vector(2), vec![1.0]), Err(Error::Value(_))));
+    }
+
+    #[test]
+    fn select_gathers_rows_and_values() {
+        let t = Tensor::from_rows(&[vec![1.0, 2.0], vec![3.0, 4.0], vec![5.0, 6.0]]).unwrap();
+        let s = t.select(&[2, 0, 2]).unwrap();
+        assert_eq!(s.to_rows(), vec![vec![5.0, 6.0], vec![1.0, 2.0], vec![5.0, 6.0]]);
+        let v = Tensor::from_vec(vec![1.0, 2.0, 3.0]).unwrap();
+        assert_eq!(v.select(&[1]).unwrap().data(), &[2.0]);
+        assert!(matches!(t.select(&[]), Err(Error::Value(_))));
+        assert!(matches!(t.select(&[3]), Err(Error::Index(_))));
+    }
+
+    #[test]
+    fn python_style_indices() {
+        assert_eq!(normalize_index(-1, 3).unwrap(), 2);
+        assert_eq!(normalize_index(0, 3).unwrap(), 0);
+        assert!(matches!(normalize_index(3, 3), Err(Error::Index(_))));
+        assert!(matches!(normalize_index(-4, 3), Err(Error::Index(_))));
+        assert!(matches!(normalize_index(i64::MIN, 3), Err(Error::Index(_))));
+    }
+}

@@ -1,0 +1,166 @@
+//! Binding of `Generator`, `default_generator`, `manual_seed` and `randperm` (see `pyfw/generator.py`).
+
+use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyInt, PyList};
+
+use super::{type_name, IntoPyResult};
+use crate::generator::{Generator, DEFAULT_SEED};
+
+/// A SplitMix64 random number generator, bit-identical to `pyfw.Generator`.
+#[pyclass(module = "pyfw_rs", name = "Generator")]
+pub struct PyGenerator {
+    pub(crate) g: Generator,
+}
+
+fn check_seed(seed: &Bound<'_, PyAny>) -> PyResult<u64> {
+    if seed.is_instance_of::<PyBool>() || !seed.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "Generator: seed must be an int, got {}",
+            type_name(seed)
+        )));
+    }
+    if let Ok(v) = seed.extract::<i64>() {
+        return Ok(v as u64); // two's complement: seed mod 2**64
+    }
+    seed.bitand(u64::MAX)?.extract::<u64>()
+}
+
+/// `n` checked as `pyfw.generator._check_count`: an int (TypeError), positive (ValueError).
+fn check_count(n: &Bound<'_, PyAny>, who: &str) -> PyResult<u128> {
+    if n.is_instance_of::<PyBool>() || !n.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "{who}: n must be an int, got {}",
+            type_name(n)
+        )));
+    }
+    if n.le(0)? {
+        return Err(PyValueError::new_err(format!(
+            "{who}: n must be positive, got {}",
+            n.str()?
+        )));
+    }
+    n.extract::<u128>()
+        .map_err(|_| PyValueError::new_err(format!("{who}: n = {} is too large", n.str().map(|s| s.to_string()).unwrap_or_default())))
+}
+
+/// `n` as a count of items to allocate.
+pub(crate) fn check_len(n: &Bound<'_, PyAny>, who: &str) -> PyResult<usize> {
+    let n = check_count(n, who)?;
+    usize::try_from(n).map_err(|_| PyMemoryError::new_err(format!("{who}: n = {n} is too large")))
+}
+
+static DEFAULT: PyOnceLock<Py<PyGenerator>> = PyOnceLock::new();
+
+/// The default generator of the module.
+pub(crate) fn default_generator(py: Python<'_>) -> PyResult<&Bound<'_, PyGenerator>> {
+    DEFAULT
+        .get_or_try_init(py, || {
+            Py::new(
+                py,
+                PyGenerator {
+                    g: Generator::new(DEFAULT_SEED),
+                },
+            )
+        })
+        .map(|g| g.bind(py))
+}
+
+/// `generator` if it is a Generator, the default one for None, else a TypeError.
+pub(crate) fn resolve<'a, 'py>(
+    py: Python<'py>,
+    generator: Option<&'a Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyGenerator>> {
+    match generator {
+        None => Ok(default_generator(py)?.clone()),
+        Some(g) if g.is_none() => Ok(default_generator(py)?.clone()),
+        Some(g) => g.cast::<PyGenerator>().cloned().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "generator must be a pyfw_rs.Generator, got {}",
+                type_name(g)
+            ))
+        }),
+    }
+}
+
+#[pymethods]
+impl PyGenerator {
+    #[new]
+    #[pyo3(signature = (seed = None))]
+    fn new(seed: Option<&Bound<'_, PyAny>>) -> PyResult<PyGenerator> {
+        let seed = match seed {
+            None => DEFAULT_SEED,
+            Some(s) => check_seed(s)?,
+        };
+        Ok(PyGenerator {
+            g: Generator::new(seed),
+        })
+    }
+
+    /// Reset the state to `seed`; returns the generator, as in torch.
+    fn manual_seed<'py>(slf: &Bound<'py, Self>, seed: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
+        let s = check_seed(seed)?;
+        slf.try_borrow_mut()?.g.manual_seed(s);
+        Ok(slf.clone())
+    }
+
+    /// The seed last given (reduced modulo 2**64).
+    fn initial_seed(&self) -> u64 {
+        self.g.initial_seed()
+    }
+
+    /// The next raw 64-bit output.
+    fn next_u64(&mut self) -> u64 {
+        self.g.next_u64()
+    }
+
+    /// A float uniform in [0, 1) with 53 random bits.
+    fn random(&mut self) -> f64 {
+        self.g.random()
+    }
+
+    /// `low + (high - low) * random()`.
+    fn uniform(&mut self, low: f64, high: f64) -> f64 {
+        self.g.uniform(low, high)
+    }
+
+    /// An unbiased integer in [0, n), by rejection sampling.
+    fn randbelow(&mut self, n: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let n = check_count(n, "Generator.randbelow")?;
+        self.g.randbelow(n).py()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Generator(seed={})", self.g.initial_seed())
+    }
+}
+
+/// Seed the default generator; returns it, as `torch.manual_seed` does.
+#[pyfunction]
+fn manual_seed<'py>(py: Python<'py>, seed: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyGenerator>> {
+    let g = default_generator(py)?;
+    PyGenerator::manual_seed(g, seed)
+}
+
+/// A random permutation of `range(n)` as a list of ints (Fisher-Yates, from the end).
+#[pyfunction]
+#[pyo3(signature = (n, generator = None))]
+fn randperm<'py>(
+    py: Python<'py>,
+    n: &Bound<'py, PyAny>,
+    generator: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let n = check_len(n, "randperm")?;
+    let g = resolve(py, generator)?;
+    let perm = g.try_borrow_mut()?.g.randperm(n).py()?;
+    PyList::new(py, perm)
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyGenerator>()?;
+    m.add("default_generator", default_generator(m.py())?)?;
+    m.add_function(wrap_pyfunction!(manual_seed, m)?)?;
+    m.add_function(wrap_pyfunction!(randperm, m)?)?;
+    Ok(())
+}

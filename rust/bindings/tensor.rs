@@ -1,0 +1,283 @@
+//! Binding of `Tensor` and `tensor()` (see `pyfw/tensor.py`).
+
+use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyFloat, PyList, PySlice, PyTuple};
+
+use super::{is_integral, is_real, is_seq, type_name, IntoPyResult};
+use crate::tensor::{check_finite, normalize_index, py_float_repr, Shape, Tensor};
+
+/// A 1-D or 2-D float64 array. Build one with `tensor()`.
+#[pyclass(module = "pyfw_rs", name = "Tensor")]
+pub struct PyTensor {
+    pub(crate) t: Tensor,
+}
+
+impl PyTensor {
+    /// Wrap a buffer whose length the caller has matched to `shape`.
+    pub(crate) fn wrap(shape: Shape, data: Vec<f64>) -> PyResult<PyTensor> {
+        Ok(PyTensor {
+            t: Tensor::new(shape, data).py()?,
+        })
+    }
+}
+
+/// A number of a nested list, checked as `pyfw.tensor._number`.
+fn number(v: &Bound<'_, PyAny>, who: &str) -> PyResult<f64> {
+    let f = if let Ok(f) = v.cast::<PyFloat>() {
+        f.value()
+    } else if is_seq(v) {
+        return Err(PyValueError::new_err(format!(
+            "{who}: ragged or deeper than 2-D nested list"
+        )));
+    } else if is_real(v)? {
+        v.extract::<f64>()?
+    } else {
+        return Err(PyTypeError::new_err(format!(
+            "{who}: expected real numbers, got {} {}",
+            type_name(v),
+            v.repr()?
+        )));
+    };
+    if !f.is_finite() {
+        return Err(PyValueError::new_err(format!(
+            "{who}: expected finite numbers, got {}",
+            py_float_repr(f)
+        )));
+    }
+    Ok(f)
+}
+
+/// The items of a list or tuple.
+fn items<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    if let Ok(l) = obj.cast::<PyList>() {
+        Ok(l.iter().collect())
+    } else {
+        Ok(obj.cast::<PyTuple>()?.iter().collect())
+    }
+}
+
+/// Check `data` and return a fresh tensor (`pyfw.tensor._parse`); errors name `who`.
+pub(crate) fn parse(data: &Bound<'_, PyAny>, who: &str) -> PyResult<Tensor> {
+    if let Ok(t) = data.cast::<PyTensor>() {
+        return Ok(t.try_borrow()?.t.clone());
+    }
+    let converted;
+    let mut data = data;
+    if !is_seq(data) && data.hasattr("tolist")? && data.hasattr("shape")? {
+        converted = data.call_method0("tolist")?; // a tensor of the other backend, or an array
+        data = &converted;
+    }
+    if !is_seq(data) {
+        return Err(PyTypeError::new_err(format!(
+            "{who}: expected a nested list of numbers, got {}",
+            type_name(data)
+        )));
+    }
+    let rows = items(data)?;
+    if rows.is_empty() {
+        return Err(PyValueError::new_err(format!(
+            "{who}: empty data; tensors need at least one element"
+        )));
+    }
+    if is_seq(&rows[0]) {
+        let width = rows[0].len()?;
+        let mut values = Vec::with_capacity(rows.len() * width);
+        for (r, row) in rows.iter().enumerate() {
+            if !is_seq(row) {
+                return Err(PyValueError::new_err(format!(
+                    "{who}: ragged nested list: row {r} is a {}, row 0 is a list",
+                    type_name(row)
+                )));
+            }
+            let row = items(row)?;
+            if row.len() != width {
+                return Err(PyValueError::new_err(format!(
+                    "{who}: ragged nested list: row {r} has {} items, row 0 has {width}",
+                    row.len()
+                )));
+            }
+            for v in &row {
+                values.push(number(v, who)?);
+            }
+        }
+        if width == 0 {
+            return Err(PyValueError::new_err(format!(
+                "{who}: rows are empty; tensors need at least one element"
+            )));
+        }
+        return Tensor::new(Shape::Matrix(rows.len(), width), values).py();
+    }
+    let mut values = Vec::with_capacity(rows.len());
+    for v in &rows {
+        values.push(number(v, who)?);
+    }
+    Tensor::new(Shape::Vector(values.len()), values).py()
+}
+
+/// The values and shape of `obj`: copied from a native tensor, else parsed.
+pub(crate) fn tensor_data(obj: &Bound<'_, PyAny>, who: &str) -> PyResult<(Vec<f64>, Shape)> {
+    if let Ok(t) = obj.cast::<PyTensor>() {
+        let t = t.try_borrow()?;
+        return Ok((t.t.data().to_vec(), t.t.shape()));
+    }
+    let t = parse(obj, who)?;
+    let shape = t.shape();
+    Ok((t.into_data(), shape))
+}
+
+fn index_of(item: &Bound<'_, PyAny>, n: usize) -> PyResult<usize> {
+    if !is_integral(item)? {
+        return Err(PyTypeError::new_err(format!(
+            "Tensor: indices must be ints, got {}",
+            type_name(item)
+        )));
+    }
+    match item.extract::<i64>() {
+        Ok(i) => normalize_index(i, n).py(),
+        Err(_) => Err(PyIndexError::new_err(format!(
+            "Tensor: index {} is out of range for size {n}",
+            item.str()?
+        ))),
+    }
+}
+
+fn list_of_floats<'py>(py: Python<'py>, values: &[f64]) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(py, values.iter().map(|&v| PyFloat::new(py, v)))
+}
+
+#[pymethods]
+impl PyTensor {
+    #[new]
+    fn new(data: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        Ok(PyTensor {
+            t: parse(data, "tensor")?,
+        })
+    }
+
+    /// The shape: `(rows, cols)` or `(n,)`.
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        match self.t.shape() {
+            Shape::Vector(n) => PyTuple::new(py, [n]),
+            Shape::Matrix(r, c) => PyTuple::new(py, [r, c]),
+        }
+    }
+
+    /// The number of dimensions, 1 or 2.
+    #[getter]
+    fn ndim(&self) -> usize {
+        self.t.shape().ndim()
+    }
+
+    /// The number of dimensions, 1 or 2 (as `torch.Tensor.dim`).
+    fn dim(&self) -> usize {
+        self.t.shape().ndim()
+    }
+
+    /// The number of elements.
+    fn numel(&self) -> usize {
+        self.t.shape().numel()
+    }
+
+    /// A fresh nested list of Python floats (flat for a 1-D tensor).
+    fn tolist<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        match self.t.shape() {
+            Shape::Vector(_) => list_of_floats(py, self.t.data()),
+            Shape::Matrix(r, _) => {
+                let rows = (0..r)
+                    .map(|i| list_of_floats(py, self.t.row(i)))
+                    .collect::<PyResult<Vec<_>>>()?;
+                PyList::new(py, rows)
+            }
+        }
+    }
+
+    /// A copy that shares no storage with this tensor.
+    fn clone(&self) -> PyTensor {
+        PyTensor { t: self.t.clone() }
+    }
+
+    fn __len__(&self) -> usize {
+        self.t.shape().len()
+    }
+
+    /// Index the first dimension by an int, a slice, or a list of ints.
+    ///
+    /// On a 2-D tensor an int gives a 1-D row and a slice or list gives a 2-D
+    /// tensor of those rows. On a 1-D tensor an int gives a float and a slice
+    /// or list gives a 1-D tensor.
+    fn __getitem__<'py>(&self, index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let py = index.py();
+        let n = self.t.shape().len();
+        let picked = if let Ok(s) = index.cast::<PySlice>() {
+            let ind = s.indices(n as isize)?;
+            let mut idx = Vec::with_capacity(ind.slicelength);
+            let mut i = ind.start;
+            for _ in 0..ind.slicelength {
+                idx.push(i as usize);
+                i += ind.step;
+            }
+            idx
+        } else if let Ok(l) = index.cast::<PyList>() {
+            let mut idx = Vec::with_capacity(l.len());
+            for item in l.iter() {
+                idx.push(index_of(&item, n)?);
+            }
+            idx
+        } else if is_integral(index)? {
+            let i = index_of(index, n)?;
+            return match self.t.shape() {
+                Shape::Vector(_) => Ok(PyFloat::new(py, self.t.data()[i]).into_any()),
+                Shape::Matrix(_, c) => {
+                    let row = PyTensor::wrap(Shape::Vector(c), self.t.row(i).to_vec())?;
+                    Ok(Bound::new(py, row)?.into_any())
+                }
+            };
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "Tensor: indices must be ints, slices or lists of ints, got {}",
+                type_name(index)
+            )));
+        };
+        let t = self.t.select(&picked).py()?;
+        Ok(Bound::new(py, PyTensor { t })?.into_any())
+    }
+
+    fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let me = slf.try_borrow()?;
+        let list = PyList::empty(py);
+        for i in 0..me.t.shape().len() {
+            list.append(me.__getitem__(&i.into_pyobject(py)?.into_any())?)?;
+        }
+        Ok(list.try_iter()?.into_any())
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!("tensor({})", self.tolist(py)?.repr()?))
+    }
+}
+
+/// Build a float64 tensor from a rectangular nested list (1-D or 2-D) or a tensor.
+///
+/// Raises `TypeError` for non-numbers and `ValueError` for ragged, empty,
+/// deeper-than-2-D or non-finite data.
+#[pyfunction]
+fn tensor(data: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+    Ok(PyTensor {
+        t: parse(data, "tensor")?,
+    })
+}
+
+/// Finite check used by other bindings.
+#[allow(dead_code)]
+pub(crate) fn finite(v: f64, who: &str) -> PyResult<f64> {
+    check_finite(v, who).py()
+}
+
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyTensor>()?;
+    m.add_function(wrap_pyfunction!(tensor, m)?)?;
+    Ok(())
+}

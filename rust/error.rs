@@ -1,0 +1,61 @@
+//! The error type of the kernels. Each variant maps to one Python exception
+//! type in the binding layer, the same type that `pyfw` raises for the same input.
+
+use std::fmt;
+
+/// A kernel error; the message names the module and the shapes, as in `pyfw`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Python `TypeError`: a value of the wrong kind.
+    Type(String),
+    /// Python `ValueError`: a wrong shape, a ragged list, a non-finite number.
+    Value(String),
+    /// Python `RuntimeError`: e.g. `backward` before `forward`.
+    Runtime(String),
+    /// Python `IndexError`: an index out of range.
+    Index(String),
+    /// Python `MemoryError`: a size too large to allocate.
+    Memory(String),
+}
+
+/// The result type of the kernels.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// The message, without the kind.
+    pub fn message(&self) -> &str {
+        match self {
+            Error::Type(m) | Error::Value(m) | Error::Runtime(m) | Error::Index(m) | Error::Memory(m) => m,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self {
+            Error::Type(_) => "TypeError",
+            Error::Value(_) => "ValueError",
+            Error::Runtime(_) => "RuntimeError",
+            Error::Index(_) => "IndexError",
+            Error::Memory(_) => "MemoryError",
+        };
+        write!(f, "{kind}: {}", self.message())
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A vector of `n` zeros, or `Error::Memory` instead of an abort when `n` is too large.
+pub fn try_zeros(n: usize, who: &str) -> Result<Vec<f64>> {
+    let mut v: Vec<f64> = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::Memory(format!("{who}: cannot allocate {n} elements")))?;
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
+/// `a * b`, or `Error::Memory` when the product overflows `usize`.
+pub fn checked_size(a: usize, b: usize, who: &str) -> Result<usize> {
+    a.checked_mul(b)
+        .ok_or_else(|| Error::Memory(format!("{who}: size {a} x {b} is too large")))
+}

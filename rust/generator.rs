@@ -1,0 +1,210 @@
+//! The pseudo-random generator shared bit for bit with `pyfw/generator.py`: SplitMix64.
+//!
+//! ```text
+//! s = s + 0x9E3779B97F4A7C15                       (mod 2**64)
+//! z = (s ^ (s >> 30)) * 0xBF58476D1CE4E5B9         (mod 2**64)
+//! z = (z ^ (z >> 27)) * 0x94D049BB133111EB         (mod 2**64)
+//! next_u64 = z ^ (z >> 31)
+//! ```
+//!
+//! `random() = (next_u64 >> 11) * 2**-53`; `uniform(lo, hi) = lo + (hi - lo) * random()`;
+//! `randbelow(n)` rejects draws `>= 2**64 - (2**64 mod n)` and returns `r mod n`;
+//! `randperm(n)` is Fisher-Yates from the end with `j = randbelow(i + 1)`.
+
+use crate::error::{Error, Result};
+
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+const MIX1: u64 = 0xBF58_476D_1CE4_E5B9;
+const MIX2: u64 = 0x94D0_49BB_1331_11EB;
+const TWO_M53: f64 = 1.0 / 9_007_199_254_740_992.0; // 2**-53, exact
+
+/// The default seed of `Generator()` and of the default generator.
+pub const DEFAULT_SEED: u64 = 0;
+
+/// A SplitMix64 generator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generator {
+    seed: u64,
+    state: u64,
+}
+
+impl Default for Generator {
+    fn default() -> Self {
+        Generator::new(DEFAULT_SEED)
+    }
+}
+
+impl Generator {
+    /// A generator seeded with `seed` (already reduced modulo 2**64).
+    pub fn new(seed: u64) -> Generator {
+        Generator { seed, state: seed }
+    }
+
+    /// Reset the state to `seed`.
+    pub fn manual_seed(&mut self, seed: u64) {
+        self.seed = seed;
+        self.state = seed;
+    }
+
+    /// The seed last given.
+    pub fn initial_seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The next raw 64-bit output.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(GOLDEN);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(MIX1);
+        z = (z ^ (z >> 27)).wrapping_mul(MIX2);
+        z ^ (z >> 31)
+    }
+
+    /// A float uniform in [0, 1) with 53 random bits.
+    pub fn random(&mut self) -> f64 {
+        ((self.next_u64() >> 11) as f64) * TWO_M53
+    }
+
+    /// `low + (high - low) * random()`.
+    pub fn uniform(&mut self, low: f64, high: f64) -> f64 {
+        low + (high - low) * self.random()
+    }
+
+    /// An unbiased integer in [0, n) for `1 <= n <= 2**64`, by rejection.
+    pub fn randbelow(&mut self, n: u128) -> Result<u64> {
+        if n == 0 {
+            return Err(Error::Value(
+                "Generator.randbelow: n must be positive, got 0".into(),
+            ));
+        }
+        if n > 1u128 << 64 {
+            return Err(Error::Value(format!(
+                "Generator.randbelow: n must be at most 2**64, got {n}"
+            )));
+        }
+        if n == 1u128 << 64 {
+            return Ok(self.next_u64());
+        }
+        Ok(self.below(n as u64))
+    }
+
+    /// `randbelow` for `1 <= n < 2**64`: accept `r < 2**64 - rem`, i.e. `r <= u64::MAX - rem`.
+    fn below(&mut self, n: u64) -> u64 {
+        let rem = (u64::MAX % n).wrapping_add(1) % n; // 2**64 mod n
+        let max_ok = u64::MAX - rem;
+        loop {
+            let r = self.next_u64();
+            if r <= max_ok {
+                return r % n;
+            }
+        }
+    }
+
+    /// A random permutation of `0..n` (Fisher-Yates, from the end).
+    pub fn randperm(&mut self, n: usize) -> Result<Vec<usize>> {
+        if n == 0 {
+            return Err(Error::Value("randperm: n must be positive, got 0".into()));
+        }
+        let mut perm: Vec<usize> = Vec::new();
+        perm.try_reserve_exact(n)
+            .map_err(|_| Error::Memory(format!("randperm: cannot allocate {n} elements")))?;
+        perm.extend(0..n);
+        for i in (1..n).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            perm.swap(i, j);
+        }
+        Ok(perm)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SplitMix64 reference outputs for seed 0 and seed 1234567 (Vigna's splitmix64.c).
+    #[test]
+    fn splitmix64_test_vectors() {
+        let mut g = Generator::new(0);
+        let expect0 = [
+            0xE220_A839_7B1D_CDAFu64,
+            0x6E78_9E6A_A1B9_65F4,
+            0x06C4_5D18_8009_454F,
+            0xF88B_B8A8_724C_81EC,
+            0x1B39_896A_51A8_749B,
+        ];
+        for &e in &expect0 {
+            assert_eq!(g.next_u64(), e);
+        }
+        let mut g = Generator::new(1_234_567);
+        let expect1 = [
+            6_457_827_717_110_365_317u64,
+            3_203_168_211_198_807_973,
+            9_817_491_932_198_370_423,
+            4_593_380_528_125_082_431,
+            16_408_922_859_458_223_821,
+        ];
+        for &e in &expect1 {
+            assert_eq!(g.next_u64(), e);
+        }
+    }
+
+    #[test]
+    fn seeding_and_draws() {
+        let mut g = Generator::new(7);
+        let a: Vec<u64> = (0..4).map(|_| g.next_u64()).collect();
+        g.manual_seed(7);
+        let b: Vec<u64> = (0..4).map(|_| g.next_u64()).collect();
+        assert_eq!(a, b);
+        assert_eq!(g.initial_seed(), 7);
+        let mut g = Generator::new(0);
+        let r = g.random();
+        assert_eq!(r, ((0xE220_A839_7B1D_CDAFu64 >> 11) as f64) * TWO_M53);
+        for _ in 0..1000 {
+            let r = g.random();
+            assert!((0.0..1.0).contains(&r));
+            let u = g.uniform(-2.0, 3.0);
+            assert!((-2.0..3.0).contains(&u));
+        }
+    }
+
+    #[test]
+    fn randbelow_bounds_and_errors() {
+        let mut g = Generator::new(3);
+        for n in 1..50u128 {
+            assert!((g.randbelow(n).unwrap() as u128) < n);
+        }
+        let mut h = Generator::new(3);
+        let raw = h.next_u64();
+        let mut g = Generator::new(3);
+        assert_eq!(g.randbelow(1u128 << 64).unwrap(), raw);
+        assert!(matches!(g.randbelow(0), Err(Error::Value(_))));
+        assert!(matches!(g.randbelow((1u128 << 64) + 1), Err(Error::Value(_))));
+    }
+
+    #[test]
+    fn randbelow_rejects_like_the_formula() {
+        // n = 3 * 2**62: 2**64 mod n = 2**62, so draws >= 2**64 - 2**62 are rejected.
+        let n: u128 = 3 << 62;
+        let mut g = Generator::new(11);
+        let mut h = Generator::new(11);
+        for _ in 0..200 {
+            let got = g.randbelow(n).unwrap();
+            let limit: u128 = (1u128 << 64) - ((1u128 << 64) % n);
+            let mut r = h.next_u64() as u128;
+            while r >= limit {
+                r = h.next_u64() as u128;
+            }
+            assert_eq!(got as u128, r % n);
+        }
+    }
+
+    #[test]
+    fn randperm_is_a_permutation() {
+        let mut g = Generator::new(5);
+        let mut p = g.randperm(100).unwrap();
+        p.sort_unstable();
+        assert_eq!(p, (0..100).collect::<Vec<_>>());
+        assert_eq!(g.randperm(1).unwrap(), vec![0]);
+        assert!(matches!(g.randperm(0), Err(Error::Value(_))));
+    }
+}

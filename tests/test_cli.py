@@ -1,0 +1,129 @@
+"""``python -m pyfw train`` as a subprocess from the repository root, with a clean
+environment and no site-packages: the bare-checkout promise, the JSON report,
+the saved state dict, and argument validation."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pyfw
+from pyfw import cli, io
+
+REPO = Path(__file__).resolve().parent.parent
+SEED_KEYS = ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias", "6.weight", "6.bias"]
+JSON_KEYS = {"train_error", "test_error", "final_loss", "seconds", "epochs", "batch_size", "lr", "seed", "backend"}
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -S -m pyfw ...`` from the repo root with only PATH in the environment."""
+    return subprocess.run([sys.executable, "-S", "-m", "pyfw", *args], cwd=str(REPO),
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_train_writes_json_and_state_dict(tmp_path: Path) -> None:
+    out, saved = tmp_path / "metrics.json", tmp_path / "model.json"
+    p = run_cli("train", "--epochs", "2", "--n-train", "50", "--n-test", "50",
+                "--json", str(out), "--save", str(saved))
+    assert p.returncode == 0, p.stderr
+    res = json.loads(out.read_text(encoding="utf-8"))
+    assert JSON_KEYS <= set(res)
+    for key in ("train_error", "test_error"):
+        assert isinstance(res[key], float) and 0.0 <= res[key] <= 1.0
+        assert round(res[key] * 50) == res[key] * 50  # a fraction of 50 points
+    assert isinstance(res["final_loss"], float) and math.isfinite(res["final_loss"]) and res["final_loss"] > 0
+    assert isinstance(res["seconds"], (int, float)) and res["seconds"] >= 0
+    assert (res["epochs"], res["batch_size"], res["lr"], res["seed"], res["backend"]) == (2, 10, 0.1, 0, "py")
+    # the same run in process gives the same numbers, bit for bit
+    ref = cli.run("py", epochs=2, n_train=50, n_test=50)
+    assert res["final_loss"].hex() == ref["final_loss"].hex()
+    assert (res["train_error"], res["test_error"]) == (ref["train_error"], ref["test_error"])
+    # the saved state dict loads into the seed network and equals the trained weights
+    sd = io.load(str(saved))
+    assert list(sd) == SEED_KEYS
+    want = {k: v.tolist() for k, v in ref["model"].state_dict().items()}
+    assert sd == want
+    assert sorted(os.listdir(tmp_path)) == ["metrics.json", "model.json"]
+    # the log: one line per epoch with the loss, then train and test error
+    lines = p.stdout.splitlines()
+    assert sum(1 for ln in lines if ln.lstrip().startswith("epoch") and "loss" in ln) == 2
+    assert "train error" in p.stdout and "test error" in p.stdout
+
+
+def test_options_are_honoured(tmp_path: Path) -> None:
+    out = tmp_path / "m.json"
+    p = run_cli("train", "--epochs", "1", "--n-train", "30", "--n-test", "20", "--batch-size", "7",
+                "--lr", "0.05", "--activation", "tanh", "--seed", "3", "--quiet", "--json", str(out))
+    assert p.returncode == 0, p.stderr
+    res = json.loads(out.read_text(encoding="utf-8"))
+    assert (res["epochs"], res["batch_size"], res["lr"], res["seed"]) == (1, 7, 0.05, 3)
+    assert res.get("activation", "tanh") == "tanh"
+    ref = cli.run("py", epochs=1, batch_size=7, lr=0.05, activation="tanh", seed=3, n_train=30, n_test=20)
+    assert res["final_loss"].hex() == ref["final_loss"].hex()
+    assert not any(ln.lstrip().startswith("epoch") for ln in p.stdout.splitlines()), "--quiet logs no epochs"
+    assert "test error" in p.stdout
+
+
+def test_no_progress_escape_codes_when_not_a_terminal(tmp_path: Path) -> None:
+    p = run_cli("train", "--epochs", "1", "--n-train", "20", "--n-test", "20")
+    assert p.returncode == 0, p.stderr
+    assert "\r" not in p.stdout and "\x1b" not in p.stdout and "\x1b" not in p.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["--epochs", "0"], ["--epochs", "-1"], ["--epochs", "x"], ["--epochs", "1.5"],
+    ["--lr", "-1"], ["--lr", "nan"], ["--lr", "inf"], ["--lr", "abc"],
+    ["--batch-size", "0"], ["--n-train", "0"], ["--n-test", "-5"],
+    ["--activation", "sigmoid"], ["--backend", "cuda"], ["--seed", "x"], ["--bogus"],
+], ids=lambda a: "".join(a).lstrip("-"))
+def test_invalid_arguments_exit_non_zero(tmp_path: Path, args: list) -> None:
+    out = tmp_path / "m.json"
+    p = run_cli("train", "--n-train", "10", "--n-test", "10", *args, "--json", str(out))
+    assert p.returncode != 0
+    assert p.stderr.strip()
+    assert not out.exists()
+
+
+def test_no_command_exits_non_zero() -> None:
+    p = run_cli()
+    assert p.returncode != 0 and "usage" in p.stderr.lower()
+
+
+def test_native_backend_option(tmp_path: Path) -> None:
+    """With pyfw_rs importable the run uses it; without, a clear error and a non-zero exit."""
+    probe = subprocess.run([sys.executable, "-S", "-c", "import pyfw_rs"], cwd=str(REPO),
+                           env={"PATH": os.environ.get("PATH", "")}, capture_output=True)
+    out = tmp_path / "m.json"
+    p = run_cli("train", "--backend", "rs", "--epochs", "1", "--n-train", "20", "--n-test", "20", "--json", str(out))
+    if probe.returncode == 0:
+        assert p.returncode == 0, p.stderr
+        assert json.loads(out.read_text(encoding="utf-8"))["backend"] == "rs"
+    else:
+        assert p.returncode != 0
+        assert "pyfw_rs" in p.stderr and "Traceback" not in p.stderr
+        assert not out.exists()
+
+
+def test_main_in_process(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "m.json"
+    assert cli.main(["train", "--epochs", "1", "--n-train", "20", "--n-test", "20", "--quiet",
+                     "--json", str(out)]) == 0
+    assert JSON_KEYS <= set(json.loads(out.read_text(encoding="utf-8")))
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--epochs", "0"])
+    assert e.value.code != 0
+    capsys.readouterr()
+
+
+def test_run_returns_metrics_and_model() -> None:
+    res = cli.run("py", epochs=1, n_train=20, n_test=20)
+    assert {"train_error", "test_error", "final_loss", "losses", "seconds", "model"} <= set(res)
+    assert isinstance(res["model"], pyfw.Sequential) and len(res["losses"]) == 1
+    assert res["model"].training is False

@@ -1,0 +1,270 @@
+"""The pseudo-random generator: SplitMix64 test vectors and the derived draws.
+
+The vectors below are published test vectors: any reimplementation of the
+generator (``pyfw_rs`` included) must reproduce them exactly. They were checked
+against ``_Ref``, an independent reference written from the algorithm alone,
+and the seed-0 raw outputs are the well-known SplitMix64 values.
+"""
+
+from __future__ import annotations
+
+import random
+from types import ModuleType
+
+import pytest
+
+MASK64 = (1 << 64) - 1
+
+
+class _Ref:
+    """SplitMix64 written from the algorithm, independently of pyfw."""
+
+    def __init__(self, seed: int) -> None:
+        self.s = seed % (1 << 64)
+
+    def next_u64(self) -> int:
+        self.s = (self.s + 0x9E3779B97F4A7C15) & MASK64
+        z = self.s
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        return z ^ (z >> 31)
+
+    def random(self) -> float:
+        return (self.next_u64() >> 11) / 9007199254740992.0  # 2**53
+
+    def randbelow(self, n: int) -> int:
+        limit = (1 << 64) - (1 << 64) % n
+        while True:
+            r = self.next_u64()
+            if r < limit:
+                return r % n
+
+    def randperm(self, n: int) -> list:
+        p = list(range(n))
+        for i in range(n - 1, 0, -1):
+            j = self.randbelow(i + 1)
+            p[i], p[j] = p[j], p[i]
+        return p
+
+
+# ---- published test vectors -------------------------------------------------
+
+#: seed -> first three next_u64 outputs
+U64_VECTORS = {
+    0: [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4, 0x06C45D188009454F, 0xF88BB8A8724C81EC],
+    1: [0x910A2DEC89025CC1, 0xBEEB8DA1658EEC67, 0xF893A2EEFB32555E],
+    42: [0xBDD732262FEB6E95, 0x28EFE333B266F103, 0x47526757130F9F52],
+    0xDEADBEEF: [0x4ADFB90F68C9EB9B, 0xDE586A3141A10922, 0x021FBC2F8E1CFC1D],
+    # a negative seed wraps as two's complement: -1 is 2**64 - 1
+    -1: [0xE4D971771B652C20, 0xE99FF867DBF682C9, 0x382FF84CB27281E9],
+    # a seed of 2**64 or more is reduced modulo 2**64
+    2**64 + 5: [0x63033B0CA389C35A, 0xC097314D939736F8, 0x3B92D3F0106BC147],
+    2**100 + 7: [0x63CBE1E459320DD7, 0x044C3CD7F43C661C, 0xE6984080BAB12A02],
+}
+
+#: seed 0: the first three random() values, as float.hex
+RANDOM_SEED0 = ["0x1.c4415072f63b9p-1", "0x1.b9e279aa86e58p-2", "0x1.b117462002500p-6"]
+
+#: seed 7: randbelow(n) for these n in turn, from one generator
+RANDBELOW_SEED7 = [(1, 0), (2, 0), (3, 0), (10, 3), (1000, 674),
+                   (2**63 + 1, 4601199455465548305), (2**64 - 1, 8632209307422871798)]
+
+#: randperm(n) from a fresh Generator(seed)
+RANDPERM_VECTORS = {
+    (0, 10): [6, 3, 2, 9, 8, 1, 4, 7, 0, 5],
+    (1, 16): [2, 11, 10, 6, 7, 13, 14, 0, 12, 5, 15, 9, 3, 8, 4, 1],
+    (123, 5): [3, 2, 1, 4, 0],
+}
+
+
+# ---- the reference itself ---------------------------------------------------
+
+def test_reference_matches_known_splitmix64_outputs() -> None:
+    r = _Ref(0)
+    assert [r.next_u64() for _ in range(4)] == U64_VECTORS[0]
+
+
+def test_published_values_match_reference() -> None:
+    for seed, want in U64_VECTORS.items():
+        r = _Ref(seed)
+        assert [r.next_u64() for _ in range(len(want))] == want
+    r = _Ref(0)
+    assert [r.random().hex() for _ in range(3)] == RANDOM_SEED0
+    r = _Ref(7)
+    assert [r.randbelow(n) for n, _ in RANDBELOW_SEED7] == [v for _, v in RANDBELOW_SEED7]
+    for (seed, n), want in RANDPERM_VECTORS.items():
+        assert _Ref(seed).randperm(n) == want
+
+
+# ---- the backends -----------------------------------------------------------
+
+@pytest.mark.parametrize("seed", list(U64_VECTORS), ids=lambda s: f"seed{s}")
+def test_next_u64_known_values(fw: ModuleType, seed: int) -> None:
+    g = fw.Generator(seed)
+    want = U64_VECTORS[seed]
+    assert [g.next_u64() for _ in range(len(want))] == want
+
+
+def test_next_u64_matches_reference_on_random_seeds(fw: ModuleType) -> None:
+    rng = random.Random(2024)
+    for _ in range(50):
+        seed = rng.randrange(-(2**70), 2**70)
+        g, r = fw.Generator(seed), _Ref(seed)
+        assert [g.next_u64() for _ in range(5)] == [r.next_u64() for _ in range(5)], seed
+
+
+def test_random_known_values(fw: ModuleType) -> None:
+    g = fw.Generator(0)
+    got = [g.random() for _ in range(3)]
+    assert all(type(v) is float for v in got)
+    assert [v.hex() for v in got] == RANDOM_SEED0
+
+
+def test_random_is_top_53_bits(fw: ModuleType) -> None:
+    g, r = fw.Generator(99), _Ref(99)
+    for _ in range(200):
+        v = g.random()
+        assert 0.0 <= v < 1.0
+        assert v == (r.next_u64() >> 11) * 2.0**-53
+
+
+def test_randbelow_known_values(fw: ModuleType) -> None:
+    g = fw.Generator(7)
+    assert [g.randbelow(n) for n, _ in RANDBELOW_SEED7] == [v for _, v in RANDBELOW_SEED7]
+
+
+def test_randbelow_rejects_the_biased_tail(fw: ModuleType) -> None:
+    """With n = 2**63 + 1 the limit is 2**63 + 1: seed 0's first output (0xe220...) is
+    rejected, the second (0x6e78...) is accepted, and the third is next in line."""
+    g = fw.Generator(0)
+    assert g.randbelow(2**63 + 1) == U64_VECTORS[0][1]
+    assert g.next_u64() == U64_VECTORS[0][2]
+
+
+def test_randbelow_matches_reference(fw: ModuleType) -> None:
+    rng = random.Random(5)
+    g, r = fw.Generator(31337), _Ref(31337)
+    for _ in range(300):
+        n = rng.choice([1, 2, 3, 7, 10, 1000, 2**32 + 1, 3 * 2**62, rng.randrange(1, 2**64)])
+        v = g.randbelow(n)
+        assert v == r.randbelow(n)
+        assert 0 <= v < n
+
+
+def test_uniform(fw: ModuleType) -> None:
+    g, r = fw.Generator(3), _Ref(3)
+    for lo, hi in [(-1.0, 1.0), (0.0, 1.0), (-0.5773502691896258, 0.5773502691896258), (2.0, 5.5)]:
+        assert g.uniform(lo, hi).hex() == (lo + (hi - lo) * r.random()).hex()
+
+
+@pytest.mark.parametrize("key", list(RANDPERM_VECTORS), ids=lambda k: f"seed{k[0]}-n{k[1]}")
+def test_randperm_known_values(fw: ModuleType, key: tuple) -> None:
+    seed, n = key
+    perm = fw.randperm(n, generator=fw.Generator(seed))
+    assert isinstance(perm, list) and all(type(i) is int for i in perm)
+    assert perm == RANDPERM_VECTORS[key]
+
+
+def test_randperm_is_a_permutation_and_matches_reference(fw: ModuleType) -> None:
+    for seed, n in [(0, 1), (1, 2), (2, 3), (9, 100), (10, 1000), (-5, 37)]:
+        perm = fw.randperm(n, generator=fw.Generator(seed))
+        assert sorted(perm) == list(range(n))
+        assert perm == _Ref(seed).randperm(n)
+
+
+def test_randperm_consumes_randbelow_draws(fw: ModuleType) -> None:
+    """randperm(n) draws randbelow(n), randbelow(n-1), ..., randbelow(2), nothing else."""
+    g = fw.Generator(11)
+    fw.randperm(50, generator=g)
+    r = _Ref(11)
+    for i in range(49, 0, -1):
+        r.randbelow(i + 1)
+    assert g.next_u64() == r.next_u64()
+
+
+def test_same_seed_same_stream(fw: ModuleType) -> None:
+    a, b = fw.Generator(2**40 + 3), fw.Generator(2**40 + 3)
+    assert [a.next_u64() for _ in range(20)] == [b.next_u64() for _ in range(20)]
+    assert fw.randperm(30, generator=a) == fw.randperm(30, generator=b)
+    assert [a.random() for _ in range(5)] == [b.random() for _ in range(5)]
+
+
+def test_distinct_seeds_differ(fw: ModuleType) -> None:
+    assert fw.Generator(1).next_u64() != fw.Generator(2).next_u64()
+
+
+def test_negative_and_huge_seeds_wrap(fw: ModuleType) -> None:
+    assert fw.Generator(-1).next_u64() == fw.Generator(2**64 - 1).next_u64()
+    assert fw.Generator(2**64 + 5).next_u64() == fw.Generator(5).next_u64()
+    assert fw.Generator(-(2**64) + 5).next_u64() == fw.Generator(5).next_u64()
+
+
+def test_initial_seed(fw: ModuleType) -> None:
+    assert fw.Generator(5).initial_seed() == 5
+    assert fw.Generator(-1).initial_seed() == 2**64 - 1
+    assert fw.Generator(2**64 + 5).initial_seed() == 5
+
+
+def test_default_seed_is_zero(fw: ModuleType) -> None:
+    assert fw.Generator().next_u64() == U64_VECTORS[0][0]
+
+
+def test_manual_seed_resets_state(fw: ModuleType) -> None:
+    g = fw.Generator(42)
+    first = [g.next_u64() for _ in range(3)]
+    assert first == U64_VECTORS[42]
+    out = g.manual_seed(42)
+    assert out is g
+    assert [g.next_u64() for _ in range(3)] == first
+    g.manual_seed(1)
+    assert [g.next_u64() for _ in range(3)] == U64_VECTORS[1]
+
+
+def test_module_manual_seed_drives_the_default_generator(fw: ModuleType) -> None:
+    fw.manual_seed(0)
+    assert fw.randperm(10) == RANDPERM_VECTORS[(0, 10)]
+    fw.manual_seed(123)
+    assert fw.randperm(5) == RANDPERM_VECTORS[(123, 5)]
+    fw.manual_seed(0)
+    a = fw.randperm(10)
+    b = fw.randperm(10)  # the state moved on
+    assert a == RANDPERM_VECTORS[(0, 10)] and b != a
+    g = fw.manual_seed(42)
+    assert g.next_u64() == U64_VECTORS[42][0]
+
+
+def test_explicit_generator_does_not_touch_default(fw: ModuleType) -> None:
+    fw.manual_seed(0)
+    fw.randperm(100, generator=fw.Generator(9))
+    assert fw.randperm(10) == RANDPERM_VECTORS[(0, 10)]
+
+
+@pytest.mark.parametrize("seed", [1.5, "3", None, True], ids=["float", "str", "none", "bool"])
+def test_bad_seed_type(fw: ModuleType, seed: object) -> None:
+    with pytest.raises(TypeError):
+        fw.Generator(seed)
+    with pytest.raises(TypeError):
+        fw.Generator(0).manual_seed(seed)
+
+
+@pytest.mark.parametrize("n", [0, -1, -100])
+def test_bad_counts(fw: ModuleType, n: int) -> None:
+    with pytest.raises(ValueError):
+        fw.randperm(n, generator=fw.Generator(0))
+    with pytest.raises(ValueError):
+        fw.Generator(0).randbelow(n)
+
+
+@pytest.mark.parametrize("n", [2.0, "3", None, True], ids=["float", "str", "none", "bool"])
+def test_bad_count_types(fw: ModuleType, n: object) -> None:
+    with pytest.raises(TypeError):
+        fw.randperm(n, generator=fw.Generator(0))
+    with pytest.raises(TypeError):
+        fw.Generator(0).randbelow(n)
+
+
+def test_bad_generator_argument(fw: ModuleType) -> None:
+    with pytest.raises(TypeError):
+        fw.randperm(5, generator=random.Random(0))
+    with pytest.raises(TypeError):
+        fw.randperm(5, generator=0)

@@ -1,0 +1,189 @@
+"""pyfw.io: JSON state-dict files, exact round trips, atomic writes, corrupt files."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from pyfw import io
+
+
+def seed_model(fw: ModuleType, seed: int = 0) -> object:
+    g = fw.Generator(seed)
+    return fw.Sequential(fw.Linear(2, 25, generator=g), fw.ReLU(), fw.Linear(25, 25, generator=g), fw.ReLU(),
+                         fw.Linear(25, 25, generator=g), fw.ReLU(), fw.Linear(25, 2, generator=g))
+
+
+def hexes(x: list) -> list:
+    return [[v.hex() for v in r] for r in x] if isinstance(x[0], list) else [v.hex() for v in x]
+
+
+def sd_hex(sd: dict) -> dict:
+    return {k: hexes(v.tolist() if hasattr(v, "tolist") else v) for k, v in sd.items()}
+
+
+def test_round_trip_is_exact(fw: ModuleType, tmp_path: Path) -> None:
+    model = seed_model(fw, 3)
+    path = tmp_path / "model.json"
+    io.save(model.state_dict(), str(path))
+    loaded = io.load(str(path))
+    assert list(loaded) == list(model.state_dict())
+    assert sd_hex(loaded) == sd_hex(model.state_dict())
+    other = seed_model(fw, 4)
+    other.load_state_dict(loaded)
+    assert sd_hex(other.state_dict()) == sd_hex(model.state_dict())
+
+
+def test_round_trip_of_awkward_floats(tmp_path: Path) -> None:
+    vals = [5e-324, -0.0, 1.7976931348623157e308, 0.1, 1 / 3, -2.2250738585072014e-308, 1e-17, 123456789.123456789]
+    path = str(tmp_path / "f.json")
+    io.save({"v": vals, "m": [vals[:4], vals[4:]]}, path)
+    got = io.load(path)
+    assert hexes(got["v"]) == hexes(vals)
+    assert hexes(got["m"]) == hexes([vals[:4], vals[4:]])
+
+
+def test_file_format(tmp_path: Path) -> None:
+    import pyfw
+    path = tmp_path / "lin.json"
+    lin = pyfw.Linear(2, 3, generator=pyfw.Generator(0))
+    io.save(lin.state_dict(), str(path))
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    assert doc["format"] == "pyfw.state_dict" and doc["version"] == 1
+    assert doc["tensors"]["weight"]["shape"] == [3, 2] and doc["tensors"]["bias"]["shape"] == [3]
+    assert doc["tensors"]["weight"]["data"] == lin.weight.tolist()
+
+
+def test_save_replaces_and_leaves_no_temporary_files(fw: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    io.save(seed_model(fw, 1).state_dict(), str(path))
+    io.save(seed_model(fw, 2).state_dict(), str(path))
+    assert sorted(os.listdir(tmp_path)) == ["m.json"]
+    assert sd_hex(io.load(str(path))) == sd_hex(seed_model(fw, 2).state_dict())
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+def test_failed_save_keeps_the_old_file(tmp_path: Path, bad: float) -> None:
+    path = tmp_path / "m.json"
+    io.save({"w": [[1.0, 2.0]]}, str(path))
+    old = path.read_bytes()
+    with pytest.raises(ValueError):
+        io.save({"w": [[1.0, bad]]}, str(path))
+    assert path.read_bytes() == old
+    assert sorted(os.listdir(tmp_path)) == ["m.json"]
+
+
+def test_interrupted_save_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "m.json"
+    io.save({"w": [[1.0, 2.0]]}, str(path))
+    old = path.read_bytes()
+
+    def boom(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        io.save({"w": [[3.0, 4.0]]}, str(path))
+    monkeypatch.undo()
+    assert path.read_bytes() == old
+    assert sorted(os.listdir(tmp_path)) == ["m.json"]
+
+
+def test_save_into_missing_folder(tmp_path: Path) -> None:
+    path = tmp_path / "nope" / "m.json"
+    with pytest.raises(OSError):
+        io.save({"w": [1.0]}, str(path))
+    assert not (tmp_path / "nope").exists()
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        io.save([("w", [1.0])], str(tmp_path / "a.json"))
+    with pytest.raises(TypeError):
+        io.save({1: [1.0]}, str(tmp_path / "a.json"))
+    assert os.listdir(tmp_path) == []
+
+
+def _write(tmp_path: Path, content: str | bytes, name: str = "bad.json") -> str:
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return str(path)
+
+
+GOOD_ENTRY = {"shape": [2], "data": [1.0, 2.0]}
+
+
+@pytest.mark.parametrize("content", [
+    "not json at all",
+    "{\"format\": \"pyfw.state_dict\", ",
+    b"\xff\xfe\x00garbage",
+    "",
+    json.dumps([1, 2, 3]),
+    json.dumps({"format": "torch", "version": 1, "tensors": {"b": GOOD_ENTRY}}),
+    json.dumps({"version": 1, "tensors": {"b": GOOD_ENTRY}}),
+    json.dumps({"format": "pyfw.state_dict", "version": 2, "tensors": {"b": GOOD_ENTRY}}),
+    json.dumps({"format": "pyfw.state_dict", "tensors": {"b": GOOD_ENTRY}}),
+    json.dumps({"format": "pyfw.state_dict", "version": 1}),
+    json.dumps({"format": "pyfw.state_dict", "version": 1, "tensors": [1]}),
+    json.dumps({"format": "pyfw.state_dict", "version": 1, "tensors": {"b": [1.0, 2.0]}}),
+    json.dumps({"format": "pyfw.state_dict", "version": 1, "tensors": {"b": {"shape": [3], "data": [1.0, 2.0]}}}),
+    json.dumps({"format": "pyfw.state_dict", "version": 1, "tensors": {"w": {"shape": [2, 2], "data": [[1.0, 2.0]]}}}),
+    json.dumps({"format": "pyfw.state_dict", "version": 1, "tensors": {"w": {"shape": [1, 2], "data": [[1.0, "x"]]}}}),
+    json.dumps({"format": "pyfw.state_dict", "version": 1, "tensors": {"w": {"shape": [2], "data": [1.0, True]}}}),
+    json.dumps({"format": "pyfw.state_dict", "version": 1, "tensors": {"w": {"data": [1.0]}}}),
+    "{\"format\": \"pyfw.state_dict\", \"version\": 1, \"tensors\": {\"w\": {\"shape\": [1], \"data\": [NaN]}}}",
+], ids=["text", "truncated", "binary", "empty-file", "json-list", "other-format", "no-format", "v2",
+        "no-v", "no-tensor-table", "tensor-table-list", "entry-not-object", "shape-mismatch",
+        "row-count-mismatch", "string-value", "bool-value", "no-shape", "nan"])
+def test_corrupt_file_raises_value_error_naming_it(tmp_path: Path, content: str | bytes) -> None:
+    path = _write(tmp_path, content)
+    with pytest.raises(ValueError) as e:
+        io.load(path)
+    assert path in str(e.value)
+
+
+@pytest.mark.xfail(strict=True, reason="pyfw/io.py load(): _shape_of() returns [] for ragged/empty/scalar data, "
+                                       "so a header claiming shape [] accepts them")
+@pytest.mark.parametrize("data", [[[1.0], [2.0, 3.0]], [], 3.0, [[1.0, "x"]]],
+                         ids=["ragged", "empty", "scalar", "string"])
+def test_corrupt_entry_with_empty_shape_header(tmp_path: Path, data: object) -> None:
+    path = _write(tmp_path, json.dumps({"format": "pyfw.state_dict", "version": 1,
+                                        "tensors": {"w": {"shape": [], "data": data}}}))
+    with pytest.raises(ValueError):
+        io.load(path)
+
+
+@pytest.mark.xfail(strict=True, reason="pyfw/io.py save(): a ragged nested list is written without complaint "
+                                       "(shape recorded as [])")
+def test_save_rejects_ragged_data(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    with pytest.raises(ValueError):
+        io.save({"w": [[1.0], [2.0, 3.0]]}, str(path))
+    assert not path.exists()
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(OSError):
+        io.load(str(tmp_path / "absent.json"))
+
+
+def test_corrupt_file_changes_nothing(fw: ModuleType, tmp_path: Path) -> None:
+    model = seed_model(fw, 1)
+    before = sd_hex(model.state_dict())
+    good = tmp_path / "good.json"
+    io.save(seed_model(fw, 2).state_dict(), str(good))
+    doc = json.loads(good.read_text(encoding="utf-8"))
+    doc["tensors"]["6.bias"] = {"shape": [3], "data": [0.0, 0.0, 0.0]}
+    bad = _write(tmp_path, json.dumps(doc), "mismatch.json")
+    with pytest.raises(ValueError):
+        model.load_state_dict(io.load(bad))
+    assert sd_hex(model.state_dict()) == before
