@@ -70,22 +70,14 @@ impl Generator {
         low + (high - low) * self.random()
     }
 
-    /// An unbiased integer in [0, n) for `1 <= n <= 2**64`, by rejection.
-    pub fn randbelow(&mut self, n: u128) -> Result<u64> {
+    /// An unbiased integer in [0, n) for `1 <= n < 2**64`, by rejection.
+    pub fn randbelow(&mut self, n: u64) -> Result<u64> {
         if n == 0 {
             return Err(Error::Value(
                 "Generator.randbelow: n must be positive, got 0".into(),
             ));
         }
-        if n > 1u128 << 64 {
-            return Err(Error::Value(format!(
-                "Generator.randbelow: n must be at most 2**64, got {n}"
-            )));
-        }
-        if n == 1u128 << 64 {
-            return Ok(self.next_u64());
-        }
-        Ok(self.below(n as u64))
+        Ok(self.below(n))
     }
 
     /// `randbelow` for `1 <= n < 2**64`: accept `r < 2**64 - rem`, i.e. `r <= u64::MAX - rem`.
@@ -170,15 +162,14 @@ mod tests {
     #[test]
     fn randbelow_bounds_and_errors() {
         let mut g = Generator::new(3);
-        for n in 1..50u128 {
-            assert!((g.randbelow(n).unwrap() as u128) < n);
+        for n in 1..50u64 {
+            assert!(g.randbelow(n).unwrap() < n);
         }
         let mut h = Generator::new(3);
         let raw = h.next_u64();
         let mut g = Generator::new(3);
-        assert_eq!(g.randbelow(1u128 << 64).unwrap(), raw);
+        assert_eq!(g.randbelow(u64::MAX).unwrap(), raw % u64::MAX);
         assert!(matches!(g.randbelow(0), Err(Error::Value(_))));
-        assert!(matches!(g.randbelow((1u128 << 64) + 1), Err(Error::Value(_))));
     }
 
     #[test]
@@ -188,7 +179,7 @@ mod tests {
         let mut g = Generator::new(11);
         let mut h = Generator::new(11);
         for _ in 0..200 {
-            let got = g.randbelow(n).unwrap();
+            let got = g.randbelow(n as u64).unwrap();
             let limit: u128 = (1u128 << 64) - ((1u128 << 64) % n);
             let mut r = h.next_u64() as u128;
             while r >= limit {

@@ -1,6 +1,6 @@
 //! Binding of `Generator`, `default_generator`, `manual_seed` and `randperm` (see `pyfw/generator.py`).
 
-use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyInt, PyList};
@@ -27,8 +27,19 @@ fn check_seed(seed: &Bound<'_, PyAny>) -> PyResult<u64> {
     seed.bitand(u64::MAX)?.extract::<u64>()
 }
 
+/// A seed argument: an int (not a bool), reduced modulo 2**64.
+pub(crate) struct Seed(u64);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Seed {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Seed> {
+        check_seed(&obj).map(Seed)
+    }
+}
+
 /// `n` checked as `pyfw.generator._check_count`: an int (TypeError), positive (ValueError).
-fn check_count(n: &Bound<'_, PyAny>, who: &str) -> PyResult<u128> {
+fn check_count(n: &Bound<'_, PyAny>, who: &str) -> PyResult<u64> {
     if n.is_instance_of::<PyBool>() || !n.is_instance_of::<PyInt>() {
         return Err(PyTypeError::new_err(format!(
             "{who}: n must be an int, got {}",
@@ -41,8 +52,10 @@ fn check_count(n: &Bound<'_, PyAny>, who: &str) -> PyResult<u128> {
             n.str()?
         )));
     }
-    n.extract::<u128>()
-        .map_err(|_| PyValueError::new_err(format!("{who}: n = {} is too large", n.str().map(|s| s.to_string()).unwrap_or_default())))
+    n.extract::<u64>().map_err(|_| {
+        let text = n.str().map(|s| s.to_string()).unwrap_or_default();
+        PyOverflowError::new_err(format!("{who}: n must be below 2**64, got {text}"))
+    })
 }
 
 /// `n` as a count of items to allocate.
@@ -87,15 +100,11 @@ pub(crate) fn resolve<'a, 'py>(
 #[pymethods]
 impl PyGenerator {
     #[new]
-    #[pyo3(signature = (seed = None))]
-    fn new(seed: Option<&Bound<'_, PyAny>>) -> PyResult<PyGenerator> {
-        let seed = match seed {
-            None => DEFAULT_SEED,
-            Some(s) => check_seed(s)?,
-        };
-        Ok(PyGenerator {
-            g: Generator::new(seed),
-        })
+    #[pyo3(signature = (seed = Seed(DEFAULT_SEED)), text_signature = "(seed=0)")]
+    fn new(seed: Seed) -> PyGenerator {
+        PyGenerator {
+            g: Generator::new(seed.0),
+        }
     }
 
     /// Reset the state to `seed`; returns the generator, as in torch.

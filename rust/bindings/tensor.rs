@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyList, PySlice, PyTuple};
 
 use super::{is_integral, is_real, is_seq, type_name, IntoPyResult};
-use crate::tensor::{check_finite, normalize_index, py_float_repr, Shape, Tensor};
+use crate::tensor::{normalize_index, py_float_repr, Shape, Tensor};
 
 /// A 1-D or 2-D float64 array. Build one with `tensor()`.
 #[pyclass(module = "pyfw_rs", name = "Tensor")]
@@ -268,12 +268,6 @@ fn tensor(data: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
     Ok(PyTensor {
         t: parse(data, "tensor")?,
     })
-}
-
-/// Finite check used by other bindings.
-#[allow(dead_code)]
-pub(crate) fn finite(v: f64, who: &str) -> PyResult<f64> {
-    check_finite(v, who).py()
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -1,0 +1,37 @@
+"""pyfw_rs: the pyfw framework with its kernels in Rust, bit-identical to pyfw.
+
+Swapping ``import pyfw as fw`` for ``import pyfw_rs as fw`` changes speed and
+never results. The tensor type, the generator, the modules, the loss, the
+optimizer and the data sets are native (``pyfw_rs._native``); what is not a
+kernel (the training loop, metrics, task, CLI, file formats) is written once in
+``pyfw`` and re-exported here, so both namespaces show the same names.
+"""
+
+from pyfw import io, metrics, training
+from pyfw.metrics import argmax_rows, error_rate
+from pyfw.training import fit, train_epoch
+
+from . import data
+from ._native import (
+    SGD,
+    Generator,
+    Linear,
+    Module,
+    MSELoss,
+    ReLU,
+    Sequential,
+    Tanh,
+    Tensor,
+    default_generator,
+    manual_seed,
+    randperm,
+    tensor,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Generator", "Linear", "MSELoss", "Module", "ReLU", "SGD", "Sequential", "Tanh", "Tensor",
+    "argmax_rows", "data", "default_generator", "error_rate", "fit", "io", "manual_seed", "metrics",
+    "randperm", "tensor", "train_epoch", "training",
+]

@@ -1,0 +1,1 @@
+from ._native import DISK_RADIUS2 as DISK_RADIUS2, disk as disk, one_hot as one_hot
