@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 import time
 from typing import Any, Optional
@@ -128,10 +129,25 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"final loss {res['final_loss']:.6f}  ({res['epochs']} epochs, {res['seconds']:.2f} s, "
           f"backend {res['backend']})")
     if args.json:
-        io.write_atomic(args.json, json.dumps(res, indent=2) + "\n")
+        io.write_atomic(args.json, json.dumps(_finite_or_null(res), indent=2) + "\n")
     if args.save:
-        io.save(model.state_dict(), args.save)
+        try:
+            io.save(model.state_dict(), args.save)
+        except ValueError as e:
+            print(f"pyfw: not saved: {e} (did training diverge?)", file=sys.stderr)
+            return 1
     return 0
+
+
+def _finite_or_null(obj: Any) -> Any:
+    """JSON has no NaN or infinity: a diverged run reports them as null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, list):
+        return [_finite_or_null(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    return obj
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -45,6 +45,9 @@ def one_hot(labels: Any, num_classes: int = -1) -> Tensor:
     for i, v in enumerate(labels):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):
             raise TypeError(f"data.one_hot: labels[{i}] is a {type(v).__name__}, not an int")
+    for i, v in enumerate(labels):
+        if v < 0:
+            raise ValueError(f"data.one_hot: labels[{i}] = {v} is negative")
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
         raise TypeError(f"data.one_hot: num_classes must be an int, got {type(num_classes).__name__}")
     k = int(num_classes)

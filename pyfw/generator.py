@@ -46,7 +46,7 @@ def _check_count(n: object, who: str) -> int:
     if n <= 0:
         raise ValueError(f"{who}: n must be positive, got {n}")
     if n > MASK64:
-        raise OverflowError(f"{who}: n must be below 2**64, got {n}")
+        raise ValueError(f"{who}: n must be below 2**64, got {n}")
     return n
 
 

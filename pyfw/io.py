@@ -11,7 +11,7 @@ import json
 import math
 import os
 import tempfile
-from typing import Any
+from typing import Any, Optional
 
 FORMAT = "pyfw.state_dict"
 VERSION = 1
@@ -22,6 +22,7 @@ def write_atomic(path: str, text: str) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -35,6 +36,12 @@ def write_atomic(path: str, text: str) -> None:
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save(state_dict: dict, path: str) -> None:
     """Write a state dict (values are tensors of either backend, or nested lists) to ``path``."""
     if not isinstance(state_dict, dict):
@@ -44,9 +51,11 @@ def save(state_dict: dict, path: str) -> None:
         if not isinstance(name, str):
             raise TypeError(f"save: keys must be strings, got {type(name).__name__}")
         data = value.tolist() if hasattr(value, "tolist") else value
-        shape = list(value.shape) if hasattr(value, "shape") else _shape_of(data)
+        shape = _shape_of(data)
+        if shape is None:
+            raise ValueError(f"save: {name!r} is not a non-empty 1-D or 2-D array of finite numbers")
         tensors[name] = {"shape": shape, "data": data}
-    text = json.dumps({"format": FORMAT, "version": VERSION, "tensors": tensors}, allow_nan=False)
+    text = json.dumps({"format": FORMAT, "version": VERSION, "tensors": tensors})
     write_atomic(path, text)
 
 
@@ -71,23 +80,28 @@ def load(path: str) -> dict:
     for name, entry in tensors.items():
         if not isinstance(entry, dict) or "data" not in entry or "shape" not in entry:
             raise ValueError(f"load: {path}: entry {name!r} is malformed")
-        if _shape_of(entry["data"]) != entry["shape"]:
-            raise ValueError(f"load: {path}: entry {name!r} has data of shape {_shape_of(entry['data'])}, "
-                             f"header says {entry['shape']}")
+        shape = _shape_of(entry["data"])
+        if shape is None:
+            raise ValueError(f"load: {path}: entry {name!r} is not a non-empty 1-D or 2-D array of finite numbers")
+        if shape != entry["shape"]:
+            raise ValueError(f"load: {path}: entry {name!r} has data of shape {shape}, header says {entry['shape']}")
         out[name] = entry["data"]
     return out
 
 
-def _shape_of(data: Any) -> list:
+def _shape_of(data: Any) -> Optional[list]:
+    """``[n]`` or ``[rows, cols]`` for a non-empty, rectangular list of finite numbers, else None."""
     if not isinstance(data, list) or not data:
-        return []
+        return None
     if isinstance(data[0], list):
         width = len(data[0])
+        if width == 0:
+            return None
         for r in data:
             if not isinstance(r, list) or len(r) != width or not all(_finite(v) for v in r):
-                return []
+                return None
         return [len(data), width]
-    return [len(data)] if all(_finite(v) for v in data) else []
+    return [len(data)] if all(_finite(v) for v in data) else None
 
 
 def _finite(v: Any) -> bool:

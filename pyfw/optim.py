@@ -14,7 +14,10 @@ from .tensor import Tensor
 def _check_lr(lr: Any, who: str) -> float:
     if isinstance(lr, bool) or not isinstance(lr, numbers.Real):
         raise TypeError(f"{who}: lr must be a real number, got {type(lr).__name__}")
-    lr = float(lr)
+    try:
+        lr = float(lr)
+    except OverflowError:
+        raise ValueError(f"{who}: lr must be finite and non-negative, got {lr!r:.40}") from None
     if not math.isfinite(lr) or lr < 0.0:
         raise ValueError(f"{who}: lr must be finite and non-negative, got {lr}")
     return lr

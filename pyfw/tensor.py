@@ -115,7 +115,10 @@ def _number(v: Any, who: str) -> float:
     elif _is_seq(v):
         raise ValueError(f"{who}: ragged or deeper than 2-D nested list")
     elif isinstance(v, numbers.Real) and not isinstance(v, bool):
-        f = float(v)
+        try:
+            f = float(v)
+        except OverflowError:
+            raise ValueError(f"{who}: expected finite numbers, got {v!r:.40} (too large for a float)") from None
     else:
         raise TypeError(f"{who}: expected real numbers, got {type(v).__name__} {v!r}")
     if not math.isfinite(f):

@@ -25,7 +25,11 @@ impl Error {
     /// The message, without the kind.
     pub fn message(&self) -> &str {
         match self {
-            Error::Type(m) | Error::Value(m) | Error::Runtime(m) | Error::Index(m) | Error::Memory(m) => m,
+            Error::Type(m)
+            | Error::Value(m)
+            | Error::Runtime(m)
+            | Error::Index(m)
+            | Error::Memory(m) => m,
         }
     }
 }

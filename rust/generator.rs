@@ -110,6 +110,8 @@ impl Generator {
 }
 
 #[cfg(test)]
+// The references spell each fold out literally, index by index.
+#[allow(clippy::needless_range_loop, clippy::assign_op_pattern)]
 mod tests {
     use super::*;
 

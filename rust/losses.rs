@@ -70,6 +70,8 @@ impl MSELoss {
 }
 
 #[cfg(test)]
+// The references spell each fold out literally, index by index.
+#[allow(clippy::needless_range_loop, clippy::assign_op_pattern)]
 mod tests {
     use super::*;
 
@@ -101,7 +103,8 @@ mod tests {
             xp.data_mut()[k] += h;
             let mut xm = x.clone();
             xm.data_mut()[k] -= h;
-            let fd = (l.clone().forward(&xp, &t).unwrap() - l.clone().forward(&xm, &t).unwrap()) / (2.0 * h);
+            let fd = (l.clone().forward(&xp, &t).unwrap() - l.clone().forward(&xm, &t).unwrap())
+                / (2.0 * h);
             assert!((fd - g.data()[k]).abs() < 1e-6);
         }
     }
@@ -113,6 +116,9 @@ mod tests {
         let x = Tensor::from_vec(vec![0.3, -1.2]).unwrap();
         let t = Tensor::from_rows(&[vec![0.3, -1.2]]).unwrap();
         let e = MSELoss::new().forward(&x, &t).unwrap_err();
-        assert_eq!(e, Error::Value("MSELoss: input shape (2,) and target shape (1, 2) differ".into()));
+        assert_eq!(
+            e,
+            Error::Value("MSELoss: input shape (2,) and target shape (1, 2) differ".into())
+        );
     }
 }

@@ -90,45 +90,175 @@ pub fn transpose_into(w: &[f64], rows: usize, cols: usize, wt: &mut Vec<f64>) {
     }
 }
 
-/// Outputs per register block of the forward kernel: the block's partial sums stay
-/// in registers while the fold runs over all inputs.
+/// Outputs per register block: a block's partial sums stay in registers while a
+/// fold runs over all of its terms.
 const BLOCK: usize = 8;
 
-/// `y = x W^T + b` with `wt = W^T` (in, out), for `x` (batch, in); `y` is (batch, out).
-///
-/// For each sample the fold over inputs runs in increasing order and skips
-/// `x[n][i] == 0`, updating a block of outputs at a time (independent sums).
-pub fn linear_forward(x: &[f64], in_f: usize, out_f: usize, wt: &[f64], b: &[f64], y: &mut [f64]) {
-    debug_assert_eq!(wt.len(), in_f * out_f);
-    for (xr, yr) in x.chunks_exact(in_f).zip(y.chunks_exact_mut(out_f)) {
-        let mut o0 = 0;
-        while o0 + BLOCK <= out_f {
-            let mut acc = [0.0f64; BLOCK];
-            acc.copy_from_slice(&b[o0..o0 + BLOCK]);
-            for (i, &xi) in xr.iter().enumerate() {
-                if xi != 0.0 {
-                    let wr = &wt[i * out_f + o0..i * out_f + o0 + BLOCK];
-                    for k in 0..BLOCK {
-                        acc[k] += xi * wr[k];
-                    }
-                }
+/// The indices `k` in `0..count` with `coef(k) != 0.0`, in increasing order, into `nz`.
+/// Branch-free: ReLU makes the zero pattern unpredictable, and a mispredicted
+/// branch per term would cost more than the term itself.
+#[inline(always)]
+fn nonzero_terms(count: usize, coef: impl Fn(usize) -> f64, nz: &mut Vec<usize>) {
+    nz.clear();
+    nz.resize(count, 0);
+    let mut m = 0;
+    for k in 0..count {
+        nz[m] = k;
+        m += usize::from(coef(k) != 0.0);
+    }
+    nz.truncate(m);
+}
+
+/// The one loop nest of the Linear kernels: for every `j`, in place,
+/// `out[j] = out[j] + coef(k) * src(k)[j]` for `k` in `0..count` in increasing
+/// order, skipping the `k` whose `coef(k)` is exactly zero. Each `out[j]` is its
+/// own left fold; the work runs over blocks of `j` (independent outputs).
+/// `nz` is scratch space.
+#[inline(always)]
+fn fold_rows<'a>(
+    out: &mut [f64],
+    count: usize,
+    coef: impl Fn(usize) -> f64,
+    src: impl Fn(usize) -> &'a [f64],
+    nz: &mut Vec<usize>,
+) {
+    nonzero_terms(count, &coef, nz);
+    let width = out.len();
+    let mut j0 = 0;
+    while j0 + BLOCK <= width {
+        let mut acc = [0.0f64; BLOCK];
+        acc.copy_from_slice(&out[j0..j0 + BLOCK]);
+        for &k in nz.iter() {
+            let c = coef(k);
+            let s = &src(k)[j0..j0 + BLOCK];
+            for b in 0..BLOCK {
+                acc[b] += c * s[b];
             }
-            yr[o0..o0 + BLOCK].copy_from_slice(&acc);
-            o0 += BLOCK;
         }
-        if o0 < out_f {
-            let yt = &mut yr[o0..];
-            yt.copy_from_slice(&b[o0..]);
-            for (i, &xi) in xr.iter().enumerate() {
-                if xi != 0.0 {
-                    let wr = &wt[i * out_f + o0..(i + 1) * out_f];
-                    for (a, &w) in yt.iter_mut().zip(wr) {
-                        *a += xi * w;
-                    }
-                }
+        out[j0..j0 + BLOCK].copy_from_slice(&acc);
+        j0 += BLOCK;
+    }
+    if j0 < width {
+        let tail = &mut out[j0..];
+        for &k in nz.iter() {
+            let c = coef(k);
+            for (a, &v) in tail.iter_mut().zip(&src(k)[j0..]) {
+                *a += c * v;
             }
         }
     }
+}
+
+#[inline(always)]
+fn forward_impl(x: &[f64], in_f: usize, out_f: usize, wt: &[f64], b: &[f64], y: &mut [f64]) {
+    let mut nz = Vec::with_capacity(in_f);
+    for (xr, yr) in x.chunks_exact(in_f).zip(y.chunks_exact_mut(out_f)) {
+        yr.copy_from_slice(b);
+        fold_rows(
+            yr,
+            in_f,
+            |i| xr[i],
+            |i| &wt[i * out_f..(i + 1) * out_f],
+            &mut nz,
+        );
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_impl(
+    x: &[f64],
+    g: &[f64],
+    in_f: usize,
+    out_f: usize,
+    w: &[f64],
+    gw: &mut [f64],
+    gb: &mut [f64],
+    dx: &mut [f64],
+) {
+    let batch = g.len() / out_f;
+    let mut nz = Vec::with_capacity(batch.max(out_f));
+    // dL/dW[o][:] = dL/dW[o][:] + g[n][o] * x[n][:] over n in order, skipping g[n][o] == 0.
+    for (o, gwr) in gw.chunks_exact_mut(in_f).enumerate() {
+        fold_rows(
+            gwr,
+            batch,
+            |n| g[n * out_f + o],
+            |n| &x[n * in_f..(n + 1) * in_f],
+            &mut nz,
+        );
+    }
+    // dL/db[:] = dL/db[:] + g[n][:] over n in order.
+    for gr in g.chunks_exact(out_f) {
+        for (a, &v) in gb.iter_mut().zip(gr) {
+            *a += v;
+        }
+    }
+    // dL/dx[n][:] = 0.0 + g[n][o] * W[o][:] over o in order, skipping g[n][o] == 0.
+    for (gr, dxr) in g.chunks_exact(out_f).zip(dx.chunks_exact_mut(in_f)) {
+        dxr.fill(0.0);
+        fold_rows(
+            dxr,
+            out_f,
+            |o| gr[o],
+            |o| &w[o * in_f..(o + 1) * in_f],
+            &mut nz,
+        );
+    }
+}
+
+/// The same kernels compiled for AVX2 (wider vectors over independent outputs; the
+/// same IEEE operations in the same order, no FMA), used when the CPU has it.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    #[target_feature(enable = "avx2")]
+    pub(super) fn forward(
+        x: &[f64],
+        in_f: usize,
+        out_f: usize,
+        wt: &[f64],
+        b: &[f64],
+        y: &mut [f64],
+    ) {
+        super::forward_impl(x, in_f, out_f, wt, b, y)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2")]
+    pub(super) fn backward(
+        x: &[f64],
+        g: &[f64],
+        in_f: usize,
+        out_f: usize,
+        w: &[f64],
+        gw: &mut [f64],
+        gb: &mut [f64],
+        dx: &mut [f64],
+    ) {
+        super::backward_impl(x, g, in_f, out_f, w, gw, gb, dx)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
+/// `y = x W^T + b` with `wt = W^T` (in, out), for `x` (batch, in); `y` is (batch, out).
+///
+/// For each sample the fold over inputs starts at the bias, runs in increasing
+/// order and skips `x[n][i] == 0`.
+pub fn linear_forward(x: &[f64], in_f: usize, out_f: usize, wt: &[f64], b: &[f64], y: &mut [f64]) {
+    debug_assert_eq!(wt.len(), in_f * out_f);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: the only precondition of a `target_feature(enable = "avx2")`
+        // function is that the CPU supports AVX2, which was detected at run time
+        // just above. The kernel itself is safe code.
+        unsafe { avx2::forward(x, in_f, out_f, wt, b, y) };
+        return;
+    }
+    forward_impl(x, in_f, out_f, wt, b, y)
 }
 
 /// Accumulate `dL/dW` and `dL/db` into `gw` (out, in) and `gb` (out,), and write `dL/dx`
@@ -145,34 +275,40 @@ pub fn linear_backward(
     gb: &mut [f64],
     dx: &mut [f64],
 ) {
-    // dL/dW[o][:] += g[n][o] * x[n][:] over n in order, skipping g[n][o] == 0.
-    for (o, gwr) in gw.chunks_exact_mut(in_f).enumerate() {
-        for (gr, xr) in g.chunks_exact(out_f).zip(x.chunks_exact(in_f)) {
-            let gn = gr[o];
-            if gn != 0.0 {
-                for (a, &v) in gwr.iter_mut().zip(xr) {
-                    *a += gn * v;
-                }
-            }
-        }
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2() {
+        // SAFETY: as in `linear_forward`: AVX2 support was detected at run time.
+        unsafe { avx2::backward(x, g, in_f, out_f, w, gw, gb, dx) };
+        return;
     }
-    // dL/db[:] += g[n][:] over n in order.
-    for gr in g.chunks_exact(out_f) {
-        for (a, &v) in gb.iter_mut().zip(gr) {
-            *a += v;
-        }
-    }
-    // dL/dx[n][:] = 0.0 + g[n][o] * W[o][:] over o in order, skipping g[n][o] == 0.
-    for (gr, dxr) in g.chunks_exact(out_f).zip(dx.chunks_exact_mut(in_f)) {
-        dxr.fill(0.0);
-        for (&gn, wr) in gr.iter().zip(w.chunks_exact(in_f)) {
-            if gn != 0.0 {
-                for (a, &v) in dxr.iter_mut().zip(wr) {
-                    *a += gn * v;
-                }
-            }
-        }
-    }
+    backward_impl(x, g, in_f, out_f, w, gw, gb, dx)
+}
+
+/// The portable kernels, without run-time dispatch (for tests that compare both paths).
+pub fn linear_forward_portable(
+    x: &[f64],
+    in_f: usize,
+    out_f: usize,
+    wt: &[f64],
+    b: &[f64],
+    y: &mut [f64],
+) {
+    forward_impl(x, in_f, out_f, wt, b, y)
+}
+
+/// See [`linear_forward_portable`].
+#[allow(clippy::too_many_arguments)]
+pub fn linear_backward_portable(
+    x: &[f64],
+    g: &[f64],
+    in_f: usize,
+    out_f: usize,
+    w: &[f64],
+    gw: &mut [f64],
+    gb: &mut [f64],
+    dx: &mut [f64],
+) {
+    backward_impl(x, g, in_f, out_f, w, gw, gb, dx)
 }
 
 /// `y = x if x > 0 else 0`, element by element.
@@ -354,6 +490,8 @@ impl Activation {
 }
 
 #[cfg(test)]
+// The references spell each fold out literally, index by index.
+#[allow(clippy::needless_range_loop, clippy::assign_op_pattern)]
 mod tests {
     use super::*;
 
@@ -405,6 +543,89 @@ mod tests {
     }
 
     #[test]
+    fn backward_matches_the_documented_folds_and_the_portable_path() {
+        let mut g = Generator::new(9);
+        for &(bn, i_n, o_n) in &[(1, 1, 1), (10, 2, 25), (10, 25, 25), (3, 25, 2), (7, 17, 9)] {
+            let x = rand_tensor(&mut g, Shape::Matrix(bn, i_n), 3);
+            let gy = rand_tensor(&mut g, Shape::Matrix(bn, o_n), 4);
+            let w = rand_tensor(&mut g, Shape::Matrix(o_n, i_n), 0);
+            let gw0 = rand_tensor(&mut g, Shape::Matrix(o_n, i_n), 0);
+            let gb0 = rand_tensor(&mut g, Shape::Vector(o_n), 0);
+            // reference, one element at a time
+            let mut rgw = gw0.data().to_vec();
+            for o in 0..o_n {
+                for i in 0..i_n {
+                    for n in 0..bn {
+                        let gn = gy.data()[n * o_n + o];
+                        if gn != 0.0 {
+                            rgw[o * i_n + i] = rgw[o * i_n + i] + gn * x.data()[n * i_n + i];
+                        }
+                    }
+                }
+            }
+            let mut rgb = gb0.data().to_vec();
+            for n in 0..bn {
+                for o in 0..o_n {
+                    rgb[o] = rgb[o] + gy.data()[n * o_n + o];
+                }
+            }
+            let mut rdx = vec![0.0; bn * i_n];
+            for n in 0..bn {
+                for i in 0..i_n {
+                    let mut acc = 0.0;
+                    for o in 0..o_n {
+                        let gn = gy.data()[n * o_n + o];
+                        if gn != 0.0 {
+                            acc = acc + gn * w.data()[o * i_n + i];
+                        }
+                    }
+                    rdx[n * i_n + i] = acc;
+                }
+            }
+            let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            for portable in [false, true] {
+                let (mut gw, mut gb, mut dx) = (
+                    gw0.data().to_vec(),
+                    gb0.data().to_vec(),
+                    vec![9.0; bn * i_n],
+                );
+                if portable {
+                    linear_backward_portable(
+                        x.data(),
+                        gy.data(),
+                        i_n,
+                        o_n,
+                        w.data(),
+                        &mut gw,
+                        &mut gb,
+                        &mut dx,
+                    );
+                } else {
+                    linear_backward(
+                        x.data(),
+                        gy.data(),
+                        i_n,
+                        o_n,
+                        w.data(),
+                        &mut gw,
+                        &mut gb,
+                        &mut dx,
+                    );
+                }
+                assert_eq!(bits(&gw), bits(&rgw));
+                assert_eq!(bits(&gb), bits(&rgb));
+                assert_eq!(bits(&dx), bits(&rdx));
+            }
+            let mut wt = Vec::new();
+            transpose_into(w.data(), o_n, i_n, &mut wt);
+            let (mut y1, mut y2) = (vec![0.0; bn * o_n], vec![0.0; bn * o_n]);
+            linear_forward(x.data(), i_n, o_n, &wt, gb0.data(), &mut y1);
+            linear_forward_portable(x.data(), i_n, o_n, &wt, gb0.data(), &mut y2);
+            assert_eq!(bits(&y1), bits(&y2));
+        }
+    }
+
+    #[test]
     fn init_draws_weight_then_bias() {
         let mut g = Generator::new(0);
         let lin = Linear::new(4, 3, &mut g).unwrap();
@@ -430,7 +651,9 @@ mod tests {
         let mut lin = Linear::new(5, 4, &mut g).unwrap();
         let x = rand_tensor(&mut g, Shape::Matrix(3, 5), 0);
         let y = lin.forward(&x).unwrap();
-        let c: Vec<f64> = (0..y.shape().numel()).map(|_| g.uniform(-1.0, 1.0)).collect();
+        let c: Vec<f64> = (0..y.shape().numel())
+            .map(|_| g.uniform(-1.0, 1.0))
+            .collect();
         let gy = Tensor::new(y.shape(), c.clone()).unwrap();
         let dx = lin.backward(&gy).unwrap();
         let h = 1e-6;
@@ -442,14 +665,19 @@ mod tests {
             let fd = (weighted_sum(&lin.clone().forward(&xp).unwrap(), &c)
                 - weighted_sum(&lin.clone().forward(&xm).unwrap(), &c))
                 / (2.0 * h);
-            assert!((fd - dx.data()[k]).abs() < 1e-6, "dx[{k}]: {fd} vs {}", dx.data()[k]);
+            assert!(
+                (fd - dx.data()[k]).abs() < 1e-6,
+                "dx[{k}]: {fd} vs {}",
+                dx.data()[k]
+            );
         }
         for k in 0..lin.weight.shape().numel() {
             let mut lp = lin.clone();
             lp.weight.data_mut()[k] += h;
             let mut lm = lin.clone();
             lm.weight.data_mut()[k] -= h;
-            let fd = (weighted_sum(&lp.forward(&x).unwrap(), &c) - weighted_sum(&lm.forward(&x).unwrap(), &c))
+            let fd = (weighted_sum(&lp.forward(&x).unwrap(), &c)
+                - weighted_sum(&lm.forward(&x).unwrap(), &c))
                 / (2.0 * h);
             assert!((fd - lin.weight_grad.data()[k]).abs() < 1e-6);
         }
@@ -458,7 +686,8 @@ mod tests {
             lp.bias.data_mut()[k] += h;
             let mut lm = lin.clone();
             lm.bias.data_mut()[k] -= h;
-            let fd = (weighted_sum(&lp.forward(&x).unwrap(), &c) - weighted_sum(&lm.forward(&x).unwrap(), &c))
+            let fd = (weighted_sum(&lp.forward(&x).unwrap(), &c)
+                - weighted_sum(&lm.forward(&x).unwrap(), &c))
                 / (2.0 * h);
             assert!((fd - lin.bias_grad.data()[k]).abs() < 1e-6);
         }
@@ -481,7 +710,9 @@ mod tests {
             let x = rand_tensor(&mut g, Shape::Matrix(4, 6), 0);
             let y = act.forward(&x).unwrap();
             let c: Vec<f64> = (0..24).map(|_| g.uniform(-1.0, 1.0)).collect();
-            let dx = act.backward(&Tensor::new(y.shape(), c.clone()).unwrap()).unwrap();
+            let dx = act
+                .backward(&Tensor::new(y.shape(), c.clone()).unwrap())
+                .unwrap();
             let h = 1e-6;
             for k in 0..24 {
                 let mut xp = x.clone();
@@ -489,7 +720,8 @@ mod tests {
                 let mut xm = x.clone();
                 xm.data_mut()[k] -= h;
                 let mut a2 = Activation::new(kind);
-                let fd = (weighted_sum(&a2.forward(&xp).unwrap(), &c) - weighted_sum(&a2.forward(&xm).unwrap(), &c))
+                let fd = (weighted_sum(&a2.forward(&xp).unwrap(), &c)
+                    - weighted_sum(&a2.forward(&xm).unwrap(), &c))
                     / (2.0 * h);
                 assert!((fd - dx.data()[k]).abs() < 1e-6, "{kind:?} dx[{k}]");
             }
@@ -525,10 +757,14 @@ mod tests {
         );
         let g1 = Tensor::from_rows(&[vec![1.0, 2.0, 3.0]]).unwrap();
         assert!(matches!(lin.backward(&g1), Err(Error::Runtime(_))));
-        lin.forward(&Tensor::from_rows(&[vec![1.0, 2.0]]).unwrap()).unwrap();
+        lin.forward(&Tensor::from_rows(&[vec![1.0, 2.0]]).unwrap())
+            .unwrap();
         assert!(matches!(lin.backward(&v), Err(Error::Value(_))));
         assert!(matches!(Linear::new(0, 3, &mut g), Err(Error::Value(_))));
-        assert!(matches!(Linear::new(usize::MAX, 3, &mut g), Err(Error::Memory(_))));
+        assert!(matches!(
+            Linear::new(usize::MAX, 3, &mut g),
+            Err(Error::Memory(_))
+        ));
         let mut act = Activation::new(ActivationKind::Tanh);
         assert!(matches!(act.backward(&v), Err(Error::Runtime(_))));
         act.forward(&wide).unwrap();

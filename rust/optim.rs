@@ -38,7 +38,9 @@ pub struct SGD {
 impl SGD {
     /// SGD with learning rate `lr` (checked).
     pub fn new(lr: f64) -> Result<SGD> {
-        Ok(SGD { lr: check_lr(lr, "SGD")? })
+        Ok(SGD {
+            lr: check_lr(lr, "SGD")?,
+        })
     }
 
     /// Update `p` in place from `g`; the shapes must agree.
@@ -56,6 +58,8 @@ impl SGD {
 }
 
 #[cfg(test)]
+// The references spell each fold out literally, index by index.
+#[allow(clippy::needless_range_loop, clippy::assign_op_pattern)]
 mod tests {
     use super::*;
 
@@ -66,7 +70,10 @@ mod tests {
         let before = p.clone();
         SGD::new(0.1).unwrap().step(&mut p, &g).unwrap();
         for k in 0..3 {
-            assert_eq!(p.data()[k].to_bits(), (before.data()[k] - 0.1 * g.data()[k]).to_bits());
+            assert_eq!(
+                p.data()[k].to_bits(),
+                (before.data()[k] - 0.1 * g.data()[k]).to_bits()
+            );
         }
         let mut q = before.data().to_vec();
         sgd_step_self(&mut q, 0.5);
@@ -79,6 +86,9 @@ mod tests {
         assert!(matches!(SGD::new(f64::NAN), Err(Error::Value(_))));
         let mut p = Tensor::from_vec(vec![1.0]).unwrap();
         let g = Tensor::from_vec(vec![1.0, 2.0]).unwrap();
-        assert!(matches!(SGD::new(0.1).unwrap().step(&mut p, &g), Err(Error::Value(_))));
+        assert!(matches!(
+            SGD::new(0.1).unwrap().step(&mut p, &g),
+            Err(Error::Value(_))
+        ));
     }
 }

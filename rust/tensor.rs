@@ -172,7 +172,9 @@ impl Tensor {
 
     /// The nested rows, as `tolist()` gives them.
     pub fn to_rows(&self) -> Vec<Vec<f64>> {
-        (0..self.shape.rows()).map(|r| self.row(r).to_vec()).collect()
+        (0..self.shape.rows())
+            .map(|r| self.row(r).to_vec())
+            .collect()
     }
 
     /// Items of the first dimension at the already-normalised indices `idx`:
@@ -215,7 +217,11 @@ pub fn normalize_index(i: i64, n: usize) -> Result<usize> {
             "Tensor: index {i} is out of range for size {n}"
         )));
     }
-    Ok(if ii < 0 { (ii + ni) as usize } else { ii as usize })
+    Ok(if ii < 0 {
+        (ii + ni) as usize
+    } else {
+        ii as usize
+    })
 }
 
 /// `v` if finite, else the `ValueError` of `pyfw.tensor`.
@@ -244,6 +250,8 @@ pub fn py_float_repr(v: f64) -> String {
 }
 
 #[cfg(test)]
+// The references spell each fold out literally, index by index.
+#[allow(clippy::needless_range_loop, clippy::assign_op_pattern)]
 mod tests {
     use super::*;
 
@@ -261,19 +269,37 @@ mod tests {
         assert_eq!(t.shape(), Shape::Matrix(2, 2));
         assert_eq!(t.to_rows(), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
         assert!(matches!(Tensor::from_rows(&[]), Err(Error::Value(_))));
-        assert!(matches!(Tensor::from_rows(&[vec![1.0], vec![]]), Err(Error::Value(_))));
-        assert!(matches!(Tensor::from_rows(&[vec![], vec![]]), Err(Error::Value(_))));
-        assert!(matches!(Tensor::from_rows(&[vec![f64::NAN]]), Err(Error::Value(_))));
-        assert!(matches!(Tensor::from_vec(vec![f64::INFINITY]), Err(Error::Value(_))));
+        assert!(matches!(
+            Tensor::from_rows(&[vec![1.0], vec![]]),
+            Err(Error::Value(_))
+        ));
+        assert!(matches!(
+            Tensor::from_rows(&[vec![], vec![]]),
+            Err(Error::Value(_))
+        ));
+        assert!(matches!(
+            Tensor::from_rows(&[vec![f64::NAN]]),
+            Err(Error::Value(_))
+        ));
+        assert!(matches!(
+            Tensor::from_vec(vec![f64::INFINITY]),
+            Err(Error::Value(_))
+        ));
         assert!(matches!(Tensor::from_vec(vec![]), Err(Error::Value(_))));
-        assert!(matches!(Tensor::new(Shape::Vector(2), vec![1.0]), Err(Error::Value(_))));
+        assert!(matches!(
+            Tensor::new(Shape::Vector(2), vec![1.0]),
+            Err(Error::Value(_))
+        ));
     }
 
     #[test]
     fn select_gathers_rows_and_values() {
         let t = Tensor::from_rows(&[vec![1.0, 2.0], vec![3.0, 4.0], vec![5.0, 6.0]]).unwrap();
         let s = t.select(&[2, 0, 2]).unwrap();
-        assert_eq!(s.to_rows(), vec![vec![5.0, 6.0], vec![1.0, 2.0], vec![5.0, 6.0]]);
+        assert_eq!(
+            s.to_rows(),
+            vec![vec![5.0, 6.0], vec![1.0, 2.0], vec![5.0, 6.0]]
+        );
         let v = Tensor::from_vec(vec![1.0, 2.0, 3.0]).unwrap();
         assert_eq!(v.select(&[1]).unwrap().data(), &[2.0]);
         assert!(matches!(t.select(&[]), Err(Error::Value(_))));

@@ -151,8 +151,6 @@ def test_corrupt_file_raises_value_error_naming_it(tmp_path: Path, content: str 
     assert path in str(e.value)
 
 
-@pytest.mark.xfail(strict=True, reason="pyfw/io.py load(): _shape_of() returns [] for ragged/empty/scalar data, "
-                                       "so a header claiming shape [] accepts them")
 @pytest.mark.parametrize("data", [[[1.0], [2.0, 3.0]], [], 3.0, [[1.0, "x"]]],
                          ids=["ragged", "empty", "scalar", "string"])
 def test_corrupt_entry_with_empty_shape_header(tmp_path: Path, data: object) -> None:
@@ -162,8 +160,6 @@ def test_corrupt_entry_with_empty_shape_header(tmp_path: Path, data: object) -> 
         io.load(path)
 
 
-@pytest.mark.xfail(strict=True, reason="pyfw/io.py save(): a ragged nested list is written without complaint "
-                                       "(shape recorded as [])")
 def test_save_rejects_ragged_data(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     with pytest.raises(ValueError):

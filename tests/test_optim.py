@@ -123,3 +123,8 @@ def test_bad_param_list(fw: ModuleType) -> None:
         fw.SGD([([[1.0, 2.0]], [[0.0, 0.0]])], lr=0.1)
     with pytest.raises(ValueError):
         fw.SGD([(t, fw.tensor([[1.0, 2.0, 3.0]]))], lr=0.1)
+
+
+def test_lr_int_too_large_for_float(fw: ModuleType) -> None:
+    with pytest.raises(ValueError):
+        fw.SGD(model_with_grads(fw).param(), lr=10**400)

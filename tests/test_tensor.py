@@ -187,12 +187,7 @@ def test_non_finite_is_value_error(fw: ModuleType, bad: float) -> None:
         fw.tensor([bad])
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="pyfw/tensor.py _number(): float(10**400) raises OverflowError, "
-                          "not the ValueError the Errors contract gives non-finite input")
 def test_int_too_large_for_float_is_value_error(fw: ModuleType) -> None:
-    if fw.__name__ != "pyfw":
-        pytest.skip("documents a pyfw bug")
     with pytest.raises(ValueError):
         fw.tensor([[1.0, 10**400]])
 

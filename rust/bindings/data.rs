@@ -25,11 +25,26 @@ fn disk<'py>(
     Ok((PyTensor { t: x }, PyList::new(py, labels)?))
 }
 
+/// `num_classes` as given: an int (saturated to `i64`), or the name of the wrong type,
+/// reported only after the labels are checked (the order of `pyfw.data.one_hot`).
+struct Classes(Result<i64, String>);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Classes {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Classes> {
+        if !is_integral(&obj)? {
+            return Ok(Classes(Err(type_name(&obj))));
+        }
+        Ok(Classes(Ok(saturating_i64(&obj)?)))
+    }
+}
+
 /// An (n, num_classes) tensor with 1.0 at each label's column and 0.0 elsewhere.
 /// `num_classes=-1` means `max(labels) + 1`, as in torch.
 #[pyfunction]
-#[pyo3(signature = (labels, num_classes = None), text_signature = "(labels, num_classes=-1)")]
-fn one_hot(labels: &Bound<'_, PyAny>, num_classes: Option<&Bound<'_, PyAny>>) -> PyResult<PyTensor> {
+#[pyo3(signature = (labels, num_classes = Classes(Ok(-1))), text_signature = "(labels, num_classes=-1)")]
+fn one_hot(labels: &Bound<'_, PyAny>, num_classes: Classes) -> PyResult<PyTensor> {
     let who = "data.one_hot";
     if labels.is_instance_of::<PyTensor>() || !is_seq(labels) {
         return Err(PyTypeError::new_err(format!(
@@ -55,18 +70,9 @@ fn one_hot(labels: &Bound<'_, PyAny>, num_classes: Option<&Bound<'_, PyAny>>) ->
         }
         values.push(saturating_i64(v)?);
     }
-    let k = match num_classes {
-        None => -1,
-        Some(k) => {
-            if !is_integral(k)? {
-                return Err(PyTypeError::new_err(format!(
-                    "{who}: num_classes must be an int, got {}",
-                    type_name(k)
-                )));
-            }
-            saturating_i64(k)?
-        }
-    };
+    let k = num_classes.0.map_err(|name| {
+        PyTypeError::new_err(format!("{who}: num_classes must be an int, got {name}"))
+    })?;
     Ok(PyTensor {
         t: data::one_hot(&values, k).py()?,
     })

@@ -81,9 +81,9 @@ pub(crate) fn default_generator(py: Python<'_>) -> PyResult<&Bound<'_, PyGenerat
 }
 
 /// `generator` if it is a Generator, the default one for None, else a TypeError.
-pub(crate) fn resolve<'a, 'py>(
+pub(crate) fn resolve<'py>(
     py: Python<'py>,
-    generator: Option<&'a Bound<'py, PyAny>>,
+    generator: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyGenerator>> {
     match generator {
         None => Ok(default_generator(py)?.clone()),
@@ -108,7 +108,10 @@ impl PyGenerator {
     }
 
     /// Reset the state to `seed`; returns the generator, as in torch.
-    fn manual_seed<'py>(slf: &Bound<'py, Self>, seed: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
+    fn manual_seed<'py>(
+        slf: &Bound<'py, Self>,
+        seed: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, Self>> {
         let s = check_seed(seed)?;
         slf.try_borrow_mut()?.g.manual_seed(s);
         Ok(slf.clone())
@@ -147,7 +150,10 @@ impl PyGenerator {
 
 /// Seed the default generator; returns it, as `torch.manual_seed` does.
 #[pyfunction]
-fn manual_seed<'py>(py: Python<'py>, seed: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyGenerator>> {
+fn manual_seed<'py>(
+    py: Python<'py>,
+    seed: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyGenerator>> {
     let g = default_generator(py)?;
     PyGenerator::manual_seed(g, seed)
 }

@@ -23,7 +23,11 @@ pub struct MSELoss {
 }
 
 impl MSELoss {
-    fn run(slf: &Bound<'_, Self>, input: &Bound<'_, PyAny>, target: &Bound<'_, PyAny>) -> PyResult<f64> {
+    fn run(
+        slf: &Bound<'_, Self>,
+        input: &Bound<'_, PyAny>,
+        target: &Bound<'_, PyAny>,
+    ) -> PyResult<f64> {
         // Fast path: two native tensors are read in place.
         if let (Ok(x), Ok(t)) = (input.cast::<PyTensor>(), target.cast::<PyTensor>()) {
             let (x, t) = (x.try_borrow()?, t.try_borrow()?);
@@ -52,7 +56,11 @@ impl MSELoss {
     }
 
     /// The mean of `(input - target)**2` over all elements.
-    fn forward(slf: &Bound<'_, Self>, input: &Bound<'_, PyAny>, target: &Bound<'_, PyAny>) -> PyResult<f64> {
+    fn forward(
+        slf: &Bound<'_, Self>,
+        input: &Bound<'_, PyAny>,
+        target: &Bound<'_, PyAny>,
+    ) -> PyResult<f64> {
         MSELoss::run(slf, input, target)
     }
 
@@ -70,7 +78,9 @@ impl MSELoss {
             let v = MSELoss::run(slf, &input.get_item(0)?, &input.get_item(1)?)?;
             return Ok(v.into_pyobject(slf.py())?.into_any().unbind());
         }
-        Ok(slf.call_method1(intern!(slf.py(), "forward"), input)?.unbind())
+        Ok(slf
+            .call_method1(intern!(slf.py(), "forward"), input)?
+            .unbind())
     }
 }
 

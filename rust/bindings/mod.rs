@@ -4,9 +4,7 @@
 //! the Python-visible objects. Kernel errors become the Python exception type
 //! that `pyfw` raises for the same input; no code path here panics on bad input.
 
-use pyo3::exceptions::{
-    PyIndexError, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError,
-};
+use pyo3::exceptions::{PyIndexError, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyInt, PyList, PyTuple, PyType};
@@ -103,7 +101,36 @@ pub(crate) fn check_size(obj: &Bound<'_, PyAny>, who: &str, what: &str) -> PyRes
             obj.str()?
         )));
     }
-    usize::try_from(v).map_err(|_| PyMemoryError::new_err(format!("{who}: {what} {v} is too large")))
+    usize::try_from(v)
+        .map_err(|_| PyMemoryError::new_err(format!("{who}: {what} {v} is too large")))
+}
+
+/// An argument read by truthiness (`if not bias`), defaulting like a Python literal.
+pub(crate) struct Truthy(pub(crate) bool);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Truthy {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Truthy> {
+        obj.is_truthy().map(Truthy)
+    }
+}
+
+/// A strict bool argument (`isinstance(mode, bool)`).
+pub(crate) struct StrictBool(pub(crate) bool);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for StrictBool {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<StrictBool> {
+        match obj.cast::<PyBool>() {
+            Ok(b) => Ok(StrictBool(b.is_true())),
+            Err(_) => Err(PyTypeError::new_err(format!(
+                "mode must be a bool, got {}",
+                type_name(&obj)
+            ))),
+        }
+    }
 }
 
 /// The native module `pyfw_rs._native`; `pyfw_rs/__init__.py` re-exports it.

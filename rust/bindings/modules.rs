@@ -18,7 +18,7 @@ use pyo3::types::{PyDict, PyList, PySlice, PyString, PyTuple};
 
 use super::generator::resolve;
 use super::tensor::{tensor_data, PyTensor};
-use super::{check_size, type_name, IntoPyResult};
+use super::{check_size, type_name, IntoPyResult, StrictBool, Truthy};
 use crate::error::{checked_size, try_zeros};
 use crate::modules::{
     check_grad, check_linear_input, linear_backward, linear_forward, linear_init, linear_name,
@@ -47,7 +47,10 @@ impl Module {
 }
 
 fn call_name(slf: &Bound<'_, PyAny>) -> PyResult<String> {
-    Ok(slf.call_method0(intern!(slf.py(), "_name"))?.str()?.to_string())
+    Ok(slf
+        .call_method0(intern!(slf.py(), "_name"))?
+        .str()?
+        .to_string())
 }
 
 /// The gradient tensor of a `(param, grad)` pair, which must be native.
@@ -110,7 +113,9 @@ impl Module {
 
     #[pyo3(signature = (*input))]
     fn __call__(slf: &Bound<'_, Self>, input: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
-        Ok(slf.call_method1(intern!(slf.py(), "forward"), input)?.unbind())
+        Ok(slf
+            .call_method1(intern!(slf.py(), "forward"), input)?
+            .unbind())
     }
 
     /// Set every gradient in `param()` to zero, in place.
@@ -124,21 +129,14 @@ impl Module {
     }
 
     /// Set training mode on this module and its children; returns self.
-    #[pyo3(signature = (mode = None), text_signature = "($self, mode=True)")]
-    fn train<'py>(slf: &Bound<'py, Self>, mode: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, Self>> {
+    #[pyo3(signature = (mode = StrictBool(true)), text_signature = "($self, mode=True)")]
+    fn train<'py>(slf: &Bound<'py, Self>, mode: StrictBool) -> PyResult<Bound<'py, Self>> {
         let py = slf.py();
-        let default = pyo3::types::PyBool::new(py, true).to_owned().into_any();
-        let mode = mode.unwrap_or(&default);
-        let Ok(mode) = mode.cast::<pyo3::types::PyBool>() else {
-            return Err(PyTypeError::new_err(format!(
-                "{}.train: mode must be a bool, got {}",
-                call_name(slf.as_any())?,
-                type_name(mode)
-            )));
-        };
+        let mode = mode.0;
         slf.setattr(intern!(py, "training"), mode)?;
         for kid in slf.call_method0(intern!(py, "children"))?.try_iter()? {
-            kid?.get_item(1)?.call_method1(intern!(py, "train"), (mode,))?;
+            kid?.get_item(1)?
+                .call_method1(intern!(py, "train"), (mode,))?;
         }
         Ok(slf.clone())
     }
@@ -161,7 +159,8 @@ impl Module {
             for kid in kids {
                 let name = kid.get_item(0)?.str()?;
                 let child = kid.get_item(1)?;
-                let sub = child.call_method1(intern!(py, "named_param"), (format!("{prefix}{name}."),))?;
+                let sub = child
+                    .call_method1(intern!(py, "named_param"), (format!("{prefix}{name}."),))?;
                 for item in sub.try_iter()? {
                     out.append(item?)?;
                 }
@@ -200,7 +199,11 @@ impl Module {
     /// shape is checked before anything is written, so a bad dict leaves the
     /// module unchanged. With `strict=False` missing and extra keys are skipped.
     #[pyo3(signature = (state_dict, strict = true))]
-    fn load_state_dict(slf: &Bound<'_, Self>, state_dict: &Bound<'_, PyAny>, strict: bool) -> PyResult<()> {
+    fn load_state_dict(
+        slf: &Bound<'_, Self>,
+        state_dict: &Bound<'_, PyAny>,
+        strict: bool,
+    ) -> PyResult<()> {
         let py = slf.py();
         let who = format!("{}.load_state_dict", call_name(slf.as_any())?);
         let Ok(sd) = state_dict.cast::<PyDict>() else {
@@ -276,6 +279,11 @@ impl Module {
 
 // ---------------------------------------------------------------- Linear
 
+/// Never called: `check_grad` has already returned an error on that path.
+fn unreachable_pair() -> (Vec<f64>, Shape) {
+    (Vec::new(), Shape::Vector(0))
+}
+
 /// A fully connected layer: `y = x W^T + b`.
 ///
 /// `weight` has shape (out, in) and `bias` shape (out,), both drawn from
@@ -315,12 +323,25 @@ impl Linear {
     }
 
     /// Backward from a gradient buffer of shape `shape`; returns dL/dx (batch * in values).
-    fn backward_buf(&mut self, py: Python<'_>, g: &[f64], shape: Shape) -> PyResult<(Vec<f64>, Shape)> {
-        let who = self.who();
-        let x = self.input.as_ref().ok_or_else(|| not_forwarded(&who)).py()?;
+    fn backward_buf(
+        &mut self,
+        py: Python<'_>,
+        g: &[f64],
+        shape: Shape,
+    ) -> PyResult<(Vec<f64>, Shape)> {
+        let x = self
+            .input
+            .as_ref()
+            .ok_or_else(|| not_forwarded(&self.who()))
+            .py()?;
         let batch = x.len() / self.in_f;
-        check_grad(&who, shape, Shape::Matrix(batch, self.out_f)).py()?;
-        let mut dx = try_zeros(x.len(), &who).py()?;
+        let expected = Shape::Matrix(batch, self.out_f);
+        if shape != expected {
+            return check_grad(&self.who(), shape, expected)
+                .py()
+                .map(|_| unreachable_pair());
+        }
+        let mut dx = try_zeros(x.len(), "Linear").py()?;
         let w = self.weight.bind(py).try_borrow()?;
         let mut gw = self.weight_grad.bind(py).try_borrow_mut()?;
         let mut gb = self.bias_grad.bind(py).try_borrow_mut()?;
@@ -342,22 +363,20 @@ impl Linear {
 impl Linear {
     #[new]
     #[pyo3(
-        signature = (in_features, out_features, bias = None, generator = None),
+        signature = (in_features, out_features, bias = Truthy(true), generator = None),
         text_signature = "(in_features, out_features, bias=True, generator=None)"
     )]
     fn new(
         py: Python<'_>,
         in_features: &Bound<'_, PyAny>,
         out_features: &Bound<'_, PyAny>,
-        bias: Option<&Bound<'_, PyAny>>,
+        bias: Truthy,
         generator: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyClassInitializer<Linear>> {
         let in_f = check_size(in_features, "Linear", "in_features")?;
         let out_f = check_size(out_features, "Linear", "out_features")?;
-        if let Some(b) = bias {
-            if !b.is_truthy()? {
-                return Err(PyValueError::new_err("Linear: bias=False is not supported"));
-            }
+        if !bias.0 {
+            return Err(PyValueError::new_err("Linear: bias=False is not supported"));
         }
         let g = resolve(py, generator)?;
         let (w, b) = linear_init(&mut g.try_borrow_mut()?.g, in_f, out_f).py()?;
@@ -433,9 +452,15 @@ impl Linear {
     #[pyo3(signature = (*input))]
     fn __call__(slf: &Bound<'_, Self>, input: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
         if slf.is_exact_instance_of::<Linear>() && input.len() == 1 {
-            return Ok(Bound::new(slf.py(), Linear::forward(slf, &input.get_item(0)?)?)?.into_any().unbind());
+            return Ok(
+                Bound::new(slf.py(), Linear::forward(slf, &input.get_item(0)?)?)?
+                    .into_any()
+                    .unbind(),
+            );
         }
-        Ok(slf.call_method1(intern!(slf.py(), "forward"), input)?.unbind())
+        Ok(slf
+            .call_method1(intern!(slf.py(), "forward"), input)?
+            .unbind())
     }
 
     /// `[(weight, weight_grad), (bias, bias_grad)]`.
@@ -494,7 +519,11 @@ impl ActState {
 
     fn backward_buf(&self, g: &[f64], shape: Shape) -> PyResult<Vec<f64>> {
         let who = self.kind.name();
-        let (y, ys) = self.output.as_ref().ok_or_else(|| not_forwarded(who)).py()?;
+        let (y, ys) = self
+            .output
+            .as_ref()
+            .ok_or_else(|| not_forwarded(who))
+            .py()?;
         check_grad(who, shape, *ys).py()?;
         let mut dx = try_zeros(y.len(), who).py()?;
         self.kind.backward(y, g, &mut dx);
@@ -546,7 +575,9 @@ macro_rules! activation {
                     let t = slf.try_borrow_mut()?.state.forward(&input.get_item(0)?)?;
                     return Ok(Bound::new(slf.py(), t)?.into_any().unbind());
                 }
-                Ok(slf.call_method1(intern!(slf.py(), "forward"), input)?.unbind())
+                Ok(slf
+                    .call_method1(intern!(slf.py(), "forward"), input)?
+                    .unbind())
             }
         }
     };
@@ -583,10 +614,11 @@ enum Flow<'py> {
 }
 
 impl<'py> Flow<'py> {
-    fn into_buf(self, who: &str) -> PyResult<(Vec<f64>, Shape)> {
+    /// The buffer; `who` (for error messages) is built only when a Python value must be parsed.
+    fn into_buf(self, who: impl FnOnce() -> String) -> PyResult<(Vec<f64>, Shape)> {
         match self {
             Flow::Buf(v, s) => Ok((v, s)),
-            Flow::Obj(o) => tensor_data(&o, who),
+            Flow::Obj(o) => tensor_data(&o, &who()),
         }
     }
 
@@ -607,19 +639,27 @@ fn run_forward<'py>(py: Python<'py>, kids: &[Child], mut x: Flow<'py>) -> PyResu
                     let me = l.try_borrow()?;
                     (me.in_f, me.out_f)
                 };
-                let (data, shape) = x.into_buf(&linear_name(in_f, out_f))?;
+                let (data, shape) = x.into_buf(|| linear_name(in_f, out_f))?;
                 let batch = check_linear_input(in_f, out_f, shape).py()?;
                 let y = l.try_borrow_mut()?.forward_buf(py, data, batch)?;
                 Flow::Buf(y, Shape::Matrix(batch, out_f))
             }
             Child::ReLU(a) => {
-                let (data, shape) = x.into_buf("ReLU")?;
-                let y = a.bind(py).try_borrow_mut()?.state.forward_buf(&data, shape)?;
+                let (data, shape) = x.into_buf(|| "ReLU".into())?;
+                let y = a
+                    .bind(py)
+                    .try_borrow_mut()?
+                    .state
+                    .forward_buf(&data, shape)?;
                 Flow::Buf(y, shape)
             }
             Child::Tanh(a) => {
-                let (data, shape) = x.into_buf("Tanh")?;
-                let y = a.bind(py).try_borrow_mut()?.state.forward_buf(&data, shape)?;
+                let (data, shape) = x.into_buf(|| "Tanh".into())?;
+                let y = a
+                    .bind(py)
+                    .try_borrow_mut()?
+                    .state
+                    .forward_buf(&data, shape)?;
                 Flow::Buf(y, shape)
             }
             Child::Seq(s) => {
@@ -640,18 +680,24 @@ fn run_backward<'py>(py: Python<'py>, kids: &[Child], mut g: Flow<'py>) -> PyRes
         g = match kid {
             Child::Linear(l) => {
                 let l = l.bind(py);
-                let who = l.try_borrow()?.who();
-                let (data, shape) = g.into_buf(&who)?;
+                let (data, shape) =
+                    g.into_buf(|| l.try_borrow().map(|m| m.who()).unwrap_or_default())?;
                 let (dx, shape) = l.try_borrow_mut()?.backward_buf(py, &data, shape)?;
                 Flow::Buf(dx, shape)
             }
             Child::ReLU(a) => {
-                let (data, shape) = g.into_buf("ReLU")?;
-                Flow::Buf(a.bind(py).try_borrow()?.state.backward_buf(&data, shape)?, shape)
+                let (data, shape) = g.into_buf(|| "ReLU".into())?;
+                Flow::Buf(
+                    a.bind(py).try_borrow()?.state.backward_buf(&data, shape)?,
+                    shape,
+                )
             }
             Child::Tanh(a) => {
-                let (data, shape) = g.into_buf("Tanh")?;
-                Flow::Buf(a.bind(py).try_borrow()?.state.backward_buf(&data, shape)?, shape)
+                let (data, shape) = g.into_buf(|| "Tanh".into())?;
+                Flow::Buf(
+                    a.bind(py).try_borrow()?.state.backward_buf(&data, shape)?,
+                    shape,
+                )
             }
             Child::Seq(s) => {
                 let inner = s.bind(py).try_borrow()?.kids.clone();
@@ -711,10 +757,12 @@ impl Sequential {
             kids.push(kid);
             mods.push(m.unbind());
         }
-        Ok(PyClassInitializer::from(Module::base()).add_subclass(Sequential {
-            kids: kids.into(),
-            modules: mods,
-        }))
+        Ok(
+            PyClassInitializer::from(Module::base()).add_subclass(Sequential {
+                kids: kids.into(),
+                modules: mods,
+            }),
+        )
     }
 
     /// Feed `x` through every module in order.
@@ -725,14 +773,20 @@ impl Sequential {
     }
 
     /// Feed the gradient through every module in reverse order.
-    fn backward<'py>(slf: &Bound<'py, Self>, grad: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn backward<'py>(
+        slf: &Bound<'py, Self>,
+        grad: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let kids = slf.try_borrow()?.kids.clone();
         run_backward(py, &kids, Sequential::flow_in(grad)?)?.into_obj(py)
     }
 
     #[pyo3(signature = (*input))]
-    fn __call__<'py>(slf: &Bound<'py, Self>, input: &Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        input: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         if slf.is_exact_instance_of::<Sequential>() && input.len() == 1 {
             return Sequential::forward(slf, &input.get_item(0)?);
         }
@@ -765,7 +819,11 @@ impl Sequential {
         self.modules.len()
     }
 
-    fn __getitem__<'py>(&self, py: Python<'py>, index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        index: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let list = PyList::new(py, self.modules.iter().map(|m| m.clone_ref(py)))?;
         if index.is_instance_of::<PySlice>() {
             return list.as_any().get_item(index);

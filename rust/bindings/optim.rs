@@ -18,7 +18,19 @@ fn lr_of(lr: &Bound<'_, PyAny>, who: &str) -> PyResult<f64> {
     check_lr(lr.extract::<f64>()?, who).py()
 }
 
+/// A learning-rate argument, checked as `pyfw.optim._check_lr`.
+struct Lr(f64);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Lr {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Lr> {
+        lr_of(&obj, "SGD").map(Lr)
+    }
+}
+
 /// Plain stochastic gradient descent: `p = p - (lr * g)` for every element.
+#[allow(clippy::upper_case_acronyms)] // the Python name
 #[pyclass(subclass, module = "pyfw_rs", name = "SGD")]
 pub struct SGD {
     lr: f64,
@@ -28,13 +40,10 @@ pub struct SGD {
 #[pymethods]
 impl SGD {
     #[new]
-    #[pyo3(signature = (params, lr = None), text_signature = "(params, lr=0.001)")]
-    fn new(params: &Bound<'_, PyAny>, lr: Option<&Bound<'_, PyAny>>) -> PyResult<SGD> {
+    #[pyo3(signature = (params, lr = Lr(1e-3)), text_signature = "(params, lr=0.001)")]
+    fn new(params: &Bound<'_, PyAny>, lr: Lr) -> PyResult<SGD> {
         let who = "SGD";
-        let lr = match lr {
-            Some(v) => lr_of(v, who)?,
-            None => 1e-3,
-        };
+        let lr = lr.0;
         let iter = params.try_iter().map_err(|_| {
             PyTypeError::new_err(format!(
                 "{who}: params must be a list of (parameter, gradient) pairs, got {}",
@@ -44,7 +53,8 @@ impl SGD {
         let mut pairs = Vec::new();
         for (i, pair) in iter.enumerate() {
             let pair = pair?;
-            let ok = (pair.is_instance_of::<PyTuple>() || pair.is_instance_of::<PyList>()) && pair.len()? == 2;
+            let ok = (pair.is_instance_of::<PyTuple>() || pair.is_instance_of::<PyList>())
+                && pair.len()? == 2;
             if !ok {
                 return Err(PyTypeError::new_err(format!(
                     "{who}: params[{i}] is not a (parameter, gradient) pair"
@@ -67,7 +77,9 @@ impl SGD {
             pairs.push((pt.clone().unbind(), gt.clone().unbind()));
         }
         if pairs.is_empty() {
-            return Err(PyValueError::new_err(format!("{who}: got an empty parameter list")));
+            return Err(PyValueError::new_err(format!(
+                "{who}: got an empty parameter list"
+            )));
         }
         Ok(SGD { lr, pairs })
     }
@@ -91,7 +103,11 @@ impl SGD {
                 sgd_step_self(p.bind(py).try_borrow_mut()?.t.data_mut(), self.lr);
             } else {
                 let gt = g.bind(py).try_borrow()?;
-                sgd_step(p.bind(py).try_borrow_mut()?.t.data_mut(), gt.t.data(), self.lr);
+                sgd_step(
+                    p.bind(py).try_borrow_mut()?.t.data_mut(),
+                    gt.t.data(),
+                    self.lr,
+                );
             }
         }
         Ok(())
