@@ -1,6 +1,6 @@
 //! Binding of `Generator`, `default_generator`, `manual_seed` and `randperm` (see `pyfw/generator.py`).
 
-use pyo3::exceptions::{PyMemoryError, PyOverflowError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyInt, PyList};
@@ -54,7 +54,7 @@ fn check_count(n: &Bound<'_, PyAny>, who: &str) -> PyResult<u64> {
     }
     n.extract::<u64>().map_err(|_| {
         let text = n.str().map(|s| s.to_string()).unwrap_or_default();
-        PyOverflowError::new_err(format!("{who}: n must be below 2**64, got {text}"))
+        PyValueError::new_err(format!("{who}: n must be below 2**64, got {text}"))
     })
 }
 

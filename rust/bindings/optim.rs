@@ -1,6 +1,6 @@
 //! Binding of `SGD` (see `pyfw/optim.py`).
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyList, PyTuple};
 
@@ -15,7 +15,16 @@ fn lr_of(lr: &Bound<'_, PyAny>, who: &str) -> PyResult<f64> {
             type_name(lr)
         )));
     }
-    check_lr(lr.extract::<f64>()?, who).py()
+    let v = lr.extract::<f64>().map_err(|e| {
+        if e.is_instance_of::<PyOverflowError>(lr.py()) {
+            PyValueError::new_err(format!(
+                "{who}: lr must be finite and non-negative, got a value too large for a float"
+            ))
+        } else {
+            e
+        }
+    })?;
+    check_lr(v, who).py()
 }
 
 /// A learning-rate argument, checked as `pyfw.optim._check_lr`.

@@ -1,6 +1,6 @@
 //! Binding of `Tensor` and `tensor()` (see `pyfw/tensor.py`).
 
-use pyo3::exceptions::{PyIndexError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyList, PySlice, PyTuple};
 
@@ -31,7 +31,15 @@ fn number(v: &Bound<'_, PyAny>, who: &str) -> PyResult<f64> {
             "{who}: ragged or deeper than 2-D nested list"
         )));
     } else if is_real(v)? {
-        v.extract::<f64>()?
+        v.extract::<f64>().map_err(|e| {
+            if e.is_instance_of::<PyOverflowError>(v.py()) {
+                PyValueError::new_err(format!(
+                    "{who}: expected finite numbers, got a value too large for a float"
+                ))
+            } else {
+                e
+            }
+        })?
     } else {
         return Err(PyTypeError::new_err(format!(
             "{who}: expected real numbers, got {} {}",
