@@ -57,9 +57,7 @@ class Module:
     def zero_grad(self) -> None:
         """Set every gradient in ``param()`` to zero, in place."""
         for _, g in self.param():
-            rows = g._rows
-            for r in range(len(rows)):
-                rows[r] = [0.0] * len(rows[r])
+            g.zero_()
 
     def train(self, mode: bool = True) -> "Module":
         """Set training mode on this module and its children; returns self."""
@@ -117,7 +115,7 @@ class Module:
                 raise ValueError(f"{who}: {name!r} has shape {shape}, the module expects {p.shape}")
             staged.append((p, rows))
         for p, rows in staged:
-            p._rows[:] = rows
+            p.copy_(Tensor._wrap(rows, p.shape))
 
     def _name(self) -> str:
         return type(self).__name__

@@ -63,9 +63,7 @@ class SGD:
     def zero_grad(self) -> None:
         """Set every gradient to zero, in place."""
         for _, g in self._pairs:
-            rows = g._rows
-            for r in range(len(rows)):
-                rows[r] = [0.0] * len(rows[r])
+            g.zero_()
 
     def __repr__(self) -> str:
         return f"SGD(lr={self.lr})"

@@ -64,6 +64,32 @@ class Tensor:
         """A copy that shares no storage with this tensor."""
         return Tensor._wrap([list(r) for r in self._rows], self._shape)
 
+    def zero_(self) -> "Tensor":
+        """Set every element to 0.0, in place; returns self."""
+        rows = self._rows
+        for r in range(len(rows)):
+            rows[r] = [0.0] * len(rows[r])
+        return self
+
+    def copy_(self, src: Any) -> "Tensor":
+        """Copy ``src`` (a tensor of either backend or a nested list) of the same shape, in place."""
+        rows, shape = _parse(src, "Tensor.copy_")
+        if shape != self._shape:
+            raise ValueError(f"Tensor.copy_: source shape {shape} differs from {self._shape}")
+        self._rows[:] = rows
+        return self
+
+    def add_(self, other: Any, alpha: float = 1.0) -> "Tensor":
+        """``self = self + (alpha * other)`` element by element, in place; returns self."""
+        a = _number(alpha, "Tensor.add_ alpha")
+        rows, shape = _parse(other, "Tensor.add_")
+        if shape != self._shape:
+            raise ValueError(f"Tensor.add_: other has shape {shape}, this tensor {self._shape}")
+        mine = self._rows
+        for r, orow in enumerate(rows):
+            mine[r] = [p + a * v for p, v in zip(mine[r], orow)]
+        return self
+
     def __len__(self) -> int:
         return self._shape[0]
 

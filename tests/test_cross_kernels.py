@@ -217,6 +217,22 @@ def test_sgd_step():
         assert all(v == 0.0 for r in lr.weight_grad.tolist() for v in r)
 
 
+def test_in_place_tensor_ops():
+    rng = random.Random(11)
+    for _ in range(20):
+        r, c = rng.randint(1, 6), rng.randint(1, 6)
+        a, b = rand_rows(rng, r, c), rand_rows(rng, r, c)
+        alpha = rng.choice([1.0, -0.5, rng.uniform(-3, 3)])
+        outs = []
+        for fw in BACKENDS:
+            t = fw.tensor(a)
+            assert t.add_(fw.tensor(b), alpha=alpha) is t
+            t.add_(b)
+            u = fw.tensor(a).copy_(t)
+            outs.append((th(t), th(u), th(fw.tensor(a).zero_())))
+        assert outs[0] == outs[1]
+
+
 def build_pair(rng):
     seed = rng.randrange(2**32)
     sizes = [rng.randint(1, 12) for _ in range(rng.randint(2, 5))]

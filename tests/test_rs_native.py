@@ -195,14 +195,6 @@ class Scale:
 
     @staticmethod
     def make(fw):
-        class Holder(fw.Module):
-            def __init__(self, t):
-                super().__init__()
-                self.t = t
-
-            def param(self):
-                return [(self.t, self.t)]
-
         class ScaleModule(fw.Module):
             def __init__(self, s):
                 super().__init__()
@@ -222,7 +214,7 @@ class Scale:
                 for r, gr in zip(self.x, gl):
                     for v, gv in zip(r, gr):
                         acc = acc + gv * v
-                Holder(self.gs).load_state_dict({"0": [acc]})  # in place: SGD holds this tensor
+                self.gs.copy_([acc])  # in place: SGD holds this tensor
                 return fw.tensor([[gv * s for gv in gr] for gr in gl])
 
             def param(self):

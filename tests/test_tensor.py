@@ -209,3 +209,36 @@ def test_three_d_is_value_error(fw: ModuleType, data: list) -> None:
 def test_non_list_is_type_error(fw: ModuleType, data: object) -> None:
     with pytest.raises(TypeError):
         fw.tensor(data)
+
+
+def test_in_place_ops_follow_their_formula(fw: ModuleType) -> None:
+    a = [[0.1, -2.0, 3.5], [1e-3, 7.0, -0.25]]
+    b = [[0.3, 0.7, -1.1], [2.0, -0.125, 9.0]]
+    t = fw.tensor(a)
+    assert t.add_(fw.tensor(b), alpha=0.37) is t
+    want = [[(p + 0.37 * v).hex() for p, v in zip(ra, rb)] for ra, rb in zip(a, b)]
+    assert [[v.hex() for v in r] for r in t.tolist()] == want
+    t.add_(b)  # nested list, alpha 1.0
+    want2 = [[(p + v).hex() for p, v in zip(ra, rb)] for ra, rb in zip(
+        [[float.fromhex(h) for h in r] for r in want], b)]
+    assert [[v.hex() for v in r] for r in t.tolist()] == want2
+    assert t.copy_(b) is t and t.tolist() == b
+    assert t.zero_() is t and t.tolist() == [[0.0] * 3, [0.0] * 3]
+    v = fw.tensor([1.0, 2.0])
+    v.add_([0.5, 0.5], alpha=-2.0)
+    assert v.tolist() == [0.0, 1.0]
+
+
+@pytest.mark.parametrize("op", ["add_", "copy_"])
+def test_in_place_ops_reject_bad_input_and_change_nothing(fw: ModuleType, op: str) -> None:
+    t = fw.tensor([[1.0, 2.0], [3.0, 4.0]])
+    for other, exc in (([[1.0, 2.0]], ValueError), ([1.0, 2.0], ValueError), ([[1.0, 2.0], [3.0]], ValueError),
+                       ([[1.0, "x"], [3.0, 4.0]], TypeError), ([[1.0, float("nan")], [3.0, 4.0]], ValueError),
+                       ("abc", TypeError)):
+        with pytest.raises(exc):
+            getattr(t, op)(other)
+    with pytest.raises(ValueError):
+        t.add_([[1.0, 2.0], [3.0, 4.0]], alpha=float("inf"))
+    with pytest.raises(TypeError):
+        t.add_([[1.0, 2.0], [3.0, 4.0]], alpha="2")
+    assert t.tolist() == [[1.0, 2.0], [3.0, 4.0]]

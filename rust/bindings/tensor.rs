@@ -206,6 +206,55 @@ impl PyTensor {
         PyTensor { t: self.t.clone() }
     }
 
+    /// Set every element to 0.0, in place; returns self.
+    fn zero_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        slf.try_borrow_mut()?.t.data_mut().fill(0.0);
+        Ok(slf.clone())
+    }
+
+    /// Copy `src` (a tensor of either backend or a nested list) of the same shape, in place.
+    fn copy_<'py>(slf: &Bound<'py, Self>, src: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
+        let (data, shape) = tensor_data(src, "Tensor.copy_")?;
+        let mut me = slf.try_borrow_mut()?;
+        if shape != me.t.shape() {
+            return Err(PyValueError::new_err(format!(
+                "Tensor.copy_: source shape {} differs from {}",
+                shape,
+                me.t.shape()
+            )));
+        }
+        me.t.data_mut().copy_from_slice(&data);
+        drop(me);
+        Ok(slf.clone())
+    }
+
+    /// `self = self + (alpha * other)` element by element, in place; returns self.
+    #[pyo3(signature = (other, alpha = None), text_signature = "($self, other, alpha=1.0)")]
+    fn add_<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+        alpha: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let a = match alpha {
+            Some(v) => number(v, "Tensor.add_ alpha")?,
+            None => 1.0,
+        };
+        let (data, shape) = tensor_data(other, "Tensor.add_")?;
+        let mut me = slf.try_borrow_mut()?;
+        if shape != me.t.shape() {
+            return Err(PyValueError::new_err(format!(
+                "Tensor.add_: other has shape {}, this tensor {}",
+                shape,
+                me.t.shape()
+            )));
+        }
+        for (p, &v) in me.t.data_mut().iter_mut().zip(&data) {
+            *p += a * v;
+        }
+        drop(me);
+        Ok(slf.clone())
+    }
+
     fn __len__(&self) -> usize {
         self.t.shape().len()
     }
