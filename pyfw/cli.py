@@ -61,15 +61,22 @@ class Progress:
         self.live = hasattr(self.stream, "isatty") and self.stream.isatty() and not quiet
         self.epoch = 1
         self.start = time.perf_counter()
+        self.shown = 0.0
 
     def batch(self, k: int, n: int, loss: float) -> None:
-        if self.live and (k % 10 == 0 or k == n):
+        """Redraw the live line, at most ten times a second."""
+        if not self.live:
+            return
+        now = time.perf_counter()
+        if now - self.shown >= 0.1:
+            self.shown = now
             done = int(20 * k / n)
             self.stream.write(f"\repoch {self.epoch}/{self.epochs} [{'#' * done}{'.' * (20 - done)}] "
                               f"batch {k}/{n} loss {loss:.6f}")
             self.stream.flush()
 
     def end_epoch(self, epoch: int, loss: float) -> None:
+        """Clear the live line and log the epoch's loss."""
         if self.live:
             self.stream.write("\r\x1b[K")
         if not self.quiet:
