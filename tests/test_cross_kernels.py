@@ -6,6 +6,7 @@ import random
 import pytest
 
 import pyfw
+from fwtest import hexes, state_hex, th
 
 try:
     import pyfw_rs
@@ -17,17 +18,8 @@ except ImportError as e:  # pragma: no cover - depends on the build
 BACKENDS = (pyfw, pyfw_rs)
 
 
-def hexes(v):
-    """Nested lists of floats (or a float) as nested lists of float.hex strings."""
-    if isinstance(v, list):
-        return [hexes(x) for x in v]
-    if isinstance(v, float):
-        return v.hex()
-    return v
 
 
-def th(t):
-    return hexes(t.tolist())
 
 
 def rand_values(rng, n, zero_frac=0.25):
@@ -280,8 +272,6 @@ def test_nested_sequential():
         assert th(ga) == th(gb)
 
 
-def state_hex(model):
-    return {k: th(v) for k, v in model.state_dict().items()}
 
 
 def test_seed_task_few_epochs():

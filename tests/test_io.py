@@ -11,20 +11,13 @@ from types import ModuleType
 import pytest
 
 from pyfw import io
+from fwtest import hexes, sd_hex, seed_model
 
 
-def seed_model(fw: ModuleType, seed: int = 0) -> object:
-    g = fw.Generator(seed)
-    return fw.Sequential(fw.Linear(2, 25, generator=g), fw.ReLU(), fw.Linear(25, 25, generator=g), fw.ReLU(),
-                         fw.Linear(25, 25, generator=g), fw.ReLU(), fw.Linear(25, 2, generator=g))
 
 
-def hexes(x: list) -> list:
-    return [[v.hex() for v in r] for r in x] if isinstance(x[0], list) else [v.hex() for v in x]
 
 
-def sd_hex(sd: dict) -> dict:
-    return {k: hexes(v.tolist() if hasattr(v, "tolist") else v) for k, v in sd.items()}
 
 
 def test_round_trip_is_exact(fw: ModuleType, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from types import ModuleType
 from typing import Callable
 
 import pytest
+from fwtest import hexes, state_hex
 
 H = 1e-6       # central-difference step
 RTOL = 1e-6
@@ -66,12 +67,8 @@ def assert_grad_close(analytic: list, numeric: list, what: str) -> None:
         assert abs(u - v) <= ATOL + RTOL * abs(v), f"{what}[{k}]: analytic {u!r}, numeric {v!r}"
 
 
-def hexes(x: list) -> list:
-    return [[v.hex() for v in r] for r in x] if x and isinstance(x[0], list) else [v.hex() for v in x]
 
 
-def state_hex(model: object) -> dict:
-    return {k: hexes(v.tolist()) for k, v in model.state_dict().items()}
 
 
 # ---- finite-difference gradient checks --------------------------------------------

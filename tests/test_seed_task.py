@@ -12,16 +12,11 @@ import pytest
 import pyfw
 from pyfw import cli, task
 from pyfw.training import fit
+from fwtest import state_hex
 
 BACKEND_NAME = {"pyfw": "py", "pyfw_rs": "rs"}
 
 
-def state_hex(model: object) -> dict:
-    out = {}
-    for k, v in model.state_dict().items():
-        t = v.tolist()
-        out[k] = [[a.hex() for a in r] for r in t] if isinstance(t[0], list) else [a.hex() for a in t]
-    return out
 
 
 def test_defaults_are_the_seed_configuration() -> None:

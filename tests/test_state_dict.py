@@ -7,19 +7,14 @@ import math
 from types import ModuleType
 
 import pytest
+from fwtest import hexes, seed_model
 
 SEED_KEYS = ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias", "6.weight", "6.bias"]
 SEED_SHAPES = [(25, 2), (25,), (25, 25), (25,), (25, 25), (25,), (2, 25), (2,)]
 
 
-def seed_model(fw: ModuleType, seed: int = 0) -> object:
-    g = fw.Generator(seed)
-    return fw.Sequential(fw.Linear(2, 25, generator=g), fw.ReLU(), fw.Linear(25, 25, generator=g), fw.ReLU(),
-                         fw.Linear(25, 25, generator=g), fw.ReLU(), fw.Linear(25, 2, generator=g))
 
 
-def hexes(x: list) -> list:
-    return [[v.hex() for v in r] for r in x] if isinstance(x[0], list) else [v.hex() for v in x]
 
 
 def params_hex(model: object) -> list:

@@ -9,6 +9,7 @@ import pytest
 
 import pyfw
 from pyfw.training import fit, train_epoch
+from fwtest import state_hex
 
 
 def setup(fw: ModuleType, seed: int = 0, n: int = 200, lr: float = 0.1) -> tuple:
@@ -19,12 +20,6 @@ def setup(fw: ModuleType, seed: int = 0, n: int = 200, lr: float = 0.1) -> tuple
     return model, fw.MSELoss(), fw.SGD(model.param(), lr=lr), x, fw.data.one_hot(y, 2), y, g
 
 
-def state_hex(model: object) -> dict:
-    out = {}
-    for k, v in model.state_dict().items():
-        t = v.tolist()
-        out[k] = [[a.hex() for a in r] for r in t] if isinstance(t[0], list) else [a.hex() for a in t]
-    return out
 
 
 def test_losses_decrease_on_the_disk_task(fw: ModuleType) -> None:
