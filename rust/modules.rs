@@ -636,6 +636,9 @@ mod tests {
         assert_eq!(lin.bias.data(), &expect[12..]);
     }
 
+    /// Changes one input or parameter value of a finite-difference check by a step.
+    type Nudge = dyn Fn(&mut Linear, &mut Tensor, usize, f64);
+
     /// Loss L = sum of c[k] * y[k] for fixed c; dL/dy = c.
     fn weighted_sum(y: &Tensor, c: &[f64]) -> f64 {
         let mut acc = 0.0;
@@ -656,40 +659,33 @@ mod tests {
             .collect();
         let gy = Tensor::new(y.shape(), c.clone()).unwrap();
         let dx = lin.backward(&gy).unwrap();
-        let h = 1e-6;
-        for k in 0..x.shape().numel() {
-            let mut xp = x.clone();
-            xp.data_mut()[k] += h;
-            let mut xm = x.clone();
-            xm.data_mut()[k] -= h;
-            let fd = (weighted_sum(&lin.clone().forward(&xp).unwrap(), &c)
-                - weighted_sum(&lin.clone().forward(&xm).unwrap(), &c))
-                / (2.0 * h);
-            assert!(
-                (fd - dx.data()[k]).abs() < 1e-6,
-                "dx[{k}]: {fd} vs {}",
-                dx.data()[k]
-            );
-        }
-        for k in 0..lin.weight.shape().numel() {
-            let mut lp = lin.clone();
-            lp.weight.data_mut()[k] += h;
-            let mut lm = lin.clone();
-            lm.weight.data_mut()[k] -= h;
-            let fd = (weighted_sum(&lp.forward(&x).unwrap(), &c)
-                - weighted_sum(&lm.forward(&x).unwrap(), &c))
-                / (2.0 * h);
-            assert!((fd - lin.weight_grad.data()[k]).abs() < 1e-6);
-        }
-        for k in 0..lin.bias.shape().numel() {
-            let mut lp = lin.clone();
-            lp.bias.data_mut()[k] += h;
-            let mut lm = lin.clone();
-            lm.bias.data_mut()[k] -= h;
-            let fd = (weighted_sum(&lp.forward(&x).unwrap(), &c)
-                - weighted_sum(&lm.forward(&x).unwrap(), &c))
-                / (2.0 * h);
-            assert!((fd - lin.bias_grad.data()[k]).abs() < 1e-6);
+        // Central difference of L after nudging one value that `nudge` picks.
+        let fd = |k: usize, nudge: &Nudge| {
+            let h = 1e-6;
+            let at = |d: f64| {
+                let (mut l, mut xx) = (lin.clone(), x.clone());
+                nudge(&mut l, &mut xx, k, d);
+                weighted_sum(&l.forward(&xx).unwrap(), &c)
+            };
+            (at(h) - at(-h)) / (2.0 * h)
+        };
+        let checks: [(&[f64], &Nudge); 3] = [
+            (dx.data(), &|_, xx, k, d| xx.data_mut()[k] += d),
+            (lin.weight_grad.data(), &|l, _, k, d| {
+                l.weight.data_mut()[k] += d
+            }),
+            (lin.bias_grad.data(), &|l, _, k, d| {
+                l.bias.data_mut()[k] += d
+            }),
+        ];
+        for (which, (analytic, nudge)) in checks.iter().enumerate() {
+            for (k, &a) in analytic.iter().enumerate() {
+                let numeric = fd(k, nudge);
+                assert!(
+                    (numeric - a).abs() < 1e-6,
+                    "check {which}, [{k}]: {numeric} vs {a}"
+                );
+            }
         }
         // Gradients accumulate until zero_grad.
         let before = lin.weight_grad.clone();
