@@ -32,7 +32,8 @@ cargo-test:
 
 lint:
 	cargo fmt --check
-	cargo clippy --quiet -- -D warnings
+	cargo clippy --quiet --all-targets -- -D warnings
+	cargo clippy --quiet --all-targets --features python -- -D warnings
 
 demo: build
 	$(PY) -m pyfw demo
