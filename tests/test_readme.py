@@ -1,0 +1,31 @@
+"""The README's usage example runs as written, and prints the same with both backends."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+
+def run_usage(repo_root: Path, module: str, cwd: Path) -> str:
+    """Run the python block under '## Usage' with ``import {module} as fw``; return its output."""
+    text = (repo_root / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"## Usage\n\n```python\n(.*?)```", text, re.S)
+    assert m, "README.md has no python block under '## Usage'"
+    code = m.group(1).replace("import pyfw as fw", f"import {module} as fw")
+    cwd.mkdir()
+    proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env={"PYTHONPATH": str(repo_root)})
+    assert proc.returncode == 0, proc.stderr
+    assert (cwd / "model.json").exists()
+    return proc.stdout
+
+
+def test_usage_example_runs(fw: ModuleType, repo_root: Path, tmp_path: Path) -> None:
+    out = run_usage(repo_root, fw.__name__, tmp_path / fw.__name__)
+    error = float(out.strip().splitlines()[-1])
+    assert 0.0 <= error < 0.2, f"error rate after 10 epochs: {error}"
+    if fw.__name__ != "pyfw":
+        assert out == run_usage(repo_root, "pyfw", tmp_path / "pyfw")
