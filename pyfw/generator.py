@@ -24,6 +24,7 @@ Test vectors are in docs/NUMERICS.md and tests/test_generator.py.
 
 from __future__ import annotations
 
+import sys
 from typing import Optional
 
 MASK64 = (1 << 64) - 1
@@ -82,7 +83,10 @@ class Generator:
         return (self.next_u64() >> 11) * TWO_M53
 
     def uniform(self, low: float, high: float) -> float:
-        """``low + (high - low) * random()``."""
+        """``low + (high - low) * random()``, with ``low`` and ``high`` converted to float first."""
+        if isinstance(low, (str, bytes, bytearray)) or isinstance(high, (str, bytes, bytearray)):
+            raise TypeError("Generator.uniform: low and high must be numbers")
+        low, high = float(low), float(high)
         return low + (high - low) * self.random()
 
     def randbelow(self, n: int) -> int:
@@ -118,6 +122,8 @@ def randperm(n: int, generator: Optional[Generator] = None) -> list[int]:
     """A random permutation of ``range(n)`` as a list of ints (Fisher-Yates, from the end)."""
     n = _check_count(n, "randperm")
     g = _resolve(generator)
+    if n > sys.maxsize // 8:
+        raise MemoryError(f"randperm: n = {n} is too large to hold in memory")
     perm = list(range(n))
     for i in range(n - 1, 0, -1):
         j = g.randbelow(i + 1)

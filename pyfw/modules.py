@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import math
 import numbers
-from functools import reduce
-from itertools import repeat
-from operator import add, mul
-from typing import Any, Iterator, Optional
+import sys
+from typing import Any, Iterator, NamedTuple, Optional
 
 from .generator import Generator, _resolve
 from .tensor import Tensor, _parse, as_tensor, zeros_like_rows
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` did not match: keys the module has that the dict lacks, and the reverse."""
+
+    missing_keys: list
+    unexpected_keys: list
 
 
 class Module:
@@ -29,8 +34,10 @@ class Module:
 
     Subclasses override ``forward``, ``backward`` and, when they hold
     parameters, ``param``. A subclass that holds other modules overrides
-    ``children`` so that ``train``/``eval`` and ``state_dict`` reach them.
+    ``named_children`` so that ``train``/``eval`` and ``state_dict`` reach them.
     """
+
+    training: bool = True
 
     def __init__(self) -> None:
         self.training = True
@@ -47,9 +54,13 @@ class Module:
         """``[(parameter, gradient), ...]``; empty for modules without parameters."""
         return []
 
-    def children(self) -> list:
+    def named_children(self) -> list:
         """``[(name, module), ...]`` of directly held modules; empty by default."""
         return []
+
+    def children(self) -> list:
+        """``[module, ...]``: the modules of ``named_children()``, without their names."""
+        return [m for _, m in self.named_children()]
 
     def __call__(self, *input: Any) -> Any:
         return self.forward(*input)
@@ -64,7 +75,7 @@ class Module:
         if not isinstance(mode, bool):
             raise TypeError(f"{self._name()}.train: mode must be a bool, got {type(mode).__name__}")
         self.training = mode
-        for _, child in self.children():
+        for _, child in self.named_children():
             child.train(mode)
         return self
 
@@ -74,7 +85,7 @@ class Module:
 
     def named_param(self, prefix: str = "") -> list:
         """``[(name, parameter, gradient), ...]`` with torch-style dotted names."""
-        kids = self.children()
+        kids = self.named_children()
         if kids:
             out = []
             for name, child in kids:
@@ -89,23 +100,23 @@ class Module:
         """``{name: copy of parameter}``, keys as in ``torch.nn.Sequential``."""
         return {name: p.clone() for name, p, _ in self.named_param()}
 
-    def load_state_dict(self, state_dict: dict, strict: bool = True) -> None:
+    def load_state_dict(self, state_dict: dict, strict: bool = True) -> "IncompatibleKeys":
         """Copy values into the parameters, in place.
 
         Values may be tensors of either backend or nested lists. Every key and
         shape is checked before anything is written, so a bad dict leaves the
         module unchanged. With ``strict=False`` missing and extra keys are skipped.
+        Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``, as torch does.
         """
         who = f"{self._name()}.load_state_dict"
         if not isinstance(state_dict, dict):
             raise TypeError(f"{who}: expected a dict, got {type(state_dict).__name__}")
         named = self.named_param()
         names = [n for n, _, _ in named]
-        if strict:
-            missing = [n for n in names if n not in state_dict]
-            extra = [k for k in state_dict if k not in names]
-            if missing or extra:
-                raise ValueError(f"{who}: missing keys {missing}, unexpected keys {extra}")
+        missing = [n for n in names if n not in state_dict]
+        extra = [k for k in state_dict if k not in names]
+        if strict and (missing or extra):
+            raise ValueError(f"{who}: missing keys {missing}, unexpected keys {extra}")
         staged = []
         for name, p, _ in named:
             if name not in state_dict:
@@ -116,6 +127,7 @@ class Module:
             staged.append((p, rows))
         for p, rows in staged:
             p.copy_(Tensor._wrap(rows, p.shape))
+        return IncompatibleKeys(missing, extra)
 
     def _name(self) -> str:
         return type(self).__name__
@@ -165,6 +177,8 @@ class Linear(Module):
         self.out_features = _check_size(out_features, "Linear", "out_features")
         if not bias:
             raise ValueError("Linear: bias=False is not supported")
+        if self.in_features * self.out_features > sys.maxsize // 8:
+            raise MemoryError(f"Linear: {self.out_features} x {self.in_features} weights do not fit in memory")
         g = _resolve(generator)
         k = 1.0 / math.sqrt(self.in_features)
         lo, span = -k, k - -k
@@ -186,7 +200,7 @@ class Linear(Module):
         if x.shape[1] != self.in_features:
             raise ValueError(f"{who}: expected input with {self.in_features} columns, "
                              f"got {x.shape[1]} (input shape {x.shape})")
-        self._input = x
+        self._input = Tensor._wrap(list(x._rows), x.shape)  # a snapshot: in-place ops replace rows
         wt = list(zip(*self.weight._rows))
         b = self.bias._rows[0]
         out = []
@@ -204,7 +218,7 @@ class Linear(Module):
         if self._input is None:
             raise RuntimeError(f"{who}: backward called before forward")
         xs = self._input._rows
-        g = _check_grad(grad, (len(xs), self.out_features), who)._rows
+        g = list(_check_grad(grad, (len(xs), self.out_features), who)._rows)  # snapshot, as the input
         gw = self.weight_grad._rows
         for o, gcol in enumerate(zip(*g)):
             acc = gw[o]
@@ -249,6 +263,12 @@ class _Elementwise(Module):
         super().__init__()
         self._output: Optional[Tensor] = None
 
+    def _keep(self, rows: list, shape: tuple) -> Tensor:
+        """Save the output for backward and return it; the two share rows but not the row list,
+        so an in-place op on the returned tensor leaves the saved one as it was."""
+        self._output = Tensor._wrap(rows, shape)
+        return Tensor._wrap(list(rows), shape)
+
     def _grad(self, grad: Any) -> list:
         who = self._name()
         if self._output is None:
@@ -263,8 +283,7 @@ class ReLU(_Elementwise):
         """Apply max(x, 0) to every element."""
         x = as_tensor(x, self._name())
         out = [[v if v > 0.0 else 0.0 for v in r] for r in x._rows]
-        self._output = Tensor._wrap(out, x.shape)
-        return self._output
+        return self._keep(out, x.shape)
 
     def backward(self, grad: Any) -> Tensor:
         """Pass the gradient where the output is positive."""
@@ -281,8 +300,7 @@ class Tanh(_Elementwise):
         x = as_tensor(x, self._name())
         tanh = math.tanh
         out = [[tanh(v) for v in r] for r in x._rows]
-        self._output = Tensor._wrap(out, x.shape)
-        return self._output
+        return self._keep(out, x.shape)
 
     def backward(self, grad: Any) -> Tensor:
         """Multiply the gradient by 1 - y^2."""
@@ -320,7 +338,7 @@ class Sequential(Module):
             out.extend(m.param())
         return out
 
-    def children(self) -> list:
+    def named_children(self) -> list:
         """``[("0", first), ("1", second), ...]``."""
         return [(str(i), m) for i, m in enumerate(self._modules)]
 

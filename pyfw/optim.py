@@ -49,8 +49,17 @@ class SGD:
     """Plain stochastic gradient descent: ``p = p - (lr * g)`` for every element."""
 
     def __init__(self, params: Iterable, lr: float = 1e-3) -> None:
-        self.lr = _check_lr(lr, "SGD")
+        self.lr = lr
         self._pairs = _check_pairs(params, "SGD")
+
+    @property
+    def lr(self) -> float:
+        """The learning rate; setting it checks it as the constructor does."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = _check_lr(value, "SGD")
 
     def step(self) -> None:
         """Update every parameter in place from its gradient."""

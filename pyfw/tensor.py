@@ -4,6 +4,11 @@ A 2-D tensor of shape ``(r, c)`` holds ``r`` lists of ``c`` floats. A 1-D
 tensor of shape ``(n,)`` holds a single row of ``n`` floats, so every kernel
 can walk rows the same way. Tensors are never empty, and ``tensor()`` admits
 only finite real numbers.
+
+A row list is never changed in place: every in-place operation (``zero_``,
+``copy_``, ``add_``, ``SGD.step``, gradient accumulation) puts new row lists in
+the tensor. So a shallow copy of ``_rows`` is a snapshot, which is how modules
+keep what ``backward`` needs.
 """
 
 from __future__ import annotations

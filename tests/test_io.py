@@ -176,3 +176,30 @@ def test_corrupt_file_changes_nothing(fw: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         model.load_state_dict(io.load(bad))
     assert sd_hex(model.state_dict()) == before
+
+
+def test_save_takes_what_tensor_takes(tmp_path: Path) -> None:
+    class Real(float):
+        pass
+
+    path = tmp_path / "s.json"
+    io.save({"w": ((1, Real(2.5)),), "b": (0.5,)}, str(path))
+    assert io.load(str(path)) == {"w": [[1.0, 2.5]], "b": [0.5]}
+
+
+@pytest.mark.parametrize("body", [
+    "[" * 100000 + "]" * 100000,
+    '{"format": "pyfw.state_dict", "version": 1, "tensors": {"w": {"shape": [1], "data": [' + "9" * 400 + "]}}}",
+    '{"format": "pyfw.state_dict", "version": 1, "tensors": {"w": {"shape": [1], "data": [1e400]}}}',
+], ids=["deep", "huge-int", "inf"])
+def test_odd_files_are_value_errors(tmp_path: Path, body: str) -> None:
+    path = tmp_path / "odd.json"
+    path.write_text(body)
+    with pytest.raises(ValueError, match="odd.json"):
+        io.load(str(path))
+
+
+def test_save_rejects_numbers_too_large_for_a_float(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        io.save({"w": [10**400]}, str(tmp_path / "w.json"))
+    assert not list(tmp_path.iterdir())

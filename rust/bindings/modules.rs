@@ -31,7 +31,7 @@ use crate::tensor::Shape;
 /// Base class of every layer and loss.
 ///
 /// Subclasses override `forward`, `backward` and, when they hold parameters,
-/// `param`. A subclass that holds other modules overrides `children` so that
+/// `param`. A subclass that holds other modules overrides `named_children` so that
 /// `train`/`eval` and `state_dict` reach them.
 #[pyclass(subclass, module = "pyfw_rs", name = "Module")]
 pub struct Module {
@@ -107,8 +107,20 @@ impl Module {
     }
 
     /// `[(name, module), ...]` of directly held modules; empty by default.
-    fn children<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
+    fn named_children<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
         PyList::empty(py)
+    }
+
+    /// `[module, ...]`: the modules of `named_children()`, without their names.
+    fn children<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(slf.py());
+        for kid in slf
+            .call_method0(intern!(slf.py(), "named_children"))?
+            .try_iter()?
+        {
+            out.append(kid?.get_item(1)?)?;
+        }
+        Ok(out)
     }
 
     #[pyo3(signature = (*input))]
@@ -134,7 +146,10 @@ impl Module {
         let py = slf.py();
         let mode = mode.0;
         slf.setattr(intern!(py, "training"), mode)?;
-        for kid in slf.call_method0(intern!(py, "children"))?.try_iter()? {
+        for kid in slf
+            .call_method0(intern!(py, "named_children"))?
+            .try_iter()?
+        {
             kid?.get_item(1)?
                 .call_method1(intern!(py, "train"), (mode,))?;
         }
@@ -152,7 +167,7 @@ impl Module {
         let py = slf.py();
         let out = PyList::empty(py);
         let kids: Vec<Bound<'py, PyAny>> = slf
-            .call_method0(intern!(py, "children"))?
+            .call_method0(intern!(py, "named_children"))?
             .try_iter()?
             .collect::<PyResult<_>>()?;
         if !kids.is_empty() {
@@ -198,13 +213,15 @@ impl Module {
     /// Values may be tensors of either backend or nested lists. Every key and
     /// shape is checked before anything is written, so a bad dict leaves the
     /// module unchanged. With `strict=False` missing and extra keys are skipped.
-    #[pyo3(signature = (state_dict, strict = true))]
-    fn load_state_dict(
-        slf: &Bound<'_, Self>,
-        state_dict: &Bound<'_, PyAny>,
-        strict: bool,
-    ) -> PyResult<()> {
+    /// Returns `IncompatibleKeys(missing_keys, unexpected_keys)`, as torch does.
+    #[pyo3(signature = (state_dict, strict = Truthy(true)), text_signature = "($self, state_dict, strict=True)")]
+    fn load_state_dict<'py>(
+        slf: &Bound<'py, Self>,
+        state_dict: &Bound<'py, PyAny>,
+        strict: Truthy,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
+        let strict = strict.0;
         let who = format!("{}.load_state_dict", call_name(slf.as_any())?);
         let Ok(sd) = state_dict.cast::<PyDict>() else {
             return Err(PyTypeError::new_err(format!(
@@ -218,27 +235,25 @@ impl Module {
         for item in &named {
             names.push(item.get_item(0)?);
         }
-        if strict {
-            let missing = PyList::empty(py);
-            for n in &names {
-                if !sd.contains(n)? {
-                    missing.append(n)?;
-                }
+        let missing = PyList::empty(py);
+        for n in &names {
+            if !sd.contains(n)? {
+                missing.append(n)?;
             }
-            let names_list = PyList::new(py, &names)?;
-            let extra = PyList::empty(py);
-            for k in sd.keys() {
-                if !names_list.contains(&k)? {
-                    extra.append(k)?;
-                }
+        }
+        let names_list = PyList::new(py, &names)?;
+        let extra = PyList::empty(py);
+        for k in sd.keys() {
+            if !names_list.contains(&k)? {
+                extra.append(k)?;
             }
-            if !missing.is_empty() || !extra.is_empty() {
-                return Err(PyValueError::new_err(format!(
-                    "{who}: missing keys {}, unexpected keys {}",
-                    missing.repr()?,
-                    extra.repr()?
-                )));
-            }
+        }
+        if strict && (!missing.is_empty() || !extra.is_empty()) {
+            return Err(PyValueError::new_err(format!(
+                "{who}: missing keys {}, unexpected keys {}",
+                missing.repr()?,
+                extra.repr()?
+            )));
         }
         let mut staged = Vec::new();
         for (item, name) in named.iter().zip(&names) {
@@ -265,7 +280,9 @@ impl Module {
         for (p, data) in staged {
             p.try_borrow_mut()?.t.data_mut().copy_from_slice(&data);
         }
-        Ok(())
+        py.import("pyfw.modules")?
+            .getattr("IncompatibleKeys")?
+            .call1((missing, extra))
     }
 
     fn _name(slf: &Bound<'_, Self>) -> String {
@@ -805,7 +822,7 @@ impl Sequential {
     }
 
     /// `[("0", first), ("1", second), ...]`.
-    fn children<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    fn named_children<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(
             py,
             self.modules
