@@ -647,6 +647,18 @@ impl<'py> Flow<'py> {
     }
 }
 
+/// An activation's forward on a flowing value (`name` is for error messages).
+fn act_forward<'py>(state: &mut ActState, name: &str, x: Flow<'py>) -> PyResult<Flow<'py>> {
+    let (data, shape) = x.into_buf(|| name.into())?;
+    Ok(Flow::Buf(state.forward_buf(&data, shape)?, shape))
+}
+
+/// An activation's backward on a flowing gradient (`name` is for error messages).
+fn act_backward<'py>(state: &ActState, name: &str, g: Flow<'py>) -> PyResult<Flow<'py>> {
+    let (data, shape) = g.into_buf(|| name.into())?;
+    Ok(Flow::Buf(state.backward_buf(&data, shape)?, shape))
+}
+
 fn run_forward<'py>(py: Python<'py>, kids: &[Child], mut x: Flow<'py>) -> PyResult<Flow<'py>> {
     for kid in kids {
         x = match kid {
@@ -661,24 +673,8 @@ fn run_forward<'py>(py: Python<'py>, kids: &[Child], mut x: Flow<'py>) -> PyResu
                 let y = l.try_borrow_mut()?.forward_buf(py, data, batch)?;
                 Flow::Buf(y, Shape::Matrix(batch, out_f))
             }
-            Child::ReLU(a) => {
-                let (data, shape) = x.into_buf(|| "ReLU".into())?;
-                let y = a
-                    .bind(py)
-                    .try_borrow_mut()?
-                    .state
-                    .forward_buf(&data, shape)?;
-                Flow::Buf(y, shape)
-            }
-            Child::Tanh(a) => {
-                let (data, shape) = x.into_buf(|| "Tanh".into())?;
-                let y = a
-                    .bind(py)
-                    .try_borrow_mut()?
-                    .state
-                    .forward_buf(&data, shape)?;
-                Flow::Buf(y, shape)
-            }
+            Child::ReLU(a) => act_forward(&mut a.bind(py).try_borrow_mut()?.state, "ReLU", x)?,
+            Child::Tanh(a) => act_forward(&mut a.bind(py).try_borrow_mut()?.state, "Tanh", x)?,
             Child::Seq(s) => {
                 let inner = s.bind(py).try_borrow()?.kids.clone();
                 run_forward(py, &inner, x)?
@@ -702,20 +698,8 @@ fn run_backward<'py>(py: Python<'py>, kids: &[Child], mut g: Flow<'py>) -> PyRes
                 let (dx, shape) = l.try_borrow_mut()?.backward_buf(py, &data, shape)?;
                 Flow::Buf(dx, shape)
             }
-            Child::ReLU(a) => {
-                let (data, shape) = g.into_buf(|| "ReLU".into())?;
-                Flow::Buf(
-                    a.bind(py).try_borrow()?.state.backward_buf(&data, shape)?,
-                    shape,
-                )
-            }
-            Child::Tanh(a) => {
-                let (data, shape) = g.into_buf(|| "Tanh".into())?;
-                Flow::Buf(
-                    a.bind(py).try_borrow()?.state.backward_buf(&data, shape)?,
-                    shape,
-                )
-            }
+            Child::ReLU(a) => act_backward(&a.bind(py).try_borrow()?.state, "ReLU", g)?,
+            Child::Tanh(a) => act_backward(&a.bind(py).try_borrow()?.state, "Tanh", g)?,
             Child::Seq(s) => {
                 let inner = s.bind(py).try_borrow()?.kids.clone();
                 run_backward(py, &inner, g)?
