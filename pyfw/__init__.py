@@ -3,19 +3,22 @@
 ``pyfw_rs`` offers the same API with Rust kernels and bit-identical results.
 """
 
-from . import data, io, metrics, training
+from . import activations, data, io, metrics, training
+from .activations import ACTIVATIONS
 from .generator import Generator, default_generator, manual_seed, randperm
 from .losses import MSELoss
 from .metrics import argmax_rows, error_rate
-from .modules import Linear, Module, ReLU, Sequential, Tanh
+from .modules import Dropout, Linear, Module, Sequential
 from .optim import SGD
 from .tensor import Tensor, tensor
 from .training import fit, train_epoch
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Generator", "Linear", "MSELoss", "Module", "ReLU", "SGD", "Sequential", "Tanh", "Tensor",
-    "argmax_rows", "data", "default_generator", "error_rate", "fit", "io", "manual_seed", "metrics",
-    "randperm", "tensor", "train_epoch", "training",
-]
+globals().update(ACTIVATIONS)
+
+__all__ = sorted([
+    "Dropout", "Generator", "Linear", "MSELoss", "Module", "SGD", "Sequential", "Tensor",
+    "argmax_rows", "data", "default_generator", "error_rate", "fit", "io", "manual_seed",
+    "metrics", "randperm", "tensor", "train_epoch", "training", *ACTIVATIONS,
+])

@@ -1,4 +1,4 @@
-"""Modules: ``Module`` (the contract), ``Linear``, ``ReLU``, ``Tanh`` and ``Sequential``.
+"""The layer family: ``Module`` (the contract), ``Linear``, ``Dropout`` and ``Sequential``.
 
 Every module follows the same contract:
 
@@ -7,8 +7,9 @@ Every module follows the same contract:
   tensors and returns the gradient with respect to the input;
 * ``param()`` lists ``(parameter, gradient)`` pairs of equal shapes.
 
-Gradients accumulate until ``zero_grad()``. The exact order of floating-point
-operations of each kernel is given in its docstring and in docs/NUMERICS.md.
+Gradients accumulate until ``zero_grad()``. The order of floating-point
+operations of each kernel is in docs/NUMERICS.md; ``rust/modules.rs`` holds the
+same kernels. The activations are a family of their own (``activations.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numbers
 import sys
 from typing import Any, Iterator, NamedTuple, Optional
 
+from .error import check_grad, check_real, check_size, not_forwarded
 from .generator import Generator, _resolve
 from .tensor import Tensor, _parse, as_tensor, zeros_like_rows
 
@@ -96,6 +98,16 @@ class Module:
     def _param_names(self) -> list:
         return [str(i) for i in range(len(self.param()))]
 
+    def parameters(self) -> Iterator[Tensor]:
+        """The parameter tensors in module order; each carries its gradient as ``.grad``."""
+        for _, p, _ in self.named_param():
+            yield p
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple]:
+        """``(name, parameter)`` pairs with torch's dotted names."""
+        for name, p, _ in self.named_param(prefix):
+            yield name, p
+
     def state_dict(self) -> dict:
         """``{name: copy of parameter}``, keys as in ``torch.nn.Sequential``."""
         return {name: p.clone() for name, p, _ in self.named_param()}
@@ -136,45 +148,30 @@ class Module:
         return f"{self._name()}()"
 
 
-def _check_size(v: Any, who: str, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{who}: {what} must be an int, got {type(v).__name__}")
-    if v <= 0:
-        raise ValueError(f"{who}: {what} must be positive, got {v}")
-    return int(v)
-
-
-def _check_grad(grad: Any, shape: tuple, who: str) -> Tensor:
-    g = as_tensor(grad, who)
-    if g.shape != shape:
-        raise ValueError(f"{who}: gradient has shape {g.shape}, the output had shape {shape}")
-    return g
-
-
 class Linear(Module):
     """A fully connected layer: ``y = x W^T + b``.
 
     ``weight`` has shape (out, in) and ``bias`` shape (out,), both drawn from
     U(-k, k) with ``k = 1 / sqrt(in)`` as in PyTorch: all of ``weight`` in
-    row-major order, then ``bias``.
+    row-major order, then ``bias``. ``weight.grad`` is ``weight_grad`` and
+    ``bias.grad`` is ``bias_grad``.
 
-    Every sum is a left fold that skips the terms whose first factor is
-    exactly zero (ReLU makes half of them so). For each sample ``n``::
+    Forward and backward, for ``g = dL/dy``::
 
-        y[n][o]      = b[o]         + sum over i with x[n][i] != 0 of x[n][i] * W[o][i]
-        dL/dW[o][i]  = dL/dW[o][i]  + sum over n with g[n][o] != 0 of g[n][o] * x[n][i]
-        dL/db[o]     = dL/db[o]     + sum over n of g[n][o]
-        dL/dx[n][i]  = 0.0          + sum over o with g[n][o] != 0 of g[n][o] * W[o][i]
+        y      = x W^T + b
+        dL/dW += g^T x
+        dL/db += sum over the batch of g
+        dL/dx  = g W
 
-    where ``g = dL/dy`` and each sum runs in increasing index order, added one
-    term at a time onto the value on its left: ``acc = acc + (a * b)``.
+    Every sum is a left fold that skips the terms whose first factor is exactly
+    zero (docs/NUMERICS.md, "Linear").
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
                  generator: Optional[Generator] = None) -> None:
         super().__init__()
-        self.in_features = _check_size(in_features, "Linear", "in_features")
-        self.out_features = _check_size(out_features, "Linear", "out_features")
+        self.in_features = check_size(in_features, "Linear", "in_features")
+        self.out_features = check_size(out_features, "Linear", "out_features")
         if not bias:
             raise ValueError("Linear: bias=False is not supported")
         if self.in_features * self.out_features > sys.maxsize // 8:
@@ -189,6 +186,8 @@ class Linear(Module):
         self.bias = Tensor._wrap([b], (self.out_features,))
         self.weight_grad = Tensor._wrap(zeros_like_rows(self.weight.shape), self.weight.shape)
         self.bias_grad = Tensor._wrap(zeros_like_rows(self.bias.shape), self.bias.shape)
+        self.weight.grad = self.weight_grad
+        self.bias.grad = self.bias_grad
         self._input: Optional[Tensor] = None
 
     def forward(self, x: Any) -> Tensor:
@@ -216,9 +215,9 @@ class Linear(Module):
         """Accumulate dL/dW and dL/db; return dL/dx."""
         who = self._name()
         if self._input is None:
-            raise RuntimeError(f"{who}: backward called before forward")
+            raise not_forwarded(who)
         xs = self._input._rows
-        g = list(_check_grad(grad, (len(xs), self.out_features), who)._rows)  # snapshot, as the input
+        g = list(check_grad(grad, (len(xs), self.out_features), who)._rows)  # snapshot, as the input
         gw = self.weight_grad._rows
         for o, gcol in enumerate(zip(*g)):
             acc = gw[o]
@@ -256,57 +255,53 @@ class Linear(Module):
         return f"Linear(in_features={self.in_features}, out_features={self.out_features}, bias=True)"
 
 
-class _Elementwise(Module):
-    """Shared plumbing of activations: any 1-D or 2-D input, same-shape output."""
+class Dropout(Module):
+    """In training mode, zero each element with probability ``p`` and scale the others by ``1 / (1 - p)``.
 
-    def __init__(self) -> None:
+    ``y = x * m`` and ``dx = g * m`` with the mask ``m`` equal to ``0.0`` where
+    ``random() < p`` and to ``1.0 / (1.0 - p)`` elsewhere: one draw per element
+    in row-major order, from ``generator`` (the default generator when None,
+    looked up at each forward). In eval mode, and for ``p = 0``, it is the
+    identity and draws nothing (docs/NUMERICS.md, "Dropout").
+    """
+
+    def __init__(self, p: float = 0.5, generator: Optional[Generator] = None) -> None:
         super().__init__()
-        self._output: Optional[Tensor] = None
+        p = check_real(p, "Dropout", "p")
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
+        if generator is not None:
+            _resolve(generator)
+        self.p = p
+        self.generator = generator
+        self._mask: Optional[list] = None
+        self._shape: Optional[tuple] = None
 
-    def _keep(self, rows: list, shape: tuple) -> Tensor:
-        """Save the output for backward and return it; the two share rows but not the row list,
-        so an in-place op on the returned tensor leaves the saved one as it was."""
-        self._output = Tensor._wrap(rows, shape)
-        return Tensor._wrap(list(rows), shape)
+    def forward(self, x: Any) -> Tensor:
+        """Drop and rescale (training mode), or pass ``x`` through (eval mode)."""
+        x = as_tensor(x, self._name())
+        self._shape = x.shape
+        if not self.training or self.p == 0.0:
+            self._mask = []  # the identity
+            return Tensor._wrap(list(x._rows), x.shape)
+        rnd, p = _resolve(self.generator).random, self.p
+        scale = 1.0 / (1.0 - p)
+        mask = [[0.0 if rnd() < p else scale for _ in r] for r in x._rows]
+        self._mask = mask
+        return Tensor._wrap([[v * m for v, m in zip(r, mr)] for r, mr in zip(x._rows, mask)], x.shape)
 
-    def _grad(self, grad: Any) -> list:
+    def backward(self, grad: Any) -> Tensor:
+        """``g * m`` with the mask of the last forward."""
         who = self._name()
-        if self._output is None:
-            raise RuntimeError(f"{who}: backward called before forward")
-        return _check_grad(grad, self._output.shape, who)._rows
+        if self._mask is None:
+            raise not_forwarded(who)
+        g = check_grad(grad, self._shape, who)
+        if not self._mask:
+            return Tensor._wrap(list(g._rows), g.shape)
+        return Tensor._wrap([[v * m for v, m in zip(r, mr)] for r, mr in zip(g._rows, self._mask)], g.shape)
 
-
-class ReLU(_Elementwise):
-    """``y = x if x > 0 else 0``; ``dL/dx = dL/dy if x > 0 else 0`` (so 0 at x = 0)."""
-
-    def forward(self, x: Any) -> Tensor:
-        """Apply max(x, 0) to every element."""
-        x = as_tensor(x, self._name())
-        out = [[v if v > 0.0 else 0.0 for v in r] for r in x._rows]
-        return self._keep(out, x.shape)
-
-    def backward(self, grad: Any) -> Tensor:
-        """Pass the gradient where the output is positive."""
-        g = self._grad(grad)
-        out = [[gv if yv > 0.0 else 0.0 for gv, yv in zip(gr, yr)] for gr, yr in zip(g, self._output._rows)]
-        return Tensor._wrap(out, self._output.shape)
-
-
-class Tanh(_Elementwise):
-    """``y = tanh(x)``; ``dL/dx = dL/dy * (1 - y*y)``, evaluated as ``g * (1.0 - (y * y))``."""
-
-    def forward(self, x: Any) -> Tensor:
-        """Apply tanh to every element (C library ``tanh``)."""
-        x = as_tensor(x, self._name())
-        tanh = math.tanh
-        out = [[tanh(v) for v in r] for r in x._rows]
-        return self._keep(out, x.shape)
-
-    def backward(self, grad: Any) -> Tensor:
-        """Multiply the gradient by 1 - y^2."""
-        g = self._grad(grad)
-        out = [[gv * (1.0 - yv * yv) for gv, yv in zip(gr, yr)] for gr, yr in zip(g, self._output._rows)]
-        return Tensor._wrap(out, self._output.shape)
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p!r})"
 
 
 class Sequential(Module):
@@ -345,8 +340,20 @@ class Sequential(Module):
     def __len__(self) -> int:
         return len(self._modules)
 
-    def __getitem__(self, i: int) -> Module:
+    def __getitem__(self, i: Any) -> Any:
+        """The module at ``i``, or a ``Sequential`` of the modules in a slice."""
+        if isinstance(i, slice):
+            return Sequential(*self._modules[i])
+        if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+            raise TypeError(f"Sequential indices must be integers or slices, not {type(i).__name__}")
         return self._modules[i]
+
+    def append(self, module: Module) -> "Sequential":
+        """Add ``module`` at the end; returns self."""
+        if not isinstance(module, Module):
+            raise TypeError(f"Sequential.append: expected a Module, got {type(module).__name__}")
+        self._modules.append(module)
+        return self
 
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules)

@@ -15,20 +15,25 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Optional, Union
 
 Shape = tuple
 
 
 class Tensor:
-    """A 1-D or 2-D float64 array. Build one with :func:`tensor`."""
+    """A 1-D or 2-D float64 array. Build one with :func:`tensor`.
 
-    __slots__ = ("_rows", "_shape")
+    ``grad`` is None, or for a parameter the tensor its module accumulates
+    the gradient into (the one ``param()`` pairs it with).
+    """
+
+    __slots__ = ("_rows", "_shape", "grad")
 
     def __init__(self, data: Any) -> None:
         rows, shape = _parse(data, "tensor")
         self._rows = rows
         self._shape = shape
+        self.grad: Optional[Tensor] = None
 
     @classmethod
     def _wrap(cls, rows: list, shape: Shape) -> "Tensor":
@@ -36,6 +41,7 @@ class Tensor:
         t = cls.__new__(cls)
         t._rows = rows
         t._shape = shape
+        t.grad = None
         return t
 
     @property

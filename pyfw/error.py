@@ -1,0 +1,57 @@
+"""Argument and shape checks shared by every family (mirrors ``rust/error.rs``).
+
+Each check raises the exception that DESIGN.md names for the bad input: a
+``TypeError`` for a value of the wrong kind, a ``ValueError`` for a wrong value
+or shape, a ``RuntimeError`` for ``backward`` before ``forward``. Messages start
+with the module that raised them.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+from .tensor import Tensor, as_tensor
+
+
+def check_size(v: Any, who: str, what: str) -> int:
+    """A positive int (``TypeError`` for other kinds, ``ValueError`` for 0 or less)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{who}: {what} must be an int, got {type(v).__name__}")
+    if v <= 0:
+        raise ValueError(f"{who}: {what} must be positive, got {v}")
+    return int(v)
+
+
+def check_int(v: Any, who: str, what: str) -> int:
+    """Any int, bools excluded."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{who}: {what} must be an int, got {type(v).__name__}")
+    return int(v)
+
+
+def check_real(v: Any, who: str, what: str) -> float:
+    """A finite real number as a float (bools excluded)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"{who}: {what} must be a real number, got {type(v).__name__}")
+    try:
+        f = float(v)
+    except OverflowError:
+        f = math.inf
+    if not math.isfinite(f):
+        raise ValueError(f"{who}: {what} must be finite, got {f!r}")
+    return f
+
+
+def check_grad(grad: Any, shape: tuple, who: str) -> Tensor:
+    """``grad`` as a tensor of exactly ``shape``, the shape of the output it belongs to."""
+    g = as_tensor(grad, who)
+    if g.shape != shape:
+        raise ValueError(f"{who}: gradient has shape {g.shape}, the output had shape {shape}")
+    return g
+
+
+def not_forwarded(who: str) -> RuntimeError:
+    """The error of ``backward`` before ``forward``."""
+    return RuntimeError(f"{who}: backward called before forward")
