@@ -1,55 +1,59 @@
 """Command line: ``python -m pyfw train`` trains the seed task; ``python -m pyfw demo``
-trains it with both backends and compares them bit for bit."""
+trains it with both backends and compares them bit for bit.
+
+The options of the seed task are not written here: the parser makes one option
+per field of :class:`pyfw.task.Config` (``--batch-size`` from ``batch_size``),
+with the field's default, help text, check and choices. What is written here are
+the CLI-only options, which are deliberately not fields of ``Config``:
+
+* ``--backend`` chooses the engine, which by the framework's promise changes
+  speed and never results; ``demo`` runs both.
+* ``--json``, ``--save`` and ``--quiet`` say where results go and how much is
+  shown, not what is computed.
+
+So a ``Config`` is exactly what determines a run's numbers: two runs with equal
+``Config`` values give the same bits, whatever the backend and output options.
+
+Errors in the arguments are one line on stderr, naming what was typed, with exit
+status 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import math
 import sys
 import time
-from typing import Any, Optional
+import typing
+from typing import Any, Callable, NoReturn, Optional
 
 from . import io, task
-from .metrics import error_rate
-from .training import fit
 
 
 def load_backend(name: str) -> Any:
-    """``pyfw`` for ``py``, ``pyfw_rs`` for ``rs``."""
-    if name == "py":
-        return importlib.import_module("pyfw")
+    """The backend module for its short name: ``pyfw`` for ``py``, ``pyfw_rs`` for ``rs``."""
+    if name not in task.BACKENDS:
+        raise ValueError(f"load_backend: backend must be one of {', '.join(task.BACKENDS)}, got {name!r}")
     try:
-        return importlib.import_module("pyfw_rs")
+        return importlib.import_module(task.BACKENDS[name])
     except ImportError as e:
+        if name == "py":
+            raise
         raise SystemExit(f"pyfw: --backend rs needs the native module pyfw_rs ({e}); "
                          "build it with 'make build' or 'pip install .'") from None
 
 
-def run(backend: str = "py", epochs: int = 150, batch_size: int = 10, lr: float = 0.1,
-        activation: str = "relu", seed: int = 0, n_train: int = 1000, n_test: int = 1000,
-        on_epoch: Any = None, on_batch: Any = None) -> dict:
-    """Train the seed task once; returns the metrics and the trained model under ``"model"``."""
-    fw = load_backend(backend)
-    g = fw.Generator(seed)
-    x_train, y_train, x_test, y_test = task.make_data(fw, g, n_train, n_test)
-    model = task.make_model(fw, g, activation)
-    criterion = fw.MSELoss()
-    optimizer = fw.SGD(model.param(), lr=lr)
-    targets = fw.data.one_hot(y_train, 2)
-    start = time.perf_counter()
-    losses = fit(model, criterion, optimizer, x_train, targets, epochs, batch_size, g,
-                 on_epoch=on_epoch, on_batch=on_batch)
-    seconds = time.perf_counter() - start
-    model.eval()
-    return {
-        "backend": backend, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-        "activation": activation, "seed": seed, "n_train": n_train, "n_test": n_test,
-        "train_error": error_rate(model(x_train), y_train),
-        "test_error": error_rate(model(x_test), y_test),
-        "final_loss": losses[-1], "losses": losses, "seconds": seconds, "model": model,
-    }
+def run(backend: str = "py", on_epoch: Optional[Callable[[int, float], None]] = None,
+        on_batch: Optional[Callable[[int, int, float], None]] = None, **options: Any) -> dict:
+    """Compatibility wrapper: ``task.train(load_backend(backend), task.Config(**options), ...)``.
+
+    ``options`` are fields of :class:`pyfw.task.Config` (``epochs=2, n_train=50``);
+    the ones not given keep their defaults. Returns what :func:`pyfw.task.train` returns.
+    """
+    return task.train(load_backend(backend), task.Config(**options), on_epoch=on_epoch, on_batch=on_batch)
 
 
 class Progress:
@@ -85,52 +89,78 @@ class Progress:
         self.epoch = epoch + 1
 
 
-def _positive_int(text: str) -> int:
-    v = int(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {v}")
-    return v
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors are one line on stderr and exit status 2.
+
+    The line is ``PROG: error: MESSAGE (see PROG --help)``; argparse's usage block
+    is left out, as is any traceback.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print the one-line error and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _lr(text: str) -> float:
-    v = float(text)
-    if not v >= 0.0 or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be finite and non-negative, got {text}")
-    return v
+def _field_type(f: "dataclasses.Field[Any]", kind: type) -> Callable[[str], Any]:
+    """The argparse ``type`` of a Config field: parse the text as ``kind`` and check it
+    with the field's ``valid``; either failure names the requirement and the text."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not f.metadata["valid"](value):
+            raise argparse.ArgumentTypeError(f"must be {f.metadata['must_be']}, got {text!r}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def add_config_options(p: argparse.ArgumentParser) -> None:
+    """One option per field of :class:`pyfw.task.Config`: ``--batch-size`` for ``batch_size``,
+    with the field's default, help, choices (or checked type) and metavar."""
+    hints = typing.get_type_hints(task.Config)
+    for f in dataclasses.fields(task.Config):
+        md = f.metadata
+        kw: dict = {"dest": f.name, "default": f.default, "help": md["help"]}
+        if "choices" in md:
+            kw["choices"] = md["choices"]
+        else:
+            kw["type"] = _field_type(f, hints[f.name])
+        if "metavar" in md:
+            kw["metavar"] = md["metavar"]
+        p.add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
+def config_from_args(args: argparse.Namespace) -> task.Config:
+    """The :class:`pyfw.task.Config` of parsed arguments (the CLI-only ones are ignored)."""
+    return task.Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(task.Config)})
 
 
 def parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m pyfw``."""
-    p = argparse.ArgumentParser(prog="python -m pyfw", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
-    d = task.DEFAULTS
+    """The argument parser of ``python -m pyfw``; ``--help`` shows every default."""
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = ArgumentParser(prog="python -m pyfw", description=__doc__.split("\n\n")[0], formatter_class=fmt)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,demo}")
     for name, helptext in (("train", "train the seed task (disk classification)"),
                            ("demo", "train the seed task with both backends and compare them bit for bit")):
-        s = sub.add_parser(name, help=helptext)
-        s.add_argument("--epochs", type=_positive_int, default=d["epochs"])
-        s.add_argument("--batch-size", type=_positive_int, default=d["batch_size"])
-        s.add_argument("--lr", type=_lr, default=d["lr"], help="learning rate of SGD")
-        s.add_argument("--activation", choices=task.ACTIVATIONS, default=d["activation"])
-        s.add_argument("--seed", type=int, default=d["seed"])
-        s.add_argument("--n-train", type=_positive_int, default=d["n_train"])
-        s.add_argument("--n-test", type=_positive_int, default=d["n_test"])
+        s = sub.add_parser(name, help=helptext, description=helptext, formatter_class=fmt)
+        add_config_options(s)
+        # The CLI-only options: not fields of task.Config (see the module docstring).
         s.add_argument("--quiet", action="store_true", help="no per-epoch log")
         if name == "train":
-            s.add_argument("--backend", choices=("py", "rs"), default="py")
+            s.add_argument("--backend", choices=tuple(task.BACKENDS), default="py",
+                           help="py: pure-Python pyfw; rs: pyfw_rs with Rust kernels (same bits)")
             s.add_argument("--json", metavar="PATH", help="write the run's metrics as JSON")
             s.add_argument("--save", metavar="PATH", help="write the trained state dict as JSON")
     return p
 
 
-def _config(args: argparse.Namespace) -> dict:
-    return {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-            "activation": args.activation, "seed": args.seed, "n_train": args.n_train, "n_test": args.n_test}
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     """Train once and report."""
-    prog = Progress(args.epochs, args.quiet)
-    res = run(args.backend, **_config(args), on_epoch=prog.end_epoch, on_batch=prog.batch)
+    config = config_from_args(args)
+    prog = Progress(config.epochs, args.quiet)
+    res = task.train(load_backend(args.backend), config, on_epoch=prog.end_epoch, on_batch=prog.batch)
     model = res.pop("model")
     print(f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%  "
           f"final loss {res['final_loss']:.6f}  ({res['epochs']} epochs, {res['seconds']:.2f} s, "
@@ -159,11 +189,12 @@ def _finite_or_null(obj: Any) -> Any:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train with both backends; print errors, times, and whether the results are bit-identical."""
+    config = config_from_args(args)
     results = {}
-    for backend in ("py", "rs"):
+    for backend in task.BACKENDS:
         print(f"--- backend {backend} ---", flush=True)
-        prog = Progress(args.epochs, True)
-        res = run(backend, **_config(args), on_batch=prog.batch)
+        prog = Progress(config.epochs, True)
+        res = task.train(load_backend(backend), config, on_batch=prog.batch)
         if prog.live:
             sys.stderr.write("\r\x1b[K")
         results[backend] = res

@@ -1,8 +1,23 @@
-"""The seed task: the disk data set and the 2-25-25-25-2 network, for either backend.
+"""The seed task as data: its options in :class:`Config`, and :func:`train` for either backend.
 
-Draw order from one ``Generator(seed)``: the training set, then the test set
-(``data.disk``), then the four Linear layers in order (weight, then bias), then
-one ``randperm`` per epoch.
+The task: the disk data set (``fw.data.disk``) and a network of 2 inputs, three
+hidden layers of ``hidden`` units each followed by the chosen activation (and,
+with ``dropout > 0``, a ``Dropout``), and 2 outputs, trained with ``MSELoss``
+on one-hot targets and ``SGD``. ``Config()`` is the seed configuration.
+
+Draw order from one ``Generator(seed)``, the same in both backends:
+
+1. data: the training set, then the test set (``data.disk``);
+2. init: the four Linear layers in module order, each its weight, then its bias
+   (activations and Dropout layers draw nothing when built);
+3. per epoch: one ``randperm(n_train)``, before its first batch;
+4. with ``dropout > 0``, per training forward pass (one per batch, after that
+   epoch's ``randperm``): each Dropout layer draws its mask, in module order
+   (the first hidden layer's Dropout first), as documented for ``Dropout``.
+
+With ``dropout == 0`` no Dropout module is built, so step 4 draws nothing and
+the default run is the seed's, bit for bit. The error rates are measured in
+eval mode, which draws nothing.
 
 The inputs are standardized before training with the fixed map
 ``x -> (x - 0.5) * sqrt(12.0)``, which gives the uniform distribution on [0, 1]
@@ -13,13 +28,82 @@ epoch, and halve the test error of the 150-epoch run.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any
+import numbers
+import time
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
 
-ACTIVATIONS = ("relu", "tanh")
+from .activations import ACTIVATIONS
+from .metrics import error_rate
+from .training import fit
+
 SCALE = math.sqrt(12.0)
-DEFAULTS = {"epochs": 150, "batch_size": 10, "lr": 0.1, "activation": "relu", "seed": 0,
-            "n_train": 1000, "n_test": 1000}
+"""The standardization's factor: ``1 / std`` of the uniform distribution on [0, 1]."""
+
+BACKENDS = {"py": "pyfw", "rs": "pyfw_rs"}
+"""The backends by their short name (``--backend``, the ``"backend"`` of a result): module names."""
+
+ACTIVATION_CHOICES = {name.lower(): name for name in ACTIVATIONS}
+"""Every member of the activation table ``pyfw.activations.ACTIVATIONS`` by its choice
+(the class name in lower case, as ``--activation`` takes it): its class name."""
+
+
+def _option(default: Any, help: str, must_be: str, valid: Callable[[Any], bool], **extra: Any) -> Any:
+    """A :class:`Config` field: its default, and in its metadata the help text, the
+    requirement in words (``must_be``), the check of a value of the field's type
+    (``valid``), and optionally ``choices`` and ``metavar``."""
+    return field(default=default, metadata={"help": help, "must_be": must_be, "valid": valid, **extra})
+
+
+def _positive(v: Any) -> bool:
+    return v > 0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every option of the seed task, with its default: ``Config()`` is the seed run.
+
+    Each field's ``metadata`` holds ``help``, ``must_be`` (the requirement in words),
+    ``valid`` (a predicate on a value of the field's type) and, where needed,
+    ``choices`` and ``metavar``; the CLI builds its options from them. Building a
+    ``Config`` checks every field: a wrong type is a ``TypeError``, a value out of
+    range a ``ValueError``. Ints given for float fields are stored as floats.
+    """
+
+    epochs: int = _option(150, "passes over the training set", "a positive integer", _positive, metavar="N")
+    batch_size: int = _option(10, "samples per SGD step (the last batch of an epoch may be smaller)",
+                              "a positive integer", _positive, metavar="N")
+    lr: float = _option(0.1, "learning rate of SGD", "a finite non-negative number",
+                        lambda v: 0.0 <= v < math.inf, metavar="LR")
+    activation: str = _option("relu", "activation after each hidden layer: a member of "
+                              "pyfw.activations.ACTIVATIONS, by its class name in lower case",
+                              "one of " + ", ".join(ACTIVATION_CHOICES), lambda v: v in ACTIVATION_CHOICES,
+                              choices=tuple(ACTIVATION_CHOICES))
+    seed: int = _option(0, "seed of the one generator that draws data, init, shuffling and dropout",
+                        "an integer", lambda v: True)
+    n_train: int = _option(1000, "training points", "a positive integer", _positive, metavar="N")
+    n_test: int = _option(1000, "test points", "a positive integer", _positive, metavar="N")
+    dropout: float = _option(0.0, "probability of Dropout after each hidden activation; 0 builds no Dropout",
+                             "a number in [0, 1)", lambda v: 0.0 <= v < 1.0, metavar="P")
+    hidden: int = _option(25, "units in each of the three hidden layers", "a positive integer", _positive,
+                          metavar="N")
+
+    def __post_init__(self) -> None:
+        """Check every field against its type and its ``valid`` predicate."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), hints[f.name]
+            if kind is float and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                value = float(value)
+                object.__setattr__(self, f.name, value)
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise TypeError(f"Config: {f.name} must be {f.metadata['must_be']}, "
+                                f"got {type(value).__name__} {value!r}")
+            if not f.metadata["valid"](value):
+                raise ValueError(f"Config: {f.name} must be {f.metadata['must_be']}, got {value!r}")
 
 
 def make_data(fw: Any, g: Any, n_train: int = 1000, n_test: int = 1000) -> tuple:
@@ -34,14 +118,52 @@ def standardize(fw: Any, x: Any) -> Any:
     return fw.tensor([[(v - 0.5) * SCALE for v in row] for row in x.tolist()])
 
 
-def make_model(fw: Any, g: Any, activation: str = "relu", hidden: int = 25) -> Any:
-    """2 inputs, three hidden layers of ``hidden`` units with ``activation``, 2 outputs."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"make_model: activation must be one of {ACTIVATIONS}, got {activation!r}")
-    act = fw.ReLU if activation == "relu" else fw.Tanh
-    return fw.Sequential(
-        fw.Linear(2, hidden, generator=g), act(),
-        fw.Linear(hidden, hidden, generator=g), act(),
-        fw.Linear(hidden, hidden, generator=g), act(),
-        fw.Linear(hidden, 2, generator=g),
-    )
+def make_model(fw: Any, g: Any, activation: str = "relu", hidden: int = 25, dropout: float = 0.0) -> Any:
+    """2 inputs, three hidden layers of ``hidden`` units, 2 outputs, as an ``fw.Sequential``.
+
+    Each hidden Linear is followed by ``getattr(fw, name)()``, where ``name`` is the
+    class name that :data:`ACTIVATION_CHOICES` gives ``activation``, and, if
+    ``dropout > 0``, by ``fw.Dropout(dropout, generator=g)``. The Linear layers
+    draw their initial values from ``g`` in module order.
+    """
+    if activation not in ACTIVATION_CHOICES:
+        raise ValueError(f"make_model: activation must be one of {', '.join(ACTIVATION_CHOICES)}, "
+                         f"got {activation!r}")
+    act = getattr(fw, ACTIVATION_CHOICES[activation])
+    layers = []
+    for n_in in (2, hidden, hidden):
+        layers += [fw.Linear(n_in, hidden, generator=g), act()]
+        if dropout > 0.0:
+            layers.append(fw.Dropout(dropout, generator=g))
+    return fw.Sequential(*layers, fw.Linear(hidden, 2, generator=g))
+
+
+def train(fw: Any, config: Config = Config(),
+          on_epoch: Optional[Callable[[int, float], None]] = None,
+          on_batch: Optional[Callable[[int, int, float], None]] = None) -> dict:
+    """Train the seed task once on the backend module ``fw`` (``pyfw`` or ``pyfw_rs``).
+
+    Returns the backend's short name under ``"backend"``, every field of ``config``,
+    ``train_error``, ``test_error`` (measured in eval mode), ``final_loss``, the epoch
+    ``losses``, the ``seconds`` spent in :func:`~pyfw.training.fit`, and the trained
+    model (left in eval mode) under ``"model"``. ``on_epoch`` and ``on_batch`` are
+    passed to ``fit``.
+    """
+    g = fw.Generator(config.seed)
+    x_train, y_train, x_test, y_test = make_data(fw, g, config.n_train, config.n_test)
+    model = make_model(fw, g, config.activation, config.hidden, config.dropout)
+    criterion = fw.MSELoss()
+    optimizer = fw.SGD(model.param(), lr=config.lr)
+    targets = fw.data.one_hot(y_train, 2)
+    start = time.perf_counter()
+    losses = fit(model, criterion, optimizer, x_train, targets, config.epochs, config.batch_size, g,
+                 on_epoch=on_epoch, on_batch=on_batch)
+    seconds = time.perf_counter() - start
+    model.eval()
+    backend = {module: short for short, module in BACKENDS.items()}.get(fw.__name__, fw.__name__)
+    return {
+        "backend": backend, **dataclasses.asdict(config),
+        "train_error": error_rate(model(x_train), y_train),
+        "test_error": error_rate(model(x_test), y_test),
+        "final_loss": losses[-1], "losses": losses, "seconds": seconds, "model": model,
+    }
