@@ -3,7 +3,7 @@
 ``pyfw_rs`` offers the same API with Rust kernels and bit-identical results.
 """
 
-from . import activations, data, io, metrics, training
+from . import activations, data, init, io, metrics, training
 from .activations import ACTIVATIONS
 from .generator import Generator, default_generator, manual_seed, randperm
 from .losses import MSELoss
@@ -19,6 +19,6 @@ globals().update(ACTIVATIONS)
 
 __all__ = sorted([
     "Dropout", "Generator", "Linear", "MSELoss", "Module", "SGD", "Sequential", "Tensor",
-    "argmax_rows", "data", "default_generator", "error_rate", "fit", "io", "manual_seed",
+    "argmax_rows", "data", "default_generator", "error_rate", "fit", "init", "io", "manual_seed",
     "metrics", "randperm", "tensor", "train_epoch", "training", *ACTIVATIONS,
 ])

@@ -3,24 +3,24 @@
 Swapping ``import pyfw as fw`` for ``import pyfw_rs as fw`` changes speed and
 never results. The tensor type, the generator, the modules, the loss, the
 optimizer and the data sets are native (``pyfw_rs._native``); what is not a
-kernel (the training loop, metrics, task, CLI, file formats) is written once in
-``pyfw`` and re-exported here, so both namespaces show the same names.
+kernel (the training loop, metrics, init schemes, task, CLI, file formats) is
+written once in ``pyfw`` and re-exported here, so both namespaces show the
+same names.
 """
 
-from pyfw import io, metrics, training
+from pyfw import init, io, metrics, training
 from pyfw.metrics import argmax_rows, error_rate
 from pyfw.training import fit, train_epoch
 
-from . import data
+from . import _native, data
 from ._native import (
     SGD,
+    Dropout,
     Generator,
     Linear,
     Module,
     MSELoss,
-    ReLU,
     Sequential,
-    Tanh,
     Tensor,
     default_generator,
     manual_seed,
@@ -30,8 +30,13 @@ from ._native import (
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Generator", "Linear", "MSELoss", "Module", "ReLU", "SGD", "Sequential", "Tanh", "Tensor",
-    "argmax_rows", "data", "default_generator", "error_rate", "fit", "io", "manual_seed", "metrics",
-    "randperm", "tensor", "train_epoch", "training",
-]
+ACTIVATIONS: dict = {name: getattr(_native, name) for name in _native.ACTIVATIONS}
+"""The members of the activation family, by class name, in the table order of rust/activations.rs."""
+
+globals().update(ACTIVATIONS)
+
+__all__ = sorted([
+    "Dropout", "Generator", "Linear", "MSELoss", "Module", "SGD", "Sequential", "Tensor",
+    "argmax_rows", "data", "default_generator", "error_rate", "fit", "init", "io", "manual_seed",
+    "metrics", "randperm", "tensor", "train_epoch", "training", *ACTIVATIONS,
+])

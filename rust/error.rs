@@ -1,7 +1,10 @@
-//! The error type of the kernels. Each variant maps to one Python exception
+//! The error type of the kernels, and the argument and shape checks that every
+//! family shares (mirrors `pyfw/error.py`). Each variant maps to one Python exception
 //! type in the binding layer, the same type that `pyfw` raises for the same input.
 
 use std::fmt;
+
+use crate::tensor::Shape;
 
 /// A kernel error; the message names the module and the shapes, as in `pyfw`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,4 +65,31 @@ pub fn try_zeros(n: usize, who: &str) -> Result<Vec<f64>> {
 pub fn checked_size(a: usize, b: usize, who: &str) -> Result<usize> {
     a.checked_mul(b)
         .ok_or_else(|| Error::Memory(format!("{who}: size {a} x {b} is too large")))
+}
+
+/// Check that a gradient has the shape of the output it belongs to.
+pub fn check_grad(who: &str, got: Shape, expected: Shape) -> Result<()> {
+    if got != expected {
+        return Err(Error::Value(format!(
+            "{who}: gradient has shape {got}, the output had shape {expected}"
+        )));
+    }
+    Ok(())
+}
+
+/// The `RuntimeError` of `backward` before `forward`.
+pub fn not_forwarded(who: &str) -> Error {
+    Error::Runtime(format!("{who}: backward called before forward"))
+}
+
+/// A finite real argument, or the `ValueError` of `pyfw.error.check_real`.
+pub fn check_real(v: f64, who: &str, what: &str) -> Result<f64> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(Error::Value(format!(
+            "{who}: {what} must be finite, got {}",
+            crate::tensor::py_float_repr(v)
+        )))
+    }
 }

@@ -10,6 +10,9 @@
 //! `random() = (next_u64 >> 11) * 2**-53`; `uniform(lo, hi) = lo + (hi - lo) * random()`;
 //! `randbelow(n)` rejects draws `>= 2**64 - (2**64 mod n)` and returns `r mod n`;
 //! `randperm(n)` is Fisher-Yates from the end with `j = randbelow(i + 1)`.
+//! `normal(mean, std)` is Box-Muller from two `random()` draws, in this order:
+//! `u1 = random()`, `u2 = random()`, `z = sqrt(-2.0 * ln(1.0 - u1)) * cos(TAU * u2)`,
+//! result `mean + std * z` (one value per call; the second Box-Muller value is not kept).
 
 use crate::error::{Error, Result};
 
@@ -17,6 +20,8 @@ const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 const MIX1: u64 = 0xBF58_476D_1CE4_E5B9;
 const MIX2: u64 = 0x94D0_49BB_1331_11EB;
 const TWO_M53: f64 = 1.0 / 9_007_199_254_740_992.0; // 2**-53, exact
+/// 2*pi rounded to f64, the same double as Python's `math.tau` (`0x1.921fb54442d18p+2`).
+const TAU: f64 = std::f64::consts::TAU;
 
 /// The default seed of `Generator()` and of the default generator.
 pub const DEFAULT_SEED: u64 = 0;
@@ -68,6 +73,20 @@ impl Generator {
     /// `low + (high - low) * random()`.
     pub fn uniform(&mut self, low: f64, high: f64) -> f64 {
         low + (high - low) * self.random()
+    }
+
+    /// `mean + std * z` with `z` standard normal, by Box-Muller from two `random()` draws:
+    /// `u1 = random()`, `u2 = random()`, `z = sqrt(-2.0 * ln(1.0 - u1)) * cos(TAU * u2)`,
+    /// in exactly this order, with the C library's `log` and `cos` (as `pyfw`'s `math.log`
+    /// and `math.cos`) and no fused operation. `1.0 - u1` lies in (0, 1], so `ln` never sees 0.
+    ///
+    /// The caller checks that `mean` and `std` are finite and `std >= 0` (the binding does,
+    /// with `pyfw`'s messages); other values propagate as IEEE arithmetic does.
+    pub fn normal(&mut self, mean: f64, std: f64) -> f64 {
+        let u1 = self.random();
+        let u2 = self.random();
+        let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (TAU * u2).cos();
+        mean + std * z
     }
 
     /// An unbiased integer in [0, n) for `1 <= n < 2**64`, by rejection.
@@ -159,6 +178,68 @@ mod tests {
             let u = g.uniform(-2.0, 3.0);
             assert!((-2.0..3.0).contains(&u));
         }
+    }
+
+    /// The first five `normal(0.0, 1.0)` of `Generator(0)`, as in docs/NUMERICS.md
+    /// (`-0x1.e247d108691cfp+0`, `0x1.d2241bf902964p-3`, ...), compared bit for bit.
+    #[test]
+    fn normal_test_vectors() {
+        assert_eq!(TAU.to_bits(), 0x4019_21FB_5444_2D18); // math.tau
+        let mut g = Generator::new(0);
+        let expect = [
+            0xBFFE_247D_1086_91CFu64,
+            0x3FCD_2241_BF90_2964,
+            0xBFCC_5813_93A1_5295,
+            0x3FB5_5AEA_EF33_4755,
+            0x3FE6_F257_4FF9_78AA,
+        ];
+        for &e in &expect {
+            assert_eq!(g.normal(0.0, 1.0).to_bits(), e);
+        }
+        // Generator(42), normal(1.5, 0.25): 0x1.b876c41dca02bp+0, 0x1.63254690186ffp+0, ...
+        let mut g = Generator::new(42);
+        let expect42 = [
+            0x3FFB_876C_41DC_A02Bu64,
+            0x3FF6_3254_6901_86FF,
+            0x3FF8_C0DF_834E_92D2,
+        ];
+        for &e in &expect42 {
+            assert_eq!(g.normal(1.5, 0.25).to_bits(), e);
+        }
+    }
+
+    /// Each `normal` consumes exactly two `random()` draws and follows the written formula.
+    #[test]
+    fn normal_is_box_muller_of_two_draws() {
+        let mut g = Generator::new(9);
+        let mut h = Generator::new(9);
+        for _ in 0..1000 {
+            let v = g.normal(-0.5, 3.0);
+            let u1 = h.random();
+            let u2 = h.random();
+            let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (TAU * u2).cos();
+            assert_eq!(v.to_bits(), (-0.5 + 3.0 * z).to_bits());
+        }
+        assert_eq!(g.next_u64(), h.next_u64());
+        // std = 0 gives the mean exactly.
+        assert_eq!(g.normal(1.25, 0.0), 1.25);
+    }
+
+    /// Sample moments of 200k standard normals.
+    #[test]
+    fn normal_moments() {
+        let mut g = Generator::new(1);
+        let n = 200_000;
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for _ in 0..n {
+            let v = g.normal(0.0, 1.0);
+            s1 += v;
+            s2 += v * v;
+        }
+        let mean = s1 / n as f64;
+        let var = s2 / n as f64 - mean * mean;
+        assert!(mean.abs() < 0.01, "mean {mean}");
+        assert!((var.sqrt() - 1.0).abs() < 0.01, "std {}", var.sqrt());
     }
 
     #[test]

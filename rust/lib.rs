@@ -11,12 +11,14 @@
 //! for no fused operation), no reassociation, and loops are vectorised only
 //! across independent outputs, never along a reduction.
 
+pub mod activations;
 pub mod data;
 pub mod error;
 pub mod generator;
 pub mod losses;
 pub mod modules;
 pub mod optim;
+pub mod simd;
 pub mod tensor;
 
 #[cfg(feature = "python")]

@@ -22,7 +22,7 @@ fn disk<'py>(
     let n = check_len(n, "data.disk")?;
     let g = resolve(py, generator)?;
     let (x, labels) = data::disk(n, &mut g.try_borrow_mut()?.g).py()?;
-    Ok((PyTensor { t: x }, PyList::new(py, labels)?))
+    Ok((PyTensor::from_tensor(x), PyList::new(py, labels)?))
 }
 
 /// `num_classes` as given: an int (saturated to `i64`), or the name of the wrong type,
@@ -73,9 +73,7 @@ fn one_hot(labels: &Bound<'_, PyAny>, num_classes: Classes) -> PyResult<PyTensor
     let k = num_classes.0.map_err(|name| {
         PyTypeError::new_err(format!("{who}: num_classes must be an int, got {name}"))
     })?;
-    Ok(PyTensor {
-        t: data::one_hot(&values, k).py()?,
-    })
+    Ok(PyTensor::from_tensor(data::one_hot(&values, k).py()?))
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -3,7 +3,7 @@
 use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyInt, PyList};
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt, PyList, PyString};
 
 use super::{type_name, IntoPyResult};
 use crate::generator::{Generator, DEFAULT_SEED};
@@ -62,6 +62,57 @@ fn check_count(n: &Bound<'_, PyAny>, who: &str) -> PyResult<u64> {
 pub(crate) fn check_len(n: &Bound<'_, PyAny>, who: &str) -> PyResult<usize> {
     let n = check_count(n, who)?;
     usize::try_from(n).map_err(|_| PyMemoryError::new_err(format!("{who}: n = {n} is too large")))
+}
+
+/// A float argument taken as it came, so that `uniform` and `normal` check their two
+/// arguments together, in `pyfw`'s order; `Raw(None)` stands for the default value.
+struct Raw<'py>(Option<Bound<'py, PyAny>>);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Raw<'py> {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Raw<'py>> {
+        Ok(Raw(Some(obj.to_owned())))
+    }
+}
+
+/// `isinstance(obj, (str, bytes, bytearray))`.
+fn is_text(obj: &Bound<'_, PyAny>) -> bool {
+    obj.is_instance_of::<PyString>()
+        || obj.is_instance_of::<PyBytes>()
+        || obj.is_instance_of::<PyByteArray>()
+}
+
+/// Two float arguments checked as `pyfw.Generator.uniform` and `.normal` check them: a str,
+/// bytes or bytearray gets `TypeError("{who}: {a} and {b} must be numbers")`, then each is
+/// converted by Python's own `float()` (so other failures raise what `float()` raises).
+fn two_floats(
+    py: Python<'_>,
+    who: &str,
+    names: (&str, &str),
+    args: (Raw<'_>, Raw<'_>),
+    defaults: (f64, f64),
+) -> PyResult<(f64, f64)> {
+    let (a, b) = args;
+    if a.0.as_ref().is_some_and(is_text) || b.0.as_ref().is_some_and(is_text) {
+        return Err(PyTypeError::new_err(format!(
+            "{who}: {} and {} must be numbers",
+            names.0, names.1
+        )));
+    }
+    let float = py.get_type::<PyFloat>();
+    let convert = |raw: Raw<'_>, default: f64| match raw.0 {
+        None => Ok(default),
+        Some(obj) => float.call1((obj,))?.extract::<f64>(),
+    };
+    let a = convert(a, defaults.0)?;
+    let b = convert(b, defaults.1)?;
+    Ok((a, b))
+}
+
+/// `repr(float(v))`, for messages identical to `pyfw`'s.
+fn float_repr(py: Python<'_>, v: f64) -> PyResult<String> {
+    Ok(PyFloat::new(py, v).repr()?.to_string())
 }
 
 static DEFAULT: PyOnceLock<Py<PyGenerator>> = PyOnceLock::new();
@@ -132,9 +183,36 @@ impl PyGenerator {
         self.g.random()
     }
 
-    /// `low + (high - low) * random()`.
-    fn uniform(&mut self, low: f64, high: f64) -> f64 {
-        self.g.uniform(low, high)
+    /// `low + (high - low) * random()`, with `low` and `high` converted to float first.
+    /// (The arguments are converted before the generator is borrowed, so a `__float__`
+    /// that draws from this generator works as in `pyfw`.)
+    fn uniform(slf: &Bound<'_, Self>, low: Raw<'_>, high: Raw<'_>) -> PyResult<f64> {
+        let who = "Generator.uniform";
+        let (low, high) = two_floats(slf.py(), who, ("low", "high"), (low, high), (0.0, 1.0))?;
+        Ok(slf.try_borrow_mut()?.g.uniform(low, high))
+    }
+
+    /// A normal draw `mean + std * z` by Box-Muller from two `random()` draws:
+    /// `u1 = random()`, `u2 = random()`, `z = sqrt(-2.0 * log(1.0 - u1)) * cos(tau * u2)`.
+    /// `mean` and `std` are converted to float first; both must be finite and `std >= 0`.
+    #[pyo3(signature = (mean = Raw(None), std = Raw(None)), text_signature = "($self, mean=0.0, std=1.0)")]
+    fn normal(slf: &Bound<'_, Self>, mean: Raw<'_>, std: Raw<'_>) -> PyResult<f64> {
+        let py = slf.py();
+        let who = "Generator.normal";
+        let (mean, std) = two_floats(py, who, ("mean", "std"), (mean, std), (0.0, 1.0))?;
+        if !mean.is_finite() {
+            return Err(PyValueError::new_err(format!(
+                "{who}: mean must be finite, got {}",
+                float_repr(py, mean)?
+            )));
+        }
+        if !(std.is_finite() && std >= 0.0) {
+            return Err(PyValueError::new_err(format!(
+                "{who}: std must be finite and non-negative, got {}",
+                float_repr(py, std)?
+            )));
+        }
+        Ok(slf.try_borrow_mut()?.g.normal(mean, std))
     }
 
     /// An unbiased integer in [0, n), by rejection sampling.

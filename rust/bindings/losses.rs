@@ -4,11 +4,11 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use super::modules::{module_base, Module};
+use super::base::{module_base, Module};
 use super::tensor::{tensor_data, PyTensor};
 use super::IntoPyResult;
 use crate::losses::{check_mse_shapes, mse_backward, mse_forward};
-use crate::modules::not_forwarded;
+use crate::error::not_forwarded;
 use crate::tensor::Shape;
 
 /// Mean squared error over all N elements, as `torch.nn.MSELoss()`.

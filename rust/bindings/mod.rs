@@ -11,6 +11,8 @@ use pyo3::types::{PyBool, PyInt, PyList, PyTuple, PyType};
 
 use crate::error::Error;
 
+mod activations;
+mod base;
 mod data;
 mod generator;
 mod losses;
@@ -140,6 +142,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     tensor::register(m)?;
     generator::register(m)?;
     modules::register(m)?;
+    activations::register(m)?;
     losses::register(m)?;
     optim::register(m)?;
     data::register(m)?;

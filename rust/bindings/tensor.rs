@@ -2,23 +2,31 @@
 
 use pyo3::exceptions::{PyIndexError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
 use pyo3::types::{PyFloat, PyList, PySlice, PyTuple};
 
 use super::{is_integral, is_real, is_seq, type_name, IntoPyResult};
 use crate::tensor::{normalize_index, py_float_repr, Shape, Tensor};
 
 /// A 1-D or 2-D float64 array. Build one with `tensor()`.
+///
+/// `grad` is None, or for a parameter the tensor its module accumulates the
+/// gradient into (the one `param()` pairs it with).
 #[pyclass(module = "pyfw_rs", name = "Tensor")]
 pub struct PyTensor {
     pub(crate) t: Tensor,
+    pub(crate) grad: Option<Py<PyTensor>>,
 }
 
 impl PyTensor {
+    /// A tensor without a gradient.
+    pub(crate) fn from_tensor(t: Tensor) -> PyTensor {
+        PyTensor { t, grad: None }
+    }
+
     /// Wrap a buffer whose length the caller has matched to `shape`.
     pub(crate) fn wrap(shape: Shape, data: Vec<f64>) -> PyResult<PyTensor> {
-        Ok(PyTensor {
-            t: Tensor::new(shape, data).py()?,
-        })
+        Ok(PyTensor::from_tensor(Tensor::new(shape, data).py()?))
     }
 }
 
@@ -158,9 +166,7 @@ fn list_of_floats<'py>(py: Python<'py>, values: &[f64]) -> PyResult<Bound<'py, P
 impl PyTensor {
     #[new]
     fn new(data: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        Ok(PyTensor {
-            t: parse(data, "tensor")?,
-        })
+        Ok(PyTensor::from_tensor(parse(data, "tensor")?))
     }
 
     /// The shape: `(rows, cols)` or `(n,)`.
@@ -203,7 +209,7 @@ impl PyTensor {
 
     /// A copy that shares no storage with this tensor.
     fn clone(&self) -> PyTensor {
-        PyTensor { t: self.t.clone() }
+        PyTensor::from_tensor(self.t.clone())
     }
 
     /// Set every element to 0.0, in place; returns self.
@@ -255,6 +261,48 @@ impl PyTensor {
         Ok(slf.clone())
     }
 
+    /// The gradient tensor of a parameter, or None.
+    #[getter]
+    fn get_grad(&self, py: Python<'_>) -> Option<Py<PyTensor>> {
+        self.grad.as_ref().map(|g| g.clone_ref(py))
+    }
+
+    #[setter]
+    fn set_grad(&mut self, grad: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        self.grad = match grad {
+            None => None,
+            Some(g) if g.is_none() => None,
+            Some(g) => {
+                let t = g.cast::<PyTensor>().map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "Tensor.grad: expected a pyfw_rs Tensor or None, got {}",
+                        type_name(g)
+                    ))
+                })?;
+                let shape = t.try_borrow()?.t.shape();
+                if shape != self.t.shape() {
+                    return Err(PyValueError::new_err(format!(
+                        "Tensor.grad: gradient shape {shape} differs from {}",
+                        self.t.shape()
+                    )));
+                }
+                Some(t.clone().unbind())
+            }
+        };
+        Ok(())
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(g) = &self.grad {
+            visit.call(g)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.grad = None;
+    }
+
     fn __len__(&self) -> usize {
         self.t.shape().len()
     }
@@ -298,7 +346,7 @@ impl PyTensor {
             )));
         };
         let t = self.t.select(&picked).py()?;
-        Ok(Bound::new(py, PyTensor { t })?.into_any())
+        Ok(Bound::new(py, PyTensor::from_tensor(t))?.into_any())
     }
 
     fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
@@ -322,9 +370,7 @@ impl PyTensor {
 /// deeper-than-2-D or non-finite data.
 #[pyfunction]
 fn tensor(data: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-    Ok(PyTensor {
-        t: parse(data, "tensor")?,
-    })
+    Ok(PyTensor::from_tensor(parse(data, "tensor")?))
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

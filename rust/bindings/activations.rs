@@ -1,0 +1,183 @@
+//! Binding of the activation family (see `pyfw/activations.py`).
+//!
+//! One native base class, `Activation`, holds the state of every member (an
+//! [`ActState`]) and runs the kernels. The member classes (`ReLU`, `Tanh`, ...)
+//! are thin subclasses generated from `activation_table!` in
+//! `rust/activations.rs`: a constructor that checks the arguments, a getter per
+//! argument and `__repr__`. A native `Sequential` runs any `Activation` whose
+//! class does not override `forward`/`backward` without calling into Python.
+
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyFloat, PyTuple};
+
+use super::base::{module_base, runs_natively, Module};
+use super::tensor::{tensor_data, PyTensor};
+use super::{is_integral, is_real, saturating_i64, type_name, IntoPyResult};
+use crate::activations::{self as kernels, ActState};
+use crate::error::check_real;
+use crate::tensor::Shape;
+
+/// Base of the activation family: checks the input, keeps what `backward` needs, checks the gradient.
+#[pyclass(extends = Module, subclass, module = "pyfw_rs")]
+pub struct Activation {
+    state: ActState,
+}
+
+impl Activation {
+    /// The base of a member class, for `kind`.
+    fn init(kind: kernels::Activation) -> PyClassInitializer<Activation> {
+        module_base().add_subclass(Activation {
+            state: ActState::new(kind),
+        })
+    }
+
+    /// Forward on a buffer; the native `Sequential` calls it directly.
+    pub(crate) fn forward_buf(&mut self, x: Vec<f64>, shape: Shape) -> PyResult<Vec<f64>> {
+        self.state.forward(x, shape).py()
+    }
+
+    /// Backward on a buffer; the native `Sequential` calls it directly.
+    pub(crate) fn backward_buf(&self, g: &[f64], shape: Shape) -> PyResult<Vec<f64>> {
+        self.state.backward(g, shape).py()
+    }
+
+    /// The member's class name, for error messages.
+    pub(crate) fn name(&self) -> &'static str {
+        self.state.kind().name()
+    }
+}
+
+#[pymethods]
+impl Activation {
+    /// Apply the activation to a 1-D or 2-D input.
+    fn forward(slf: &Bound<'_, Self>, x: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        // Parse before borrowing, so that no borrow is held while Python code runs.
+        let name = slf.try_borrow()?.name();
+        let (data, shape) = tensor_data(x, name)?;
+        let y = slf.try_borrow_mut()?.forward_buf(data, shape)?;
+        PyTensor::wrap(shape, y)
+    }
+
+    /// The gradient with respect to the input.
+    fn backward(slf: &Bound<'_, Self>, grad: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
+        let name = slf.try_borrow()?.name();
+        let (g, shape) = tensor_data(grad, name)?;
+        let dx = slf.try_borrow()?.backward_buf(&g, shape)?;
+        PyTensor::wrap(shape, dx)
+    }
+
+    #[pyo3(signature = (*input))]
+    fn __call__(slf: &Bound<'_, Self>, input: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+        if input.len() == 1 && runs_natively::<Activation>(slf.as_any())? {
+            let y = Activation::forward(slf, &input.get_item(0)?)?;
+            return Ok(Bound::new(slf.py(), y)?.into_any().unbind());
+        }
+        Ok(slf
+            .call_method1(intern!(slf.py(), "forward"), input)?
+            .unbind())
+    }
+}
+
+/// A constructor argument of a member, checked as `pyfw.error` checks it.
+trait Arg: Sized {
+    /// The value of `v` for argument `what` of class `who`.
+    fn extract(v: &Bound<'_, PyAny>, who: &str, what: &str) -> PyResult<Self>;
+    /// Python's repr of the value.
+    fn repr(&self, py: Python<'_>) -> PyResult<String>;
+}
+
+impl Arg for f64 {
+    fn extract(v: &Bound<'_, PyAny>, who: &str, what: &str) -> PyResult<f64> {
+        if !is_real(v)? {
+            return Err(PyTypeError::new_err(format!(
+                "{who}: {what} must be a real number, got {}",
+                type_name(v)
+            )));
+        }
+        let f = match v.extract::<f64>() {
+            Ok(f) => f,
+            Err(e) if e.is_instance_of::<PyOverflowError>(v.py()) => f64::INFINITY,
+            Err(e) => return Err(e),
+        };
+        check_real(f, who, what).py()
+    }
+
+    fn repr(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(PyFloat::new(py, *self).repr()?.to_string())
+    }
+}
+
+impl Arg for i64 {
+    fn extract(v: &Bound<'_, PyAny>, who: &str, what: &str) -> PyResult<i64> {
+        if !is_integral(v)? {
+            return Err(PyTypeError::new_err(format!(
+                "{who}: {what} must be an int, got {}",
+                type_name(v)
+            )));
+        }
+        saturating_i64(v)
+    }
+
+    fn repr(&self, _: Python<'_>) -> PyResult<String> {
+        Ok(self.to_string())
+    }
+}
+
+/// One Python class per line of `activation_table!`, and `register_members`.
+macro_rules! py_members {
+    ($($(#[$doc:meta])* $name:ident { $($arg:ident : $ty:ty = $default:expr),* } $sig:tt;)*) => {
+        $(
+            $(#[$doc])*
+            #[pyclass(extends = Activation, subclass, module = "pyfw_rs")]
+            pub struct $name {
+                k: kernels::$name,
+            }
+
+            #[pymethods]
+            impl $name {
+                #[new]
+                #[pyo3(signature = ($($arg = None),*), text_signature = $sig)]
+                fn new($($arg: Option<&Bound<'_, PyAny>>),*) -> PyResult<PyClassInitializer<$name>> {
+                    #[allow(unused_variables)]
+                    let d = kernels::$name::default();
+                    let k = kernels::$name {
+                        $($arg: match $arg {
+                            Some(v) => <$ty as Arg>::extract(v, stringify!($name), stringify!($arg))?,
+                            None => d.$arg,
+                        }),*
+                    };
+                    kernels::ActivationKernel::check(&k).py()?;
+                    Ok(Activation::init(k.into()).add_subclass($name { k }))
+                }
+
+                $(
+                    #[getter]
+                    fn $arg(&self) -> $ty {
+                        self.k.$arg
+                    }
+                )*
+
+                fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+                    #[allow(unused_variables)]
+                    let (py, k) = (slf.py(), slf.try_borrow()?.k);
+                    let args: Vec<String> = vec![$(
+                        format!("{}={}", stringify!($arg), Arg::repr(&k.$arg, py)?)
+                    ),*];
+                    Ok(format!("{}({})", type_name(slf.as_any()), args.join(", ")))
+                }
+            }
+        )*
+
+        /// Register the base class and every member.
+        pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+            m.add_class::<Activation>()?;
+            $(m.add_class::<$name>()?;)*
+            m.add("ACTIVATIONS", kernels::Activation::NAMES.to_vec())?;
+            Ok(())
+        }
+    };
+}
+
+crate::activation_table!(py_members);

@@ -1,0 +1,311 @@
+//! Binding of `Module`, the base class that every layer, activation and loss
+//! extends (see `pyfw/modules.py`).
+//!
+//! Its generic methods (`train`, `named_param`, `state_dict`,
+//! `load_state_dict`, `zero_grad`, `__call__`) go through Python method
+//! lookup, so overrides in subclasses are honoured. No borrow of a module is
+//! held while Python code runs, so another thread using the same model gets
+//! either a consistent result or a clean `RuntimeError`.
+
+use pyo3::exceptions::{PyNotImplementedError, PyTypeError, PyValueError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::PyTypeInfo;
+
+use super::tensor::{tensor_data, PyTensor};
+use super::{type_name, StrictBool, Truthy};
+
+// ---------------------------------------------------------------- Module
+
+/// Base class of every layer and loss.
+///
+/// Subclasses override `forward`, `backward` and, when they hold parameters,
+/// `param`. A subclass that holds other modules overrides `named_children` so that
+/// `train`/`eval` and `state_dict` reach them.
+#[pyclass(subclass, module = "pyfw_rs", name = "Module")]
+pub struct Module {
+    /// Training mode (`train()` / `eval()`).
+    #[pyo3(get, set)]
+    pub(crate) training: bool,
+}
+
+impl Module {
+    fn base() -> Module {
+        Module { training: true }
+    }
+}
+
+fn call_name(slf: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(slf
+        .call_method0(intern!(slf.py(), "_name"))?
+        .str()?
+        .to_string())
+}
+
+/// The gradient tensor of a `(param, grad)` pair, which must be native.
+fn native_pair<'py>(
+    pair: &Bound<'py, PyAny>,
+    who: &str,
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTensor>)> {
+    let p = pair.get_item(0)?;
+    let g = pair.get_item(1)?;
+    let g = g.cast_into::<PyTensor>().map_err(|e| {
+        PyTypeError::new_err(format!(
+            "{who}: gradients must be pyfw_rs Tensors, got {}",
+            type_name(e.into_inner().as_any())
+        ))
+    })?;
+    Ok((p, g))
+}
+
+#[pymethods]
+impl Module {
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> Module {
+        Module::base()
+    }
+
+    /// Accepts and ignores arguments, so that subclasses may call `super().__init__(...)`.
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn __init__(&self, _args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) {}
+
+    /// Compute the output; subclasses override it.
+    #[pyo3(signature = (*input))]
+    fn forward(slf: &Bound<'_, Self>, input: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+        let _ = input;
+        Err(PyNotImplementedError::new_err(format!(
+            "{}.forward is not implemented",
+            type_name(slf.as_any())
+        )))
+    }
+
+    /// Accumulate parameter gradients and return the input gradient; subclasses override it.
+    #[pyo3(signature = (*gradwrtoutput))]
+    fn backward(slf: &Bound<'_, Self>, gradwrtoutput: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+        let _ = gradwrtoutput;
+        Err(PyNotImplementedError::new_err(format!(
+            "{}.backward is not implemented",
+            type_name(slf.as_any())
+        )))
+    }
+
+    /// `[(parameter, gradient), ...]`; empty for modules without parameters.
+    fn param<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
+        PyList::empty(py)
+    }
+
+    /// `[(name, module), ...]` of directly held modules; empty by default.
+    fn named_children<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
+        PyList::empty(py)
+    }
+
+    /// `[module, ...]`: the modules of `named_children()`, without their names.
+    fn children<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(slf.py());
+        for kid in slf
+            .call_method0(intern!(slf.py(), "named_children"))?
+            .try_iter()?
+        {
+            out.append(kid?.get_item(1)?)?;
+        }
+        Ok(out)
+    }
+
+    #[pyo3(signature = (*input))]
+    fn __call__(slf: &Bound<'_, Self>, input: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+        Ok(slf
+            .call_method1(intern!(slf.py(), "forward"), input)?
+            .unbind())
+    }
+
+    /// Set every gradient in `param()` to zero, in place.
+    fn zero_grad(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let who = format!("{}.zero_grad", call_name(slf.as_any())?);
+        for pair in slf.call_method0(intern!(slf.py(), "param"))?.try_iter()? {
+            let (_, g) = native_pair(&pair?, &who)?;
+            g.try_borrow_mut()?.t.data_mut().fill(0.0);
+        }
+        Ok(())
+    }
+
+    /// Set training mode on this module and its children; returns self.
+    #[pyo3(signature = (mode = StrictBool(true)), text_signature = "($self, mode=True)")]
+    fn train<'py>(slf: &Bound<'py, Self>, mode: StrictBool) -> PyResult<Bound<'py, Self>> {
+        let py = slf.py();
+        let mode = mode.0;
+        slf.setattr(intern!(py, "training"), mode)?;
+        for kid in slf
+            .call_method0(intern!(py, "named_children"))?
+            .try_iter()?
+        {
+            kid?.get_item(1)?
+                .call_method1(intern!(py, "train"), (mode,))?;
+        }
+        Ok(slf.clone())
+    }
+
+    /// Same as `train(False)`.
+    fn eval<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.call_method1(intern!(slf.py(), "train"), (false,))
+    }
+
+    /// `[(name, parameter, gradient), ...]` with torch-style dotted names.
+    #[pyo3(signature = (prefix = ""))]
+    fn named_param<'py>(slf: &Bound<'py, Self>, prefix: &str) -> PyResult<Bound<'py, PyList>> {
+        let py = slf.py();
+        let out = PyList::empty(py);
+        let kids: Vec<Bound<'py, PyAny>> = slf
+            .call_method0(intern!(py, "named_children"))?
+            .try_iter()?
+            .collect::<PyResult<_>>()?;
+        if !kids.is_empty() {
+            for kid in kids {
+                let name = kid.get_item(0)?.str()?;
+                let child = kid.get_item(1)?;
+                let sub = child
+                    .call_method1(intern!(py, "named_param"), (format!("{prefix}{name}."),))?;
+                for item in sub.try_iter()? {
+                    out.append(item?)?;
+                }
+            }
+            return Ok(out);
+        }
+        let names = slf.call_method0(intern!(py, "_param_names"))?;
+        let params = slf.call_method0(intern!(py, "param"))?;
+        for (n, pair) in names.try_iter()?.zip(params.try_iter()?) {
+            let (n, pair) = (n?, pair?);
+            let full = format!("{prefix}{}", n.str()?);
+            out.append((full, pair.get_item(0)?, pair.get_item(1)?))?;
+        }
+        Ok(out)
+    }
+
+    fn _param_names<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
+        let n = slf.call_method0(intern!(slf.py(), "param"))?.len()?;
+        PyList::new(slf.py(), (0..n).map(|i| i.to_string()))
+    }
+
+    /// `{name: copy of parameter}`, keys as in `torch.nn.Sequential`.
+    fn state_dict<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        let py = slf.py();
+        let out = PyDict::new(py);
+        for item in Module::named_param(slf, "")?.iter() {
+            let p = item.get_item(1)?;
+            out.set_item(item.get_item(0)?, p.call_method0(intern!(py, "clone"))?)?;
+        }
+        Ok(out)
+    }
+
+    /// Copy values into the parameters, in place.
+    ///
+    /// Values may be tensors of either backend or nested lists. Every key and
+    /// shape is checked before anything is written, so a bad dict leaves the
+    /// module unchanged. With `strict=False` missing and extra keys are skipped.
+    /// Returns `IncompatibleKeys(missing_keys, unexpected_keys)`, as torch does.
+    #[pyo3(signature = (state_dict, strict = Truthy(true)), text_signature = "($self, state_dict, strict=True)")]
+    fn load_state_dict<'py>(
+        slf: &Bound<'py, Self>,
+        state_dict: &Bound<'py, PyAny>,
+        strict: Truthy,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let strict = strict.0;
+        let who = format!("{}.load_state_dict", call_name(slf.as_any())?);
+        let Ok(sd) = state_dict.cast::<PyDict>() else {
+            return Err(PyTypeError::new_err(format!(
+                "{who}: expected a dict, got {}",
+                type_name(state_dict)
+            )));
+        };
+        let named = slf.call_method0(intern!(py, "named_param"))?;
+        let named: Vec<Bound<'_, PyAny>> = named.try_iter()?.collect::<PyResult<_>>()?;
+        let mut names = Vec::with_capacity(named.len());
+        for item in &named {
+            names.push(item.get_item(0)?);
+        }
+        let missing = PyList::empty(py);
+        for n in &names {
+            if !sd.contains(n)? {
+                missing.append(n)?;
+            }
+        }
+        let names_list = PyList::new(py, &names)?;
+        let extra = PyList::empty(py);
+        for k in sd.keys() {
+            if !names_list.contains(&k)? {
+                extra.append(k)?;
+            }
+        }
+        if strict && (!missing.is_empty() || !extra.is_empty()) {
+            return Err(PyValueError::new_err(format!(
+                "{who}: missing keys {}, unexpected keys {}",
+                missing.repr()?,
+                extra.repr()?
+            )));
+        }
+        let mut staged = Vec::new();
+        for (item, name) in named.iter().zip(&names) {
+            let Some(value) = sd.get_item(name)? else {
+                continue;
+            };
+            let name_repr = name.repr()?;
+            let (data, shape) = tensor_data(&value, &format!("{who}[{name_repr}]"))?;
+            let p = item.get_item(1)?;
+            let p = p.cast_into::<PyTensor>().map_err(|e| {
+                PyTypeError::new_err(format!(
+                    "{who}: parameter {name_repr} is a {}, not a pyfw_rs Tensor",
+                    type_name(e.into_inner().as_any())
+                ))
+            })?;
+            let expected = p.try_borrow()?.t.shape();
+            if shape != expected {
+                return Err(PyValueError::new_err(format!(
+                    "{who}: {name_repr} has shape {shape}, the module expects {expected}"
+                )));
+            }
+            staged.push((p, data));
+        }
+        for (p, data) in staged {
+            p.try_borrow_mut()?.t.data_mut().copy_from_slice(&data);
+        }
+        py.import("pyfw.modules")?
+            .getattr("IncompatibleKeys")?
+            .call1((missing, extra))
+    }
+
+    fn _name(slf: &Bound<'_, Self>) -> String {
+        type_name(slf.as_any())
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        Ok(format!("{}()", call_name(slf.as_any())?))
+    }
+}
+
+
+/// A fresh `Module` base, for the classes that extend it.
+pub(crate) fn module_base() -> PyClassInitializer<Module> {
+    PyClassInitializer::from(Module::base())
+}
+
+/// Whether `obj` takes the native path of the class `T` it is an instance of:
+/// its type does not override `forward` or `backward`, so running `T`'s kernels
+/// directly is what calling them through Python would do.
+pub(crate) fn runs_natively<T: PyTypeInfo>(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if obj.is_exact_instance_of::<T>() {
+        return Ok(true);
+    }
+    if !obj.is_instance_of::<T>() {
+        return Ok(false);
+    }
+    let py = obj.py();
+    let (native, own) = (py.get_type::<T>(), obj.get_type());
+    for name in [intern!(py, "forward"), intern!(py, "backward")] {
+        if !own.getattr(name)?.is(&native.getattr(name)?) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
