@@ -27,13 +27,13 @@ class Tensor:
     the gradient into (the one ``param()`` pairs it with).
     """
 
-    __slots__ = ("_rows", "_shape", "grad")
+    __slots__ = ("_rows", "_shape", "_grad")
 
     def __init__(self, data: Any) -> None:
         rows, shape = _parse(data, "tensor")
         self._rows = rows
         self._shape = shape
-        self.grad: Optional[Tensor] = None
+        self._grad: Optional[Tensor] = None
 
     @classmethod
     def _wrap(cls, rows: list, shape: Shape) -> "Tensor":
@@ -41,8 +41,22 @@ class Tensor:
         t = cls.__new__(cls)
         t._rows = rows
         t._shape = shape
-        t.grad = None
+        t._grad = None
         return t
+
+    @property
+    def grad(self) -> Optional["Tensor"]:
+        """The gradient tensor of a parameter, or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Optional["Tensor"]) -> None:
+        if value is not None:
+            if not isinstance(value, Tensor):
+                raise TypeError(f"Tensor.grad: expected a pyfw Tensor or None, got {type(value).__name__}")
+            if value.shape != self._shape:
+                raise ValueError(f"Tensor.grad: gradient shape {value.shape} differs from {self._shape}")
+        self._grad = value
 
     @property
     def shape(self) -> Shape:

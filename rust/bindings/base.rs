@@ -182,6 +182,25 @@ impl Module {
         Ok(out)
     }
 
+    /// The parameter tensors in module order; each carries its gradient as `.grad`.
+    fn parameters<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let out = PyList::empty(slf.py());
+        for item in Module::named_param(slf, "")?.iter() {
+            out.append(item.get_item(1)?)?;
+        }
+        Ok(out.try_iter()?.into_any())
+    }
+
+    /// `(name, parameter)` pairs with torch's dotted names.
+    #[pyo3(signature = (prefix = ""))]
+    fn named_parameters<'py>(slf: &Bound<'py, Self>, prefix: &str) -> PyResult<Bound<'py, PyAny>> {
+        let out = PyList::empty(slf.py());
+        for item in Module::named_param(slf, prefix)?.iter() {
+            out.append((item.get_item(0)?, item.get_item(1)?))?;
+        }
+        Ok(out.try_iter()?.into_any())
+    }
+
     fn _param_names<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
         let n = slf.call_method0(intern!(slf.py(), "param"))?.len()?;
         PyList::new(slf.py(), (0..n).map(|i| i.to_string()))
