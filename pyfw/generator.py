@@ -14,6 +14,12 @@ Derived draws, each consuming whole ``next_u64`` values:
 
 * ``random()``: ``(next_u64 >> 11) * 2**-53``, a float in [0, 1).
 * ``uniform(low, high)``: ``low + (high - low) * random()``.
+* ``normal(mean, std)``: Box-Muller from two ``random()`` draws, in this order:
+  ``u1 = random()``, ``u2 = random()``,
+  ``z = sqrt(-2.0 * log(1.0 - u1)) * cos(TAU * u2)`` with ``TAU = 2*pi`` rounded to
+  float64 (``math.tau``); the result is ``mean + std * z``. One value per call: the
+  second Box-Muller value is never kept. ``1.0 - u1`` lies in (0, 1], so the log
+  never sees 0.
 * ``randbelow(n)``: unbiased integer in [0, n) by rejection: with
   ``limit = 2**64 - (2**64 mod n)``, draw until ``r < limit``; return ``r mod n``.
 * ``randperm(n)``: start from ``[0, 1, ..., n-1]``; for ``i`` from ``n-1`` down
@@ -24,6 +30,7 @@ Test vectors are in docs/NUMERICS.md and tests/test_generator.py.
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Optional
 
@@ -32,6 +39,7 @@ GOLDEN = 0x9E3779B97F4A7C15
 MIX1 = 0xBF58476D1CE4E5B9
 MIX2 = 0x94D049BB133111EB
 TWO_M53 = 2.0 ** -53
+TAU = math.tau  # 2*pi rounded to float64: 6.283185307179586 == 0x1.921fb54442d18p+2
 DEFAULT_SEED = 0
 
 
@@ -88,6 +96,25 @@ class Generator:
             raise TypeError("Generator.uniform: low and high must be numbers")
         low, high = float(low), float(high)
         return low + (high - low) * self.random()
+
+    def normal(self, mean: float = 0.0, std: float = 1.0) -> float:
+        """A normal draw ``mean + std * z`` (Box-Muller; see the module docstring).
+
+        ``u1 = random()``, ``u2 = random()``, ``z = sqrt(-2.0 * log(1.0 - u1)) * cos(TAU * u2)``,
+        evaluated in exactly this order with the C library's ``log``, ``cos`` and ``sqrt``.
+        ``mean`` and ``std`` are converted to float first; both must be finite and ``std >= 0``.
+        """
+        if isinstance(mean, (str, bytes, bytearray)) or isinstance(std, (str, bytes, bytearray)):
+            raise TypeError("Generator.normal: mean and std must be numbers")
+        mean, std = float(mean), float(std)
+        if not math.isfinite(mean):
+            raise ValueError(f"Generator.normal: mean must be finite, got {mean!r}")
+        if not (math.isfinite(std) and std >= 0.0):
+            raise ValueError(f"Generator.normal: std must be finite and non-negative, got {std!r}")
+        u1 = self.random()
+        u2 = self.random()
+        z = math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(TAU * u2)
+        return mean + std * z
 
     def randbelow(self, n: int) -> int:
         """An unbiased integer in [0, n), by rejection sampling."""

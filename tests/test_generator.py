@@ -8,10 +8,15 @@ and the seed-0 raw outputs are the well-known SplitMix64 values.
 
 from __future__ import annotations
 
+import functools
+import math
 import random
+import struct
 from types import ModuleType
 
 import pytest
+
+from conftest import BACKENDS, load_backend
 
 MASK64 = (1 << 64) - 1
 
@@ -38,6 +43,12 @@ class _Ref:
             r = self.next_u64()
             if r < limit:
                 return r % n
+
+    def normal(self, mean: float = 0.0, std: float = 1.0) -> float:
+        u1 = self.random()
+        u2 = self.random()
+        z = math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos((2.0 * math.pi) * u2)
+        return mean + std * z
 
     def randperm(self, n: int) -> list:
         p = list(range(n))
@@ -77,6 +88,14 @@ RANDPERM_VECTORS = {
 }
 
 
+#: Generator(0): the first five normal() values (mean 0, std 1), as float.hex
+NORMAL_SEED0 = ["-0x1.e247d108691cfp+0", "0x1.d2241bf902964p-3", "-0x1.c581393a15295p-3",
+                "0x1.55aeaef334755p-4", "0x1.6f2574ff978aap-1"]
+
+#: Generator(42): the first three normal(1.5, 0.25) values, as float.hex
+NORMAL_SEED42 = ["0x1.b876c41dca02bp+0", "0x1.63254690186ffp+0", "0x1.8c0df834e92d2p+0"]
+
+
 # ---- the reference itself ---------------------------------------------------
 
 def test_reference_matches_known_splitmix64_outputs() -> None:
@@ -94,6 +113,10 @@ def test_published_values_match_reference() -> None:
     assert [r.randbelow(n) for n, _ in RANDBELOW_SEED7] == [v for _, v in RANDBELOW_SEED7]
     for (seed, n), want in RANDPERM_VECTORS.items():
         assert _Ref(seed).randperm(n) == want
+    r = _Ref(0)
+    assert [r.normal().hex() for _ in range(5)] == NORMAL_SEED0
+    r = _Ref(42)
+    assert [r.normal(1.5, 0.25).hex() for _ in range(3)] == NORMAL_SEED42
 
 
 # ---- the backends -----------------------------------------------------------
@@ -268,3 +291,142 @@ def test_bad_generator_argument(fw: ModuleType) -> None:
         fw.randperm(5, generator=random.Random(0))
     with pytest.raises(TypeError):
         fw.randperm(5, generator=0)
+
+
+# ---- normal(mean, std): Box-Muller -----------------------------------------
+
+def test_tau_is_two_pi() -> None:
+    assert math.tau == 2.0 * math.pi == 6.283185307179586
+    assert math.tau.hex() == "0x1.921fb54442d18p+2"
+
+
+def test_normal_known_values(fw: ModuleType) -> None:
+    g = fw.Generator(0)
+    got = [g.normal() for _ in range(5)]
+    assert all(type(v) is float for v in got)
+    assert [v.hex() for v in got] == NORMAL_SEED0
+    g = fw.Generator(42)
+    assert [g.normal(1.5, 0.25).hex() for _ in range(3)] == NORMAL_SEED42
+    g = fw.Generator(42)
+    assert [g.normal(mean=1.5, std=0.25).hex() for _ in range(3)] == NORMAL_SEED42
+
+
+def test_normal_matches_reference(fw: ModuleType) -> None:
+    g, r = fw.Generator(-77), _Ref(-77)
+    for mean, std in [(0.0, 1.0), (-3.5, 0.01), (1e6, 123.0), (0.25, 0.0), (2, 3), (-0.0, 1.0)]:
+        for _ in range(50):
+            assert g.normal(mean, std).hex() == r.normal(float(mean), float(std)).hex()
+
+
+def test_normal_uses_two_draws_and_keeps_no_second_value(fw: ModuleType) -> None:
+    g, r = fw.Generator(8), _Ref(8)
+    g.normal()
+    r.random(), r.random()
+    assert g.next_u64() == r.next_u64()
+    # After a normal() the next normal() is a fresh Box-Muller pair, not the cached sine half.
+    g, h = fw.Generator(8), fw.Generator(8)
+    g.normal()
+    h.random(), h.random()
+    assert g.normal().hex() == h.normal().hex()
+
+
+def test_normal_std_zero_gives_the_mean(fw: ModuleType) -> None:
+    g = fw.Generator(1)
+    assert [g.normal(0.75, 0.0) for _ in range(10)] == [0.75] * 10
+
+
+def test_normal_converts_arguments_to_float(fw: ModuleType) -> None:
+    a = fw.Generator(4).normal(2**53 + 1, 3)
+    assert a.hex() == fw.Generator(4).normal(float(2**53 + 1), 3.0).hex()
+
+
+@functools.lru_cache(maxsize=None)
+def _normal_stream(backend: str, n: int = 200_000) -> tuple:
+    """``n`` standard normals of ``Generator(2024)`` (computed once per backend)."""
+    g = load_backend(backend).Generator(2024)
+    return tuple(g.normal() for _ in range(n))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_normal_moments(backend: str) -> None:
+    """200k draws: mean within 0.01 of 0, standard deviation within 1% of 1, tails as N(0, 1)."""
+    v = _normal_stream(backend)
+    n = len(v)
+    acc = 0.0
+    for x in v:
+        acc = acc + x
+    mean = acc / n
+    acc = 0.0
+    for x in v:
+        acc = acc + (x - mean) * (x - mean)
+    std = math.sqrt(acc / n)
+    assert abs(mean) < 0.01, mean
+    assert abs(std - 1.0) < 0.01, std
+    beyond2 = len([x for x in v if abs(x) > 2.0]) / n  # 4.55% for N(0, 1)
+    assert 0.042 < beyond2 < 0.049, beyond2
+    # |z| <= sqrt(-2 log(2**-53)) since 1 - u1 >= 2**-53
+    assert max(abs(x) for x in v) <= math.sqrt(-2.0 * math.log(2.0**-53))
+
+
+def test_normal_streams_are_bit_identical_across_backends() -> None:
+    py, rs = _normal_stream("py"), _normal_stream("rs")
+    assert struct.pack(f"<{len(py)}d", *py) == struct.pack(f"<{len(rs)}d", *rs)  # every bit
+    for seed in [0, -1, 2**64 + 5, 123456789]:
+        gp, gr = load_backend("py").Generator(seed), load_backend("rs").Generator(seed)
+        for mean, std in [(0.0, 1.0), (-2.5, 0.125), (1e-300, 1e300), (7, 0)]:
+            assert [gp.normal(mean, std).hex() for _ in range(20)] == \
+                   [gr.normal(mean, std).hex() for _ in range(20)]
+
+
+#: (id, args, exception, whether the message is Generator.normal's own; float()'s otherwise)
+NORMAL_BAD = [
+    ("str-mean", ("0", 1.0), TypeError, True),
+    ("bytes-std", (0.0, b"1"), TypeError, True),
+    ("none-mean", (None, 1.0), TypeError, False),
+    ("list-std", (0.0, [1.0]), TypeError, False),
+    ("nan-mean", (float("nan"), 1.0), ValueError, True),
+    ("inf-mean", (float("-inf"), 1.0), ValueError, True),
+    ("neg-std", (0.0, -1.0), ValueError, True),
+    ("tiny-neg-std", (0.0, -1e-300), ValueError, True),
+    ("nan-std", (0.0, float("nan")), ValueError, True),
+    ("inf-std", (0.0, float("inf")), ValueError, True),
+    ("huge-int", (2**2000, 1.0), OverflowError, False),
+]
+
+
+@pytest.mark.parametrize("case", NORMAL_BAD, ids=[c[0] for c in NORMAL_BAD])
+def test_normal_bad_arguments(fw: ModuleType, case: tuple) -> None:
+    """The same exception type and message in both backends; nothing is drawn."""
+    _, args, exc, own = case
+    g = fw.Generator(3)
+    with pytest.raises(exc) as e:
+        g.normal(*args)
+    assert g.next_u64() == _Ref(3).next_u64()
+    with pytest.raises(exc) as want:
+        load_backend("py").Generator(3).normal(*args)
+    assert str(e.value) == str(want.value)
+    assert str(e.value).startswith("Generator.normal: ") == own
+
+
+def test_uniform_bad_arguments_same_message(fw: ModuleType) -> None:
+    for args in [("a", 1.0), (0.0, bytearray(b"1")), (None, 1.0)]:
+        with pytest.raises(TypeError) as e:
+            fw.Generator(0).uniform(*args)
+        with pytest.raises(TypeError) as want:
+            load_backend("py").Generator(0).uniform(*args)
+        assert str(e.value) == str(want.value)
+
+
+def test_normal_argument_conversion_may_draw_from_the_same_generator(fw: ModuleType) -> None:
+    """A ``__float__`` that uses the generator runs before the draws, as in pyfw."""
+    g = fw.Generator(5)
+
+    class Sneaky:
+        def __float__(self) -> float:
+            return g.random()
+
+    v = g.normal(Sneaky(), 1.0)
+    r = _Ref(5)
+    mean = r.random()
+    assert v.hex() == r.normal(mean, 1.0).hex()
+
