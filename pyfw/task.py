@@ -13,7 +13,8 @@ Draw order from one ``Generator(seed)``, the same in both backends:
 3. per epoch: one ``randperm(n_train)``, before its first batch;
 4. with ``dropout > 0``, per training forward pass (one per batch, after that
    epoch's ``randperm``): each Dropout layer draws its mask, in module order
-   (the first hidden layer's Dropout first), as documented for ``Dropout``.
+   (the first hidden layer's Dropout first), one ``random()`` per element of
+   its input in row-major order, as documented for ``Dropout``.
 
 With ``dropout == 0`` no Dropout module is built, so step 4 draws nothing and
 the default run is the seed's, bit for bit. The error rates are measured in
