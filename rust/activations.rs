@@ -61,6 +61,7 @@ macro_rules! define_members {
     ($($(#[$doc:meta])* $name:ident { $($arg:ident : $ty:ty = $default:expr),* } $sig:literal;)*) => {
         $(
             $(#[$doc])*
+            #[allow(clippy::upper_case_acronyms)] // the Python names
             #[derive(Clone, Copy, Debug, PartialEq)]
             pub struct $name {
                 $(
@@ -222,8 +223,8 @@ fn erf(x: f64) -> f64 {
     unsafe { libm::erf(x) }
 }
 
-/// 1/sqrt(2) and 1/sqrt(2*pi) as float64 (the same literals in pyfw/activations.py).
-const SQRT1_2: f64 = 0.7071067811865476;
+/// 1/sqrt(2) and 1/sqrt(2*pi) as float64 (the same values as the literals in pyfw/activations.py).
+const SQRT1_2: f64 = std::f64::consts::FRAC_1_SQRT_2;
 const INV_SQRT_2PI: f64 = 0.3989422804014327;
 
 impl ActivationKernel for ReLU {
@@ -271,7 +272,13 @@ impl ActivationKernel for ELU {
     }
     fn backward(&self, x: &[f64], y: &[f64], g: &[f64], _: Shape, dx: &mut [f64]) -> Result<()> {
         let a = self.alpha;
-        map_grad(x, y, g, dx, |x, _, g| if x > 0.0 { g } else { g * (a * x.exp()) })
+        map_grad(
+            x,
+            y,
+            g,
+            dx,
+            |x, _, g| if x > 0.0 { g } else { g * (a * x.exp()) },
+        )
     }
 }
 
@@ -404,7 +411,14 @@ impl ActivationKernel for Softmax {
         }
         Ok(())
     }
-    fn backward(&self, _: &[f64], y: &[f64], g: &[f64], shape: Shape, dx: &mut [f64]) -> Result<()> {
+    fn backward(
+        &self,
+        _: &[f64],
+        y: &[f64],
+        g: &[f64],
+        shape: Shape,
+        dx: &mut [f64],
+    ) -> Result<()> {
         let lines = Lines::of(shape, self.dim, "Softmax")?;
         for l in 0..lines.count {
             let mut d = 0.0;
@@ -436,7 +450,14 @@ impl ActivationKernel for LogSoftmax {
         }
         Ok(())
     }
-    fn backward(&self, _: &[f64], y: &[f64], g: &[f64], shape: Shape, dx: &mut [f64]) -> Result<()> {
+    fn backward(
+        &self,
+        _: &[f64],
+        y: &[f64],
+        g: &[f64],
+        shape: Shape,
+        dx: &mut [f64],
+    ) -> Result<()> {
         let lines = Lines::of(shape, self.dim, "LogSoftmax")?;
         for l in 0..lines.count {
             let mut gs = 0.0;
@@ -476,9 +497,20 @@ mod tests {
             };
         }
         crate::activation_table!(each);
-        out.push(LeakyReLU { negative_slope: -0.3 }.into());
+        out.push(
+            LeakyReLU {
+                negative_slope: -0.3,
+            }
+            .into(),
+        );
         out.push(ELU { alpha: 0.4 }.into());
-        out.push(Softplus { beta: 2.0, threshold: 1.5 }.into());
+        out.push(
+            Softplus {
+                beta: 2.0,
+                threshold: 1.5,
+            }
+            .into(),
+        );
         out.push(Softmax { dim: 0 }.into());
         out.push(LogSoftmax { dim: -2 }.into());
         out
@@ -551,7 +583,9 @@ mod tests {
             assert!(y.iter().chain(&dx).all(|v| !v.is_nan()), "{kind:?}");
         }
         let mut y = [0.0; 2];
-        Sigmoid {}.forward(&[-800.0, 800.0], Shape::Vector(2), &mut y).unwrap();
+        Sigmoid {}
+            .forward(&[-800.0, 800.0], Shape::Vector(2), &mut y)
+            .unwrap();
         assert_eq!(y, [0.0, 1.0]);
     }
 

@@ -164,7 +164,11 @@ impl Kernel for LinearForward<'_> {
         let Dims { in_f, out_f, .. } = self.d;
         let (wt, b) = (self.wt, self.b);
         let mut nz = Vec::with_capacity(in_f);
-        for (xr, yr) in self.x.chunks_exact(in_f).zip(self.y.chunks_exact_mut(out_f)) {
+        for (xr, yr) in self
+            .x
+            .chunks_exact(in_f)
+            .zip(self.y.chunks_exact_mut(out_f))
+        {
             yr.copy_from_slice(b);
             fold_rows(
                 yr,

@@ -80,8 +80,34 @@ impl Activation {
     }
 }
 
+/// A constructor argument as the caller gave it (None included), or `Missing`.
+pub(crate) enum Given<'py> {
+    /// Left out: the default applies.
+    Missing,
+    /// Passed, possibly as None.
+    Value(Bound<'py, PyAny>),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Given<'py> {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Given<'py>> {
+        Ok(Given::Value(obj.to_owned()))
+    }
+}
+
+impl Given<'_> {
+    /// The checked value, or `default` when the argument was left out.
+    pub(crate) fn or<T: Arg>(&self, default: T, who: &str, what: &str) -> PyResult<T> {
+        match self {
+            Given::Missing => Ok(default),
+            Given::Value(v) => T::extract(v, who, what),
+        }
+    }
+}
+
 /// A constructor argument of a member, checked as `pyfw.error` checks it.
-trait Arg: Sized {
+pub(crate) trait Arg: Sized {
     /// The value of `v` for argument `what` of class `who`.
     fn extract(v: &Bound<'_, PyAny>, who: &str, what: &str) -> PyResult<Self>;
     /// Python's repr of the value.
@@ -130,6 +156,7 @@ macro_rules! py_members {
     ($($(#[$doc:meta])* $name:ident { $($arg:ident : $ty:ty = $default:expr),* } $sig:tt;)*) => {
         $(
             $(#[$doc])*
+            #[allow(clippy::upper_case_acronyms)] // the Python names
             #[pyclass(extends = Activation, subclass, module = "pyfw_rs")]
             pub struct $name {
                 k: kernels::$name,
@@ -138,15 +165,12 @@ macro_rules! py_members {
             #[pymethods]
             impl $name {
                 #[new]
-                #[pyo3(signature = ($($arg = None),*), text_signature = $sig)]
-                fn new($($arg: Option<&Bound<'_, PyAny>>),*) -> PyResult<PyClassInitializer<$name>> {
+                #[pyo3(signature = ($($arg = Given::Missing),*), text_signature = $sig)]
+                fn new($($arg: Given<'_>),*) -> PyResult<PyClassInitializer<$name>> {
                     #[allow(unused_variables)]
                     let d = kernels::$name::default();
                     let k = kernels::$name {
-                        $($arg: match $arg {
-                            Some(v) => <$ty as Arg>::extract(v, stringify!($name), stringify!($arg))?,
-                            None => d.$arg,
-                        }),*
+                        $($arg: $arg.or(d.$arg, stringify!($name), stringify!($arg))?),*
                     };
                     kernels::ActivationKernel::check(&k).py()?;
                     Ok(Activation::init(k.into()).add_subclass($name { k }))

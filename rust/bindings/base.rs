@@ -303,7 +303,6 @@ impl Module {
     }
 }
 
-
 /// A fresh `Module` base, for the classes that extend it.
 pub(crate) fn module_base() -> PyClassInitializer<Module> {
     PyClassInitializer::from(Module::base())

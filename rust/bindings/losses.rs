@@ -7,8 +7,8 @@ use pyo3::types::PyTuple;
 use super::base::{module_base, Module};
 use super::tensor::{tensor_data, PyTensor};
 use super::IntoPyResult;
-use crate::losses::{check_mse_shapes, mse_backward, mse_forward};
 use crate::error::not_forwarded;
+use crate::losses::{check_mse_shapes, mse_backward, mse_forward};
 use crate::tensor::Shape;
 
 /// Mean squared error over all N elements, as `torch.nn.MSELoss()`.

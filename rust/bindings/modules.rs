@@ -15,12 +15,12 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyList, PySlice, PyString, PyTuple};
 
-use super::activations::Activation;
+use super::activations::{Activation, Given};
 use super::base::{module_base, runs_natively, Module};
 use super::generator::{resolve, PyGenerator};
 use super::tensor::{tensor_data, PyTensor};
-use super::{check_size, is_integral, is_real, type_name, IntoPyResult, Truthy};
-use crate::error::{check_real, try_zeros};
+use super::{check_size, is_integral, type_name, IntoPyResult, Truthy};
+use crate::error::try_zeros;
 use crate::modules::{linear_init, linear_name, DropoutState, LinearState};
 use crate::tensor::Shape;
 
@@ -62,12 +62,7 @@ impl Linear {
     }
 
     /// Backward from a gradient buffer of `shape`; returns dL/dx and its shape.
-    fn backward_buf(
-        &self,
-        py: Python<'_>,
-        g: &[f64],
-        shape: Shape,
-    ) -> PyResult<(Vec<f64>, Shape)> {
+    fn backward_buf(&self, py: Python<'_>, g: &[f64], shape: Shape) -> PyResult<(Vec<f64>, Shape)> {
         let w = self.weight.bind(py).try_borrow()?;
         let mut gw = self.weight_grad.bind(py).try_borrow_mut()?;
         let mut gb = self.bias_grad.bind(py).try_borrow_mut()?;
@@ -78,7 +73,11 @@ impl Linear {
 }
 
 /// A parameter tensor whose `.grad` is a fresh zero tensor of the same shape.
-fn parameter(py: Python<'_>, shape: Shape, data: Vec<f64>) -> PyResult<(Py<PyTensor>, Py<PyTensor>)> {
+fn parameter(
+    py: Python<'_>,
+    shape: Shape,
+    data: Vec<f64>,
+) -> PyResult<(Py<PyTensor>, Py<PyTensor>)> {
     let zeros = try_zeros(data.len(), "Linear").py()?;
     let grad = Py::new(py, PyTensor::wrap(shape, zeros)?)?;
     let mut p = PyTensor::wrap(shape, data)?;
@@ -224,7 +223,11 @@ impl Dropout {
     fn forward_buf(slf: &Bound<'_, Self>, x: Vec<f64>, shape: Shape) -> PyResult<Vec<f64>> {
         let py = slf.py();
         let training = slf.as_super().try_borrow()?.training;
-        let generator = slf.try_borrow()?.generator.as_ref().map(|g| g.clone_ref(py));
+        let generator = slf
+            .try_borrow()?
+            .generator
+            .as_ref()
+            .map(|g| g.clone_ref(py));
         let mut me = slf.try_borrow_mut()?;
         if !me.state.draws(training) {
             return me.state.forward(x, shape, None).py();
@@ -238,25 +241,13 @@ impl Dropout {
 #[pymethods]
 impl Dropout {
     #[new]
-    #[pyo3(signature = (p = None, generator = None), text_signature = "(p=0.5, generator=None)")]
+    #[pyo3(signature = (p = Given::Missing, generator = None), text_signature = "(p=0.5, generator=None)")]
     fn new(
         py: Python<'_>,
-        p: Option<&Bound<'_, PyAny>>,
+        p: Given<'_>,
         generator: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<PyClassInitializer<Dropout>> {
-        let p = match p {
-            None => 0.5,
-            Some(v) => {
-                if !is_real(v)? {
-                    return Err(PyTypeError::new_err(format!(
-                        "Dropout: p must be a real number, got {}",
-                        type_name(v)
-                    )));
-                }
-                check_real(v.extract::<f64>().unwrap_or(f64::INFINITY), "Dropout", "p").py()?
-            }
-        };
-        let state = DropoutState::new(p).py()?;
+        let state = DropoutState::new(p.or(0.5, "Dropout", "p")?).py()?;
         let generator = match generator {
             Some(g) if !g.is_none() => Some(resolve(py, Some(g))?.unbind()),
             _ => None,
@@ -444,7 +435,10 @@ impl Sequential {
 impl Sequential {
     #[new]
     #[pyo3(signature = (*modules))]
-    fn new(py: Python<'_>, modules: &Bound<'_, PyTuple>) -> PyResult<PyClassInitializer<Sequential>> {
+    fn new(
+        py: Python<'_>,
+        modules: &Bound<'_, PyTuple>,
+    ) -> PyResult<PyClassInitializer<Sequential>> {
         let mut mods = Vec::with_capacity(modules.len());
         for (i, m) in modules.iter().enumerate() {
             if !m.is_instance_of::<Module>() {
@@ -513,7 +507,10 @@ impl Sequential {
     }
 
     /// Add `module` at the end; returns self.
-    fn append<'py>(slf: &Bound<'py, Self>, module: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
+    fn append<'py>(
+        slf: &Bound<'py, Self>,
+        module: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, Self>> {
         if !module.is_instance_of::<Module>() {
             return Err(PyTypeError::new_err(format!(
                 "Sequential.append: expected a Module, got {}",
@@ -521,8 +518,12 @@ impl Sequential {
             )));
         }
         let py = slf.py();
-        let mut modules: Vec<Py<PyAny>> =
-            slf.try_borrow()?.modules.iter().map(|m| m.clone_ref(py)).collect();
+        let mut modules: Vec<Py<PyAny>> = slf
+            .try_borrow()?
+            .modules
+            .iter()
+            .map(|m| m.clone_ref(py))
+            .collect();
         modules.push(module.clone().unbind());
         let kids = Sequential::sort(py, &modules)?;
         let mut me = slf.try_borrow_mut()?;

@@ -2,8 +2,8 @@
 
 use pyo3::exceptions::{PyIndexError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::{PyTraverseError, PyVisit};
 use pyo3::types::{PyFloat, PyList, PySlice, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use super::{is_integral, is_real, is_seq, type_name, IntoPyResult};
 use crate::tensor::{normalize_index, py_float_repr, Shape, Tensor};
