@@ -15,13 +15,8 @@ from .tensor import Tensor, as_tensor
 class MSELoss(Module):
     """Mean squared error over all N elements, as ``torch.nn.MSELoss()``.
 
-    With ``d = input - target`` taken element by element in row-major order::
-
-        L      = (...((d[0]*d[0] + d[1]*d[1]) + d[2]*d[2]) + ...) / N
-        dL/dx  = (2.0 * d) / N        for each element
-
-    The derivative of (1/N) sum (x_k - t_k)^2 with respect to x_k is 2 (x_k - t_k) / N:
-    one term per element, with no sum left in it.
+    ``L = (1/N) sum (x_k - t_k)^2`` and ``dL/dx_k = 2 (x_k - t_k) / N``
+    (docs/NUMERICS.md, "MSELoss").
     """
 
     def __init__(self) -> None:

@@ -6,7 +6,7 @@
 //! maturin turns on).
 //!
 //! Numerics: every kernel follows the order of floating-point operations written
-//! in the docstrings of `pyfw` and in docs/NUMERICS.md. There is no fused
+//! in docs/NUMERICS.md, as `pyfw` does. There is no fused
 //! multiply-add (Rust never contracts `a * b + c` on its own, and the code asks
 //! for no fused operation), no reassociation, and loops are vectorised only
 //! across independent outputs, never along a reduction.

@@ -1,11 +1,7 @@
 //! Loss functions, mirroring `pyfw/losses.py`.
 //!
-//! MSE over all `N` elements with `d = input - target` in row-major order:
-//!
-//! ```text
-//! L     = (...((d[0]*d[0] + d[1]*d[1]) + d[2]*d[2]) + ...) / N
-//! dL/dx = (2.0 * d) / N        for each element
-//! ```
+//! MSE over all `N` elements: `L = (1/N) sum (x - t)^2`, `dL/dx = 2 (x - t) / N`
+//! (docs/NUMERICS.md, "MSELoss").
 
 use crate::error::{Error, Result};
 use crate::tensor::Shape;
@@ -20,7 +16,7 @@ pub fn check_mse_shapes(input: Shape, target: Shape) -> Result<()> {
     Ok(())
 }
 
-/// Write `d = x - t` into `diff` (resized) and return the mean of `d * d` (left fold from `d[0]*d[0]`).
+/// Write `d = x - t` into `diff` (resized) and return the mean of `d * d`.
 pub fn mse_forward(x: &[f64], t: &[f64], diff: &mut Vec<f64>) -> f64 {
     diff.clear();
     diff.extend(x.iter().zip(t).map(|(a, b)| a - b));

@@ -96,48 +96,6 @@ impl Tensor {
         Ok(Tensor { shape, data })
     }
 
-    /// A 2-D tensor from rectangular rows of finite numbers (the checks of `pyfw.tensor`).
-    pub fn from_rows(rows: &[Vec<f64>]) -> Result<Tensor> {
-        let who = "tensor";
-        if rows.is_empty() {
-            return Err(Error::Value(format!(
-                "{who}: empty data; tensors need at least one element"
-            )));
-        }
-        let width = rows[0].len();
-        let mut data = Vec::with_capacity(rows.len() * width);
-        for (r, row) in rows.iter().enumerate() {
-            if row.len() != width {
-                return Err(Error::Value(format!(
-                    "{who}: ragged nested list: row {r} has {} items, row 0 has {width}",
-                    row.len()
-                )));
-            }
-            for &v in row {
-                data.push(check_finite(v, who)?);
-            }
-        }
-        if width == 0 {
-            return Err(Error::Value(format!(
-                "{who}: rows are empty; tensors need at least one element"
-            )));
-        }
-        Tensor::new(Shape::Matrix(rows.len(), width), data)
-    }
-
-    /// A 1-D tensor from finite numbers.
-    pub fn from_vec(values: Vec<f64>) -> Result<Tensor> {
-        for &v in &values {
-            check_finite(v, "tensor")?;
-        }
-        if values.is_empty() {
-            return Err(Error::Value(
-                "tensor: empty data; tensors need at least one element".into(),
-            ));
-        }
-        Tensor::new(Shape::Vector(values.len()), values)
-    }
-
     /// Zeros of `shape`.
     pub fn zeros(shape: Shape) -> Result<Tensor> {
         let data = crate::error::try_zeros(shape.numel(), "tensor")?;
@@ -224,18 +182,6 @@ pub fn normalize_index(i: i64, n: usize) -> Result<usize> {
     })
 }
 
-/// `v` if finite, else the `ValueError` of `pyfw.tensor`.
-pub fn check_finite(v: f64, who: &str) -> Result<f64> {
-    if v.is_finite() {
-        Ok(v)
-    } else {
-        Err(Error::Value(format!(
-            "{who}: expected finite numbers, got {}",
-            py_float_repr(v)
-        )))
-    }
-}
-
 /// Python's repr of the non-finite floats, and Rust's formatting otherwise.
 pub fn py_float_repr(v: f64) -> String {
     if v.is_nan() {
@@ -264,43 +210,28 @@ mod tests {
     }
 
     #[test]
-    fn from_rows_checks_like_pyfw() {
-        let t = Tensor::from_rows(&[vec![1.0, 2.0], vec![3.0, 4.0]]).unwrap();
-        assert_eq!(t.shape(), Shape::Matrix(2, 2));
+    fn new_checks_the_length_and_emptiness() {
+        let t = Tensor::new(Shape::Matrix(2, 2), vec![1.0, 2.0, 3.0, 4.0]).unwrap();
         assert_eq!(t.to_rows(), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
-        assert!(matches!(Tensor::from_rows(&[]), Err(Error::Value(_))));
-        assert!(matches!(
-            Tensor::from_rows(&[vec![1.0], vec![]]),
-            Err(Error::Value(_))
-        ));
-        assert!(matches!(
-            Tensor::from_rows(&[vec![], vec![]]),
-            Err(Error::Value(_))
-        ));
-        assert!(matches!(
-            Tensor::from_rows(&[vec![f64::NAN]]),
-            Err(Error::Value(_))
-        ));
-        assert!(matches!(
-            Tensor::from_vec(vec![f64::INFINITY]),
-            Err(Error::Value(_))
-        ));
-        assert!(matches!(Tensor::from_vec(vec![]), Err(Error::Value(_))));
         assert!(matches!(
             Tensor::new(Shape::Vector(2), vec![1.0]),
+            Err(Error::Value(_))
+        ));
+        assert!(matches!(
+            Tensor::new(Shape::Matrix(0, 2), vec![]),
             Err(Error::Value(_))
         ));
     }
 
     #[test]
     fn select_gathers_rows_and_values() {
-        let t = Tensor::from_rows(&[vec![1.0, 2.0], vec![3.0, 4.0], vec![5.0, 6.0]]).unwrap();
+        let t = Tensor::new(Shape::Matrix(3, 2), vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
         let s = t.select(&[2, 0, 2]).unwrap();
         assert_eq!(
             s.to_rows(),
             vec![vec![5.0, 6.0], vec![1.0, 2.0], vec![5.0, 6.0]]
         );
-        let v = Tensor::from_vec(vec![1.0, 2.0, 3.0]).unwrap();
+        let v = Tensor::new(Shape::Vector(3), vec![1.0, 2.0, 3.0]).unwrap();
         assert_eq!(v.select(&[1]).unwrap().data(), &[2.0]);
         assert!(matches!(t.select(&[]), Err(Error::Value(_))));
         assert!(matches!(t.select(&[3]), Err(Error::Index(_))));

@@ -11,11 +11,8 @@ use crate::error::not_forwarded;
 use crate::losses::{check_mse_shapes, mse_backward, mse_forward};
 use crate::tensor::Shape;
 
-/// Mean squared error over all N elements, as `torch.nn.MSELoss()`.
-///
-/// With `d = input - target` element by element in row-major order:
-/// `L = (...((d[0]*d[0] + d[1]*d[1]) + d[2]*d[2]) + ...) / N` and
-/// `dL/dx = (2.0 * d) / N` for each element.
+/// Mean squared error over all N elements, as `torch.nn.MSELoss()`:
+/// `L = (1/N) sum (x - t)^2` (docs/NUMERICS.md, "MSELoss").
 #[pyclass(extends = Module, subclass, module = "pyfw_rs", name = "MSELoss")]
 pub struct MSELoss {
     diff: Vec<f64>,
