@@ -23,12 +23,13 @@ NAMES = list(pyfw.ACTIVATIONS)
 
 def variants(name: str) -> list:
     """Constructor keyword sets for member ``name``: its defaults, then other values
-    derived from each default (floats: ``2.5 d + 0.5`` and ``0.75 - 0.5 d``; ints: 0 and -1)."""
+    derived from each default (floats: ``2.5 d + 0.5`` and ``0.5 d - 0.25``, increasing maps
+    that keep the order between two arguments; ints: 0 and -1)."""
     params = inspect.signature(pyfw.ACTIVATIONS[name]).parameters.values()
     out = [{}]
     if params:
         out.append({p.name: (2.5 * p.default + 0.5 if isinstance(p.default, float) else 0) for p in params})
-        out.append({p.name: (0.75 - 0.5 * p.default if isinstance(p.default, float) else -1) for p in params})
+        out.append({p.name: (0.5 * p.default - 0.25 if isinstance(p.default, float) else -1) for p in params})
     return out
 
 
