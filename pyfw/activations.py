@@ -290,7 +290,28 @@ class Identity(Activation):
         return [list(r) for r in gs]
 
 
+class Hardtanh(Activation):
+    """``y = x`` clamped to ``[min_val, max_val]``; ``dx = g`` strictly inside, else 0."""
+
+    _params = ("min_val", "max_val")
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
+        super().__init__()
+        self.min_val = check_real(min_val, "Hardtanh", "min_val")
+        self.max_val = check_real(max_val, "Hardtanh", "max_val")
+        if self.max_val <= self.min_val:
+            raise ValueError(f"Hardtanh: max_val must be above min_val, got {self.min_val!r} and {self.max_val!r}")
+
+    def _forward(self, xs: Rows, shape: tuple) -> Rows:
+        lo, hi = self.min_val, self.max_val
+        return [[lo if v < lo else (hi if v > hi else v) for v in r] for r in xs]
+
+    def _backward(self, xs: Rows, ys: Rows, gs: Rows, shape: tuple) -> Rows:
+        lo, hi = self.min_val, self.max_val
+        return [[g if lo < x < hi else 0.0 for g, x in zip(gr, xr)] for gr, xr in zip(gs, xs)]
+
+
 ACTIVATIONS: dict = {cls.__name__: cls for cls in (
-    ReLU, Tanh, Sigmoid, LeakyReLU, ELU, GELU, SiLU, Softplus, Softmax, LogSoftmax, Identity,
+    ReLU, Tanh, Sigmoid, LeakyReLU, ELU, GELU, SiLU, Softplus, Softmax, LogSoftmax, Identity, Hardtanh,
 )}
 """The members of the family, by class name, in table order."""

@@ -40,6 +40,8 @@ macro_rules! activation_table {
             LogSoftmax { dim: i64 = 1 } "(dim=1)";
             /// `y = x`.
             Identity {} "()";
+            /// `y = x` clamped to `[min_val, max_val]`.
+            Hardtanh { min_val: f64 = -1.0, max_val: f64 = 1.0 } "(min_val=-1.0, max_val=1.0)";
         }
     };
 }
@@ -480,6 +482,41 @@ impl ActivationKernel for Identity {
     fn backward(&self, _: &[f64], _: &[f64], g: &[f64], _: Shape, dx: &mut [f64]) -> Result<()> {
         dx.copy_from_slice(g);
         Ok(())
+    }
+}
+
+impl ActivationKernel for Hardtanh {
+    fn check(&self) -> Result<()> {
+        if self.max_val <= self.min_val {
+            return Err(Error::Value(format!(
+                "Hardtanh: max_val must be above min_val, got {} and {}",
+                crate::tensor::py_float_repr(self.min_val),
+                crate::tensor::py_float_repr(self.max_val)
+            )));
+        }
+        Ok(())
+    }
+    fn forward(&self, x: &[f64], _: Shape, y: &mut [f64]) -> Result<()> {
+        let (lo, hi) = (self.min_val, self.max_val);
+        map(x, y, |v| {
+            if v < lo {
+                lo
+            } else if v > hi {
+                hi
+            } else {
+                v
+            }
+        })
+    }
+    fn backward(&self, x: &[f64], y: &[f64], g: &[f64], _: Shape, dx: &mut [f64]) -> Result<()> {
+        let (lo, hi) = (self.min_val, self.max_val);
+        map_grad(
+            x,
+            y,
+            g,
+            dx,
+            |x, _, g| if lo < x && x < hi { g } else { 0.0 },
+        )
     }
 }
 
