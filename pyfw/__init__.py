@@ -3,22 +3,25 @@
 ``pyfw_rs`` offers the same API with Rust kernels and bit-identical results.
 """
 
-from . import activations, data, init, io, metrics, training
+from . import activations, data, init, io, losses, metrics, optim, training
 from .activations import ACTIVATIONS
 from .generator import Generator, default_generator, manual_seed, randperm
-from .losses import MSELoss
+from .losses import LOSSES
 from .metrics import argmax_rows, error_rate
 from .modules import Dropout, Linear, Module, Sequential
-from .optim import SGD
+from .optim import OPTIMIZERS
 from .tensor import Tensor, tensor
 from .training import fit, train_epoch
 
 __version__ = "0.1.0"
 
 globals().update(ACTIVATIONS)
+globals().update(LOSSES)
+globals().update(OPTIMIZERS)
 
 __all__ = sorted([
-    "Dropout", "Generator", "Linear", "MSELoss", "Module", "SGD", "Sequential", "Tensor",
+    "Dropout", "Generator", "Linear", "Module", "Sequential", "Tensor",
     "argmax_rows", "data", "default_generator", "error_rate", "fit", "init", "io", "manual_seed",
-    "metrics", "randperm", "tensor", "train_epoch", "training", *ACTIVATIONS,
+    "metrics", "optim", "randperm", "tensor", "train_epoch", "training",
+    *ACTIVATIONS, *LOSSES, *OPTIMIZERS,
 ])

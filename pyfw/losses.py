@@ -43,3 +43,7 @@ class MSELoss(Module):
         n = float(len(self._diff) * len(self._diff[0]))
         out = [[2.0 * v / n for v in d] for d in self._diff]
         return Tensor._wrap(out, self._shape)
+
+
+LOSSES: dict = {cls.__name__: cls for cls in (MSELoss,)}
+"""The members of the family, by class name, in table order."""

@@ -12,14 +12,12 @@ from pyfw import init, io, metrics, training
 from pyfw.metrics import argmax_rows, error_rate
 from pyfw.training import fit, train_epoch
 
-from . import _native, data
+from . import _native, data, optim
 from ._native import (
-    SGD,
     Dropout,
     Generator,
     Linear,
     Module,
-    MSELoss,
     Sequential,
     Tensor,
     default_generator,
@@ -27,16 +25,23 @@ from ._native import (
     randperm,
     tensor,
 )
+from .optim import OPTIMIZERS
 
 __version__ = "0.1.0"
 
 ACTIVATIONS: dict = {name: getattr(_native, name) for name in _native.ACTIVATIONS}
 """The members of the activation family, by class name, in the table order of rust/activations.rs."""
 
+LOSSES: dict = {name: getattr(_native, name) for name in _native.LOSSES}
+"""The members of the loss family, by class name, in the table order of rust/losses.rs."""
+
 globals().update(ACTIVATIONS)
+globals().update(LOSSES)
+globals().update(OPTIMIZERS)
 
 __all__ = sorted([
-    "Dropout", "Generator", "Linear", "MSELoss", "Module", "SGD", "Sequential", "Tensor",
+    "Dropout", "Generator", "Linear", "Module", "Sequential", "Tensor",
     "argmax_rows", "data", "default_generator", "error_rate", "fit", "init", "io", "manual_seed",
-    "metrics", "randperm", "tensor", "train_epoch", "training", *ACTIVATIONS,
+    "metrics", "optim", "randperm", "tensor", "train_epoch", "training",
+    *ACTIVATIONS, *LOSSES, *OPTIMIZERS,
 ])

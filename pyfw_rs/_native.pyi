@@ -94,6 +94,8 @@ class Activation(Module):
     def __call__(self, *input: Any) -> Any: ...
 
 ACTIVATIONS: list[str]
+LOSSES: list[str]
+OPTIMIZERS: list[str]
 
 class ReLU(Activation):
     """y = max(x, 0)."""

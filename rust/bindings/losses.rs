@@ -81,6 +81,8 @@ impl MSELoss {
     }
 }
 
+/// Register the loss classes and `LOSSES`, their names in table order.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<MSELoss>()
+    m.add_class::<MSELoss>()?;
+    m.add("LOSSES", vec!["MSELoss"])
 }

@@ -135,6 +135,8 @@ impl SGD {
     }
 }
 
+/// Register the optimizer classes and `OPTIMIZERS`, their names in table order.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<SGD>()
+    m.add_class::<SGD>()?;
+    m.add("OPTIMIZERS", vec!["SGD"])
 }

@@ -1,4 +1,7 @@
-"""Optimizers. They update the ``(parameter, gradient)`` pairs of ``Module.param()`` in place."""
+"""The optimizer family. Optimizers update the parameters of ``Module.param()``
+(or ``Module.parameters()``) in place; ``OPTIMIZERS`` lists the members, and
+``lr_scheduler`` holds the schedulers. ``rust/optim.rs`` holds the same update
+rules."""
 
 from __future__ import annotations
 
@@ -8,7 +11,8 @@ from itertools import repeat
 from operator import mul, sub
 from typing import Any, Iterable
 
-from .tensor import Tensor
+from ..tensor import Tensor
+from . import lr_scheduler
 
 
 def _check_lr(lr: Any, who: str) -> float:
@@ -76,3 +80,7 @@ class SGD:
 
     def __repr__(self) -> str:
         return f"SGD(lr={self.lr})"
+
+
+OPTIMIZERS: dict = {cls.__name__: cls for cls in (SGD,)}
+"""The members of the family, by class name, in table order."""
