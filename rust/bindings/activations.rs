@@ -7,16 +7,14 @@
 //! argument and `__repr__`. A native `Sequential` runs any `Activation` whose
 //! class does not override `forward`/`backward` without calling into Python.
 
-use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyFloat, PyTuple};
+use pyo3::types::PyTuple;
 
 use super::base::{module_base, runs_natively, Module};
 use super::tensor::{tensor_data, PyTensor};
-use super::{is_integral, is_real, saturating_i64, type_name, IntoPyResult};
+use super::{type_name, Arg, Given, IntoPyResult};
 use crate::activations::{self as kernels, ActState};
-use crate::error::check_real;
 use crate::tensor::Shape;
 
 /// Base of the activation family: checks the input, keeps what `backward` needs, checks the gradient.
@@ -80,78 +78,7 @@ impl Activation {
     }
 }
 
-/// A constructor argument as the caller gave it (None included), or `Missing`.
-pub(crate) enum Given<'py> {
-    /// Left out: the default applies.
-    Missing,
-    /// Passed, possibly as None.
-    Value(Bound<'py, PyAny>),
-}
-
-impl<'a, 'py> FromPyObject<'a, 'py> for Given<'py> {
-    type Error = PyErr;
-
-    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Given<'py>> {
-        Ok(Given::Value(obj.to_owned()))
-    }
-}
-
-impl Given<'_> {
-    /// The checked value, or `default` when the argument was left out.
-    pub(crate) fn or<T: Arg>(&self, default: T, who: &str, what: &str) -> PyResult<T> {
-        match self {
-            Given::Missing => Ok(default),
-            Given::Value(v) => T::extract(v, who, what),
-        }
-    }
-}
-
-/// A constructor argument of a member, checked as `pyfw.error` checks it.
-pub(crate) trait Arg: Sized {
-    /// The value of `v` for argument `what` of class `who`.
-    fn extract(v: &Bound<'_, PyAny>, who: &str, what: &str) -> PyResult<Self>;
-    /// Python's repr of the value.
-    fn repr(&self, py: Python<'_>) -> PyResult<String>;
-}
-
-impl Arg for f64 {
-    fn extract(v: &Bound<'_, PyAny>, who: &str, what: &str) -> PyResult<f64> {
-        if !is_real(v)? {
-            return Err(PyTypeError::new_err(format!(
-                "{who}: {what} must be a real number, got {}",
-                type_name(v)
-            )));
-        }
-        let f = match v.extract::<f64>() {
-            Ok(f) => f,
-            Err(e) if e.is_instance_of::<PyOverflowError>(v.py()) => f64::INFINITY,
-            Err(e) => return Err(e),
-        };
-        check_real(f, who, what).py()
-    }
-
-    fn repr(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(PyFloat::new(py, *self).repr()?.to_string())
-    }
-}
-
-impl Arg for i64 {
-    fn extract(v: &Bound<'_, PyAny>, who: &str, what: &str) -> PyResult<i64> {
-        if !is_integral(v)? {
-            return Err(PyTypeError::new_err(format!(
-                "{who}: {what} must be an int, got {}",
-                type_name(v)
-            )));
-        }
-        saturating_i64(v)
-    }
-
-    fn repr(&self, _: Python<'_>) -> PyResult<String> {
-        Ok(self.to_string())
-    }
-}
-
-/// One Python class per line of `activation_table!`, and `register_members`.
+/// One Python class per line of `activation_table!`, and `register`.
 macro_rules! py_members {
     ($($(#[$doc:meta])* $name:ident { $($arg:ident : $ty:ty = $default:expr),* } $sig:tt;)*) => {
         $(

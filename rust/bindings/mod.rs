@@ -4,12 +4,14 @@
 //! the Python-visible objects. Kernel errors become the Python exception type
 //! that `pyfw` raises for the same input; no code path here panics on bad input.
 
-use pyo3::exceptions::{PyIndexError, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyIndexError, PyMemoryError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyInt, PyList, PyTuple, PyType};
+use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyTuple, PyType};
 
-use crate::error::Error;
+use crate::error::{check_real, Error};
 
 mod activations;
 mod base;
@@ -132,6 +134,77 @@ impl<'a, 'py> FromPyObject<'a, 'py> for StrictBool {
                 type_name(&obj)
             ))),
         }
+    }
+}
+
+/// A constructor argument as the caller gave it (None included), or `Missing`.
+pub(crate) enum Given<'py> {
+    /// Left out: the default applies.
+    Missing,
+    /// Passed, possibly as None.
+    Value(Bound<'py, PyAny>),
+}
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Given<'py> {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Given<'py>> {
+        Ok(Given::Value(obj.to_owned()))
+    }
+}
+
+impl Given<'_> {
+    /// The checked value, or `default` when the argument was left out.
+    pub(crate) fn or<T: Arg>(&self, default: T, who: &str, what: &str) -> PyResult<T> {
+        match self {
+            Given::Missing => Ok(default),
+            Given::Value(v) => T::extract(v, who, what),
+        }
+    }
+}
+
+/// A constructor argument of a member, checked as `pyfw.error` checks it.
+pub(crate) trait Arg: Sized {
+    /// The value of `v` for argument `what` of class `who`.
+    fn extract(v: &Bound<'_, PyAny>, who: &str, what: &str) -> PyResult<Self>;
+    /// Python's repr of the value.
+    fn repr(&self, py: Python<'_>) -> PyResult<String>;
+}
+
+impl Arg for f64 {
+    fn extract(v: &Bound<'_, PyAny>, who: &str, what: &str) -> PyResult<f64> {
+        if !is_real(v)? {
+            return Err(PyTypeError::new_err(format!(
+                "{who}: {what} must be a real number, got {}",
+                type_name(v)
+            )));
+        }
+        let f = match v.extract::<f64>() {
+            Ok(f) => f,
+            Err(e) if e.is_instance_of::<PyOverflowError>(v.py()) => f64::INFINITY,
+            Err(e) => return Err(e),
+        };
+        check_real(f, who, what).py()
+    }
+
+    fn repr(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(PyFloat::new(py, *self).repr()?.to_string())
+    }
+}
+
+impl Arg for i64 {
+    fn extract(v: &Bound<'_, PyAny>, who: &str, what: &str) -> PyResult<i64> {
+        if !is_integral(v)? {
+            return Err(PyTypeError::new_err(format!(
+                "{who}: {what} must be an int, got {}",
+                type_name(v)
+            )));
+        }
+        saturating_i64(v)
+    }
+
+    fn repr(&self, _: Python<'_>) -> PyResult<String> {
+        Ok(self.to_string())
     }
 }
 

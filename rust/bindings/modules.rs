@@ -15,11 +15,11 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyFloat, PyList, PySlice, PyString, PyTuple};
 
-use super::activations::{Activation, Given};
+use super::activations::Activation;
 use super::base::{module_base, runs_natively, Module};
 use super::generator::{resolve, PyGenerator};
 use super::tensor::{tensor_data, PyTensor};
-use super::{check_size, is_integral, type_name, IntoPyResult, Truthy};
+use super::{check_size, is_integral, type_name, Given, IntoPyResult, Truthy};
 use crate::error::try_zeros;
 use crate::modules::{linear_init, linear_name, DropoutState, LinearState};
 use crate::tensor::Shape;
