@@ -1,0 +1,651 @@
+"""Plots as SVG text, written with the standard library: training curves and decision regions.
+
+Two pictures, each returned as the text of a standalone SVG 1.1 document (a
+``viewBox``, a white background, the generic ``sans-serif`` font, every text
+escaped):
+
+- :func:`curves_svg` draws the training loss per epoch of a run (the dict that
+  :func:`pyfw.task.train` returns, or the JSON that ``python -m pyfw train
+  --json`` writes), and the train and test error per epoch in a second panel
+  when the run has them as lists.
+- :func:`boundary_svg` draws the decision regions of a two-class model over
+  [0, 1]², the points coloured (and shaped) by their label, and the true circle
+  of the seed task.
+
+:func:`write_svg` writes either atomically. Colours are from the Okabe-Ito
+palette, which readers with the common colour-vision deficiencies can tell
+apart; every series also differs by its dash pattern or marker shape.
+
+Elements carry ``id`` attributes (``plot-area``, ``x-axis``, ``y-axis``,
+``legend``, ``curve-loss``, ``regions``, ``points``, ``true-circle``, ...) so
+that tests and style sheets can find them.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+import xml.etree.ElementTree as ET
+from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
+
+from . import io
+
+__all__ = ["curves_svg", "boundary_svg", "write_svg", "nice_ticks", "DISK_CENTER", "DISK_RADIUS"]
+
+DISK_CENTER = (0.5, 0.5)
+"""The centre of the seed task's disk (``fw.data.disk``): label 1 inside, 0 outside."""
+
+DISK_RADIUS = 1.0 / math.sqrt(2.0 * math.pi)
+"""The radius of the seed task's disk, ``1 / sqrt(2 pi)``: the disk covers half of [0, 1]²."""
+
+# Okabe-Ito colours, and light tints of the two class colours for the regions.
+_BLUE, _VERMILLION, _GREEN, _ORANGE = "#0072B2", "#D55E00", "#009E73", "#E69F00"
+_CLASS_COLOURS = (_BLUE, _VERMILLION)
+_REGION_COLOURS = ("#D3E5F2", "#F7DCC8")
+_INK, _MUTED, _GRID, _MISSING = "#222222", "#555555", "#E6E6E6", "#D9D9D9"
+
+_FONT = 'font-family="sans-serif"'
+_SUPERSCRIPT = str.maketrans("-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079")
+
+
+# --- text and numbers --------------------------------------------------------------------------
+
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _esc(s: Any) -> str:
+    """``s`` as XML character data or an attribute value: escaped, invalid characters replaced."""
+    s = _XML_INVALID.sub("\ufffd", str(s))
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def _n(v: float) -> str:
+    """A coordinate with at most two decimals and no trailing zeros."""
+    s = f"{v:.2f}".rstrip("0").rstrip(".")
+    return "0" if s in ("-0", "") else s
+
+
+def _text_width(s: str, size: float) -> float:
+    """An estimate of the width of ``s`` in a sans-serif font of ``size`` pixels."""
+    return 0.58 * size * len(s)
+
+
+def _text(x: float, y: float, s: str, size: float = 12, anchor: str = "start", fill: str = _INK,
+          extra: str = "") -> str:
+    a = "" if anchor == "start" else f' text-anchor="{anchor}"'
+    return f'<text x="{_n(x)}" y="{_n(y)}" font-size="{_n(size)}" fill="{fill}"{a}{extra}>{_esc(s)}</text>'
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _finite_values(values: Any, what: str) -> List[Optional[float]]:
+    """``values`` as floats, with ``None`` for entries that are ``None``, NaN or infinite."""
+    if hasattr(values, "tolist") and not isinstance(values, list):
+        values = values.tolist()
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"{what} must be a list of numbers, got {type(values).__name__}")
+    out: List[Optional[float]] = []
+    for i, v in enumerate(values):
+        if v is None:
+            out.append(None)
+        elif _is_number(v):
+            f = float(v)
+            out.append(f if math.isfinite(f) else None)
+        else:
+            raise TypeError(f"{what}[{i}] is a {type(v).__name__}, not a number or null")
+    return out
+
+
+def nice_ticks(lo: float, hi: float, target: int = 6) -> List[float]:
+    """Ticks at multiples of a "nice" step (1, 2 or 5 times a power of ten) covering [lo, hi].
+
+    The step is the smallest nice step giving at most ``target + 1`` ticks; the
+    first tick is at or below ``lo`` and the last at or above ``hi``, so an axis
+    whose domain is ``[ticks[0], ticks[-1]]`` starts and ends on a labelled tick.
+    ``lo == hi`` gives the ticks of a small interval around it.
+    """
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"nice_ticks: the bounds must be finite, got {lo!r} and {hi!r}")
+    if target < 1:
+        raise ValueError(f"nice_ticks: target must be at least 1, got {target}")
+    if lo > hi:
+        lo, hi = hi, lo
+    if hi - lo <= 1e-12 * max(abs(lo), abs(hi), 1e-300):
+        d = abs(lo) * 0.1 if lo != 0 else 1.0
+        lo, hi = lo - d, hi + d
+    step = _nice_step(lo, hi, target)
+    first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
+    return [_clean(k * step) for k in range(first, last + 1)]
+
+
+def _nice_step(lo: float, hi: float, target: int) -> float:
+    raw = (hi - lo) / target
+    power = 10.0 ** math.floor(math.log10(raw))
+    for m in (1.0, 2.0, 5.0, 10.0):
+        step = m * power
+        if math.ceil(hi / step - 1e-9) - math.floor(lo / step + 1e-9) <= target:
+            return step
+    return 20.0 * power
+
+
+def _clean(v: float) -> float:
+    """``v`` rounded to 12 significant digits, so that ticks like 0.30000000000000004 print as 0.3."""
+    return 0.0 if v == 0 else float(f"{v:.12g}")
+
+
+def _tick_label(v: float, step: float) -> str:
+    """A tick value with as many decimals as the step needs; large or tiny values in e-notation."""
+    if v == 0:
+        return "0"
+    if abs(v) >= 1e6 or abs(v) < 1e-4:
+        return f"{v:.3g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return f"{v:.{decimals}f}"
+
+
+def _power_label(k: int) -> str:
+    return "1" if k == 0 else "10" if k == 1 else "10" + str(k).translate(_SUPERSCRIPT)
+
+
+# --- scales and axes ---------------------------------------------------------------------------
+
+class _Scale:
+    """A map from data values in ``[lo, hi]`` to pixels in ``[p0, p1]``, linear or logarithmic."""
+
+    def __init__(self, lo: float, hi: float, p0: float, p1: float, log: bool = False) -> None:
+        self.log = log
+        self.lo, self.hi = (math.log10(lo), math.log10(hi)) if log else (lo, hi)
+        self.p0, self.p1 = p0, p1
+
+    def __call__(self, v: float) -> float:
+        t = math.log10(v) if self.log else v
+        return self.p0 + (t - self.lo) / (self.hi - self.lo) * (self.p1 - self.p0)
+
+
+def _linear_axis(lo: float, hi: float, target: int = 6, integer: bool = False) -> Tuple[float, float, list]:
+    """Domain and labelled ticks ``[(value, label)]`` of a linear axis covering [lo, hi]."""
+    ticks = nice_ticks(lo, hi, target)
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1.0
+    if integer and step < 1:
+        ticks = nice_ticks(math.floor(lo), math.ceil(hi), max(1, math.ceil(hi) - math.floor(lo)))
+        step = 1.0
+    return ticks[0], ticks[-1], [(t, _tick_label(t, step)) for t in ticks]
+
+
+def _log_axis(lo: float, hi: float) -> Tuple[float, float, list, list]:
+    """Domain (whole decades), labelled decade ticks and unlabelled minor ticks of a log axis."""
+    k0, k1 = math.floor(math.log10(lo) + 1e-9), math.ceil(math.log10(hi) - 1e-9)
+    every = max(1, math.ceil((k1 - k0) / 7))
+    major = [(10.0 ** k, _power_label(k)) for k in range(k0, k1 + 1) if (k - k0) % every == 0]
+    minor = [m * 10.0 ** k for k in range(k0, k1) for m in range(2, 10)] if every == 1 and k1 - k0 <= 6 else []
+    return 10.0 ** k0, 10.0 ** k1, major, minor
+
+
+def _axes(out: List[str], box: Tuple[float, float, float, float], xs: _Scale, ys: _Scale,
+          xticks: list, yticks: list, xtitle: str, ytitle: str, prefix: str = "",
+          yminor: Sequence[float] = (), xlabels: bool = True) -> None:
+    """Grid lines, the two axis lines with ticks and labels, and the axis titles of one panel."""
+    x0, y0, x1, y1 = box
+    out.append(f'<g id="{prefix}grid" stroke="{_GRID}" stroke-width="1" shape-rendering="crispEdges">')
+    for v, _ in yticks:
+        out.append(f'<line x1="{_n(x0)}" y1="{_n(ys(v))}" x2="{_n(x1)}" y2="{_n(ys(v))}"/>')
+    for v, _ in xticks:
+        out.append(f'<line x1="{_n(xs(v))}" y1="{_n(y0)}" x2="{_n(xs(v))}" y2="{_n(y1)}"/>')
+    out.append("</g>")
+    # x axis
+    out.append(f'<g id="{prefix}x-axis" stroke="{_INK}" stroke-width="1">')
+    out.append(f'<line class="axis-line" x1="{_n(x0)}" y1="{_n(y1)}" x2="{_n(x1)}" y2="{_n(y1)}"/>')
+    for v, _ in xticks:
+        out.append(f'<line class="tick" x1="{_n(xs(v))}" y1="{_n(y1)}" x2="{_n(xs(v))}" y2="{_n(y1 + 5)}"/>')
+    if xlabels:
+        out.append(f'<g class="tick-labels" stroke="none">')
+        for v, label in xticks:
+            out.append(_text(xs(v), y1 + 19, label, 12, "middle"))
+        out.append("</g>")
+    out.append("</g>")
+    # y axis
+    out.append(f'<g id="{prefix}y-axis" stroke="{_INK}" stroke-width="1">')
+    out.append(f'<line class="axis-line" x1="{_n(x0)}" y1="{_n(y0)}" x2="{_n(x0)}" y2="{_n(y1)}"/>')
+    for v, _ in yticks:
+        out.append(f'<line class="tick" x1="{_n(x0 - 5)}" y1="{_n(ys(v))}" x2="{_n(x0)}" y2="{_n(ys(v))}"/>')
+    for v in yminor:
+        out.append(f'<line class="minor-tick" x1="{_n(x0 - 3)}" y1="{_n(ys(v))}" x2="{_n(x0)}" y2="{_n(ys(v))}"/>')
+    out.append(f'<g class="tick-labels" stroke="none">')
+    for v, label in yticks:
+        out.append(_text(x0 - 8, ys(v) + 4, label, 12, "end"))
+    out.append("</g>")
+    out.append("</g>")
+    if xtitle:
+        out.append(_text((x0 + x1) / 2, y1 + 40, xtitle, 13, "middle", extra=f' id="{prefix}x-title"'))
+    width = max((_text_width(label, 12) for _, label in yticks), default=0.0)
+    tx = x0 - 8 - width - 12
+    out.append(_text(tx, (y0 + y1) / 2, ytitle, 13, "middle",
+                     extra=f' id="{prefix}y-title" transform="rotate(-90 {_n(tx)} {_n((y0 + y1) / 2)})"'))
+
+
+def _y_label_room(yticks: list) -> float:
+    """Pixels left of the y axis needed by its tick labels and its rotated title."""
+    return 8 + max((_text_width(label, 12) for _, label in yticks), default=0.0) + 12 + 6 + 14
+
+
+def _document(width: int, height: int, title: str, body: List[str]) -> str:
+    head = ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            f'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" width="{width}" height="{height}" '
+            f'viewBox="0 0 {width} {height}" {_FONT}>\n'
+            f"<title>{_esc(title)}</title>\n"
+            f'<rect id="background" x="0" y="0" width="{width}" height="{height}" fill="#FFFFFF"/>\n')
+    return head + "\n".join(body) + "\n</svg>\n"
+
+
+def _legend_row(out: List[str], x: float, y: float, right: float, items: list) -> float:
+    """Legend entries left to right from (x, y), wrapping before ``right``; returns the bottom y.
+
+    ``items`` are ``(kind, label, style)``: kind ``"line"`` (style: stroke colour
+    and dash), ``"swatch"`` (style: fill colour).
+    """
+    out.append('<g id="legend">')
+    cx = x
+    for kind, label, style in items:
+        w = 30 + 6 + _text_width(label, 12) + 20
+        if cx + w > right and cx > x:
+            cx, y = x, y + 20
+        out.append('<g class="legend-entry">')
+        if kind == "line":
+            colour, dash = style
+            d = f' stroke-dasharray="{dash}"' if dash else ""
+            out.append(f'<line x1="{_n(cx)}" y1="{_n(y - 4)}" x2="{_n(cx + 30)}" y2="{_n(y - 4)}" '
+                       f'stroke="{colour}" stroke-width="2.5"{d}/>')
+        else:
+            out.append(f'<rect x="{_n(cx + 4)}" y="{_n(y - 11)}" width="22" height="14" fill="{style}" '
+                       f'stroke="{_MUTED}" stroke-width="0.5"/>')
+        out.append(_text(cx + 36, y, label, 12))
+        out.append("</g>")
+        cx += w
+    out.append("</g>")
+    return y + 8
+
+
+# --- curves ------------------------------------------------------------------------------------
+
+def _series_from(run: Mapping[str, Any], split: str) -> Tuple[Optional[list], Optional[float]]:
+    """The per-epoch list (``"<split>_errors"`` or a list under ``"<split>_error"``) and the final value."""
+    per_epoch, final = None, None
+    for key in (f"{split}_errors", f"{split}_error"):
+        v = run.get(key)
+        if v is None:
+            continue
+        if isinstance(v, (list, tuple)) or (hasattr(v, "tolist") and not _is_number(v)):
+            if per_epoch is None:
+                per_epoch = _finite_values(v, f"curves_svg: run[{key!r}]")
+        elif _is_number(v):
+            final = float(v) if math.isfinite(float(v)) else None
+        else:
+            raise TypeError(f"curves_svg: run[{key!r}] must be a number or a list, got {type(v).__name__}")
+    if final is None and per_epoch:
+        final = per_epoch[-1]
+    return per_epoch, final
+
+
+def _runs_of_missing(values: Sequence[Optional[float]]) -> List[Tuple[int, int]]:
+    """``(first, last)`` epoch numbers (from 1) of each run of consecutive missing values."""
+    runs, start = [], None
+    for i, v in enumerate(values, start=1):
+        if v is None and start is None:
+            start = i
+        elif v is not None and start is not None:
+            runs.append((start, i - 1))
+            start = None
+    if start is not None:
+        runs.append((start, len(values)))
+    return runs
+
+
+def _curve(out: List[str], ident: str, values: Sequence[Optional[float]], xs: _Scale, ys: _Scale,
+           colour: str, dash: str) -> None:
+    """One series as a ``<g id=ident>``: a path broken at missing values, a dot for each isolated value."""
+    segments, seg = [], []
+    for i, v in enumerate(values, start=1):
+        if v is None:
+            if seg:
+                segments.append(seg)
+            seg = []
+        else:
+            seg.append((xs(i), ys(v)))
+    if seg:
+        segments.append(seg)
+    out.append(f'<g id="{ident}" class="curve">')
+    d = " ".join("M" + " L".join(f"{_n(x)} {_n(y)}" for x, y in s) for s in segments if len(s) > 1)
+    if d:
+        da = f' stroke-dasharray="{dash}"' if dash else ""
+        out.append(f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="2" '
+                   f'stroke-linejoin="round" stroke-linecap="round"{da}/>')
+    for s in segments:
+        if len(s) == 1:
+            out.append(f'<circle class="marker" cx="{_n(s[0][0])}" cy="{_n(s[0][1])}" r="3.5" fill="{colour}"/>')
+    out.append("</g>")
+
+
+def _missing_bands(out: List[str], prefix: str, runs: List[Tuple[int, int]], xs: _Scale,
+                   box: Tuple[float, float, float, float]) -> None:
+    x0, y0, x1, y1 = box
+    out.append(f'<g id="{prefix}missing" fill="{_MISSING}">')
+    for a, b in runs:
+        left, right = max(x0, xs(a - 0.5)), min(x1, xs(b + 0.5))
+        out.append(f'<rect x="{_n(left)}" y="{_n(y0)}" width="{_n(right - left)}" height="{_n(y1 - y0)}"/>')
+    out.append("</g>")
+
+
+def _subtitle(run: Mapping[str, Any]) -> str:
+    parts = []
+    for key, fmt in (("backend", "backend {}"), ("activation", "{}"), ("optimizer", "{}"), ("loss", "{} loss"),
+                     ("lr", "lr {}"), ("batch_size", "batch {}"), ("dropout", "dropout {}"), ("seed", "seed {}")):
+        v = run.get(key)
+        if v is None or (key == "dropout" and not v) or isinstance(v, (dict, list)):
+            continue
+        parts.append(fmt.format(v))
+    return " \u00b7 ".join(parts)
+
+
+def _percent(v: float) -> str:
+    return f"{100 * v:.2f} %"
+
+
+def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
+    """The training curves of a run as SVG text.
+
+    ``run`` is the dict of :func:`pyfw.task.train` or the JSON of ``python -m pyfw
+    train --json``: ``run["losses"]`` is the loss of each epoch (epochs count from
+    1). The top panel draws it, on a log axis when the finite losses span more
+    than two decades (the axis title then says "log scale"). Entries that are
+    ``None`` (how the JSON stores NaN and infinities), NaN or infinite are
+    skipped: the line breaks there and a grey band marks those epochs.
+
+    Errors: when ``run`` has per-epoch lists under ``"train_errors"`` /
+    ``"test_errors"`` (or lists under ``"train_error"`` / ``"test_error"``), a
+    second panel draws them in percent. Scalar ``"train_error"`` /
+    ``"test_error"`` (the final errors) are written under the title.
+
+    ``title`` defaults to "Training curves"; the line under it names the run's
+    backend and options where the run has them. Raises ``ValueError`` when
+    ``run`` has no ``"losses"`` or they are empty, ``TypeError`` when an entry
+    is not a number or null.
+    """
+    if not isinstance(run, Mapping):
+        raise TypeError(f"curves_svg: run must be a dict, got {type(run).__name__}")
+    if "losses" not in run:
+        raise ValueError("curves_svg: the run has no 'losses' (expected the JSON of `pyfw train --json`)")
+    losses = _finite_values(run["losses"], "curves_svg: run['losses']")
+    if not losses:
+        raise ValueError("curves_svg: the run's 'losses' list is empty")
+    n = len(losses)
+    train_e, train_final = _series_from(run, "train")
+    test_e, test_final = _series_from(run, "test")
+    error_series = [(ident, name, vals, colour, dash)
+                    for ident, name, vals, colour, dash in
+                    (("curve-train-error", "train error", train_e, _GREEN, "7 4"),
+                     ("curve-test-error", "test error", test_e, _VERMILLION, ""))
+                    if vals]
+    n = max([n] + [len(s[2]) for s in error_series])
+    title = "Training curves" if title is None else str(title)
+    finals = [f"{name} {_percent(v)}" for name, v in (("train", train_final), ("test", test_final))
+              if v is not None]
+    sub = _subtitle(run)
+    lines = [s for s in (sub, ("final error: " + ", ".join(finals)) if finals else "") if s]
+
+    # The axes' domains and ticks.
+    finite = [v for v in losses if v is not None]
+    positive = [v for v in finite if v > 0]
+    log = bool(finite) and len(positive) == len(finite) and max(positive) / min(positive) > 100.0
+    if log:
+        ylo, yhi, yticks, yminor = _log_axis(min(positive), max(positive))
+    else:
+        ylo, yhi, yticks = _linear_axis(min(finite, default=0.0), max(finite, default=1.0))
+        yminor = []
+        if finite and min(finite) >= 0 and ylo < 0:  # a constant non-negative loss: start at 0
+            ylo, yhi, yticks = _linear_axis(0.0, yhi)
+    xlo, xhi, xticks = _linear_axis(1, n, 8, integer=True) if n > 1 else (0.5, 1.5, [(1.0, "1")])
+    if n > 1:
+        xticks = [(v, lab) for v, lab in xticks if 1 <= v <= n] or [(1.0, "1"), (float(n), str(n))]
+        xlo, xhi = 1 - 0.01 * (n - 1), n + 0.01 * (n - 1)
+    loss_name = run.get("loss") if isinstance(run.get("loss"), str) else None
+    ytitle = "training loss" + (f" ({loss_name})" if loss_name else "") + (", log scale" if log else "")
+
+    # Layout: title, subtitle lines, legend row, then one or two panels.
+    width = 760
+    out: List[str] = []
+    out.append(_text(width / 2, 30, title, 18, "middle", extra=' font-weight="bold" id="plot-title"'))
+    y = 30
+    for line in lines:
+        y += 20
+        out.append(_text(width / 2, y, line, 13, "middle", _MUTED, extra=' class="subtitle"'))
+    runs = _runs_of_missing(losses)
+    items = [("line", "training loss", (_BLUE, ""))]
+    items += [("line", name, (colour, dash)) for _, name, _, colour, dash in error_series]
+    if runs or any(_runs_of_missing(s[2]) for s in error_series):
+        items.append(("swatch", "not finite (NaN/inf), skipped", _MISSING))
+    err_ticks: list = []
+    if error_series:
+        emax = max((v for s in error_series for v in s[2] if v is not None), default=0.0)
+        _, ehi, err_ticks = _linear_axis(0.0, max(100 * emax, 1.0), 5)
+    left = 24 + max(_y_label_room(yticks), _y_label_room(err_ticks) if err_ticks else 0.0)
+    right = width - 28
+    legend_bottom = _legend_row(out, left, y + 28, right, items)
+    panel_h = 300 if not error_series else 240
+    top = legend_bottom + 16
+    panels = [("", (left, top, right, top + panel_h))]
+    if error_series:
+        top2 = top + panel_h + 56
+        panels.append(("errors-", (left, top2, right, top2 + panel_h)))
+    height = int(panels[-1][1][3] + 56)
+
+    # Loss panel.
+    box = panels[0][1]
+    xs = _Scale(xlo, xhi, box[0], box[2])
+    ys = _Scale(ylo, yhi, box[3], box[1], log)
+    out.append(f'<rect id="plot-area" x="{_n(box[0])}" y="{_n(box[1])}" width="{_n(box[2] - box[0])}" '
+               f'height="{_n(box[3] - box[1])}" fill="none"/>')
+    _missing_bands(out, "", runs, xs, box)
+    _axes(out, box, xs, ys, xticks, yticks, "epoch" if not error_series else "", ytitle, yminor=yminor)
+    _curve(out, "curve-loss", losses, xs, ys, _BLUE, "")
+    if not finite:
+        out.append(_text((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, "no finite loss", 14, "middle", _MUTED,
+                         extra=' id="no-data"'))
+
+    # Error panel.
+    if error_series:
+        box = panels[1][1]
+        xs = _Scale(xlo, xhi, box[0], box[2])
+        ys = _Scale(0.0, ehi, box[3], box[1])
+        out.append(f'<rect id="errors-plot-area" x="{_n(box[0])}" y="{_n(box[1])}" '
+                   f'width="{_n(box[2] - box[0])}" height="{_n(box[3] - box[1])}" fill="none"/>')
+        missing = set()
+        for s in error_series:
+            missing.update(_runs_of_missing(s[2]))
+        _missing_bands(out, "errors-", sorted(missing), xs, box)
+        _axes(out, box, xs, ys, xticks, err_ticks, "epoch", "error (%)", prefix="errors-")
+        for ident, _, vals, colour, dash in error_series:
+            _curve(out, ident, [None if v is None else 100 * v for v in vals], xs, ys, colour, dash)
+    return _document(width, height, title, out)
+
+
+# --- decision regions --------------------------------------------------------------------------
+
+def _rows(points: Any, what: str) -> List[Tuple[float, float]]:
+    if hasattr(points, "tolist") and not isinstance(points, list):
+        points = points.tolist()
+    if not isinstance(points, (list, tuple)):
+        raise TypeError(f"boundary_svg: {what} must be a list of [x, y] rows, got {type(points).__name__}")
+    out = []
+    for i, p in enumerate(points):
+        if not isinstance(p, (list, tuple)) or len(p) != 2 or not all(_is_number(c) for c in p):
+            raise ValueError(f"boundary_svg: {what}[{i}] must be a row [x, y] of two numbers, got {p!r}")
+        x, y = float(p[0]), float(p[1])
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise ValueError(f"boundary_svg: {what}[{i}] is not finite: {p!r}")
+        out.append((x, y))
+    return out
+
+
+def _labels(labels: Any, n: int, what: str) -> List[int]:
+    if hasattr(labels, "tolist") and not isinstance(labels, list):
+        labels = labels.tolist()
+    if not isinstance(labels, (list, tuple)):
+        raise TypeError(f"boundary_svg: {what} must be a list of 0/1 labels, got {type(labels).__name__}")
+    if len(labels) != n:
+        raise ValueError(f"boundary_svg: {n} points but {len(labels)} {what}")
+    out = []
+    for i, v in enumerate(labels):
+        if not _is_number(v) or v not in (0, 1):
+            raise ValueError(f"boundary_svg: {what}[{i}] must be 0 or 1, got {v!r}")
+        out.append(int(v))
+    return out
+
+
+def _triangle(x: float, y: float, r: float) -> str:
+    h = r * 1.45
+    return f"{_n(x)},{_n(y - h)} {_n(x + h * 0.866)},{_n(y + h * 0.5)} {_n(x - h * 0.866)},{_n(y + h * 0.5)}"
+
+
+def boundary_svg(predict: Callable[[List[List[float]]], Any], points: Any, labels: Any, *,
+                 error: Optional[float] = None, error_label: str = "test error",
+                 title: str = "Decision regions", grid: int = 100, circle: bool = True) -> str:
+    """The decision regions of a two-class model over [0, 1]², with labelled points, as SVG text.
+
+    ``predict`` maps a list of ``[x, y]`` rows to their predicted labels (0 or 1;
+    a list or anything with ``tolist()``). It is called once, on the centres of
+    a ``grid`` × ``grid`` lattice of cells; each grid row's runs of equal labels
+    become one ``<rect>`` each, so the file stays small (about 100 KB for the
+    default grid and 1,000 points). For a model of the seed task, where inputs
+    are standardized, ``predict`` is for example::
+
+        lambda rows: fw.argmax_rows(model(task.standardize(fw, fw.tensor(rows))))
+
+    ``points`` (``[x, y]`` rows, or a tensor) are drawn with their true
+    ``labels``: label 0 as blue circles, label 1 as vermillion triangles. The
+    seed task's true boundary, the circle of centre :data:`DISK_CENTER` and
+    radius :data:`DISK_RADIUS`, is drawn as a dashed outline unless ``circle`` is
+    false. ``error`` (a fraction) is appended to the title as
+    "(``error_label`` 2.40 %)".
+    Raises ``ValueError`` for points that are not finite pairs, labels other
+    than 0 and 1, or predictions of the wrong length or values.
+    """
+    if not callable(predict):
+        raise TypeError(f"boundary_svg: predict must be callable, got {type(predict).__name__}")
+    if isinstance(grid, bool) or not isinstance(grid, numbers.Integral) or not 2 <= grid <= 1000:
+        raise ValueError(f"boundary_svg: grid must be an integer in [2, 1000], got {grid!r}")
+    if error is not None and (not _is_number(error) or not math.isfinite(error)):
+        raise ValueError(f"boundary_svg: error must be a finite number or None, got {error!r}")
+    pts = _rows(points, "points")
+    labs = _labels(labels, len(pts), "labels")
+    centres = [[(i + 0.5) / grid, (j + 0.5) / grid] for j in range(grid) for i in range(grid)]
+    pred = _labels(predict(centres), grid * grid, "predictions")
+
+    size, left, top = 500.0, 70.0, 64.0
+    box = (left, top, left + size, top + size)
+    xs = _Scale(0.0, 1.0, box[0], box[2])
+    ys = _Scale(0.0, 1.0, box[3], box[1])
+    ticks = [(v, _tick_label(v, 0.2)) for v in nice_ticks(0.0, 1.0, 5)]
+    full_title = str(title) + (f" ({error_label} {_percent(error)})" if error is not None else "")
+    width, height = 780, int(box[3] + 56)
+    out: List[str] = []
+    out.append(_text(box[0] + size / 2, 34, full_title, 18, "middle", extra=' font-weight="bold" id="plot-title"'))
+    out.append('<defs><clipPath id="plot-clip">'
+               f'<rect x="{_n(box[0])}" y="{_n(box[1])}" width="{_n(size)}" height="{_n(size)}"/>'
+               "</clipPath></defs>")
+
+    # Regions: per grid row, one rect per run of equal predictions, grouped by class.
+    cell = size / grid
+    rects: Tuple[List[str], List[str]] = ([], [])
+    for j in range(grid):
+        row = pred[j * grid:(j + 1) * grid]
+        y_top = ys((j + 1) / grid)
+        i = 0
+        while i < grid:
+            k = i
+            while k < grid and row[k] == row[i]:
+                k += 1
+            rects[row[i]].append(f'<rect x="{_n(xs(i / grid))}" y="{_n(y_top)}" width="{_n((k - i) * cell)}" '
+                                 f'height="{_n(cell)}"/>')
+            i = k
+    out.append('<g id="regions" shape-rendering="crispEdges">')
+    for c in (0, 1):
+        out.append(f'<g id="region-{c}" fill="{_REGION_COLOURS[c]}">')
+        out.extend(rects[c])
+        out.append("</g>")
+    out.append("</g>")
+    _axes(out, box, xs, ys, ticks, ticks, "x", "y")
+    out.append(f'<rect id="plot-area" x="{_n(box[0])}" y="{_n(box[1])}" width="{_n(size)}" '
+               f'height="{_n(size)}" fill="none" stroke="{_INK}" stroke-width="1"/>')
+    if circle:
+        cx, cy = DISK_CENTER
+        out.append(f'<circle id="true-circle" cx="{_n(xs(cx))}" cy="{_n(ys(cy))}" '
+                   f'r="{_n(DISK_RADIUS * size)}" fill="none" stroke="{_INK}" stroke-width="2" '
+                   'stroke-dasharray="8 5"/>')
+
+    # Points: label 0 circles, label 1 triangles, each class in its own group.
+    r = 3.2 if len(pts) <= 2000 else 2.2
+    out.append('<g id="points" clip-path="url(#plot-clip)" stroke="#FFFFFF" stroke-width="0.7">')
+    out.append(f'<g id="points-0" fill="{_CLASS_COLOURS[0]}">')
+    out.extend(f'<circle cx="{_n(xs(x))}" cy="{_n(ys(y))}" r="{_n(r)}"/>'
+               for (x, y), c in zip(pts, labs) if c == 0)
+    out.append("</g>")
+    out.append(f'<g id="points-1" fill="{_CLASS_COLOURS[1]}">')
+    out.extend(f'<polygon points="{_triangle(xs(x), ys(y), r)}"/>' for (x, y), c in zip(pts, labs) if c == 1)
+    out.append("</g>")
+    out.append("</g>")
+
+    # Legend, in a column right of the plot.
+    lx, ly = box[2] + 28, box[1] + 14
+    out.append('<g id="legend">')
+    entries = [
+        ("region", 0, "predicted 0"), ("region", 1, "predicted 1"),
+        ("point", 0, "label 0 (outside)"), ("point", 1, "label 1 (inside)"),
+    ]
+    if circle:
+        entries.append(("circle", None, "true boundary"))
+    heading = {0: "regions", 2: "points"}
+    for k, (kind, c, label) in enumerate(entries):
+        if k in heading:
+            out.append(_text(lx, ly, heading[k], 12, fill=_MUTED, extra=' font-weight="bold"'))
+            ly += 20
+        elif kind == "circle":
+            ly += 8
+        out.append('<g class="legend-entry">')
+        if kind == "region":
+            out.append(f'<rect x="{_n(lx)}" y="{_n(ly - 11)}" width="22" height="14" '
+                       f'fill="{_REGION_COLOURS[c]}" stroke="{_MUTED}" stroke-width="0.5"/>')
+        elif kind == "point" and c == 0:
+            out.append(f'<circle cx="{_n(lx + 11)}" cy="{_n(ly - 4)}" r="4.5" fill="{_CLASS_COLOURS[0]}"/>')
+        elif kind == "point":
+            out.append(f'<polygon points="{_triangle(lx + 11, ly - 4, 4.5)}" fill="{_CLASS_COLOURS[1]}"/>')
+        else:
+            out.append(f'<line x1="{_n(lx)}" y1="{_n(ly - 4)}" x2="{_n(lx + 22)}" y2="{_n(ly - 4)}" '
+                       f'stroke="{_INK}" stroke-width="2" stroke-dasharray="8 5"/>')
+        out.append(_text(lx + 30, ly, label, 12))
+        out.append("</g>")
+        ly += 22 if kind != "point" or c != 1 else 30
+    out.append(_text(lx, ly + 4, f"{len(pts)} points, grid {grid}\u00d7{grid}", 11, fill=_MUTED))
+    out.append("</g>")
+    return _document(width, height, full_title, out)
+
+
+# --- files -------------------------------------------------------------------------------------
+
+def write_svg(path: str, svg: str) -> None:
+    """Write the SVG text ``svg`` to ``path`` atomically (:func:`pyfw.io.write_atomic`).
+
+    ``svg`` is parsed first: text that is not well-formed XML with an ``<svg>``
+    root gets a ``ValueError`` and nothing is written.
+    """
+    if not isinstance(svg, str):
+        raise TypeError(f"write_svg: svg must be a str, got {type(svg).__name__}")
+    try:
+        root = ET.fromstring(svg)
+    except ET.ParseError as e:
+        raise ValueError(f"write_svg: not well-formed SVG for {path}: {e}") from None
+    if root.tag not in ("svg", "{http://www.w3.org/2000/svg}svg"):
+        raise ValueError(f"write_svg: the root element is <{root.tag}>, not <svg>, for {path}")
+    io.write_atomic(path, svg)
