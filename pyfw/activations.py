@@ -28,11 +28,17 @@ INV_SQRT_2PI = 0.3989422804014327
 class Activation(Module):
     """Base of the family: checks the input, keeps what ``backward`` needs, checks the gradient.
 
-    ``_params`` names the constructor arguments, in order, for ``repr``.
+    ``_params`` names the constructor arguments, in order, for ``repr``. They are
+    read-only once set: build a new module to change one.
     """
 
     _params: tuple = ()
     _saved: Optional[tuple] = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in type(self)._params and name in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}.{name} is read-only")
+        super().__setattr__(name, value)
 
     def forward(self, x: Any) -> Tensor:
         """Apply the activation to a 1-D or 2-D input."""
@@ -184,7 +190,7 @@ class Softplus(Activation):
         self.beta = check_real(beta, "Softplus", "beta")
         self.threshold = check_real(threshold, "Softplus", "threshold")
         if self.beta == 0.0:
-            raise ValueError("Softplus: beta must be nonzero, got 0.0")
+            raise ValueError(f"Softplus: beta must be nonzero, got {self.beta!r}")
 
     def _forward(self, xs: Rows, shape: tuple) -> Rows:
         beta, threshold = self.beta, self.threshold

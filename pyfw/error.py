@@ -25,9 +25,11 @@ def check_size(v: Any, who: str, what: str) -> int:
 
 
 def check_int(v: Any, who: str, what: str) -> int:
-    """Any int, bools excluded."""
+    """An int that fits in 64 bits, bools excluded."""
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
         raise TypeError(f"{who}: {what} must be an int, got {type(v).__name__}")
+    if not -(1 << 63) <= v < (1 << 63):
+        raise ValueError(f"{who}: {what} is out of range, got {v}")
     return int(v)
 
 

@@ -99,14 +99,18 @@ class Module:
         return [str(i) for i in range(len(self.param()))]
 
     def parameters(self) -> Iterator[Tensor]:
-        """The parameter tensors in module order; each carries its gradient as ``.grad``."""
-        for _, p, _ in self.named_param():
+        """The parameter tensors in module order, each once; each carries its gradient as ``.grad``."""
+        for _, p in self.named_parameters():
             yield p
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple]:
-        """``(name, parameter)`` pairs with torch's dotted names."""
-        for name, p, _ in self.named_param(prefix):
-            yield name, p
+        """``(name, parameter)`` pairs with torch's dotted names (``prefix.0.weight``), each
+        parameter once (a module held twice contributes once)."""
+        seen = set()
+        for name, p, _ in self.named_param(f"{prefix}." if prefix else ""):
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield name, p
 
     def state_dict(self) -> dict:
         """``{name: copy of parameter}``, keys as in ``torch.nn.Sequential``."""
@@ -256,26 +260,33 @@ class Linear(Module):
 
 
 class Dropout(Module):
-    """In training mode, zero each element with probability ``p`` and scale the others by ``1 / (1 - p)``.
+    """In training mode, zero each element with probability ``p`` and scale the
+    others by ``1 / (1 - p)``: ``y = x * m``, ``dx = g * m`` (docs/NUMERICS.md,
+    "Dropout"); the identity in eval mode.
 
-    ``y = x * m`` and ``dx = g * m`` with the mask ``m`` equal to ``0.0`` where
-    ``random() < p`` and to ``1.0 / (1.0 - p)`` elsewhere: one draw per element
-    in row-major order, from ``generator`` (the default generator when None,
-    looked up at each forward). In eval mode, and for ``p = 0``, it is the
-    identity and draws nothing (docs/NUMERICS.md, "Dropout").
+    ``generator`` is None for the default generator, looked up at each forward.
     """
 
     def __init__(self, p: float = 0.5, generator: Optional[Generator] = None) -> None:
         super().__init__()
-        p = check_real(p, "Dropout", "p")
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
+        self.p = p
         if generator is not None:
             _resolve(generator)
-        self.p = p
         self.generator = generator
         self._mask: Optional[list] = None
         self._shape: Optional[tuple] = None
+
+    @property
+    def p(self) -> float:
+        """The probability of zeroing an element; setting it checks it as the constructor does."""
+        return self._p
+
+    @p.setter
+    def p(self, value: float) -> None:
+        p = check_real(value, "Dropout", "p")
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
+        self._p = p
 
     def forward(self, x: Any) -> Tensor:
         """Drop and rescale (training mode), or pass ``x`` through (eval mode)."""
@@ -301,7 +312,7 @@ class Dropout(Module):
         return Tensor._wrap([[v * m for v, m in zip(r, mr)] for r, mr in zip(g._rows, self._mask)], g.shape)
 
     def __repr__(self) -> str:
-        return f"Dropout(p={self.p!r})"
+        return f"{type(self).__name__}(p={self.p!r})"
 
 
 class Sequential(Module):

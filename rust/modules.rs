@@ -258,6 +258,16 @@ impl LinearState {
         }
     }
 
+    /// The number of input features.
+    pub fn in_features(&self) -> usize {
+        self.in_f
+    }
+
+    /// The number of output features.
+    pub fn out_features(&self) -> usize {
+        self.out_f
+    }
+
     /// `Linear(in -> out)`, for error messages.
     pub fn name(&self) -> String {
         linear_name(self.in_f, self.out_f)
@@ -365,9 +375,8 @@ impl DropoutState {
         training && self.p > 0.0
     }
 
-    /// `y = x * m`, with `m = 0.0` where `random() < p` and `1.0 / (1.0 - p)` elsewhere,
-    /// one draw per element in order (docs/NUMERICS.md, "Dropout"). Without a
-    /// generator (eval mode, or `p = 0`) it is the identity and draws nothing.
+    /// `y = x * m` with a fresh mask drawn from `rng` (docs/NUMERICS.md, "Dropout");
+    /// without a generator (eval mode, or `p = 0`) the identity.
     pub fn forward(
         &mut self,
         mut x: Vec<f64>,

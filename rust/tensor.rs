@@ -182,17 +182,45 @@ pub fn normalize_index(i: i64, n: usize) -> Result<usize> {
     })
 }
 
-/// Python's repr of the non-finite floats, and Rust's formatting otherwise.
+/// `repr(v)` as Python writes it: the shortest digits that round-trip, in
+/// positional notation for exponents from -4 to 15 and as `d.ddde±XX` otherwise.
 pub fn py_float_repr(v: f64) -> String {
     if v.is_nan() {
-        "nan".into()
-    } else if v == f64::INFINITY {
-        "inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-inf".into()
-    } else {
-        format!("{v:?}")
+        return "nan".into();
     }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    // Rust's `{:e}` gives the same shortest round-trip digits: "-1.2345e-7".
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if (-4..16).contains(&exp) {
+        let point = exp + 1; // digits before the decimal point
+        let n = digits.len() as i32;
+        let body = if point <= 0 {
+            format!("0.{}{digits}", "0".repeat((-point) as usize))
+        } else if point >= n {
+            format!("{digits}{}.0", "0".repeat((point - n) as usize))
+        } else {
+            let (int, frac) = digits.split_at(point as usize);
+            format!("{int}.{frac}")
+        };
+        return format!("{sign}{body}");
+    }
+    let (first, rest) = digits.split_at(1);
+    let frac = if rest.is_empty() {
+        String::new()
+    } else {
+        format!(".{rest}")
+    };
+    let esign = if exp < 0 { '-' } else { '+' };
+    format!("{sign}{first}{frac}e{esign}{:02}", exp.abs())
 }
 
 #[cfg(test)]
@@ -235,6 +263,32 @@ mod tests {
         assert_eq!(v.select(&[1]).unwrap().data(), &[2.0]);
         assert!(matches!(t.select(&[]), Err(Error::Value(_))));
         assert!(matches!(t.select(&[3]), Err(Error::Index(_))));
+    }
+
+    #[test]
+    fn floats_print_as_python_repr() {
+        let cases = [
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (0.1, "0.1"),
+            (-2.5, "-2.5"),
+            (1e-5, "1e-05"),
+            (1e-4, "0.0001"),
+            (0.00012345, "0.00012345"),
+            (1.5e-7, "1.5e-07"),
+            (1e16, "1e+16"),
+            (1e15, "1000000000000000.0"),
+            (123456789012345.6, "123456789012345.6"),
+            (1.2345e22, "1.2345e+22"),
+            (5e-324, "5e-324"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (f64::NAN, "nan"),
+            (f64::NEG_INFINITY, "-inf"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(py_float_repr(v), want, "{v:e}");
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import math
 import random
+import zlib
 from types import ModuleType
 from typing import Any
 
@@ -42,7 +43,9 @@ def make(fw: ModuleType, name: str, kw: dict) -> Any:
 
 
 def away_from_kinks(rng: random.Random, rows: int, cols: int) -> list:
-    """Entries in [-3, -0.05] or [0.05, 3]: no member has a kink there."""
+    """Entries in [-3, -0.05] or [0.05, 3], away from the kink at 0. A member with
+    kinks elsewhere (Hardtanh) has a chance of about 1e-6 per entry of one within the
+    finite-difference step; the seeds are fixed, so a run that passes always passes."""
     return [[rng.choice((-1.0, 1.0)) * rng.uniform(0.05, 3.0) for _ in range(cols)] for _ in range(rows)]
 
 
@@ -86,7 +89,7 @@ def test_signatures_and_reprs_match(name: str) -> None:
 
 @pytest.mark.parametrize("name, kw", CASES, ids=IDS)
 def test_gradient_matches_finite_differences(fw: ModuleType, name: str, kw: dict) -> None:
-    rng = random.Random(hash(name) % 1000)
+    rng = random.Random(zlib.crc32(name.encode()))
     x = away_from_kinks(rng, 4, 5)
     c = [[rng.uniform(-1.0, 1.0) for _ in range(5)] for _ in range(4)]
     m = make(fw, name, kw)
@@ -102,14 +105,21 @@ def test_gradient_matches_finite_differences(fw: ModuleType, name: str, kw: dict
 def test_kernels_are_bit_identical(name: str, kw: dict) -> None:
     rs = load_backend("rs")
     rng = random.Random(7)
-    for rows, cols in [(1, 1), (3, 7), (6, 2), (9, 33)]:
-        x, g = mixed(rng, rows, cols), mixed(rng, rows, cols)
-        out = []
-        for fw in (pyfw, rs):
+    for rows, cols in [(1, 1), (3, 7), (6, 2), (9, 33), (None, 5)]:
+        x, g = mixed(rng, rows or 1, cols), mixed(rng, rows or 1, cols)
+        if rows is None:  # 1-D input; a member may refuse it, then both must say the same
+            x, g = x[0], g[0]
+
+        def run(fw: ModuleType) -> Any:
             m = make(fw, name, kw)
             y = m(fw.tensor(x))
-            out.append((th(y), th(m.backward(fw.tensor(g)))))
-        assert out[0] == out[1], (rows, cols)
+            return th(y), th(m.backward(fw.tensor(g)))
+        assert outcome(lambda: run(pyfw)) == outcome(lambda: run(rs)), (rows, cols)
+        try:
+            got = run(pyfw)
+        except ValueError:
+            continue
+        assert got == run(rs), (rows, cols)
 
 
 @pytest.mark.parametrize("name, kw", CASES, ids=IDS)
@@ -208,7 +218,9 @@ def test_bad_use_gets_the_same_error_in_both_backends(name: str) -> None:
         "a string": lambda fw, m: m("x"),
         "ragged": lambda fw, m: m([[1.0], [1.0, 2.0]]),
         "nan": lambda fw, m: m([[math.nan, 1.0]]),
-        "other backend's gradient of wrong shape": lambda fw, m: (m([[1.0]]), m.backward([[1.0, 2.0]])),
+        "a gradient of the other backend, of the wrong shape":
+            lambda fw, m: (m([[1.0]]), m.backward((rs if fw is pyfw else pyfw).tensor([[1.0, 2.0]]))),
+        "a dim that does not fit in 64 bits": lambda fw, m: fw.Softmax(dim=2 ** 70),
     }
     for what, use in uses.items():
         got = [outcome(lambda: use(fw, make(fw, name, {}))) for fw in (pyfw, rs)]
@@ -230,3 +242,34 @@ def test_dim_out_of_range_and_zero_beta(fw: ModuleType) -> None:
 
 def test_hexes_helper_sees_the_sign_of_zero() -> None:
     assert hexes([-0.0]) != hexes([0.0])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_subclass_passes_its_arguments_to_super(name: str) -> None:
+    """A subclass with a constructor of its own hands the member's arguments to
+    ``super().__init__``; both backends then compute with them."""
+    rs = load_backend("rs")
+    kw = variants(name)[-1]
+    out = []
+    for fw in (pyfw, rs):
+        class Mine(fw.ACTIVATIONS[name]):
+            def __init__(self, tag: str) -> None:
+                super().__init__(**kw)
+                self.tag = tag
+        m = Mine("t")
+        assert m.tag == "t" and repr(m).startswith("Mine(")
+        for k, v in kw.items():
+            assert getattr(m, k) == v
+        out.append((repr(m), th(m(fw.tensor([[0.3, -1.2, 2.0]]))), outcome(lambda: Mine("u").backward([[1.0]]))))
+    assert out[0] == out[1]
+    assert out[0][2][1].startswith("Mine: backward called before forward")
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if variants(n)[1:]])
+def test_arguments_are_read_only(name: str) -> None:
+    rs = load_backend("rs")
+    for fw in (pyfw, rs):
+        m = make(fw, name, {})
+        arg = next(iter(variants(name)[1]))
+        with pytest.raises(AttributeError):
+            setattr(m, arg, getattr(m, arg))

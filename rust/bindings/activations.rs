@@ -9,11 +9,11 @@
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyDict, PyTuple};
 
 use super::base::{module_base, runs_natively, Module};
-use super::tensor::{tensor_data, PyTensor};
-use super::{type_name, Arg, Given, IntoPyResult};
+use super::tensor::{tensor_data_with, PyTensor};
+use super::{renamed, type_name, Arg, Given, IntoPyResult};
 use crate::activations::{self as kernels, ActState};
 use crate::tensor::Shape;
 
@@ -31,19 +31,30 @@ impl Activation {
         })
     }
 
-    /// Forward on a buffer; the native `Sequential` calls it directly.
-    pub(crate) fn forward_buf(&mut self, x: Vec<f64>, shape: Shape) -> PyResult<Vec<f64>> {
-        self.state.forward(x, shape).py()
+    /// Forward on a buffer; the native `Sequential` calls it directly. Errors name `obj`'s class.
+    pub(crate) fn forward_buf(
+        &mut self,
+        obj: &Bound<'_, PyAny>,
+        x: Vec<f64>,
+        shape: Shape,
+    ) -> PyResult<Vec<f64>> {
+        let kind = self.state.kind().name();
+        self.state
+            .forward(x, shape)
+            .map_err(|e| renamed(e, kind, obj))
     }
 
-    /// Backward on a buffer; the native `Sequential` calls it directly.
-    pub(crate) fn backward_buf(&self, g: &[f64], shape: Shape) -> PyResult<Vec<f64>> {
-        self.state.backward(g, shape).py()
-    }
-
-    /// The member's class name, for error messages.
-    pub(crate) fn name(&self) -> &'static str {
-        self.state.kind().name()
+    /// Backward on a buffer; the native `Sequential` calls it directly. Errors name `obj`'s class.
+    pub(crate) fn backward_buf(
+        &self,
+        obj: &Bound<'_, PyAny>,
+        g: &[f64],
+        shape: Shape,
+    ) -> PyResult<Vec<f64>> {
+        let kind = self.state.kind().name();
+        self.state
+            .backward(g, shape)
+            .map_err(|e| renamed(e, kind, obj))
     }
 }
 
@@ -52,17 +63,17 @@ impl Activation {
     /// Apply the activation to a 1-D or 2-D input.
     fn forward(slf: &Bound<'_, Self>, x: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
         // Parse before borrowing, so that no borrow is held while Python code runs.
-        let name = slf.try_borrow()?.name();
-        let (data, shape) = tensor_data(x, name)?;
-        let y = slf.try_borrow_mut()?.forward_buf(data, shape)?;
+        let (data, shape) = tensor_data_with(x, || type_name(slf.as_any()))?;
+        let y = slf
+            .try_borrow_mut()?
+            .forward_buf(slf.as_any(), data, shape)?;
         PyTensor::wrap(shape, y)
     }
 
     /// The gradient with respect to the input.
     fn backward(slf: &Bound<'_, Self>, grad: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        let name = slf.try_borrow()?.name();
-        let (g, shape) = tensor_data(grad, name)?;
-        let dx = slf.try_borrow()?.backward_buf(&g, shape)?;
+        let (g, shape) = tensor_data_with(grad, || type_name(slf.as_any()))?;
+        let dx = slf.try_borrow()?.backward_buf(slf.as_any(), &g, shape)?;
         PyTensor::wrap(shape, dx)
     }
 
@@ -79,6 +90,11 @@ impl Activation {
 }
 
 /// One Python class per line of `activation_table!`, and `register`.
+///
+/// `__new__` accepts any arguments and builds the member with its defaults;
+/// `__init__` checks the arguments and sets them, so a Python subclass may have
+/// its own constructor and pass the member's arguments to `super().__init__`.
+/// The arguments are read-only afterwards, as in `pyfw`.
 macro_rules! py_members {
     ($($(#[$doc:meta])* $name:ident { $($arg:ident : $ty:ty = $default:expr),* } $sig:tt;)*) => {
         $(
@@ -92,15 +108,26 @@ macro_rules! py_members {
             #[pymethods]
             impl $name {
                 #[new]
-                #[pyo3(signature = ($($arg = Given::Missing),*), text_signature = $sig)]
-                fn new($($arg: Given<'_>),*) -> PyResult<PyClassInitializer<$name>> {
+                #[pyo3(signature = (*_args, **_kwargs), text_signature = $sig)]
+                fn new(
+                    _args: &Bound<'_, PyTuple>,
+                    _kwargs: Option<&Bound<'_, PyDict>>,
+                ) -> PyClassInitializer<$name> {
+                    let k = kernels::$name::default();
+                    Activation::init(k.into()).add_subclass($name { k })
+                }
+
+                #[pyo3(signature = ($($arg = Given::Missing),*))]
+                fn __init__<'py>(mut slf: PyRefMut<'py, Self>, $($arg: Given<'py>),*) -> PyResult<()> {
                     #[allow(unused_variables)]
                     let d = kernels::$name::default();
                     let k = kernels::$name {
                         $($arg: $arg.or(d.$arg, stringify!($name), stringify!($arg))?),*
                     };
                     kernels::ActivationKernel::check(&k).py()?;
-                    Ok(Activation::init(k.into()).add_subclass($name { k }))
+                    slf.k = k;
+                    slf.as_super().state = ActState::new(k.into());
+                    Ok(())
                 }
 
                 $(

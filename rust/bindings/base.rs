@@ -182,21 +182,21 @@ impl Module {
         Ok(out)
     }
 
-    /// The parameter tensors in module order; each carries its gradient as `.grad`.
+    /// The parameter tensors in module order, each once; each carries its gradient as `.grad`.
     fn parameters<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let out = PyList::empty(slf.py());
-        for item in Module::named_param(slf, "")?.iter() {
-            out.append(item.get_item(1)?)?;
+        for (_, p) in unique_params(slf, "")? {
+            out.append(p)?;
         }
         Ok(out.try_iter()?.into_any())
     }
 
-    /// `(name, parameter)` pairs with torch's dotted names.
+    /// `(name, parameter)` pairs with torch's dotted names (`prefix.0.weight`), each parameter once.
     #[pyo3(signature = (prefix = ""))]
     fn named_parameters<'py>(slf: &Bound<'py, Self>, prefix: &str) -> PyResult<Bound<'py, PyAny>> {
         let out = PyList::empty(slf.py());
-        for item in Module::named_param(slf, prefix)?.iter() {
-            out.append((item.get_item(0)?, item.get_item(1)?))?;
+        for pair in unique_params(slf, prefix)? {
+            out.append(pair)?;
         }
         Ok(out.try_iter()?.into_any())
     }
@@ -303,14 +303,37 @@ impl Module {
     }
 }
 
+/// `(name, parameter)` for every parameter of `slf`, the first time it appears
+/// (a module held twice contributes once), named as torch names them.
+fn unique_params<'py>(
+    slf: &Bound<'py, Module>,
+    prefix: &str,
+) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+    let prefix = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}.")
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for item in Module::named_param(slf, &prefix)?.iter() {
+        let p = item.get_item(1)?;
+        if seen.insert(p.as_ptr() as usize) {
+            out.push((item.get_item(0)?, p));
+        }
+    }
+    Ok(out)
+}
+
 /// A fresh `Module` base, for the classes that extend it.
 pub(crate) fn module_base() -> PyClassInitializer<Module> {
     PyClassInitializer::from(Module::base())
 }
 
 /// Whether `obj` takes the native path of the class `T` it is an instance of:
-/// its type does not override `forward` or `backward`, so running `T`'s kernels
-/// directly is what calling them through Python would do.
+/// neither its type nor the instance itself overrides `forward` or `backward`,
+/// so running `T`'s kernels directly is what calling them through Python would
+/// do. A `Sequential` decides this for its children when it is built.
 pub(crate) fn runs_natively<T: PyTypeInfo>(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     if obj.is_exact_instance_of::<T>() {
         return Ok(true);
@@ -320,9 +343,15 @@ pub(crate) fn runs_natively<T: PyTypeInfo>(obj: &Bound<'_, PyAny>) -> PyResult<b
     }
     let py = obj.py();
     let (native, own) = (py.get_type::<T>(), obj.get_type());
+    let inst = obj.getattr(intern!(py, "__dict__")).ok();
     for name in [intern!(py, "forward"), intern!(py, "backward")] {
         if !own.getattr(name)?.is(&native.getattr(name)?) {
             return Ok(false);
+        }
+        if let Some(d) = &inst {
+            if d.contains(name)? {
+                return Ok(false);
+            }
         }
     }
     Ok(true)

@@ -33,6 +33,29 @@ pub(crate) fn to_pyerr(e: Error) -> PyErr {
     }
 }
 
+/// A kernel error of a module, with the message's leading `kind` (the native
+/// class's name) replaced by the name of `obj`'s class when a Python subclass
+/// differs, as `pyfw` names `type(self).__name__`.
+pub(crate) fn renamed(e: Error, kind: &str, obj: &Bound<'_, PyAny>) -> PyErr {
+    let name = type_name(obj);
+    let prefix = format!("{kind}:");
+    let e = match e {
+        Error::Type(m) => Error::Type(rename_prefix(m, &prefix, &name)),
+        Error::Value(m) => Error::Value(rename_prefix(m, &prefix, &name)),
+        Error::Runtime(m) => Error::Runtime(rename_prefix(m, &prefix, &name)),
+        Error::Index(m) => Error::Index(rename_prefix(m, &prefix, &name)),
+        Error::Memory(m) => Error::Memory(rename_prefix(m, &prefix, &name)),
+    };
+    to_pyerr(e)
+}
+
+fn rename_prefix(m: String, prefix: &str, name: &str) -> String {
+    match m.strip_prefix(prefix) {
+        Some(rest) => format!("{name}:{rest}"),
+        None => m,
+    }
+}
+
 /// `.py()?` turns a kernel result into a `PyResult`.
 pub(crate) trait IntoPyResult<T> {
     fn py(self) -> PyResult<T>;
@@ -200,7 +223,10 @@ impl Arg for i64 {
                 type_name(v)
             )));
         }
-        saturating_i64(v)
+        v.extract::<i64>().map_err(|_| match v.str() {
+            Ok(text) => PyValueError::new_err(format!("{who}: {what} is out of range, got {text}")),
+            Err(e) => e,
+        })
     }
 
     fn repr(&self, _: Python<'_>) -> PyResult<String> {

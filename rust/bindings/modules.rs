@@ -10,18 +10,19 @@
 
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRecursionError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyFloat, PyList, PySlice, PyString, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyList, PySlice, PyString, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 use super::activations::Activation;
 use super::base::{module_base, runs_natively, Module};
 use super::generator::{resolve, PyGenerator};
-use super::tensor::{tensor_data, PyTensor};
-use super::{check_size, is_integral, type_name, Given, IntoPyResult, Truthy};
+use super::tensor::{tensor_data, tensor_data_with, PyTensor};
+use super::{check_size, is_integral, renamed, type_name, Given, IntoPyResult, Truthy};
 use crate::error::try_zeros;
-use crate::modules::{linear_init, linear_name, DropoutState, LinearState};
+use crate::modules::{linear_init, DropoutState, LinearState};
 use crate::tensor::Shape;
 
 // ---------------------------------------------------------------- Linear
@@ -36,8 +37,6 @@ use crate::tensor::Shape;
 #[pyclass(extends = Module, subclass, module = "pyfw_rs", name = "Linear")]
 pub struct Linear {
     state: LinearState,
-    in_f: usize,
-    out_f: usize,
     weight: Py<PyTensor>,
     bias: Py<PyTensor>,
     weight_grad: Py<PyTensor>,
@@ -46,7 +45,7 @@ pub struct Linear {
 
 impl Linear {
     fn who(&self) -> String {
-        linear_name(self.in_f, self.out_f)
+        self.state.name()
     }
 
     /// Forward on a buffer of `shape`; returns the output and its shape.
@@ -110,8 +109,6 @@ impl Linear {
         let (bias, bias_grad) = parameter(py, Shape::Vector(out_f), b)?;
         let lin = Linear {
             state: LinearState::new(in_f, out_f),
-            in_f,
-            out_f,
             weight,
             bias,
             weight_grad,
@@ -122,12 +119,12 @@ impl Linear {
 
     #[getter]
     fn in_features(&self) -> usize {
-        self.in_f
+        self.state.in_features()
     }
 
     #[getter]
     fn out_features(&self) -> usize {
-        self.out_f
+        self.state.out_features()
     }
 
     #[getter]
@@ -177,6 +174,13 @@ impl Linear {
             .unbind())
     }
 
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.weight)?;
+        visit.call(&self.bias)?;
+        visit.call(&self.weight_grad)?;
+        visit.call(&self.bias_grad)
+    }
+
     /// `[(weight, weight_grad), (bias, bias_grad)]`.
     fn param<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(
@@ -199,19 +203,18 @@ impl Linear {
     fn __repr__(&self) -> String {
         format!(
             "Linear(in_features={}, out_features={}, bias=True)",
-            self.in_f, self.out_f
+            self.state.in_features(),
+            self.state.out_features()
         )
     }
 }
 
 // ---------------------------------------------------------------- Dropout
 
-/// In training mode, zero each element with probability `p` and scale the others by `1 / (1 - p)`.
+/// In training mode, zero each element with probability `p` and scale the others
+/// by `1 / (1 - p)` (docs/NUMERICS.md, "Dropout"); the identity in eval mode.
 ///
-/// One `random()` per element in row-major order from `generator` (the default
-/// generator when None, looked up at each forward); an element is zeroed when
-/// its draw is below `p`. In eval mode, and for `p = 0`, it is the identity and
-/// draws nothing (docs/NUMERICS.md, "Dropout").
+/// `generator` is None for the default generator, looked up at each forward.
 #[pyclass(extends = Module, subclass, module = "pyfw_rs", name = "Dropout")]
 pub struct Dropout {
     state: DropoutState,
@@ -229,36 +232,70 @@ impl Dropout {
             .as_ref()
             .map(|g| g.clone_ref(py));
         let mut me = slf.try_borrow_mut()?;
-        if !me.state.draws(training) {
-            return me.state.forward(x, shape, None).py();
-        }
-        let g = resolve(py, generator.as_ref().map(|g| g.bind(py).as_any()))?;
-        let mut g = g.try_borrow_mut()?;
-        me.state.forward(x, shape, Some(&mut g.g)).py()
+        let out = if me.state.draws(training) {
+            let g = resolve(py, generator.as_ref().map(|g| g.bind(py).as_any()))?;
+            let mut g = g.try_borrow_mut()?;
+            me.state.forward(x, shape, Some(&mut g.g))
+        } else {
+            me.state.forward(x, shape, None)
+        };
+        out.map_err(|e| renamed(e, "Dropout", slf.as_any()))
+    }
+
+    /// Backward on a buffer.
+    fn backward_buf(slf: &Bound<'_, Self>, g: Vec<f64>, shape: Shape) -> PyResult<Vec<f64>> {
+        slf.try_borrow()?
+            .state
+            .backward(g, shape)
+            .map_err(|e| renamed(e, "Dropout", slf.as_any()))
     }
 }
 
 #[pymethods]
 impl Dropout {
+    /// Accepts any arguments; `__init__` checks and sets them, so that Python
+    /// subclasses may have constructors of their own.
     #[new]
-    #[pyo3(signature = (p = Given::Missing, generator = None), text_signature = "(p=0.5, generator=None)")]
+    #[pyo3(signature = (*_args, **_kwargs), text_signature = "(p=0.5, generator=None)")]
     fn new(
-        py: Python<'_>,
-        p: Given<'_>,
-        generator: Option<&Bound<'_, PyAny>>,
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyClassInitializer<Dropout>> {
+        let state = DropoutState::new(0.5).py()?;
+        Ok(module_base().add_subclass(Dropout {
+            state,
+            generator: None,
+        }))
+    }
+
+    #[pyo3(signature = (p = Given::Missing, generator = None))]
+    fn __init__<'py>(
+        mut slf: PyRefMut<'py, Self>,
+        p: Given<'py>,
+        generator: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<()> {
+        let py = slf.py();
         let state = DropoutState::new(p.or(0.5, "Dropout", "p")?).py()?;
         let generator = match generator {
             Some(g) if !g.is_none() => Some(resolve(py, Some(g))?.unbind()),
             _ => None,
         };
-        Ok(module_base().add_subclass(Dropout { state, generator }))
+        slf.state = state;
+        slf.generator = generator;
+        Ok(())
     }
 
-    /// The probability of zeroing an element.
+    /// The probability of zeroing an element; setting it checks it as the constructor does.
     #[getter]
-    fn p(&self) -> f64 {
+    fn get_p(&self) -> f64 {
         self.state.p()
+    }
+
+    #[setter]
+    fn set_p(&mut self, p: &Bound<'_, PyAny>) -> PyResult<()> {
+        let p = Given::Value(p.clone()).or(0.5, "Dropout", "p")?;
+        self.state = DropoutState::new(p).py()?;
+        Ok(())
     }
 
     /// The generator given to the constructor, or None for the default generator.
@@ -269,21 +306,33 @@ impl Dropout {
 
     /// Drop and rescale (training mode), or pass `x` through (eval mode).
     fn forward(slf: &Bound<'_, Self>, x: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        let (data, shape) = tensor_data(x, "Dropout")?;
+        let (data, shape) = tensor_data_with(x, || type_name(slf.as_any()))?;
         PyTensor::wrap(shape, Dropout::forward_buf(slf, data, shape)?)
     }
 
     /// `g * m` with the mask of the last forward.
     fn backward(slf: &Bound<'_, Self>, grad: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        let (g, shape) = tensor_data(grad, "Dropout")?;
-        let dx = slf.try_borrow()?.state.backward(g, shape).py()?;
-        PyTensor::wrap(shape, dx)
+        let (g, shape) = tensor_data_with(grad, || type_name(slf.as_any()))?;
+        PyTensor::wrap(shape, Dropout::backward_buf(slf, g, shape)?)
     }
 
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(g) = &self.generator {
+            visit.call(g)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.generator = None;
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let p = slf.try_borrow()?.state.p();
         Ok(format!(
-            "Dropout(p={})",
-            PyFloat::new(py, self.state.p()).repr()?
+            "{}(p={})",
+            type_name(slf.as_any()),
+            PyFloat::new(slf.py(), p).repr()?
         ))
     }
 }
@@ -338,7 +387,34 @@ impl<'py> Flow<'py> {
     }
 }
 
-fn run_forward<'py>(py: Python<'py>, kids: &[Child], mut x: Flow<'py>) -> PyResult<Flow<'py>> {
+/// Nesting depth of native Sequentials below which no limit is checked.
+const FREE_DEPTH: usize = 64;
+
+/// `RecursionError` once `depth` nested Sequentials exceed Python's recursion limit,
+/// as `pyfw` raises (a Sequential that contains itself, or absurd nesting).
+fn check_depth(py: Python<'_>, depth: usize) -> PyResult<()> {
+    if depth < FREE_DEPTH {
+        return Ok(());
+    }
+    let limit: usize = py
+        .import(intern!(py, "sys"))?
+        .call_method0(intern!(py, "getrecursionlimit"))?
+        .extract()?;
+    if depth >= limit {
+        return Err(PyRecursionError::new_err(
+            "maximum recursion depth exceeded in Sequential",
+        ));
+    }
+    Ok(())
+}
+
+fn run_forward<'py>(
+    py: Python<'py>,
+    kids: &[Child],
+    mut x: Flow<'py>,
+    depth: usize,
+) -> PyResult<Flow<'py>> {
+    check_depth(py, depth)?;
     for kid in kids {
         x = match kid {
             Child::Linear(l) => {
@@ -349,17 +425,20 @@ fn run_forward<'py>(py: Python<'py>, kids: &[Child], mut x: Flow<'py>) -> PyResu
             }
             Child::Activation(a) => {
                 let a = a.bind(py);
-                let (data, shape) = x.into_buf(|| Ok(a.try_borrow()?.name().into()))?;
-                Flow::Buf(a.try_borrow_mut()?.forward_buf(data, shape)?, shape)
+                let (data, shape) = x.into_buf(|| Ok(type_name(a.as_any())))?;
+                Flow::Buf(
+                    a.try_borrow_mut()?.forward_buf(a.as_any(), data, shape)?,
+                    shape,
+                )
             }
             Child::Dropout(d) => {
                 let d = d.bind(py);
-                let (data, shape) = x.into_buf(|| Ok("Dropout".into()))?;
+                let (data, shape) = x.into_buf(|| Ok(type_name(d.as_any())))?;
                 Flow::Buf(Dropout::forward_buf(d, data, shape)?, shape)
             }
             Child::Seq(s) => {
                 let inner = s.bind(py).try_borrow()?.kids.clone();
-                run_forward(py, &inner, x)?
+                run_forward(py, &inner, x, depth + 1)?
             }
             Child::Other(m) => {
                 let arg = x.into_obj(py)?;
@@ -370,7 +449,13 @@ fn run_forward<'py>(py: Python<'py>, kids: &[Child], mut x: Flow<'py>) -> PyResu
     Ok(x)
 }
 
-fn run_backward<'py>(py: Python<'py>, kids: &[Child], mut g: Flow<'py>) -> PyResult<Flow<'py>> {
+fn run_backward<'py>(
+    py: Python<'py>,
+    kids: &[Child],
+    mut g: Flow<'py>,
+    depth: usize,
+) -> PyResult<Flow<'py>> {
+    check_depth(py, depth)?;
     for kid in kids.iter().rev() {
         g = match kid {
             Child::Linear(l) => {
@@ -381,17 +466,20 @@ fn run_backward<'py>(py: Python<'py>, kids: &[Child], mut g: Flow<'py>) -> PyRes
             }
             Child::Activation(a) => {
                 let a = a.bind(py);
-                let (data, shape) = g.into_buf(|| Ok(a.try_borrow()?.name().into()))?;
-                Flow::Buf(a.try_borrow()?.backward_buf(&data, shape)?, shape)
+                let (data, shape) = g.into_buf(|| Ok(type_name(a.as_any())))?;
+                Flow::Buf(
+                    a.try_borrow()?.backward_buf(a.as_any(), &data, shape)?,
+                    shape,
+                )
             }
             Child::Dropout(d) => {
                 let d = d.bind(py);
-                let (data, shape) = g.into_buf(|| Ok("Dropout".into()))?;
-                Flow::Buf(d.try_borrow()?.state.backward(data, shape).py()?, shape)
+                let (data, shape) = g.into_buf(|| Ok(type_name(d.as_any())))?;
+                Flow::Buf(Dropout::backward_buf(d, data, shape)?, shape)
             }
             Child::Seq(s) => {
                 let inner = s.bind(py).try_borrow()?.kids.clone();
-                run_backward(py, &inner, g)?
+                run_backward(py, &inner, g, depth + 1)?
             }
             Child::Other(m) => {
                 let arg = g.into_obj(py)?;
@@ -460,7 +548,7 @@ impl Sequential {
     fn forward<'py>(slf: &Bound<'py, Self>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let kids = slf.try_borrow()?.kids.clone();
-        run_forward(py, &kids, Sequential::flow_in(x)?)?.into_obj(py)
+        run_forward(py, &kids, Sequential::flow_in(x)?, 0)?.into_obj(py)
     }
 
     /// Feed the gradient through every module in reverse order.
@@ -470,7 +558,7 @@ impl Sequential {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let kids = slf.try_borrow()?.kids.clone();
-        run_backward(py, &kids, Sequential::flow_in(grad)?)?.into_obj(py)
+        run_backward(py, &kids, Sequential::flow_in(grad)?, 0)?.into_obj(py)
     }
 
     #[pyo3(signature = (*input))]
@@ -534,6 +622,27 @@ impl Sequential {
 
     fn __len__(&self) -> usize {
         self.modules.len()
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for m in &self.modules {
+            visit.call(m)?;
+        }
+        for kid in self.kids.iter() {
+            match kid {
+                Child::Linear(l) => visit.call(l)?,
+                Child::Activation(a) => visit.call(a)?,
+                Child::Dropout(d) => visit.call(d)?,
+                Child::Seq(q) => visit.call(q)?,
+                Child::Other(o) => visit.call(o)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.kids = Arc::from(Vec::new());
+        self.modules.clear();
     }
 
     /// The module at `index`, or a `Sequential` of the modules in a slice.

@@ -6,6 +6,7 @@ use pyo3::types::{PyFloat, PyList, PySlice, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::{is_integral, is_real, is_seq, type_name, IntoPyResult};
+use crate::error::try_zeros;
 use crate::tensor::{normalize_index, py_float_repr, Shape, Tensor};
 
 /// A 1-D or 2-D float64 array. Build one with `tensor()`.
@@ -133,13 +134,29 @@ pub(crate) fn parse(data: &Bound<'_, PyAny>, who: &str) -> PyResult<Tensor> {
 
 /// The values and shape of `obj`: copied from a native tensor, else parsed.
 pub(crate) fn tensor_data(obj: &Bound<'_, PyAny>, who: &str) -> PyResult<(Vec<f64>, Shape)> {
+    tensor_data_with(obj, || who.to_string())
+}
+
+/// As [`tensor_data`], with the name for error messages built only when `obj` must be parsed.
+pub(crate) fn tensor_data_with(
+    obj: &Bound<'_, PyAny>,
+    who: impl FnOnce() -> String,
+) -> PyResult<(Vec<f64>, Shape)> {
     if let Ok(t) = obj.cast::<PyTensor>() {
         let t = t.try_borrow()?;
-        return Ok((t.t.data().to_vec(), t.t.shape()));
+        let data = try_copy(t.t.data())?;
+        return Ok((data, t.t.shape()));
     }
-    let t = parse(obj, who)?;
+    let t = parse(obj, &who())?;
     let shape = t.shape();
     Ok((t.into_data(), shape))
+}
+
+/// A copy of `v`, or `MemoryError`.
+pub(crate) fn try_copy(v: &[f64]) -> PyResult<Vec<f64>> {
+    let mut out = try_zeros(v.len(), "Tensor").py()?;
+    out.copy_from_slice(v);
+    Ok(out)
 }
 
 fn index_of(item: &Bound<'_, PyAny>, n: usize) -> PyResult<usize> {
