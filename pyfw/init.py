@@ -37,6 +37,7 @@ import sys
 from typing import Any, Callable, Optional, Tuple
 
 from . import generator as _generator
+from .error import check_real
 from .tensor import Tensor as _PyTensor
 
 __all__ = [
@@ -88,21 +89,8 @@ def _resolve(t: TensorLike, generator: Any, who: str) -> GeneratorLike:
     return generator
 
 
-def _real(v: Any, who: str, what: str) -> float:
-    """``v`` as a finite float; a non-number (or a bool) is a TypeError, NaN or inf a ValueError."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"{who}: {what} must be a real number, got {_type_name(v)}")
-    try:
-        f = float(v)
-    except OverflowError:
-        raise ValueError(f"{who}: {what} is too large for a float") from None
-    if not math.isfinite(f):
-        raise ValueError(f"{who}: {what} must be finite, got {f!r}")
-    return f
-
-
 def _non_negative(v: Any, who: str, what: str) -> float:
-    f = _real(v, who, what)
+    f = check_real(v, who, what)
     if f < 0.0:
         raise ValueError(f"{who}: {what} must be non-negative, got {f!r}")
     return f
@@ -209,7 +197,7 @@ def uniform_(t: TensorLike, a: float = 0.0, b: float = 1.0,
     """Fill ``t`` from U(a, b): ``a + (b - a) * random()`` per element; needs ``a <= b``."""
     who = "uniform_"
     g = _resolve(t, generator, who)
-    a, b = _real(a, who, "a"), _real(b, who, "b")
+    a, b = check_real(a, who, "a"), check_real(b, who, "b")
     if a > b:
         raise ValueError(f"{who}: a must not exceed b, got a={a!r} > b={b!r}")
     return _fill_uniform(t, a, b, g, who)
@@ -220,7 +208,7 @@ def normal_(t: TensorLike, mean: float = 0.0, std: float = 1.0,
     """Fill ``t`` from N(mean, std**2): ``generator.normal(mean, std)`` per element; ``std >= 0``."""
     who = "normal_"
     g = _resolve(t, generator, who)
-    mean, std = _real(mean, who, "mean"), _non_negative(std, who, "std")
+    mean, std = check_real(mean, who, "mean"), _non_negative(std, who, "std")
     return _fill_normal(t, mean, std, g, who)
 
 
@@ -228,7 +216,7 @@ def constant_(t: TensorLike, val: float) -> TensorLike:
     """Fill ``t`` with the finite number ``val``."""
     who = "constant_"
     _backend(t, who)
-    v = _real(val, who, "val")
+    v = check_real(val, who, "val")
     return _fill(t, lambda n: [v] * n, who)
 
 
@@ -277,7 +265,7 @@ def xavier_normal_(t: TensorLike, gain: float = 1.0,
 def _kaiming_std(t: TensorLike, a: Any, mode: Any, nonlinearity: Any, who: str) -> float:
     """``gain / sqrt(fan)`` with ``gain = calculate_gain(nonlinearity, a)`` and ``fan`` by ``mode``."""
     if a is not None:  # torch reads a only for leaky_relu; a non-number is refused everywhere
-        _real(a, who, "a")
+        check_real(a, who, "a")
     fan = _fan(t, mode, who)
     gain = _gain(nonlinearity, a, who)
     return gain / math.sqrt(fan)
