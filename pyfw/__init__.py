@@ -8,20 +8,21 @@ from .activations import ACTIVATIONS
 from .generator import Generator, default_generator, manual_seed, randperm
 from .losses import LOSSES
 from .metrics import argmax_rows, error_rate
-from .modules import Dropout, Linear, Module, Sequential
+from .modules import LAYERS, Module
 from .optim import OPTIMIZERS
 from .tensor import Tensor, tensor
 from .training import fit, train_epoch
 
 __version__ = "0.1.0"
 
+globals().update(LAYERS)
 globals().update(ACTIVATIONS)
 globals().update(LOSSES)
 globals().update(OPTIMIZERS)
 
 __all__ = sorted([
-    "Dropout", "Generator", "Linear", "Module", "Sequential", "Tensor",
+    "Generator", "Module", "Tensor",
     "argmax_rows", "data", "default_generator", "error_rate", "fit", "init", "io", "manual_seed",
     "metrics", "optim", "randperm", "tensor", "train_epoch", "training",
-    *ACTIVATIONS, *LOSSES, *OPTIMIZERS,
+    *LAYERS, *ACTIVATIONS, *LOSSES, *OPTIMIZERS,
 ])

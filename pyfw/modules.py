@@ -372,3 +372,7 @@ class Sequential(Module):
     def __repr__(self) -> str:
         inner = "".join(f"\n  ({i}): {m!r}" for i, m in enumerate(self._modules))
         return f"Sequential({inner}\n)"
+
+
+LAYERS: dict = {cls.__name__: cls for cls in (Linear, Dropout, Sequential)}
+"""The members of the layer family, by class name, in table order."""

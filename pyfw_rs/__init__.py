@@ -14,11 +14,8 @@ from pyfw.training import fit, train_epoch
 
 from . import _native, data, optim
 from ._native import (
-    Dropout,
     Generator,
-    Linear,
     Module,
-    Sequential,
     Tensor,
     default_generator,
     manual_seed,
@@ -32,16 +29,20 @@ __version__ = "0.1.0"
 ACTIVATIONS: dict = {name: getattr(_native, name) for name in _native.ACTIVATIONS}
 """The members of the activation family, by class name, in the table order of rust/activations.rs."""
 
+LAYERS: dict = {name: getattr(_native, name) for name in _native.LAYERS}
+"""The members of the layer family, by class name, in the table order of rust/bindings/modules.rs."""
+
 LOSSES: dict = {name: getattr(_native, name) for name in _native.LOSSES}
 """The members of the loss family, by class name, in the table order of rust/losses.rs."""
 
+globals().update(LAYERS)
 globals().update(ACTIVATIONS)
 globals().update(LOSSES)
 globals().update(OPTIMIZERS)
 
 __all__ = sorted([
-    "Dropout", "Generator", "Linear", "Module", "Sequential", "Tensor",
+    "Generator", "Module", "Tensor",
     "argmax_rows", "data", "default_generator", "error_rate", "fit", "init", "io", "manual_seed",
     "metrics", "optim", "randperm", "tensor", "train_epoch", "training",
-    *ACTIVATIONS, *LOSSES, *OPTIMIZERS,
+    *LAYERS, *ACTIVATIONS, *LOSSES, *OPTIMIZERS,
 ])

@@ -94,6 +94,7 @@ class Activation(Module):
     def __call__(self, *input: Any) -> Any: ...
 
 ACTIVATIONS: list[str]
+LAYERS: list[str]
 LOSSES: list[str]
 OPTIMIZERS: list[str]
 

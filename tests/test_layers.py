@@ -18,6 +18,14 @@ def rand_rows(rng: random.Random, rows: int, cols: int) -> list:
     return [[rng.uniform(-2.0, 2.0) for _ in range(cols)] for _ in range(rows)]
 
 
+def test_both_backends_list_the_same_layers() -> None:
+    rs = load_backend("rs")
+    assert list(pyfw.LAYERS) == list(rs.LAYERS) == ["Linear", "Dropout", "Sequential"]
+    for name in pyfw.LAYERS:
+        assert getattr(pyfw, name) is pyfw.LAYERS[name] and getattr(rs, name) is rs.LAYERS[name]
+        assert name in pyfw.__all__ and name in rs.__all__
+
+
 # ---- Dropout -------------------------------------------------------------------------
 
 def test_dropout_follows_the_documented_draws(fw: ModuleType) -> None:

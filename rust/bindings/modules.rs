@@ -679,11 +679,11 @@ impl Sequential {
     }
 }
 
-/// Register the layer classes.
+/// Register `Module`, the layer classes, and `LAYERS`, their names in table order.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Module>()?;
     m.add_class::<Linear>()?;
     m.add_class::<Dropout>()?;
     m.add_class::<Sequential>()?;
-    Ok(())
+    m.add("LAYERS", vec!["Linear", "Dropout", "Sequential"])
 }
