@@ -6,14 +6,114 @@ import numbers
 import sys
 from typing import Any, Callable, Optional
 
+from .optim.lr_scheduler import ReduceLROnPlateau
+
 
 def backend_of(obj: Any) -> Any:
-    """The package (``pyfw`` or ``pyfw_rs``) that defines ``type(obj)``."""
-    top = type(obj).__module__.split(".")[0]
-    mod = sys.modules.get(top)
-    if mod is None or not hasattr(mod, "randperm"):
-        raise TypeError(f"cannot tell the backend of a {type(obj).__name__}")
-    return mod
+    """The package (``pyfw`` or ``pyfw_rs``) that defines ``type(obj)``, or, for a
+    subclass defined elsewhere (a user's ``Module``), its nearest base class that a
+    backend defines. A backend is a package with ``randperm`` and ``train_epoch``."""
+    for cls in type(obj).__mro__:
+        mod = sys.modules.get(cls.__module__.split(".")[0])
+        if mod is not None and hasattr(mod, "randperm") and hasattr(mod, "train_epoch"):
+            return mod
+    raise TypeError(f"cannot tell the backend of a {type(obj).__name__}")
+
+
+def gather(data: Any, idx: list) -> Any:
+    """The rows ``idx`` of ``data``: ``data[idx]`` for a tensor, ``[data[i] for i in idx]``
+    for a list (class indices). Used by :func:`train_epoch` and ``data.DataLoader``."""
+    return [data[i] for i in idx] if isinstance(data, list) else data[idx]
+
+
+def _backend(model: Any, inputs: Any, who: str) -> Any:
+    """The model's backend or, for a model no backend defines, that of the input tensor."""
+    for obj in (model, inputs):
+        try:
+            fw = backend_of(obj)
+        except TypeError:
+            continue
+        if obj is model or isinstance(inputs, fw.Tensor):
+            return fw
+    raise TypeError(f"{who}: cannot tell the backend: the model is a {type(model).__name__} (not a pyfw or "
+                    f"pyfw_rs Module) and inputs a {type(inputs).__name__}")
+
+
+def _plain(data: Any, fw: Any, who: str, name: str) -> Any:
+    """``data`` as a list (or tuple): numpy arrays and the like through ``tolist()``."""
+    if isinstance(data, (list, tuple)):
+        return data
+    try:
+        other = backend_of(data)
+    except TypeError:
+        other = None
+    if other is not None:
+        raise TypeError(f"{who}: {name} is a {other.__name__} {type(data).__name__} but the model is a "
+                        f"{fw.__name__} model; convert it with {fw.__name__}.tensor({name}.tolist())")
+    tolist = getattr(data, "tolist", None)
+    if callable(tolist) and not isinstance(data, (str, bytes)):
+        return tolist()
+    return None
+
+
+def _as_inputs(inputs: Any, fw: Any, who: str) -> Any:
+    """``inputs`` as a 2-D ``fw`` tensor: a tensor of ``fw`` as it is; a nested list or a
+    numpy array (through ``tolist()``) through ``fw.tensor``."""
+    if isinstance(inputs, fw.Tensor):
+        x = inputs
+    else:
+        data = _plain(inputs, fw, who, "inputs")
+        if data is None:
+            raise TypeError(f"{who}: inputs must be a {fw.__name__} Tensor, a nested list or a numpy array, "
+                            f"got {type(inputs).__name__}")
+        try:
+            x = fw.tensor(data)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{who}: inputs: {e}") from None
+    if len(x.shape) != 2:
+        raise ValueError(f"{who}: inputs must be 2-D (samples x features), got shape {tuple(x.shape)}")
+    return x
+
+
+def _as_targets(targets: Any, fw: Any, who: str) -> Any:
+    """``targets`` as an ``fw`` tensor, or as a list of ints (class indices).
+
+    A tensor of ``fw`` stays as it is. A list, tuple or numpy array (through
+    ``tolist()``) of ints is a list of class indices; one of rows (lists) goes
+    through ``fw.tensor``.
+    """
+    if isinstance(targets, fw.Tensor):
+        return targets
+    data = _plain(targets, fw, who, "targets")
+    need = (f"{who}: targets must be a {fw.__name__} Tensor, a nested list or a numpy array with one row per "
+            f"sample, or a list of class indices (ints)")
+    if data is None:
+        raise TypeError(f"{need}, got {type(targets).__name__}")
+    if not data:
+        raise ValueError(f"{who}: targets is empty")
+    if all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in data):
+        return [int(v) for v in data]
+    if all(isinstance(v, (list, tuple)) for v in data):
+        try:
+            return fw.tensor(data)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{who}: targets: {e}") from None
+    kinds = sorted({type(v).__name__ for v in data})
+    raise TypeError(f"{need}, got a {type(targets).__name__} of {', '.join(kinds)}")
+
+
+def _prepare(model: Any, inputs: Any, targets: Any, batch_size: Any, who: str) -> tuple:
+    """Check ``batch_size`` and the data; returns ``(fw, inputs, targets)`` converted."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
+        raise TypeError(f"{who}: batch_size must be an int, got {type(batch_size).__name__}")
+    if batch_size <= 0:
+        raise ValueError(f"{who}: batch_size must be positive, got {batch_size}")
+    fw = _backend(model, inputs, who)
+    x = _as_inputs(inputs, fw, who)
+    t = _as_targets(targets, fw, who)
+    if len(t) != len(x):
+        raise ValueError(f"{who}: {len(x)} inputs but {len(t)} targets")
+    return fw, x, t
 
 
 def train_epoch(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets: Any,
@@ -23,23 +123,21 @@ def train_epoch(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets
 
     Each batch runs ``optimizer.zero_grad()``, ``model(xb)``, ``criterion(out, tb)``,
     ``model.backward(criterion.backward())`` and ``optimizer.step()``. With
-    ``shuffle`` the order is one ``randperm(n, generator)`` per epoch; the last
-    batch may be smaller. The epoch loss is ``(...(l_0 m_0 + l_1 m_1) + ...) / n``
-    for batch losses ``l`` over ``m`` samples.
+    ``shuffle`` the order is one ``randperm(n, generator)`` of the model's backend
+    per epoch, drawn before the first batch; batch ``k`` holds the entries
+    ``k*batch_size`` to ``(k+1)*batch_size - 1`` of the order (the last batch may
+    be smaller). The epoch loss is the fold ``((0.0 + l_0 * m_0) + l_1 * m_1) + ...``
+    divided by ``n``, for batch losses ``l_k`` over ``m_k`` samples. ``inputs`` and ``targets`` are
+    converted as :func:`fit` says.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
-        raise TypeError(f"train_epoch: batch_size must be an int, got {type(batch_size).__name__}")
-    if batch_size <= 0:
-        raise ValueError(f"train_epoch: batch_size must be positive, got {batch_size}")
+    fw, inputs, targets = _prepare(model, inputs, targets, batch_size, "train_epoch")
     n = len(inputs)
-    if len(targets) != n:
-        raise ValueError(f"train_epoch: {n} inputs but {len(targets)} targets")
-    order = backend_of(inputs).randperm(n, generator=generator) if shuffle else list(range(n))
+    order = fw.randperm(n, generator=generator) if shuffle else list(range(n))
     nbatches = (n + batch_size - 1) // batch_size
     total = 0.0
     for k in range(nbatches):
         idx = order[k * batch_size:(k + 1) * batch_size]
-        xb, tb = inputs[idx], targets[idx]
+        xb, tb = inputs[idx], gather(targets, idx)
         optimizer.zero_grad()
         loss = criterion(model(xb), tb)
         model.backward(criterion.backward())
@@ -52,22 +150,47 @@ def train_epoch(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets
 
 def fit(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets: Any, epochs: int,
         batch_size: int = 10, generator: Any = None, shuffle: bool = True,
-        on_epoch: Optional[Callable[[int, float], None]] = None,
-        on_batch: Optional[Callable[[int, int, float], None]] = None) -> list:
-    """``epochs`` calls of :func:`train_epoch`; returns the list of epoch losses.
+        on_epoch: Optional[Callable[[int, float], Optional[bool]]] = None,
+        on_batch: Optional[Callable[[int, int, float], None]] = None,
+        scheduler: Any = None) -> list:
+    """Up to ``epochs`` calls of :func:`train_epoch`; returns the list of epoch losses.
 
-    ``on_epoch(epoch, loss)`` is called after each epoch (epochs count from 1).
+    After each epoch (epochs count from 1), in this order: ``scheduler.step()``
+    (``scheduler.step(loss)`` for a ``ReduceLROnPlateau``, with the epoch loss), then
+    ``on_epoch(epoch, loss)``. If ``on_epoch`` returns ``False`` (exactly ``False``;
+    ``None`` or ``True`` continue) training stops after that epoch, and the list
+    holds the epochs run. A scheduler that should step per batch (``OneCycleLR``)
+    can be stepped from ``on_batch(k, nbatches, loss)`` instead.
+
+    ``inputs``: a tensor of the model's backend, or a rectangular nested list or a
+    numpy array (anything with ``tolist()``), converted once with that backend's
+    ``tensor()``. ``targets``: a tensor, a nested list or numpy array of rows
+    (converted the same way), or a list or 1-D integer array of class indices,
+    kept as a list of ints (for ``CrossEntropyLoss`` and ``NLLLoss``). Anything
+    else is a ``TypeError`` that says what ``fit`` needs; every check runs before
+    the model changes.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
         raise TypeError(f"fit: epochs must be an int, got {type(epochs).__name__}")
     if epochs <= 0:
         raise ValueError(f"fit: epochs must be positive, got {epochs}")
+    _, inputs, targets = _prepare(model, inputs, targets, batch_size, "fit")
+    if scheduler is not None and not callable(getattr(scheduler, "step", None)):
+        raise TypeError(f"fit: scheduler must have a step() method, got {type(scheduler).__name__}")
+    if on_epoch is not None and not callable(on_epoch):
+        raise TypeError(f"fit: on_epoch must be callable, got {type(on_epoch).__name__}")
+    plateau = isinstance(scheduler, ReduceLROnPlateau)
     model.train()
     losses = []
     for e in range(1, epochs + 1):
         loss = train_epoch(model, criterion, optimizer, inputs, targets, batch_size,
                            generator, shuffle, on_batch)
         losses.append(loss)
-        if on_epoch is not None:
-            on_epoch(e, loss)
+        if scheduler is not None:
+            if plateau:
+                scheduler.step(loss)
+            else:
+                scheduler.step()
+        if on_epoch is not None and on_epoch(e, loss) is False:
+            break
     return losses

@@ -1,0 +1,219 @@
+"""fw.data.TensorDataset and fw.data.DataLoader on both backends: a hand-written loop
+over a shuffling loader gives fit's bits, the order without shuffling, drop_last,
+one randperm per iter(), class-index targets gathered as lists, and bad arguments."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from conftest import BACKENDS, load_backend
+from fwtest import state_hex
+from pyfw.training import fit
+
+
+def setup(fw: ModuleType, seed: int = 0, n: int = 40, lr: float = 0.1) -> tuple:
+    g = fw.Generator(seed)
+    x, y = fw.data.disk(n, generator=g)
+    model = fw.Sequential(fw.Linear(2, 25, generator=g), fw.ReLU(), fw.Linear(25, 25, generator=g), fw.Tanh(),
+                          fw.Linear(25, 2, generator=g))
+    return model, fw.MSELoss(), fw.SGD(model.param(), lr=lr), x, fw.data.one_hot(y, 2), y, g
+
+
+class OneHotMSE:
+    """MSELoss on one-hot targets that takes class indices (a list of ints) as targets."""
+
+    def __init__(self, fw: ModuleType) -> None:
+        self.fw, self.mse = fw, fw.MSELoss()
+
+    def __call__(self, out: Any, labels: Any) -> float:
+        assert type(labels) is list and all(type(v) is int for v in labels)
+        return self.mse(out, self.fw.data.one_hot(labels, 2))
+
+    def backward(self) -> Any:
+        return self.mse.backward()
+
+
+def loader_loop(fw: ModuleType, model: Any, crit: Any, opt: Any, loader: Any, epochs: int) -> list:
+    """The training loop a user writes over a DataLoader."""
+    model.train()
+    n = len(loader.dataset)
+    losses = []
+    for _ in range(epochs):
+        total = 0.0
+        for xb, tb in loader:
+            opt.zero_grad()
+            loss = crit(model(xb), tb)
+            model.backward(crit.backward())
+            opt.step()
+            total += loss * len(xb)
+        losses.append(total / n)
+    return losses
+
+
+@pytest.mark.parametrize("n, batch, epochs", [(23, 10, 3), (20, 5, 2), (7, 10, 2), (5, 1, 2), (40, 40, 2)])
+def test_loader_loop_equals_fit(fw: ModuleType, n: int, batch: int, epochs: int) -> None:
+    a = setup(fw, 5, n)
+    b = setup(fw, 5, n)
+    la = fit(*a[:5], epochs=epochs, batch_size=batch, generator=a[6])
+    model, crit, opt, x, t, _, g = b
+    loader = fw.data.DataLoader(fw.data.TensorDataset(x, t), batch_size=batch, shuffle=True, generator=g)
+    lb = loader_loop(fw, model, crit, opt, loader, epochs)
+    assert [v.hex() for v in la] == [v.hex() for v in lb]
+    assert state_hex(a[0]) == state_hex(model)
+    assert a[6].next_u64() == g.next_u64(), "one randperm per epoch in both"
+
+
+def test_loader_with_class_indices_equals_fit_with_one_hot(fw: ModuleType) -> None:
+    a = setup(fw, 8, 30)
+    b = setup(fw, 8, 30)
+    la = fit(*a[:5], epochs=2, batch_size=7, generator=a[6])
+    model, _, opt, x, _, y, g = b
+    loader = fw.data.DataLoader(fw.data.TensorDataset(x, y), batch_size=7, shuffle=True, generator=g)
+    lb = loader_loop(fw, model, OneHotMSE(fw), opt, loader, 2)
+    assert [v.hex() for v in la] == [v.hex() for v in lb]
+    assert state_hex(a[0]) == state_hex(model)
+
+
+def test_default_generator_is_the_backends(fw: ModuleType) -> None:
+    """Without generator= the loader draws from the backend's default generator, as fit does."""
+    _, _, _, x, t, _, _ = setup(fw, 1, 12)
+    loader = fw.data.DataLoader(fw.data.TensorDataset(x, t), batch_size=5, shuffle=True)
+    fw.manual_seed(42)
+    got = [xb.tolist() for xb, _ in loader]
+    fw.manual_seed(42)
+    perm = fw.randperm(12)
+    assert got == [x[perm[i:i + 5]].tolist() for i in (0, 5, 10)]
+
+
+def test_shuffle_draws_one_randperm_at_each_iter(fw: ModuleType) -> None:
+    _, _, _, x, t, y, _ = setup(fw, 2, 11)
+    g, ref = fw.Generator(7), fw.Generator(7)
+    loader = fw.data.DataLoader(fw.data.TensorDataset(x, t, y), batch_size=4, shuffle=True, generator=g)
+    for _ in range(2):  # two epochs, two different permutations
+        it = iter(loader)
+        perm = fw.randperm(11, generator=ref)
+        state = (g.next_u64(), ref.next_u64())
+        assert state[0] == state[1], "iter() draws the permutation before the first batch"
+        batches = list(it)
+        assert [len(b[0]) for b in batches] == [4, 4, 3]
+        for k, (xb, tb, yb) in enumerate(batches):
+            idx = perm[4 * k:4 * k + 4]
+            assert xb.tolist() == x[idx].tolist() and tb.tolist() == t[idx].tolist()
+            assert yb == [y[i] for i in idx]
+    assert g.next_u64() == ref.next_u64()
+
+
+def test_no_shuffle_keeps_order_and_draws_nothing(fw: ModuleType) -> None:
+    _, _, _, x, t, y, _ = setup(fw, 3, 10)
+    g = fw.Generator(3)
+    loader = fw.data.DataLoader(fw.data.TensorDataset(x, y), batch_size=4, generator=g)
+    got = list(loader)
+    assert [xb.tolist() for xb, _ in got] == [x[0:4].tolist(), x[4:8].tolist(), x[8:10].tolist()]
+    assert [yb for _, yb in got] == [y[0:4], y[4:8], y[8:10]]
+    assert g.next_u64() == fw.Generator(3).next_u64()
+    # batch_size=1 by default: one sample per batch, in order
+    ones = list(fw.data.DataLoader(fw.data.TensorDataset(x, t)))
+    assert len(ones) == 10 and [xb.tolist() for xb, _ in ones] == [[r] for r in x.tolist()]
+
+
+@pytest.mark.parametrize("n, batch, drop, sizes", [
+    (10, 4, False, [4, 4, 2]), (10, 4, True, [4, 4]), (8, 4, True, [4, 4]), (8, 4, False, [4, 4]),
+    (3, 5, True, []), (3, 5, False, [3]), (7, 1, True, [1] * 7),
+])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_drop_last(fw: ModuleType, n: int, batch: int, drop: bool, sizes: list, shuffle: bool) -> None:
+    _, _, _, x, t, _, g = setup(fw, 4, n)
+    loader = fw.data.DataLoader(fw.data.TensorDataset(x, t), batch, shuffle, drop, g)
+    assert len(loader) == len(sizes)
+    batches = list(loader)
+    assert [len(xb) for xb, _ in batches] == sizes == [len(tb) for _, tb in batches]
+    if not shuffle and batches:
+        flat = [r for xb, _ in batches for r in xb.tolist()]
+        assert flat == x.tolist()[:len(flat)]
+
+
+def test_tensor_dataset_indexing(fw: ModuleType) -> None:
+    _, _, _, x, t, y, _ = setup(fw, 6, 6)
+    ds = fw.data.TensorDataset(x, y)
+    assert len(ds) == 6 and ds.tensors[0] is x and ds.tensors[1] == y
+    xi, yi = ds[2]
+    assert xi.tolist() == x.tolist()[2] and yi == y[2]
+    xs, ys = ds[1:3]
+    assert xs.tolist() == x.tolist()[1:3] and ys == y[1:3]
+    xg, yg = ds[[4, 0, 4]]
+    assert xg.tolist() == [x.tolist()[i] for i in (4, 0, 4)] and yg == [y[4], y[0], y[4]]
+    tds = fw.data.TensorDataset(x, t)
+    assert tds[[1]][1].tolist() == [t.tolist()[1]]
+    assert fw.data.TensorDataset(x, tuple(y)).tensors[1] == y  # a tuple of labels is kept as a list
+
+
+def test_a_dataset_of_your_own(fw: ModuleType) -> None:
+    """Any dataset with __len__ and a __getitem__ that takes a list of indices; it needs a
+    generator to tell the backend when shuffling."""
+
+    class Squares:
+        def __len__(self) -> int:
+            return 9
+
+        def __getitem__(self, idx: list) -> list:
+            return [i * i for i in idx]
+
+    g, ref = fw.Generator(1), fw.Generator(1)
+    got = list(fw.data.DataLoader(Squares(), batch_size=4, shuffle=True, generator=g))
+    perm = fw.randperm(9, generator=ref)
+    assert got == [[i * i for i in perm[k:k + 4]] for k in (0, 4, 8)]
+    assert list(fw.data.DataLoader(Squares(), batch_size=5)) == [[0, 1, 4, 9, 16], [25, 36, 49, 64]]
+    with pytest.raises(TypeError, match="generator"):
+        fw.data.DataLoader(Squares(), shuffle=True)
+
+
+def test_exported_by_both_backends(fw: ModuleType) -> None:
+    import pyfw
+    assert fw.data.TensorDataset is pyfw.data.TensorDataset
+    assert fw.data.DataLoader is pyfw.data.DataLoader
+    assert {"TensorDataset", "DataLoader"} <= set(getattr(fw.data, "__all__", dir(fw.data)))
+
+
+@pytest.mark.parametrize("kwargs, exc", [
+    ({"batch_size": 0}, ValueError), ({"batch_size": -2}, ValueError), ({"batch_size": 1.5}, TypeError),
+    ({"batch_size": True}, TypeError), ({"batch_size": None}, TypeError), ({"batch_size": "4"}, TypeError),
+    ({"shuffle": "yes"}, TypeError), ({"shuffle": 1}, TypeError), ({"drop_last": None}, TypeError),
+    ({"generator": 5}, TypeError),
+], ids=["bs-0", "bs-neg", "bs-float", "bs-bool", "bs-none", "bs-str", "shuffle-str", "shuffle-int",
+        "drop-none", "gen-int"])
+def test_bad_loader_arguments(fw: ModuleType, kwargs: dict, exc: type) -> None:
+    _, _, _, x, t, _, _ = setup(fw, 0, 5)
+    with pytest.raises(exc):
+        fw.data.DataLoader(fw.data.TensorDataset(x, t), **kwargs)
+
+
+def test_bad_dataset(fw: ModuleType) -> None:
+    _, _, _, x, t, y, _ = setup(fw, 0, 5)
+    with pytest.raises(TypeError):
+        fw.data.DataLoader(5)
+    with pytest.raises(TypeError):
+        fw.data.TensorDataset()
+    with pytest.raises(TypeError, match="Tensor"):
+        fw.data.TensorDataset(x.tolist(), y)
+    with pytest.raises(ValueError, match="rows"):
+        fw.data.TensorDataset(x, y[:4])
+    with pytest.raises(ValueError, match="rows"):
+        fw.data.TensorDataset(x, t[0:3])
+    with pytest.raises(TypeError):
+        fw.data.TensorDataset(x, {"a": 1})
+
+
+@pytest.mark.parametrize("other", BACKENDS)
+def test_backends_do_not_mix(fw: ModuleType, other: str) -> None:
+    ofw = load_backend(other)
+    if ofw is fw:
+        pytest.skip("same backend")
+    _, _, _, x, t, _, _ = setup(fw, 0, 5)
+    ox = ofw.tensor(t.tolist())
+    with pytest.raises(TypeError):
+        fw.data.TensorDataset(x, ox)
+    with pytest.raises(TypeError, match="Generator"):
+        fw.data.DataLoader(fw.data.TensorDataset(x, t), shuffle=True, generator=ofw.Generator(0))
