@@ -25,6 +25,11 @@ Derived draws, each consuming whole ``next_u64`` values:
 * ``randperm(n)``: start from ``[0, 1, ..., n-1]``; for ``i`` from ``n-1`` down
   to 1, ``j = randbelow(i + 1)`` and swap items ``i`` and ``j``.
 
+The generator holds two integers and nothing else: the seed last given and the
+state ``s``. ``get_state()`` returns both as ``{"seed": seed, "state": s}``
+(JSON-ready, the same in ``pyfw_rs``); ``set_state`` takes such a dict, from
+either backend, and the draws continue bit for bit where they left off.
+
 Test vectors are in docs/NUMERICS.md and tests/test_generator.py.
 """
 
@@ -47,6 +52,24 @@ def _check_seed(seed: object) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"Generator: seed must be an int, got {type(seed).__name__}")
     return seed & MASK64
+
+
+def _check_state(state: object) -> tuple:
+    """``(seed, state)`` from a ``get_state()`` dict; every message is ``pyfw_rs``'s too."""
+    who = "Generator.set_state"
+    if not isinstance(state, dict):
+        raise TypeError(f"{who}: expected a dict with keys 'seed' and 'state', got {type(state).__name__}")
+    if len(state) != 2 or "seed" not in state or "state" not in state:
+        raise ValueError(f"{who}: expected the keys 'seed' and 'state', got {list(state)!r}")
+    out = []
+    for key in ("seed", "state"):
+        v = state[key]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"{who}: {key} must be an int, got {type(v).__name__}")
+        if not 0 <= v <= MASK64:
+            raise ValueError(f"{who}: {key} must be in [0, 2**64), got {v}")
+        out.append(int(v))
+    return out[0], out[1]
 
 
 def _check_count(n: object, who: str) -> int:
@@ -77,6 +100,23 @@ class Generator:
     def initial_seed(self) -> int:
         """The seed last given (reduced modulo 2**64)."""
         return self._seed
+
+    def get_state(self) -> dict:
+        """``{"seed": initial_seed(), "state": s}``: all the generator holds, as two ints in [0, 2**64).
+
+        A new dict each call; ``set_state`` of it (in either backend) resumes the same stream.
+        """
+        return {"seed": self._seed, "state": self._state}
+
+    def set_state(self, state: dict) -> "Generator":
+        """Restore a ``get_state()`` dict; returns the generator, as in torch.
+
+        A dict with exactly the keys ``"seed"`` and ``"state"``, each an int in
+        [0, 2**64); anything else raises ``TypeError`` (a wrong kind) or
+        ``ValueError`` (wrong keys, out of range) and changes nothing.
+        """
+        self._seed, self._state = _check_state(state)
+        return self
 
     def next_u64(self) -> int:
         """The next raw 64-bit output."""

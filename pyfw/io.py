@@ -1,43 +1,120 @@
-"""Saving and loading state dicts as JSON, written atomically.
+"""Files, written once for both backends: safetensors, model files, and JSON state dicts.
 
-JSON keeps every float exactly: Python writes the shortest repr that reads back
-to the same bits. The file holds ``{"format": "pyfw.state_dict", "version": 1,
-"tensors": {name: {"shape": [...], "data": nested list}}}``.
+Everything here is the standard library (``struct``, ``json``) and works with the
+tensors and modules of either backend. The formats, the checks the reader makes
+and the metadata of a model file are in docs/FILES.md.
+
+* **safetensors** (:func:`save_safetensors`, :func:`load_safetensors`,
+  :func:`load_safetensors_metadata`): the Hugging Face ``safetensors`` format,
+  byte for byte as its reference writer lays it out. We write F64 and read F64
+  and F32 (widened to float64, exactly).
+* **Model files** (:func:`save_model`, :func:`load_model`,
+  :func:`load_preprocess`): a safetensors file whose tensors are the model's
+  ``state_dict`` (torch.nn.Sequential's keys) and whose ``__metadata__`` holds
+  the architecture and any fixed input preprocessing, so the file is usable
+  without the code that trained it.
+* **JSON state dicts** (:func:`save`, :func:`load`): the older, second format,
+  kept because it is plain text that shows every weight exactly (for reading
+  and diffing) and because other tools read it. It holds tensors only.
+
+The backend of what is read is chosen by the ``fw`` argument: ``pyfw`` (the
+default) or ``pyfw_rs``, the module itself, as ``pyfw.task`` takes it. Since
+``pyfw_rs.io`` is this module, ``pyfw_rs`` users pass ``fw=pyfw_rs``.
+
+Every writer is atomic (:func:`write_atomic`). Every reader raises ``ValueError``
+naming the file for a file that is truncated, corrupt or hostile, and reads
+nothing into any existing object: loading into a model happens only after the
+whole file has been checked.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import os
+import stat
+import struct
+import sys
+from types import ModuleType
+from typing import Any, Iterator, Optional, Union
 
-from .tensor import _parse
+from .tensor import Tensor, _parse
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 FORMAT = "pyfw.state_dict"
+"""The ``"format"`` of a JSON state-dict file."""
 VERSION = 1
+"""The ``"version"`` of a JSON state-dict file."""
+
+MAX_HEADER_SIZE = 100_000_000
+"""The largest safetensors header read, in bytes: the reference implementation's cap."""
+
+DTYPE_BITS = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "F8_E4M3FNUZ": 8,
+    "F8_E5M2FNUZ": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "I16": 16, "U16": 16, "F16": 16,
+    "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "F64": 64, "I64": 64, "U64": 64, "C64": 64,
+}
+"""Every dtype the reference safetensors implementation knows, with its size in bits."""
+
+READ_DTYPES = {"F64": "d", "F32": "f"}
+"""The dtypes this reader converts (to float64), with their ``struct`` codes."""
+
+MODEL_FORMAT = "model"
+"""The value of the ``"pyfw.format"`` metadata key in a model file."""
+MODEL_VERSION = "1"
+"""The value of the ``"pyfw.format_version"`` metadata key this module writes and reads."""
+
+MAX_DEPTH = 64
+"""The deepest nesting of ``Sequential`` in a model file that is written or read."""
+
+_U64 = 1 << 64
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a new temporary file in the same folder and a rename.
+# --------------------------------------------------------------------------- atomic writes
 
-    The temporary file gets the usual permissions (0o666 less the umask). After
-    the rename the folder is synced too, where the system allows it.
+def write_atomic(path: PathLike, data: Union[str, bytes]) -> None:
+    """Write ``data`` (text, as UTF-8, or bytes) to ``path`` through a temporary file and a rename.
+
+    The temporary file is new, in the same folder, with the usual permissions
+    (0o666 less the umask); after the rename the folder is synced too, where the
+    system allows it. On any failure the temporary file is removed and ``path``
+    keeps its old content. An ``OSError`` names ``path``, never the temporary file.
     """
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(6).hex()}.part")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as e:
+        raise _renamed(e, path) from None
+    try:
+        if isinstance(data, str):
+            f = os.fdopen(fd, "w", encoding="utf-8")
+        else:
+            f = os.fdopen(fd, "wb")
+        with f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise _renamed(e, path) from None
         raise
     _sync_folder(folder)
+
+
+def _renamed(e: OSError, path: str) -> OSError:
+    """``e`` naming ``path`` instead of the temporary file (unchanged if it names no file)."""
+    if e.errno is None or e.filename is None:
+        return e
+    return type(e)(e.errno, e.strerror, path)
 
 
 def _sync_folder(folder: str) -> None:
@@ -53,9 +130,601 @@ def _sync_folder(folder: str) -> None:
         os.close(dfd)
 
 
-def save(state_dict: dict, path: str) -> None:
-    """Write a state dict (values are tensors of either backend, or nested lists) to ``path``.
+# --------------------------------------------------------------------------- backends
 
+def _backend(fw: Optional[ModuleType], who: str) -> ModuleType:
+    """The backend module ``fw`` (``pyfw`` for None), checked."""
+    if fw is None:
+        import pyfw
+        return pyfw
+    if not isinstance(fw, ModuleType) or not all(hasattr(fw, a) for a in ("tensor", "Sequential", "ACTIVATIONS")):
+        raise TypeError(f"{who}: fw must be a backend module (pyfw or pyfw_rs), got {type(fw).__name__}")
+    return fw
+
+
+def _make_tensor(fw: ModuleType, rows: list, shape: tuple) -> Any:
+    """A tensor of ``fw`` holding ``rows`` (already checked finite)."""
+    if getattr(fw, "Tensor", None) is Tensor:
+        return Tensor._wrap(rows, shape)
+    return fw.tensor(rows[0] if len(shape) == 1 else rows)
+
+
+def _loaded_backends() -> Iterator[ModuleType]:
+    """``pyfw``, and ``pyfw_rs`` if it has been imported (a module of it can exist only then)."""
+    import pyfw
+    yield pyfw
+    rs = sys.modules.get("pyfw_rs")
+    if rs is not None:
+        yield rs
+
+
+# --------------------------------------------------------------------------- safetensors: writing
+
+def save_safetensors(tensors: dict, path: PathLike, metadata: Optional[dict] = None) -> None:
+    """Write ``{name: tensor}`` to ``path`` as a safetensors file of F64 tensors, atomically.
+
+    Values are tensors of either backend or nested lists (1-D or 2-D, finite),
+    checked as ``tensor()`` checks its data before anything is written.
+    ``metadata``, if given, is a ``{str: str}`` map stored as ``__metadata__``.
+
+    The layout is the reference writer's: an 8-byte little-endian header length
+    ``N``; ``N`` bytes of compact JSON (``__metadata__`` first, then the tensors by
+    name, each ``{"dtype": "F64", "shape": [...], "data_offsets": [begin, end]}``),
+    padded with spaces to a multiple of 8; then each tensor's float64 values,
+    little-endian, row-major, in the same order. ``TypeError`` for a value of the
+    wrong kind, ``ValueError`` for a wrong value; either way nothing is written.
+    """
+    who = "save_safetensors"
+    if not isinstance(tensors, dict):
+        raise TypeError(f"{who}: expected a dict of tensors, got {type(tensors).__name__}")
+    staged = []
+    for name, value in tensors.items():
+        if not isinstance(name, str):
+            raise TypeError(f"{who}: tensor names must be strings, got {type(name).__name__}")
+        if name == "__metadata__":
+            raise ValueError(f"{who}: '__metadata__' is reserved and cannot name a tensor")
+        rows, shape = _parse(value, f"{who}[{name!r}]")
+        for r in rows:  # _parse trusts a pyfw Tensor, whose in-place arithmetic may overflow
+            if not all(map(math.isfinite, r)):
+                bad = next(v for v in r if not math.isfinite(v))
+                raise ValueError(f"{who}[{name!r:.80}]: expected finite numbers, got {bad!r}")
+        staged.append((name, rows, shape))
+    if metadata is not None:
+        if not isinstance(metadata, dict):
+            raise TypeError(f"{who}: metadata must be a dict of strings, got {type(metadata).__name__}")
+        for k, v in metadata.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise TypeError(f"{who}: metadata keys and values must be strings, "
+                                f"got {type(k).__name__} -> {type(v).__name__}")
+    staged.sort(key=lambda item: item[0])  # the reference sorts by dtype, then by name
+    header: dict = {} if metadata is None else {"__metadata__": dict(metadata)}
+    chunks = []
+    offset = 0
+    for name, rows, shape in staged:
+        flat = [v for r in rows for v in r]
+        chunk = struct.pack(f"<{len(flat)}d", *flat)
+        header[name] = {"dtype": "F64", "shape": list(shape), "data_offsets": [offset, offset + len(chunk)]}
+        offset += len(chunk)
+        chunks.append(chunk)
+    try:
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"{who}: a name or a metadata string is not valid Unicode ({e.reason})") from None
+    text += b" " * (-len(text) % 8)
+    if len(text) > MAX_HEADER_SIZE:
+        raise ValueError(f"{who}: the header would take {len(text)} bytes, more than {MAX_HEADER_SIZE}")
+    write_atomic(path, b"".join([struct.pack("<Q", len(text)), text, *chunks]))
+
+
+# --------------------------------------------------------------------------- safetensors: reading
+
+class _Header:
+    """A checked safetensors header: the entries in file order and the metadata."""
+
+    __slots__ = ("entries", "metadata")
+
+    def __init__(self, entries: list, metadata: dict) -> None:
+        self.entries = entries  # [(name, dtype, shape, begin, end)], sorted by offset
+        self.metadata = metadata
+
+
+def _bad(who: str, path: str, what: str) -> ValueError:
+    return ValueError(f"{who}: {path} is not a valid safetensors file: {what}")
+
+
+def _open_regular(path: str, who: str) -> tuple:
+    """``(binary file, size)`` for a regular file; never blocks on a FIFO or a device."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{who}: {path} is not a regular file")
+        return os.fdopen(fd, "rb"), st.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_exact(f: Any, n: int, who: str, path: str, what: str) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise _bad(who, path, f"the file ends inside the {what} (it changed while being read?)")
+    return data
+
+
+def _pairs_no_duplicates(pairs: list) -> dict:
+    out: dict = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_constants(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _bounded_int(text: str) -> int:
+    """A JSON integer of at most 400 digits (more would not even fit a float): Pythons before the
+    int-size limit of 3.11 would spend quadratic time on a huge one."""
+    if len(text) > 401:
+        raise ValueError(f"an integer of {len(text)} characters")
+    return int(text)
+
+
+def _parse_json(text: Union[str, bytes], what: str) -> Any:
+    """Strict JSON: no duplicate keys, no NaN or Infinity; any failure is a ValueError saying so."""
+    try:
+        return json.loads(text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_no_constants,
+                          parse_int=_bounded_int)
+    except _DuplicateKey as e:
+        raise ValueError(f"the {what} repeats the key {e.args[0]!r:.80}") from None
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, int limits
+        raise ValueError(f"the {what} is not valid JSON ({type(e).__name__}: {str(e):.200})") from None
+
+
+def _is_u64(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < _U64
+
+
+def _read_header(f: Any, size: int, path: str, who: str) -> _Header:
+    """Read and check the header as the reference reader does, then pyfw's own limits."""
+    if size < 8:
+        raise _bad(who, path, f"it has {size} bytes, fewer than the 8 of the header length")
+    raw = _read_exact(f, 8, who, path, "header length")
+    n = struct.unpack("<Q", raw)[0]
+    hint = " (it looks like JSON: a pyfw JSON state dict is read by pyfw.io.load)" if raw[:1] == b"{" else ""
+    if n > MAX_HEADER_SIZE:
+        raise _bad(who, path, f"the header length {n} exceeds the limit of {MAX_HEADER_SIZE} bytes{hint}")
+    if 8 + n > size:
+        raise _bad(who, path, f"the header length {n} runs past the end of the file ({size} bytes){hint}")
+    try:
+        doc = _parse_json(_read_exact(f, n, who, path, "header"), "header")
+    except ValueError as e:
+        raise _bad(who, path, str(e)) from None
+    if not isinstance(doc, dict):
+        raise _bad(who, path, f"the header is a JSON {type(doc).__name__}, not an object")
+    metadata = doc.pop("__metadata__", None)
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise _bad(who, path, "__metadata__ must map strings to strings")
+    entries = []
+    for name, info in doc.items():
+        if not isinstance(info, dict):
+            raise _bad(who, path, f"the entry of tensor {name!r:.80} is not an object")
+        for key in ("dtype", "shape", "data_offsets"):
+            if key not in info:
+                raise _bad(who, path, f"the entry of tensor {name!r:.80} has no {key!r}")
+        dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
+            raise _bad(who, path, f"tensor {name!r:.80} has the unknown dtype {dtype!r:.40}")
+        if not isinstance(shape, list) or not all(_is_u64(d) for d in shape):
+            raise _bad(who, path, f"tensor {name!r:.80}: shape must be a list of non-negative integers")
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_u64(o) for o in offsets):
+            raise _bad(who, path, f"tensor {name!r:.80}: data_offsets must be two non-negative integers")
+        entries.append((name, dtype, shape, offsets[0], offsets[1]))
+    entries.sort(key=lambda e: (e[3], e[4]))
+    limit = 8 * size  # no tensor holds more bits than the file
+    end = 0
+    for name, dtype, shape, begin, stop in entries:
+        if begin != end or stop < begin:
+            raise _bad(who, path, f"invalid data_offsets [{begin}, {stop}] of tensor {name!r:.80}: "
+                                  f"expected data to begin at {end}, contiguous, without holes or overlaps")
+        end = stop
+        bits = DTYPE_BITS[dtype]
+        if 0 in shape:
+            bits = 0
+        for d in shape:
+            bits *= d
+            if bits > limit:
+                break
+        if bits % 8 or bits // 8 != stop - begin:
+            raise _bad(who, path, f"tensor {name!r:.80} of shape {shape!r:.80} and dtype {dtype} does not "
+                                  f"match its {stop - begin} bytes of data (data_offsets [{begin}, {stop}])")
+    if 8 + n + end != size:
+        raise _bad(who, path, f"the tensors end at byte {8 + n + end} but the file has {size} bytes")
+    for name, dtype, shape, _, _ in entries:
+        if dtype not in READ_DTYPES:
+            raise ValueError(f"{who}: {path}: tensor {name!r:.80} has dtype {dtype}; pyfw reads F64 and F32")
+        if len(shape) not in (1, 2):
+            raise ValueError(f"{who}: {path}: tensor {name!r:.80} has shape {shape!r:.80}; pyfw tensors are 1-D or 2-D")
+        if 0 in shape:
+            raise ValueError(f"{who}: {path}: tensor {name!r:.80} has shape {shape!r:.80}; pyfw tensors are never empty")
+    return _Header(entries, metadata)
+
+
+def _read_tensors(f: Any, header: _Header, path: str, who: str) -> dict:
+    """``{name: (rows, shape)}`` in file order, every value finite."""
+    out = {}
+    isfinite = math.isfinite
+    for name, dtype, shape, begin, stop in header.entries:
+        data = _read_exact(f, stop - begin, who, path, f"data of tensor {name!r:.80}")
+        count = 1
+        for d in shape:
+            count *= d
+        values = struct.unpack(f"<{count}{READ_DTYPES[dtype]}", data)
+        del data
+        if not all(map(isfinite, values)):
+            bad = next(v for v in values if not isfinite(v))
+            raise ValueError(f"{who}: {path}: tensor {name!r:.80} holds {bad!r}; pyfw tensors are finite")
+        cols = shape[-1]
+        rows = [list(values[i:i + cols]) for i in range(0, count, cols)]
+        out[name] = (rows, tuple(shape))
+    return out
+
+
+def _read(path: PathLike, who: str, data: bool = True) -> tuple:
+    """``(header, {name: (rows, shape)} or None)`` of a checked safetensors file."""
+    path = os.fspath(path)
+    f, size = _open_regular(path, who)
+    with f:
+        header = _read_header(f, size, path, who)
+        tensors = _read_tensors(f, header, path, who) if data else None
+    return header, tensors
+
+
+def load_safetensors(path: PathLike, fw: Optional[ModuleType] = None) -> dict:
+    """Read a safetensors file: ``{name: tensor}`` in file order, tensors of the backend ``fw``.
+
+    ``fw`` is ``pyfw`` (the default) or ``pyfw_rs``. F64 and F32 tensors are read
+    (F32 widened exactly to float64), 1-D or 2-D, with finite values. The whole
+    file is checked before anything is returned: a truncated, corrupt or hostile
+    file, or one pyfw cannot hold, gets a ``ValueError`` that names it (docs/FILES.md
+    lists every check). A file that cannot be opened gets the ``OSError`` of ``open``.
+    """
+    fw = _backend(fw, "load_safetensors")
+    _, tensors = _read(path, "load_safetensors")
+    return {name: _make_tensor(fw, rows, shape) for name, (rows, shape) in tensors.items()}
+
+
+def load_safetensors_metadata(path: PathLike) -> dict:
+    """The ``__metadata__`` of a safetensors file (``{}`` if it has none), reading only its header.
+
+    The header is checked as :func:`load_safetensors` checks it (offsets against
+    the file size included); the tensor data is not read.
+    """
+    header, _ = _read(path, "load_safetensors_metadata", data=False)
+    return dict(header.metadata)
+
+
+# --------------------------------------------------------------------------- model files
+
+class Preprocess:
+    """A fixed map applied to a model's inputs, stored in its model file.
+
+    ``spec`` is None (the identity) or ``{"kind": "affine", "shift": s, "scale": c}``,
+    which maps each input element ``x`` of column ``j`` to ``(x + s_j) * c_j``,
+    exactly in this order (two roundings). ``s`` and ``c`` are finite numbers, or
+    lists with one finite number per input column. The seed task's
+    standardization ``(x - 0.5) * sqrt(12.0)`` is ``shift=-0.5, scale=math.sqrt(12.0)``
+    (``x + -0.5`` is ``x - 0.5`` bit for bit).
+    """
+
+    __slots__ = ("spec",)
+
+    def __init__(self, spec: Optional[dict] = None) -> None:
+        self.spec: Optional[dict] = _check_preprocess(spec, "Preprocess")
+
+    def __call__(self, x: Any) -> Any:
+        """``x`` mapped: a tensor of the same backend for a tensor, nested lists for anything else.
+
+        The identity returns ``x`` itself. A 1-D input is one row. ``ValueError``
+        if per-column lists do not match the number of columns, or if a result
+        overflows to infinity.
+        """
+        if self.spec is None:
+            return x
+        rows, shape = _parse(x, "Preprocess")
+        cols = shape[-1]
+        shift, scale = self.spec["shift"], self.spec["scale"]
+        shifts = shift if isinstance(shift, list) else [shift] * cols
+        scales = scale if isinstance(scale, list) else [scale] * cols
+        if len(shifts) != cols or len(scales) != cols:
+            raise ValueError(f"Preprocess: the affine map has {max(len(shifts), len(scales))} columns, "
+                             f"the input has {cols} (shape {shape})")
+        out = [[(v + s) * c for v, s, c in zip(r, shifts, scales)] for r in rows]
+        if not all(math.isfinite(v) for r in out for v in r):
+            raise ValueError("Preprocess: the affine map overflows on this input")
+        if isinstance(x, Tensor):
+            return Tensor._wrap(out, shape)
+        data = out[0] if len(shape) == 1 else out
+        for fw in _loaded_backends():
+            if isinstance(x, fw.Tensor):
+                return fw.tensor(data)
+        return data
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Preprocess) and self.spec == other.spec
+
+    def __repr__(self) -> str:
+        return f"Preprocess({self.spec!r})"
+
+
+def _finite(v: Any) -> Optional[float]:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _check_preprocess(spec: Any, who: str) -> Optional[dict]:
+    """``spec`` normalized (numbers as floats), or ``TypeError``/``ValueError``."""
+    if spec is None:
+        return None
+    if isinstance(spec, Preprocess):
+        return spec.spec
+    if not isinstance(spec, dict):
+        raise TypeError(f"{who}: preprocess must be None or a dict such as "
+                        f"{{'kind': 'affine', 'shift': -0.5, 'scale': 2.0}}, got {type(spec).__name__}")
+    if spec.get("kind") != "affine" or set(spec) != {"kind", "shift", "scale"}:
+        raise ValueError(f"{who}: preprocess must have exactly the keys 'kind' ('affine'), 'shift' and "
+                         f"'scale', got {spec!r:.200}")
+    out: dict = {"kind": "affine"}
+    for key in ("shift", "scale"):
+        v = spec[key]
+        if isinstance(v, list):
+            vals = [_finite(t) for t in v]
+            if not vals or any(t is None for t in vals):
+                raise ValueError(f"{who}: preprocess {key} must be a finite number or a non-empty list "
+                                 f"of them, got {v!r:.200}")
+            out[key] = vals
+        else:
+            f = _finite(v)
+            if f is None:
+                raise ValueError(f"{who}: preprocess {key} must be a finite number or a non-empty list "
+                                 f"of them, got {v!r:.200}")
+            out[key] = f
+    if isinstance(out["shift"], list) and isinstance(out["scale"], list) and len(out["shift"]) != len(out["scale"]):
+        raise ValueError(f"{who}: preprocess shift has {len(out['shift'])} values, scale {len(out['scale'])}")
+    return out
+
+
+def _arg_names(cls: type) -> tuple:
+    """The constructor arguments of an activation class: ``_params`` in pyfw, the signature in pyfw_rs."""
+    params = getattr(cls, "_params", None)
+    if params is None:
+        params = tuple(inspect.signature(cls).parameters)
+    return tuple(params)
+
+
+def _describe(m: Any, depth: int) -> dict:
+    """The architecture entry of module ``m`` (see docs/FILES.md)."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"save_model: Sequential is nested more than {MAX_DEPTH} deep")
+    cls = type(m)
+    for fw in _loaded_backends():
+        if cls is fw.Sequential:
+            return {"kind": "Sequential", "layers": [_describe(c, depth + 1) for c in m]}
+        if cls is fw.Linear:
+            return {"kind": "Linear", "args": {"in_features": int(m.in_features), "out_features": int(m.out_features)}}
+        if cls is fw.Dropout:
+            return {"kind": "Dropout", "args": {"p": float(m.p)}}
+        if fw.ACTIVATIONS.get(cls.__name__) is cls:
+            return {"kind": cls.__name__, "args": {a: getattr(m, a) for a in _arg_names(cls)}}
+    raise TypeError(f"save_model: cannot describe a {cls.__module__}.{cls.__qualname__}: a model file holds "
+                    f"Sequential, Linear, Dropout and the members of ACTIVATIONS, not other Python modules")
+
+
+def model_metadata(model: Any, preprocess: Any = None) -> dict:
+    """The ``__metadata__`` that :func:`save_model` writes for ``model``: a ``{str: str}`` map.
+
+    ``"pyfw.format": "model"``, ``"pyfw.format_version": "1"``, ``"pyfw.architecture"``
+    (JSON of the module tree) and ``"pyfw.preprocess"`` (JSON of the preprocessing
+    spec, ``null`` for none). ``TypeError`` for a module that cannot be described.
+    """
+    arch = _describe(model, 0)
+    spec = _check_preprocess(preprocess, "save_model")
+    return {
+        "pyfw.format": MODEL_FORMAT,
+        "pyfw.format_version": MODEL_VERSION,
+        "pyfw.architecture": json.dumps(arch, allow_nan=False),
+        "pyfw.preprocess": json.dumps(spec, allow_nan=False),
+    }
+
+
+def save_model(model: Any, path: PathLike, preprocess: Any = None) -> None:
+    """Write ``model`` as a model file: a safetensors file that stands alone.
+
+    The tensors are ``model.state_dict()`` (torch.nn.Sequential's keys, F64), so
+    ``torch.nn.Sequential(...).load_state_dict(safetensors.torch.load_file(path))``
+    works. The metadata (:func:`model_metadata`) holds the architecture, every
+    layer with its constructor arguments, and ``preprocess``: None, a
+    :class:`Preprocess`, or its spec ``{"kind": "affine", "shift": s, "scale": c}``.
+
+    ``model`` is a module of either backend built from Sequential, Linear, Dropout
+    and the activation table; any other module (a Python-defined one included)
+    raises ``TypeError``. A Dropout's generator is not stored. Written atomically.
+    """
+    metadata = model_metadata(model, preprocess)
+    save_safetensors(model.state_dict(), path, metadata)
+
+
+def _model_meta(header: _Header, path: str, who: str) -> dict:
+    meta = header.metadata
+    if meta.get("pyfw.format") != MODEL_FORMAT:
+        raise ValueError(f"{who}: {path} is not a pyfw model file (its metadata has no \"pyfw.format\": "
+                         f"\"model\"); read its tensors with load_safetensors")
+    if meta.get("pyfw.format_version") != MODEL_VERSION:
+        raise ValueError(f"{who}: {path} has model format version {meta.get('pyfw.format_version')!r:.40}, "
+                         f"this pyfw reads {MODEL_VERSION!r}")
+    return meta
+
+
+def _plan(desc: Any, prefix: str, params: dict, fw: ModuleType, depth: int, where: str) -> None:
+    """Check one architecture entry against ``fw`` and collect the parameter shapes it implies."""
+    if depth > MAX_DEPTH:
+        raise ValueError(f"Sequential is nested more than {MAX_DEPTH} deep")
+    if not isinstance(desc, dict) or not isinstance(desc.get("kind"), str):
+        raise ValueError(f"layer {where or 'root'} is not an object with a string 'kind'")
+    kind = desc["kind"]
+    if kind == "Sequential":
+        if set(desc) != {"kind", "layers"} or not isinstance(desc["layers"], list):
+            raise ValueError(f"Sequential {where or 'root'} must have exactly 'kind' and a list 'layers'")
+        for i, child in enumerate(desc["layers"]):
+            _plan(child, f"{prefix}{i}.", params, fw, depth + 1, f"{prefix}{i}")
+        return
+    if set(desc) != {"kind", "args"} or not isinstance(desc["args"], dict):
+        raise ValueError(f"layer {where or 'root'} ({kind:.40}) must have exactly 'kind' and a dict 'args'")
+    args = desc["args"]
+    if kind == "Linear":
+        if set(args) != {"in_features", "out_features"} or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in args.values()):
+            raise ValueError(f"Linear {where or 'root'} needs positive integers in_features and out_features, "
+                             f"got {args!r:.200}")
+        params[f"{prefix}weight"] = (args["out_features"], args["in_features"])
+        params[f"{prefix}bias"] = (args["out_features"],)
+        return
+    if kind == "Dropout":
+        allowed: tuple = ("p",)
+    elif kind in fw.ACTIVATIONS:
+        allowed = _arg_names(fw.ACTIVATIONS[kind])
+    else:
+        raise ValueError(f"layer {where or 'root'} has the unknown kind {kind!r:.40}")
+    unknown = [a for a in args if a not in allowed]
+    if unknown:
+        raise ValueError(f"{kind} {where or 'root'} has unknown arguments {unknown!r:.200}")
+
+
+def _build(desc: dict, fw: ModuleType) -> Any:
+    """The module an architecture entry describes (already checked by :func:`_plan`)."""
+    kind = desc["kind"]
+    if kind == "Sequential":
+        return fw.Sequential(*[_build(c, fw) for c in desc["layers"]])
+    args = desc["args"]
+    if kind == "Linear":
+        # A throwaway generator: building draws the initial values, which the file replaces,
+        # and must not move the default generator.
+        return fw.Linear(args["in_features"], args["out_features"], generator=fw.Generator(0))
+    cls = fw.Dropout if kind == "Dropout" else fw.ACTIVATIONS[kind]
+    return cls(**args)
+
+
+def build_model(metadata: dict, tensors: dict, fw: Optional[ModuleType] = None, source: str = "build_model") -> Any:
+    """The model that a model file's ``metadata`` describes, in backend ``fw``, loaded with ``tensors``.
+
+    ``metadata`` is as :func:`model_metadata` writes it; ``tensors`` maps names to
+    tensors of either backend or nested lists, and must hold exactly the
+    parameters the architecture implies, with their shapes. The architecture is
+    checked against the tensors before any module is built. ``ValueError``
+    (prefixed with ``source``) for a missing or invalid architecture, an unknown
+    layer kind, or weights that do not match. The model is returned in eval mode.
+    """
+    fw = _backend(fw, source)
+    if not isinstance(tensors, dict):
+        raise TypeError(f"{source}: tensors must be a dict, got {type(tensors).__name__}")
+    staged = {}
+    for name, value in tensors.items():
+        rows, shape = _parse(value, f"{source}[{name!r}]")
+        staged[name] = (rows, shape)
+    return _build_checked(metadata, staged, fw, source)
+
+
+def _build_checked(metadata: Any, tensors: dict, fw: ModuleType, source: str) -> Any:
+    """:func:`build_model` for ``tensors`` given as ``{name: (rows, shape)}``."""
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("pyfw.architecture"), str):
+        raise ValueError(f"{source}: no architecture (\"pyfw.architecture\") in the metadata")
+    params: dict = {}
+    try:
+        desc = _parse_json(metadata["pyfw.architecture"], "architecture")
+        _plan(desc, "", params, fw, 0, "")
+    except RecursionError:
+        raise ValueError(f"{source}: invalid architecture: nested too deeply") from None
+    except ValueError as e:
+        raise ValueError(f"{source}: invalid architecture: {e}") from None
+    missing = [k for k in params if k not in tensors]
+    extra = [k for k in tensors if k not in params]
+    if missing or extra:
+        raise ValueError(f"{source}: the weights do not match the architecture: missing {missing!r:.300}, "
+                         f"unexpected {extra!r:.300}")
+    for name, shape in params.items():
+        if tensors[name][1] != shape:
+            raise ValueError(f"{source}: {name!r:.80} has shape {tensors[name][1]}, the architecture needs {shape}")
+    try:
+        model = _build(desc, fw)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{source}: invalid architecture: {e}") from None
+    model.load_state_dict({k: rows[0] if len(shape) == 1 else rows for k, (rows, shape) in tensors.items()})
+    model.eval()
+    return model
+
+
+def load_model(path: PathLike, fw: Optional[ModuleType] = None) -> Any:
+    """Rebuild the model of a model file written by :func:`save_model`, in backend ``fw``.
+
+    ``fw`` is ``pyfw`` (the default) or ``pyfw_rs``. Returns the ``Sequential``
+    (or the single module that was saved) with the file's weights, in eval mode;
+    its outputs are bit-identical to the saved model's in either backend. The
+    file's preprocessing is read by :func:`load_preprocess`. Building draws
+    nothing from the default generator. A file that is not a valid pyfw model
+    file (not safetensors, no or an invalid architecture, an unknown layer kind,
+    weights that do not match) gets a ``ValueError`` naming it.
+    """
+    who = "load_model"
+    fw = _backend(fw, who)
+    path = os.fspath(path)
+    header, tensors = _read(path, who)
+    meta = _model_meta(header, path, who)
+    _check_stored_preprocess(meta, path, who)
+    return _build_checked(meta, tensors, fw, f"{who}: {path}")
+
+
+def _check_stored_preprocess(meta: dict, path: str, who: str) -> Preprocess:
+    try:
+        return Preprocess(_parse_json(meta.get("pyfw.preprocess", "null"), "preprocess metadata"))
+    except (TypeError, ValueError, RecursionError) as e:
+        raise ValueError(f"{who}: {path}: invalid preprocess metadata: {e}") from None
+
+
+def load_preprocess(path: PathLike) -> Preprocess:
+    """The fixed input preprocessing stored in a model file, as a callable :class:`Preprocess`.
+
+    ``model(load_preprocess(path)(x))`` gives the outputs for raw inputs ``x``;
+    the identity if the file stores none. Reads only the file's header.
+    ``ValueError`` naming the file if it is not a valid pyfw model file.
+    """
+    who = "load_preprocess"
+    path = os.fspath(path)
+    header, _ = _read(path, who, data=False)
+    return _check_stored_preprocess(_model_meta(header, path, who), path, who)
+
+
+# --------------------------------------------------------------------------- JSON state dicts
+
+def save(state_dict: dict, path: PathLike) -> None:
+    """Write a state dict (values are tensors of either backend, or nested lists) to ``path`` as JSON.
+
+    The second file format (docs/FILES.md): ``{"format": "pyfw.state_dict",
+    "version": 1, "tensors": {name: {"shape": [...], "data": nested list}}}``,
+    every float written as the shortest text that reads back to the same bits.
     Every value is checked as ``tensor()`` checks its data before anything is written.
     """
     if not isinstance(state_dict, dict):
@@ -66,20 +735,39 @@ def save(state_dict: dict, path: str) -> None:
             raise TypeError(f"save: keys must be strings, got {type(name).__name__}")
         rows, shape = _parse(value, f"save[{name!r}]")
         tensors[name] = {"shape": list(shape), "data": rows[0] if len(shape) == 1 else rows}
-    text = json.dumps({"format": FORMAT, "version": VERSION, "tensors": tensors})
+    try:
+        text = json.dumps({"format": FORMAT, "version": VERSION, "tensors": tensors}, allow_nan=False)
+    except ValueError:
+        raise ValueError("save: expected finite numbers, got nan or inf") from None
     write_atomic(path, text)
 
 
-def load(path: str) -> dict:
-    """Read a state dict written by :func:`save`: ``{name: nested list}``.
-
-    Raises ``ValueError`` naming the file for anything that is not such a file.
-    """
+def _looks_like_safetensors(path: str) -> bool:
+    """An 8-byte length that fits the file, then ``{``: the start of a safetensors file."""
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
+        with open(path, "rb") as f:
+            head = f.read(9)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:] == b"{" and 8 + struct.unpack("<Q", head[:8])[0] <= size
+
+
+def load(path: PathLike) -> dict:
+    """Read a JSON state dict written by :func:`save`: ``{name: nested list}``.
+
+    Either backend's ``load_state_dict`` takes the result. Raises ``ValueError``
+    naming the file for anything that is not such a file.
+    """
+    path = os.fspath(path)
+    f, _ = _open_regular(path, "load")
+    with f:
+        raw = f.read()
+    try:
+        doc = json.loads(raw.decode("utf-8"), parse_int=_bounded_int)
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ValueError(f"load: {path} is not a pyfw state dict file ({type(e).__name__}: {e})") from None
+        hint = " (it looks like safetensors: read it with pyfw.io.load_safetensors)" if _looks_like_safetensors(path) else ""
+        raise ValueError(f"load: {path} is not a pyfw state dict file ({type(e).__name__}: {e}){hint}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"load: {path} is not a pyfw state dict file")
     if doc.get("version") != VERSION:

@@ -430,3 +430,103 @@ def test_normal_argument_conversion_may_draw_from_the_same_generator(fw: ModuleT
     mean = r.random()
     assert v.hex() == r.normal(mean, 1.0).hex()
 
+
+
+# ---- get_state / set_state --------------------------------------------------
+
+def _draws(g: object, n: int = 6) -> list:
+    """A mix of every kind of draw, as exact values."""
+    out: list = []
+    for _ in range(n):
+        out += [g.next_u64(), g.random().hex(), g.normal(0.5, 2.0).hex(), g.randbelow(1000)]
+    return out
+
+
+def test_get_state_is_seed_and_splitmix_state(fw: ModuleType) -> None:
+    g = fw.Generator(42)
+    assert g.get_state() == {"seed": 42, "state": 42}
+    g.next_u64()
+    assert g.get_state() == {"seed": 42, "state": (42 + 0x9E3779B97F4A7C15) & MASK64}
+    assert fw.Generator(-1).get_state() == {"seed": MASK64, "state": MASK64}
+    s = g.get_state()
+    s["state"] = 0
+    assert g.get_state()["state"] != 0  # a fresh dict each time
+
+
+def test_set_state_resumes_the_stream(fw: ModuleType) -> None:
+    g = fw.Generator(7)
+    _draws(g, 3)
+    state = g.get_state()
+    ahead = _draws(g)
+    h = fw.Generator(123)
+    assert h.set_state(state) is h
+    assert _draws(h) == ahead
+    assert h.initial_seed() == 7 and repr(h) == "Generator(seed=7)"
+    h.set_state(state)
+    assert fw.randperm(50, generator=h) == fw.randperm(50, generator=fw.Generator(0).set_state(state))
+
+
+@pytest.mark.parametrize("src,dst", [("py", "rs"), ("rs", "py")])
+def test_state_moves_between_backends_bit_for_bit(src: str, dst: str) -> None:
+    a, b = load_backend(src), load_backend(dst)
+    g = a.Generator(2024)
+    _draws(g, 4)
+    a.randperm(37, generator=g)
+    state = g.get_state()
+    h = b.Generator(0).set_state(state)
+    assert h.get_state() == state
+    assert _draws(h, 20) == _draws(g, 20)
+    assert b.randperm(100, generator=h) == a.randperm(100, generator=g)
+    assert h.get_state() == g.get_state()
+
+
+def test_default_generator_state(fw: ModuleType) -> None:
+    fw.manual_seed(5)
+    fw.default_generator.random()
+    state = fw.default_generator.get_state()
+    x = fw.default_generator.random()
+    fw.manual_seed(99)
+    fw.default_generator.set_state(state)
+    assert fw.default_generator.random() == x
+    assert fw.default_generator.initial_seed() == 5
+
+
+BAD_STATES = [
+    (None, TypeError),
+    ([5, 5], TypeError),
+    ((5, 5), TypeError),
+    ("{'seed': 1, 'state': 2}", TypeError),
+    ({}, ValueError),
+    ({"seed": 1}, ValueError),
+    ({"seed": 1, "state": 2, "extra": 3}, ValueError),
+    ({"seed": 1, "State": 2}, ValueError),
+    ({1: 1, 2: 2}, ValueError),
+    ({"seed": True, "state": 1}, TypeError),
+    ({"seed": 1, "state": 1.0}, TypeError),
+    ({"seed": 1, "state": "1"}, TypeError),
+    ({"seed": 1, "state": None}, TypeError),
+    ({"seed": -1, "state": 1}, ValueError),
+    ({"seed": 1, "state": 2**64}, ValueError),
+    ({"seed": 1, "state": -(2**70)}, ValueError),
+]
+
+
+@pytest.mark.parametrize("state,exc", BAD_STATES, ids=[str(i) for i in range(len(BAD_STATES))])
+def test_bad_state_same_error_in_both_backends_and_changes_nothing(fw: ModuleType, state: object,
+                                                                   exc: type) -> None:
+    g = fw.Generator(3)
+    g.next_u64()
+    before = g.get_state()
+    with pytest.raises(exc) as e:
+        g.set_state(state)
+    with pytest.raises(exc) as want:
+        load_backend("py").Generator(3).set_state(state)
+    assert str(e.value) == str(want.value)
+    assert str(e.value).startswith("Generator.set_state: ")
+    assert g.get_state() == before
+
+
+def test_state_accepts_the_extremes(fw: ModuleType) -> None:
+    g = fw.Generator(0).set_state({"state": MASK64, "seed": 0})
+    assert g.next_u64() == _Ref(MASK64).next_u64()
+    assert g.get_state() == {"seed": 0, "state": (MASK64 + 0x9E3779B97F4A7C15) & MASK64}

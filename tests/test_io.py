@@ -1,4 +1,4 @@
-"""pyfw.io: JSON state-dict files, exact round trips, atomic writes, corrupt files."""
+"""pyfw.io: JSON state-dict files (the second format), exact round trips, atomic writes, corrupt files."""
 
 from __future__ import annotations
 
@@ -12,12 +12,6 @@ import pytest
 
 from pyfw import io
 from fwtest import hexes, sd_hex, seed_model
-
-
-
-
-
-
 
 
 def test_round_trip_is_exact(fw: ModuleType, tmp_path: Path) -> None:
@@ -203,3 +197,52 @@ def test_save_rejects_numbers_too_large_for_a_float(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         io.save({"w": [10**400]}, str(tmp_path / "w.json"))
     assert not list(tmp_path.iterdir())
+
+
+def test_write_atomic_text_and_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    io.write_atomic(path, "h\u00e9\n")
+    assert path.read_bytes() == "h\u00e9\n".encode("utf-8")
+    io.write_atomic(str(path), b"\x00\xff\r\n")
+    assert path.read_bytes() == b"\x00\xff\r\n"
+    assert os.listdir(tmp_path) == ["f"]
+
+
+def test_write_atomic_errors_name_the_users_path(tmp_path: Path) -> None:
+    path = tmp_path / "missing" / "out.json"
+    with pytest.raises(FileNotFoundError) as e:
+        io.write_atomic(str(path), "x")
+    assert e.value.filename == str(path) and ".part" not in str(e.value)
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    with pytest.raises(OSError) as e:
+        io.write_atomic(str(folder), "x")  # renaming a file over a folder fails
+    assert ".part" not in str(e.value)
+    assert sorted(os.listdir(tmp_path)) == ["dir"] and os.listdir(folder) == []
+
+
+def test_save_rejects_a_tensor_that_overflowed(fw: ModuleType, tmp_path: Path) -> None:
+    t = fw.tensor([1e308, 1.0])
+    try:
+        t.add_([1e308, 0.0])  # may leave inf in the tensor
+    except ValueError:
+        pytest.skip("this backend refuses the overflow itself")
+    with pytest.raises(ValueError):
+        io.save({"t": t}, str(tmp_path / "t.json"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_load_of_a_safetensors_file_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "m.safetensors"
+    io.save_safetensors({"w": [1.0, 2.0]}, path)
+    with pytest.raises(ValueError, match="load_safetensors") as e:
+        io.load(str(path))
+    assert str(path) in str(e.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_load_of_a_fifo_does_not_wait(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        io.load(str(fifo))

@@ -3,7 +3,7 @@
 use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyFloat, PyInt, PyList, PyString};
+use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
 
 use super::{type_name, IntoPyResult};
 use crate::generator::{Generator, DEFAULT_SEED};
@@ -36,6 +36,43 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Seed {
     fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Seed> {
         check_seed(&obj).map(Seed)
     }
+}
+
+/// `(seed, state)` from a `get_state()` dict, checked as `pyfw.generator._check_state`
+/// checks it, with the same messages: a dict (TypeError) with exactly the keys "seed" and
+/// "state" (ValueError), each an int (TypeError) in [0, 2**64) (ValueError).
+fn check_state(state: &Bound<'_, PyAny>) -> PyResult<(u64, u64)> {
+    let who = "Generator.set_state";
+    let dict = state.cast::<PyDict>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{who}: expected a dict with keys 'seed' and 'state', got {}",
+            type_name(state)
+        ))
+    })?;
+    if dict.len() != 2 || !dict.contains("seed")? || !dict.contains("state")? {
+        let keys = PyList::new(state.py(), dict.keys())?;
+        return Err(PyValueError::new_err(format!(
+            "{who}: expected the keys 'seed' and 'state', got {}",
+            keys.repr()?
+        )));
+    }
+    let mut out = [0u64; 2];
+    for (slot, key) in out.iter_mut().zip(["seed", "state"]) {
+        let v = dict
+            .get_item(key)?
+            .ok_or_else(|| PyValueError::new_err(format!("{who}: {key} is missing")))?;
+        if v.is_instance_of::<PyBool>() || !v.is_instance_of::<PyInt>() {
+            return Err(PyTypeError::new_err(format!(
+                "{who}: {key} must be an int, got {}",
+                type_name(&v)
+            )));
+        }
+        *slot = v.extract::<u64>().map_err(|_| {
+            let text = v.str().map(|s| s.to_string()).unwrap_or_default();
+            PyValueError::new_err(format!("{who}: {key} must be in [0, 2**64), got {text}"))
+        })?;
+    }
+    Ok((out[0], out[1]))
 }
 
 /// `n` checked as `pyfw.generator._check_count`: an int (TypeError), positive (ValueError).
@@ -171,6 +208,28 @@ impl PyGenerator {
     /// The seed last given (reduced modulo 2**64).
     fn initial_seed(&self) -> u64 {
         self.g.initial_seed()
+    }
+
+    /// `{"seed": initial_seed(), "state": s}`: all the generator holds, as two ints in
+    /// [0, 2**64). A new dict each call; `set_state` of it (in either backend) resumes the
+    /// same stream.
+    fn get_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("seed", self.g.initial_seed())?;
+        d.set_item("state", self.g.state())?;
+        Ok(d)
+    }
+
+    /// Restore a `get_state()` dict; returns the generator, as in torch. A dict with exactly
+    /// the keys "seed" and "state", each an int in [0, 2**64); anything else raises TypeError
+    /// (a wrong kind) or ValueError (wrong keys, out of range) and changes nothing.
+    fn set_state<'py>(
+        slf: &Bound<'py, Self>,
+        state: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let (seed, s) = check_state(state)?;
+        slf.try_borrow_mut()?.g.set_state(seed, s);
+        Ok(slf.clone())
     }
 
     /// The next raw 64-bit output.
