@@ -1,78 +1,197 @@
-//! Binding of `MSELoss` (see `pyfw/losses.py`).
+//! Binding of the loss family (see `pyfw/losses.py`).
+//!
+//! One native base class, `Loss`, holds the state of every member (a
+//! [`LossState`]), parses the input and the target, and runs the kernels. The
+//! member classes (`MSELoss`, `CrossEntropyLoss`, ...) are thin subclasses
+//! generated from `loss_table!` in `rust/losses.rs`: a constructor that checks
+//! the arguments, a getter per argument and `__repr__`.
+//!
+//! What depends on Python objects is decided here, in the order of
+//! `pyfw.losses.Loss._target`: a tensor or array target of a class member is
+//! read through `tolist()`, a list or tuple of non-sequences is a list of class
+//! indices, anything else a tensor. Every check on numbers and shapes is the
+//! kernel crate's.
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyList, PyTuple};
 
-use super::base::{module_base, Module};
+use super::base::{module_base, runs_natively, Module};
 use super::tensor::{tensor_data, PyTensor};
-use super::IntoPyResult;
-use crate::error::not_forwarded;
-use crate::losses::{check_mse_shapes, mse_backward, mse_forward};
+use super::{is_integral, is_seq, to_pyerr, type_name, Arg, Given, IntoPyResult};
+use crate::losses::{self as kernels, LossState, Reduction, Target, Targets};
 use crate::tensor::Shape;
 
-/// Mean squared error over all N elements, as `torch.nn.MSELoss()`:
-/// `L = (1/N) sum (x - t)^2` (docs/NUMERICS.md, "MSELoss").
-#[pyclass(extends = Module, subclass, module = "pyfw_rs", name = "MSELoss")]
-pub struct MSELoss {
-    diff: Vec<f64>,
-    shape: Option<Shape>,
+/// Base of the loss family: the reduction, the target, and the gradient for `backward`.
+#[pyclass(extends = Module, subclass, module = "pyfw_rs")]
+pub struct Loss {
+    state: LossState,
 }
 
-impl MSELoss {
+/// Values parsed outside any borrow of the loss: a native tensor (read in
+/// place later), or parsed data and its shape.
+enum Values<'py> {
+    Native(Bound<'py, PyTensor>),
+    Owned(Vec<f64>, Shape),
+}
+
+/// A parsed target: values, or checked class indices.
+enum Parsed<'py> {
+    Values(Values<'py>),
+    Classes(Vec<i64>),
+}
+
+/// The items of a list or tuple.
+fn items<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    if let Ok(l) = obj.cast::<PyList>() {
+        Ok(l.iter().collect())
+    } else {
+        Ok(obj.cast::<PyTuple>()?.iter().collect())
+    }
+}
+
+/// The class indices of a list or tuple, checked as `pyfw.losses._class_indices`:
+/// the count, then each index's type and range.
+fn class_indices(target: &Bound<'_, PyAny>, who: &str, shape: Shape) -> PyResult<Vec<i64>> {
+    let items = items(target)?;
+    kernels::check_class_count(who, shape, items.len()).py()?;
+    let mut out = Vec::with_capacity(items.len());
+    for (i, v) in items.iter().enumerate() {
+        if !is_integral(v)? {
+            return Err(to_pyerr(kernels::class_not_int(who, &type_name(v), i)));
+        }
+        match v.extract::<i64>() {
+            Ok(k) => {
+                kernels::check_class(who, shape, i, k).py()?;
+                out.push(k);
+            }
+            // Too large for i64, so out of range; Python prints every digit.
+            Err(_) => {
+                let value = v.str()?.to_string();
+                return Err(to_pyerr(kernels::class_out_of_range(who, shape, i, &value)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The target of member `kind` for an input of `shape`.
+fn parse_target<'py>(
+    kind: kernels::Loss,
+    shape: Shape,
+    target: &Bound<'py, PyAny>,
+) -> PyResult<Parsed<'py>> {
+    let who = kind.name();
+    let targets = kind.targets();
+    if targets == Targets::Values {
+        if let Ok(t) = target.cast::<PyTensor>() {
+            return Ok(Parsed::Values(Values::Native(t.clone())));
+        }
+        let (v, s) = tensor_data(target, &format!("{who} target"))?;
+        return Ok(Parsed::Values(Values::Owned(v, s)));
+    }
+    kernels::class_input(who, shape).py()?;
+    if let Ok(t) = target.cast::<PyTensor>() {
+        if t.try_borrow()?.t.shape().ndim() == 2 {
+            if targets == Targets::Classes {
+                return Err(to_pyerr(kernels::not_class_indices(who, shape)));
+            }
+            return Ok(Parsed::Values(Values::Native(t.clone())));
+        }
+    }
+    let converted;
+    let mut target = target;
+    if !is_seq(target) && target.hasattr("tolist")? && target.hasattr("shape")? {
+        converted = target.call_method0("tolist")?; // a tensor of either backend, or an array
+        target = &converted;
+    }
+    if is_seq(target) && !(target.len()? > 0 && is_seq(&target.get_item(0)?)) {
+        return Ok(Parsed::Classes(class_indices(target, who, shape)?));
+    }
+    if targets == Targets::Classes {
+        return Err(to_pyerr(kernels::not_class_indices(who, shape)));
+    }
+    let (v, s) = tensor_data(target, &format!("{who} target"))?;
+    Ok(Parsed::Values(Values::Owned(v, s)))
+}
+
+impl Loss {
+    /// The base of a member class, for `kind` with `reduction`.
+    fn init(kind: kernels::Loss, reduction: Reduction) -> PyClassInitializer<Loss> {
+        module_base().add_subclass(Loss {
+            state: LossState::new(kind, reduction),
+        })
+    }
+
+    /// Parse the input and the target (no borrow is held while Python code runs),
+    /// then run the kernel; native tensors are read in place.
     fn run(
         slf: &Bound<'_, Self>,
         input: &Bound<'_, PyAny>,
         target: &Bound<'_, PyAny>,
     ) -> PyResult<f64> {
-        // Fast path: two native tensors are read in place.
-        if let (Ok(x), Ok(t)) = (input.cast::<PyTensor>(), target.cast::<PyTensor>()) {
-            let (x, t) = (x.try_borrow()?, t.try_borrow()?);
-            check_mse_shapes(x.t.shape(), t.t.shape()).py()?;
-            let mut me = slf.try_borrow_mut()?;
-            me.shape = Some(x.t.shape());
-            return Ok(mse_forward(x.t.data(), t.t.data(), &mut me.diff));
-        }
-        let (x, xs) = tensor_data(input, "MSELoss input")?;
-        let (t, ts) = tensor_data(target, "MSELoss target")?;
-        check_mse_shapes(xs, ts).py()?;
-        let mut me = slf.try_borrow_mut()?;
-        me.shape = Some(xs);
-        Ok(mse_forward(&x, &t, &mut me.diff))
+        let kind = slf.try_borrow()?.state.kind();
+        let who = kind.name();
+        let x_in = match input.cast::<PyTensor>() {
+            Ok(x) => Values::Native(x.clone()),
+            Err(_) => {
+                let (v, s) = tensor_data(input, &format!("{who} input"))?;
+                Values::Owned(v, s)
+            }
+        };
+        let shape = match &x_in {
+            Values::Native(x) => x.try_borrow()?.t.shape(),
+            Values::Owned(_, s) => *s,
+        };
+        let parsed = parse_target(kind, shape, target)?;
+        let xb;
+        let (x, shape): (&[f64], Shape) = match &x_in {
+            Values::Native(x) => {
+                xb = x.try_borrow()?;
+                (xb.t.data(), xb.t.shape())
+            }
+            Values::Owned(v, s) => (v, *s),
+        };
+        let tb;
+        let t = match &parsed {
+            Parsed::Values(Values::Native(t)) => {
+                tb = t.try_borrow()?;
+                Target::Values(tb.t.data(), tb.t.shape())
+            }
+            Parsed::Values(Values::Owned(v, s)) => Target::Values(v, *s),
+            Parsed::Classes(k) => Target::Classes(k),
+        };
+        slf.try_borrow_mut()?.state.forward(x, shape, t).py()
     }
 }
 
 #[pymethods]
-impl MSELoss {
-    #[new]
-    fn new() -> PyClassInitializer<MSELoss> {
-        module_base().add_subclass(MSELoss {
-            diff: Vec::new(),
-            shape: None,
-        })
-    }
-
-    /// The mean of `(input - target)**2` over all elements.
+impl Loss {
+    /// The loss of `input` against `target`, as a Python float.
     fn forward(
         slf: &Bound<'_, Self>,
         input: &Bound<'_, PyAny>,
         target: &Bound<'_, PyAny>,
     ) -> PyResult<f64> {
-        MSELoss::run(slf, input, target)
+        Loss::run(slf, input, target)
     }
 
-    /// `2 (input - target) / N`, the gradient with respect to the input.
+    /// dL/d(input) of the last `forward`, in the input's shape.
     fn backward(&self) -> PyResult<PyTensor> {
-        let shape = self.shape.ok_or_else(|| not_forwarded("MSELoss")).py()?;
-        let mut dx = vec![0.0; self.diff.len()];
-        mse_backward(&self.diff, &mut dx);
-        PyTensor::wrap(shape, dx)
+        let (g, shape) = self.state.backward().py()?;
+        PyTensor::wrap(shape, g)
+    }
+
+    /// `"mean"` or `"sum"`.
+    #[getter]
+    fn reduction(&self) -> &'static str {
+        self.state.reduction().name()
     }
 
     #[pyo3(signature = (*input))]
     fn __call__(slf: &Bound<'_, Self>, input: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
-        if slf.is_exact_instance_of::<MSELoss>() && input.len() == 2 {
-            let v = MSELoss::run(slf, &input.get_item(0)?, &input.get_item(1)?)?;
+        if input.len() == 2 && (is_member(slf.as_any()) || runs_natively::<Loss>(slf.as_any())?) {
+            let v = Loss::run(slf, &input.get_item(0)?, &input.get_item(1)?)?;
             return Ok(v.into_pyobject(slf.py())?.into_any().unbind());
         }
         Ok(slf
@@ -81,8 +200,69 @@ impl MSELoss {
     }
 }
 
-/// Register the loss classes and `LOSSES`, their names in table order.
-pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_class::<MSELoss>()?;
-    m.add("LOSSES", vec!["MSELoss"])
+/// One Python class per line of `loss_table!`, and `register`.
+macro_rules! py_members {
+    ($($(#[$doc:meta])* $name:ident { $($arg:ident : $ty:ty = $default:expr),* } $sig:tt;)*) => {
+        $(
+            $(#[$doc])*
+            #[allow(clippy::upper_case_acronyms)] // the Python names
+            #[pyclass(extends = Loss, subclass, module = "pyfw_rs")]
+            pub struct $name {
+                k: kernels::$name,
+            }
+
+            #[pymethods]
+            impl $name {
+                #[new]
+                #[pyo3(signature = ($($arg = Given::Missing,)* reduction = Given::Missing), text_signature = $sig)]
+                fn new($($arg: Given<'_>,)* reduction: Given<'_>) -> PyResult<PyClassInitializer<$name>> {
+                    #[allow(unused_variables)]
+                    let d = kernels::$name::default();
+                    let k = kernels::$name {
+                        $($arg: $arg.or(d.$arg, stringify!($name), stringify!($arg))?),*
+                    };
+                    kernels::LossKernel::check(&k).py()?;
+                    let reduction = reduction.or(Reduction::Mean, stringify!($name), "reduction")?;
+                    Ok(Loss::init(k.into(), reduction).add_subclass($name { k }))
+                }
+
+                $(
+                    #[getter]
+                    fn $arg(&self) -> $ty {
+                        self.k.$arg
+                    }
+                )*
+
+                fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+                    let py = slf.py();
+                    let me = slf.try_borrow()?;
+                    #[allow(unused_variables)]
+                    let k = me.k;
+                    let reduction = me.as_super().state.reduction();
+                    #[allow(unused_mut)]
+                    let mut args: Vec<String> = vec![$(
+                        format!("{}={}", stringify!($arg), Arg::repr(&k.$arg, py)?)
+                    ),*];
+                    args.push(format!("reduction={}", Arg::repr(&reduction, py)?));
+                    Ok(format!("{}({})", type_name(slf.as_any()), args.join(", ")))
+                }
+            }
+        )*
+
+        /// Whether `obj`'s type is exactly a member class (the common case of
+        /// `__call__`, which then needs no look-up of overrides).
+        fn is_member(obj: &Bound<'_, PyAny>) -> bool {
+            false $(|| obj.is_exact_instance_of::<$name>())*
+        }
+
+        /// Register the base class, every member, and `LOSSES`, their names in table order.
+        pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+            m.add_class::<Loss>()?;
+            $(m.add_class::<$name>()?;)*
+            m.add("LOSSES", kernels::Loss::NAMES.to_vec())?;
+            Ok(())
+        }
+    };
 }
+
+crate::loss_table!(py_members);

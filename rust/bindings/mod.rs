@@ -9,7 +9,7 @@ use pyo3::exceptions::{
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyTuple, PyType};
+use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
 use crate::error::{check_real, Error};
 
@@ -231,6 +231,32 @@ impl Arg for i64 {
 
     fn repr(&self, _: Python<'_>) -> PyResult<String> {
         Ok(self.to_string())
+    }
+}
+
+impl Arg for crate::losses::Reduction {
+    fn extract(v: &Bound<'_, PyAny>, who: &str, what: &str) -> PyResult<crate::losses::Reduction> {
+        let Ok(s) = v.cast::<PyString>() else {
+            return Err(PyTypeError::new_err(format!(
+                "{who}: {what} must be a str, got {}",
+                type_name(v)
+            )));
+        };
+        let name = s.to_cow().ok();
+        match name
+            .as_deref()
+            .and_then(crate::losses::Reduction::from_name)
+        {
+            Some(r) => Ok(r),
+            None => Err(to_pyerr(crate::losses::bad_reduction(
+                who,
+                &v.repr()?.to_string(),
+            ))),
+        }
+    }
+
+    fn repr(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(PyString::new(py, self.name()).repr()?.to_string())
     }
 }
 
