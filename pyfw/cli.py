@@ -1,5 +1,7 @@
-"""Command line: ``python -m pyfw train`` trains the seed task; ``python -m pyfw demo``
-trains it with both backends and compares them bit for bit.
+"""Command line: ``python -m pyfw train`` trains the seed task, ``predict`` applies a
+model file to the rows of a CSV file, ``plot`` draws a run's curves or a model's
+decision regions as SVG, and ``demo`` trains with both backends and compares them
+bit for bit.
 
 The options of the seed task are not written here: the parser makes one option
 per field of :class:`pyfw.task.Config` (``--batch-size`` from ``batch_size``),
@@ -15,22 +17,66 @@ So a ``Config`` is exactly what determines a run's numbers: two runs with equal
 ``Config`` values give the same bits, whatever the backend and output options.
 
 Errors in the arguments are one line on stderr, naming what was typed, with exit
-status 2.
+status 2. Output paths are checked before training starts. Any other error is one
+line with exit status 1 (a loss that becomes NaN or infinite stops the run at
+once); Ctrl-C is one line and exit status 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import importlib
 import json
 import math
+import os
 import sys
+import tempfile
 import time
 import typing
 from typing import Any, Callable, NoReturn, Optional
 
-from . import io, task
+from . import io, plot, task
+from .metrics import argmax_rows
+
+
+class CLIError(Exception):
+    """An error the CLI reports as one line on stderr, with exit status ``status``."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Diverged(CLIError):
+    """The training loss became NaN or infinite."""
+
+
+def check_output(path: str, option: str, stdout_ok: bool = False) -> None:
+    """Check, before any work, that ``path`` can be written: its folder exists and
+    takes a new file, and it is not a folder. ``-`` is standard output where allowed."""
+    if stdout_ok and path == "-":
+        return
+    if os.path.isdir(path):
+        raise CLIError(f"{option} {path}: is a folder, not a file", 2)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"{option} {path}: the folder {folder} does not exist", 2)
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".pyfw-probe-"):
+            pass
+    except OSError as e:
+        raise CLIError(f"{option} {path}: cannot write into {folder} ({e.strerror})", 2) from None
+
+
+def check_input(path: str, option: str, stdin_ok: bool = False) -> None:
+    """Check that ``path`` is a readable file (``-`` is standard input where allowed)."""
+    if stdin_ok and path == "-":
+        return
+    if not os.path.isfile(path):
+        what = "is a folder" if os.path.isdir(path) else "does not exist"
+        raise CLIError(f"{option} {path}: {what}", 2)
 
 
 def load_backend(name: str) -> Any:
@@ -57,18 +103,28 @@ def run(backend: str = "py", on_epoch: Optional[Callable[[int, float], None]] = 
 
 
 class Progress:
-    """A live progress line on a terminal (stderr) and one log line per epoch (stdout)."""
+    """A live progress line on a terminal (stderr) and one log line per epoch (``log``, stdout).
 
-    def __init__(self, epochs: int, quiet: bool = False, stream: Any = None) -> None:
+    It also stops a run whose loss stops being finite, by raising :class:`Diverged`.
+    """
+
+    def __init__(self, epochs: int, quiet: bool = False, stream: Any = None, log: Any = None,
+                 live: Optional[bool] = None) -> None:
         self.epochs, self.quiet = epochs, quiet
         self.stream = stream if stream is not None else sys.stderr
-        self.live = hasattr(self.stream, "isatty") and self.stream.isatty() and not quiet
+        self.log = log if log is not None else sys.stdout
+        tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.live = tty and (not quiet if live is None else live)
         self.epoch = 1
         self.start = time.perf_counter()
         self.shown = 0.0
 
     def batch(self, k: int, n: int, loss: float) -> None:
-        """Redraw the live line, at most ten times a second."""
+        """Redraw the live line, at most ten times a second; stop at a non-finite loss."""
+        if not math.isfinite(loss):
+            self.clear()
+            raise Diverged(f"training diverged: the loss is {loss} at epoch {self.epoch}, batch {k} of {n}"
+                           " (try a smaller --lr); nothing was saved")
         if not self.live:
             return
         now = time.perf_counter()
@@ -79,13 +135,18 @@ class Progress:
                               f"batch {k}/{n} loss {loss:.6f}")
             self.stream.flush()
 
-    def end_epoch(self, epoch: int, loss: float) -> None:
-        """Clear the live line and log the epoch's loss."""
+    def clear(self) -> None:
+        """Erase the live line."""
         if self.live:
             self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+    def end_epoch(self, epoch: int, loss: float) -> None:
+        """Clear the live line and log the epoch's loss."""
+        self.clear()
         if not self.quiet:
             print(f"epoch {epoch:4d}/{self.epochs}  loss {loss:.6f}  {time.perf_counter() - self.start:7.2f} s",
-                  flush=True)
+                  file=self.log, flush=True)
         self.epoch = epoch + 1
 
 
@@ -137,11 +198,16 @@ def config_from_args(args: argparse.Namespace) -> task.Config:
     return task.Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(task.Config)})
 
 
+def _add_backend(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--backend", choices=tuple(task.BACKENDS), default="py",
+                   help="py: pure-Python pyfw; rs: pyfw_rs with Rust kernels (same bits)")
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m pyfw``; ``--help`` shows every default."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = ArgumentParser(prog="python -m pyfw", description=__doc__.split("\n\n")[0], formatter_class=fmt)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{train,demo}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,predict,plot,demo}")
     for name, helptext in (("train", "train the seed task (disk classification)"),
                            ("demo", "train the seed task with both backends and compare them bit for bit")):
         s = sub.add_parser(name, help=helptext, description=helptext, formatter_class=fmt)
@@ -149,30 +215,158 @@ def parser() -> argparse.ArgumentParser:
         # The CLI-only options: not fields of task.Config (see the module docstring).
         s.add_argument("--quiet", action="store_true", help="no per-epoch log")
         if name == "train":
-            s.add_argument("--backend", choices=tuple(task.BACKENDS), default="py",
-                           help="py: pure-Python pyfw; rs: pyfw_rs with Rust kernels (same bits)")
-            s.add_argument("--json", metavar="PATH", help="write the run's metrics as JSON")
-            s.add_argument("--save", metavar="PATH", help="write the trained state dict as JSON")
+            _add_backend(s)
+            s.add_argument("--json", metavar="PATH",
+                           help="write the run's metrics and epoch losses as JSON ('-': standard output)")
+            s.add_argument("--save", metavar="MODEL",
+                           help="write the trained model as a safetensors model file, usable with "
+                                "'predict' and 'plot --model', and loadable into torch.nn.Sequential")
+    s = sub.add_parser("predict", help="predict the class of each row of a CSV file with a model file",
+                       description="Print one line per input row: the predicted class and the class "
+                                   "scores (the model's outputs), as CSV with a header line. The model file "
+                                   "alone is used: its architecture and input preprocessing are inside it.",
+                       formatter_class=fmt)
+    s.add_argument("model", metavar="MODEL", help="a model file written by 'train --save'")
+    s.add_argument("--input", required=True, metavar="CSV",
+                   help="rows of raw inputs, one per line, comma-separated ('-': standard input); "
+                        "a first line that is not numbers is taken as a header")
+    s.add_argument("--output", metavar="CSV", help="write the predictions to this file instead of standard output")
+    _add_backend(s)
+    s = sub.add_parser("plot", help="draw a run's training curves, or a model's decision regions, as SVG",
+                       description="With RUN.json (from 'train --json'): the loss per epoch and the errors. "
+                                   "With --model: the model's decision regions over [0, 1]^2, the test "
+                                   "points of the seed task (drawn as 'train' draws them from --seed, "
+                                   "--n-train and --n-test) and the true circle.",
+                       formatter_class=fmt)
+    s.add_argument("run", nargs="?", metavar="RUN.json", help="a run written by 'train --json'")
+    s.add_argument("--model", metavar="MODEL", help="a model file written by 'train --save'")
+    s.add_argument("-o", "--output", required=True, metavar="SVG", help="the SVG file to write")
+    for f in dataclasses.fields(task.Config):
+        if f.name in ("seed", "n_train", "n_test"):
+            s.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=f.default,
+                           type=_field_type(f, typing.get_type_hints(task.Config)[f.name]),
+                           metavar=f.metadata.get("metavar", "N"), help=f"with --model: {f.metadata['help']}")
+    _add_backend(s)
     return p
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train once and report."""
+    """Train once and report; write the JSON and the model file if asked."""
     config = config_from_args(args)
-    prog = Progress(config.epochs, args.quiet)
-    res = task.train(load_backend(args.backend), config, on_epoch=prog.end_epoch, on_batch=prog.batch)
+    if args.json:
+        check_output(args.json, "--json", stdout_ok=True)
+    if args.save:
+        check_output(args.save, "--save")
+    fw = load_backend(args.backend)
+    log = sys.stderr if args.json == "-" else sys.stdout
+    prog = Progress(config.epochs, args.quiet, log=log)
+    res = task.train(fw, config, on_epoch=prog.end_epoch, on_batch=prog.batch)
     model = res.pop("model")
     print(f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%  "
           f"final loss {res['final_loss']:.6f}  ({res['epochs']} epochs, {res['seconds']:.2f} s, "
-          f"backend {res['backend']})")
-    if args.json:
-        io.write_atomic(args.json, json.dumps(_finite_or_null(res), indent=2) + "\n")
+          f"backend {res['backend']})", file=log, flush=True)
     if args.save:
+        io.save_model(model, args.save, preprocess=task.PREPROCESS)
+    if args.json == "-":
+        sys.stdout.write(json.dumps(_finite_or_null(res), indent=2) + "\n")
+    elif args.json:
+        io.write_atomic(args.json, json.dumps(_finite_or_null(res), indent=2) + "\n")
+    return 0
+
+
+def _read_rows(path: str) -> list:
+    """The rows of numbers of a CSV file (``-``: standard input); a first line that is
+    not numbers is a header and is skipped. A bad row is a one-line error naming it."""
+    name = "standard input" if path == "-" else path
+    try:
+        if path == "-":
+            lines = sys.stdin.read().splitlines()
+        else:
+            with open(path, newline="", encoding="utf-8") as f:
+                lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CLIError(f"--input {name}: cannot read it ({e})") from None
+    rows = []
+    for k, cells in enumerate(csv.reader(lines), start=1):
+        if not cells or all(not c.strip() for c in cells):
+            continue
         try:
-            io.save(model.state_dict(), args.save)
-        except ValueError as e:
-            print(f"pyfw: not saved: {e} (did training diverge?)", file=sys.stderr)
-            return 1
+            row = [float(c) for c in cells]
+        except ValueError:
+            if k == 1:
+                continue  # a header
+            raise CLIError(f"--input {name}, line {k}: not a row of numbers: {','.join(cells)[:60]!r}") from None
+        if not all(math.isfinite(v) for v in row):
+            raise CLIError(f"--input {name}, line {k}: NaN or infinite value")
+        if rows and len(row) != len(rows[0]):
+            raise CLIError(f"--input {name}, line {k}: {len(row)} values, the first row has {len(rows[0])}")
+        rows.append(row)
+    if not rows:
+        raise CLIError(f"--input {name}: no rows of numbers")
+    return rows
+
+
+def _load_model(path: str, fw: Any) -> tuple:
+    """``(model, preprocess)`` of a model file, or a one-line error."""
+    check_input(path, "MODEL")
+    try:
+        return io.load_model(path, fw=fw), io.load_preprocess(path)
+    except (ValueError, OSError) as e:
+        raise CLIError(str(e)) from None
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Print (or write) the predicted class and the scores of each input row."""
+    check_input(args.input, "--input", stdin_ok=True)
+    if args.output:
+        check_output(args.output, "--output")
+    fw = load_backend(args.backend)
+    model, pre = _load_model(args.model, fw)
+    rows = _read_rows(args.input)
+    try:
+        out = model(pre(fw.tensor(rows))).tolist()
+    except (ValueError, TypeError) as e:
+        raise CLIError(f"{args.model}: cannot apply the model to {args.input}: {e}") from None
+    labels = argmax_rows(out)
+    width = len(out[0])
+    lines = ["label," + ",".join(f"score_{j}" for j in range(width))]
+    lines += [f"{lab}," + ",".join(repr(v) for v in r) for lab, r in zip(labels, out)]
+    text = "\n".join(lines) + "\n"
+    if args.output:
+        io.write_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Write the curves of a run, or the decision regions of a model, as SVG."""
+    if (args.run is None) == (args.model is None):
+        raise CLIError("plot: give either RUN.json or --model MODEL (see python -m pyfw plot --help)", 2)
+    check_output(args.output, "-o")
+    if args.run is not None:
+        check_input(args.run, "RUN.json")
+        try:
+            with open(args.run, encoding="utf-8") as f:
+                run = json.load(f)
+            svg = plot.curves_svg(run)
+        except (OSError, ValueError, TypeError) as e:
+            raise CLIError(f"{args.run}: not a run written by 'train --json' ({e})") from None
+    else:
+        fw = load_backend(args.backend)
+        model, pre = _load_model(args.model, fw)
+        g = fw.Generator(args.seed)
+        fw.data.disk(args.n_train, generator=g)
+        points, labels = fw.data.disk(args.n_test, generator=g)
+
+        def predict(rows: list) -> list:
+            return argmax_rows(model(pre(fw.tensor(rows))))
+        try:
+            error = sum(int(p != y) for p, y in zip(predict(points.tolist()), labels)) / len(labels)
+            svg = plot.boundary_svg(predict, points, labels, error=error)
+        except (ValueError, TypeError) as e:
+            raise CLIError(f"{args.model}: cannot draw its decision regions: {e}") from None
+    plot.write_svg(args.output, svg)
     return 0
 
 
@@ -193,10 +387,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     results = {}
     for backend in task.BACKENDS:
         print(f"--- backend {backend} ---", flush=True)
-        prog = Progress(config.epochs, True)
-        res = task.train(load_backend(backend), config, on_batch=prog.batch)
-        if prog.live:
-            sys.stderr.write("\r\x1b[K")
+        prog = Progress(config.epochs, True, live=True)
+        res = task.train(load_backend(backend), config, on_batch=prog.batch, on_epoch=prog.end_epoch)
+        prog.clear()
         results[backend] = res
         print(f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%  "
               f"final loss {res['final_loss']:.6f}  time {res['seconds']:.2f} s", flush=True)
@@ -217,9 +410,21 @@ def _hex_state(model: Any) -> dict:
     return out
 
 
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "plot": cmd_plot, "demo": cmd_demo}
+"""The subcommands and the functions that run them."""
+
+
 def main(argv: Optional[list] = None) -> int:
-    """Entry point of ``python -m pyfw``."""
-    args = parser().parse_args(argv)
-    if args.command == "train":
-        return cmd_train(args)
-    return cmd_demo(args)
+    """Entry point of ``python -m pyfw`` and of the ``pyfw`` command: returns the exit status."""
+    try:
+        args = parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("pyfw: interrupted", file=sys.stderr)
+        return 130
+    except CLIError as e:
+        print(f"pyfw: {e}", file=sys.stderr)
+        return e.status
+    except OSError as e:
+        print(f"pyfw: {e}", file=sys.stderr)
+        return 1

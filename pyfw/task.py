@@ -44,6 +44,10 @@ from .training import fit
 SCALE = math.sqrt(12.0)
 """The standardization's factor: ``1 / std`` of the uniform distribution on [0, 1]."""
 
+PREPROCESS = {"kind": "affine", "shift": -0.5, "scale": SCALE}
+"""The standardization as a model file stores it (``pyfw.io.Preprocess``): ``(x + -0.5) * SCALE``,
+bit for bit :func:`standardize`."""
+
 BACKENDS = {"py": "pyfw", "rs": "pyfw_rs"}
 """The backends by their short name (``--backend``, the ``"backend"`` of a result): module names."""
 

@@ -34,7 +34,7 @@ def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 def test_train_writes_json_and_state_dict(tmp_path: Path) -> None:
-    out, saved = tmp_path / "metrics.json", tmp_path / "model.json"
+    out, saved = tmp_path / "metrics.json", tmp_path / "model.safetensors"
     p = run_cli("train", "--epochs", "2", "--n-train", "50", "--n-test", "50",
                 "--json", str(out), "--save", str(saved))
     assert p.returncode == 0, p.stderr
@@ -50,12 +50,15 @@ def test_train_writes_json_and_state_dict(tmp_path: Path) -> None:
     ref = task.train(pyfw, task.Config(epochs=2, n_train=50, n_test=50))
     assert res["final_loss"].hex() == ref["final_loss"].hex()
     assert (res["train_error"], res["test_error"]) == (ref["train_error"], ref["test_error"])
-    # the saved state dict loads into the seed network and equals the trained weights
-    sd = io.load(str(saved))
-    assert list(sd) == SEED_KEYS
+    # the saved model file rebuilds the trained network, with its weights bit for bit
+    sd = io.load_safetensors(str(saved))
+    assert sorted(sd) == sorted(SEED_KEYS)
     want = {k: v.tolist() for k, v in ref["model"].state_dict().items()}
-    assert sd == want
-    assert sorted(os.listdir(tmp_path)) == ["metrics.json", "model.json"]
+    assert {k: v.tolist() for k, v in sd.items()} == want
+    model = io.load_model(str(saved))
+    assert {k: v.tolist() for k, v in model.state_dict().items()} == want
+    assert io.load_preprocess(str(saved)) == io.Preprocess(task.PREPROCESS)
+    assert sorted(os.listdir(tmp_path)) == ["metrics.json", "model.safetensors"]
     # the log: one line per epoch with the loss, then train and test error
     lines = p.stdout.splitlines()
     assert sum(1 for ln in lines if ln.lstrip().startswith("epoch") and "loss" in ln) == 2

@@ -40,7 +40,7 @@ def test_same_bits_on_other_pythons(version: str, repo_root: Path, tmp_path: Pat
     exe = find_python(version)
     if exe is None:
         pytest.skip(f"python{version} is not installed")
-    out, state = tmp_path / "run.json", tmp_path / "state.json"
+    out, state = tmp_path / "run.json", tmp_path / "model.safetensors"
     proc = subprocess.run([exe, "-S", "-m", "pyfw", "train", *ARGS, "--quiet", "--json", str(out), "--save", str(state)],
                           cwd=repo_root, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -48,4 +48,5 @@ def test_same_bits_on_other_pythons(version: str, repo_root: Path, tmp_path: Pat
     mine = cli.run("py", epochs=3, n_train=120, n_test=40, batch_size=40, seed=3)
     assert hexes(theirs["losses"]) == hexes(mine["losses"]), f"python{version} vs python{sys.version_info[:2]}"
     assert theirs["test_error"] == mine["test_error"]
-    assert hexes(io.load(str(state))) == hexes({k: v.tolist() for k, v in mine["model"].state_dict().items()})
+    theirs_sd = {k: v.tolist() for k, v in io.load_safetensors(str(state)).items()}
+    assert hexes(theirs_sd) == hexes({k: v.tolist() for k, v in mine["model"].state_dict().items()})

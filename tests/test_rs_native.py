@@ -395,12 +395,12 @@ def test_stub_matches_native_module():
 
 
 def test_cli_train_backend_rs(tmp_path):
-    out = tmp_path / "m.json"
+    out = tmp_path / "m.safetensors"
     r = subprocess.run([sys.executable, "-m", "pyfw", "train", "--backend", "rs", "--epochs", "2",
                         "--save", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "test error" in r.stdout and "backend rs" in r.stdout
-    sd = pyfw.io.load(str(out))
+    sd = pyfw.io.load_safetensors(str(out), fw=pyfw_rs)
     m = pyfw_rs.Sequential(pyfw_rs.Linear(2, 25), pyfw_rs.ReLU(), pyfw_rs.Linear(25, 25), pyfw_rs.ReLU(),
                            pyfw_rs.Linear(25, 25), pyfw_rs.ReLU(), pyfw_rs.Linear(25, 2))
     m.load_state_dict(sd)
