@@ -15,7 +15,9 @@ kernels, in the same order, under the same names.
 Names, defaults and formulas are torch's (``torch.nn.MSELoss`` ...), with these
 differences: ``reduction`` is ``"mean"`` or ``"sum"`` only (torch's ``"none"``
 would need a tensor result, and ``loss(out, target)`` returns a Python float);
-class indices are a list (or tuple) of ints rather than a LongTensor; the class
+class indices are a list (or tuple) of ints rather than a LongTensor (an integer
+array works too, through its ``tolist()``; a float tensor of indices is refused
+with a ``TypeError``, since pyfw's tensors are float); the class
 losses take a 2-D input (N, C) only; there are no ``weight``, ``pos_weight`` or
 ``ignore_index`` arguments; and the member's own arguments come first, so
 ``HuberLoss(2.0)`` sets ``delta``.
