@@ -148,7 +148,38 @@ class Tensor:
             yield self[i]
 
     def __repr__(self) -> str:
-        return f"tensor({self.tolist()!r})"
+        """``tensor([...])``; past :data:`SUMMARY_THRESHOLD` elements, summarized as torch does."""
+        rows = self._rows if len(self._shape) == 2 else self._rows[0]
+        if self.numel() > SUMMARY_THRESHOLD:
+            rows = summarized(rows)
+        return format_repr(rows)
+
+
+SUMMARY_THRESHOLD = 1000
+"""Tensors with more elements print only their first and last ``EDGE_ITEMS`` rows and columns."""
+EDGE_ITEMS = 3
+
+
+def summarized(items: list) -> list:
+    """The first and last ``EDGE_ITEMS`` items of a list, with ``...`` between when some
+    are left out; rows (lists) are summarized the same way."""
+    if len(items) > 2 * EDGE_ITEMS:
+        items = [*items[:EDGE_ITEMS], ..., *items[-EDGE_ITEMS:]]
+    return [summarized(r) if isinstance(r, list) else r for r in items]
+
+
+def format_repr(items: list) -> str:
+    """``tensor([...])`` of (possibly summarized) rows or values, floats as ``repr``.
+
+    Both backends print through this function, so their reprs are the same text.
+    """
+    def fmt(v: Any) -> str:
+        if v is ...:
+            return "..."
+        if isinstance(v, list):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
+        return repr(v)
+    return f"tensor({fmt(items)})"
 
 
 def _index(i: Any, n: int) -> int:

@@ -242,3 +242,23 @@ def test_in_place_ops_reject_bad_input_and_change_nothing(fw: ModuleType, op: st
     with pytest.raises(TypeError):
         t.add_([[1.0, 2.0], [3.0, 4.0]], alpha="2")
     assert t.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 2), (1000,), (1001,), (40, 30), (2000, 1), (1, 2000), (7, 200)])
+def test_repr_is_bounded_and_the_same_in_both_backends(shape: tuple) -> None:
+    """Past 1000 elements a tensor prints its first and last 3 rows and columns, as torch does."""
+    import random
+
+    import pyfw
+    from conftest import load_backend
+    rs = load_backend("rs")
+    r = random.Random(0)
+    data = ([r.uniform(-1e10, 1e10) for _ in range(shape[0])] if len(shape) == 1
+            else [[r.uniform(-1.0, 1.0) for _ in range(shape[1])] for _ in range(shape[0])])
+    a, b = repr(pyfw.tensor(data)), repr(rs.tensor(data))
+    assert a == b
+    n = shape[0] * (shape[1] if len(shape) == 2 else 1)
+    assert ("..." in a) == (n > 1000)
+    assert len(a) < 2000 or n <= 1000
+    if n <= 1000:
+        assert a == f"tensor({data!r})"

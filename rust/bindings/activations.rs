@@ -9,7 +9,7 @@
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyTuple, PyType};
 
 use super::base::{module_base, runs_natively, Module};
 use super::tensor::{tensor_data_with, PyTensor};
@@ -79,7 +79,8 @@ impl Activation {
 
     #[pyo3(signature = (*input))]
     fn __call__(slf: &Bound<'_, Self>, input: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
-        if input.len() == 1 && runs_natively::<Activation>(slf.as_any())? {
+        let native = is_member(&slf.get_type()) || runs_natively::<Activation>(slf.as_any())?;
+        if input.len() == 1 && native {
             let y = Activation::forward(slf, &input.get_item(0)?)?;
             return Ok(Bound::new(slf.py(), y)?.into_any().unbind());
         }
@@ -147,6 +148,12 @@ macro_rules! py_members {
                 }
             }
         )*
+
+        /// Whether `ty` is one of the member classes themselves (not a Python subclass).
+        fn is_member(ty: &Bound<'_, PyType>) -> bool {
+            let py = ty.py();
+            false $(|| ty.is(&py.get_type::<$name>()))*
+        }
 
         /// Register the base class and every member.
         pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -376,8 +376,46 @@ impl PyTensor {
         Ok(list.try_iter()?.into_any())
     }
 
+    /// `tensor([...])`; past 1000 elements, summarized as torch does (`pyfw.tensor.format_repr`).
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(format!("tensor({})", self.tolist(py)?.repr()?))
+        let tensor = py.import("pyfw.tensor")?;
+        let threshold: usize = tensor.getattr("SUMMARY_THRESHOLD")?.extract()?;
+        let edge: usize = tensor.getattr("EDGE_ITEMS")?.extract()?;
+        let summarize = self.t.shape().numel() > threshold;
+        // The indices shown of a dimension of size n: all, or the edges around `...` (None).
+        let shown = |n: usize| -> Vec<Option<usize>> {
+            if summarize && n > 2 * edge {
+                (0..edge)
+                    .map(Some)
+                    .chain(std::iter::once(None))
+                    .chain((n - edge..n).map(Some))
+                    .collect()
+            } else {
+                (0..n).map(Some).collect()
+            }
+        };
+        let ellipsis = py.Ellipsis();
+        let line = |values: &[f64]| -> PyResult<Bound<'_, PyList>> {
+            let items = shown(values.len()).into_iter().map(|k| match k {
+                Some(k) => PyFloat::new(py, values[k]).into_any(),
+                None => ellipsis.bind(py).clone(),
+            });
+            PyList::new(py, items)
+        };
+        let items = match self.t.shape() {
+            Shape::Vector(_) => line(self.t.data())?,
+            Shape::Matrix(r, _) => {
+                let rows = PyList::empty(py);
+                for k in shown(r) {
+                    match k {
+                        Some(k) => rows.append(line(self.t.row(k))?)?,
+                        None => rows.append(ellipsis.bind(py))?,
+                    }
+                }
+                rows
+            }
+        };
+        tensor.call_method1("format_repr", (items,))?.extract()
     }
 }
 
