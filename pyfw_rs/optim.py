@@ -1,7 +1,9 @@
 """The optimizer family with native update rules (see ``pyfw.optim``).
 
-``lr_scheduler`` is pyfw's, written once: schedulers only set the ``"lr"`` of
-``param_groups``, which both backends' optimizers read at every step.
+``Optimizer`` is the native base class; ``OPTIMIZERS`` lists the members in the
+table order of rust/optim.rs. ``lr_scheduler`` is pyfw's, written once:
+schedulers only set values of ``param_groups[0]`` (``"lr"``, ``"momentum"``,
+``"betas"``), which both backends' optimizers read and check at every step.
 """
 
 import sys
@@ -9,9 +11,12 @@ import sys
 from pyfw.optim import lr_scheduler
 
 from . import _native
+from ._native import Optimizer
 
 OPTIMIZERS: dict = {name: getattr(_native, name) for name in _native.OPTIMIZERS}
 """The members of the family, by class name, in the table order of rust/optim.rs."""
 
 globals().update(OPTIMIZERS)
 sys.modules[__name__ + ".lr_scheduler"] = lr_scheduler
+
+__all__ = ["Optimizer", "OPTIMIZERS", "lr_scheduler", *OPTIMIZERS]

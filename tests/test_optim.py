@@ -1,4 +1,5 @@
-"""SGD: the exact update p - (lr * g), lr = 0, bad learning rates and parameter lists."""
+"""SGD: the exact update p - (lr * g), lr = 0, bad learning rates and parameter lists.
+The whole family is tested from its table in test_optim_family.py."""
 
 from __future__ import annotations
 
@@ -118,7 +119,9 @@ def test_bad_param_list(fw: ModuleType) -> None:
     with pytest.raises(TypeError):
         fw.SGD(5, lr=0.1)
     with pytest.raises(TypeError):
-        fw.SGD([t], lr=0.1)
+        fw.SGD(t, lr=0.1)  # a single tensor, not an iterable of them
+    with pytest.raises(TypeError):
+        fw.SGD([[t]], lr=0.1)
     with pytest.raises(TypeError):
         fw.SGD([([[1.0, 2.0]], [[0.0, 0.0]])], lr=0.1)
     with pytest.raises(ValueError):

@@ -94,6 +94,9 @@ pub(crate) fn is_real(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
     if obj.is_instance_of::<PyBool>() {
         return Ok(false);
     }
+    if obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>() {
+        return Ok(true); // the common case, without the ABC check
+    }
     obj.is_instance(REAL.import(obj.py(), "numbers", "Real")?)
 }
 
@@ -257,6 +260,41 @@ impl Arg for crate::losses::Reduction {
 
     fn repr(&self, py: Python<'_>) -> PyResult<String> {
         Ok(PyString::new(py, self.name()).repr()?.to_string())
+    }
+}
+
+impl Arg for bool {
+    fn extract(v: &Bound<'_, PyAny>, who: &str, what: &str) -> PyResult<bool> {
+        match v.cast::<PyBool>() {
+            Ok(b) => Ok(b.is_true()),
+            Err(_) => Err(PyTypeError::new_err(format!(
+                "{who}: {what} must be a bool, got {}",
+                type_name(v)
+            ))),
+        }
+    }
+
+    fn repr(&self, _: Python<'_>) -> PyResult<String> {
+        Ok(if *self { "True" } else { "False" }.into())
+    }
+}
+
+/// A pair of finite reals given as a tuple or list, such as Adam's `betas`.
+impl Arg for (f64, f64) {
+    fn extract(v: &Bound<'_, PyAny>, who: &str, what: &str) -> PyResult<(f64, f64)> {
+        if !is_seq(v) || v.len()? != 2 {
+            return Err(PyTypeError::new_err(format!(
+                "{who}: {what} must be a pair of real numbers, got {}",
+                type_name(v)
+            )));
+        }
+        let a = <f64 as Arg>::extract(&v.get_item(0)?, who, &format!("{what}[0]"))?;
+        let b = <f64 as Arg>::extract(&v.get_item(1)?, who, &format!("{what}[1]"))?;
+        Ok((a, b))
+    }
+
+    fn repr(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!("({}, {})", self.0.repr(py)?, self.1.repr(py)?))
     }
 }
 
