@@ -590,6 +590,23 @@ def test_repr_is_the_same_in_both_backends(name: str) -> None:
     assert reprs[0].startswith(f"{name}(lr=")
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_schedulers_drive_both_backends_alike(name: str) -> None:
+    """OneCycleLR sets "lr" and "momentum" or betas[0] in param_groups[0] every step."""
+    rs = load_backend("rs")
+    out = []
+    for fw in (pyfw, rs):
+        run = Run(fw, name, VARIANTS[name][-1])
+        keys = run.opt.param_groups[0]
+        sched = fw.optim.lr_scheduler.OneCycleLR(run.opt, max_lr=0.05, total_steps=STEPS,
+                                                 cycle_momentum="momentum" in keys or "betas" in keys)
+        for grads in gradient_sequence(seed=4):
+            run.step(grads)
+            sched.step()
+        out.append((run.hexes(), state_hex(run.opt.state_dict())))
+    assert out[0] == out[1]
+
+
 # ---- parameters ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", NAMES)
@@ -643,6 +660,29 @@ def test_parameter_groups_are_refused(fw: ModuleType) -> None:
             fw.OPTIMIZERS[name](lin.weight)
         with pytest.raises(ValueError):
             fw.OPTIMIZERS[name]([])
+
+
+def test_fuzz_never_panics() -> None:
+    """Junk into every entry point of the native family: only Exception subclasses come out."""
+    rs = load_backend("rs")
+    rng = random.Random(0)
+    t = rs.tensor([[1.0, 2.0]])
+    junk = [None, 1, -1, 0, 2 ** 80, 1.5, math.nan, "s", b"b", [], [[]], [1.0], (0.9, 0.99), (1, 2, 3),
+            {"a": 1}, {}, object(), t, [t], [(t, t)], [(t, rs.tensor([1.0]))], pyfw.tensor([1.0]), True,
+            {"state": {}, "param_groups": []}, {"state": {0: {}}, "param_groups": [{"params": [0]}]}]
+    for _ in range(2000):
+        name = rng.choice(NAMES)
+        args = [rng.choice(junk) for _ in range(rng.randint(0, 3))]
+        try:
+            rng.choice([
+                lambda: rs.OPTIMIZERS[name](*args),
+                lambda: rs.OPTIMIZERS[name]([(t, rs.tensor([[0.5, 0.5]]))]).load_state_dict(*args),
+                lambda: setattr(rs.OPTIMIZERS[name]([t]), "lr", *args[:1]),
+                lambda: (lambda o: (o.param_groups[0].update({k: args[0] for k in o.defaults}), o.step()))(
+                    rs.OPTIMIZERS[name]([(t, t)])) if args else None,
+            ])()
+        except Exception:  # noqa: BLE001 - anything but a crash or a BaseException
+            pass
 
 
 # ---- the training loop ----------------------------------------------------------------

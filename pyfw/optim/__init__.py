@@ -17,8 +17,12 @@ rule is in docs/NUMERICS.md, section "Optimizers".
 group: ``param_groups`` is a list of one dict holding ``"params"`` and every
 hyperparameter, and every ``step()`` reads the hyperparameters from it and checks
 them as the constructor does, so a scheduler or a user may set ``"lr"``,
-``"momentum"`` or ``"betas"`` there. A list of dicts as ``params`` (torch's
-parameter groups) gets a ``TypeError``. ``lr_scheduler`` holds the schedulers.
+``"momentum"`` or ``"betas"`` there (its ``"params"`` lists the parameter
+tensors; changing that list changes nothing). A list of dicts as ``params``
+(torch's parameter groups) gets a ``TypeError``. ``state_dict()`` follows torch's
+layout, with ``"step"`` as an int. ``zero_grad()`` zeroes the gradients in place
+(torch's ``set_to_none=False``): modules keep accumulating into the same tensors.
+``lr_scheduler`` holds the schedulers.
 """
 
 from __future__ import annotations
@@ -171,8 +175,11 @@ class Optimizer:
             cls._hyperparameters = tuple((p.name, _kind(p.default)) for p in sig)
 
     def __init__(self, params: Iterable, hyperparameters: dict) -> None:
-        self._who = next(c.__name__ for c in type(self).__mro__ if OPTIMIZERS.get(c.__name__) is c)
+        self._who = next((c.__name__ for c in type(self).__mro__ if OPTIMIZERS.get(c.__name__) is c),
+                         type(self).__name__)
         hp = self._read(hyperparameters, None)
+        # A subclass written elsewhere keeps the values it passes, as torch's base does.
+        hp = {k: hp.get(k, v) for k, v in hyperparameters.items()}
         self._params = _param_list(params, self._who)
         self._defaults = dict(hp)
         self._param_groups = [{"params": [p for p, _ in self._params], **hp}]
