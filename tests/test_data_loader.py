@@ -217,3 +217,22 @@ def test_backends_do_not_mix(fw: ModuleType, other: str) -> None:
         fw.data.TensorDataset(x, ox)
     with pytest.raises(TypeError, match="Generator"):
         fw.data.DataLoader(fw.data.TensorDataset(x, t), shuffle=True, generator=ofw.Generator(0))
+
+
+def test_loader_with_cross_entropy_is_bit_identical_across_backends() -> None:
+    """A DataLoader loop with CrossEntropyLoss on class indices and Adam: the same bits in
+    both backends, and fit's bits."""
+    runs = []
+    for name in BACKENDS:
+        fw = load_backend(name)
+        for use_fit in (False, True):
+            model, _, _, x, _, y, g = setup(fw, 13, 37)
+            opt = fw.Adam(model.param(), lr=1e-2)
+            crit = fw.CrossEntropyLoss()
+            if use_fit:
+                losses = fit(model, crit, opt, x, y, epochs=3, batch_size=6, generator=g)
+            else:
+                loader = fw.data.DataLoader(fw.data.TensorDataset(x, y), 6, shuffle=True, generator=g)
+                losses = loader_loop(fw, model, crit, opt, loader, 3)
+            runs.append(([v.hex() for v in losses], state_hex(model), g.next_u64()))
+    assert all(r == runs[0] for r in runs)

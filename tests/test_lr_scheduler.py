@@ -5,9 +5,11 @@ arguments, and (when torch is importable) torch itself.
 The schedulers follow torch's recursive ``get_lr``; the closed forms below are
 torch's ``_get_closed_form_lr`` (and, for OneCycleLR and ReduceLROnPlateau, the
 documented rule written out), so agreement to 1e-12 relative checks both the
-formulas and that the recursion does not drift. Until every backend's optimizers
-have ``param_groups``, the schedulers run on small fake optimizers that hold
-only what a scheduler reads: ``param_groups`` and ``defaults``.
+formulas and that the recursion does not drift. Those unit tests run on small
+fake optimizers that hold only what a scheduler reads (``param_groups``, here
+with two groups, and ``defaults``); the last part drives every real optimizer
+of both backends, in ``fit``, across a checkpoint, and bit for bit across
+backends.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from typing import Any, Callable
 import pytest
 
 import pyfw
+from conftest import BACKENDS, load_backend
+from fwtest import state_hex
+from pyfw.training import fit, train_epoch
 from pyfw.optim import lr_scheduler as sch
 from pyfw.optim.lr_scheduler import (
     SCHEDULERS,
@@ -522,23 +527,17 @@ def test_not_an_optimizer(name: str, bad: Any) -> None:
 # ---------------------------------------------------------------- real optimizers
 
 def _real_optimizers(fw: Any) -> list:
-    """(name, optimizer) for every member of the backend's optimizer table that has param_groups."""
+    """(name, optimizer) for every member of the backend's optimizer table."""
     out = []
     for name, cls in fw.OPTIMIZERS.items():
         p = fw.tensor([[0.5, -0.25]])
-        try:
-            opt = cls([(p, fw.tensor([[0.1, 0.2]]))], lr=0.05)
-        except TypeError:
-            continue
-        if hasattr(opt, "param_groups"):
-            out.append((name, opt))
+        out.append((name, cls([(p, fw.tensor([[0.1, 0.2]]))], lr=0.05)))
     return out
 
 
 @pytest.mark.parametrize("name", list(SCHEDULERS))
 def test_with_real_optimizers(fw: Any, name: str) -> None:
-    """Every scheduler drives every optimizer of both backends that has param_groups
-    (today's SGD has none yet: the test then has nothing to check)."""
+    """Every scheduler drives every optimizer of the backend's table as it drives a fake one."""
     for opt_name, opt in _real_optimizers(fw):
         if name == "OneCycleLR" and not any(k in opt.defaults for k in ("momentum", "betas")):
             continue
@@ -549,6 +548,105 @@ def test_with_real_optimizers(fw: Any, name: str) -> None:
             _step(s, e)
             _step(ref, e)
             assert s.get_last_lr() == ref.get_last_lr() == [opt.param_groups[0]["lr"]], (opt_name, e)
+
+
+# ---------------------------------------------------------------- real optimizers in fit, both backends
+
+def _seed_setup(fw: Any, seed: int, n: int = 60) -> tuple:
+    g = fw.Generator(seed)
+    x, y = fw.data.disk(n, generator=g)
+    model = fw.Sequential(fw.Linear(2, 16, generator=g), fw.Tanh(), fw.Linear(16, 16, generator=g), fw.ReLU(),
+                          fw.Linear(16, 2, generator=g))
+    return g, x, y, model
+
+
+RECIPES = [
+    ("adam-cosine", lambda fw, m: fw.Adam(m.param(), lr=1e-2), lambda o: CosineAnnealingLR(o, 6)),
+    ("sgd-momentum-onecycle", lambda fw, m: fw.SGD(m.param(), lr=0.1, momentum=0.9),
+     lambda o: OneCycleLR(o, 0.2, total_steps=6)),
+    ("adamw-onecycle", lambda fw, m: fw.AdamW(m.parameters(), lr=1e-2), lambda o: OneCycleLR(o, 0.02, 6)),
+    ("adamw-step", lambda fw, m: fw.AdamW(m.param(), lr=1e-2), lambda o: StepLR(o, 2, 0.5)),
+    ("rmsprop-plateau", lambda fw, m: fw.RMSprop(m.param(), lr=1e-2, momentum=0.5),
+     lambda o: ReduceLROnPlateau(o, patience=0, factor=0.5)),
+    ("adagrad-linear", lambda fw, m: fw.Adagrad(m.param(), lr=0.1), lambda o: LinearLR(o, 0.25, 1.0, 4)),
+    ("sgd-multistep-exp", lambda fw, m: fw.SGD(m.param(), lr=0.1, nesterov=True, momentum=0.8),
+     lambda o: MultiStepLR(o, [2, 4], 0.3)),
+]
+
+
+def _recipe_run(fw: Any, make_opt: Callable, make_sched: Callable, epochs: int = 6) -> tuple:
+    g, x, y, model = _seed_setup(fw, 3)
+    opt = make_opt(fw, model)
+    sched = make_sched(opt)
+    lrs: list = []
+    losses = fit(model, fw.CrossEntropyLoss(), opt, x, y, epochs=epochs, batch_size=8, generator=g,
+                 scheduler=sched, on_epoch=lambda e, l: lrs.append(sched.get_last_lr()[0]))
+    return losses, lrs, model, opt, sched
+
+
+@pytest.mark.parametrize("make_opt, make_sched", [r[1:] for r in RECIPES], ids=[r[0] for r in RECIPES])
+def test_fit_with_real_optimizers_is_bit_identical_across_backends(make_opt: Callable, make_sched: Callable) -> None:
+    runs = [_recipe_run(load_backend(name), make_opt, make_sched) for name in BACKENDS]
+    (la, ra, ma, oa, sa), (lb, rb, mb, ob, sb) = runs
+    assert [v.hex() for v in la] == [v.hex() for v in lb]
+    assert [v.hex() for v in ra] == [v.hex() for v in rb]
+    assert state_hex(ma) == state_hex(mb)
+    assert _hexes(sa.state_dict()) == _hexes(sb.state_dict())
+    assert oa.param_groups[0]["lr"] == ob.param_groups[0]["lr"] == sa.get_last_lr()[0]
+    assert len(set(ra)) > 1, "the schedule changed the rate"
+
+
+def test_the_optimizer_steps_with_the_scheduled_rate(fw: Any) -> None:
+    """fit with Adam and StepLR(1, 0.5) equals epochs run by hand with lr 1e-2 * 0.5**e (exact halvings)."""
+    g, x, y, model = _seed_setup(fw, 4, n=30)
+    opt = fw.Adam(model.param(), lr=1e-2)
+    la = fit(model, fw.CrossEntropyLoss(), opt, x, y, epochs=3, batch_size=7, generator=g,
+             scheduler=StepLR(opt, 1, 0.5))
+    g2, x2, y2, model2 = _seed_setup(fw, 4, n=30)
+    opt2 = fw.Adam(model2.param(), lr=1e-2)
+    model2.train()
+    lb = []
+    for e in range(3):
+        opt2.param_groups[0]["lr"] = 1e-2 * 0.5 ** e
+        lb.append(train_epoch(model2, fw.CrossEntropyLoss(), opt2, x2, y2, batch_size=7, generator=g2))
+    assert [v.hex() for v in la] == [v.hex() for v in lb]
+    assert state_hex(model) == state_hex(model2)
+
+
+@pytest.mark.parametrize("make_opt, make_sched", [r[1:] for r in RECIPES], ids=[r[0] for r in RECIPES])
+def test_resume_from_states_gives_the_same_bits(fw: Any, make_opt: Callable, make_sched: Callable) -> None:
+    """Model, optimizer and scheduler states saved after 3 epochs and loaded into fresh
+    objects (whose scheduler constructor has stepped) continue bit for bit."""
+    losses, _, model, _, _ = _recipe_run(fw, make_opt, make_sched, epochs=6)
+    g, x, y, m1 = _seed_setup(fw, 3)
+    o1 = make_opt(fw, m1)
+    s1 = make_sched(o1)
+    first = fit(m1, fw.CrossEntropyLoss(), o1, x, y, epochs=3, batch_size=8, generator=g, scheduler=s1)
+    saved = json.loads(json.dumps(s1.state_dict())), o1.state_dict(), m1.state_dict()
+    _, _, _, m2 = _seed_setup(fw, 99)
+    o2 = make_opt(fw, m2)
+    s2 = make_sched(o2)
+    m2.load_state_dict(saved[2])
+    o2.load_state_dict(saved[1])
+    s2.load_state_dict(saved[0])
+    rest = fit(m2, fw.CrossEntropyLoss(), o2, x, y, epochs=3, batch_size=8, generator=g, scheduler=s2)
+    assert [v.hex() for v in first + rest] == [v.hex() for v in losses]
+    assert state_hex(m2) == state_hex(model)
+
+
+def test_onecycle_per_batch_from_on_batch(fw: Any) -> None:
+    """OneCycleLR stepped per batch (from on_batch), as torch users do, on both backends alike."""
+    out = []
+    for name in BACKENDS:
+        bfw = load_backend(name)
+        g, x, y, model = _seed_setup(bfw, 5, n=40)
+        opt = bfw.SGD(model.param(), lr=0.1, momentum=0.9)
+        sched = OneCycleLR(opt, max_lr=0.3, epochs=3, steps_per_epoch=5)
+        losses = fit(model, bfw.CrossEntropyLoss(), opt, x, y, epochs=3, batch_size=8, generator=g,
+                     on_batch=lambda k, m, l: sched.step() if sched.last_epoch < sched.total_steps else None)
+        assert sched.last_epoch == 15
+        out.append(([v.hex() for v in losses], state_hex(model), opt.param_groups[0]["momentum"]))
+    assert out[0] == out[1]
 
 
 # ---------------------------------------------------------------- torch itself (optional)

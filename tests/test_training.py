@@ -162,39 +162,18 @@ class OneHotMSE:
         return self.mse.backward()
 
 
-class Grouped:
-    """An optimizer with ``param_groups`` around one that has only ``lr`` (today's SGD):
-    each step copies the group's lr into it. Real optimizers with param_groups are used as they are."""
-
-    def __init__(self, opt: object) -> None:
-        self.opt = opt
-        self.defaults = {"lr": opt.lr, "momentum": 0.0}
-        self.param_groups = [{"params": [], "lr": opt.lr, "momentum": 0.0}]
-
-    def step(self) -> None:
-        self.opt.lr = self.param_groups[0]["lr"]
-        self.opt.step()
-
-    def zero_grad(self) -> None:
-        self.opt.zero_grad()
-
-
-def grouped(opt: object) -> object:
-    return opt if hasattr(opt, "param_groups") else Grouped(opt)
-
-
 def test_fit_steps_the_scheduler_after_each_epoch(fw: ModuleType) -> None:
     from pyfw.optim.lr_scheduler import StepLR
     a = setup(fw, 4, n=33)
     b = setup(fw, 4, n=33)
-    opt_a = grouped(a[2])
+    opt_a = a[2]
     sched = StepLR(opt_a, step_size=1, gamma=0.5)
     seen: list = []
     la = fit(a[0], a[1], opt_a, a[3], a[4], epochs=3, batch_size=8, generator=a[6], scheduler=sched,
              on_epoch=lambda e, l: seen.append(opt_a.param_groups[0]["lr"]))
     assert seen == [0.05, 0.025, 0.0125] and sched.last_epoch == 3
     # by hand: epoch e runs with lr 0.1 * 0.5**e (exact: halving)
-    opt_b = grouped(b[2])
+    opt_b = b[2]
     lb = []
     for e in range(3):
         opt_b.param_groups[0]["lr"] = 0.1 * 0.5 ** e
@@ -212,7 +191,7 @@ def test_plateau_gets_the_epoch_loss(fw: ModuleType) -> None:
             super().step(metrics)
 
     model, crit, opt, x, t, _, g = setup(fw, 9, n=20)
-    sched = Recording(grouped(opt), patience=0)
+    sched = Recording(opt, patience=0)
     sched.seen = []
     losses = fit(model, crit, sched.optimizer, x, t, epochs=3, generator=g, scheduler=sched)
     assert sched.seen == losses and sched.best == min(losses)
