@@ -179,11 +179,20 @@ def _field_type(f: "dataclasses.Field[Any]", kind: type) -> Callable[[str], Any]
 
 def add_config_options(p: argparse.ArgumentParser) -> None:
     """One option per field of :class:`pyfw.task.Config`: ``--batch-size`` for ``batch_size``,
-    with the field's default, help, choices (or checked type) and metavar."""
+    with the field's help, choices (or checked type) and metavar, and ``--preset``.
+
+    An option left out is absent from the parsed arguments (its default shows in
+    the help), so that :func:`config_from_args` can tell it from one given
+    explicitly: explicit options override the preset, the preset overrides the
+    defaults.
+    """
+    p.add_argument("--preset", choices=tuple(task.PRESETS), default="seed",
+                   help="a named recipe: " + "; ".join(f"{k}: {v[0]}" for k, v in task.PRESETS.items())
+                   + "; the options given override it")
     hints = typing.get_type_hints(task.Config)
     for f in dataclasses.fields(task.Config):
         md = f.metadata
-        kw: dict = {"dest": f.name, "default": f.default, "help": md["help"]}
+        kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{md['help']} (default: {f.default})"}
         if "choices" in md:
             kw["choices"] = md["choices"]
         else:
@@ -194,8 +203,10 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> task.Config:
-    """The :class:`pyfw.task.Config` of parsed arguments (the CLI-only ones are ignored)."""
-    return task.Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(task.Config)})
+    """The :class:`pyfw.task.Config` of parsed arguments: the preset's values, overridden by
+    the options given (the CLI-only ones are ignored)."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(task.Config) if hasattr(args, f.name)}
+    return task.Config(**{**task.PRESETS[getattr(args, "preset", "seed")][1], **given})
 
 
 def _add_backend(s: argparse.ArgumentParser) -> None:
@@ -221,6 +232,11 @@ def parser() -> argparse.ArgumentParser:
             s.add_argument("--save", metavar="MODEL",
                            help="write the trained model as a safetensors model file, usable with "
                                 "'predict' and 'plot --model', and loadable into torch.nn.Sequential")
+            s.add_argument("--checkpoint", metavar="PATH",
+                           help="write the whole run's state there after every epoch (atomically)")
+            s.add_argument("--resume", action="store_true",
+                           help="continue from --checkpoint if it exists; the result is the same, bit for "
+                                "bit, as a run never stopped")
     s = sub.add_parser("predict", help="predict the class of each row of a CSV file with a model file",
                        description="Print one line per input row: the predicted class and the class "
                                    "scores (the model's outputs), as CSV with a header line. The model file "
@@ -257,10 +273,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_output(args.json, "--json", stdout_ok=True)
     if args.save:
         check_output(args.save, "--save")
+    fit_options: dict = {}
+    if args.checkpoint:
+        check_output(args.checkpoint, "--checkpoint")
+        stored = _stored_config(args.checkpoint) if args.resume else None
+        if stored is not None and stored != dataclasses.asdict(config):
+            diff = ", ".join(f"{k} {stored.get(k)!r} there, {v!r} here" for k, v in dataclasses.asdict(config).items()
+                             if stored.get(k) != v)
+            raise CLIError(f"--checkpoint {args.checkpoint} belongs to another run ({diff})", 2)
+        fit_options = {"checkpoint": args.checkpoint, "resume": args.resume,
+                       "checkpoint_extra": {"config": dataclasses.asdict(config)}}
+    elif args.resume:
+        raise CLIError("--resume needs --checkpoint PATH", 2)
     fw = load_backend(args.backend)
     log = sys.stderr if args.json == "-" else sys.stdout
     prog = Progress(config.epochs, args.quiet, log=log)
-    res = task.train(fw, config, on_epoch=prog.end_epoch, on_batch=prog.batch)
+    res = task.train(fw, config, on_epoch=prog.end_epoch, on_batch=prog.batch, fit_options=fit_options)
     model = res.pop("model")
     print(f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%  "
           f"final loss {res['final_loss']:.6f}  ({res['epochs']} epochs, {res['seconds']:.2f} s, "
@@ -272,6 +300,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.json:
         io.write_atomic(args.json, json.dumps(_finite_or_null(res), indent=2) + "\n")
     return 0
+
+
+def _stored_config(path: str) -> Optional[dict]:
+    """The configuration stored in a checkpoint file, None if the file does not exist yet."""
+    if not os.path.exists(path):
+        return None
+    try:
+        meta = io.load_safetensors_metadata(path)
+        return json.loads(meta["pyfw.checkpoint"])["extra"]["config"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise CLIError(f"--checkpoint {path}: not a checkpoint of 'train' ({e})") from None
 
 
 def _read_rows(path: str) -> list:

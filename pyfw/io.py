@@ -717,6 +717,125 @@ def load_preprocess(path: PathLike) -> Preprocess:
     return _check_stored_preprocess(_model_meta(header, path, who), path, who)
 
 
+# --------------------------------------------------------------------------- checkpoints
+
+CHECKPOINT_FORMAT = "checkpoint"
+"""The ``"pyfw.format"`` of a checkpoint file."""
+CHECKPOINT_VERSION = "1"
+"""The ``"pyfw.format_version"`` of a checkpoint file."""
+
+
+def _is_tensor(v: Any) -> bool:
+    return hasattr(v, "tolist") and hasattr(v, "shape") and not isinstance(v, (list, tuple))
+
+
+def save_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any = None, generator: Any = None,
+                    epoch: int = 0, losses: Optional[list] = None, extra: Optional[dict] = None) -> None:
+    """Write everything a run needs to continue as a safetensors file, atomically.
+
+    Tensors: ``model.<key>`` for ``model.state_dict()`` and ``optimizer.<i>.<name>``
+    for every tensor buffer of ``optimizer.state_dict()``. The metadata entry
+    ``"pyfw.checkpoint"`` is JSON of the rest: the optimizer's other state and its
+    ``param_groups``, ``scheduler.state_dict()`` (or null), ``generator.get_state()``
+    (or null), ``epoch``, the epoch ``losses`` so far, and ``extra`` (any JSON, such
+    as the run's configuration). Floats are written so that they read back exactly.
+    """
+    who = "save_checkpoint"
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    osd = optimizer.state_dict()
+    state: dict = {}
+    for i, buffers in osd["state"].items():
+        plain = {}
+        for name, v in buffers.items():
+            if _is_tensor(v):
+                tensors[f"optimizer.{i}.{name}"] = v
+            else:
+                plain[name] = v
+        state[str(i)] = plain
+    doc = {
+        "epoch": epoch, "losses": list(losses or []), "extra": extra,
+        "optimizer": {"state": state, "param_groups": osd["param_groups"]},
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "generator": generator.get_state() if generator is not None else None,
+    }
+    try:
+        text = json.dumps(doc)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{who}: the run's state cannot be written as JSON: {e}") from None
+    save_safetensors(tensors, path, {"pyfw.format": CHECKPOINT_FORMAT,
+                                     "pyfw.format_version": CHECKPOINT_VERSION, "pyfw.checkpoint": text})
+
+
+def load_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any = None,
+                    generator: Any = None) -> dict:
+    """Restore a run written by :func:`save_checkpoint` into the given objects.
+
+    Returns ``{"epoch": ..., "losses": [...], "extra": ...}``. The file is read and
+    checked first; if any object then refuses its state, every object gets its
+    previous state back and the ``ValueError`` names the file. So a failed load
+    changes nothing.
+    """
+    who = "load_checkpoint"
+    path = os.fspath(path)
+    header, raw = _read(path, who)
+    meta = header.metadata
+    if meta.get("pyfw.format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{who}: {path} is not a pyfw checkpoint (its metadata has no \"pyfw.format\": "
+                         f"\"checkpoint\")")
+    try:
+        doc = json.loads(meta.get("pyfw.checkpoint", ""))
+        epoch, losses = doc["epoch"], doc["losses"]
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0 or not isinstance(losses, list):
+            raise ValueError("bad epoch or losses")
+        opt_doc = doc["optimizer"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{who}: {path}: invalid checkpoint metadata ({e})") from None
+    fw = _backend_of_model(model)
+    tensors = {name: _make_tensor(fw, rows, shape) for name, (rows, shape) in raw.items()}
+    model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    state: dict = {}
+    try:
+        for key, plain in opt_doc["state"].items():
+            state[int(key)] = dict(plain)
+        for name, v in tensors.items():
+            if name.startswith("optimizer."):
+                _, i, buf = name.split(".", 2)
+                state.setdefault(int(i), {})[buf] = v
+        optimizer_sd = {"state": state, "param_groups": opt_doc["param_groups"]}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"{who}: {path}: invalid optimizer state ({e})") from None
+    before = (model.state_dict(), optimizer.state_dict(),
+              scheduler.state_dict() if scheduler is not None else None,
+              generator.get_state() if generator is not None else None)
+    try:
+        model.load_state_dict(model_sd)
+        optimizer.load_state_dict(optimizer_sd)
+        if scheduler is not None:
+            if doc.get("scheduler") is None:
+                raise ValueError("it holds no scheduler state")
+            scheduler.load_state_dict(doc["scheduler"])
+        if generator is not None:
+            if doc.get("generator") is None:
+                raise ValueError("it holds no generator state")
+            generator.set_state(doc["generator"])
+    except (ValueError, TypeError, KeyError) as e:
+        model.load_state_dict(before[0])
+        optimizer.load_state_dict(before[1])
+        if scheduler is not None:
+            scheduler.load_state_dict(before[2])
+        if generator is not None:
+            generator.set_state(before[3])
+        raise ValueError(f"{who}: {path} does not fit this run: {e}") from None
+    return {"epoch": epoch, "losses": [float(v) for v in losses], "extra": doc.get("extra")}
+
+
+def _backend_of_model(model: Any) -> ModuleType:
+    for fw in _loaded_backends():
+        if isinstance(model, fw.Module):
+            return fw
+    raise TypeError(f"load_checkpoint: model must be a module of pyfw or pyfw_rs, got {type(model).__name__}")
+
+
 # --------------------------------------------------------------------------- JSON state dicts
 
 def save(state_dict: dict, path: PathLike) -> None:

@@ -2,8 +2,16 @@
 
 The task: the disk data set (``fw.data.disk``) and a network of 2 inputs, three
 hidden layers of ``hidden`` units each followed by the chosen activation (and,
-with ``dropout > 0``, a ``Dropout``), and 2 outputs, trained with ``MSELoss``
-on one-hot targets and ``SGD``. ``Config()`` is the seed configuration.
+with ``dropout > 0``, a ``Dropout``), and 2 outputs, trained with the chosen
+loss, optimizer and learning-rate schedule. ``Config()`` is the seed
+configuration: ``MSELoss`` on one-hot targets and plain ``SGD``. ``PRESETS``
+names other recipes; ``PRESETS["best"]`` is the most accurate one found.
+
+The loss decides the targets and the output head (:data:`LOSS_SETUP`):
+``CrossEntropyLoss`` and ``NLLLoss`` take class indices, the others one-hot
+rows; ``NLLLoss`` gets a ``LogSoftmax`` head and ``BCELoss`` a ``Sigmoid`` head,
+so that their inputs are what they expect. A head keeps the order of the two
+outputs, so the predicted class is the larger output in every case.
 
 Draw order from one ``Generator(seed)``, the same in both backends:
 
@@ -38,7 +46,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from .activations import ACTIVATIONS
+from .losses import LOSSES
 from .metrics import error_rate
+from .optim import OPTIMIZERS
+from .optim.lr_scheduler import SCHEDULERS
 from .training import fit
 
 SCALE = math.sqrt(12.0)
@@ -54,6 +65,50 @@ BACKENDS = {"py": "pyfw", "rs": "pyfw_rs"}
 ACTIVATION_CHOICES = {name.lower(): name for name in ACTIVATIONS}
 """Every member of the activation table ``pyfw.activations.ACTIVATIONS`` by its choice
 (the class name in lower case, as ``--activation`` takes it): its class name."""
+
+
+OPTIMIZER_CHOICES = {name.lower(): name for name in OPTIMIZERS}
+"""Every member of the optimizer table by its choice (``--optimizer sgd``): its class name."""
+
+LOSS_CHOICES = {name[:-len("Loss")].lower(): name for name in LOSSES}
+"""Every member of the loss table by its choice (its class name without ``Loss``, in lower
+case: ``--loss crossentropy``): its class name."""
+
+LOSS_SETUP: dict = {
+    "MSELoss": ("one_hot", None), "L1Loss": ("one_hot", None), "HuberLoss": ("one_hot", None),
+    "SmoothL1Loss": ("one_hot", None), "CrossEntropyLoss": ("index", None), "NLLLoss": ("index", "LogSoftmax"),
+    "BCELoss": ("one_hot", "Sigmoid"), "BCEWithLogitsLoss": ("one_hot", None),
+}
+"""For each loss: the targets it takes (``"index"``: class indices; ``"one_hot"``: rows of
+0.0 / 1.0) and the activation put after the last Linear layer (None: none)."""
+
+SCHEDULE_CHOICES = {"none": None, **{(n[:-2] if n.endswith("LR") else n).lower(): n for n in SCHEDULERS}}
+"""``none`` and every member of the scheduler table, by its class name without ``LR`` in
+lower case (``--schedule cosineannealing``): its class name."""
+
+
+def make_scheduler(fw: Any, optimizer: Any, name: Optional[str], epochs: int) -> Any:
+    """The scheduler of class ``name`` for a run of ``epochs`` epochs, stepped once per epoch.
+
+    StepLR divides the rate by 10 every third of the run; MultiStepLR at 1/2 and 3/4
+    of it; ExponentialLR by 100 over the run; CosineAnnealingLR anneals to 0 over
+    the run; LinearLR is torch's default warm-up; OneCycleLR peaks at the given
+    learning rate; ReduceLROnPlateau watches the epoch loss with torch's defaults.
+    """
+    if name is None:
+        return None
+    s = fw.optim.lr_scheduler
+    lr = optimizer.param_groups[0]["lr"]
+    build = {
+        "StepLR": lambda: s.StepLR(optimizer, step_size=max(1, epochs // 3)),
+        "MultiStepLR": lambda: s.MultiStepLR(optimizer, milestones=[max(1, epochs // 2), max(1, 3 * epochs // 4)]),
+        "ExponentialLR": lambda: s.ExponentialLR(optimizer, gamma=0.01 ** (1.0 / epochs)),
+        "CosineAnnealingLR": lambda: s.CosineAnnealingLR(optimizer, T_max=epochs),
+        "LinearLR": lambda: s.LinearLR(optimizer),
+        "OneCycleLR": lambda: s.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs + 1),
+        "ReduceLROnPlateau": lambda: s.ReduceLROnPlateau(optimizer),
+    }
+    return build[name]()
 
 
 def _option(default: Any, help: str, must_be: str, valid: Callable[[Any], bool], **extra: Any) -> Any:
@@ -81,7 +136,7 @@ class Config:
     epochs: int = _option(150, "passes over the training set", "a positive integer", _positive, metavar="N")
     batch_size: int = _option(10, "samples per SGD step (the last batch of an epoch may be smaller)",
                               "a positive integer", _positive, metavar="N")
-    lr: float = _option(0.1, "learning rate of SGD", "a finite non-negative number",
+    lr: float = _option(0.1, "learning rate", "a finite non-negative number",
                         lambda v: 0.0 <= v < math.inf, metavar="LR")
     activation: str = _option("relu", "activation after each hidden layer: a member of "
                               "pyfw.activations.ACTIVATIONS, by its class name in lower case",
@@ -95,6 +150,18 @@ class Config:
                              "a number in [0, 1)", lambda v: 0.0 <= v < 1.0, metavar="P")
     hidden: int = _option(25, "units in each of the three hidden layers", "a positive integer", _positive,
                           metavar="N")
+    optimizer: str = _option("sgd", "optimizer: a member of pyfw.optim.OPTIMIZERS in lower case",
+                             "one of " + ", ".join(OPTIMIZER_CHOICES), lambda v: v in OPTIMIZER_CHOICES,
+                             choices=tuple(OPTIMIZER_CHOICES))
+    loss: str = _option("mse", "loss: a member of pyfw.losses.LOSSES, without 'Loss', in lower case",
+                        "one of " + ", ".join(LOSS_CHOICES), lambda v: v in LOSS_CHOICES,
+                        choices=tuple(LOSS_CHOICES))
+    schedule: str = _option("none", "learning-rate schedule, stepped once per epoch: a member of "
+                            "pyfw.optim.lr_scheduler.SCHEDULERS without 'LR', in lower case (see "
+                            "pyfw.task.make_scheduler)", "one of " + ", ".join(SCHEDULE_CHOICES),
+                            lambda v: v in SCHEDULE_CHOICES, choices=tuple(SCHEDULE_CHOICES))
+    weight_decay: float = _option(0.0, "weight decay of the optimizer", "a finite non-negative number",
+                                  lambda v: 0.0 <= v < math.inf, metavar="WD")
 
     def __post_init__(self) -> None:
         """Check every field against its type and its ``valid`` predicate."""
@@ -111,6 +178,15 @@ class Config:
                 raise ValueError(f"Config: {f.name} must be {f.metadata['must_be']}, got {value!r}")
 
 
+PRESETS: dict = {
+    "seed": ("the seed report's recipe (the defaults)", {}),
+    "best": ("the most accurate recipe found for 150 epochs on this network",
+             {"optimizer": "adam", "lr": 0.005, "loss": "crossentropy", "schedule": "cosineannealing",
+              "activation": "tanh", "batch_size": 100}),
+}
+"""Named recipes: ``(description, Config fields)``; ``Config(**PRESETS[name][1])`` is the recipe."""
+
+
 def make_data(fw: Any, g: Any, n_train: int = 1000, n_test: int = 1000) -> tuple:
     """``(x_train, labels_train, x_test, labels_test)`` from ``fw.data.disk``, inputs standardized."""
     x_train, y_train = fw.data.disk(n_train, generator=g)
@@ -123,13 +199,15 @@ def standardize(fw: Any, x: Any) -> Any:
     return fw.tensor([[(v - 0.5) * SCALE for v in row] for row in x.tolist()])
 
 
-def make_model(fw: Any, g: Any, activation: str = "relu", hidden: int = 25, dropout: float = 0.0) -> Any:
+def make_model(fw: Any, g: Any, activation: str = "relu", hidden: int = 25, dropout: float = 0.0,
+               head: Optional[str] = None) -> Any:
     """2 inputs, three hidden layers of ``hidden`` units, 2 outputs, as an ``fw.Sequential``.
 
     Each hidden Linear is followed by ``getattr(fw, name)()``, where ``name`` is the
     class name that :data:`ACTIVATION_CHOICES` gives ``activation``, and, if
-    ``dropout > 0``, by ``fw.Dropout(dropout, generator=g)``. The Linear layers
-    draw their initial values from ``g`` in module order.
+    ``dropout > 0``, by ``fw.Dropout(dropout, generator=g)``; ``head`` names an
+    activation put after the last Linear. The Linear layers draw their initial
+    values from ``g`` in module order.
     """
     if activation not in ACTIVATION_CHOICES:
         raise ValueError(f"make_model: activation must be one of {', '.join(ACTIVATION_CHOICES)}, "
@@ -140,29 +218,37 @@ def make_model(fw: Any, g: Any, activation: str = "relu", hidden: int = 25, drop
         layers += [fw.Linear(n_in, hidden, generator=g), act()]
         if dropout > 0.0:
             layers.append(fw.Dropout(dropout, generator=g))
-    return fw.Sequential(*layers, fw.Linear(hidden, 2, generator=g))
+    layers.append(fw.Linear(hidden, 2, generator=g))
+    if head is not None:
+        layers.append(getattr(fw, head)())
+    return fw.Sequential(*layers)
 
 
 def train(fw: Any, config: Config = Config(),
           on_epoch: Optional[Callable[[int, float], None]] = None,
-          on_batch: Optional[Callable[[int, int, float], None]] = None) -> dict:
+          on_batch: Optional[Callable[[int, int, float], None]] = None,
+          fit_options: Optional[dict] = None) -> dict:
     """Train the seed task once on the backend module ``fw`` (``pyfw`` or ``pyfw_rs``).
 
     Returns the backend's short name under ``"backend"``, every field of ``config``,
     ``train_error``, ``test_error`` (measured in eval mode), ``final_loss``, the epoch
     ``losses``, the ``seconds`` spent in :func:`~pyfw.training.fit`, and the trained
-    model (left in eval mode) under ``"model"``. ``on_epoch`` and ``on_batch`` are
-    passed to ``fit``.
+    model (left in eval mode) under ``"model"``. ``on_epoch``, ``on_batch`` and
+    ``fit_options`` (more keyword arguments, such as ``checkpoint``) are passed to ``fit``.
     """
     g = fw.Generator(config.seed)
     x_train, y_train, x_test, y_test = make_data(fw, g, config.n_train, config.n_test)
-    model = make_model(fw, g, config.activation, config.hidden, config.dropout)
-    criterion = fw.MSELoss()
-    optimizer = fw.SGD(model.param(), lr=config.lr)
-    targets = fw.data.one_hot(y_train, 2)
+    loss_name = LOSS_CHOICES[config.loss]
+    target_kind, head = LOSS_SETUP[loss_name]
+    model = make_model(fw, g, config.activation, config.hidden, config.dropout, head)
+    criterion = getattr(fw, loss_name)()
+    optimizer = getattr(fw, OPTIMIZER_CHOICES[config.optimizer])(
+        model.param(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = make_scheduler(fw, optimizer, SCHEDULE_CHOICES[config.schedule], config.epochs)
+    targets = list(y_train) if target_kind == "index" else fw.data.one_hot(y_train, 2)
     start = time.perf_counter()
     losses = fit(model, criterion, optimizer, x_train, targets, config.epochs, config.batch_size, g,
-                 on_epoch=on_epoch, on_batch=on_batch)
+                 on_epoch=on_epoch, on_batch=on_batch, scheduler=scheduler, **(fit_options or {}))
     seconds = time.perf_counter() - start
     model.eval()
     backend = {module: short for short, module in BACKENDS.items()}.get(fw.__name__, fw.__name__)

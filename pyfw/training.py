@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numbers
+import os
 import sys
 from typing import Any, Callable, Optional
 
+from . import io
 from .optim.lr_scheduler import ReduceLROnPlateau
 
 
@@ -152,7 +154,8 @@ def fit(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets: Any, e
         batch_size: int = 10, generator: Any = None, shuffle: bool = True,
         on_epoch: Optional[Callable[[int, float], Optional[bool]]] = None,
         on_batch: Optional[Callable[[int, int, float], None]] = None,
-        scheduler: Any = None) -> list:
+        scheduler: Any = None, checkpoint: Any = None, resume: bool = False,
+        checkpoint_extra: Optional[dict] = None) -> list:
     """Up to ``epochs`` calls of :func:`train_epoch`; returns the list of epoch losses.
 
     After each epoch (epochs count from 1), in this order: ``scheduler.step()``
@@ -169,20 +172,37 @@ def fit(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets: Any, e
     kept as a list of ints (for ``CrossEntropyLoss`` and ``NLLLoss``). Anything
     else is a ``TypeError`` that says what ``fit`` needs; every check runs before
     the model changes.
+
+    With ``checkpoint`` (a path), after every epoch (after the scheduler step,
+    before ``on_epoch``) the model, the optimizer, the scheduler, the generator
+    (``generator``, or the backend's default generator), the epoch and the losses
+    so far are written there atomically (:func:`pyfw.io.save_checkpoint`). With
+    ``resume=True`` and an existing ``checkpoint``, they are read back first and
+    training continues after the stored epoch, so a run stopped at any moment and
+    resumed ends with the same bits as a run never stopped. The returned list then
+    holds every epoch's loss, the stored ones first. ``checkpoint_extra`` is any
+    JSON stored with each checkpoint (the CLI stores the run's configuration).
     """
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
         raise TypeError(f"fit: epochs must be an int, got {type(epochs).__name__}")
     if epochs <= 0:
         raise ValueError(f"fit: epochs must be positive, got {epochs}")
-    _, inputs, targets = _prepare(model, inputs, targets, batch_size, "fit")
+    fw, inputs, targets = _prepare(model, inputs, targets, batch_size, "fit")
     if scheduler is not None and not callable(getattr(scheduler, "step", None)):
         raise TypeError(f"fit: scheduler must have a step() method, got {type(scheduler).__name__}")
     if on_epoch is not None and not callable(on_epoch):
         raise TypeError(f"fit: on_epoch must be callable, got {type(on_epoch).__name__}")
     plateau = isinstance(scheduler, ReduceLROnPlateau)
+    gen = generator if generator is not None else fw.default_generator
+    start, losses = 1, []
+    if resume:
+        if checkpoint is None:
+            raise ValueError("fit: resume=True needs a checkpoint path")
+        if os.path.exists(checkpoint):
+            info = io.load_checkpoint(checkpoint, model, optimizer, scheduler, gen)
+            start, losses = info["epoch"] + 1, info["losses"]
     model.train()
-    losses = []
-    for e in range(1, epochs + 1):
+    for e in range(start, epochs + 1):
         loss = train_epoch(model, criterion, optimizer, inputs, targets, batch_size,
                            generator, shuffle, on_batch)
         losses.append(loss)
@@ -191,6 +211,8 @@ def fit(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets: Any, e
                 scheduler.step(loss)
             else:
                 scheduler.step()
+        if checkpoint is not None:
+            io.save_checkpoint(checkpoint, model, optimizer, scheduler, gen, e, losses, checkpoint_extra)
         if on_epoch is not None and on_epoch(e, loss) is False:
             break
     return losses

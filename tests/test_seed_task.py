@@ -19,7 +19,8 @@ from pyfw.activations import ACTIVATIONS
 from pyfw.training import fit
 
 SEED_CONFIG = {"epochs": 150, "batch_size": 10, "lr": 0.1, "activation": "relu", "seed": 0,
-               "n_train": 1000, "n_test": 1000, "dropout": 0.0, "hidden": 25}
+               "n_train": 1000, "n_test": 1000, "dropout": 0.0, "hidden": 25,
+               "optimizer": "sgd", "loss": "mse", "schedule": "none", "weight_decay": 0.0}
 
 
 def bits(res: dict) -> tuple:
