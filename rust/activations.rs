@@ -61,51 +61,12 @@ pub trait ActivationKernel {
 
 macro_rules! define_members {
     ($($(#[$doc:meta])* $name:ident { $($arg:ident : $ty:ty = $default:expr),* } $sig:literal;)*) => {
-        $(
-            $(#[$doc])*
-            #[allow(clippy::upper_case_acronyms)] // the Python names
-            #[derive(Clone, Copy, Debug, PartialEq)]
-            pub struct $name {
-                $(
-                    #[allow(missing_docs)]
-                    pub $arg: $ty,
-                )*
-            }
-
-            impl Default for $name {
-                fn default() -> $name {
-                    $name { $($arg: $default),* }
-                }
-            }
-
-            impl From<$name> for Activation {
-                fn from(k: $name) -> Activation {
-                    Activation::$name(k)
-                }
-            }
-        )*
-
-        /// One member of the family, with its arguments.
-        #[allow(clippy::upper_case_acronyms)] // the Python names
-        #[derive(Clone, Copy, Debug, PartialEq)]
-        pub enum Activation {
-            $(
-                $(#[$doc])*
-                $name($name),
-            )*
+        $crate::family_members! {
+            Activation, "arguments";
+            $($(#[$doc])* $name { $($arg : $ty = $default),* } $sig;)*
         }
 
         impl Activation {
-            /// The class names of the members, in table order.
-            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
-
-            /// The class name, for error messages.
-            pub fn name(&self) -> &'static str {
-                match self {
-                    $(Activation::$name(_) => stringify!($name),)*
-                }
-            }
-
             /// See [`ActivationKernel::forward`].
             pub fn forward(&self, x: &[f64], shape: Shape, y: &mut [f64]) -> Result<()> {
                 match self {

@@ -14,6 +14,7 @@
 pub mod activations;
 pub mod data;
 pub mod error;
+pub mod family;
 pub mod generator;
 pub mod losses;
 pub mod modules;

@@ -157,51 +157,12 @@ pub trait LossKernel {
 
 macro_rules! define_members {
     ($($(#[$doc:meta])* $name:ident { $($arg:ident : $ty:ty = $default:expr),* } $sig:literal;)*) => {
-        $(
-            $(#[$doc])*
-            #[allow(clippy::upper_case_acronyms)] // the Python names
-            #[derive(Clone, Copy, Debug, PartialEq)]
-            pub struct $name {
-                $(
-                    #[allow(missing_docs)]
-                    pub $arg: $ty,
-                )*
-            }
-
-            impl Default for $name {
-                fn default() -> $name {
-                    $name { $($arg: $default),* }
-                }
-            }
-
-            impl From<$name> for Loss {
-                fn from(k: $name) -> Loss {
-                    Loss::$name(k)
-                }
-            }
-        )*
-
-        /// One member of the family, with its arguments.
-        #[allow(clippy::upper_case_acronyms)] // the Python names
-        #[derive(Clone, Copy, Debug, PartialEq)]
-        pub enum Loss {
-            $(
-                $(#[$doc])*
-                $name($name),
-            )*
+        $crate::family_members! {
+            Loss, "arguments";
+            $($(#[$doc])* $name { $($arg : $ty = $default),* } $sig;)*
         }
 
         impl Loss {
-            /// The class names of the members, in table order.
-            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
-
-            /// The class name, for error messages.
-            pub fn name(&self) -> &'static str {
-                match self {
-                    $(Loss::$name(_) => stringify!($name),)*
-                }
-            }
-
             /// See [`LossKernel::targets`].
             pub fn targets(&self) -> Targets {
                 match self {

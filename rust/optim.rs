@@ -112,51 +112,12 @@ pub trait UpdateRule {
 
 macro_rules! define_members {
     ($($(#[$doc:meta])* $name:ident { $($arg:ident : $ty:ty = $default:expr),* } $sig:literal;)*) => {
-        $(
-            $(#[$doc])*
-            #[allow(clippy::upper_case_acronyms)] // the Python names
-            #[derive(Clone, Copy, Debug, PartialEq)]
-            pub struct $name {
-                $(
-                    #[allow(missing_docs)]
-                    pub $arg: $ty,
-                )*
-            }
-
-            impl Default for $name {
-                fn default() -> $name {
-                    $name { $($arg: $default),* }
-                }
-            }
-
-            impl From<$name> for Optimizer {
-                fn from(k: $name) -> Optimizer {
-                    Optimizer::$name(k)
-                }
-            }
-        )*
-
-        /// One member of the family, with its hyperparameters.
-        #[allow(clippy::upper_case_acronyms)] // the Python names
-        #[derive(Clone, Copy, Debug, PartialEq)]
-        pub enum Optimizer {
-            $(
-                $(#[$doc])*
-                $name($name),
-            )*
+        $crate::family_members! {
+            Optimizer, "hyperparameters";
+            $($(#[$doc])* $name { $($arg : $ty = $default),* } $sig;)*
         }
 
         impl Optimizer {
-            /// The class names of the members, in table order.
-            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
-
-            /// The class name, for error messages.
-            pub fn name(&self) -> &'static str {
-                match self {
-                    $(Optimizer::$name(_) => stringify!($name),)*
-                }
-            }
-
             /// The hyperparameter names, in signature order.
             pub fn hyperparameters(&self) -> &'static [&'static str] {
                 match self {
