@@ -30,6 +30,8 @@ import numbers
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, Optional, Union
 
+from ..error import check_int, check_real
+
 __all__ = [
     "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR",
     "OneCycleLR", "ReduceLROnPlateau", "SCHEDULERS",
@@ -54,24 +56,13 @@ def _param_groups(optimizer: Any, who: str) -> list:
 
 def _int(value: Any, who: str, name: str, minimum: int) -> int:
     """An int (not a bool) at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{who}: {name} must be an int, got {type(value).__name__}")
+    value = check_int(value, who, name)
     if value < minimum:
         raise ValueError(f"{who}: {name} must be at least {minimum}, got {value}")
-    return int(value)
-
-
-def _real(value: Any, who: str, name: str) -> float:
-    """A finite real number (not a bool), as a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{who}: {name} must be a real number, got {type(value).__name__}")
-    try:
-        value = float(value)
-    except OverflowError:
-        value = math.inf
-    if not math.isfinite(value):
-        raise ValueError(f"{who}: {name} must be finite, got {value}")
     return value
+
+
+_real = check_real
 
 
 def _require(ok: bool, who: str, message: str) -> None:
