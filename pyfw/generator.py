@@ -1,29 +1,12 @@
 """The pseudo-random generator shared bit for bit by ``pyfw`` and ``pyfw_rs``.
 
-Algorithm: SplitMix64 (Steele, Lea and Flood, 2014). The state is one unsigned
-64-bit integer ``s``; every arithmetic step is modulo 2**64::
-
-    s = s + 0x9E3779B97F4A7C15
-    z = s
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EB
-    next_u64 = z ^ (z >> 31)
-
-Seeding sets ``s = seed mod 2**64`` (a negative seed wraps as two's complement).
-Derived draws, each consuming whole ``next_u64`` values:
-
-* ``random()``: ``(next_u64 >> 11) * 2**-53``, a float in [0, 1).
-* ``uniform(low, high)``: ``low + (high - low) * random()``.
-* ``normal(mean, std)``: Box-Muller from two ``random()`` draws, in this order:
-  ``u1 = random()``, ``u2 = random()``,
-  ``z = sqrt(-2.0 * log(1.0 - u1)) * cos(TAU * u2)`` with ``TAU = 2*pi`` rounded to
-  float64 (``math.tau``); the result is ``mean + std * z``. One value per call: the
-  second Box-Muller value is never kept. ``1.0 - u1`` lies in (0, 1], so the log
-  never sees 0.
-* ``randbelow(n)``: unbiased integer in [0, n) by rejection: with
-  ``limit = 2**64 - (2**64 mod n)``, draw until ``r < limit``; return ``r mod n``.
-* ``randperm(n)``: start from ``[0, 1, ..., n-1]``; for ``i`` from ``n-1`` down
-  to 1, ``j = randbelow(i + 1)`` and swap items ``i`` and ``j``.
+Algorithm: SplitMix64 (Steele, Lea and Flood, 2014), one unsigned 64-bit state.
+The draws derived from it are ``random()`` in [0, 1), ``uniform(low, high)``,
+``normal(mean, std)`` (Box-Muller from two ``random()`` draws, one value per
+call), ``randbelow(n)`` (unbiased, by rejection) and ``randperm(n)``
+(Fisher-Yates from the end). docs/NUMERICS.md, "The random generator" and
+"Normal draws", gives every formula and its test vectors; ``rust/generator.rs``
+follows it.
 
 The generator holds two integers and nothing else: the seed last given and the
 state ``s``. ``get_state()`` returns both as ``{"seed": seed, "state": s}``

@@ -1,18 +1,7 @@
-//! The pseudo-random generator shared bit for bit with `pyfw/generator.py`: SplitMix64.
-//!
-//! ```text
-//! s = s + 0x9E3779B97F4A7C15                       (mod 2**64)
-//! z = (s ^ (s >> 30)) * 0xBF58476D1CE4E5B9         (mod 2**64)
-//! z = (z ^ (z >> 27)) * 0x94D049BB133111EB         (mod 2**64)
-//! next_u64 = z ^ (z >> 31)
-//! ```
-//!
-//! `random() = (next_u64 >> 11) * 2**-53`; `uniform(lo, hi) = lo + (hi - lo) * random()`;
-//! `randbelow(n)` rejects draws `>= 2**64 - (2**64 mod n)` and returns `r mod n`;
-//! `randperm(n)` is Fisher-Yates from the end with `j = randbelow(i + 1)`.
-//! `normal(mean, std)` is Box-Muller from two `random()` draws, in this order:
-//! `u1 = random()`, `u2 = random()`, `z = sqrt(-2.0 * ln(1.0 - u1)) * cos(TAU * u2)`,
-//! result `mean + std * z` (one value per call; the second Box-Muller value is not kept).
+//! The pseudo-random generator shared bit for bit with `pyfw/generator.py`: SplitMix64,
+//! and the draws derived from it (`random`, `uniform`, `normal` by Box-Muller, `randbelow`,
+//! `randperm`). docs/NUMERICS.md, "The random generator" and "Normal draws", gives every
+//! formula and its test vectors.
 //!
 //! The generator holds the seed last given and the state `s`, nothing else: `state()` and
 //! `set_state(seed, state)` save and restore both (the binding's `get_state()` dict).
@@ -90,10 +79,8 @@ impl Generator {
         low + (high - low) * self.random()
     }
 
-    /// `mean + std * z` with `z` standard normal, by Box-Muller from two `random()` draws:
-    /// `u1 = random()`, `u2 = random()`, `z = sqrt(-2.0 * ln(1.0 - u1)) * cos(TAU * u2)`,
-    /// in exactly this order, with the C library's `log` and `cos` (as `pyfw`'s `math.log`
-    /// and `math.cos`) and no fused operation. `1.0 - u1` lies in (0, 1], so `ln` never sees 0.
+    /// `mean + std * z` with `z` standard normal, by Box-Muller from two `random()` draws
+    /// (docs/NUMERICS.md, "Normal draws").
     ///
     /// The caller checks that `mean` and `std` are finite and `std >= 0` (the binding does,
     /// with `pyfw`'s messages); other values propagate as IEEE arithmetic does.

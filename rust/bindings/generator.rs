@@ -251,8 +251,7 @@ impl PyGenerator {
         Ok(slf.try_borrow_mut()?.g.uniform(low, high))
     }
 
-    /// A normal draw `mean + std * z` by Box-Muller from two `random()` draws:
-    /// `u1 = random()`, `u2 = random()`, `z = sqrt(-2.0 * log(1.0 - u1)) * cos(tau * u2)`.
+    /// A normal draw `mean + std * z` (Box-Muller; docs/NUMERICS.md, "Normal draws").
     /// `mean` and `std` are converted to float first; both must be finite and `std >= 0`.
     #[pyo3(signature = (mean = Raw(None), std = Raw(None)), text_signature = "($self, mean=0.0, std=1.0)")]
     fn normal(slf: &Bound<'_, Self>, mean: Raw<'_>, std: Raw<'_>) -> PyResult<f64> {
