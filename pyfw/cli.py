@@ -274,6 +274,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.save:
         check_output(args.save, "--save")
     fit_options: dict = {}
+    stored = None
     if args.checkpoint:
         check_output(args.checkpoint, "--checkpoint")
         stored = _stored_config(args.checkpoint) if args.resume else None
@@ -287,6 +288,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CLIError("--resume needs --checkpoint PATH", 2)
     fw = load_backend(args.backend)
     log = sys.stderr if args.json == "-" else sys.stdout
+    if fit_options.get("resume") and stored is not None:
+        done = json.loads(io.load_safetensors_metadata(args.checkpoint)["pyfw.checkpoint"])["epoch"]
+        print(f"resuming from {args.checkpoint} after epoch {done}", file=log, flush=True)
     prog = Progress(config.epochs, args.quiet, log=log)
     res = task.train(fw, config, on_epoch=prog.end_epoch, on_batch=prog.batch, fit_options=fit_options)
     model = res.pop("model")
@@ -459,6 +463,8 @@ def main(argv: Optional[list] = None) -> int:
         args = parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
+        if sys.stderr.isatty():
+            sys.stderr.write("\r\x1b[K")  # erase a live progress line
         print("pyfw: interrupted", file=sys.stderr)
         return 130
     except CLIError as e:
