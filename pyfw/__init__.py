@@ -23,6 +23,6 @@ globals().update(OPTIMIZERS)
 __all__ = sorted([
     "Generator", "Module", "Tensor",
     "argmax_rows", "data", "default_generator", "error_rate", "fit", "init", "io", "manual_seed",
-    "metrics", "optim", "randperm", "tensor", "train_epoch", "training",
+    "activations", "losses", "metrics", "optim", "randperm", "tensor", "train_epoch", "training",
     *LAYERS, *ACTIVATIONS, *LOSSES, *OPTIMIZERS,
 ])

@@ -25,12 +25,12 @@ once); Ctrl-C is one line and exit status 130.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import importlib
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -244,7 +244,7 @@ def parser() -> argparse.ArgumentParser:
                        formatter_class=fmt)
     s.add_argument("model", metavar="MODEL", help="a model file written by 'train --save'")
     s.add_argument("--input", required=True, metavar="CSV",
-                   help="rows of raw inputs, one per line, comma-separated ('-': standard input); "
+                   help="rows of raw inputs, one per line, separated by commas or spaces ('-': standard input); "
                         "a first line that is not numbers is taken as a header")
     s.add_argument("--output", metavar="CSV", help="write the predictions to this file instead of standard output")
     _add_backend(s)
@@ -318,8 +318,9 @@ def _stored_config(path: str) -> Optional[dict]:
 
 
 def _read_rows(path: str) -> list:
-    """The rows of numbers of a CSV file (``-``: standard input); a first line that is
-    not numbers is a header and is skipped. A bad row is a one-line error naming it."""
+    """The rows of numbers of a CSV file (``-``: standard input), separated by commas or
+    by spaces; a first line that is not numbers is a header and is skipped. A bad row is
+    a one-line error naming it."""
     name = "standard input" if path == "-" else path
     try:
         if path == "-":
@@ -330,9 +331,10 @@ def _read_rows(path: str) -> list:
     except (OSError, UnicodeDecodeError) as e:
         raise CLIError(f"--input {name}: cannot read it ({e})") from None
     rows = []
-    for k, cells in enumerate(csv.reader(lines), start=1):
-        if not cells or all(not c.strip() for c in cells):
+    for k, line in enumerate(lines, start=1):
+        if not line.strip():
             continue
+        cells = re.split(r"\s*,\s*|\s+", line.strip())
         try:
             row = [float(c) for c in cells]
         except ValueError:

@@ -32,8 +32,11 @@ DEFAULT_SEED = 0
 
 
 def _check_seed(seed: object) -> int:
+    """``seed`` modulo 2**64; as torch, a seed outside [-2**63, 2**64) is a ValueError."""
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"Generator: seed must be an int, got {type(seed).__name__}")
+    if not -(1 << 63) <= seed <= MASK64:
+        raise ValueError(f"Generator: seed must be in [-2**63, 2**64), got {seed}")
     return seed & MASK64
 
 

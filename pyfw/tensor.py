@@ -192,8 +192,10 @@ def _index(i: Any, n: int) -> int:
 
 
 def _number(v: Any, who: str) -> float:
-    if isinstance(v, float):
+    if type(v) is float:
         f = v
+    elif isinstance(v, float):
+        f = float.__float__(v)  # the value itself, not a subclass that may override arithmetic
     elif _is_seq(v):
         raise ValueError(f"{who}: ragged or deeper than 2-D nested list")
     elif isinstance(v, numbers.Real) and not isinstance(v, bool):
@@ -215,7 +217,13 @@ def _is_seq(v: Any) -> bool:
 def _parse(data: Any, who: str) -> tuple:
     """Check ``data`` and return fresh ``(rows, shape)``."""
     if isinstance(data, Tensor):
-        return [list(r) for r in data._rows], data._shape
+        rows = [list(r) for r in data._rows]
+        isfinite = math.isfinite
+        for r in rows:
+            if not all(map(isfinite, r)):
+                bad = next(v for v in r if not isfinite(v))
+                raise ValueError(f"{who}: expected finite numbers, got {bad!r}")
+        return rows, data._shape
     if hasattr(data, "tolist") and hasattr(data, "shape") and not _is_seq(data):
         data = data.tolist()  # a tensor of the other backend, or an array
     if not _is_seq(data):

@@ -12,7 +12,7 @@ from pyfw import init, io, metrics, training
 from pyfw.metrics import argmax_rows, error_rate
 from pyfw.training import fit, train_epoch
 
-from . import _native, data, optim
+from . import _native, activations, data, losses, optim
 from ._native import (
     Generator,
     Module,
@@ -22,18 +22,14 @@ from ._native import (
     randperm,
     tensor,
 )
+from .activations import ACTIVATIONS
+from .losses import LOSSES
 from .optim import OPTIMIZERS
 
 __version__ = "0.1.0"
 
-ACTIVATIONS: dict = {name: getattr(_native, name) for name in _native.ACTIVATIONS}
-"""The members of the activation family, by class name, in the table order of rust/activations.rs."""
-
 LAYERS: dict = {name: getattr(_native, name) for name in _native.LAYERS}
 """The members of the layer family, by class name, in the table order of rust/bindings/modules.rs."""
-
-LOSSES: dict = {name: getattr(_native, name) for name in _native.LOSSES}
-"""The members of the loss family, by class name, in the table order of rust/losses.rs."""
 
 globals().update(LAYERS)
 globals().update(ACTIVATIONS)
@@ -43,6 +39,6 @@ globals().update(OPTIMIZERS)
 __all__ = sorted([
     "Generator", "Module", "Tensor",
     "argmax_rows", "data", "default_generator", "error_rate", "fit", "init", "io", "manual_seed",
-    "metrics", "optim", "randperm", "tensor", "train_epoch", "training",
+    "activations", "losses", "metrics", "optim", "randperm", "tensor", "train_epoch", "training",
     *LAYERS, *ACTIVATIONS, *LOSSES, *OPTIMIZERS,
 ])

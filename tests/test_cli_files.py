@@ -47,10 +47,12 @@ def test_predict_reproduces_the_test_error_of_the_run(trained: tuple, tmp_path: 
     predicted = [int(ln.split(",")[0]) for ln in lines[1:]]
     error = sum(a != b for a, b in zip(predicted, labels)) / 200
     assert error == json.loads(run.read_text(encoding="utf-8"))["test_error"]
-    p = subprocess.run([sys.executable, "-m", "pyfw", "predict", str(model), "--input", "-"],
-                       input="0.5,0.5\n", capture_output=True, text=True, timeout=60,
-                       cwd=str(Path(pyfw.__file__).parent.parent))
-    assert p.returncode == 0 and p.stdout.splitlines()[1].startswith("1,"), p.stderr
+    for text in ("0.5,0.5\n", "0.5 0.5\n", "x y\n\n 0.5 ,  0.5 \n"):
+        p = subprocess.run([sys.executable, "-m", "pyfw", "predict", str(model), "--input", "-"],
+                           input=text, capture_output=True, text=True, timeout=60,
+                           cwd=str(Path(pyfw.__file__).parent.parent))
+        assert p.returncode == 0 and p.stdout.splitlines()[1].startswith("1,"), (text, p.stderr)
+        assert len(p.stdout.splitlines()) == 2
 
 
 @pytest.mark.parametrize("content, what", [

@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use pyo3::PyTypeInfo;
 
-use super::tensor::{tensor_data, PyTensor};
+use super::tensor::{checked_tensor_data, PyTensor};
 use super::{type_name, StrictBool, Truthy};
 
 // ---------------------------------------------------------------- Module
@@ -270,7 +270,7 @@ impl Module {
                 continue;
             };
             let name_repr = name.repr()?;
-            let (data, shape) = tensor_data(&value, &format!("{who}[{name_repr}]"))?;
+            let (data, shape) = checked_tensor_data(&value, &format!("{who}[{name_repr}]"))?;
             let p = item.get_item(1)?;
             let p = p.cast_into::<PyTensor>().map_err(|e| {
                 PyTypeError::new_err(format!(

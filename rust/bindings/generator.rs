@@ -24,10 +24,15 @@ fn check_seed(seed: &Bound<'_, PyAny>) -> PyResult<u64> {
     if let Ok(v) = seed.extract::<i64>() {
         return Ok(v as u64); // two's complement: seed mod 2**64
     }
-    seed.bitand(u64::MAX)?.extract::<u64>()
+    seed.extract::<u64>().map_err(|_| match seed.str() {
+        Ok(text) => PyValueError::new_err(format!(
+            "Generator: seed must be in [-2**63, 2**64), got {text}"
+        )),
+        Err(e) => e,
+    })
 }
 
-/// A seed argument: an int (not a bool), reduced modulo 2**64.
+/// A seed argument: an int (not a bool) in [-2**63, 2**64), reduced modulo 2**64.
 pub(crate) struct Seed(u64);
 
 impl<'a, 'py> FromPyObject<'a, 'py> for Seed {

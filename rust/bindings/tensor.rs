@@ -77,7 +77,9 @@ fn items<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
 /// Check `data` and return a fresh tensor (`pyfw.tensor._parse`); errors name `who`.
 pub(crate) fn parse(data: &Bound<'_, PyAny>, who: &str) -> PyResult<Tensor> {
     if let Ok(t) = data.cast::<PyTensor>() {
-        return Ok(t.try_borrow()?.t.clone());
+        let t = t.try_borrow()?;
+        check_all_finite(t.t.data(), who)?;
+        return Ok(t.t.clone());
     }
     let converted;
     let mut data = data;
@@ -130,6 +132,29 @@ pub(crate) fn parse(data: &Bound<'_, PyAny>, who: &str) -> PyResult<Tensor> {
         values.push(number(v, who)?);
     }
     Tensor::new(Shape::Vector(values.len()), values).py()
+}
+
+/// `ValueError` for the first non-finite value, as `number` words it.
+fn check_all_finite(values: &[f64], who: &str) -> PyResult<()> {
+    match values.iter().find(|v| !v.is_finite()) {
+        Some(&bad) => Err(PyValueError::new_err(format!(
+            "{who}: expected finite numbers, got {}",
+            py_float_repr(bad)
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// As [`tensor_data`], and a native tensor must hold finite values too (the door of
+/// `tensor()`, `copy_`, `add_` and `load_state_dict`, as `pyfw.tensor._parse`).
+pub(crate) fn checked_tensor_data(
+    obj: &Bound<'_, PyAny>,
+    who: &str,
+) -> PyResult<(Vec<f64>, Shape)> {
+    if let Ok(t) = obj.cast::<PyTensor>() {
+        check_all_finite(t.try_borrow()?.t.data(), who)?;
+    }
+    tensor_data(obj, who)
 }
 
 /// The values and shape of `obj`: copied from a native tensor, else parsed.
@@ -237,7 +262,7 @@ impl PyTensor {
 
     /// Copy `src` (a tensor of either backend or a nested list) of the same shape, in place.
     fn copy_<'py>(slf: &Bound<'py, Self>, src: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
-        let (data, shape) = tensor_data(src, "Tensor.copy_")?;
+        let (data, shape) = checked_tensor_data(src, "Tensor.copy_")?;
         let mut me = slf.try_borrow_mut()?;
         if shape != me.t.shape() {
             return Err(PyValueError::new_err(format!(
@@ -262,7 +287,7 @@ impl PyTensor {
             Some(v) => number(v, "Tensor.add_ alpha")?,
             None => 1.0,
         };
-        let (data, shape) = tensor_data(other, "Tensor.add_")?;
+        let (data, shape) = checked_tensor_data(other, "Tensor.add_")?;
         let mut me = slf.try_borrow_mut()?;
         if shape != me.t.shape() {
             return Err(PyValueError::new_err(format!(

@@ -1,0 +1,66 @@
+"""Bad values stopped at every door, whatever their type, and the same submodules in
+both backends."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import load_backend
+
+import pyfw
+
+
+def overflowed(fw):
+    """A tensor of ``fw`` that holds inf: ``add_`` can overflow."""
+    t = fw.tensor([1e308, 1.0])
+    t.add_(fw.tensor([1e308, 0.0]))
+    assert t.tolist()[0] == float("inf")
+    return t
+
+
+@pytest.mark.parametrize("door", ["tensor", "copy_", "add_", "load_state_dict"])
+def test_non_finite_values_are_stopped_at_every_door(door: str) -> None:
+    rs = load_backend("rs")
+    msgs = []
+    for fw in (pyfw, rs):
+        bad = overflowed(fw)
+        lin = fw.Linear(2, 1)
+        before = lin.state_dict()["weight"].tolist()
+        use = {
+            "tensor": lambda: fw.tensor(bad),
+            "copy_": lambda: fw.tensor([0.0, 0.0]).copy_(bad),
+            "add_": lambda: fw.tensor([0.0, 0.0]).add_(bad),
+            "load_state_dict": lambda: lin.load_state_dict({"weight": fw.tensor([bad.tolist()]),
+                                                            "bias": fw.tensor([0.0])}),
+        }[door]
+        with pytest.raises(ValueError) as e:
+            use()
+        msgs.append(str(e.value))
+        assert lin.state_dict()["weight"].tolist() == before
+    assert msgs[0] == msgs[1]
+
+
+def test_float_subclasses_become_floats() -> None:
+    """A float subclass that overrides arithmetic does not reach the kernels."""
+    class Loud(float):
+        def __mul__(self, other):  # noqa: ANN001, ANN204
+            return 42.0
+        __rmul__ = __mul__
+
+    rs = load_backend("rs")
+    for fw in (pyfw, rs):
+        t = fw.tensor([[Loud(0.5), 2.0]])
+        assert [type(v) for v in t.tolist()[0]] == [float, float]
+        lin = fw.Linear(2, 1, generator=fw.Generator(0))
+        ref = lin(fw.tensor([[0.5, 2.0]])).tolist()
+        assert lin(t).tolist() == ref
+
+
+def test_the_same_submodules_in_both_backends() -> None:
+    rs = load_backend("rs")
+    for name in ("optim", "init", "data", "io", "losses", "activations"):
+        assert hasattr(pyfw, name) and hasattr(rs, name), name
+    assert list(rs.losses.LOSSES) == list(pyfw.losses.LOSSES)
+    assert list(rs.activations.ACTIVATIONS) == list(pyfw.activations.ACTIVATIONS)
+    assert rs.activations.ReLU is rs.ReLU and rs.losses.MSELoss is rs.MSELoss
+    import pyfw_rs.optim.lr_scheduler as sched
+    assert sched is pyfw.optim.lr_scheduler
