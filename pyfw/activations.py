@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Optional
 
-from .error import check_grad, check_int, check_real, not_forwarded
+import threading
+
+from .error import check_grad, check_int, check_real, check_thread, not_forwarded
 from .modules import Module
 from .tensor import Tensor, as_tensor
 
@@ -45,7 +47,7 @@ class Activation(Module):
         x = as_tensor(x, self._name())
         ys = self._forward(x._rows, x.shape)
         # Shallow copies are snapshots: no row list is ever changed in place.
-        self._saved = (list(x._rows), ys, x.shape)
+        self._saved = (list(x._rows), ys, x.shape, threading.get_ident())
         return Tensor._wrap(list(ys), x.shape)
 
     def backward(self, grad: Any) -> Tensor:
@@ -53,7 +55,8 @@ class Activation(Module):
         who = self._name()
         if self._saved is None:
             raise not_forwarded(who)
-        xs, ys, shape = self._saved
+        xs, ys, shape, owner = self._saved
+        check_thread(owner, who)
         gs = check_grad(grad, shape, who)._rows
         return Tensor._wrap(self._backward(xs, ys, gs, shape), shape)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+import threading
+from typing import Any, Optional
 
 from .tensor import Tensor, as_tensor
 
@@ -52,6 +53,18 @@ def check_grad(grad: Any, shape: tuple, who: str) -> Tensor:
     if g.shape != shape:
         raise ValueError(f"{who}: gradient has shape {g.shape}, the output had shape {shape}")
     return g
+
+
+def check_thread(owner: Optional[int], who: str) -> None:
+    """``RuntimeError`` unless ``backward`` runs in the thread of the last ``forward``.
+
+    A model shared by threads keeps one saved input per module; a forward in another
+    thread replaces it, and ``backward`` would then compute with the wrong input.
+    ``owner`` is the ``threading.get_ident()`` that ``forward`` recorded.
+    """
+    if owner is not None and owner != threading.get_ident():
+        raise RuntimeError(f"{who}: backward in another thread than the last forward, whose input it would use; "
+                           "give each thread its own model")
 
 
 def not_forwarded(who: str) -> RuntimeError:

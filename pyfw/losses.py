@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 from typing import Any, Callable, Optional
 
 from .activations import _sigmoid
-from .error import check_real, not_forwarded
+from .error import check_real, check_thread, not_forwarded
 from .modules import Module
 from .tensor import Tensor, as_tensor
 
@@ -125,14 +126,15 @@ class Loss(Module):
         for v in terms:
             total = total + v
         n = float(len(terms)) if self.reduction == "mean" else None
-        self._saved = (deriv, n, x.shape)
+        self._saved = (deriv, n, x.shape, threading.get_ident())
         return total if n is None else total / n
 
     def backward(self) -> Tensor:
         """dL/d(input) of the last ``forward``, in the input's shape."""
         if self._saved is None:
             raise not_forwarded(self._member())
-        deriv, n, shape = self._saved
+        deriv, n, shape, owner = self._saved
+        check_thread(owner, self._member())
         rows = [list(r) for r in deriv] if n is None else [[d / n for d in r] for r in deriv]
         return Tensor._wrap(rows, shape)
 

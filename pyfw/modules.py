@@ -19,7 +19,9 @@ import numbers
 import sys
 from typing import Any, Iterator, NamedTuple, Optional
 
-from .error import check_grad, check_real, check_size, not_forwarded
+import threading
+
+from .error import check_grad, check_real, check_size, check_thread, not_forwarded
 from .generator import Generator, _resolve
 from .tensor import Tensor, _parse, as_tensor, zeros_like_rows
 
@@ -193,6 +195,7 @@ class Linear(Module):
         self.weight.grad = self.weight_grad
         self.bias.grad = self.bias_grad
         self._input: Optional[Tensor] = None
+        self._thread: Optional[int] = None
 
     def forward(self, x: Any) -> Tensor:
         """``x W^T + b`` for a (batch, in) input."""
@@ -204,6 +207,7 @@ class Linear(Module):
             raise ValueError(f"{who}: expected input with {self.in_features} columns, "
                              f"got {x.shape[1]} (input shape {x.shape})")
         self._input = Tensor._wrap(list(x._rows), x.shape)  # a snapshot: in-place ops replace rows
+        self._thread = threading.get_ident()
         wt = list(zip(*self.weight._rows))
         b = self.bias._rows[0]
         out = []
@@ -220,6 +224,7 @@ class Linear(Module):
         who = self._name()
         if self._input is None:
             raise not_forwarded(who)
+        check_thread(self._thread, who)
         xs = self._input._rows
         g = list(check_grad(grad, (len(xs), self.out_features), who)._rows)  # snapshot, as the input
         gw = self.weight_grad._rows
@@ -275,6 +280,7 @@ class Dropout(Module):
         self.generator = generator
         self._mask: Optional[list] = None
         self._shape: Optional[tuple] = None
+        self._thread: Optional[int] = None
 
     @property
     def p(self) -> float:
@@ -292,6 +298,7 @@ class Dropout(Module):
         """Drop and rescale (training mode), or pass ``x`` through (eval mode)."""
         x = as_tensor(x, self._name())
         self._shape = x.shape
+        self._thread = threading.get_ident()
         if not self.training or self.p == 0.0:
             self._mask = []  # the identity
             return Tensor._wrap(list(x._rows), x.shape)
@@ -306,6 +313,7 @@ class Dropout(Module):
         who = self._name()
         if self._mask is None:
             raise not_forwarded(who)
+        check_thread(self._thread, who)
         g = check_grad(grad, self._shape, who)
         if not self._mask:
             return Tensor._wrap(list(g._rows), g.shape)
@@ -315,14 +323,40 @@ class Dropout(Module):
         return f"{type(self).__name__}(p={self.p!r})"
 
 
+def check_children(owner: Any, modules: list, who: str) -> None:
+    """Check the modules a container is about to hold, with all they hold in turn.
+
+    ``ValueError`` if one module object appears twice, or the container inside
+    itself: a module keeps only its last input for ``backward``, so a second use
+    would give wrong gradients (build one module per use). ``RecursionError``
+    past ``sys.getrecursionlimit()`` levels of nesting, where running the model
+    would exhaust the stack. Both backends' ``Sequential`` call this.
+    """
+    seen = {id(owner): "the Sequential itself"}
+    limit = sys.getrecursionlimit()
+    stack = [(m, f"item {i}", 1) for i, m in reversed(list(enumerate(modules)))]
+    while stack:
+        m, where, depth = stack.pop()
+        if id(m) in seen:
+            raise ValueError(f"{who}: {where} is {seen[id(m)]} again ({type(m).__name__}); a module keeps only "
+                             "its last input, so a second use would give wrong gradients: build one per use")
+        if depth > limit:
+            raise RecursionError(f"{who}: modules nested more than {limit} levels deep")
+        seen[id(m)] = where
+        kids = m.named_children()
+        stack.extend((k, f"{where}.{name}", depth + 1) for name, k in reversed(list(kids)))
+
+
 class Sequential(Module):
-    """Modules applied in order; backward runs them in reverse."""
+    """Modules applied in order; backward runs them in reverse. A module may appear
+    only once (see :func:`check_children`)."""
 
     def __init__(self, *modules: Module) -> None:
         super().__init__()
         for i, m in enumerate(modules):
             if not isinstance(m, Module):
                 raise TypeError(f"Sequential: item {i} is a {type(m).__name__}, not a Module")
+        check_children(self, list(modules), "Sequential")
         self._modules = list(modules)
 
     def forward(self, x: Any) -> Any:
@@ -363,6 +397,7 @@ class Sequential(Module):
         """Add ``module`` at the end; returns self."""
         if not isinstance(module, Module):
             raise TypeError(f"Sequential.append: expected a Module, got {type(module).__name__}")
+        check_children(self, self._modules + [module], "Sequential.append")
         self._modules.append(module)
         return self
 

@@ -9,7 +9,7 @@
 //! [`ActivationKernel`] impl below. The order of floating-point operations of
 //! each kernel is in docs/NUMERICS.md, section "Activations".
 
-use crate::error::{check_grad, not_forwarded, try_zeros, Error, Result};
+use crate::error::{check_grad, not_forwarded, try_zeros, Error, Owner, Result};
 use crate::tensor::Shape;
 
 /// The members of the family. `activation_table!(m)` calls the macro `m` with
@@ -99,12 +99,17 @@ crate::activation_table!(define_members);
 pub struct ActState {
     kind: Activation,
     saved: Option<(Vec<f64>, Vec<f64>, Shape)>,
+    owner: Owner,
 }
 
 impl ActState {
     /// A fresh state for `kind`.
     pub fn new(kind: Activation) -> ActState {
-        ActState { kind, saved: None }
+        ActState {
+            kind,
+            saved: None,
+            owner: Owner::default(),
+        }
     }
 
     /// The member and its arguments.
@@ -123,8 +128,13 @@ impl ActState {
                 sy.extend_from_slice(&y);
                 *s = shape;
             }
-            None => self.saved = Some((x, y.clone(), shape)),
+            None => {
+                let mut copy = try_zeros(y.len(), self.kind.name())?;
+                copy.copy_from_slice(&y);
+                self.saved = Some((x, copy, shape));
+            }
         }
+        self.owner.set();
         Ok(y)
     }
 
@@ -132,6 +142,7 @@ impl ActState {
     pub fn backward(&self, g: &[f64], shape: Shape) -> Result<Vec<f64>> {
         let who = self.kind.name();
         let (x, y, s) = self.saved.as_ref().ok_or_else(|| not_forwarded(who))?;
+        self.owner.check(who)?;
         check_grad(who, shape, *s)?;
         let mut dx = try_zeros(y.len(), who)?;
         self.kind.backward(x, y, g, shape, &mut dx)?;

@@ -77,6 +77,32 @@ pub fn check_grad(who: &str, got: Shape, expected: Shape) -> Result<()> {
     Ok(())
 }
 
+/// The thread that called `forward`: `backward` must run in the same one.
+///
+/// A model shared by threads keeps one saved input per module; a forward in
+/// another thread replaces it, and `backward` would then compute with the wrong
+/// input. `check` turns that into a `RuntimeError` instead of a wrong number.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Owner(Option<std::thread::ThreadId>);
+
+impl Owner {
+    /// Record the calling thread (at `forward`).
+    pub fn set(&mut self) {
+        self.0 = Some(std::thread::current().id());
+    }
+
+    /// `RuntimeError` unless the calling thread is the one recorded (at `backward`).
+    pub fn check(&self, who: &str) -> Result<()> {
+        match self.0 {
+            Some(t) if t != std::thread::current().id() => Err(Error::Runtime(format!(
+                "{who}: backward in another thread than the last forward, whose input it would use; \
+                 give each thread its own model"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// The `RuntimeError` of `backward` before `forward`.
 pub fn not_forwarded(who: &str) -> Error {
     Error::Runtime(format!("{who}: backward called before forward"))

@@ -15,7 +15,7 @@
 //! of floating-point operations of each kernel and of the fold is in
 //! docs/NUMERICS.md, section "Losses".
 
-use crate::error::{not_forwarded, try_zeros, Error, Result};
+use crate::error::{not_forwarded, try_zeros, Error, Owner, Result};
 use crate::tensor::{py_float_repr, Shape};
 
 /// The members of the family. `loss_table!(m)` calls the macro `m` with one
@@ -311,6 +311,7 @@ pub struct LossState {
     terms: Vec<f64>,
     classes: Vec<usize>,
     saved: Option<Saved>,
+    owner: Owner,
 }
 
 impl LossState {
@@ -322,6 +323,7 @@ impl LossState {
             terms: Vec::new(),
             classes: Vec::new(),
             saved: None,
+            owner: Owner::default(),
         }
     }
 
@@ -398,6 +400,7 @@ impl LossState {
             divisor,
             shape,
         });
+        self.owner.set();
         Ok(match divisor {
             Some(n) => total / n,
             None => total,
@@ -408,6 +411,7 @@ impl LossState {
     pub fn backward(&self) -> Result<(Vec<f64>, Shape)> {
         let who = self.kind.name();
         let s = self.saved.as_ref().ok_or_else(|| not_forwarded(who))?;
+        self.owner.check(who)?;
         let mut g = try_zeros(s.deriv.len(), who)?;
         match s.divisor {
             Some(n) => {

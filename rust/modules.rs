@@ -16,7 +16,7 @@
 //! element and runs its innermost loop across independent outputs (contiguous in
 //! memory), so the compiler vectorizes it without changing any result.
 
-use crate::error::{check_grad, checked_size, not_forwarded, try_zeros, Error, Result};
+use crate::error::{check_grad, checked_size, not_forwarded, try_zeros, Error, Owner, Result};
 use crate::generator::Generator;
 use crate::simd::{dispatch, Kernel};
 use crate::tensor::Shape;
@@ -245,6 +245,7 @@ pub struct LinearState {
     out_f: usize,
     input: Option<Vec<f64>>,
     wt: Vec<f64>,
+    owner: Owner,
 }
 
 impl LinearState {
@@ -255,6 +256,7 @@ impl LinearState {
             out_f,
             input: None,
             wt: Vec::new(),
+            owner: Owner::default(),
         }
     }
 
@@ -298,6 +300,7 @@ impl LinearState {
             y: &mut y,
         });
         self.input = Some(x);
+        self.owner.set();
         Ok((y, Shape::Matrix(batch, d.out_f)))
     }
 
@@ -315,6 +318,7 @@ impl LinearState {
             .input
             .as_ref()
             .ok_or_else(|| not_forwarded(&self.name()))?;
+        self.owner.check(&self.name())?;
         let batch = x.len() / self.in_f;
         check_grad(&self.name(), shape, Shape::Matrix(batch, self.out_f))?;
         let mut dx = try_zeros(x.len(), "Linear")?;
@@ -354,6 +358,7 @@ pub struct DropoutState {
     p: f64,
     /// The mask of the last forward: empty for the identity; None before any forward.
     mask: Option<(Vec<f64>, Shape)>,
+    owner: Owner,
 }
 
 impl DropoutState {
@@ -362,6 +367,7 @@ impl DropoutState {
         Ok(DropoutState {
             p: check_dropout_p(p)?,
             mask: None,
+            owner: Owner::default(),
         })
     }
 
@@ -383,6 +389,7 @@ impl DropoutState {
         shape: Shape,
         rng: Option<&mut Generator>,
     ) -> Result<Vec<f64>> {
+        self.owner.set();
         let Some(g) = rng else {
             self.mask = Some((Vec::new(), shape));
             return Ok(x);
@@ -402,6 +409,7 @@ impl DropoutState {
     /// `dx = g * m` with the mask of the last forward.
     pub fn backward(&self, mut g: Vec<f64>, shape: Shape) -> Result<Vec<f64>> {
         let (mask, ms) = self.mask.as_ref().ok_or_else(|| not_forwarded("Dropout"))?;
+        self.owner.check("Dropout")?;
         check_grad("Dropout", shape, *ms)?;
         if !mask.is_empty() {
             for (v, &m) in g.iter_mut().zip(mask) {

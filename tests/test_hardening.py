@@ -64,3 +64,38 @@ def test_the_same_submodules_in_both_backends() -> None:
     assert rs.activations.ReLU is rs.ReLU and rs.losses.MSELoss is rs.MSELoss
     import pyfw_rs.optim.lr_scheduler as sched
     assert sched is pyfw.optim.lr_scheduler
+
+
+@pytest.mark.parametrize("make", ["linear", "tanh", "dropout", "sequential", "loss"])
+def test_backward_in_another_thread_than_the_forward_is_refused(make: str) -> None:
+    """Another thread's forward replaces the input a module saved: its backward would
+    compute a wrong gradient, so it raises instead, in both backends."""
+    import threading
+    rs = load_backend("rs")
+    msgs = []
+    for fw in (pyfw, rs):
+        m = {"linear": lambda: fw.Linear(2, 2), "tanh": fw.Tanh, "dropout": lambda: fw.Dropout(0.5),
+             "sequential": lambda: fw.Sequential(fw.Linear(2, 2), fw.ReLU()), "loss": fw.MSELoss}[make]()
+
+        def forward() -> None:
+            if make == "loss":
+                m(fw.tensor([[1.0, 2.0]]), fw.tensor([[0.0, 0.0]]))
+            else:
+                m(fw.tensor([[1.0, 2.0]]))
+
+        def backward() -> None:
+            if make == "loss":
+                m.backward()
+            else:
+                m.backward(fw.tensor([[1.0, 1.0]]))
+
+        forward()
+        t = threading.Thread(target=forward)
+        t.start()
+        t.join()
+        with pytest.raises(RuntimeError) as e:
+            backward()
+        msgs.append(str(e.value))
+        forward()
+        backward()  # the same thread again: fine
+    assert msgs[0] == msgs[1] and "another thread" in msgs[0]

@@ -199,23 +199,49 @@ def test_appended_modules_run_bit_identically() -> None:
     assert out[0] == out[1]
 
 
-def test_a_module_held_twice_gives_its_parameters_once(fw: ModuleType) -> None:
+def test_a_module_used_twice_is_refused_not_silently_wrong() -> None:
+    """A module keeps one input for backward: a second use in one Sequential would give
+    wrong gradients, so both backends refuse it, with the same message."""
+    rs = load_backend("rs")
+    for make in (lambda fw, lin: fw.Sequential(lin, fw.Tanh(), lin),
+                 lambda fw, lin: fw.Sequential(fw.Sequential(lin), fw.ReLU(), fw.Sequential(fw.Tanh(), lin)),
+                 lambda fw, lin: fw.Sequential(lin).append(fw.Tanh()).append(lin)):
+        msgs = []
+        for fw in (pyfw, rs):
+            with pytest.raises(ValueError) as e:
+                make(fw, fw.Linear(2, 2))
+            msgs.append(str(e.value))
+        assert msgs[0] == msgs[1] and "wrong gradients" in msgs[0]
+    for fw in (pyfw, rs):
+        act = fw.ReLU()
+        with pytest.raises(ValueError, match="item 2 is item 0 again"):
+            fw.Sequential(act, fw.Linear(2, 2), act)
+
+
+def test_parameters_of_a_module_held_twice_by_a_custom_module_appear_once(fw: ModuleType) -> None:
     lin = fw.Linear(2, 2)
-    model = fw.Sequential(lin, fw.Tanh(), lin)
-    assert len(list(model.parameters())) == 2
-    assert [n for n, _ in model.named_parameters()] == ["0.weight", "0.bias"]
+
+    class Tied(fw.Module):
+        def named_children(self) -> list:
+            return [("a", lin), ("b", lin)]
+
+    assert len(list(Tied().parameters())) == 2
+    assert [n for n, _ in Tied().named_parameters()] == ["a.weight", "a.bias"]
 
 
-def test_a_sequential_inside_itself_raises_recursion_error(fw: ModuleType) -> None:
+def test_a_sequential_inside_itself_or_nested_too_deep_is_refused(fw: ModuleType) -> None:
     s = fw.Sequential(fw.ReLU())
-    s.append(s)
-    with pytest.raises(RecursionError):
-        s([[1.0]])
+    with pytest.raises(ValueError, match="the Sequential itself"):
+        s.append(s)
+    assert len(s) == 1
     deep = fw.Sequential(fw.Tanh())
-    for _ in range(3000):
-        deep = fw.Sequential(deep)
     with pytest.raises(RecursionError):
-        deep([[1.0]])
+        for _ in range(3000):
+            deep = fw.Sequential(deep)
+    ok = fw.Sequential(fw.Tanh())
+    for _ in range(200):
+        ok = fw.Sequential(ok)
+    assert ok([[0.5]]).tolist() == [[math.tanh(0.5)]]
 
 
 def test_forward_patched_on_an_instance_is_honoured(fw: ModuleType) -> None:

@@ -490,7 +490,25 @@ fn run_backward<'py>(
     Ok(g)
 }
 
-/// Modules applied in order; backward runs them in reverse.
+/// `pyfw.modules.check_children`, written once in Python: no module twice, not
+/// the container inside itself, nesting within Python's recursion limit.
+fn check_children(
+    py: Python<'_>,
+    owner: Option<&Bound<'_, PyAny>>,
+    modules: &[Py<PyAny>],
+    who: &str,
+) -> PyResult<()> {
+    let list = PyList::new(py, modules.iter().map(|m| m.clone_ref(py)))?;
+    let owner = match owner {
+        Some(o) => o.clone(),
+        None => py.None().into_bound(py),
+    };
+    py.import(intern!(py, "pyfw.modules"))?
+        .call_method1(intern!(py, "check_children"), (owner, list, who))?;
+    Ok(())
+}
+
+/// Modules applied in order; backward runs them in reverse. A module may appear only once.
 #[pyclass(extends = Module, subclass, module = "pyfw_rs", name = "Sequential")]
 pub struct Sequential {
     kids: Arc<[Child]>,
@@ -537,6 +555,7 @@ impl Sequential {
             }
             mods.push(m.unbind());
         }
+        check_children(py, None, &mods, "Sequential")?;
         let kids = Sequential::sort(py, &mods)?;
         Ok(module_base().add_subclass(Sequential {
             kids,
@@ -613,6 +632,7 @@ impl Sequential {
             .map(|m| m.clone_ref(py))
             .collect();
         modules.push(module.clone().unbind());
+        check_children(py, Some(slf.as_any()), &modules, "Sequential.append")?;
         let kids = Sequential::sort(py, &modules)?;
         let mut me = slf.try_borrow_mut()?;
         me.modules = modules;
