@@ -99,3 +99,32 @@ def test_backward_in_another_thread_than_the_forward_is_refused(make: str) -> No
         forward()
         backward()  # the same thread again: fine
     assert msgs[0] == msgs[1] and "another thread" in msgs[0]
+
+
+DEEP = """
+import sys, importlib
+fw = importlib.import_module(sys.argv[1])
+outer = fw.Sequential(fw.Tanh())
+inner = outer
+for _ in range(100000):  # each append checks only the inner Sequential: the chain grows unchecked
+    new = fw.Sequential(fw.Tanh())
+    inner.append(new)
+    inner = new
+try:
+    outer([[0.5]])
+except RecursionError:
+    print("RecursionError")
+del outer, inner, new
+print("freed")
+"""
+
+
+@pytest.mark.parametrize("backend", ["pyfw", "pyfw_rs"])
+def test_a_chain_of_100000_nested_sequentials_raises_and_is_freed(backend: str) -> None:
+    """Run in a child process, so that a crash fails this test instead of the suite."""
+    import subprocess
+    import sys
+    load_backend("rs" if backend == "pyfw_rs" else "py")
+    p = subprocess.run([sys.executable, "-c", DEEP, backend], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, (p.returncode, p.stderr[-500:])
+    assert p.stdout.split() == ["RecursionError", "freed"]

@@ -8,6 +8,7 @@
 //! class does not override `forward`/`backward`. No borrow is held while Python
 //! code runs.
 
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use pyo3::exceptions::{PyRecursionError, PyTypeError, PyValueError};
@@ -534,6 +535,38 @@ impl Sequential {
 
     fn modules_list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(py, self.modules.iter().map(|m| m.clone_ref(py)))
+    }
+}
+
+thread_local! {
+    /// Children of dropped Sequentials waiting to be released (see `Drop for Sequential`).
+    static PENDING: RefCell<Vec<Py<PyAny>>> = const { RefCell::new(Vec::new()) };
+    /// Whether a `Drop for Sequential` further up this thread's stack is releasing `PENDING`.
+    static DRAINING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A Sequential releases its children one at a time from a queue, so a chain of
+/// nested Sequentials of any depth is freed without deep native recursion (a
+/// nested Sequential freed meanwhile only adds its children to the queue).
+impl Drop for Sequential {
+    fn drop(&mut self) {
+        let kids = std::mem::replace(&mut self.kids, Arc::from(Vec::new()));
+        let mut modules = std::mem::take(&mut self.modules);
+        if modules.is_empty() && kids.is_empty() {
+            return;
+        }
+        Python::attach(|_py| {
+            // Our strong references to the children, in `modules`, outlive `kids`.
+            drop(kids);
+            PENDING.with(|p| p.borrow_mut().append(&mut modules));
+            if DRAINING.with(|d| d.replace(true)) {
+                return;
+            }
+            while let Some(m) = PENDING.with(|p| p.borrow_mut().pop()) {
+                drop(m);
+            }
+            DRAINING.with(|d| d.set(false));
+        });
     }
 }
 
