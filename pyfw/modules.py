@@ -26,6 +26,12 @@ from .generator import Generator, _resolve
 from .tensor import Tensor, _parse, as_tensor, zeros_like_rows
 
 
+_WEIGHTS_LOCK = threading.RLock()
+"""Held while weights are read for a forward, snapshotted or loaded, so that another
+thread's ``load_state_dict`` is seen either wholly or not at all (as in ``pyfw_rs``,
+whose native forward holds the interpreter lock throughout)."""
+
+
 class IncompatibleKeys(NamedTuple):
     """What ``load_state_dict`` did not match: keys the module has that the dict lacks, and the reverse."""
 
@@ -116,7 +122,8 @@ class Module:
 
     def state_dict(self) -> dict:
         """``{name: copy of parameter}``, keys as in ``torch.nn.Sequential``."""
-        return {name: p.clone() for name, p, _ in self.named_param()}
+        with _WEIGHTS_LOCK:
+            return {name: p.clone() for name, p, _ in self.named_param()}
 
     def load_state_dict(self, state_dict: dict, strict: bool = True) -> "IncompatibleKeys":
         """Copy values into the parameters, in place.
@@ -143,8 +150,9 @@ class Module:
             if shape != p.shape:
                 raise ValueError(f"{who}: {name!r} has shape {shape}, the module expects {p.shape}")
             staged.append((p, rows))
-        for p, rows in staged:
-            p.copy_(Tensor._wrap(rows, p.shape))
+        with _WEIGHTS_LOCK:
+            for p, rows in staged:
+                p.copy_(Tensor._wrap(rows, p.shape))
         return IncompatibleKeys(missing, extra)
 
     def _name(self) -> str:
@@ -208,8 +216,9 @@ class Linear(Module):
                              f"got {x.shape[1]} (input shape {x.shape})")
         self._input = Tensor._wrap(list(x._rows), x.shape)  # a snapshot: in-place ops replace rows
         self._thread = threading.get_ident()
-        wt = list(zip(*self.weight._rows))
-        b = self.bias._rows[0]
+        with _WEIGHTS_LOCK:
+            wt = list(zip(*self.weight._rows))
+            b = self.bias._rows[0]
         out = []
         for xr in x._rows:
             acc = b
@@ -360,9 +369,10 @@ class Sequential(Module):
         self._modules = list(modules)
 
     def forward(self, x: Any) -> Any:
-        """Feed ``x`` through every module in order."""
-        for m in self._modules:
-            x = m.forward(x)
+        """Feed ``x`` through every module in order (seeing one state of the weights)."""
+        with _WEIGHTS_LOCK:
+            for m in self._modules:
+                x = m.forward(x)
         return x
 
     def backward(self, grad: Any) -> Any:

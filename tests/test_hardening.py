@@ -128,3 +128,49 @@ def test_a_chain_of_100000_nested_sequentials_raises_and_is_freed(backend: str) 
     p = subprocess.run([sys.executable, "-c", DEEP, backend], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, (p.returncode, p.stderr[-500:])
     assert p.stdout.split() == ["RecursionError", "freed"]
+
+
+def test_load_state_dict_is_atomic_with_respect_to_forward_and_state_dict() -> None:
+    """While one thread loads two states in turn, another thread's outputs and snapshots
+    are always wholly one state or the other, in both backends."""
+    import sys
+    import threading
+    rs = load_backend("rs")
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for fw in (pyfw, rs):
+            model = fw.Sequential(fw.Linear(3, 4), fw.ReLU(), fw.Linear(4, 2))
+            states = [{k: [[c] * len(r) for r in v.tolist()] if isinstance(v.tolist()[0], list) else [c] * len(v)
+                       for k, v in model.state_dict().items()} for c in (0.5, -0.25)]
+            outs = []
+            for sd in states:
+                model.load_state_dict(sd)
+                outs.append(model([[1.0, 2.0, 3.0]]).tolist())
+            stop, seen, mixed = threading.Event(), set(), []
+
+            def load() -> None:
+                k = 0
+                while not stop.is_set():
+                    model.load_state_dict(states[k % 2])
+                    k += 1
+
+            t = threading.Thread(target=load)
+            t.start()
+            try:
+                for _ in range(300):
+                    y = model([[1.0, 2.0, 3.0]]).tolist()
+                    seen.add(repr(y))
+                    if y not in outs:
+                        mixed.append(y)
+                    snap = {tuple(sorted({x for r in ([v.tolist()] if not isinstance(v.tolist()[0], list)
+                                                        else v.tolist()) for x in r}))
+                            for v in model.state_dict().values()}
+                    if len(snap) != 1:
+                        mixed.append(snap)
+            finally:
+                stop.set()
+                t.join()
+            assert not mixed, (fw.__name__, mixed[:2])
+    finally:
+        sys.setswitchinterval(old)
