@@ -28,6 +28,13 @@ use crate::tensor::Shape;
 
 // ---------------------------------------------------------------- Linear
 
+/// Multiply-adds of one Linear call from which its kernel runs with the
+/// interpreter lock released, so that threads training models of their own run
+/// in parallel; below it, releasing and taking the lock back would cost more.
+/// The module stays borrowed meanwhile: another thread that touches it gets a
+/// clean `RuntimeError`.
+const DETACH_WORK: usize = 1 << 16;
+
 /// A fully connected layer: `y = x W^T + b`.
 ///
 /// `weight` has shape (out, in) and `bias` shape (out,), both drawn from
@@ -58,7 +65,13 @@ impl Linear {
     ) -> PyResult<(Vec<f64>, Shape)> {
         let w = self.weight.bind(py).try_borrow()?;
         let b = self.bias.bind(py).try_borrow()?;
-        self.state.forward(x, shape, w.t.data(), b.t.data()).py()
+        let (wd, bd, state) = (w.t.data(), b.t.data(), &mut self.state);
+        let work = shape.numel().saturating_mul(state.out_features());
+        if work >= DETACH_WORK {
+            py.detach(|| state.forward(x, shape, wd, bd)).py()
+        } else {
+            state.forward(x, shape, wd, bd).py()
+        }
     }
 
     /// Backward from a gradient buffer of `shape`; returns dL/dx and its shape.
@@ -66,9 +79,13 @@ impl Linear {
         let w = self.weight.bind(py).try_borrow()?;
         let mut gw = self.weight_grad.bind(py).try_borrow_mut()?;
         let mut gb = self.bias_grad.bind(py).try_borrow_mut()?;
-        self.state
-            .backward(g, shape, w.t.data(), gw.t.data_mut(), gb.t.data_mut())
-            .py()
+        let (wd, gwd, gbd, state) = (w.t.data(), gw.t.data_mut(), gb.t.data_mut(), &self.state);
+        let work = shape.numel().saturating_mul(state.in_features());
+        if work >= DETACH_WORK {
+            py.detach(|| state.backward(g, shape, wd, gwd, gbd)).py()
+        } else {
+            state.backward(g, shape, wd, gwd, gbd).py()
+        }
     }
 }
 
