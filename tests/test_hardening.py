@@ -174,3 +174,34 @@ def test_load_state_dict_is_atomic_with_respect_to_forward_and_state_dict() -> N
             assert not mixed, (fw.__name__, mixed[:2])
     finally:
         sys.setswitchinterval(old)
+
+
+def test_threads_training_their_own_wide_models_get_the_same_bits() -> None:
+    """Wide Linear kernels run without the interpreter lock; each thread's results are
+    still those of the same run alone."""
+    import threading
+    from fwtest import th
+    rs = load_backend("rs")
+
+    def run(seed: int, out: dict) -> None:
+        g = rs.Generator(seed)
+        m = rs.Sequential(rs.Linear(64, 256, generator=g), rs.Tanh(), rs.Linear(256, 8, generator=g))
+        x = rs.tensor([[g.uniform(-1.0, 1.0) for _ in range(64)] for _ in range(64)])
+        opt = rs.SGD(m.parameters(), lr=0.01)
+        for _ in range(5):
+            opt.zero_grad()
+            y = m(x)
+            m.backward(y)
+            opt.step()
+        out[seed] = th(m(x))
+
+    alone: dict = {}
+    for s in range(3):
+        run(s, alone)
+    together: dict = {}
+    ts = [threading.Thread(target=run, args=(s, together)) for s in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert together == alone
