@@ -234,6 +234,9 @@ def parser() -> argparse.ArgumentParser:
                                 "'predict' and 'plot --model', and loadable into torch.nn.Sequential")
             s.add_argument("--checkpoint", metavar="PATH",
                            help="write the whole run's state there after every epoch (atomically)")
+            s.add_argument("--track-errors", action="store_true",
+                           help="also measure the train and test error after every epoch (in eval mode, which "
+                                "draws nothing) and write them to --json, for 'plot'")
             s.add_argument("--resume", action="store_true",
                            help="continue from --checkpoint if it exists; the result is the same, bit for "
                                 "bit, as a run never stopped")
@@ -277,6 +280,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     stored = None
     if args.checkpoint:
         check_output(args.checkpoint, "--checkpoint")
+        if os.path.exists(args.checkpoint) and not args.resume:
+            raise CLIError(f"--checkpoint {args.checkpoint} exists: add --resume to continue that run, "
+                           "or remove the file to start a new one", 2)
         stored = _stored_config(args.checkpoint) if args.resume else None
         if stored is not None and stored != dataclasses.asdict(config):
             diff = ", ".join(f"{k} {stored.get(k)!r} there, {v!r} here" for k, v in dataclasses.asdict(config).items()
@@ -289,14 +295,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     fw = load_backend(args.backend)
     log = sys.stderr if args.json == "-" else sys.stdout
     if fit_options.get("resume") and stored is not None:
-        done = json.loads(io.load_safetensors_metadata(args.checkpoint)["pyfw.checkpoint"])["epoch"]
+        done = io._parse_json(io.load_safetensors_metadata(args.checkpoint)["pyfw.checkpoint"], "metadata")["epoch"]
         print(f"resuming from {args.checkpoint} after epoch {done}", file=log, flush=True)
     prog = Progress(config.epochs, args.quiet, log=log)
-    res = task.train(fw, config, on_epoch=prog.end_epoch, on_batch=prog.batch, fit_options=fit_options)
+    try:
+        res = task.train(fw, config, on_epoch=prog.end_epoch, on_batch=prog.batch, fit_options=fit_options,
+                         track_errors=args.track_errors)
+    except ValueError as e:
+        if args.checkpoint and str(args.checkpoint) in str(e):
+            raise CLIError(str(e)) from None
+        raise
     model = res.pop("model")
     print(f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%  "
           f"final loss {res['final_loss']:.6f}  ({res['epochs']} epochs, {res['seconds']:.2f} s, "
           f"backend {res['backend']})", file=log, flush=True)
+    if res["train_error"] >= 0.4 and res["epochs"] >= 5:
+        print(f"pyfw: warning: the training error is {100 * res['train_error']:.1f}%, about chance: the run did "
+              "not learn (try another --lr; Adam-like optimizers want about 0.001 to 0.01)", file=sys.stderr)
     if args.save:
         io.save_model(model, args.save, preprocess=task.PREPROCESS)
     if args.json == "-":
@@ -312,9 +327,13 @@ def _stored_config(path: str) -> Optional[dict]:
         return None
     try:
         meta = io.load_safetensors_metadata(path)
-        return json.loads(meta["pyfw.checkpoint"])["extra"]["config"]
+        doc = io._parse_json(meta["pyfw.checkpoint"], "checkpoint metadata")
+        extra = doc.get("extra") if isinstance(doc, dict) else None
+        if not isinstance(extra, dict) or not isinstance(extra.get("config"), dict):
+            raise ValueError("it holds no run configuration (it was not written by 'train')")
+        return extra["config"]
     except (ValueError, KeyError, TypeError) as e:
-        raise CLIError(f"--checkpoint {path}: not a checkpoint of 'train' ({e})") from None
+        raise CLIError(f"--checkpoint {path}: not a checkpoint of 'train': {e}") from None
 
 
 def _read_rows(path: str) -> list:
@@ -326,21 +345,23 @@ def _read_rows(path: str) -> list:
         if path == "-":
             lines = sys.stdin.read().splitlines()
         else:
-            with open(path, newline="", encoding="utf-8") as f:
+            with open(path, newline="", encoding="utf-8-sig") as f:
                 lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise CLIError(f"--input {name}: cannot read it ({e})") from None
-    rows = []
+    rows: list = []
+    header_possible = True
     for k, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        cells = re.split(r"\s*,\s*|\s+", line.strip())
+        first, header_possible = header_possible, False
+        cells = re.split(r"\s*[,;]\s*|\s+", line.strip().lstrip("\ufeff"))
         try:
             row = [float(c) for c in cells]
         except ValueError:
-            if k == 1:
-                continue  # a header
-            raise CLIError(f"--input {name}, line {k}: not a row of numbers: {','.join(cells)[:60]!r}") from None
+            if first and not any(_is_number(c) for c in cells):
+                continue  # a header: the first line, and no number in it
+            raise CLIError(f"--input {name}, line {k}: not a row of numbers: {line.strip()[:60]!r}") from None
         if not all(math.isfinite(v) for v in row):
             raise CLIError(f"--input {name}, line {k}: NaN or infinite value")
         if rows and len(row) != len(rows[0]):
@@ -349,6 +370,14 @@ def _read_rows(path: str) -> list:
     if not rows:
         raise CLIError(f"--input {name}: no rows of numbers")
     return rows
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _load_model(path: str, fw: Any) -> tuple:
@@ -472,6 +501,6 @@ def main(argv: Optional[list] = None) -> int:
     except CLIError as e:
         print(f"pyfw: {e}", file=sys.stderr)
         return e.status
-    except OSError as e:
-        print(f"pyfw: {e}", file=sys.stderr)
+    except (OSError, ValueError, TypeError, RuntimeError, MemoryError, RecursionError) as e:
+        print(f"pyfw: {type(e).__name__}: {e}".splitlines()[0], file=sys.stderr)
         return 1

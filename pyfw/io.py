@@ -82,13 +82,18 @@ def write_atomic(path: PathLike, data: Union[str, bytes]) -> None:
     system allows it. On any failure the temporary file is removed and ``path``
     keeps its old content. An ``OSError`` names ``path``, never the temporary file.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(6).hex()}.part")
+    given = os.fspath(path)
+    path = os.path.realpath(given)  # through a symlink, to the file it names
+    if os.path.exists(path) and not os.path.isfile(path):
+        _write_stream(path, given, data)  # a FIFO, /dev/stdout, ...: written, not replaced
+        return
+    folder = os.path.dirname(path)
+    base = os.path.basename(path)
+    tmp = os.path.join(folder, f".{base}.{os.getpid()}.{os.urandom(6).hex()}.part")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     except OSError as e:
-        raise _renamed(e, path) from None
+        raise _renamed(e, given) from None
     try:
         if isinstance(data, str):
             f = os.fdopen(fd, "w", encoding="utf-8")
@@ -105,9 +110,49 @@ def write_atomic(path: PathLike, data: Union[str, bytes]) -> None:
         except OSError:
             pass
         if isinstance(e, OSError):
-            raise _renamed(e, path) from None
+            raise _renamed(e, given) from None
         raise
     _sync_folder(folder)
+    _remove_stale_parts(folder, base)
+
+
+def _write_stream(path: str, given: str, data: Union[str, bytes]) -> None:
+    """Write ``data`` to a target that is not a regular file, in place."""
+    try:
+        with open(path, "w" if isinstance(data, str) else "wb",
+                  **({"encoding": "utf-8"} if isinstance(data, str) else {})) as f:
+            f.write(data)
+    except OSError as e:
+        raise _renamed(e, given) from None
+
+
+def _remove_stale_parts(folder: str, base: str) -> None:
+    """Remove the temporary files of ``base`` left by processes that were killed mid-write."""
+    prefix = f".{base}."
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".part")):
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        try:
+            os.unlink(os.path.join(folder, name))
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True
+    return True
 
 
 def _renamed(e: OSError, path: str) -> OSError:
@@ -771,9 +816,9 @@ def load_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any =
     """Restore a run written by :func:`save_checkpoint` into the given objects.
 
     Returns ``{"epoch": ..., "losses": [...], "extra": ...}``. The file is read and
-    checked first; if any object then refuses its state, every object gets its
-    previous state back and the ``ValueError`` names the file. So a failed load
-    changes nothing.
+    checked first (the epoch a non-negative int, the losses finite floats); if any
+    object then refuses its state, every object gets its previous state back and
+    the ``ValueError`` names the file. So a failed load changes nothing.
     """
     who = "load_checkpoint"
     path = os.fspath(path)
@@ -783,12 +828,14 @@ def load_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any =
         raise ValueError(f"{who}: {path} is not a pyfw checkpoint (its metadata has no \"pyfw.format\": "
                          f"\"checkpoint\")")
     try:
-        doc = json.loads(meta.get("pyfw.checkpoint", ""))
+        doc = _parse_json(meta.get("pyfw.checkpoint", ""), "checkpoint metadata")
         epoch, losses = doc["epoch"], doc["losses"]
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0 or not isinstance(losses, list):
-            raise ValueError("bad epoch or losses")
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < 2**63:
+            raise ValueError(f"epoch must be a non-negative int, got {epoch!r:.40}")
+        if not isinstance(losses, list) or not all(isinstance(v, float) and math.isfinite(v) for v in losses):
+            raise ValueError("losses must be a list of finite floats")
         opt_doc = doc["optimizer"]
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
         raise ValueError(f"{who}: {path}: invalid checkpoint metadata ({e})") from None
     fw = _backend_of_model(model)
     tensors = {name: _make_tensor(fw, rows, shape) for name, (rows, shape) in raw.items()}
@@ -818,7 +865,7 @@ def load_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any =
             if doc.get("generator") is None:
                 raise ValueError("it holds no generator state")
             generator.set_state(doc["generator"])
-    except (ValueError, TypeError, KeyError) as e:
+    except Exception as e:  # whatever an object refuses with, put every state back
         model.load_state_dict(before[0])
         optimizer.load_state_dict(before[1])
         if scheduler is not None:
@@ -826,7 +873,7 @@ def load_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any =
         if generator is not None:
             generator.set_state(before[3])
         raise ValueError(f"{who}: {path} does not fit this run: {e}") from None
-    return {"epoch": epoch, "losses": [float(v) for v in losses], "extra": doc.get("extra")}
+    return {"epoch": epoch, "losses": list(losses), "extra": doc.get("extra")}
 
 
 def _backend_of_model(model: Any) -> ModuleType:

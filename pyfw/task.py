@@ -93,19 +93,21 @@ def make_scheduler(fw: Any, optimizer: Any, name: Optional[str], epochs: int) ->
     StepLR divides the rate by 10 every third of the run; MultiStepLR at 1/2 and 3/4
     of it; ExponentialLR by 100 over the run; CosineAnnealingLR anneals to 0 over
     the run; LinearLR is torch's default warm-up; OneCycleLR peaks at the given
-    learning rate; ReduceLROnPlateau watches the epoch loss with torch's defaults.
+    learning rate (and cycles the momentum of optimizers that have one);
+    ReduceLROnPlateau watches the epoch loss with torch's defaults.
     """
     if name is None:
         return None
     s = fw.optim.lr_scheduler
     lr = optimizer.param_groups[0]["lr"]
+    cycles = "momentum" in optimizer.defaults or "betas" in optimizer.defaults
     build = {
         "StepLR": lambda: s.StepLR(optimizer, step_size=max(1, epochs // 3)),
         "MultiStepLR": lambda: s.MultiStepLR(optimizer, milestones=[max(1, epochs // 2), max(1, 3 * epochs // 4)]),
         "ExponentialLR": lambda: s.ExponentialLR(optimizer, gamma=0.01 ** (1.0 / epochs)),
         "CosineAnnealingLR": lambda: s.CosineAnnealingLR(optimizer, T_max=epochs),
         "LinearLR": lambda: s.LinearLR(optimizer),
-        "OneCycleLR": lambda: s.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs + 1),
+        "OneCycleLR": lambda: s.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs + 1, cycle_momentum=cycles),
         "ReduceLROnPlateau": lambda: s.ReduceLROnPlateau(optimizer),
     }
     return build[name]()
@@ -227,7 +229,7 @@ def make_model(fw: Any, g: Any, activation: str = "relu", hidden: int = 25, drop
 def train(fw: Any, config: Config = Config(),
           on_epoch: Optional[Callable[[int, float], None]] = None,
           on_batch: Optional[Callable[[int, int, float], None]] = None,
-          fit_options: Optional[dict] = None) -> dict:
+          fit_options: Optional[dict] = None, track_errors: bool = False) -> dict:
     """Train the seed task once on the backend module ``fw`` (``pyfw`` or ``pyfw_rs``).
 
     Returns the backend's short name under ``"backend"``, every field of ``config``,
@@ -235,6 +237,8 @@ def train(fw: Any, config: Config = Config(),
     ``losses``, the ``seconds`` spent in :func:`~pyfw.training.fit`, and the trained
     model (left in eval mode) under ``"model"``. ``on_epoch``, ``on_batch`` and
     ``fit_options`` (more keyword arguments, such as ``checkpoint``) are passed to ``fit``.
+    With ``track_errors``, ``"train_errors"`` and ``"test_errors"`` hold the errors
+    after every epoch run, measured in eval mode, which draws nothing.
     """
     g = fw.Generator(config.seed)
     x_train, y_train, x_test, y_test = make_data(fw, g, config.n_train, config.n_test)
@@ -246,9 +250,19 @@ def train(fw: Any, config: Config = Config(),
         model.param(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = make_scheduler(fw, optimizer, SCHEDULE_CHOICES[config.schedule], config.epochs)
     targets = list(y_train) if target_kind == "index" else fw.data.one_hot(y_train, 2)
+    errors: dict = {"train_errors": [], "test_errors": []}
+
+    def epoch_done(epoch: int, loss: float) -> Optional[bool]:
+        if track_errors:
+            model.eval()
+            errors["train_errors"].append(error_rate(model(x_train), y_train))
+            errors["test_errors"].append(error_rate(model(x_test), y_test))
+            model.train()
+        return on_epoch(epoch, loss) if on_epoch is not None else None
+
     start = time.perf_counter()
     losses = fit(model, criterion, optimizer, x_train, targets, config.epochs, config.batch_size, g,
-                 on_epoch=on_epoch, on_batch=on_batch, scheduler=scheduler, **(fit_options or {}))
+                 on_epoch=epoch_done, on_batch=on_batch, scheduler=scheduler, **(fit_options or {}))
     seconds = time.perf_counter() - start
     model.eval()
     backend = {module: short for short, module in BACKENDS.items()}.get(fw.__name__, fw.__name__)
@@ -257,4 +271,5 @@ def train(fw: Any, config: Config = Config(),
         "train_error": error_rate(model(x_train), y_train),
         "test_error": error_rate(model(x_test), y_test),
         "final_loss": losses[-1], "losses": losses, "seconds": seconds, "model": model,
+        **(errors if track_errors else {}),
     }

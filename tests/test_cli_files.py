@@ -145,3 +145,28 @@ def test_model_files_from_both_backends_predict_the_same(tmp_path: Path) -> None
                      for v in r])
     assert outs[0] == outs[1]
     assert task.PREPROCESS["scale"] == task.SCALE
+
+
+@pytest.mark.parametrize("content, rows", [("0.5,O.5\n0.1,0.1\n", None), ("\ufeff0.5,0.5\n", 1),
+                                           ("x;y\n0.5;0.5\n", 1), ("0.5 0.5\n0.2\t0.3\n", 2)])
+def test_predict_never_drops_a_row(trained: tuple, tmp_path: Path, content: str, rows: object) -> None:
+    csv = tmp_path / "in.csv"
+    csv.write_text(content, encoding="utf-8")
+    p = run_cli("predict", str(trained[0]), "--input", str(csv))
+    if rows is None:
+        assert p.returncode == 1 and "line 1" in p.stderr, p.stderr
+    else:
+        assert p.returncode == 0, p.stderr
+        assert len(p.stdout.splitlines()) == 1 + rows
+
+
+def test_writes_go_through_symlinks_and_clean_up_after_killed_writers(tmp_path: Path) -> None:
+    target = tmp_path / "real.json"
+    target.write_text("old", encoding="utf-8")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    stale = tmp_path / ".real.json.999999999.abcdef.part"
+    stale.write_text("half", encoding="utf-8")
+    io.write_atomic(str(link), "new")
+    assert link.is_symlink() and target.read_text(encoding="utf-8") == "new"
+    assert not stale.exists(), "a killed writer's temporary file is removed"

@@ -182,3 +182,63 @@ def test_ctrl_c_leaves_the_last_checkpoint_intact(tmp_path: Path) -> None:
     assert io.load_safetensors_metadata(ck)["pyfw.format"] == "checkpoint"
     info: Any = json.loads(io.load_safetensors_metadata(ck)["pyfw.checkpoint"])
     assert info["epoch"] >= 1
+
+
+def test_every_combination_of_loss_optimizer_and_schedule_runs() -> None:
+    """All choices together, not one at a time: none raises (pyfw_rs, for speed), and the
+    combinations with a one-cycle schedule give the same bits in pyfw."""
+    rs = load_backend("rs")
+    for loss in task.LOSS_CHOICES:
+        for opt in task.OPTIMIZER_CHOICES:
+            for sched in task.SCHEDULE_CHOICES:
+                config = task.Config(**{**SMALL, "epochs": 1}, loss=loss, optimizer=opt, schedule=sched, lr=0.01)
+                res = task.train(rs, config)
+                if sched == "onecycle" and loss in ("crossentropy", "mse"):
+                    assert bits(task.train(pyfw, config)) == bits(res), (loss, opt, sched)
+
+
+def edit_checkpoint(path: Path, change: Any) -> None:
+    """Rewrite a checkpoint's metadata JSON through ``change(doc)``, as a corrupt-but-valid file."""
+    meta = io.load_safetensors_metadata(path)
+    doc = json.loads(meta["pyfw.checkpoint"])
+    change(doc)
+    meta["pyfw.checkpoint"] = json.dumps(doc)
+    io.save_safetensors(io.load_safetensors(path), path, meta)
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: d.update(epoch=-1), lambda d: d.update(losses=[{}]), lambda d: d.update(losses=[float("nan")]),
+    lambda d: d["generator"].update(state=-5), lambda d: d["optimizer"]["param_groups"][0].update(lr="x"),
+])
+def test_a_corrupt_checkpoint_is_one_line_and_changes_nothing(tmp_path: Path, change: Any) -> None:
+    ck = tmp_path / "ck.safetensors"
+    p = run_cli("train", "--epochs", "2", "--n-train", "30", "--n-test", "20", "--quiet", "--optimizer", "adam",
+                "--checkpoint", str(ck))
+    assert p.returncode == 0, p.stderr
+    edit_checkpoint(ck, change)
+    before = ck.read_bytes()
+    p = run_cli("train", "--epochs", "2", "--n-train", "30", "--n-test", "20", "--quiet", "--optimizer", "adam",
+                "--checkpoint", str(ck), "--resume")
+    assert p.returncode in (1, 2) and len(p.stderr.splitlines()) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert ck.read_bytes() == before
+
+
+def test_an_existing_checkpoint_is_not_overwritten_without_resume(tmp_path: Path) -> None:
+    ck = tmp_path / "ck.safetensors"
+    ck.write_bytes(b"precious")
+    p = run_cli("train", "--epochs", "1", "--checkpoint", str(ck))
+    assert p.returncode == 2 and "--resume" in p.stderr and ck.read_bytes() == b"precious"
+
+
+def test_track_errors_records_every_epoch_for_the_plot(tmp_path: Path) -> None:
+    out, svg = tmp_path / "run.json", tmp_path / "c.svg"
+    p = run_cli("train", "--epochs", "3", "--n-train", "40", "--n-test", "40", "--quiet", "--track-errors",
+                "--json", str(out))
+    assert p.returncode == 0, p.stderr
+    run = json.loads(out.read_text(encoding="utf-8"))
+    assert len(run["train_errors"]) == len(run["test_errors"]) == 3
+    assert run["test_errors"][-1] == run["test_error"]
+    plain = task.train(pyfw, task.Config(epochs=3, n_train=40, n_test=40))
+    assert [v.hex() for v in run["losses"]] == [v.hex() for v in plain["losses"]], "measuring draws nothing"
+    assert run_cli("plot", str(out), "-o", str(svg)).returncode == 0
+    assert 'id="curve-test' in svg.read_text(encoding="utf-8") or "test error" in svg.read_text(encoding="utf-8")

@@ -609,7 +609,7 @@ class RMSprop(Optimizer):
                 gas[r] = ga
                 avg = [_sqrt(vv - av * av) + eps for vv, av in zip(v, ga)]  # rounding may make it < 0
             else:
-                avg = [sqrt(vv) + eps for vv in v]
+                avg = [_sqrt(vv) + eps for vv in v]  # alpha > 1 (torch allows it) may make it < 0
             if mu > 0.0:
                 b = bufs[r] = [bv * mu + div(dv, a) for bv, dv, a in zip(bufs[r], d, avg)]
                 p[r] = [pv + neg_lr * bv for pv, bv in zip(pr, b)]
