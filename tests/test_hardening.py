@@ -205,3 +205,20 @@ def test_threads_training_their_own_wide_models_get_the_same_bits() -> None:
     for t in ts:
         t.join()
     assert together == alone
+
+
+def test_rmsprop_with_alpha_above_one_gives_the_same_nan_in_both_backends() -> None:
+    """torch allows alpha > 1; the running average may turn negative, and its square root
+    is NaN in both backends rather than an exception halfway through a step in one."""
+    from fwtest import th
+    rs = load_backend("rs")
+    out = []
+    for fw in (pyfw, rs):
+        p = fw.tensor([1.0, -2.0, 0.5])
+        p.grad = fw.tensor([3.0, 1.0, -2.0])
+        opt = fw.RMSprop([p], lr=0.1, alpha=1.5)
+        for _ in range(3):
+            opt.step()
+        out.append(th(p))
+    assert out[0] == out[1]
+    assert any(v == "nan" for v in out[0])
