@@ -12,7 +12,7 @@ from pyfw import init, io, metrics, training
 from pyfw.metrics import argmax_rows, error_rate
 from pyfw.training import fit, train_epoch
 
-from . import _native, activations, data, losses, optim
+from . import _native, _pickle, activations, data, losses, optim
 from ._native import (
     Generator,
     Module,
@@ -27,6 +27,8 @@ from .losses import LOSSES
 from .optim import OPTIMIZERS
 
 __version__ = "0.1.0"
+
+_pickle.register()
 
 LAYERS: dict = {name: getattr(_native, name) for name in _native.LAYERS}
 """The members of the layer family, by class name, in the table order of rust/bindings/modules.rs."""

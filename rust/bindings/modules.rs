@@ -135,6 +135,43 @@ impl Linear {
         Ok(module_base().add_subclass(lin))
     }
 
+    /// A Linear that adopts these four tensors, as they are (for `copy` and `pickle`,
+    /// which must keep a parameter the same object as an optimizer's copy of it).
+    #[staticmethod]
+    fn _from_tensors(
+        py: Python<'_>,
+        weight: Bound<'_, PyTensor>,
+        bias: Bound<'_, PyTensor>,
+        weight_grad: Bound<'_, PyTensor>,
+        bias_grad: Bound<'_, PyTensor>,
+    ) -> PyResult<Py<Linear>> {
+        let ws = weight.try_borrow()?.t.shape();
+        let (Shape::Matrix(out_f, in_f), Shape::Vector(nb)) = (ws, bias.try_borrow()?.t.shape())
+        else {
+            return Err(PyValueError::new_err(
+                "Linear._from_tensors: expected a 2-D weight and a 1-D bias",
+            ));
+        };
+        let ok = nb == out_f
+            && weight_grad.try_borrow()?.t.shape() == ws
+            && bias_grad.try_borrow()?.t.shape() == Shape::Vector(nb);
+        if !ok {
+            return Err(PyValueError::new_err(format!(
+                "Linear._from_tensors: shapes do not fit a Linear({in_f} -> {out_f})"
+            )));
+        }
+        weight.try_borrow_mut()?.grad = Some(weight_grad.clone().unbind());
+        bias.try_borrow_mut()?.grad = Some(bias_grad.clone().unbind());
+        let lin = Linear {
+            state: LinearState::new(in_f, out_f),
+            weight: weight.unbind(),
+            bias: bias.unbind(),
+            weight_grad: weight_grad.unbind(),
+            bias_grad: bias_grad.unbind(),
+        };
+        Py::new(py, module_base().add_subclass(lin))
+    }
+
     #[getter]
     fn in_features(&self) -> usize {
         self.state.in_features()
