@@ -38,7 +38,7 @@ import typing
 from typing import Any, Callable, NoReturn, Optional
 
 from . import io, plot, task
-from .metrics import argmax_rows
+from .metrics import argmax_rows, error_rate
 
 
 class CLIError(Exception):
@@ -436,7 +436,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         def predict(rows: list) -> list:
             return argmax_rows(model(pre(fw.tensor(rows))))
         try:
-            error = sum(int(p != y) for p, y in zip(predict(points.tolist()), labels)) / len(labels)
+            error = error_rate(model(pre(fw.tensor(points.tolist()))), labels)
             svg = plot.boundary_svg(predict, points, labels, error=error)
         except (ValueError, TypeError) as e:
             raise CLIError(f"{args.model}: cannot draw its decision regions: {e}") from None

@@ -176,7 +176,7 @@ fn map_grad(
 
 /// `1 / (1 + exp(-x))` for `x >= 0`, else `exp(x) / (1 + exp(x))`: never NaN.
 #[inline(always)]
-fn sigmoid(x: f64) -> f64 {
+pub(crate) fn sigmoid(x: f64) -> f64 {
     if x >= 0.0 {
         1.0 / (1.0 + (-x).exp())
     } else {

@@ -15,6 +15,7 @@
 //! of floating-point operations of each kernel and of the fold is in
 //! docs/NUMERICS.md, section "Losses".
 
+use crate::activations::sigmoid;
 use crate::error::{not_forwarded, try_zeros, Error, Owner, Result};
 use crate::tensor::{py_float_repr, Shape};
 
@@ -483,18 +484,6 @@ fn l1(x: f64, t: f64) -> (f64, f64) {
         0.0
     };
     (d.abs(), g)
-}
-
-/// `1 / (1 + exp(-x))` for `x >= 0`, else `exp(x) / (1 + exp(x))`: the sigmoid
-/// `s(v)` of docs/NUMERICS.md, as in `rust/activations.rs`.
-#[inline(always)]
-fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
 }
 
 /// `max(log(v), -100)`, and -100 for `v = 0`.
