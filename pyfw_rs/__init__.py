@@ -8,6 +8,7 @@ written once in ``pyfw`` and re-exported here, so both namespaces show the
 same names.
 """
 
+import pyfw
 from pyfw import init, io, metrics, training
 from pyfw.metrics import argmax_rows, error_rate
 from pyfw.training import fit, train_epoch
@@ -38,9 +39,4 @@ globals().update(ACTIVATIONS)
 globals().update(LOSSES)
 globals().update(OPTIMIZERS)
 
-__all__ = sorted([
-    "Generator", "Module", "Tensor",
-    "argmax_rows", "data", "default_generator", "error_rate", "fit", "init", "io", "manual_seed",
-    "activations", "losses", "metrics", "optim", "randperm", "tensor", "train_epoch", "training",
-    *LAYERS, *ACTIVATIONS, *LOSSES, *OPTIMIZERS,
-])
+__all__ = list(pyfw.__all__)  # the same public names; tests/test_rs_native.py checks each exists
