@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 from typing import Any, Iterator, Optional
 
 from .generator import Generator, _check_count, _resolve
-from .tensor import Tensor
+from .tensor import Tensor, _items
 from .training import backend_of, gather
 
 DISK_RADIUS2 = 1.0 / (2.0 * math.pi)
@@ -25,23 +26,33 @@ def disk(n: int, generator: Optional[Generator] = None) -> tuple:
     """
     n = _check_count(n, "data.disk")
     rnd = _resolve(generator).random
-    rows, labels = [], []
-    for _ in range(n):
+    too_large = MemoryError(f"data.disk: n = {n} is too large to hold in memory")
+    if n > sys.maxsize // 16:
+        raise too_large
+    try:  # both lists at once, so that an impossible n fails now, as in pyfw_rs
+        rows: list = [None] * n
+        labels = [0] * n
+    except MemoryError:
+        raise too_large from None
+    for i in range(n):
         x = rnd()
         y = rnd()
         dx, dy = x - 0.5, y - 0.5
-        rows.append([x, y])
-        labels.append(1 if dx * dx + dy * dy < DISK_RADIUS2 else 0)
+        rows[i] = [x, y]
+        labels[i] = 1 if dx * dx + dy * dy < DISK_RADIUS2 else 0
     return Tensor._wrap(rows, (n, 2)), labels
 
 
 def one_hot(labels: Any, num_classes: int = -1) -> Tensor:
     """An (n, num_classes) tensor with 1.0 at each label's column and 0.0 elsewhere.
 
-    ``num_classes=-1`` means ``max(labels) + 1``, as in torch.
+    ``num_classes=-1`` means ``max(labels) + 1``, as in torch. Checked in this order:
+    the labels' types, their signs, ``num_classes``, each label's range, then the size
+    (``MemoryError`` naming both numbers).
     """
     if isinstance(labels, Tensor) or not isinstance(labels, (list, tuple)):
         raise TypeError(f"data.one_hot: labels must be a list of ints, got {type(labels).__name__}")
+    labels = _items(labels)
     if not labels:
         raise ValueError("data.one_hot: labels is empty")
     for i, v in enumerate(labels):
@@ -57,14 +68,22 @@ def one_hot(labels: Any, num_classes: int = -1) -> Tensor:
         k = int(max(labels)) + 1
     if k <= 0:
         raise ValueError(f"data.one_hot: num_classes must be positive, got {num_classes}")
-    rows = []
     for i, v in enumerate(labels):
-        if not 0 <= v < k:
+        if v >= k:
             raise ValueError(f"data.one_hot: labels[{i}] = {v} is outside [0, {k})")
-        row = [0.0] * k
-        row[v] = 1.0
-        rows.append(row)
-    return Tensor._wrap(rows, (len(rows), k))
+    n = len(labels)
+    too_large = MemoryError(f"data.one_hot: {n} labels x {k} classes do not fit in memory")
+    if n * k > sys.maxsize // 8:
+        raise too_large
+    try:
+        rows = []
+        for v in labels:
+            row = [0.0] * k
+            row[v] = 1.0
+            rows.append(row)
+    except MemoryError:
+        raise too_large from None
+    return Tensor._wrap(rows, (n, k))
 
 
 class TensorDataset:

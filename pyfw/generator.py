@@ -175,9 +175,13 @@ def randperm(n: int, generator: Optional[Generator] = None) -> list[int]:
     """A random permutation of ``range(n)`` as a list of ints (Fisher-Yates, from the end)."""
     n = _check_count(n, "randperm")
     g = _resolve(generator)
+    too_large = MemoryError(f"randperm: n = {n} is too large to hold in memory")
     if n > sys.maxsize // 8:
-        raise MemoryError(f"randperm: n = {n} is too large to hold in memory")
-    perm = list(range(n))
+        raise too_large
+    try:
+        perm = list(range(n))
+    except MemoryError:
+        raise too_large from None
     for i in range(n - 1, 0, -1):
         j = g.randbelow(i + 1)
         perm[i], perm[j] = perm[j], perm[i]

@@ -33,7 +33,7 @@ from typing import Any, Callable, Optional
 from .activations import _sigmoid
 from .error import check_real, check_thread, not_forwarded
 from .modules import Module
-from .tensor import Tensor, as_tensor
+from .tensor import Tensor, _items, as_tensor
 
 Rows = list
 
@@ -153,8 +153,10 @@ class Loss(Module):
             raise ValueError(f"{who}: expected an input of shape (N, C), got shape {x.shape}")
         if hasattr(target, "tolist") and hasattr(target, "shape") and not _is_seq(target):
             target = target.tolist()  # a tensor of either backend, or an array
-        if _is_seq(target) and not (len(target) > 0 and _is_seq(target[0])):
-            return _class_indices(target, x.shape, who)
+        if _is_seq(target):
+            target = _items(target)  # the storage: a subclass's __len__ or __getitem__ may lie
+            if not (len(target) > 0 and _is_seq(target[0])):
+                return _class_indices(target, x.shape, who)
         if self._targets == "classes":
             raise TypeError(f"{who}: target must be a list of class indices (ints), "
                             f"one per row of input shape {x.shape}")

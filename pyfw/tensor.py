@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterable, Iterator, Optional, Union
 
 Shape = tuple
 
@@ -131,7 +131,9 @@ class Tensor:
         if isinstance(index, slice):
             picked = items[index]
         elif isinstance(index, list):
-            picked = [items[_index(i, n)] for i in index]
+            picked = [items[i if type(i) is int and 0 <= i < n else _index(i, n)] for i in list.copy(index)]
+            if not one_d:
+                _reserve(len(picked) * self._shape[1], "Tensor")
         elif isinstance(index, numbers.Integral) and not isinstance(index, bool):
             item = items[_index(index, n)]
             return item if one_d else Tensor._wrap([list(item)], (len(item),))
@@ -143,9 +145,20 @@ class Tensor:
             return Tensor._wrap([picked], (len(picked),))
         return Tensor._wrap([list(r) for r in picked], (len(picked), self._shape[1]))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Union["Tensor", float]]:
         for i in range(self._shape[0]):
             yield self[i]
+
+    def __array__(self, dtype: Any = None, copy: Optional[bool] = None) -> Any:
+        """The float64 numpy array of the values (``numpy.asarray(t)``), always a fresh
+        copy; numpy is imported only here. ``dtype`` converts it; ``copy=False`` is a
+        ``ValueError``."""
+        if copy is not None and not copy:
+            raise ValueError("Tensor.__array__: the array is always a copy; copy=False cannot be honoured")
+        import numpy  # only when numpy itself asks: pyfw needs no numpy
+
+        arr = numpy.array(self.tolist(), dtype=numpy.float64)
+        return arr if dtype is None else arr.astype(dtype)
 
     def __repr__(self) -> str:
         """``tensor([...])``; past :data:`SUMMARY_THRESHOLD` elements, summarized as torch does."""
@@ -202,7 +215,7 @@ def _number(v: Any, who: str) -> float:
         try:
             f = float(v)
         except OverflowError:
-            raise ValueError(f"{who}: expected finite numbers, got {v!r:.40} (too large for a float)") from None
+            raise ValueError(f"{who}: expected finite numbers, got {_value_text(v)}, too large for a float") from None
     else:
         raise TypeError(f"{who}: expected real numbers, got {type(v).__name__} {v!r}")
     if not math.isfinite(f):
@@ -210,8 +223,37 @@ def _number(v: Any, who: str) -> float:
     return f
 
 
+def _value_text(v: Any) -> str:
+    """How a value shows in a message: its repr, shortened past 40 characters to its
+    ends and its length; an int too long for ``repr`` by its bits."""
+    try:
+        text = repr(v)
+    except ValueError:  # an int past sys.get_int_max_str_digits()
+        text = f"an int of {int(v).bit_length()} bits"
+    if len(text) <= 40:
+        return text
+    return f"{text[:20]}...{text[-10:]} ({len(text)} characters)"
+
+
+def _reserve(count: int, who: str) -> None:
+    """``MemoryError`` now if ``count`` values cannot be held (8 bytes each, the buffer
+    pyfw_rs reserves), rather than after building most of them."""
+    try:
+        probe = [0.0] * count
+    except (MemoryError, OverflowError):
+        raise MemoryError(f"{who}: cannot allocate {count} elements") from None
+    del probe
+
+
 def _is_seq(v: Any) -> bool:
     return isinstance(v, (list, tuple))
+
+
+def _items(v: Any) -> Any:
+    """A snapshot of the items of a list or tuple, read from its storage: a subclass's
+    ``__len__``, ``__iter__`` and ``__getitem__`` are not consulted, and later changes
+    to the list do not show (as pyfw_rs reads it)."""
+    return list.copy(v) if isinstance(v, list) else tuple.__getitem__(v, slice(None))
 
 
 def _parse(data: Any, who: str) -> tuple:
@@ -228,14 +270,17 @@ def _parse(data: Any, who: str) -> tuple:
         data = data.tolist()  # a tensor of the other backend, or an array
     if not _is_seq(data):
         raise TypeError(f"{who}: expected a nested list of numbers, got {type(data).__name__}")
+    data = _items(data)
     if len(data) == 0:
         raise ValueError(f"{who}: empty data; tensors need at least one element")
     if _is_seq(data[0]):
-        width = len(data[0])
+        width = len(_items(data[0]))
+        _reserve(len(data) * width, who)
         rows = []
         for r, row in enumerate(data):
             if not _is_seq(row):
                 raise ValueError(f"{who}: ragged nested list: row {r} is a {type(row).__name__}, row 0 is a list")
+            row = _items(row)
             if len(row) != width:
                 raise ValueError(f"{who}: ragged nested list: row {r} has {len(row)} items, row 0 has {width}")
             rows.append([_number(v, who) for v in row])

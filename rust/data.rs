@@ -13,11 +13,11 @@ pub fn disk(n: usize, g: &mut Generator) -> Result<(Tensor, Vec<u8>)> {
     if n == 0 {
         return Err(Error::Value("data.disk: n must be positive, got 0".into()));
     }
-    let mut rows = try_zeros(checked_size(n, 2, "data.disk")?, "data.disk")?;
+    let too_large = || Error::Memory(format!("data.disk: n = {n} is too large to hold in memory"));
+    let mut rows =
+        try_zeros(checked_size(n, 2, "data.disk")?, "data.disk").map_err(|_| too_large())?;
     let mut labels = Vec::new();
-    labels
-        .try_reserve_exact(n)
-        .map_err(|_| Error::Memory(format!("data.disk: cannot allocate {n} labels")))?;
+    labels.try_reserve_exact(n).map_err(|_| too_large())?;
     for p in rows.chunks_exact_mut(2) {
         let x = g.random();
         let y = g.random();
@@ -29,10 +29,24 @@ pub fn disk(n: usize, g: &mut Generator) -> Result<(Tensor, Vec<u8>)> {
     Ok((Tensor::new(Shape::Matrix(n, 2), rows)?, labels))
 }
 
+/// The `MemoryError` of an (n, k) one-hot tensor that cannot be allocated.
+pub fn one_hot_too_large(n: usize, k: &str) -> Error {
+    Error::Memory(format!(
+        "data.one_hot: {n} labels x {k} classes do not fit in memory"
+    ))
+}
+
 /// An (n, k) tensor with 1.0 at each label's column; `num_classes = -1` means `max + 1`.
+/// Checked in `pyfw.data.one_hot`'s order: empty, negative labels, `num_classes`, each
+/// label's range, then the size.
 pub fn one_hot(labels: &[i64], num_classes: i64) -> Result<Tensor> {
     if labels.is_empty() {
         return Err(Error::Value("data.one_hot: labels is empty".into()));
+    }
+    if let Some((i, v)) = labels.iter().enumerate().find(|(_, &v)| v < 0) {
+        return Err(Error::Value(format!(
+            "data.one_hot: labels[{i}] = {v} is negative"
+        )));
     }
     let k = if num_classes == -1 {
         labels.iter().copied().max().unwrap_or(0).saturating_add(1)
@@ -45,21 +59,22 @@ pub fn one_hot(labels: &[i64], num_classes: i64) -> Result<Tensor> {
         )));
     }
     for (i, &v) in labels.iter().enumerate() {
-        if v < 0 || v >= k {
+        if v >= k {
             return Err(Error::Value(format!(
                 "data.one_hot: labels[{i}] = {v} is outside [0, {k})"
             )));
         }
     }
-    let k = usize::try_from(k).map_err(|_| Error::Memory(format!("data.one_hot: {k} classes")))?;
-    let mut rows = try_zeros(
-        checked_size(labels.len(), k, "data.one_hot")?,
-        "data.one_hot",
-    )?;
+    let n = labels.len();
+    let too_large = || one_hot_too_large(n, &k.to_string());
+    let k = usize::try_from(k).map_err(|_| too_large())?;
+    let mut rows = checked_size(n, k, "data.one_hot")
+        .and_then(|size| try_zeros(size, "data.one_hot"))
+        .map_err(|_| too_large())?;
     for (row, &v) in rows.chunks_exact_mut(k).zip(labels) {
         row[v as usize] = 1.0;
     }
-    Tensor::new(Shape::Matrix(labels.len(), k), rows)
+    Tensor::new(Shape::Matrix(n, k), rows)
 }
 
 #[cfg(test)]

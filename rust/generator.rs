@@ -119,8 +119,9 @@ impl Generator {
             return Err(Error::Value("randperm: n must be positive, got 0".into()));
         }
         let mut perm: Vec<usize> = Vec::new();
-        perm.try_reserve_exact(n)
-            .map_err(|_| Error::Memory(format!("randperm: cannot allocate {n} elements")))?;
+        perm.try_reserve_exact(n).map_err(|_| {
+            Error::Memory(format!("randperm: n = {n} is too large to hold in memory"))
+        })?;
         perm.extend(0..n);
         for i in (1..n).rev() {
             let j = self.below(i as u64 + 1) as usize;

@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use crate::error::{Error, Result};
+use crate::error::{checked_size, try_zeros, Error, Result};
 
 /// The shape of a tensor: `(n,)` or `(rows, cols)`; never empty.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,9 +48,9 @@ impl Shape {
         }
     }
 
-    /// The number of elements.
+    /// The number of elements (saturating, so that an impossible shape fails to allocate).
     pub fn numel(&self) -> usize {
-        self.rows() * self.cols()
+        self.rows().saturating_mul(self.cols())
     }
 
     /// 1 or 2.
@@ -98,7 +98,7 @@ impl Tensor {
 
     /// Zeros of `shape`.
     pub fn zeros(shape: Shape) -> Result<Tensor> {
-        let data = crate::error::try_zeros(shape.numel(), "tensor")?;
+        let data = try_zeros(shape.numel(), "tensor")?;
         Tensor::new(shape, data)
     }
 
@@ -150,19 +150,36 @@ impl Tensor {
                 "Tensor: index {bad} is out of range for size {n}"
             )));
         }
+        let c = self.shape.cols();
+        let len = match self.shape {
+            Shape::Vector(_) => idx.len(),
+            Shape::Matrix(..) => checked_size(idx.len(), c, "Tensor")?,
+        };
+        let mut data = try_zeros(len, "Tensor")?;
         match self.shape {
             Shape::Vector(_) => {
-                let data = idx.iter().map(|&i| self.data[i]).collect();
+                for (d, &i) in data.iter_mut().zip(idx) {
+                    *d = self.data[i];
+                }
                 Tensor::new(Shape::Vector(idx.len()), data)
             }
-            Shape::Matrix(_, c) => {
-                let mut data = Vec::with_capacity(idx.len() * c);
-                for &i in idx {
-                    data.extend_from_slice(&self.data[i * c..(i + 1) * c]);
+            Shape::Matrix(..) => {
+                for (row, &i) in data.chunks_exact_mut(c).zip(idx) {
+                    row.copy_from_slice(&self.data[i * c..(i + 1) * c]);
                 }
                 Tensor::new(Shape::Matrix(idx.len(), c), data)
             }
         }
+    }
+
+    /// A copy that shares no storage, or `Error::Memory` instead of an abort.
+    pub fn try_clone(&self) -> Result<Tensor> {
+        let mut data = try_zeros(self.data.len(), "Tensor")?;
+        data.copy_from_slice(&self.data);
+        Ok(Tensor {
+            shape: self.shape,
+            data,
+        })
     }
 }
 

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
 
+use super::tensor::list_from_bytes;
 use super::{type_name, IntoPyResult};
 use crate::generator::{Generator, DEFAULT_SEED};
 
@@ -103,7 +104,9 @@ fn check_count(n: &Bound<'_, PyAny>, who: &str) -> PyResult<u64> {
 /// `n` as a count of items to allocate.
 pub(crate) fn check_len(n: &Bound<'_, PyAny>, who: &str) -> PyResult<usize> {
     let n = check_count(n, who)?;
-    usize::try_from(n).map_err(|_| PyMemoryError::new_err(format!("{who}: n = {n} is too large")))
+    usize::try_from(n).map_err(|_| {
+        PyMemoryError::new_err(format!("{who}: n = {n} is too large to hold in memory"))
+    })
 }
 
 /// A float argument taken as it came, so that `uniform` and `normal` check their two
@@ -310,7 +313,12 @@ fn randperm<'py>(
     let n = check_len(n, "randperm")?;
     let g = resolve(py, generator)?;
     let perm = g.try_borrow_mut()?.g.randperm(n).py()?;
-    PyList::new(py, perm)
+    // Built by CPython, which raises MemoryError where PyO3's PyList::new would panic.
+    list_from_bytes(py, perm.len() * 8, "Q", &[perm.len()], |buf| {
+        for (b, &i) in buf.chunks_exact_mut(8).zip(&perm) {
+            b.copy_from_slice(&(i as u64).to_ne_bytes());
+        }
+    })
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -14,10 +14,10 @@
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::PyTuple;
 
 use super::base::{module_base, runs_natively, Module};
-use super::tensor::{tensor_data, PyTensor};
+use super::tensor::{reserve, seq_first, seq_items, seq_len, tensor_data, PyTensor};
 use super::{is_integral, is_seq, to_pyerr, type_name, Arg, Given, IntoPyResult};
 use crate::losses::{self as kernels, LossState, Reduction, Target, Targets};
 use crate::tensor::Shape;
@@ -41,21 +41,13 @@ enum Parsed<'py> {
     Classes(Vec<i64>),
 }
 
-/// The items of a list or tuple.
-fn items<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
-    if let Ok(l) = obj.cast::<PyList>() {
-        Ok(l.iter().collect())
-    } else {
-        Ok(obj.cast::<PyTuple>()?.iter().collect())
-    }
-}
-
 /// The class indices of a list or tuple, checked as `pyfw.losses._class_indices`:
 /// the count, then each index's type and range.
 fn class_indices(target: &Bound<'_, PyAny>, who: &str, shape: Shape) -> PyResult<Vec<i64>> {
-    let items = items(target)?;
-    kernels::check_class_count(who, shape, items.len()).py()?;
-    let mut out = Vec::with_capacity(items.len());
+    kernels::check_class_count(who, shape, seq_len(target)?).py()?;
+    let items = seq_items(target, who)?;
+    let mut out = Vec::new();
+    reserve(&mut out, items.len(), who)?;
     for (i, v) in items.iter().enumerate() {
         if !is_integral(v)? {
             return Err(to_pyerr(kernels::class_not_int(who, &type_name(v), i)));
@@ -105,8 +97,11 @@ fn parse_target<'py>(
         converted = target.call_method0("tolist")?; // a tensor of either backend, or an array
         target = &converted;
     }
-    if is_seq(target) && !(target.len()? > 0 && is_seq(&target.get_item(0)?)) {
-        return Ok(Parsed::Classes(class_indices(target, who, shape)?));
+    if is_seq(target) {
+        // Read from the storage, as `class_indices` does: a subclass's `__len__` may lie.
+        if !seq_first(target)?.is_some_and(|v| is_seq(&v)) {
+            return Ok(Parsed::Classes(class_indices(target, who, shape)?));
+        }
     }
     if targets == Targets::Classes {
         return Err(to_pyerr(kernels::not_class_indices(who, shape)));

@@ -10,7 +10,7 @@
 //! are thin subclasses generated from `optimizer_table!`: a constructor that
 //! checks the arguments and nothing else.
 
-use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyList, PyString};
 use pyo3::{IntoPyObjectExt, PyTraverseError, PyVisit};
@@ -41,6 +41,9 @@ fn param_list(params: &Bound<'_, PyAny>, who: &str) -> PyResult<Vec<Entry>> {
     let mut out = Vec::new();
     for (i, item) in iter.enumerate() {
         let item = item?;
+        // Amortized growth that fails as MemoryError (a long list of one pair) instead of aborting.
+        out.try_reserve(1)
+            .map_err(|_| PyMemoryError::new_err(format!("{who}: too many parameters")))?;
         if let Ok(p) = item.cast::<PyTensor>() {
             out.push(Entry {
                 p: p.clone().unbind(),

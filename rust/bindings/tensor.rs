@@ -1,8 +1,10 @@
 //! Binding of `Tensor` and `tensor()` (see `pyfw/tensor.py`).
 
-use pyo3::exceptions::{PyIndexError, PyOverflowError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyMemoryError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyFloat, PyList, PySlice, PyTuple};
+use pyo3::types::{
+    PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyMemoryView, PySlice, PyTuple,
+};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::{is_integral, is_real, is_seq, type_name, IntoPyResult};
@@ -40,15 +42,16 @@ fn number(v: &Bound<'_, PyAny>, who: &str) -> PyResult<f64> {
             "{who}: ragged or deeper than 2-D nested list"
         )));
     } else if is_real(v)? {
-        v.extract::<f64>().map_err(|e| {
-            if e.is_instance_of::<PyOverflowError>(v.py()) {
-                PyValueError::new_err(format!(
-                    "{who}: expected finite numbers, got a value too large for a float"
-                ))
-            } else {
-                e
+        match v.extract::<f64>() {
+            Ok(f) => f,
+            Err(e) if e.is_instance_of::<PyOverflowError>(v.py()) => {
+                return Err(PyValueError::new_err(format!(
+                    "{who}: expected finite numbers, got {}, too large for a float",
+                    value_text(v)?
+                )));
             }
-        })?
+            Err(e) => return Err(e),
+        }
     } else {
         return Err(PyTypeError::new_err(format!(
             "{who}: expected real numbers, got {} {}",
@@ -65,25 +68,147 @@ fn number(v: &Bound<'_, PyAny>, who: &str) -> PyResult<f64> {
     Ok(f)
 }
 
-/// The items of a list or tuple.
-fn items<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+/// How `pyfw.tensor._value_text` shows a value in a message: its repr, shortened past
+/// 40 characters to its ends and its length; an int too long for `repr` by its bits.
+pub(crate) fn value_text(v: &Bound<'_, PyAny>) -> PyResult<String> {
+    let py = v.py();
+    let text = match v.repr() {
+        Ok(r) => r.to_string(),
+        Err(e) if e.is_instance_of::<PyValueError>(py) => {
+            let bits = py
+                .get_type::<PyInt>()
+                .call1((v,))?
+                .call_method0("bit_length")?;
+            format!("an int of {bits} bits")
+        }
+        Err(e) => return Err(e),
+    };
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= 40 {
+        return Ok(text);
+    }
+    let head: String = chars[..20].iter().collect();
+    let tail: String = chars[chars.len() - 10..].iter().collect();
+    Ok(format!("{head}...{tail} ({} characters)", chars.len()))
+}
+
+/// Room for `n` more items in `v`, or `MemoryError` instead of an abort.
+pub(crate) fn reserve<T>(v: &mut Vec<T>, n: usize, who: &str) -> PyResult<()> {
+    v.try_reserve_exact(n)
+        .map_err(|_| PyMemoryError::new_err(format!("{who}: cannot allocate {n} elements")))
+}
+
+/// The length of a list or tuple as its storage holds it (never a subclass's `__len__`).
+pub(crate) fn seq_len(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
     if let Ok(l) = obj.cast::<PyList>() {
-        Ok(l.iter().collect())
+        Ok(l.len())
     } else {
-        Ok(obj.cast::<PyTuple>()?.iter().collect())
+        Ok(obj.cast::<PyTuple>()?.len())
     }
 }
 
+/// The first item of a list or tuple as its storage holds it, or None when it is empty.
+pub(crate) fn seq_first<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if let Ok(l) = obj.cast::<PyList>() {
+        Ok(l.get_item(0).ok())
+    } else {
+        Ok(obj.cast::<PyTuple>()?.get_item(0).ok())
+    }
+}
+
+/// Replace `out` by the items of a list or tuple, read from its storage (a subclass's
+/// `__len__` and `__iter__` are not consulted), or `MemoryError`. No Python code runs
+/// while they are read, so the snapshot is consistent even if the list changes later.
+pub(crate) fn read_items<'py>(
+    obj: &Bound<'py, PyAny>,
+    out: &mut Vec<Bound<'py, PyAny>>,
+    who: &str,
+) -> PyResult<()> {
+    out.clear();
+    if let Ok(l) = obj.cast::<PyList>() {
+        reserve(out, l.len(), who)?;
+        out.extend(l.iter().take(l.len()));
+    } else {
+        let t = obj.cast::<PyTuple>()?;
+        reserve(out, t.len(), who)?;
+        out.extend(t.iter());
+    }
+    Ok(())
+}
+
+/// The items of a list or tuple (see [`read_items`]).
+pub(crate) fn seq_items<'py>(
+    obj: &Bound<'py, PyAny>,
+    who: &str,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    let mut out = Vec::new();
+    read_items(obj, &mut out, who)?;
+    Ok(out)
+}
+
+/// The typestr of a native-endian float64 array in `__array_interface__`.
+const NATIVE_F8: &str = if cfg!(target_endian = "little") {
+    "<f8"
+} else {
+    ">f8"
+};
+
+/// A float64 array (numpy's, or anything with `__array_interface__` and `tobytes()`) of
+/// 1 or 2 non-empty dimensions, read through `tobytes()` with no Python-level loop;
+/// None for any other array, which then goes through `tolist()` as before.
+fn float64_array(data: &Bound<'_, PyAny>, who: &str) -> PyResult<Option<Tensor>> {
+    let Ok(ai) = data.getattr("__array_interface__") else {
+        return Ok(None);
+    };
+    let Ok(ai) = ai.cast::<PyDict>() else {
+        return Ok(None);
+    };
+    let (Some(typestr), Some(dims)) = (ai.get_item("typestr")?, ai.get_item("shape")?) else {
+        return Ok(None);
+    };
+    if typestr.extract::<String>().ok().as_deref() != Some(NATIVE_F8) {
+        return Ok(None);
+    }
+    let shape = match dims.extract::<Vec<usize>>().ok().as_deref() {
+        Some(&[n]) if n > 0 => Shape::Vector(n),
+        Some(&[r, c]) if r > 0 && c > 0 => Shape::Matrix(r, c),
+        _ => return Ok(None),
+    };
+    let bytes = data.call_method0("tobytes")?; // C order, whatever the layout
+    let Ok(bytes) = bytes.cast::<PyBytes>() else {
+        return Ok(None);
+    };
+    let raw = bytes.as_bytes();
+    if Some(raw.len()) != shape.numel().checked_mul(8) {
+        return Ok(None);
+    }
+    let mut values = try_zeros(shape.numel(), who).py()?;
+    for (v, b) in values.iter_mut().zip(raw.chunks_exact(8)) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(b);
+        *v = f64::from_ne_bytes(word);
+    }
+    check_all_finite(&values, who)?;
+    Tensor::new(shape, values).py().map(Some)
+}
+
 /// Check `data` and return a fresh tensor (`pyfw.tensor._parse`); errors name `who`.
+///
+/// Every buffer whose size comes from `data` is reserved fallibly (`MemoryError`), and
+/// lists are read from their storage, so a list subclass whose `__len__` lies or whose
+/// items change while numbers are converted gets the values it held, never a panic.
 pub(crate) fn parse(data: &Bound<'_, PyAny>, who: &str) -> PyResult<Tensor> {
     if let Ok(t) = data.cast::<PyTensor>() {
         let t = t.try_borrow()?;
         check_all_finite(t.t.data(), who)?;
-        return Ok(t.t.clone());
+        return t.t.try_clone().py();
     }
     let converted;
     let mut data = data;
     if !is_seq(data) && data.hasattr("tolist")? && data.hasattr("shape")? {
+        if let Some(t) = float64_array(data, who)? {
+            return Ok(t);
+        }
         converted = data.call_method0("tolist")?; // a tensor of the other backend, or an array
         data = &converted;
     }
@@ -93,23 +218,26 @@ pub(crate) fn parse(data: &Bound<'_, PyAny>, who: &str) -> PyResult<Tensor> {
             type_name(data)
         )));
     }
-    let rows = items(data)?;
+    let rows = seq_items(data, who)?;
     if rows.is_empty() {
         return Err(PyValueError::new_err(format!(
             "{who}: empty data; tensors need at least one element"
         )));
     }
     if is_seq(&rows[0]) {
-        let width = rows[0].len()?;
-        let mut values = Vec::with_capacity(rows.len() * width);
-        for (r, row) in rows.iter().enumerate() {
-            if !is_seq(row) {
+        let width = seq_len(&rows[0])?;
+        let total = crate::error::checked_size(rows.len(), width, who).py()?;
+        let mut values = Vec::new();
+        reserve(&mut values, total, who)?;
+        let mut row = Vec::new();
+        for (r, obj) in rows.iter().enumerate() {
+            if !is_seq(obj) {
                 return Err(PyValueError::new_err(format!(
                     "{who}: ragged nested list: row {r} is a {}, row 0 is a list",
-                    type_name(row)
+                    type_name(obj)
                 )));
             }
-            let row = items(row)?;
+            read_items(obj, &mut row, who)?;
             if row.len() != width {
                 return Err(PyValueError::new_err(format!(
                     "{who}: ragged nested list: row {r} has {} items, row 0 has {width}",
@@ -127,7 +255,8 @@ pub(crate) fn parse(data: &Bound<'_, PyAny>, who: &str) -> PyResult<Tensor> {
         }
         return Tensor::new(Shape::Matrix(rows.len(), width), values).py();
     }
-    let mut values = Vec::with_capacity(rows.len());
+    let mut values = Vec::new();
+    reserve(&mut values, rows.len(), who)?;
     for v in &rows {
         values.push(number(v, who)?);
     }
@@ -200,8 +329,102 @@ fn index_of(item: &Bound<'_, PyAny>, n: usize) -> PyResult<usize> {
     }
 }
 
-fn list_of_floats<'py>(py: Python<'py>, values: &[f64]) -> PyResult<Bound<'py, PyList>> {
-    PyList::new(py, values.iter().map(|&v| PyFloat::new(py, v)))
+/// A list built by `memoryview(bytes).cast(format, dims).tolist()` from `len` bytes that
+/// `fill` writes: nested when `dims` has two sizes. CPython allocates every item and
+/// raises `MemoryError` when it cannot, where PyO3's list and number constructors panic.
+pub(crate) fn list_from_bytes<'py>(
+    py: Python<'py>,
+    len: usize,
+    format: &str,
+    dims: &[usize],
+    fill: impl FnOnce(&mut [u8]),
+) -> PyResult<Bound<'py, PyList>> {
+    let bytes = PyBytes::new_with(py, len, |buf| {
+        fill(buf);
+        Ok(())
+    })?;
+    let view = PyMemoryView::from(bytes.as_any())?;
+    let view = view.call_method1("cast", (format, PyTuple::new(py, dims)?))?;
+    Ok(view.call_method0("tolist")?.cast_into::<PyList>()?)
+}
+
+/// `values` as a list of Python floats of shape `dims` (see [`list_from_bytes`]).
+fn floats_list<'py>(
+    py: Python<'py>,
+    values: &[f64],
+    dims: &[usize],
+) -> PyResult<Bound<'py, PyList>> {
+    list_from_bytes(py, values.len() * 8, "d", dims, |buf| {
+        for (b, v) in buf.chunks_exact_mut(8).zip(values) {
+            b.copy_from_slice(&v.to_ne_bytes());
+        }
+    })
+}
+
+/// The dimensions of `shape`, as `memoryview.cast` takes them.
+fn dims(shape: Shape) -> Vec<usize> {
+    match shape {
+        Shape::Vector(n) => vec![n],
+        Shape::Matrix(r, c) => vec![r, c],
+    }
+}
+
+impl PyTensor {
+    /// Item `i` of the first dimension, already normalised: a float or a 1-D row.
+    fn item<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyAny>> {
+        match self.t.shape() {
+            Shape::Vector(_) => Ok(PyFloat::new(py, self.t.data()[i]).into_any()),
+            Shape::Matrix(_, c) => {
+                let row = PyTensor::wrap(Shape::Vector(c), try_copy(self.t.row(i))?)?;
+                Ok(Bound::new(py, row)?.into_any())
+            }
+        }
+    }
+}
+
+/// The iterator of `iter(tensor)`: the items of the first dimension, one at a time
+/// (as `pyfw.Tensor.__iter__`, a generator), never all at once.
+#[pyclass(module = "pyfw_rs", name = "TensorIterator")]
+pub struct TensorIterator {
+    t: Option<Py<PyTensor>>,
+    i: usize,
+}
+
+#[pymethods]
+impl TensorIterator {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let item = match &self.t {
+            None => None,
+            Some(t) => {
+                let t = t.bind(py).try_borrow()?;
+                if self.i < t.t.shape().len() {
+                    Some(t.item(py, self.i)?)
+                } else {
+                    None
+                }
+            }
+        };
+        match item {
+            Some(_) => self.i += 1,
+            None => self.t = None,
+        }
+        Ok(item)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(t) = &self.t {
+            visit.call(t)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&mut self) {
+        self.t = None;
+    }
 }
 
 #[pymethods]
@@ -238,20 +461,44 @@ impl PyTensor {
 
     /// A fresh nested list of Python floats (flat for a 1-D tensor).
     fn tolist<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        match self.t.shape() {
-            Shape::Vector(_) => list_of_floats(py, self.t.data()),
-            Shape::Matrix(r, _) => {
-                let rows = (0..r)
-                    .map(|i| list_of_floats(py, self.t.row(i)))
-                    .collect::<PyResult<Vec<_>>>()?;
-                PyList::new(py, rows)
-            }
-        }
+        floats_list(py, self.t.data(), &dims(self.t.shape()))
     }
 
     /// A copy that shares no storage with this tensor.
-    fn clone(&self) -> PyTensor {
-        PyTensor::from_tensor(self.t.clone())
+    fn clone(&self) -> PyResult<PyTensor> {
+        Ok(PyTensor::from_tensor(self.t.try_clone().py()?))
+    }
+
+    /// The float64 numpy array of the values (`numpy.asarray(t)`), always a fresh copy;
+    /// numpy is imported only here. `dtype` converts it; `copy=False` is a `ValueError`.
+    #[pyo3(signature = (dtype = None, copy = None))]
+    fn __array__<'py>(
+        &self,
+        py: Python<'py>,
+        dtype: Option<&Bound<'py, PyAny>>,
+        copy: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(c) = copy {
+            if !c.is_none() && !c.is_truthy()? {
+                return Err(PyValueError::new_err(
+                    "Tensor.__array__: the array is always a copy; copy=False cannot be honoured",
+                ));
+            }
+        }
+        let np = py.import("numpy")?;
+        let values = self.t.data();
+        let buf = PyByteArray::new_with(py, values.len() * 8, |buf| {
+            for (b, v) in buf.chunks_exact_mut(8).zip(values) {
+                b.copy_from_slice(&v.to_ne_bytes());
+            }
+            Ok(())
+        })?;
+        let flat = np.call_method1("frombuffer", (buf, np.getattr("float64")?))?;
+        let arr = flat.call_method1("reshape", (PyTuple::new(py, dims(self.t.shape()))?,))?;
+        match dtype {
+            Some(d) if !d.is_none() => arr.call_method1("astype", (d,)),
+            _ => Ok(arr),
+        }
     }
 
     /// Set every element to 0.0, in place; returns self.
@@ -367,20 +614,15 @@ impl PyTensor {
             }
             idx
         } else if let Ok(l) = index.cast::<PyList>() {
-            let mut idx = Vec::with_capacity(l.len());
+            let mut idx = Vec::new();
+            reserve(&mut idx, l.len(), "Tensor")?;
             for item in l.iter() {
                 idx.push(index_of(&item, n)?);
             }
             idx
         } else if is_integral(index)? {
             let i = index_of(index, n)?;
-            return match self.t.shape() {
-                Shape::Vector(_) => Ok(PyFloat::new(py, self.t.data()[i]).into_any()),
-                Shape::Matrix(_, c) => {
-                    let row = PyTensor::wrap(Shape::Vector(c), self.t.row(i).to_vec())?;
-                    Ok(Bound::new(py, row)?.into_any())
-                }
-            };
+            return self.item(py, i);
         } else {
             return Err(PyTypeError::new_err(format!(
                 "Tensor: indices must be ints, slices or lists of ints, got {}",
@@ -391,14 +633,11 @@ impl PyTensor {
         Ok(Bound::new(py, PyTensor::from_tensor(t))?.into_any())
     }
 
-    fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let me = slf.try_borrow()?;
-        let list = PyList::empty(py);
-        for i in 0..me.t.shape().len() {
-            list.append(me.__getitem__(&i.into_pyobject(py)?.into_any())?)?;
+    fn __iter__(slf: &Bound<'_, Self>) -> TensorIterator {
+        TensorIterator {
+            t: Some(slf.clone().unbind()),
+            i: 0,
         }
-        Ok(list.try_iter()?.into_any())
     }
 
     /// `tensor([...])`; past 1000 elements, summarized as torch does (`pyfw.tensor.format_repr`).
