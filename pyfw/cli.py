@@ -277,13 +277,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.save:
         check_output(args.save, "--save")
     fit_options: dict = {}
-    stored = None
+    stored, done = None, 0
     if args.checkpoint:
         check_output(args.checkpoint, "--checkpoint")
         if os.path.exists(args.checkpoint) and not args.resume:
             raise CLIError(f"--checkpoint {args.checkpoint} exists: add --resume to continue that run, "
                            "or remove the file to start a new one", 2)
-        stored = _stored_config(args.checkpoint) if args.resume else None
+        stored, done = _stored_run(args.checkpoint) if args.resume else (None, 0)
         if stored is not None and stored != dataclasses.asdict(config):
             diff = ", ".join(f"{k} {stored.get(k)!r} there, {v!r} here" for k, v in dataclasses.asdict(config).items()
                              if stored.get(k) != v)
@@ -294,8 +294,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CLIError("--resume needs --checkpoint PATH", 2)
     fw = load_backend(args.backend)
     log = sys.stderr if args.json == "-" else sys.stdout
-    if fit_options.get("resume") and stored is not None:
-        done = io._parse_json(io.load_safetensors_metadata(args.checkpoint)["pyfw.checkpoint"], "metadata")["epoch"]
+    if stored is not None:
         print(f"resuming from {args.checkpoint} after epoch {done}", file=log, flush=True)
     prog = Progress(config.epochs, args.quiet, log=log)
     try:
@@ -321,17 +320,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stored_config(path: str) -> Optional[dict]:
-    """The configuration stored in a checkpoint file, None if the file does not exist yet."""
+def _stored_run(path: str) -> tuple:
+    """``(configuration, epoch)`` stored in a checkpoint file; ``(None, 0)`` if the file does not exist yet."""
     if not os.path.exists(path):
-        return None
+        return None, 0
     try:
         meta = io.load_safetensors_metadata(path)
         doc = io._parse_json(meta["pyfw.checkpoint"], "checkpoint metadata")
         extra = doc.get("extra") if isinstance(doc, dict) else None
         if not isinstance(extra, dict) or not isinstance(extra.get("config"), dict):
             raise ValueError("it holds no run configuration (it was not written by 'train')")
-        return extra["config"]
+        return extra["config"], doc.get("epoch")
     except (ValueError, KeyError, TypeError) as e:
         raise CLIError(f"--checkpoint {path}: not a checkpoint of 'train': {e}") from None
 
