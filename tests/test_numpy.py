@@ -43,7 +43,7 @@ def test_asarray_gives_the_float64_array(fw: ModuleType) -> None:
     assert t.tolist()[0][0] == 5e-324
     v = numpy.asarray(fw.tensor([1.5, -2.0]))
     assert v.shape == (2,) and v.tolist() == [1.5, -2.0]
-    assert numpy.asarray(t, dtype=numpy.float32).dtype == numpy.float32
+    assert numpy.asarray(fw.tensor([[0.5]]), dtype=numpy.float32).dtype == numpy.float32
     assert numpy.array(t).tolist() == numpy.asarray(t).tolist()
     with pytest.raises(ValueError, match="always a copy"):
         t.__array__(copy=False)

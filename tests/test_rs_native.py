@@ -2,6 +2,7 @@
 Module inside a native Sequential, threads, the .pyi stub, and the CLI with --backend rs."""
 
 import ast
+import numbers
 import os
 import random
 import subprocess
@@ -167,19 +168,72 @@ def test_failed_load_changes_nothing():
     assert m[2].bias.tolist() == [5.0]
 
 
+class _Lying(list):
+    """A list whose __len__, __iter__ and __getitem__ lie."""
+
+    def __len__(self):
+        return 2**62
+
+    def __iter__(self):
+        return iter(["junk"])
+
+    def __getitem__(self, i):
+        raise RuntimeError("lying __getitem__")
+
+
+class _Short(list):
+    def __len__(self):
+        return 0
+
+
+class _Mutating:
+    """A real number whose conversion changes the list being parsed."""
+
+    def __init__(self, change):
+        self.change = change
+        self.target = None
+
+    def __float__(self):
+        if self.target is not None:
+            self.change(self.target)
+        return 1.0
+
+
+def _mutating(rows, change, row):
+    """``rows`` with its first number (in row ``row``, or the first item of a flat list)
+    replaced by a _Mutating that applies ``change`` to ``rows``."""
+    m = _Mutating(change)
+    m.target = rows
+    if row is None:
+        rows[0] = m
+    else:
+        rows[row][0] = m
+    return rows
+
+
+numbers.Real.register(_Mutating)
+
+
 def test_fuzz_never_panics():
     """Random junk into every entry point: only Exception subclasses come out."""
     rng = random.Random(0)
     junk = [None, 1, -1, 0, 2**80, 1.5, float("nan"), "s", b"b", [], [[]], [1.0], [[1.0, 2.0]], (1, 2),
             {"a": 1}, object(), pyfw_rs.tensor([[1.0, 2.0]]), pyfw_rs.tensor([3.0]), pyfw.tensor([[1.0]]),
-            True, [[1.0], [2.0, 3.0]], [2**70], [-(2**70)]]
+            True, [[1.0], [2.0, 3.0]], [2**70], [-(2**70)],
+            # sizes far past any memory (each fails at once: 8 TB and up), and lying containers
+            10**12, 2**62, 2**63 - 1, 2**64 - 1, [10**12], [0, 2**63 - 1],
+            _Lying([1.0, 2.0]), _Lying([[1.0, 2.0]]), [_Lying([1.0, 2.0])], _Lying([0, 1]), _Short([0]),
+            _mutating([[0.0, 1.0], [2.0, 3.0]], list.clear, 0),
+            _mutating([[0.0, 1.0], [2.0, 3.0]], lambda r: r.append([4.0]), 0),
+            _mutating([0.0, 2.0], lambda r: r.append(3.0), None)]
     lin, act, seq = pyfw_rs.Linear(2, 2), pyfw_rs.Tanh(), pyfw_rs.Sequential(pyfw_rs.Linear(2, 1))
     loss, gen = pyfw_rs.MSELoss(), pyfw_rs.Generator(1)
     targets = [pyfw_rs.tensor, pyfw_rs.Tensor, pyfw_rs.Generator, pyfw_rs.manual_seed, pyfw_rs.randperm,
                pyfw_rs.Linear, lin, lin.backward, act, act.backward, seq, seq.backward, loss, loss.forward,
                pyfw_rs.SGD, pyfw_rs.data.disk, pyfw_rs.data.one_hot, lin.load_state_dict, lin.train,
                gen.randbelow, gen.uniform, gen.manual_seed, pyfw_rs.tensor([[1.0], [2.0]]).__getitem__,
-               pyfw_rs.Sequential, seq.__getitem__]
+               pyfw_rs.Sequential, seq.__getitem__, pyfw_rs.CrossEntropyLoss(), pyfw_rs.NLLLoss(),
+               pyfw_rs.tensor([[1.0, 2.0]]).copy_, pyfw_rs.tensor([1.0]).add_, pyfw_rs.Adam]
     for _ in range(3000):
         f = rng.choice(targets)
         args = [rng.choice(junk) for _ in range(rng.randint(0, 3))]
