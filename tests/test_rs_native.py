@@ -105,6 +105,13 @@ BAD = [
     ("sgd-not-tensors", lambda fw: fw.SGD([(1, 2)], lr=0.1)),
     ("sgd-shapes", lambda fw: fw.SGD([(fw.tensor([1.0]), fw.tensor([1.0, 2.0]))], lr=0.1)),
     ("sgd-other-backend", lambda fw: fw.SGD(_lin(pyfw if fw is pyfw_rs else pyfw_rs).param(), lr=0.1)),
+    # a module whose param() returns junk, handed to each optimizer
+    *[(f"{opt.lower()}-param-{name}", lambda fw, opt=opt, junk=junk: getattr(fw, opt)(junk(fw), lr=0.1))
+      for opt in ("SGD", "Adam", "AdamW", "Adagrad", "RMSprop")
+      for name, junk in [("str", lambda fw: "ab"), ("none", lambda fw: None), ("ints", lambda fw: [1, 2]),
+                         ("triple", lambda fw: [(1, 2, 3)]), ("dict-item", lambda fw: [{}]),
+                         ("pair-of-lists", lambda fw: [([1.0], [1.0])]), ("empty-pair", lambda fw: [()]),
+                         ("tensor-and-junk", lambda fw: [(fw.tensor([1.0]), None)])]],
     ("seq-not-module", lambda fw: fw.Sequential(fw.ReLU(), 3)),
     ("seq-other-backend", lambda fw: fw.Sequential((pyfw if fw is pyfw_rs else pyfw_rs).ReLU())),
     ("train-str", lambda fw: _lin(fw).train("yes")),

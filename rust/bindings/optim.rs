@@ -15,7 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyList, PyString};
 use pyo3::{IntoPyObjectExt, PyTraverseError, PyVisit};
 
-use super::tensor::{tensor_data, PyTensor};
+use super::tensor::{list_of, reserve, tensor_data, PyTensor};
 use super::{is_integral, is_seq, type_name, Arg, Given, IntoPyResult};
 use crate::optim::{self as kernels, ParamState, UpdateRule};
 
@@ -150,7 +150,8 @@ impl Optimizer {
     fn init(kind: kernels::Optimizer, params: &Bound<'_, PyAny>) -> PyResult<Optimizer> {
         let py = params.py();
         let entries = param_list(params, kind.name())?;
-        let mut states = Vec::with_capacity(entries.len());
+        let mut states = Vec::new();
+        reserve(&mut states, entries.len(), kind.name())?;
         for e in &entries {
             let n = e.p.bind(py).try_borrow()?.t.data().len();
             states.push(kind.initial_state(n).py()?);
@@ -207,7 +208,7 @@ impl Optimizer {
 
 /// The parameter tensors as a new list (`param_groups[0]["params"]`).
 fn param_tensors<'py>(py: Python<'py>, entries: &[Entry]) -> PyResult<Bound<'py, PyList>> {
-    PyList::new(py, entries.iter().map(|e| e.p.clone_ref(py)))
+    list_of(py, entries.iter().map(|e| e.p.bind(py).clone().into_any()))
 }
 
 #[pymethods]
@@ -318,7 +319,9 @@ impl Optimizer {
                 packed.set_item(k, v)?;
             }
         }
-        packed.set_item("params", PyList::new(py, 0..n)?)?;
+        // list(range(n)), by CPython: MemoryError where PyList::new would panic
+        let ids = py.import("builtins")?.getattr("range")?.call1((n,))?;
+        packed.set_item("params", py.get_type::<PyList>().call1((ids,))?)?;
         let out = PyDict::new(py);
         out.set_item("state", state)?;
         out.set_item("param_groups", PyList::new(py, [packed])?)?;

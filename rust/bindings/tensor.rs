@@ -348,6 +348,19 @@ pub(crate) fn list_from_bytes<'py>(
     Ok(view.call_method0("tolist")?.cast_into::<PyList>()?)
 }
 
+/// A list of `items`, grown by `append`, which raises `MemoryError` where `PyList::new`
+/// would panic (for lists whose length the user chooses, such as the parameters).
+pub(crate) fn list_of<'py>(
+    py: Python<'py>,
+    items: impl IntoIterator<Item = Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for item in items {
+        list.append(item)?;
+    }
+    Ok(list)
+}
+
 /// `values` as a list of Python floats of shape `dims` (see [`list_from_bytes`]).
 fn floats_list<'py>(
     py: Python<'py>,
