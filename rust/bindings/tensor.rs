@@ -361,17 +361,23 @@ pub(crate) fn list_of<'py>(
     Ok(list)
 }
 
-/// `values` as a list of Python floats of shape `dims` (see [`list_from_bytes`]).
-fn floats_list<'py>(
-    py: Python<'py>,
-    values: &[f64],
-    dims: &[usize],
-) -> PyResult<Bound<'py, PyList>> {
-    list_from_bytes(py, values.len() * 8, "d", dims, |buf| {
-        for (b, v) in buf.chunks_exact_mut(8).zip(values) {
-            b.copy_from_slice(&v.to_ne_bytes());
-        }
-    })
+/// A Python float, or the `MemoryError` CPython raises when it cannot allocate one
+/// (`PyFloat::new` panics instead, which would make `tolist()` of a large tensor under
+/// memory pressure a PanicException).
+fn py_float(py: Python<'_>, v: f64) -> PyResult<Bound<'_, PyAny>> {
+    // SAFETY: the GIL is held (`py`); PyFloat_FromDouble returns a new reference, or NULL
+    // with the exception set, and `from_owned_ptr_or_err` takes over exactly that.
+    unsafe { Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyFloat_FromDouble(v)) }
+}
+
+/// `values` as a list of Python floats; every allocation can fail as `MemoryError`
+/// (for small tensors: [`list_from_bytes`] costs a few Python calls more).
+fn floats_list<'py>(py: Python<'py>, values: &[f64]) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for &v in values {
+        list.append(py_float(py, v)?)?;
+    }
+    Ok(list)
 }
 
 /// The dimensions of `shape`, as `memoryview.cast` takes them.
@@ -474,7 +480,25 @@ impl PyTensor {
 
     /// A fresh nested list of Python floats (flat for a 1-D tensor).
     fn tolist<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        floats_list(py, self.t.data(), &dims(self.t.shape()))
+        let values = self.t.data();
+        if values.len() > 1024 {
+            // CPython builds the items from the bytes at C speed, into preallocated lists.
+            return list_from_bytes(py, values.len() * 8, "d", &dims(self.t.shape()), |buf| {
+                for (b, v) in buf.chunks_exact_mut(8).zip(values) {
+                    b.copy_from_slice(&v.to_ne_bytes());
+                }
+            });
+        }
+        match self.t.shape() {
+            Shape::Vector(_) => floats_list(py, values),
+            Shape::Matrix(r, _) => {
+                let rows = PyList::empty(py);
+                for i in 0..r {
+                    rows.append(floats_list(py, self.t.row(i))?)?;
+                }
+                Ok(rows)
+            }
+        }
     }
 
     /// A copy that shares no storage with this tensor.
