@@ -14,8 +14,9 @@ pub fn disk(n: usize, g: &mut Generator) -> Result<(Tensor, Vec<u8>)> {
         return Err(Error::Value("data.disk: n must be positive, got 0".into()));
     }
     let too_large = || Error::Memory(format!("data.disk: n = {n} is too large to hold in memory"));
-    let mut rows =
-        try_zeros(checked_size(n, 2, "data.disk")?, "data.disk").map_err(|_| too_large())?;
+    let mut rows = checked_size(n, 2, "data.disk")
+        .and_then(|size| try_zeros(size, "data.disk"))
+        .map_err(|_| too_large())?;
     let mut labels = Vec::new();
     labels.try_reserve_exact(n).map_err(|_| too_large())?;
     for p in rows.chunks_exact_mut(2) {
@@ -121,5 +122,23 @@ mod tests {
             one_hot(&[i64::MAX - 1], -1),
             Err(Error::Memory(_))
         ));
+        assert_eq!(
+            one_hot(&[0, -3], 2).unwrap_err().message(),
+            "data.one_hot: labels[1] = -3 is negative"
+        );
+        assert_eq!(
+            one_hot(&[0, 1], 1 << 62).unwrap_err(),
+            Error::Memory(format!(
+                "data.one_hot: 2 labels x {} classes do not fit in memory",
+                1u64 << 62
+            ))
+        );
+        assert_eq!(
+            disk(usize::MAX, &mut Generator::new(0)).unwrap_err(),
+            Error::Memory(format!(
+                "data.disk: n = {} is too large to hold in memory",
+                usize::MAX
+            ))
+        );
     }
 }

@@ -278,6 +278,12 @@ mod tests {
         );
         let v = Tensor::new(Shape::Vector(3), vec![1.0, 2.0, 3.0]).unwrap();
         assert_eq!(v.select(&[1]).unwrap().data(), &[2.0]);
+        assert_eq!(v.try_clone().unwrap(), v);
+        assert_eq!(Shape::Matrix(usize::MAX, 2).numel(), usize::MAX);
+        assert!(matches!(
+            Tensor::zeros(Shape::Matrix(usize::MAX, 2)),
+            Err(Error::Memory(_))
+        ));
         assert!(matches!(t.select(&[]), Err(Error::Value(_))));
         assert!(matches!(t.select(&[3]), Err(Error::Index(_))));
     }

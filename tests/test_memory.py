@@ -9,7 +9,6 @@ instead of killing the suite. The child prints the name of what it caught and ex
 from __future__ import annotations
 
 import numbers
-import os
 import subprocess
 import sys
 import textwrap
@@ -298,5 +297,9 @@ def test_tolist_keeps_every_bit(fw: ModuleType) -> None:
     assert all(type(v) is int for v in labels)
 
 
-if os.name != "posix":  # pragma: no cover
-    pytestmark = pytest.mark.skip("RLIMIT_AS needs POSIX")
+@pytest.mark.parametrize("n", [10**12, 2**62, 2**64 - 1])
+def test_impossible_sizes_name_n_alike(n: int) -> None:
+    assert messages(lambda fw: fw.data.disk(n), MemoryError) == \
+        {f"data.disk: n = {n} is too large to hold in memory"}
+    assert messages(lambda fw: fw.randperm(n), MemoryError) == \
+        {f"randperm: n = {n} is too large to hold in memory"}
