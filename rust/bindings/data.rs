@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyList};
 
 use super::generator::{check_len, resolve};
-use super::tensor::{list_from_bytes, reserve, seq_items, PyTensor};
+use super::tensor::{list_from_bytes, list_of, reserve, seq_items, PyTensor};
 use super::{is_integral, is_seq, saturating_i64, to_pyerr, type_name, Given, IntoPyResult};
 use crate::data::{self, DISK_RADIUS2};
 
@@ -100,11 +100,10 @@ fn one_hot<'py>(labels: &Bound<'py, PyAny>, num_classes: Given<'py>) -> PyResult
     let k = if requested == -1 {
         match values.iter().copied().max().unwrap_or(0) {
             i64::MAX => {
-                let top = py
-                    .import("builtins")?
-                    .getattr("max")?
-                    .call1((labels_list(py, &items)?,))?;
-                Classes::Big(top.add(1)?)
+                // int(max(labels)) + 1, as pyfw computes it
+                let labels = list_of(py, items.iter().cloned())?;
+                let top = py.import("builtins")?.getattr("max")?.call1((labels,))?;
+                Classes::Big(py.get_type::<PyInt>().call1((top,))?.add(1)?)
             }
             top => Classes::Small(top + 1),
         }
@@ -141,15 +140,6 @@ fn one_hot<'py>(labels: &Bound<'py, PyAny>, num_classes: Given<'py>) -> PyResult
             &k.str()?.to_string(),
         ))),
     }
-}
-
-/// The labels as a Python list, for `max`.
-fn labels_list<'py>(py: Python<'py>, items: &[Bound<'py, PyAny>]) -> PyResult<Bound<'py, PyList>> {
-    let list = PyList::empty(py);
-    for v in items {
-        list.append(v)?;
-    }
-    Ok(list)
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
