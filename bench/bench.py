@@ -1,25 +1,68 @@
-"""Benchmark of the seed task: 2-25-25-25-2 ReLU MLP, MSE, SGD, batch 10, float64, one thread.
+"""Training-speed benchmark: pyfw_rs and pyfw against numpy (and PyTorch when installed).
 
-Times every available implementation in the same run and prints the median of
-``--repeat`` runs, the time per epoch, and ratios against numpy and PyTorch:
+Every case trains a ReLU MLP with MSE and plain SGD (lr 0.1) on shuffled
+mini-batches, float64, one thread. Cases (``--cases``, comma-separated names
+or the groups ``seed``, ``wide``, ``mnist``, ``all``):
 
-* ``pyfw`` and ``pyfw_rs``, each driven by the same Python loop (``pyfw.fit``);
-* naive nested Python loops (bench/baselines.py);
-* a hand-written numpy MLP and PyTorch, when installed (optional).
+* ``seed``: the seed task, 2-25-25-25-2 on 1,000 disk points, batch 10, 150 epochs;
+* ``w{W}b{B}``: 2-W-W-W-2 on the same data, W in {25, 64, 256, 512}, batch B in
+  {10, 100}; the epochs are scaled down with the work per epoch (the table says how many);
+* ``mnist``: 784-256-256-10 at batch 64 on 2,000 random samples (uniform inputs,
+  one-hot targets of random classes), 3 epochs.
 
-Slow implementations run fewer epochs (``--slow-epochs``) and are scaled to the
-full run; the table says so. Usage: ``python bench/bench.py [--epochs 150] [--repeat 5]``.
+Implementations, each timed on training alone (setup excluded):
+
+* ``numpy``: the strongest numpy MLP a competent user would write, the main
+  baseline (bench/baselines.py, ``make_numpy_fast``);
+* ``numpy-simple``: a simple numpy MLP, the usual vectorized idiom;
+* ``fit``: ``pyfw_rs.fit``; ``loop``: a hand-written loop over pyfw_rs
+  (zero_grad, forward, loss, backward, step over ``inputs[idx]``);
+* ``pyfw``: pure-Python ``pyfw.fit``, and ``naive``: nested Python loops, on
+  the seed task only, over ``--slow-epochs`` epochs scaled to the full run;
+* ``torch``: PyTorch when importable (optional).
+
+Within a case the implementations are interleaved across ``--repeat`` rounds;
+the table gives medians and ratios to numpy from the same run. GFLOP/s are
+counted two ways: *dense*, 2 flops per multiply-add of every Linear's forward
+(x W^T), weight gradient (g^T x) and input gradient (g W), for every sample;
+*executed*, the multiply-adds that pyfw's documented sums perform, which skip
+the terms whose first factor is exactly 0 (zero activations after ReLU, zero
+gradients behind them). The executed count is measured by one instrumented
+pyfw_rs run of the case (the same bits as the timed ones), counting the zeros
+of each Linear's input and output gradient. BLAS skips nothing, so for numpy
+and torch executed equals dense.
+
+numpy is made to use one thread: OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and
+MKL_NUM_THREADS are set to 1 before numpy is imported, and OPENBLAS_CORETYPE
+and OPENBLAS_L2_SIZE (set on some machines for older OpenBLAS builds, they slow
+a current one) are removed from this process's environment unless
+``--keep-openblas-env``. The BLAS, its kernel and its thread count are printed.
+
+Usage: ``python bench/bench.py [--cases all] [--repeat 5] [--only numpy,fit,...]``;
+a quick look: ``python bench/bench.py --cases seed,mnist --repeat 1 --slow-epochs 2``.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
-import statistics
 import sys
-import time
-from typing import Any, Callable
+
+# Before anything can import numpy: one thread, and the current OpenBLAS kernel for this CPU.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+_REMOVED = {v: os.environ.get(v) for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+if "--keep-openblas-env" not in sys.argv:
+    for _var in _REMOVED:
+        os.environ.pop(_var, None)
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import platform  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any, Callable, Optional  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -29,6 +72,19 @@ import baselines  # noqa: E402
 import pyfw  # noqa: E402
 from pyfw import task  # noqa: E402
 
+LR = 0.1
+IMPLS = ("numpy", "numpy-simple", "fit", "loop", "torch", "pyfw", "naive")
+SLOW = ("pyfw", "naive")
+LABELS = {
+    "numpy": "strongest numpy MLP",
+    "numpy-simple": "simple numpy MLP",
+    "fit": "pyfw_rs, fw.fit",
+    "loop": "pyfw_rs, hand-written loop",
+    "torch": "PyTorch, one thread",
+    "pyfw": "pyfw (pure Python), fw.fit",
+    "naive": "naive nested Python loops",
+}
+
 
 def _optional(name: str) -> Any:
     try:
@@ -37,75 +93,339 @@ def _optional(name: str) -> Any:
         return None
 
 
-def _pyfw_runner(fw: Any, epochs: int, batch: int, lr: float) -> Callable[[], None]:
-    def go() -> None:
-        g = fw.Generator(0)
-        x, y, _, _ = task.make_data(fw, g)
-        model = task.make_model(fw, g, "relu")
-        pyfw.fit(model, fw.MSELoss(), fw.SGD(model.param(), lr=lr), x, fw.data.one_hot(y, 2),
-                 epochs, batch, g)
-    return go
+@dataclass
+class Case:
+    name: str
+    sizes: tuple
+    batch: int
+    epochs: int
+    data: str  # "disk" or "random"
+    n: int = 1000
+
+    def macs_per_sample(self) -> int:
+        return sum(a * b for a, b in zip(self.sizes, self.sizes[1:]))
+
+    def dense_flops(self, epochs: int) -> float:
+        """2 flops x (forward + weight gradient + input gradient) multiply-adds, every sample."""
+        return 2.0 * 3 * self.macs_per_sample() * self.n * epochs
 
 
-def _time(fn: Callable[[], None], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+SEED_MACS = 2 * 25 + 25 * 25 + 25 * 25 + 25 * 2
+
+
+def all_cases(epoch_scale: float) -> dict:
+    cases = {"seed": Case("seed", (2, 25, 25, 25, 2), 10, max(1, round(150 * epoch_scale)), "disk")}
+    for w in (25, 64, 256, 512):
+        for b in (10, 100):
+            sizes = (2, w, w, w, 2)
+            macs = sum(p * q for p, q in zip(sizes, sizes[1:]))
+            # the seed's work (150 epochs of 2-25-25-25-2), at least 2 epochs
+            epochs = max(2, round(150 * epoch_scale * SEED_MACS / macs))
+            cases[f"w{w}b{b}"] = Case(f"w{w}b{b}", sizes, b, epochs, "disk")
+    cases["mnist"] = Case("mnist", (784, 256, 256, 10), 64, max(1, round(3 * epoch_scale)), "random", n=2000)
+    return cases
+
+
+def case_data(case: Case) -> tuple:
+    """``(x, t)`` as nested lists of floats, the same for every implementation."""
+    if case.data == "disk":
+        g = pyfw.Generator(0)
+        xs, ys, _, _ = task.make_data(pyfw, g, n_train=case.n, n_test=1)
+        return xs.tolist(), pyfw.data.one_hot(ys, 2).tolist()
+    rng = random.Random(0)
+    k = case.sizes[-1]
+    x = [[rng.random() for _ in range(case.sizes[0])] for _ in range(case.n)]
+    t = []
+    for _ in range(case.n):
+        row = [0.0] * k
+        row[rng.randrange(k)] = 1.0
+        t.append(row)
+    return x, t
+
+
+def _model(fw: Any, sizes: tuple, g: Any) -> Any:
+    layers: list = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(fw.Linear(a, b, generator=g))
+        if i < len(sizes) - 2:
+            layers.append(fw.ReLU())
+    return fw.Sequential(*layers)
+
+
+def make_fw(fw: Any, x: list, t: list, sizes: tuple, epochs: int, batch: int, user_loop: bool) -> Callable[[], None]:
+    """Setup for a pyfw or pyfw_rs run; the returned callable trains ``epochs`` epochs."""
+    g = fw.Generator(0)
+    model = _model(fw, sizes, g)
+    crit, opt = fw.MSELoss(), fw.SGD(model.param(), lr=LR)
+    xs, ts = fw.tensor(x), fw.tensor(t)
+    n = len(x)
+
+    def fit() -> None:
+        fw.fit(model, crit, opt, xs, ts, epochs, batch, g)
+
+    def loop() -> None:
+        for _ in range(epochs):
+            order = fw.randperm(n, generator=g)
+            for s in range(0, n, batch):
+                idx = order[s:s + batch]
+                opt.zero_grad()
+                loss = crit(model(xs[idx]), ts[idx])
+                model.backward(crit.backward())
+                opt.step()
+                del loss
+    return loop if user_loop else fit
+
+
+def executed_fraction(fw: Any, x: list, t: list, case: Case, epochs: int) -> float:
+    """Executed / dense multiply-adds over ``epochs`` epochs of the case, counted in pyfw_rs.
+
+    The same draws and operations as ``fw.fit``; the zeros of each Linear's input
+    (forward) and of its output gradient (both backward products) are counted.
+    Long runs count every ``stride``-th epoch (and the last), training the others uncounted.
+    """
+    g = fw.Generator(0)
+    model = _model(fw, case.sizes, g)
+    crit, opt = fw.MSELoss(), fw.SGD(model.param(), lr=LR)
+    xs, ts = fw.tensor(x), fw.tensor(t)
+    n, batch = len(x), case.batch
+    mods = list(model.children())
+    stride = max(1, epochs // 5)
+    done = dense = 0
+
+    def nnz(tensor: Any) -> int:
+        return sum(1 for row in tensor.tolist() for v in row if v != 0.0)
+
+    for ep in range(epochs):
+        if ep % stride and ep != epochs - 1:
+            fw.train_epoch(model, crit, opt, xs, ts, batch, g)
+            continue
+        order = fw.randperm(n, generator=g)
+        for s in range(0, n, batch):
+            idx = order[s:s + batch]
+            m = len(idx)
+            opt.zero_grad()
+            a = xs[idx]
+            for mod in mods:
+                if isinstance(mod, fw.Linear):
+                    done += nnz(a) * mod.out_features
+                    dense += m * mod.in_features * mod.out_features
+                a = mod(a)
+            crit(a, ts[idx])
+            gr = crit.backward()
+            for mod in reversed(mods):
+                if isinstance(mod, fw.Linear):
+                    done += 2 * nnz(gr) * mod.in_features
+                    dense += 2 * m * mod.in_features * mod.out_features
+                gr = mod.backward(gr)
+            opt.step()
+    return done / dense
+
+
+def blas_report(np: Any) -> list:
+    lines = [f"numpy {np.__version__}"]
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        lines[0] += f", built with BLAS {blas.get('name', '?')} {blas.get('version', '')}".rstrip()
+    except Exception:  # older numpy: no dicts mode
+        pass
+    tpc = _optional("threadpoolctl")
+    if tpc is None:
+        lines.append("  (threadpoolctl not importable: kernel and thread count unknown; "
+                     "OPENBLAS_NUM_THREADS=1 was set before numpy was imported)")
+        return lines
+    for info in tpc.threadpool_info():
+        if info.get("user_api") == "blas":
+            lines.append(f"  BLAS in use: {info.get('internal_api')} {info.get('version')}, "
+                         f"kernel {info.get('architecture')}, {info.get('num_threads')} thread(s), "
+                         f"{os.path.basename(info.get('filepath', ''))}")
+    return lines
+
+
+def _build_id(rs: Any) -> str:
+    """The native library's file, size and modification time, and the checkout's commit."""
+    import hashlib
+    import subprocess
+    native = getattr(rs, "_native", None)
+    path = getattr(native, "__file__", None) or getattr(rs, "__file__", "?")
+    try:
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:12]
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(path)))
+        head = subprocess.run(["git", "-C", os.path.dirname(HERE), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True).stdout.strip() or "?"
+    except OSError:
+        return path
+    return f"{os.path.basename(path)} sha256 {digest}, built {stamp}; checkout at {head}"
+
+
+def _fmt_time(sec: float) -> str:
+    return f"{sec:.3g} s" if sec < 100 else f"{sec:.0f} s"
+
+
+def run_case(case: Case, impls: list, mods: dict, args: argparse.Namespace) -> list:
+    x, t = case_data(case)
+    np, rs, torch = mods.get("numpy"), mods.get("pyfw_rs"), mods.get("torch")
+    e_slow = min(args.slow_epochs, case.epochs)
+    makers: dict = {}
+    for impl in impls:
+        if impl == "numpy":
+            makers[impl] = (lambda: baselines.make_numpy_fast(np, x, t, case.sizes, case.epochs, case.batch, LR),
+                            case.epochs, args.repeat)
+        elif impl == "numpy-simple":
+            makers[impl] = (lambda: baselines.make_numpy_simple(np, x, t, case.sizes, case.epochs, case.batch, LR),
+                            case.epochs, args.repeat)
+        elif impl == "torch":
+            makers[impl] = (lambda: baselines.make_torch(torch, x, t, case.sizes, case.epochs, case.batch, LR),
+                            case.epochs, args.repeat)
+        elif impl in ("fit", "loop"):
+            makers[impl] = ((lambda u=(impl == "loop"): make_fw(rs, x, t, case.sizes, case.epochs, case.batch, u)),
+                            case.epochs, args.repeat)
+        elif impl == "pyfw":
+            makers[impl] = (lambda: make_fw(pyfw, x, t, case.sizes, e_slow, case.batch, False),
+                            e_slow, args.slow_repeat)
+        elif impl == "naive":
+            makers[impl] = (lambda: baselines.make_naive_python(x, t, case.sizes, e_slow, case.batch, LR),
+                            e_slow, args.slow_repeat)
+    times: dict = {k: [] for k in makers}
+    for r in range(max(v[2] for v in makers.values()) if makers else 0):
+        for impl, (make, _, rep) in makers.items():
+            if r >= rep:
+                continue
+            fn = make()
+            t0 = time.perf_counter()
+            fn()
+            times[impl].append(time.perf_counter() - t0)
+    frac = None
+    if rs is not None and not args.no_count:
+        frac = executed_fraction(rs, x, t, case, case.epochs)
+    dense = case.dense_flops(case.epochs)
+    rows = []
+    for impl, (_, ran, _) in makers.items():
+        med = statistics.median(times[impl])
+        full = med * case.epochs / ran
+        spread = (max(times[impl]) - min(times[impl])) / med if len(times[impl]) > 1 else 0.0
+        blas = impl in ("numpy", "numpy-simple", "torch")
+        gf_dense = dense / full / 1e9
+        gf_exec = gf_dense if blas or frac is None else gf_dense * frac
+        rows.append({"impl": impl, "time": full, "ran": ran, "runs": len(times[impl]), "spread": spread,
+                     "dense": gf_dense, "exec": gf_exec, "exec_known": blas or frac is not None})
+    base = next((r["time"] for r in rows if r["impl"] == "numpy"), None)
+    for row in rows:
+        row["vs"] = None if base is None else row["time"] / base
+    return [case, frac, rows]
+
+
+def _ratio(v: Optional[float]) -> str:
+    if v is None:
+        return "—"
+    if abs(v - 1.0) < 1e-12:
+        return "1"
+    return f"{1 / v:.2f}× faster" if v < 1 else f"{v:.2f}× slower"
+
+
+def print_case(case: Case, frac: Optional[float], rows: list) -> None:
+    arch = "-".join(map(str, case.sizes))
+    data = "disk points" if case.data == "disk" else "random samples"
+    head = f"\n{case.name}: {arch}, batch {case.batch}, {case.epochs} epochs of {case.n} {data}"
+    dense = case.dense_flops(case.epochs)
+    head += f"; {dense / case.epochs / 1e6:.1f} MFLOP/epoch dense"
+    if frac is not None:
+        head += f", {frac * dense / case.epochs / 1e6:.1f} executed ({100 * frac:.0f}%)"
+    print(head)
+    print(f"  {'implementation':28s} {'time':>9s} {'per epoch':>10s} {'GFLOP/s dense':>13s} "
+          f"{'exec':>6s}  {'against numpy':16s} runs, spread")
+    for r in rows:
+        note = f"  (ran {r['ran']} epochs, scaled)" if r["ran"] != case.epochs else ""
+        ex = f"{r['exec']:6.2f}" if r["exec_known"] else "     ?"
+        print(f"  {LABELS[r['impl']]:28s} {_fmt_time(r['time']):>9s} {1e3 * r['time'] / case.epochs:8.3g}ms "
+              f"{r['dense']:13.2f} {ex}  {_ratio(r['vs']):16s} {r['runs']}, {100 * r['spread']:.0f}%{note}",
+              flush=True)
+
+
+def print_markdown(results: list) -> None:
+    print("\n| case | implementation | time | GFLOP/s dense / executed | against the strongest numpy |")
+    print("|---|---|---|---|---|")
+    for case, frac, rows in results:
+        arch = "-".join(map(str, case.sizes))
+        what = f"{arch}, batch {case.batch}, {case.epochs} ep."
+        if case.name == "seed":
+            what = f"seed task ({what})"
+        for r in rows:
+            ex = f"{r['exec']:.2f}" if r["exec_known"] else "?"
+            scaled = f" (from {r['ran']} ep.)" if r["ran"] != case.epochs else ""
+            print(f"| {what} | {LABELS[r['impl']]} | {_fmt_time(r['time'])}{scaled} | "
+                  f"{r['dense']:.2f} / {ex} | {_ratio(r['vs'])} |")
+            what = ""
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--epochs", type=int, default=150)
-    ap.add_argument("--slow-epochs", type=int, default=10, help="epochs for pure-Python implementations")
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--slow-repeat", type=int, default=3)
-    ap.add_argument("--batch-size", type=int, default=10)
-    ap.add_argument("--lr", type=float, default=0.1)
-    ap.add_argument("--only", default="", help="comma-separated subset of: pyfw_rs,numpy,torch,pyfw,naive")
+    ap.add_argument("--cases", default="all",
+                    help="comma-separated: seed, wide, mnist, all, or names such as w64b10 (default: all)")
+    ap.add_argument("--only", default="", help="comma-separated subset of: " + ",".join(IMPLS))
+    ap.add_argument("--repeat", type=int, default=5, help="runs of each implementation per case (default 5)")
+    ap.add_argument("--slow-repeat", type=int, default=3, help="runs of pyfw and naive (default 3)")
+    ap.add_argument("--slow-epochs", type=int, default=10,
+                    help="epochs for pyfw and naive, scaled to the case's (default 10)")
+    ap.add_argument("--epoch-scale", type=float, default=1.0, help="multiply every case's epochs (default 1)")
+    ap.add_argument("--no-count", action="store_true", help="skip the instrumented run counting executed terms")
+    ap.add_argument("--markdown", action="store_true", help="also print one markdown table of every case")
+    ap.add_argument("--keep-openblas-env", action="store_true",
+                    help="keep OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE if set")
     args = ap.parse_args()
-    bs, lr, E, e_slow = args.batch_size, args.lr, args.epochs, min(args.slow_epochs, args.epochs)
 
-    g = pyfw.Generator(0)
-    xs, ys, _, _ = task.make_data(pyfw, g)
-    x, t = xs.tolist(), pyfw.data.one_hot(ys, 2).tolist()
+    known = all_cases(args.epoch_scale)
+    groups = {"all": list(known), "wide": [k for k in known if k.startswith("w")], "seed": ["seed"],
+              "mnist": ["mnist"]}
+    chosen: list = []
+    for name in args.cases.split(","):
+        name = name.strip()
+        names = groups.get(name, [name])
+        for k in names:
+            if k not in known:
+                ap.error(f"unknown case {k!r}; known: {', '.join(known)}, or seed, wide, mnist, all")
+            if k not in chosen:
+                chosen.append(k)
+    wanted = [i for i in IMPLS if not args.only or i in args.only.split(",")]
 
-    rs = _optional("pyfw_rs")
-    np = _optional("numpy")
-    torch = _optional("torch")
-    if torch is not None:
-        torch.set_num_threads(1)
+    mods = {name: _optional(name) for name in ("numpy", "pyfw_rs", "torch")}
+    if mods["torch"] is not None:
+        mods["torch"].set_num_threads(1)
+    need = {"numpy": "numpy", "numpy-simple": "numpy", "torch": "torch", "fit": "pyfw_rs", "loop": "pyfw_rs"}
 
-    # name -> (runner, epochs it runs, repeats)
-    cases = {}
-    if rs is not None:
-        cases["pyfw_rs"] = (_pyfw_runner(rs, E, bs, lr), E, args.repeat)
-    if np is not None:
-        cases["numpy"] = (lambda: baselines.numpy_mlp(np, x, t, E, bs, lr), E, args.repeat)
-    if torch is not None:
-        cases["torch"] = (lambda: baselines.torch_mlp(torch, x, t, E, bs, lr), E, args.repeat)
-    cases["pyfw"] = (_pyfw_runner(pyfw, e_slow, bs, lr), e_slow, args.slow_repeat)
-    cases["naive"] = (lambda: baselines.naive_python(x, t, e_slow, bs, lr), e_slow, args.slow_repeat)
-    if args.only:
-        keep = set(args.only.split(","))
-        cases = {k: v for k, v in cases.items() if k in keep}
+    print(f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print("threads: OPENBLAS_NUM_THREADS=OMP_NUM_THREADS=MKL_NUM_THREADS=1 set before importing numpy")
+    removed = {k: v for k, v in _REMOVED.items() if v is not None}
+    if removed:
+        how = "kept (--keep-openblas-env)" if args.keep_openblas_env else "removed for this process"
+        print("  " + ", ".join(f"{k}={v}" for k, v in removed.items()) + f": {how}")
+    if mods["numpy"] is not None:
+        for line in blas_report(mods["numpy"]):
+            print(line)
+    if mods["pyfw_rs"] is not None:
+        print(f"pyfw_rs: {_build_id(mods['pyfw_rs'])}")
+    if mods["torch"] is not None:
+        print(f"torch {mods['torch'].__version__}, {mods['torch'].get_num_threads()} thread(s)")
+    for impl in wanted:
+        if impl in need and mods[need[impl]] is None:
+            print(f"  ({need[impl]} is not importable: {impl} skipped)")
 
-    print(f"seed task: batch {bs}, lr {lr}, {E} epochs of 1000 samples, float64, one thread; median of runs")
-    for name, missing in (("pyfw_rs", rs), ("numpy", np), ("torch", torch)):
-        if missing is None:
-            print(f"  ({name} is not installed: skipped)")
-    full = {}
-    for name, (fn, ran, rep) in cases.items():
-        sec = _time(fn, rep)
-        full[name] = sec * E / ran
-        note = "" if ran == E else f"  (ran {ran} epochs x{rep}, scaled to {E})"
-        print(f"{name:8s} {full[name]:9.3f} s  {1000 * sec / ran:9.3f} ms/epoch{note}", flush=True)
-    for ref in ("numpy", "torch", "naive"):
-        if ref in full:
-            print(f"speed relative to {ref} (>1 is faster):  " +
-                  "  ".join(f"{k} {full[ref] / v:.2f}x" for k, v in full.items() if k != ref))
+    results = []
+    for name in chosen:
+        case = known[name]
+        impls = [i for i in wanted if (i not in need or mods[need[i]] is not None)
+                 and (i not in SLOW or name == "seed")]
+        result = run_case(case, impls, mods, args)
+        print_case(*result)
+        results.append(result)
+    print("\nGFLOP/s: dense counts 2 flops per multiply-add of each Linear's forward, weight gradient and "
+          "input gradient, every sample;\nexecuted counts only the terms pyfw's sums add (first factor "
+          "nonzero), measured in one instrumented pyfw_rs run;\nBLAS skips nothing, so for numpy and "
+          "torch executed = dense. Times are medians; spread is (max - min) / median.")
+    if args.markdown:
+        print_markdown(results)
     return 0
 
 
