@@ -77,8 +77,23 @@ class Module:
 
     def zero_grad(self) -> None:
         """Set every gradient in ``param()`` to zero, in place."""
-        for _, g in self.param():
+        for _, g in self._pairs():
             g.zero_()
+
+    def _pairs(self) -> list:
+        """``param()``, checked: ``(parameter, gradient)`` pairs of tensors (a ``TypeError`` otherwise)."""
+        who = self._name()
+        pairs = self.param()
+        if not isinstance(pairs, (list, tuple)):
+            raise TypeError(f"{who}: param() must return a list of (parameter, gradient) pairs, "
+                            f"got {type(pairs).__name__}")
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"{who}: param()[{i}] is not a (parameter, gradient) pair")
+            if not isinstance(pair[0], Tensor) or not isinstance(pair[1], Tensor):
+                raise TypeError(f"{who}: param()[{i}] must hold two pyfw Tensors, "
+                                f"got {type(pair[0]).__name__} and {type(pair[1]).__name__}")
+        return list(pairs)
 
     def train(self, mode: bool = True) -> "Module":
         """Set training mode on this module and its children; returns self."""
@@ -101,7 +116,7 @@ class Module:
             for name, child in kids:
                 out.extend(child.named_param(f"{prefix}{name}."))
             return out
-        return [(f"{prefix}{n}", p, g) for n, (p, g) in zip(self._param_names(), self.param())]
+        return [(f"{prefix}{n}", p, g) for n, (p, g) in zip(self._param_names(), self._pairs())]
 
     def _param_names(self) -> list:
         return [str(i) for i in range(len(self.param()))]

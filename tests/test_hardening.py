@@ -222,3 +222,26 @@ def test_rmsprop_with_alpha_above_one_gives_the_same_nan_in_both_backends() -> N
         out.append(th(p))
     assert out[0] == out[1]
     assert any(v == "nan" for v in out[0])
+
+
+JUNK_PARAMS = [None, "ab", [{}], [(1, 2)], [(None,)], [[1.0, 2.0, 3.0]], 5, [("w", "g")]]
+
+
+@pytest.mark.parametrize("junk", JUNK_PARAMS, ids=[repr(j) for j in JUNK_PARAMS])
+@pytest.mark.parametrize("use", ["zero_grad", "state_dict", "parameters", "named_param"])
+def test_a_garbage_param_gets_the_same_error_in_both_backends(junk: object, use: str) -> None:
+    rs = load_backend("rs")
+    got = []
+    for fw in (pyfw, rs):
+        class Junk(fw.Module):
+            def param(self) -> object:
+                return junk
+        m = Junk()
+        try:
+            r = getattr(m, use)()
+            list(r) if use == "parameters" else None
+            got.append(None)
+        except Exception as e:  # noqa: BLE001 - compared across backends
+            got.append((type(e), str(e).replace("pyfw_rs", "pyfw")))
+    assert got[0] == got[1]
+    assert got[0] is not None and got[0][0] is TypeError

@@ -46,17 +46,44 @@ fn call_name(slf: &Bound<'_, PyAny>) -> PyResult<String> {
 /// The gradient tensor of a `(param, grad)` pair, which must be native.
 fn native_pair<'py>(
     pair: &Bound<'py, PyAny>,
+    i: usize,
     who: &str,
-) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTensor>)> {
-    let p = pair.get_item(0)?;
-    let g = pair.get_item(1)?;
-    let g = g.cast_into::<PyTensor>().map_err(|e| {
-        PyTypeError::new_err(format!(
-            "{who}: gradients must be pyfw_rs Tensors, got {}",
-            type_name(e.into_inner().as_any())
-        ))
-    })?;
-    Ok((p, g))
+) -> PyResult<(Bound<'py, PyTensor>, Bound<'py, PyTensor>)> {
+    let is_pair =
+        (pair.is_instance_of::<PyTuple>() || pair.is_instance_of::<PyList>()) && pair.len()? == 2;
+    if !is_pair {
+        return Err(PyTypeError::new_err(format!(
+            "{who}: param()[{i}] is not a (parameter, gradient) pair"
+        )));
+    }
+    let (p, g) = (pair.get_item(0)?, pair.get_item(1)?);
+    match (p.cast::<PyTensor>(), g.cast::<PyTensor>()) {
+        (Ok(pt), Ok(gt)) => Ok((pt.clone(), gt.clone())),
+        _ => Err(PyTypeError::new_err(format!(
+            "{who}: param()[{i}] must hold two pyfw_rs Tensors, got {} and {}",
+            type_name(&p),
+            type_name(&g)
+        ))),
+    }
+}
+
+/// `param()` of `slf`, checked as `pyfw.modules.Module._pairs` checks it.
+fn checked_pairs<'py>(
+    slf: &Bound<'py, PyAny>,
+) -> PyResult<Vec<(Bound<'py, PyTensor>, Bound<'py, PyTensor>)>> {
+    let who = call_name(slf)?;
+    let pairs = slf.call_method0(intern!(slf.py(), "param"))?;
+    if !(pairs.is_instance_of::<PyList>() || pairs.is_instance_of::<PyTuple>()) {
+        return Err(PyTypeError::new_err(format!(
+            "{who}: param() must return a list of (parameter, gradient) pairs, got {}",
+            type_name(&pairs)
+        )));
+    }
+    let mut out = Vec::new();
+    for (i, pair) in pairs.try_iter()?.enumerate() {
+        out.push(native_pair(&pair?, i, &who)?);
+    }
+    Ok(out)
 }
 
 #[pymethods]
@@ -122,9 +149,7 @@ impl Module {
 
     /// Set every gradient in `param()` to zero, in place.
     fn zero_grad(slf: &Bound<'_, Self>) -> PyResult<()> {
-        let who = format!("{}.zero_grad", call_name(slf.as_any())?);
-        for pair in slf.call_method0(intern!(slf.py(), "param"))?.try_iter()? {
-            let (_, g) = native_pair(&pair?, &who)?;
+        for (_, g) in checked_pairs(slf.as_any())? {
             g.try_borrow_mut()?.t.data_mut().fill(0.0);
         }
         Ok(())
@@ -173,11 +198,9 @@ impl Module {
             return Ok(out);
         }
         let names = slf.call_method0(intern!(py, "_param_names"))?;
-        let params = slf.call_method0(intern!(py, "param"))?;
-        for (n, pair) in names.try_iter()?.zip(params.try_iter()?) {
-            let (n, pair) = (n?, pair?);
-            let full = format!("{prefix}{}", n.str()?);
-            out.append((full, pair.get_item(0)?, pair.get_item(1)?))?;
+        for (n, (p, g)) in names.try_iter()?.zip(checked_pairs(slf.as_any())?) {
+            let full = format!("{prefix}{}", n?.str()?);
+            out.append((full, p, g))?;
         }
         Ok(out)
     }
