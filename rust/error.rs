@@ -61,6 +61,15 @@ pub fn try_zeros(n: usize, who: &str) -> Result<Vec<f64>> {
     Ok(v)
 }
 
+/// Make `dst` a copy of `src`, reusing its allocation; `Error::Memory` instead of an abort.
+pub fn copy_into(dst: &mut Vec<f64>, src: &[f64], who: &str) -> Result<()> {
+    dst.clear();
+    dst.try_reserve(src.len())
+        .map_err(|_| Error::Memory(format!("{who}: cannot allocate {} elements", src.len())))?;
+    dst.extend_from_slice(src);
+    Ok(())
+}
+
 /// `a * b`, or `Error::Memory` when the product overflows `usize`.
 pub fn checked_size(a: usize, b: usize, who: &str) -> Result<usize> {
     a.checked_mul(b)

@@ -16,7 +16,9 @@
 //! element and runs its innermost loop across independent outputs (contiguous in
 //! memory), so the compiler vectorizes it without changing any result.
 
-use crate::error::{check_grad, checked_size, not_forwarded, try_zeros, Error, Owner, Result};
+use crate::error::{
+    check_grad, checked_size, copy_into, not_forwarded, try_zeros, Error, Owner, Result,
+};
 use crate::generator::Generator;
 use crate::simd::{dispatch, Kernel};
 use crate::tensor::Shape;
@@ -74,116 +76,246 @@ pub fn check_linear_input(in_features: usize, out_features: usize, shape: Shape)
     }
 }
 
-/// `wt[i][o] = w[o][i]` for a (rows, cols) matrix `w`; `wt` is resized to fit.
-pub fn transpose_into(w: &[f64], rows: usize, cols: usize, wt: &mut Vec<f64>) {
-    wt.clear();
-    wt.resize(rows * cols, 0.0);
-    for (o, wr) in w.chunks_exact(cols).enumerate() {
-        for (i, &v) in wr.iter().enumerate() {
-            wt[i * rows + o] = v;
+/// Rows a register tile holds at once: their partial sums stay in registers, and
+/// their independent folds hide the latency of the additions.
+const TILE_ROWS: usize = 4;
+
+/// Scratch space of the Linear kernels, kept between calls so that a step
+/// allocates nothing once the sizes are known: the nonzero terms of every row,
+/// packed as (index, coefficient) in increasing index order.
+#[derive(Clone, Debug, Default)]
+pub struct Terms {
+    index: Vec<u32>,
+    coef: Vec<f64>,
+    len: Vec<usize>,
+    panel: Vec<f64>,
+}
+
+impl Terms {
+    /// Pack, for every row `m < rows`, the `k < depth` with `a(m, k) != 0.0`, in
+    /// increasing order. Branch-free: ReLU makes the zero pattern unpredictable,
+    /// and a mispredicted branch per term would cost more than the term itself.
+    #[inline(always)]
+    fn pack(&mut self, rows: usize, depth: usize, a: impl Fn(usize, usize) -> f64) {
+        let n = rows * depth;
+        if self.index.len() < n {
+            self.index.resize(n, 0);
+            self.coef.resize(n, 0.0);
+        }
+        self.len.clear();
+        self.len.resize(rows, 0);
+        for m in 0..rows {
+            let index = &mut self.index[m * depth..(m + 1) * depth];
+            let coef = &mut self.coef[m * depth..(m + 1) * depth];
+            let mut t = 0;
+            for k in 0..depth {
+                let v = a(m, k);
+                index[t] = k as u32;
+                coef[t] = v;
+                t += usize::from(v != 0.0);
+            }
+            self.len[m] = t;
         }
     }
 }
 
-/// Outputs per register block: a block's partial sums stay in registers while a
-/// fold runs over all of its terms.
-const BLOCK: usize = 8;
-
-/// The indices `k` in `0..count` with `coef(k) != 0.0`, in increasing order, into `nz`.
-/// Branch-free: ReLU makes the zero pattern unpredictable, and a mispredicted
-/// branch per term would cost more than the term itself.
-#[inline(always)]
-fn nonzero_terms(count: usize, coef: impl Fn(usize) -> f64, nz: &mut Vec<usize>) {
-    nz.clear();
-    nz.resize(count, 0);
-    let mut m = 0;
-    for k in 0..count {
-        nz[m] = k;
-        m += usize::from(coef(k) != 0.0);
-    }
-    nz.truncate(m);
+thread_local! {
+    /// The scratch space of the Linear kernels on this thread.
+    static TERMS: std::cell::RefCell<Terms> = std::cell::RefCell::new(Terms::default());
 }
 
-/// The one loop nest of the Linear kernels: for every `j`, in place,
-/// `out[j] = out[j] + coef(k) * src(k)[j]` for `k` in `0..count` in increasing
-/// order, skipping the `k` whose `coef(k)` is exactly zero. Each `out[j]` is its
-/// own left fold; the work runs over blocks of `j` (independent outputs).
-/// `nz` is scratch space.
+/// Run `f` with this thread's scratch space (a fresh one if it is in use).
+pub fn with_terms<T>(f: impl FnOnce(&mut Terms) -> T) -> T {
+    TERMS.with(|t| match t.try_borrow_mut() {
+        Ok(mut t) => f(&mut t),
+        Err(_) => f(&mut Terms::default()),
+    })
+}
+
+/// The first `W` values of `s` as an array (`s` has at least `W`).
 #[inline(always)]
-fn fold_rows<'a>(
-    out: &mut [f64],
-    count: usize,
-    coef: impl Fn(usize) -> f64,
-    src: impl Fn(usize) -> &'a [f64],
-    nz: &mut Vec<usize>,
+fn lanes<const W: usize>(s: &[f64]) -> [f64; W] {
+    let mut a = [0.0; W];
+    a.copy_from_slice(&s[..W]);
+    a
+}
+
+/// `acc[l] = acc[l] + v * s[l]` for every lane `l` (`s` has exactly `W` values).
+#[inline(always)]
+fn axpy<const W: usize>(acc: &mut [f64; W], v: f64, s: &[f64]) {
+    let s = lanes::<W>(s);
+    for l in 0..W {
+        acc[l] += v * s[l];
+    }
+}
+
+/// The right-hand matrix of [`skip_gemm`], (depth, cols), in either layout.
+#[derive(Clone, Copy)]
+enum Right<'a> {
+    /// Row-major: `b[k][j]` at `k * cols + j`.
+    Rows(&'a [f64]),
+    /// Stored transposed, as (cols, depth): `b[k][j]` at `j * depth + k`. A
+    /// Linear's weight (out, in) is the (in, out) matrix of the forward pass.
+    Cols(&'a [f64]),
+}
+
+/// The one loop nest of the Linear kernels, a matrix product that skips zeros:
+/// for every row `m < rows` and column `j < cols`, in place,
+///
+/// ```text
+/// c[m][j] = c[m][j] + a(m, k) * b[k][j]   for k in 0..depth, in increasing order,
+/// ```
+///
+/// skipping the `k` whose `a(m, k)` is exactly zero, each `c[m][j]` its own left
+/// fold. `b` is (depth, cols) and `c` (rows, cols), row-major. The work runs over
+/// tiles of [`TILE_ROWS`] rows by `W` columns (independent outputs, so the
+/// compiler vectorizes across columns without changing a result), with the rows
+/// blocked for the cache. `W` is the width a SIMD path chooses; every `W` gives
+/// the same bits.
+#[inline(always)]
+fn skip_gemm<const W: usize>(
+    (rows, depth, cols): (usize, usize, usize),
+    a: impl Fn(usize, usize) -> f64,
+    right: Right<'_>,
+    c: &mut [f64],
+    terms: &mut Terms,
 ) {
-    nonzero_terms(count, &coef, nz);
-    let width = out.len();
-    let mut j0 = 0;
-    while j0 + BLOCK <= width {
-        let mut acc = [0.0f64; BLOCK];
-        acc.copy_from_slice(&out[j0..j0 + BLOCK]);
-        for &k in nz.iter() {
-            let c = coef(k);
-            let s = &src(k)[j0..j0 + BLOCK];
-            for b in 0..BLOCK {
-                acc[b] += c * s[b];
+    terms.pack(rows, depth, a);
+    let Terms {
+        index,
+        coef,
+        len,
+        panel,
+    } = terms;
+    let (index, coef, len) = (&*index, &*coef, &*len);
+    if panel.len() < depth * W {
+        panel.resize(depth * W, 0.0);
+    }
+    let row_terms = |m: usize| {
+        let at = m * depth;
+        (&index[at..at + len[m]], &coef[at..at + len[m]])
+    };
+    let wide = cols - cols % W;
+    for j0 in (0..wide).step_by(W) {
+        // Columns j0..j0 + W of b, contiguous: (depth, W), read by every row.
+        let b = &mut panel[..depth * W];
+        match right {
+            Right::Rows(src) => {
+                for (k, p) in b.chunks_exact_mut(W).enumerate() {
+                    p.copy_from_slice(&src[k * cols + j0..k * cols + j0 + W]);
+                }
+            }
+            Right::Cols(src) => {
+                for l in 0..W {
+                    let col = &src[(j0 + l) * depth..(j0 + l + 1) * depth];
+                    for (k, &v) in col.iter().enumerate() {
+                        b[k * W + l] = v;
+                    }
+                }
             }
         }
-        out[j0..j0 + BLOCK].copy_from_slice(&acc);
-        j0 += BLOCK;
+        let b = &*b;
+        let at = |m: usize| m * cols + j0..m * cols + j0 + W;
+        let mut m = 0;
+        while m + TILE_ROWS <= rows {
+            let mut acc = [0, 1, 2, 3].map(|r| lanes::<W>(&c[at(m + r)]));
+            let ts = [0, 1, 2, 3].map(|r| row_terms(m + r));
+            // The terms all four rows have, interleaved; then each row's remainder.
+            let common = ts.iter().map(|t| t.0.len()).fold(depth, usize::min);
+            for t in 0..common {
+                for r in 0..TILE_ROWS {
+                    let k = ts[r].0[t] as usize;
+                    axpy(&mut acc[r], ts[r].1[t], &b[k * W..k * W + W]);
+                }
+            }
+            for r in 0..TILE_ROWS {
+                let (ks, vs) = ts[r];
+                for (&k, &v) in ks[common..].iter().zip(&vs[common..]) {
+                    let k = k as usize;
+                    axpy(&mut acc[r], v, &b[k * W..k * W + W]);
+                }
+                c[at(m + r)].copy_from_slice(&acc[r]);
+            }
+            m += TILE_ROWS;
+        }
+        for m in m..rows {
+            let mut acc = lanes::<W>(&c[at(m)]);
+            let (ks, vs) = row_terms(m);
+            for (&k, &v) in ks.iter().zip(vs) {
+                let k = k as usize;
+                axpy(&mut acc, v, &b[k * W..k * W + W]);
+            }
+            c[at(m)].copy_from_slice(&acc);
+        }
     }
-    if j0 < width {
-        let tail = &mut out[j0..];
-        for &k in nz.iter() {
-            let c = coef(k);
-            for (a, &v) in tail.iter_mut().zip(&src(k)[j0..]) {
-                *a += c * v;
+    if wide < cols {
+        for m in 0..rows {
+            let (ks, vs) = row_terms(m);
+            for j in wide..cols {
+                let mut acc = c[m * cols + j];
+                for (&k, &v) in ks.iter().zip(vs) {
+                    let k = k as usize;
+                    acc += v * match right {
+                        Right::Rows(src) => src[k * cols + j],
+                        Right::Cols(src) => src[j * depth + k],
+                    };
+                }
+                c[m * cols + j] = acc;
             }
         }
     }
 }
 
-/// `y = x W^T + b` with `wt = W^T` (in, out), for `x` (batch, in); `y` is (batch, out).
+/// `y = x W^T + b` for `x` (batch, in); `y` is (batch, out).
 pub struct LinearForward<'a> {
     /// The sizes.
     pub d: Dims,
     /// The input, (batch, in).
     pub x: &'a [f64],
-    /// The transposed weight, (in, out).
-    pub wt: &'a [f64],
+    /// The weight, (out, in).
+    pub w: &'a [f64],
     /// The bias, (out,).
     pub b: &'a [f64],
     /// The output, (batch, out).
     pub y: &'a mut [f64],
+    /// Scratch space.
+    pub terms: &'a mut Terms,
+}
+
+impl LinearForward<'_> {
+    /// `y[n][:] = b[:] + x[n][i] * W^T[i][:]` over `i` in order, skipping `x[n][i] == 0`.
+    #[inline(always)]
+    fn go<const W: usize>(self) {
+        let Dims { batch, in_f, out_f } = self.d;
+        for yr in self.y.chunks_exact_mut(out_f) {
+            yr.copy_from_slice(self.b);
+        }
+        let x = self.x;
+        skip_gemm::<W>(
+            (batch, in_f, out_f),
+            |n, i| x[n * in_f + i],
+            Right::Cols(self.w),
+            self.y,
+            self.terms,
+        );
+    }
 }
 
 impl Kernel for LinearForward<'_> {
     #[inline(always)]
     fn run(self) {
-        let Dims { in_f, out_f, .. } = self.d;
-        let (wt, b) = (self.wt, self.b);
-        let mut nz = Vec::with_capacity(in_f);
-        for (xr, yr) in self
-            .x
-            .chunks_exact(in_f)
-            .zip(self.y.chunks_exact_mut(out_f))
-        {
-            yr.copy_from_slice(b);
-            fold_rows(
-                yr,
-                in_f,
-                |i| xr[i],
-                |i| &wt[i * out_f..(i + 1) * out_f],
-                &mut nz,
-            );
-        }
+        self.go::<8>()
+    }
+
+    #[inline(always)]
+    fn run_wide(self) {
+        self.go::<16>()
     }
 }
 
 /// Accumulate `dL/dW` into `gw` (out, in) and `dL/db` into `gb` (out,), and write
-/// `dL/dx` (batch, in) into `dx`, from the input `x`, the gradient `g` (batch, out)
-/// and the weight `w` (out, in).
+/// `dL/dx` (batch, in) into `dx` unless it is `None` (a first layer), from the
+/// input `x`, the gradient `g` (batch, out) and the weight `w` (out, in).
 pub struct LinearBackward<'a> {
     /// The sizes.
     pub d: Dims,
@@ -198,25 +330,24 @@ pub struct LinearBackward<'a> {
     /// The bias gradient, accumulated in place.
     pub gb: &'a mut [f64],
     /// `dL/dx`, written.
-    pub dx: &'a mut [f64],
+    pub dx: Option<&'a mut [f64]>,
+    /// Scratch space.
+    pub terms: &'a mut Terms,
 }
 
-impl Kernel for LinearBackward<'_> {
+impl LinearBackward<'_> {
     #[inline(always)]
-    fn run(self) {
+    fn go<const W: usize>(self) {
         let Dims { batch, in_f, out_f } = self.d;
         let (x, g, w) = (self.x, self.g, self.w);
-        let mut nz = Vec::with_capacity(batch.max(out_f));
         // dL/dW[o][:] = dL/dW[o][:] + g[n][o] * x[n][:] over n in order, skipping g[n][o] == 0.
-        for (o, gwr) in self.gw.chunks_exact_mut(in_f).enumerate() {
-            fold_rows(
-                gwr,
-                batch,
-                |n| g[n * out_f + o],
-                |n| &x[n * in_f..(n + 1) * in_f],
-                &mut nz,
-            );
-        }
+        skip_gemm::<W>(
+            (out_f, batch, in_f),
+            |o, n| g[n * out_f + o],
+            Right::Rows(x),
+            self.gw,
+            self.terms,
+        );
         // dL/db[:] = dL/db[:] + g[n][:] over n in order.
         for gr in g.chunks_exact(out_f) {
             for (a, &v) in self.gb.iter_mut().zip(gr) {
@@ -224,27 +355,38 @@ impl Kernel for LinearBackward<'_> {
             }
         }
         // dL/dx[n][:] = 0.0 + g[n][o] * W[o][:] over o in order, skipping g[n][o] == 0.
-        for (gr, dxr) in g.chunks_exact(out_f).zip(self.dx.chunks_exact_mut(in_f)) {
-            dxr.fill(0.0);
-            fold_rows(
-                dxr,
-                out_f,
-                |o| gr[o],
-                |o| &w[o * in_f..(o + 1) * in_f],
-                &mut nz,
+        if let Some(dx) = self.dx {
+            dx.fill(0.0);
+            skip_gemm::<W>(
+                (batch, out_f, in_f),
+                |n, o| g[n * out_f + o],
+                Right::Rows(w),
+                dx,
+                self.terms,
             );
         }
     }
 }
 
-/// What a Linear layer keeps between `forward` and `backward`: its sizes, the
-/// last input, and a scratch buffer for the transposed weight.
+impl Kernel for LinearBackward<'_> {
+    #[inline(always)]
+    fn run(self) {
+        self.go::<8>()
+    }
+
+    #[inline(always)]
+    fn run_wide(self) {
+        self.go::<16>()
+    }
+}
+
+/// What a Linear layer keeps between `forward` and `backward`: its sizes and the
+/// last input.
 #[derive(Clone, Debug, Default)]
 pub struct LinearState {
     in_f: usize,
     out_f: usize,
     input: Option<Vec<f64>>,
-    wt: Vec<f64>,
     owner: Owner,
 }
 
@@ -255,7 +397,6 @@ impl LinearState {
             in_f,
             out_f,
             input: None,
-            wt: Vec::new(),
             owner: Owner::default(),
         }
     }
@@ -291,17 +432,28 @@ impl LinearState {
             out_f: self.out_f,
         };
         let mut y = try_zeros(checked_size(batch, d.out_f, "Linear")?, "Linear")?;
-        transpose_into(w, d.out_f, d.in_f, &mut self.wt);
-        dispatch(LinearForward {
-            d,
-            x: &x,
-            wt: &self.wt,
-            b,
-            y: &mut y,
+        with_terms(|terms| {
+            dispatch(LinearForward {
+                d,
+                x: &x,
+                w,
+                b,
+                y: &mut y,
+                terms,
+            })
         });
         self.input = Some(x);
         self.owner.set();
         Ok((y, Shape::Matrix(batch, d.out_f)))
+    }
+
+    /// Keep `x`, a (batch, in) input, for `backward`, as `forward` does; for a
+    /// training loop that ran the kernels on buffers of its own.
+    pub fn remember(&mut self, x: &[f64]) -> Result<()> {
+        let kept = self.input.get_or_insert_with(Vec::new);
+        copy_into(kept, x, "Linear")?;
+        self.owner.set();
+        Ok(())
     }
 
     /// Accumulate the weight and bias gradients into `gw` and `gb` from `g` of `shape`
@@ -327,14 +479,17 @@ impl LinearState {
             in_f: self.in_f,
             out_f: self.out_f,
         };
-        dispatch(LinearBackward {
-            d,
-            x,
-            g,
-            w,
-            gw,
-            gb,
-            dx: &mut dx,
+        with_terms(|terms| {
+            dispatch(LinearBackward {
+                d,
+                x,
+                g,
+                w,
+                gw,
+                gb,
+                dx: Some(&mut dx),
+                terms,
+            })
         });
         Ok((dx, Shape::Matrix(batch, self.in_f)))
     }
@@ -427,6 +582,23 @@ mod tests {
     use super::*;
     use crate::simd::portable;
 
+    /// The SIMD paths a test compares with the documented folds.
+    const PATHS: [&str; 4] = ["portable", "dispatch", "avx2", "avx512"];
+
+    /// Run `k` on `path`; false when this CPU lacks it (the comparison is skipped).
+    fn run_on<K: Kernel>(path: &str, k: K) -> bool {
+        match path {
+            "portable" => portable(k),
+            "dispatch" => dispatch(k),
+            #[cfg(target_arch = "x86_64")]
+            "avx2" => return crate::simd::on_avx2(k).is_ok(),
+            #[cfg(target_arch = "x86_64")]
+            "avx512" => return crate::simd::on_avx512(k).is_ok(),
+            _ => return false,
+        }
+        true
+    }
+
     fn rand_vec(g: &mut Generator, n: usize, zero_every: usize) -> Vec<f64> {
         (0..n)
             .map(|k| {
@@ -464,8 +636,15 @@ mod tests {
     #[test]
     fn forward_matches_the_documented_fold_bit_for_bit() {
         let mut g = Generator::new(1);
-        for &(batch, in_f, out_f) in &[(1, 1, 1), (3, 2, 25), (10, 25, 25), (4, 25, 2), (7, 9, 17)]
-        {
+        for &(batch, in_f, out_f) in &[
+            (1, 1, 1),
+            (3, 2, 25),
+            (10, 25, 25),
+            (4, 25, 2),
+            (7, 9, 17),
+            (37, 70, 35),
+            (64, 33, 16),
+        ] {
             let d = Dims { batch, in_f, out_f };
             let (w, b) = linear_init(&mut g, in_f, out_f).unwrap();
             let x = rand_vec(&mut g, batch * in_f, 3);
@@ -475,25 +654,35 @@ mod tests {
                 .unwrap();
             assert_eq!(shape, Shape::Matrix(batch, out_f));
             assert_eq!(bits(&y), bits(&reference_forward(d, &x, &w, &b)));
-            let mut wt = Vec::new();
-            transpose_into(&w, out_f, in_f, &mut wt);
-            let mut y2 = vec![0.0; batch * out_f];
-            portable(LinearForward {
-                d,
-                x: &x,
-                wt: &wt,
-                b: &b,
-                y: &mut y2,
-            });
-            assert_eq!(bits(&y), bits(&y2));
+            for path in PATHS {
+                let mut y2 = vec![0.0; batch * out_f];
+                let k = LinearForward {
+                    d,
+                    x: &x,
+                    w: &w,
+                    b: &b,
+                    y: &mut y2,
+                    terms: &mut Terms::default(),
+                };
+                if run_on(path, k) {
+                    assert_eq!(bits(&y), bits(&y2), "path {path}");
+                }
+            }
         }
     }
 
     #[test]
     fn backward_matches_the_documented_folds_and_the_portable_path() {
         let mut g = Generator::new(9);
-        for &(batch, in_f, out_f) in &[(1, 1, 1), (10, 2, 25), (10, 25, 25), (3, 25, 2), (7, 17, 9)]
-        {
+        for &(batch, in_f, out_f) in &[
+            (1, 1, 1),
+            (10, 2, 25),
+            (10, 25, 25),
+            (3, 25, 2),
+            (7, 17, 9),
+            (37, 70, 35),
+            (64, 16, 33),
+        ] {
             let d = Dims { batch, in_f, out_f };
             let x = rand_vec(&mut g, batch * in_f, 3);
             let gy = rand_vec(&mut g, batch * out_f, 4);
@@ -530,7 +719,7 @@ mod tests {
                     rdx[n * in_f + i] = acc;
                 }
             }
-            for portable_path in [false, true] {
+            for path in PATHS {
                 let (mut gw, mut gb, mut dx) = (gw0.clone(), gb0.clone(), vec![9.0; batch * in_f]);
                 let k = LinearBackward {
                     d,
@@ -539,16 +728,14 @@ mod tests {
                     w: &w,
                     gw: &mut gw,
                     gb: &mut gb,
-                    dx: &mut dx,
+                    dx: Some(&mut dx),
+                    terms: &mut Terms::default(),
                 };
-                if portable_path {
-                    portable(k)
-                } else {
-                    dispatch(k)
+                if run_on(path, k) {
+                    assert_eq!(bits(&gw), bits(&rgw), "path {path}");
+                    assert_eq!(bits(&gb), bits(&rgb), "path {path}");
+                    assert_eq!(bits(&dx), bits(&rdx), "path {path}");
                 }
-                assert_eq!(bits(&gw), bits(&rgw));
-                assert_eq!(bits(&gb), bits(&rgb));
-                assert_eq!(bits(&dx), bits(&rdx));
             }
         }
     }

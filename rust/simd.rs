@@ -1,39 +1,79 @@
 //! Run-time dispatch to the widest vector instructions the CPU offers.
 //!
-//! A kernel is a value that implements [`Kernel`] with an `#[inline(always)]`
-//! `run`. [`dispatch`] runs it inside a function compiled for AVX2 when the CPU
-//! has it, so the compiler vectorizes the same loops more widely. The
-//! operations, their order and their results are the same on every path (no
-//! FMA is enabled), which `cargo test` checks against [`portable`].
+//! A kernel is a value that implements [`Kernel`] with `#[inline(always)]`
+//! methods. [`dispatch`] runs it inside a function compiled for AVX-512 or AVX2
+//! when the CPU has them, so the compiler vectorizes the same loops more widely.
+//! The operations, their order and their results are the same on every path (no
+//! FMA is enabled), which `cargo test` checks against [`portable`] through
+//! [`on_avx2`] and [`on_avx512`].
 
-/// A kernel call with its arguments; `run` must be `#[inline(always)]` so that
-/// it is compiled into each dispatch target.
-pub trait Kernel {
+/// A kernel call with its arguments; its methods must be `#[inline(always)]` so
+/// that they are compiled into each dispatch target.
+pub trait Kernel: Sized {
     /// Do the work.
     fn run(self);
+
+    /// Do the work on the AVX-512 path: the same results, with wider register
+    /// tiles if the kernel has them.
+    #[inline(always)]
+    fn run_wide(self) {
+        self.run()
+    }
 }
 
-/// Run `k` with AVX2 code when the CPU supports it, else with the portable build.
+/// Run `k` with AVX-512 or AVX2 code when the CPU supports it, else with the portable build.
 #[inline]
 pub fn dispatch<K: Kernel>(k: K) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the only precondition of a `target_feature(enable = "avx2")`
-        // function is that the CPU supports AVX2, which was detected at run time
-        // just above. The kernel itself is safe code.
-        unsafe { avx2(k) };
-        return;
-    }
+    let k = match on_avx512(k) {
+        Ok(()) => return,
+        Err(k) => match on_avx2(k) {
+            Ok(()) => return,
+            Err(k) => k,
+        },
+    };
     k.run()
 }
 
-/// Run `k` without dispatch (the portable build), for tests that compare both paths.
+/// Run `k` without dispatch (the portable build), for tests that compare the paths.
 pub fn portable<K: Kernel>(k: K) {
     k.run()
+}
+
+/// Run `k` on the AVX2 path; gives `k` back when the CPU lacks AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn on_avx2<K: Kernel>(k: K) -> Result<(), K> {
+    if !std::arch::is_x86_feature_detected!("avx2") {
+        return Err(k);
+    }
+    // SAFETY: the only precondition of a `target_feature` function is that the
+    // CPU supports the feature, detected at run time just above. The kernel
+    // itself is safe code.
+    unsafe { avx2(k) };
+    Ok(())
+}
+
+/// Run `k` on the AVX-512 path; gives `k` back when the CPU lacks AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+pub fn on_avx512<K: Kernel>(k: K) -> Result<(), K> {
+    if !std::arch::is_x86_feature_detected!("avx512f") {
+        return Err(k);
+    }
+    // SAFETY: as in `on_avx2`, for AVX-512F.
+    unsafe { avx512(k) };
+    Ok(())
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn avx2<K: Kernel>(k: K) {
     k.run()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn avx512<K: Kernel>(k: K) {
+    k.run_wide()
 }
