@@ -131,10 +131,20 @@ def train_epoch(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets
     be smaller). The epoch loss is the fold ``((0.0 + l_0 * m_0) + l_1 * m_1) + ...``
     divided by ``n``, for batch losses ``l_k`` over ``m_k`` samples. ``inputs`` and ``targets`` are
     converted as :func:`fit` says.
+
+    In ``pyfw_rs``, when the model, the loss and the optimizer are native (no
+    Python subclass overrides what the loop calls) and there is no ``on_batch``,
+    the whole epoch runs in Rust with the interpreter lock released: the same
+    steps in the same order, so the same bits.
     """
     fw, inputs, targets = _prepare(model, inputs, targets, batch_size, "train_epoch")
     n = len(inputs)
     order = fw.randperm(n, generator=generator) if shuffle else list(range(n))
+    native = getattr(fw, "_train_epoch", None)  # pyfw_rs: the same loop in Rust, when all is native
+    if native is not None and on_batch is None:
+        total = native(model, criterion, optimizer, inputs, targets, order, batch_size)
+        if total is not None:
+            return total / n
     nbatches = (n + batch_size - 1) // batch_size
     total = 0.0
     for k in range(nbatches):

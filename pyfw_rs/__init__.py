@@ -21,6 +21,7 @@ from ._native import (
     default_generator,
     manual_seed,
     randperm,
+    _train_epoch,
     tensor,
 )
 from .activations import ACTIVATIONS

@@ -9,7 +9,7 @@
 //! [`ActivationKernel`] impl below. The order of floating-point operations of
 //! each kernel is in docs/NUMERICS.md, section "Activations".
 
-use crate::error::{check_grad, not_forwarded, try_zeros, Error, Owner, Result};
+use crate::error::{check_grad, copy_into, not_forwarded, try_zeros, Error, Owner, Result};
 use crate::tensor::Shape;
 
 /// The members of the family. `activation_table!(m)` calls the macro `m` with
@@ -136,6 +136,20 @@ impl ActState {
         }
         self.owner.set();
         Ok(y)
+    }
+
+    /// Keep `x` and its output `y`, of `shape`, for `backward`, as `forward` does;
+    /// for a training loop that ran the kernels on buffers of its own.
+    pub fn remember(&mut self, x: &[f64], y: &[f64], shape: Shape) -> Result<()> {
+        let who = self.kind.name();
+        let (sx, sy, s) = self
+            .saved
+            .get_or_insert_with(|| (Vec::new(), Vec::new(), shape));
+        copy_into(sx, x, who)?;
+        copy_into(sy, y, who)?;
+        *s = shape;
+        self.owner.set();
+        Ok(())
     }
 
     /// The input gradient from `g` of `shape`, the shape of the last output.

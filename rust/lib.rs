@@ -21,6 +21,7 @@ pub mod modules;
 pub mod optim;
 pub mod simd;
 pub mod tensor;
+pub mod training;
 
 #[cfg(feature = "python")]
 mod bindings;

@@ -385,7 +385,13 @@ impl LossState {
                 }
             }
         };
-        let mut deriv = try_zeros(x.len(), who)?;
+        // The buffer of the last gradient is reused: a training loop allocates nothing per step.
+        let mut deriv = self.saved.take().map(|s| s.deriv).unwrap_or_default();
+        deriv.clear();
+        deriv
+            .try_reserve(x.len())
+            .map_err(|_| Error::Memory(format!("{who}: cannot allocate {} elements", x.len())))?;
+        deriv.resize(x.len(), 0.0);
         self.terms.clear();
         kind.terms(x, shape, checked, &mut self.terms, &mut deriv);
         let mut total = 0.0;
@@ -410,10 +416,20 @@ impl LossState {
 
     /// dL/d(input) of the last `forward`, and the input's shape.
     pub fn backward(&self) -> Result<(Vec<f64>, Shape)> {
-        let who = self.kind.name();
-        let s = self.saved.as_ref().ok_or_else(|| not_forwarded(who))?;
-        self.owner.check(who)?;
-        let mut g = try_zeros(s.deriv.len(), who)?;
+        let s = self.saved()?;
+        let mut g = try_zeros(s.deriv.len(), self.kind.name())?;
+        self.backward_into(&mut g)?;
+        Ok((g, s.shape))
+    }
+
+    /// dL/d(input) of the last `forward` into `g`, which has the input's size.
+    pub fn backward_into(&self, g: &mut [f64]) -> Result<()> {
+        let s = self.saved()?;
+        check_same_shape(
+            self.kind.name(),
+            Shape::Vector(g.len()),
+            Shape::Vector(s.deriv.len()),
+        )?;
         match s.divisor {
             Some(n) => {
                 for (o, &d) in g.iter_mut().zip(&s.deriv) {
@@ -422,7 +438,15 @@ impl LossState {
             }
             None => g.copy_from_slice(&s.deriv),
         }
-        Ok((g, s.shape))
+        Ok(())
+    }
+
+    /// What the last `forward` kept, on the thread that ran it.
+    fn saved(&self) -> Result<&Saved> {
+        let who = self.kind.name();
+        let s = self.saved.as_ref().ok_or_else(|| not_forwarded(who))?;
+        self.owner.check(who)?;
+        Ok(s)
     }
 }
 

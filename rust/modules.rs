@@ -108,7 +108,22 @@ impl Terms {
             let index = &mut self.index[m * depth..(m + 1) * depth];
             let coef = &mut self.coef[m * depth..(m + 1) * depth];
             let mut t = 0;
-            for k in 0..depth {
+            let mut k = 0;
+            // Four at a time: each is written where it goes if it is nonzero (a
+            // zero is overwritten by what follows), so the running count is the
+            // only dependency from one group to the next.
+            while k + 4 <= depth {
+                let v = [a(m, k), a(m, k + 1), a(m, k + 2), a(m, k + 3)];
+                let f = v.map(|x| usize::from(x != 0.0));
+                let at = [t, t + f[0], t + f[0] + f[1], t + f[0] + f[1] + f[2]];
+                for i in 0..4 {
+                    index[at[i]] = (k + i) as u32;
+                    coef[at[i]] = v[i];
+                }
+                t = at[3] + f[3];
+                k += 4;
+            }
+            for k in k..depth {
                 let v = a(m, k);
                 index[t] = k as u32;
                 coef[t] = v;
@@ -181,23 +196,67 @@ fn skip_gemm<const W: usize>(
     terms: &mut Terms,
 ) {
     terms.pack(rows, depth, a);
-    let Terms {
-        index,
-        coef,
-        len,
-        panel,
-    } = terms;
-    let (index, coef, len) = (&*index, &*coef, &*len);
-    if panel.len() < depth * W {
-        panel.resize(depth * W, 0.0);
+    if terms.panel.len() < depth * W {
+        terms.panel.resize(depth * W, 0.0);
     }
-    let row_terms = |m: usize| {
-        let at = m * depth;
-        (&index[at..at + len[m]], &coef[at..at + len[m]])
+    let g = Gemm {
+        rows,
+        depth,
+        cols,
+        right,
     };
-    let wide = cols - cols % W;
-    for j0 in (0..wide).step_by(W) {
-        // Columns j0..j0 + W of b, contiguous: (depth, W), read by every row.
+    let mut j0 = 0;
+    while j0 + W <= cols {
+        g.block::<W>(j0, c, terms);
+        j0 += W;
+    }
+    // The last columns, in narrower blocks of the same loop nest.
+    if W > 8 && cols - j0 >= 8 {
+        g.block::<8>(j0, c, terms);
+        j0 += 8;
+    }
+    if W > 4 && cols - j0 >= 4 {
+        g.block::<4>(j0, c, terms);
+        j0 += 4;
+    }
+    if W > 2 && cols - j0 >= 2 {
+        g.block::<2>(j0, c, terms);
+        j0 += 2;
+    }
+    if j0 < cols {
+        g.block::<1>(j0, c, terms);
+    }
+}
+
+/// The sizes and the right-hand matrix of one [`skip_gemm`].
+struct Gemm<'a> {
+    rows: usize,
+    depth: usize,
+    cols: usize,
+    right: Right<'a>,
+}
+
+impl Gemm<'_> {
+    /// Columns `j0..j0 + W` of every row of `c`.
+    #[inline(always)]
+    fn block<const W: usize>(&self, j0: usize, c: &mut [f64], terms: &mut Terms) {
+        let Gemm {
+            rows,
+            depth,
+            cols,
+            right,
+        } = *self;
+        let Terms {
+            index,
+            coef,
+            len,
+            panel,
+        } = terms;
+        let row_terms = |m: usize| {
+            let at = m * depth;
+            (&index[at..at + len[m]], &coef[at..at + len[m]])
+        };
+        // Columns j0..j0 + W of the right-hand matrix, contiguous: (depth, W), read by every row.
         let b = &mut panel[..depth * W];
         match right {
             Right::Rows(src) => {
@@ -218,8 +277,18 @@ fn skip_gemm<const W: usize>(
         let at = |m: usize| m * cols + j0..m * cols + j0 + W;
         let mut m = 0;
         while m + TILE_ROWS <= rows {
-            let mut acc = [0, 1, 2, 3].map(|r| lanes::<W>(&c[at(m + r)]));
-            let ts = [0, 1, 2, 3].map(|r| row_terms(m + r));
+            let mut acc = [
+                lanes::<W>(&c[at(m)]),
+                lanes::<W>(&c[at(m + 1)]),
+                lanes::<W>(&c[at(m + 2)]),
+                lanes::<W>(&c[at(m + 3)]),
+            ];
+            let ts = [
+                row_terms(m),
+                row_terms(m + 1),
+                row_terms(m + 2),
+                row_terms(m + 3),
+            ];
             // The terms all four rows have, interleaved; then each row's remainder.
             let common = ts.iter().map(|t| t.0.len()).fold(depth, usize::min);
             for t in 0..common {
@@ -246,22 +315,6 @@ fn skip_gemm<const W: usize>(
                 axpy(&mut acc, v, &b[k * W..k * W + W]);
             }
             c[at(m)].copy_from_slice(&acc);
-        }
-    }
-    if wide < cols {
-        for m in 0..rows {
-            let (ks, vs) = row_terms(m);
-            for j in wide..cols {
-                let mut acc = c[m * cols + j];
-                for (&k, &v) in ks.iter().zip(vs) {
-                    let k = k as usize;
-                    acc += v * match right {
-                        Right::Rows(src) => src[k * cols + j],
-                        Right::Cols(src) => src[j * depth + k],
-                    };
-                }
-                c[m * cols + j] = acc;
-            }
         }
     }
 }
@@ -549,16 +602,32 @@ impl DropoutState {
             self.mask = Some((Vec::new(), shape));
             return Ok(x);
         };
-        let scale = 1.0 / (1.0 - self.p);
         let mut mask = try_zeros(x.len(), "Dropout")?;
-        for m in mask.iter_mut() {
-            *m = if g.random() < self.p { 0.0 } else { scale };
-        }
+        self.draw_mask(g, &mut mask);
         for (v, &m) in x.iter_mut().zip(&mask) {
             *v *= m;
         }
         self.mask = Some((mask, shape));
         Ok(x)
+    }
+
+    /// Fill `mask` with a fresh mask: one draw per element in order, `0.0` when it
+    /// is below `p`, else `1 / (1 - p)`.
+    pub fn draw_mask(&self, g: &mut Generator, mask: &mut [f64]) {
+        let scale = 1.0 / (1.0 - self.p);
+        for m in mask.iter_mut() {
+            *m = if g.random() < self.p { 0.0 } else { scale };
+        }
+    }
+
+    /// Keep `mask` (empty for the identity) for inputs of `shape`, as `forward` does;
+    /// for a training loop that ran the kernels on buffers of its own.
+    pub fn remember(&mut self, mask: &[f64], shape: Shape) -> Result<()> {
+        let (kept, s) = self.mask.get_or_insert_with(|| (Vec::new(), shape));
+        copy_into(kept, mask, "Dropout")?;
+        *s = shape;
+        self.owner.set();
+        Ok(())
     }
 
     /// `dx = g * m` with the mask of the last forward.

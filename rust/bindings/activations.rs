@@ -20,7 +20,7 @@ use crate::tensor::Shape;
 /// Base of the activation family: checks the input, keeps what `backward` needs, checks the gradient.
 #[pyclass(extends = Module, subclass, module = "pyfw_rs")]
 pub struct Activation {
-    state: ActState,
+    pub(crate) state: ActState,
 }
 
 impl Activation {

@@ -10,7 +10,7 @@
 use pyo3::exceptions::{PyNotImplementedError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use pyo3::PyTypeInfo;
 
 use super::tensor::{checked_tensor_data, PyTensor};
@@ -358,6 +358,16 @@ pub(crate) fn module_base() -> PyClassInitializer<Module> {
 /// so running `T`'s kernels directly is what calling them through Python would
 /// do. A `Sequential` decides this for its children when it is built.
 pub(crate) fn runs_natively<T: PyTypeInfo>(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = obj.py();
+    keeps::<T>(obj, &[intern!(py, "forward"), intern!(py, "backward")])
+}
+
+/// Whether `obj` is an instance of `T` whose type and instance override none of
+/// the methods `names` of `T`.
+pub(crate) fn keeps<T: PyTypeInfo>(
+    obj: &Bound<'_, PyAny>,
+    names: &[&Bound<'_, PyString>],
+) -> PyResult<bool> {
     if obj.is_exact_instance_of::<T>() {
         return Ok(true);
     }
@@ -367,7 +377,7 @@ pub(crate) fn runs_natively<T: PyTypeInfo>(obj: &Bound<'_, PyAny>) -> PyResult<b
     let py = obj.py();
     let (native, own) = (py.get_type::<T>(), obj.get_type());
     let inst = obj.getattr(intern!(py, "__dict__")).ok();
-    for name in [intern!(py, "forward"), intern!(py, "backward")] {
+    for &name in names {
         if !own.getattr(name)?.is(&native.getattr(name)?) {
             return Ok(false);
         }

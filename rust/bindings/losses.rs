@@ -25,7 +25,7 @@ use crate::tensor::Shape;
 /// Base of the loss family: the reduction, the target, and the gradient for `backward`.
 #[pyclass(extends = Module, subclass, module = "pyfw_rs")]
 pub struct Loss {
-    state: LossState,
+    pub(crate) state: LossState,
 }
 
 /// Values parsed outside any borrow of the loss: a native tensor (read in
@@ -246,7 +246,7 @@ macro_rules! py_members {
 
         /// Whether `obj`'s type is exactly a member class (the common case of
         /// `__call__`, which then needs no look-up of overrides).
-        fn is_member(obj: &Bound<'_, PyAny>) -> bool {
+        pub(crate) fn is_member(obj: &Bound<'_, PyAny>) -> bool {
             false $(|| obj.is_exact_instance_of::<$name>())*
         }
 

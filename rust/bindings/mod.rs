@@ -21,6 +21,7 @@ mod losses;
 mod modules;
 mod optim;
 mod tensor;
+mod training;
 
 /// A kernel error as the Python exception of the same kind.
 pub(crate) fn to_pyerr(e: Error) -> PyErr {
@@ -309,5 +310,6 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     losses::register(m)?;
     optim::register(m)?;
     data::register(m)?;
+    training::register(m)?;
     Ok(())
 }

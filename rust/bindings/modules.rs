@@ -18,7 +18,7 @@ use pyo3::types::{PyDict, PyFloat, PyList, PySlice, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::activations::Activation;
-use super::base::{module_base, runs_natively, Module};
+use super::base::{keeps, module_base, runs_natively, Module};
 use super::generator::{resolve, PyGenerator};
 use super::tensor::{tensor_data, tensor_data_with, PyTensor};
 use super::{check_size, is_integral, renamed, type_name, Given, IntoPyResult, Truthy};
@@ -44,11 +44,11 @@ const DETACH_WORK: usize = 1 << 16;
 /// (docs/NUMERICS.md, "Linear").
 #[pyclass(extends = Module, subclass, module = "pyfw_rs", name = "Linear")]
 pub struct Linear {
-    state: LinearState,
-    weight: Py<PyTensor>,
-    bias: Py<PyTensor>,
-    weight_grad: Py<PyTensor>,
-    bias_grad: Py<PyTensor>,
+    pub(crate) state: LinearState,
+    pub(crate) weight: Py<PyTensor>,
+    pub(crate) bias: Py<PyTensor>,
+    pub(crate) weight_grad: Py<PyTensor>,
+    pub(crate) bias_grad: Py<PyTensor>,
 }
 
 impl Linear {
@@ -272,8 +272,8 @@ impl Linear {
 /// `generator` is None for the default generator, looked up at each forward.
 #[pyclass(extends = Module, subclass, module = "pyfw_rs", name = "Dropout")]
 pub struct Dropout {
-    state: DropoutState,
-    generator: Option<Py<PyGenerator>>,
+    pub(crate) state: DropoutState,
+    pub(crate) generator: Option<Py<PyGenerator>>,
 }
 
 impl Dropout {
@@ -395,7 +395,7 @@ impl Dropout {
 // ---------------------------------------------------------------- Sequential
 
 /// A child of a Sequential: the native arms run in Rust, any other module through Python.
-enum Child {
+pub(crate) enum Child {
     Linear(Py<Linear>),
     Activation(Py<Activation>),
     Dropout(Py<Dropout>),
@@ -404,6 +404,16 @@ enum Child {
 }
 
 impl Child {
+    fn clone_ref(&self, py: Python<'_>) -> Child {
+        match self {
+            Child::Linear(m) => Child::Linear(m.clone_ref(py)),
+            Child::Activation(m) => Child::Activation(m.clone_ref(py)),
+            Child::Dropout(m) => Child::Dropout(m.clone_ref(py)),
+            Child::Seq(m) => Child::Seq(m.clone_ref(py)),
+            Child::Other(m) => Child::Other(m.clone_ref(py)),
+        }
+    }
+
     fn of(m: &Bound<'_, PyAny>) -> PyResult<Child> {
         Ok(if runs_natively::<Linear>(m)? {
             Child::Linear(m.cast::<Linear>()?.clone().unbind())
@@ -417,6 +427,48 @@ impl Child {
             Child::Other(m.clone().unbind())
         })
     }
+}
+
+/// The layers of `model`, nested `Sequential`s flattened, when calling `model`
+/// runs them all natively (neither `model`'s class nor the instance overrides
+/// `forward`, `backward` or `__call__`); else `None`. Only `Linear`,
+/// `Activation` and `Dropout` arms are returned.
+pub(crate) fn native_layers(model: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Child>>> {
+    let py = model.py();
+    let names = [
+        intern!(py, "forward"),
+        intern!(py, "backward"),
+        intern!(py, "__call__"),
+    ];
+    let own = keeps::<Sequential>(model, &names)?
+        || keeps::<Linear>(model, &names)?
+        || keeps::<Activation>(model, &names)?
+        || keeps::<Dropout>(model, &names)?;
+    if !own {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    // (children, next index) for each Sequential being walked, outermost first.
+    let mut stack: Vec<(Arc<[Child]>, usize)> = vec![(Arc::from([Child::of(model)?]), 0)];
+    while let Some((kids, at)) = stack.last_mut() {
+        let next = kids.get(*at).map(|k| k.clone_ref(py));
+        *at += 1;
+        match next {
+            None => {
+                stack.pop();
+            }
+            Some(Child::Seq(inner)) => {
+                if stack.len() > FREE_DEPTH {
+                    return Ok(None); // the Python loop raises what the depth check says
+                }
+                let inner = inner.bind(py).try_borrow()?.kids.clone();
+                stack.push((inner, 0));
+            }
+            Some(Child::Other(_)) => return Ok(None),
+            Some(layer) => out.push(layer),
+        }
+    }
+    Ok(Some(out))
 }
 
 /// A value flowing between children: a native buffer, or whatever a Python child returned.

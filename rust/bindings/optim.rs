@@ -21,9 +21,9 @@ use crate::optim::{self as kernels, ParamState, UpdateRule};
 
 /// One parameter: the tensor, and its gradient (a pair's second element), or
 /// `None` to read the parameter's `.grad` at every step.
-struct Entry {
-    p: Py<PyTensor>,
-    g: Option<Py<PyTensor>>,
+pub(crate) struct Entry {
+    pub(crate) p: Py<PyTensor>,
+    pub(crate) g: Option<Py<PyTensor>>,
 }
 
 /// The parameters of `params`: `(parameter, gradient)` pairs or tensors carrying `.grad`.
@@ -138,9 +138,9 @@ fn step_count(v: &Bound<'_, PyAny>, at: &str) -> PyResult<u64> {
 #[pyclass(subclass, module = "pyfw_rs")]
 pub struct Optimizer {
     /// The member and its hyperparameters as last read.
-    kind: kernels::Optimizer,
-    params: Vec<Entry>,
-    states: Vec<ParamState>,
+    pub(crate) kind: kernels::Optimizer,
+    pub(crate) params: Vec<Entry>,
+    pub(crate) states: Vec<ParamState>,
     param_groups: Py<PyList>,
     defaults: Py<PyDict>,
 }
@@ -191,6 +191,16 @@ impl Optimizer {
         })
     }
 
+    /// The rule with the hyperparameters of `param_groups[0]`, checked, as a step
+    /// reads them (before any mutable borrow: the checks may run Python code).
+    pub(crate) fn rule_now(slf: &Bound<'_, Self>) -> PyResult<kernels::Optimizer> {
+        let (kind, group) = {
+            let me = slf.try_borrow()?;
+            (me.kind, me.group(slf.py())?)
+        };
+        read_rule(&kind, &group, missing_at_step)
+    }
+
     /// The gradient tensor of entry `e`: its pair's, or the parameter's `.grad`.
     fn grad_of(e: &Entry, py: Python<'_>) -> PyResult<Option<Py<PyTensor>>> {
         Ok(match &e.g {
@@ -216,12 +226,7 @@ impl Optimizer {
     /// Update every parameter in place, with the hyperparameters of `param_groups[0]`.
     fn step(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
-        // Read and check before borrowing mutably: the checks may run Python code.
-        let (kind, group) = {
-            let me = slf.try_borrow()?;
-            (me.kind, me.group(py)?)
-        };
-        let rule = read_rule(&kind, &group, missing_at_step)?;
+        let rule = Optimizer::rule_now(slf)?;
         let mut me = slf.try_borrow_mut()?;
         me.kind = rule;
         let Optimizer { params, states, .. } = &mut *me;

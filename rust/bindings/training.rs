@@ -1,0 +1,258 @@
+//! Binding of the native training loop (see `rust/training.rs` and `pyfw/training.py`).
+//!
+//! `_train_epoch` runs one epoch of `pyfw.training.train_epoch` in Rust when the
+//! model, the loss and the optimizer are all native and nothing in between
+//! would run Python code; it returns `None` otherwise, and the Python loop
+//! runs instead (with the same bits, and the same errors at the same step).
+//! It borrows every object it touches for the whole epoch and releases the
+//! interpreter lock meanwhile: another thread that touches one of them gets a
+//! clean `RuntimeError`.
+
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+
+use super::activations::Activation;
+use super::base::keeps;
+use super::generator::{resolve, PyGenerator};
+use super::losses::{is_member, Loss};
+use super::modules::{native_layers, Child, Dropout, Linear};
+use super::optim::Optimizer;
+use super::tensor::PyTensor;
+use super::IntoPyResult;
+use crate::losses::Targets as LossTargets;
+use crate::tensor::Shape;
+use crate::training::{train_epoch, Epoch, Layer, Targets, Which};
+
+/// The borrowed tensors of one Linear: weight, bias, and their gradients.
+struct LinearTensors<'py> {
+    w: PyRefMut<'py, PyTensor>,
+    b: PyRefMut<'py, PyTensor>,
+    gw: PyRefMut<'py, PyTensor>,
+    gb: PyRefMut<'py, PyTensor>,
+}
+
+/// A borrowed layer.
+enum Held<'py> {
+    Linear(PyRefMut<'py, Linear>, LinearTensors<'py>),
+    Activation(PyRefMut<'py, Activation>),
+    Dropout(PyRefMut<'py, Dropout>, Option<usize>),
+}
+
+/// `Ok(None)` from a failed borrow: the object is in use, and the Python loop
+/// reports that as it always does.
+macro_rules! borrow_or_none {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(_) => return Ok(None),
+        }
+    };
+}
+
+/// One epoch of `train_epoch` over the samples in `order`, in batches of
+/// `batch_size`, natively; returns the fold of `loss * batch size` over the
+/// batches, or `None` when the Python loop must run instead.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn _train_epoch(
+    py: Python<'_>,
+    model: &Bound<'_, PyAny>,
+    criterion: &Bound<'_, PyAny>,
+    optimizer: &Bound<'_, PyAny>,
+    inputs: &Bound<'_, PyAny>,
+    targets: &Bound<'_, PyAny>,
+    order: &Bound<'_, PyAny>,
+    batch_size: usize,
+) -> PyResult<Option<f64>> {
+    let Some(kids) = native_layers(model)? else {
+        return Ok(None);
+    };
+    let Ok(loss) = criterion.cast::<Loss>() else {
+        return Ok(None);
+    };
+    let call = [
+        intern!(py, "forward"),
+        intern!(py, "backward"),
+        intern!(py, "__call__"),
+    ];
+    if !(is_member(loss.as_any()) || keeps::<Loss>(loss.as_any(), &call)?) {
+        return Ok(None);
+    }
+    let Ok(opt) = optimizer.cast::<Optimizer>() else {
+        return Ok(None);
+    };
+    if !keeps::<Optimizer>(
+        opt.as_any(),
+        &[intern!(py, "step"), intern!(py, "zero_grad")],
+    )? {
+        return Ok(None);
+    }
+    // A bad param_groups[0] raises at the first step of the Python loop.
+    let Ok(rule) = Optimizer::rule_now(opt) else {
+        return Ok(None);
+    };
+    let (Ok(x), Ok(order)) = (inputs.cast::<PyTensor>(), order.extract::<Vec<usize>>()) else {
+        return Ok(None);
+    };
+    let x = borrow_or_none!(x.try_borrow());
+    let Shape::Matrix(n, in_f) = x.t.shape() else {
+        return Ok(None);
+    };
+    if batch_size == 0 || order.is_empty() || order.iter().any(|&i| i >= n) {
+        return Ok(None);
+    }
+    let kind = loss.try_borrow()?.state.kind();
+    let value_targets;
+    let class_targets: Vec<i64>;
+    let targets = if let Ok(t) = targets.cast::<PyTensor>() {
+        value_targets = borrow_or_none!(t.try_borrow());
+        let Shape::Matrix(rows, cols) = value_targets.t.shape() else {
+            return Ok(None);
+        };
+        if rows != n {
+            return Ok(None);
+        }
+        Targets::Values(value_targets.t.data(), cols)
+    } else if let Ok(list) = targets.cast::<PyList>() {
+        // Class indices; a loss of values parses a list as a tensor instead.
+        if kind.targets() == LossTargets::Values || list.len() != n {
+            return Ok(None);
+        }
+        class_targets = match list.extract::<Vec<i64>>() {
+            Ok(v) => v,
+            Err(_) => return Ok(None),
+        };
+        Targets::Classes(&class_targets)
+    } else {
+        return Ok(None);
+    };
+
+    // Borrow every layer and the generators its Dropouts draw from.
+    let mut held = Vec::new();
+    let mut gens: Vec<Bound<'_, PyGenerator>> = Vec::new();
+    let mut width = in_f;
+    for kid in &kids {
+        held.push(match kid {
+            Child::Linear(l) => {
+                let l = l.bind(py);
+                let lin = borrow_or_none!(l.try_borrow_mut());
+                if lin.state.in_features() != width {
+                    return Ok(None); // the Python loop names the shapes
+                }
+                width = lin.state.out_features();
+                let t = LinearTensors {
+                    w: borrow_or_none!(lin.weight.bind(py).try_borrow_mut()),
+                    b: borrow_or_none!(lin.bias.bind(py).try_borrow_mut()),
+                    gw: borrow_or_none!(lin.weight_grad.bind(py).try_borrow_mut()),
+                    gb: borrow_or_none!(lin.bias_grad.bind(py).try_borrow_mut()),
+                };
+                Held::Linear(lin, t)
+            }
+            Child::Activation(a) => Held::Activation(borrow_or_none!(a.bind(py).try_borrow_mut())),
+            Child::Dropout(d) => {
+                let d = d.bind(py);
+                let training = d.as_super().try_borrow()?.training;
+                let me = borrow_or_none!(d.try_borrow_mut());
+                let gen = if me.state.draws(training) {
+                    let g = resolve(py, me.generator.as_ref().map(|g| g.bind(py).as_any()))?;
+                    Some(match gens.iter().position(|h| h.is(&g)) {
+                        Some(i) => i,
+                        None => {
+                            gens.push(g);
+                            gens.len() - 1
+                        }
+                    })
+                } else {
+                    None
+                };
+                Held::Dropout(me, gen)
+            }
+            Child::Seq(_) | Child::Other(_) => return Ok(None),
+        });
+    }
+    let mut gen_refs = Vec::new();
+    for g in &gens {
+        gen_refs.push(borrow_or_none!(g.try_borrow_mut()));
+    }
+
+    // The optimizer's entries must be exactly the model's parameters, each once,
+    // with the gradients the model accumulates into.
+    let mut opt_ref = borrow_or_none!(opt.try_borrow_mut());
+    let opt_mut = &mut *opt_ref;
+    let mut params = Vec::new();
+    let mut seen = vec![[false; 2]; held.len()];
+    for (e, state) in opt_mut.params.iter().zip(opt_mut.states.iter_mut()) {
+        let mut found = None;
+        for (l, h) in held.iter().enumerate() {
+            if let Held::Linear(lin, t) = h {
+                let pairs = [
+                    (Which::Weight, &lin.weight, &lin.weight_grad, &t.w),
+                    (Which::Bias, &lin.bias, &lin.bias_grad, &t.b),
+                ];
+                for (which, p, g, pt) in pairs {
+                    if !e.p.is(p) {
+                        continue;
+                    }
+                    let grad = e.g.as_ref().or(pt.grad.as_ref());
+                    if !grad.is_some_and(|gr| gr.is(g)) {
+                        return Ok(None);
+                    }
+                    found = Some((l, which));
+                }
+            }
+        }
+        let Some((l, which)) = found else {
+            return Ok(None);
+        };
+        let slot = &mut seen[l][which as usize];
+        if *slot {
+            return Ok(None);
+        }
+        *slot = true;
+        params.push((l, which, state));
+    }
+    let all_seen = held
+        .iter()
+        .zip(&seen)
+        .all(|(h, s)| !matches!(h, Held::Linear(..)) || s == &[true, true]);
+    if !all_seen {
+        return Ok(None);
+    }
+
+    let mut loss_ref = borrow_or_none!(loss.try_borrow_mut());
+    let mut layers = Vec::new();
+    for h in held.iter_mut() {
+        layers.push(match h {
+            Held::Linear(lin, t) => Layer::Linear {
+                state: &mut lin.state,
+                w: t.w.t.data_mut(),
+                b: t.b.t.data_mut(),
+                gw: t.gw.t.data_mut(),
+                gb: t.gb.t.data_mut(),
+            },
+            Held::Activation(a) => Layer::Activation(&mut a.state),
+            Held::Dropout(d, gen) => Layer::Dropout(&mut d.state, *gen),
+        });
+    }
+    let epoch = Epoch {
+        layers,
+        generators: gen_refs.iter_mut().map(|g| &mut g.g).collect(),
+        loss: &mut loss_ref.state,
+        rule,
+        params,
+        x: x.t.data(),
+        in_f,
+        targets,
+        order: &order,
+        batch_size,
+    };
+    let result = py.detach(|| train_epoch(epoch));
+    opt_mut.kind = rule;
+    result.py().map(Some)
+}
+
+/// Register `_train_epoch`.
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_train_epoch, m)?)
+}
