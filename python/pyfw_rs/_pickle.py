@@ -4,9 +4,15 @@ Each native class is registered with :mod:`copyreg`: it reduces to a function of
 this module and plain values (nested lists of floats, ints, the arguments of a
 constructor, state dicts), so a copy or an unpickled object computes the same
 bits as the original. What a module saved for ``backward`` is not kept, as
-torch keeps no autograd state. Python subclasses of the native classes are
-copied by Python's own rules (their ``__dict__``), which native state does not
-take part in: copy them through ``state_dict`` instead.
+torch keeps no autograd state.
+
+A Python subclass of a native class (``class Block(pyfw_rs.Linear)``) is not
+registered: the native base classes' ``__reduce__`` calls :func:`reduce`, which
+rebuilds it without calling its own constructor: the native class's
+``__new__``, then its native state set through the native class (``__init__``
+with the member's arguments, or the tensors themselves for ``Linear``), then
+its ``__dict__``, copied by Python's rules. Tensors shared with an optimizer
+stay shared, as for the native classes.
 """
 
 from __future__ import annotations
@@ -47,14 +53,15 @@ def _optimizer(cls: type, params: list, hyper: dict, state: dict) -> Any:
     return opt
 
 
-def _arguments(obj: Any) -> dict:
-    """The constructor arguments of a family member, read from its attributes."""
-    names = [p.name for p in inspect.signature(type(obj)).parameters.values() if p.name != "params"]
-    return {n: getattr(obj, n) for n in names}
+def _arguments(obj: Any, cls: type) -> dict:
+    """The constructor arguments of ``obj``, an instance of the family member ``cls``, read
+    from its attributes through ``cls``'s getters (a subclass's own attributes are ignored)."""
+    names = [p.name for p in inspect.signature(cls).parameters.values() if p.name != "params"]
+    return {n: getattr(cls, n).__get__(obj) for n in names}
 
 
 def _reduce_member(m: Any) -> tuple:
-    return _module, (type(m), (), _arguments(m), m.training)
+    return _module, (type(m), (), _arguments(m, type(m)), m.training)
 
 
 def _reduce_linear(lin: Any) -> tuple:
@@ -70,10 +77,66 @@ def _reduce_dropout(d: Any) -> tuple:
     return _module, (_native.Dropout, (d.p, d.generator), {}, d.training)
 
 
-def _reduce_optimizer(opt: Any) -> tuple:
+def _optimizer_parts(opt: Any, cls: type) -> tuple:
+    """``(params, hyperparameters, state dict)`` of ``opt``, an instance of the member ``cls``."""
     group = opt.param_groups[0]
-    hyper = {k: v for k, v in group.items() if k in inspect.signature(type(opt)).parameters and k != "params"}
-    return _optimizer, (type(opt), list(group["params"]), hyper, opt.state_dict())
+    hyper = {k: v for k, v in group.items() if k in inspect.signature(cls).parameters and k != "params"}
+    return list(group["params"]), hyper, cls.state_dict(opt)
+
+
+def _reduce_optimizer(opt: Any) -> tuple:
+    return _optimizer, (type(opt), *_optimizer_parts(opt, type(opt)))
+
+
+# ---- Python subclasses of native classes
+
+_LINEAR_TENSORS = ("weight", "bias", "weight_grad", "bias_grad")
+
+
+def _native_base(cls: type) -> type:
+    """The first class of ``cls``'s MRO that ``pyfw_rs._native`` defines."""
+    for c in cls.__mro__:
+        if getattr(_native, c.__name__, None) is c:
+            return c
+    raise TypeError(f"{cls.__name__} does not derive from a pyfw_rs class")  # pragma: no cover
+
+
+def _subclass(cls: type, base: type, new_args: tuple, setup: str, args: tuple, kwargs: dict,
+              training: bool) -> Any:
+    """An instance of ``cls`` made by ``base.__new__``, its native state set by ``base``'s method
+    ``setup`` (nothing for ``""``); its ``__dict__`` follows, from the reduce tuple's state."""
+    obj = base.__new__(cls, *new_args)
+    if setup:
+        getattr(base, setup)(obj, *args, **kwargs)
+    _native.Module.training.__set__(obj, training)
+    return obj
+
+
+def _subclass_optimizer(cls: type, base: type, params: list, hyper: dict, state: dict) -> Any:
+    obj = base.__new__(cls, params, **hyper)
+    base.load_state_dict(obj, state)
+    return obj
+
+
+def reduce(obj: Any) -> tuple:
+    """The reduce tuple of ``obj``, an instance of a Python subclass of a native class (the
+    native classes' ``__reduce__`` calls it): how to rebuild the native part, and ``__dict__``."""
+    cls = type(obj)
+    base = _native_base(cls)
+    state = dict(vars(obj)) if hasattr(obj, "__dict__") else None
+    if issubclass(base, _native.Optimizer):
+        return _subclass_optimizer, (cls, base, *_optimizer_parts(obj, base)), state
+    new_args: tuple = ()
+    setup, args, kwargs = "", (), {}
+    if base is _native.Linear:
+        setup, args = "_adopt", tuple(getattr(base, n).__get__(obj) for n in _LINEAR_TENSORS)
+    elif base is _native.Sequential:
+        new_args = tuple(_native.Sequential.__iter__(obj))
+    elif base is _native.Dropout:
+        setup, args = "__init__", (base.p.__get__(obj), base.generator.__get__(obj))
+    elif base is not _native.Module:  # a member of the activation or the loss family
+        setup, kwargs = "__init__", _arguments(obj, base)
+    return _subclass, (cls, base, new_args, setup, args, kwargs, _native.Module.training.__get__(obj)), state
 
 
 def register() -> None:
