@@ -101,11 +101,10 @@ def _native_base(cls: type) -> type:
     raise TypeError(f"{cls.__name__} does not derive from a pyfw_rs class")  # pragma: no cover
 
 
-def _subclass(cls: type, base: type, new_args: tuple, setup: str, args: tuple, kwargs: dict,
-              training: bool) -> Any:
+def _subclass(cls: type, base: type, setup: str, args: tuple, kwargs: dict, training: bool) -> Any:
     """An instance of ``cls`` made by ``base.__new__``, its native state set by ``base``'s method
     ``setup`` (nothing for ``""``); its ``__dict__`` follows, from the reduce tuple's state."""
-    obj = base.__new__(cls, *new_args)
+    obj = base.__new__(cls)
     if setup:
         getattr(base, setup)(obj, *args, **kwargs)
     _native.Module.training.__set__(obj, training)
@@ -126,17 +125,16 @@ def reduce(obj: Any) -> tuple:
     state = dict(vars(obj)) if hasattr(obj, "__dict__") else None
     if issubclass(base, _native.Optimizer):
         return _subclass_optimizer, (cls, base, *_optimizer_parts(obj, base)), state
-    new_args: tuple = ()
     setup, args, kwargs = "", (), {}
     if base is _native.Linear:
         setup, args = "_adopt", tuple(getattr(base, n).__get__(obj) for n in _LINEAR_TENSORS)
     elif base is _native.Sequential:
-        new_args = tuple(_native.Sequential.__iter__(obj))
+        setup, args = "__init__", tuple(_native.Sequential.__iter__(obj))
     elif base is _native.Dropout:
         setup, args = "__init__", (base.p.__get__(obj), base.generator.__get__(obj))
     elif base is not _native.Module:  # a member of the activation or the loss family
         setup, kwargs = "__init__", _arguments(obj, base)
-    return _subclass, (cls, base, new_args, setup, args, kwargs, _native.Module.training.__get__(obj)), state
+    return _subclass, (cls, base, setup, args, kwargs, _native.Module.training.__get__(obj)), state
 
 
 def register() -> None:

@@ -697,12 +697,23 @@ impl Drop for Sequential {
 
 #[pymethods]
 impl Sequential {
+    /// Accepts any arguments; `__init__` checks and sets the modules, so that
+    /// Python subclasses may have constructors of their own.
     #[new]
-    #[pyo3(signature = (*modules))]
+    #[pyo3(signature = (*_args, **_kwargs), text_signature = "(*modules)")]
     fn new(
-        py: Python<'_>,
-        modules: &Bound<'_, PyTuple>,
-    ) -> PyResult<PyClassInitializer<Sequential>> {
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyClassInitializer<Sequential> {
+        module_base().add_subclass(Sequential {
+            kids: Arc::from(Vec::new()),
+            modules: Vec::new(),
+        })
+    }
+
+    #[pyo3(signature = (*modules))]
+    fn __init__(slf: &Bound<'_, Self>, modules: &Bound<'_, PyTuple>) -> PyResult<()> {
+        let py = slf.py();
         let mut mods = Vec::with_capacity(modules.len());
         for (i, m) in modules.iter().enumerate() {
             if !m.is_instance_of::<Module>() {
@@ -713,12 +724,12 @@ impl Sequential {
             }
             mods.push(m.unbind());
         }
-        check_children(py, None, &mods, "Sequential")?;
+        check_children(py, Some(slf.as_any()), &mods, "Sequential")?;
         let kids = Sequential::sort(py, &mods)?;
-        Ok(module_base().add_subclass(Sequential {
-            kids,
-            modules: mods,
-        }))
+        let mut me = slf.try_borrow_mut()?;
+        me.kids = kids;
+        me.modules = mods;
+        Ok(())
     }
 
     /// Feed `x` through every module in order.
