@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Builds the native module pyfw_rs into the virtual environment (release mode).
+# maturin installs python/ (pyfw_rs) in editable mode; pyfw-checkout.pth adds the
+# checkout's root, so that pyfw is importable from any folder too.
 build: $(STAMP)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/maturin develop --release --quiet
+	$(PY) -c "import sys, sysconfig; open(sysconfig.get_path('purelib') + '/pyfw-checkout.pth', 'w').write(sys.argv[1] + '\n')" "$(CURDIR)"
 
 test: build cargo-test
 	$(PY) -m pytest -q -m "slow or not slow"
@@ -42,4 +45,4 @@ bench: build
 	$(PY) bench/bench.py
 
 clean:
-	rm -rf $(VENV) target .pytest_cache
+	rm -rf $(VENV) target .pytest_cache python/pyfw_rs/_native*.so

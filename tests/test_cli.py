@@ -27,9 +27,10 @@ CLI_ONLY = {"train": {"backend", "json", "save", "checkpoint", "resume", "track_
             "demo": {"quiet", "preset"}}
 
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -S -m pyfw ...`` from the repo root with only PATH in the environment."""
-    return subprocess.run([sys.executable, "-S", "-m", "pyfw", *args], cwd=str(REPO),
+def run_cli(*args: str, timeout: float = 120, site: bool = False) -> subprocess.CompletedProcess:
+    """``python -S -m pyfw ...`` from the repo root with only PATH in the environment: a bare
+    checkout. With ``site``, without ``-S``: the environment's site-packages (and pyfw_rs) too."""
+    return subprocess.run([sys.executable, *([] if site else ["-S"]), "-m", "pyfw", *args], cwd=str(REPO),
                           env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
                           capture_output=True, text=True, timeout=timeout)
 

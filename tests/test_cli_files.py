@@ -137,7 +137,7 @@ def test_model_files_from_both_backends_predict_the_same(tmp_path: Path) -> None
     outs = []
     for backend, fw in (("py", pyfw), ("rs", rs)):
         path = tmp_path / f"{backend}.safetensors"
-        p = run_cli("train", *SMALL, "--backend", backend, "--save", str(path))
+        p = run_cli("train", *SMALL, "--backend", backend, "--save", str(path), site=True)
         assert p.returncode == 0, p.stderr
         assert path.read_bytes() == (tmp_path / "py.safetensors").read_bytes()
         model = io.load_model(str(path), fw=fw)

@@ -54,3 +54,156 @@ def test_models_losses_and_optimizers(fw: ModuleType, again: Callable) -> None:
         o.step()
     assert state_hex(model2) == state_hex(model), "the copies train on identically"
     assert [p for p in model2.parameters()][0] is opt2.param_groups[0]["params"][0], "still linked"
+
+
+# ---- Python subclasses of every family member, with constructors of their own
+
+
+def _own(base: type, backend: str) -> type:
+    """A subclass of ``base`` whose constructor takes a tag first, keeps it, a cycle
+    through ``__dict__`` and a list, and passes the rest to ``super().__init__``. It is
+    put in this module's namespace under a unique name, so that pickle finds it."""
+    name = f"Own{base.__name__}_{backend}"
+    if name not in globals():
+        def __init__(self: Any, tag: str, *args: Any, **kwargs: Any) -> None:
+            base.__init__(self, *args, **kwargs)
+            self.tag, self.me, self.extra = tag, self, [1.5, -0.0]
+        cls = type(name, (base,), {"__init__": __init__, "__module__": __name__, "__qualname__": name})
+        globals()[name] = cls
+    return globals()[name]
+
+
+def _plain(base: type, backend: str) -> type:
+    """A subclass of ``base`` without a constructor of its own (the optimizers' case), registered as ``_own``."""
+    name = f"Plain{base.__name__}_{backend}"
+    if name not in globals():
+        globals()[name] = type(name, (base,), {"__module__": __name__, "__qualname__": name})
+    return globals()[name]
+
+
+def _backend(fw: ModuleType) -> str:
+    return "rs" if fw.__name__ == "pyfw_rs" else "py"
+
+
+def _check_dict(a: Any, b: Any) -> None:
+    """``b`` is a copy of ``a``: same type, its own ``__dict__`` with the same content."""
+    assert type(b) is type(a) and b is not a
+    assert b.tag == a.tag and b.me is b and b.extra == a.extra and b.extra is not a.extra
+    assert [v.hex() for v in b.extra] == [v.hex() for v in a.extra]
+
+
+def test_subclasses_of_every_member_round_trip(fw: ModuleType, again: Callable) -> None:
+    """A Sequential subclass holding subclasses of Linear, every activation and Dropout, trained
+    in eval mode by a subclass of each optimizer with a subclass of each loss: the copy has the
+    same types, ``__dict__``s, training flags and bits, shares its parameters with the copied
+    optimizer and trains on identically."""
+    be = _backend(fw)
+    g = fw.Generator(3)
+    layers: list = [_own(fw.Linear, be)("lin", 3, 4, generator=g)]
+    for name, cls in fw.ACTIVATIONS.items():
+        if name not in ("Softmax", "LogSoftmax"):
+            layers.append(_own(cls, be)(name))
+    layers += [_own(fw.Dropout, be)("drop", 0.25, generator=g), _own(fw.Linear, be)("out", 4, 3, generator=g),
+               _own(fw.LogSoftmax, be)("lsm", dim=1)]
+    model = _own(fw.Sequential, be)("seq", *layers)
+    x, y = fw.tensor([[0.5, -1.0, 0.25], [2.0, 0.25, -0.5]]), [2, 0]
+    for opt_cls in fw.OPTIMIZERS.values():
+        for loss_cls in (fw.NLLLoss, fw.CrossEntropyLoss):
+            opt = _plain(opt_cls, be)(model.parameters(), lr=0.01)
+            opt.note = {"epoch": 3}
+            loss = _own(loss_cls, be)("loss", reduction="sum")
+            model.train(opt_cls is fw.SGD)
+            for _ in range(2):
+                opt.zero_grad()
+                loss(model(x), y)
+                model.backward(loss.backward())
+                opt.step()
+            model2, opt2, loss2 = again((model, opt, loss))
+            _check_dict(model, model2)
+            _check_dict(loss, loss2)
+            assert type(opt2) is type(opt) and opt2.note == {"epoch": 3}
+            assert repr(model2) == repr(model) and repr(loss2) == repr(loss) and loss2.reduction == "sum"
+            for a, b in zip(model, model2):
+                _check_dict(a, b)
+                assert b.training == a.training == model.training
+            assert model2[0].in_features == 3 and model2[-2].out_features == 3
+            assert state_hex(model2) == state_hex(model) and opt2.state_dict().keys() == opt.state_dict().keys()
+            assert list(model2.parameters())[0] is opt2.param_groups[0]["params"][0], "still linked"
+            for m, o, lo in ((model, opt, loss), (model2, opt2, loss2)):
+                o.zero_grad()
+                lo(m(x), y)
+                m.backward(lo.backward())
+                o.step()
+            assert state_hex(model2) == state_hex(model), "the copies train on identically"
+
+
+def test_subclass_arguments_survive_the_copy(fw: ModuleType, again: Callable) -> None:
+    """Non-default arguments of activation and loss subclasses, and a subclass's own
+    attribute that shadows nothing, come back; the copy never calls the subclass's constructor."""
+    be = _backend(fw)
+    act = again(_own(fw.LeakyReLU, be)("a", negative_slope=0.25))
+    assert act.negative_slope == 0.25 and act.tag == "a"
+    loss = again(_own(fw.HuberLoss, be)("h", delta=0.5, reduction="sum"))
+    assert (loss.delta, loss.reduction, loss.tag) == (0.5, "sum", "h")
+    drop = again(_own(fw.Dropout, be)("d", 0.75, generator=fw.Generator(2)))
+    assert drop.p == 0.75 and drop.generator.random() == fw.Generator(2).random()
+
+
+class _Scale:
+    """A module written in Python on top of ``fw.Module``: one parameter, eval mode kept."""
+
+    @staticmethod
+    def make(fw: ModuleType) -> type:
+        name = f"Scale_{_backend(fw)}"
+        if name not in globals():
+            def __init__(self: Any, s: float) -> None:
+                fw.Module.__init__(self)
+                self.s, self.gs = fw.tensor([s]), fw.tensor([0.0])
+
+            def forward(self: Any, x: Any) -> Any:
+                self.x = x
+                return fw.tensor([[v * self.s.tolist()[0] for v in r] for r in x.tolist()])
+
+            def backward(self: Any, g: Any) -> Any:
+                return fw.tensor([[v * self.s.tolist()[0] for v in r] for r in g.tolist()])
+
+            def param(self: Any) -> list:
+                return [(self.s, self.gs)]
+
+            globals()[name] = type(name, (fw.Module,), {
+                "__init__": __init__, "forward": forward, "backward": backward, "param": param,
+                "__module__": __name__, "__qualname__": name})
+        return globals()[name]
+
+
+def test_a_python_module_keeps_its_training_flag(fw: ModuleType, again: Callable) -> None:
+    model = fw.Sequential(fw.Linear(2, 2), _Scale.make(fw)(0.5)).eval()
+    opt = fw.SGD(model.param(), lr=0.1)
+    model2, opt2 = again((model, opt))
+    assert model2[1].training is False and type(model2[1]) is type(model[1])
+    assert model2[1].s is opt2.param_groups[0]["params"][2] and th(model2[1].s) == th(model[1].s)
+
+
+def test_a_linear_subclass_with_its_own_constructor(fw: ModuleType) -> None:
+    """``__init__(self, n)`` calling ``super().__init__(n, n)`` works in both backends, with the
+    same bits; a subclass that never calls it gets an error on use, never a crash."""
+    be = _backend(fw)
+    lin = _own(fw.Linear, be)("sq", 3, 3, generator=fw.Generator(0))
+    ref = fw.Linear(3, 3, generator=fw.Generator(0))
+    assert state_hex(lin) == state_hex(ref) and lin.in_features == lin.out_features == 3
+
+    class Skips(fw.Linear):
+        def __init__(self) -> None:
+            pass
+
+    bad = Skips()
+    uses = [lambda: bad(fw.tensor([[1.0]])), lambda: bad.param(), lambda: bad.weight,
+            lambda: bad.state_dict(), lambda: fw.Sequential(bad)(fw.tensor([[1.0]]))]
+    if fw.__name__ == "pyfw_rs":
+        uses += [lambda: bad.in_features, lambda: bad.backward(fw.tensor([[1.0]])), lambda: copy.deepcopy(bad)]
+        assert repr(bad) == "Linear(not initialized)"
+    for use in uses:
+        with pytest.raises((RuntimeError, AttributeError)) as e:  # pyfw: no attribute 'weight'
+            use()
+        if fw.__name__ == "pyfw_rs":
+            assert e.type is RuntimeError and str(e.value).startswith("Linear: not initialized")

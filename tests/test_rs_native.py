@@ -420,7 +420,7 @@ def test_threads_share_one_model():
 
 
 def _stub():
-    tree = ast.parse((ROOT / "pyfw_rs" / "_native.pyi").read_text())
+    tree = ast.parse((ROOT / "python" / "pyfw_rs" / "_native.pyi").read_text())
     top, classes = set(), {}
     for node in tree.body:
         if isinstance(node, ast.ClassDef):

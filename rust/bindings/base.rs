@@ -321,6 +321,12 @@ impl Module {
         type_name(slf.as_any())
     }
 
+    /// For `copy` and `pickle` of Python subclasses (the native classes themselves
+    /// are registered with `copyreg`): see `pyfw_rs/_pickle.py`.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        reduce(slf.as_any())
+    }
+
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         Ok(format!("{}()", call_name(slf.as_any())?))
     }
@@ -346,6 +352,14 @@ fn unique_params<'py>(
         }
     }
     Ok(out)
+}
+
+/// `pyfw_rs._pickle.reduce(obj)`: what `copy` and `pickle` rebuild a Python
+/// subclass of a native class from, its native state and its `__dict__`.
+pub(crate) fn reduce<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    py.import(intern!(py, "pyfw_rs._pickle"))?
+        .call_method1(intern!(py, "reduce"), (obj,))
 }
 
 /// A fresh `Module` base, for the classes that extend it.

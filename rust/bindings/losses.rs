@@ -3,7 +3,7 @@
 //! One native base class, `Loss`, holds the state of every member (a
 //! [`LossState`]), parses the input and the target, and runs the kernels. The
 //! member classes (`MSELoss`, `CrossEntropyLoss`, ...) are thin subclasses
-//! generated from `loss_table!` in `rust/losses.rs`: a constructor that checks
+//! generated from `loss_table!` in `rust/losses.rs`: `__init__`, which checks
 //! the arguments, a getter per argument and `__repr__`.
 //!
 //! What depends on Python objects is decided here, in the order of
@@ -14,7 +14,7 @@
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyDict, PyTuple};
 
 use super::base::{module_base, runs_natively, Module};
 use super::tensor::{reserve, seq_first, seq_items, seq_len, tensor_data, PyTensor};
@@ -196,6 +196,10 @@ impl Loss {
 }
 
 /// One Python class per line of `loss_table!`, and `register`.
+///
+/// `__new__` accepts any arguments and builds the member with its defaults;
+/// `__init__` checks the arguments and sets them, so a Python subclass may have
+/// its own constructor and pass the member's arguments to `super().__init__`.
 macro_rules! py_members {
     ($($(#[$doc:meta])* $name:ident { $($arg:ident : $ty:ty = $default:expr),* } $sig:tt;)*) => {
         $(
@@ -209,8 +213,21 @@ macro_rules! py_members {
             #[pymethods]
             impl $name {
                 #[new]
-                #[pyo3(signature = ($($arg = Given::Missing,)* reduction = Given::Missing), text_signature = $sig)]
-                fn new($($arg: Given<'_>,)* reduction: Given<'_>) -> PyResult<PyClassInitializer<$name>> {
+                #[pyo3(signature = (*_args, **_kwargs), text_signature = $sig)]
+                fn new(
+                    _args: &Bound<'_, PyTuple>,
+                    _kwargs: Option<&Bound<'_, PyDict>>,
+                ) -> PyClassInitializer<$name> {
+                    let k = kernels::$name::default();
+                    Loss::init(k.into(), Reduction::Mean).add_subclass($name { k })
+                }
+
+                #[pyo3(signature = ($($arg = Given::Missing,)* reduction = Given::Missing))]
+                fn __init__<'py>(
+                    mut slf: PyRefMut<'py, Self>,
+                    $($arg: Given<'py>,)*
+                    reduction: Given<'py>,
+                ) -> PyResult<()> {
                     #[allow(unused_variables)]
                     let d = kernels::$name::default();
                     let k = kernels::$name {
@@ -218,7 +235,9 @@ macro_rules! py_members {
                     };
                     kernels::LossKernel::check(&k).py()?;
                     let reduction = reduction.or(Reduction::Mean, stringify!($name), "reduction")?;
-                    Ok(Loss::init(k.into(), reduction).add_subclass($name { k }))
+                    slf.k = k;
+                    slf.as_super().state = LossState::new(k.into(), reduction);
+                    Ok(())
                 }
 
                 $(

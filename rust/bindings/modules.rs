@@ -11,7 +11,7 @@
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyRecursionError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRecursionError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyList, PySlice, PyString, PyTuple};
@@ -42,8 +42,18 @@ const DETACH_WORK: usize = 1 << 16;
 /// `bias`. `weight.grad` is `weight_grad` and `bias.grad` is `bias_grad`. Sums
 /// are left folds that skip terms whose first factor is exactly zero
 /// (docs/NUMERICS.md, "Linear").
+///
+/// `__new__` accepts any arguments and `__init__` checks them and draws the
+/// parameters, so that a Python subclass may have a constructor of its own and
+/// call `super().__init__(in_features, out_features)`. Until `__init__` has run,
+/// every use is a `RuntimeError`.
 #[pyclass(extends = Module, subclass, module = "pyfw_rs", name = "Linear")]
 pub struct Linear {
+    pub(crate) p: Option<LinearParams>,
+}
+
+/// What an initialized Linear holds: its kernel state and its four tensors.
+pub(crate) struct LinearParams {
     pub(crate) state: LinearState,
     pub(crate) weight: Py<PyTensor>,
     pub(crate) bias: Py<PyTensor>,
@@ -51,9 +61,56 @@ pub struct Linear {
     pub(crate) bias_grad: Py<PyTensor>,
 }
 
+impl LinearParams {
+    /// Adopt these four tensors, as they are, after checking that their shapes fit a Linear.
+    fn adopt(
+        weight: Bound<'_, PyTensor>,
+        bias: Bound<'_, PyTensor>,
+        weight_grad: Bound<'_, PyTensor>,
+        bias_grad: Bound<'_, PyTensor>,
+    ) -> PyResult<LinearParams> {
+        let ws = weight.try_borrow()?.t.shape();
+        let (Shape::Matrix(out_f, in_f), Shape::Vector(nb)) = (ws, bias.try_borrow()?.t.shape())
+        else {
+            return Err(PyValueError::new_err(
+                "Linear._from_tensors: expected a 2-D weight and a 1-D bias",
+            ));
+        };
+        let ok = nb == out_f
+            && weight_grad.try_borrow()?.t.shape() == ws
+            && bias_grad.try_borrow()?.t.shape() == Shape::Vector(nb);
+        if !ok {
+            return Err(PyValueError::new_err(format!(
+                "Linear._from_tensors: shapes do not fit a Linear({in_f} -> {out_f})"
+            )));
+        }
+        weight.try_borrow_mut()?.grad = Some(weight_grad.clone().unbind());
+        bias.try_borrow_mut()?.grad = Some(bias_grad.clone().unbind());
+        Ok(LinearParams {
+            state: LinearState::new(in_f, out_f),
+            weight: weight.unbind(),
+            bias: bias.unbind(),
+            weight_grad: weight_grad.unbind(),
+            bias_grad: bias_grad.unbind(),
+        })
+    }
+}
+
+/// The error of a Linear whose `__init__` never ran (a subclass that skipped `super().__init__`).
+fn not_initialized() -> PyErr {
+    PyRuntimeError::new_err(
+        "Linear: not initialized; a subclass's __init__ must call \
+         super().__init__(in_features, out_features)",
+    )
+}
+
 impl Linear {
-    fn who(&self) -> String {
-        self.state.name()
+    fn params(&self) -> PyResult<&LinearParams> {
+        self.p.as_ref().ok_or_else(not_initialized)
+    }
+
+    fn who(&self) -> PyResult<String> {
+        Ok(self.params()?.state.name())
     }
 
     /// Forward on a buffer of `shape`; returns the output and its shape.
@@ -63,9 +120,15 @@ impl Linear {
         x: Vec<f64>,
         shape: Shape,
     ) -> PyResult<(Vec<f64>, Shape)> {
-        let w = self.weight.bind(py).try_borrow()?;
-        let b = self.bias.bind(py).try_borrow()?;
-        let (wd, bd, state) = (w.t.data(), b.t.data(), &mut self.state);
+        let LinearParams {
+            state,
+            weight,
+            bias,
+            ..
+        } = self.p.as_mut().ok_or_else(not_initialized)?;
+        let w = weight.bind(py).try_borrow()?;
+        let b = bias.bind(py).try_borrow()?;
+        let (wd, bd) = (w.t.data(), b.t.data());
         let work = shape.numel().saturating_mul(state.out_features());
         if work >= DETACH_WORK {
             py.detach(|| state.forward(x, shape, wd, bd)).py()
@@ -76,10 +139,11 @@ impl Linear {
 
     /// Backward from a gradient buffer of `shape`; returns dL/dx and its shape.
     fn backward_buf(&self, py: Python<'_>, g: &[f64], shape: Shape) -> PyResult<(Vec<f64>, Shape)> {
-        let w = self.weight.bind(py).try_borrow()?;
-        let mut gw = self.weight_grad.bind(py).try_borrow_mut()?;
-        let mut gb = self.bias_grad.bind(py).try_borrow_mut()?;
-        let (wd, gwd, gbd, state) = (w.t.data(), gw.t.data_mut(), gb.t.data_mut(), &self.state);
+        let p = self.params()?;
+        let w = p.weight.bind(py).try_borrow()?;
+        let mut gw = p.weight_grad.bind(py).try_borrow_mut()?;
+        let mut gb = p.bias_grad.bind(py).try_borrow_mut()?;
+        let (wd, gwd, gbd, state) = (w.t.data(), gw.t.data_mut(), gb.t.data_mut(), &p.state);
         let work = shape.numel().saturating_mul(state.in_features());
         if work >= DETACH_WORK {
             py.detach(|| state.backward(g, shape, wd, gwd, gbd)).py()
@@ -104,18 +168,28 @@ fn parameter(
 
 #[pymethods]
 impl Linear {
+    /// Accepts any arguments; `__init__` checks them and draws the parameters.
     #[new]
     #[pyo3(
-        signature = (in_features, out_features, bias = Truthy(true), generator = None),
+        signature = (*_args, **_kwargs),
         text_signature = "(in_features, out_features, bias=True, generator=None)"
     )]
     fn new(
-        py: Python<'_>,
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyClassInitializer<Linear> {
+        module_base().add_subclass(Linear { p: None })
+    }
+
+    #[pyo3(signature = (in_features, out_features, bias = Truthy(true), generator = None))]
+    fn __init__(
+        mut slf: PyRefMut<'_, Self>,
         in_features: &Bound<'_, PyAny>,
         out_features: &Bound<'_, PyAny>,
         bias: Truthy,
         generator: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<PyClassInitializer<Linear>> {
+    ) -> PyResult<()> {
+        let py = slf.py();
         let in_f = check_size(in_features, "Linear", "in_features")?;
         let out_f = check_size(out_features, "Linear", "out_features")?;
         if !bias.0 {
@@ -125,14 +199,14 @@ impl Linear {
         let (w, b) = linear_init(&mut g.try_borrow_mut()?.g, in_f, out_f).py()?;
         let (weight, weight_grad) = parameter(py, Shape::Matrix(out_f, in_f), w)?;
         let (bias, bias_grad) = parameter(py, Shape::Vector(out_f), b)?;
-        let lin = Linear {
+        slf.p = Some(LinearParams {
             state: LinearState::new(in_f, out_f),
             weight,
             bias,
             weight_grad,
             bias_grad,
-        };
-        Ok(module_base().add_subclass(lin))
+        });
+        Ok(())
     }
 
     /// A Linear that adopts these four tensors, as they are (for `copy` and `pickle`,
@@ -145,66 +219,56 @@ impl Linear {
         weight_grad: Bound<'_, PyTensor>,
         bias_grad: Bound<'_, PyTensor>,
     ) -> PyResult<Py<Linear>> {
-        let ws = weight.try_borrow()?.t.shape();
-        let (Shape::Matrix(out_f, in_f), Shape::Vector(nb)) = (ws, bias.try_borrow()?.t.shape())
-        else {
-            return Err(PyValueError::new_err(
-                "Linear._from_tensors: expected a 2-D weight and a 1-D bias",
-            ));
-        };
-        let ok = nb == out_f
-            && weight_grad.try_borrow()?.t.shape() == ws
-            && bias_grad.try_borrow()?.t.shape() == Shape::Vector(nb);
-        if !ok {
-            return Err(PyValueError::new_err(format!(
-                "Linear._from_tensors: shapes do not fit a Linear({in_f} -> {out_f})"
-            )));
-        }
-        weight.try_borrow_mut()?.grad = Some(weight_grad.clone().unbind());
-        bias.try_borrow_mut()?.grad = Some(bias_grad.clone().unbind());
-        let lin = Linear {
-            state: LinearState::new(in_f, out_f),
-            weight: weight.unbind(),
-            bias: bias.unbind(),
-            weight_grad: weight_grad.unbind(),
-            bias_grad: bias_grad.unbind(),
-        };
-        Py::new(py, module_base().add_subclass(lin))
+        let p = LinearParams::adopt(weight, bias, weight_grad, bias_grad)?;
+        Py::new(py, module_base().add_subclass(Linear { p: Some(p) }))
+    }
+
+    /// Make this Linear (an instance of a Python subclass, for `copy` and `pickle`)
+    /// adopt these four tensors, as `_from_tensors` does.
+    fn _adopt(
+        mut slf: PyRefMut<'_, Self>,
+        weight: Bound<'_, PyTensor>,
+        bias: Bound<'_, PyTensor>,
+        weight_grad: Bound<'_, PyTensor>,
+        bias_grad: Bound<'_, PyTensor>,
+    ) -> PyResult<()> {
+        slf.p = Some(LinearParams::adopt(weight, bias, weight_grad, bias_grad)?);
+        Ok(())
     }
 
     #[getter]
-    fn in_features(&self) -> usize {
-        self.state.in_features()
+    fn in_features(&self) -> PyResult<usize> {
+        Ok(self.params()?.state.in_features())
     }
 
     #[getter]
-    fn out_features(&self) -> usize {
-        self.state.out_features()
+    fn out_features(&self) -> PyResult<usize> {
+        Ok(self.params()?.state.out_features())
     }
 
     #[getter]
-    fn weight(&self, py: Python<'_>) -> Py<PyTensor> {
-        self.weight.clone_ref(py)
+    fn weight(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        Ok(self.params()?.weight.clone_ref(py))
     }
 
     #[getter]
-    fn bias(&self, py: Python<'_>) -> Py<PyTensor> {
-        self.bias.clone_ref(py)
+    fn bias(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        Ok(self.params()?.bias.clone_ref(py))
     }
 
     #[getter]
-    fn weight_grad(&self, py: Python<'_>) -> Py<PyTensor> {
-        self.weight_grad.clone_ref(py)
+    fn weight_grad(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        Ok(self.params()?.weight_grad.clone_ref(py))
     }
 
     #[getter]
-    fn bias_grad(&self, py: Python<'_>) -> Py<PyTensor> {
-        self.bias_grad.clone_ref(py)
+    fn bias_grad(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        Ok(self.params()?.bias_grad.clone_ref(py))
     }
 
     /// `x W^T + b` for a (batch, in) input.
     fn forward(slf: &Bound<'_, Self>, x: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        let who = slf.try_borrow()?.who();
+        let who = slf.try_borrow()?.who()?;
         let (data, shape) = tensor_data(x, &who)?;
         let (y, shape) = slf.try_borrow_mut()?.forward_buf(slf.py(), data, shape)?;
         PyTensor::wrap(shape, y)
@@ -212,7 +276,7 @@ impl Linear {
 
     /// Accumulate dL/dW and dL/db; return dL/dx.
     fn backward(slf: &Bound<'_, Self>, grad: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        let who = slf.try_borrow()?.who();
+        let who = slf.try_borrow()?.who()?;
         let (g, shape) = tensor_data(grad, &who)?;
         let (dx, shape) = slf.try_borrow()?.backward_buf(slf.py(), &g, shape)?;
         PyTensor::wrap(shape, dx)
@@ -230,19 +294,23 @@ impl Linear {
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
-        visit.call(&self.weight)?;
-        visit.call(&self.bias)?;
-        visit.call(&self.weight_grad)?;
-        visit.call(&self.bias_grad)
+        if let Some(p) = &self.p {
+            visit.call(&p.weight)?;
+            visit.call(&p.bias)?;
+            visit.call(&p.weight_grad)?;
+            visit.call(&p.bias_grad)?;
+        }
+        Ok(())
     }
 
     /// `[(weight, weight_grad), (bias, bias_grad)]`.
     fn param<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let p = self.params()?;
         PyList::new(
             py,
             [
-                (self.weight.clone_ref(py), self.weight_grad.clone_ref(py)),
-                (self.bias.clone_ref(py), self.bias_grad.clone_ref(py)),
+                (p.weight.clone_ref(py), p.weight_grad.clone_ref(py)),
+                (p.bias.clone_ref(py), p.bias_grad.clone_ref(py)),
             ],
         )
     }
@@ -251,16 +319,19 @@ impl Linear {
         PyList::new(py, ["weight", "bias"])
     }
 
-    fn _name(&self) -> String {
+    fn _name(&self) -> PyResult<String> {
         self.who()
     }
 
     fn __repr__(&self) -> String {
-        format!(
-            "Linear(in_features={}, out_features={}, bias=True)",
-            self.state.in_features(),
-            self.state.out_features()
-        )
+        match &self.p {
+            Some(p) => format!(
+                "Linear(in_features={}, out_features={}, bias=True)",
+                p.state.in_features(),
+                p.state.out_features()
+            ),
+            None => "Linear(not initialized)".to_string(),
+        }
     }
 }
 
@@ -526,7 +597,7 @@ fn run_forward<'py>(
         x = match kid {
             Child::Linear(l) => {
                 let l = l.bind(py);
-                let (data, shape) = x.into_buf(|| Ok(l.try_borrow()?.who()))?;
+                let (data, shape) = x.into_buf(|| l.try_borrow()?.who())?;
                 let (y, shape) = l.try_borrow_mut()?.forward_buf(py, data, shape)?;
                 Flow::Buf(y, shape)
             }
@@ -567,7 +638,7 @@ fn run_backward<'py>(
         g = match kid {
             Child::Linear(l) => {
                 let l = l.bind(py);
-                let (data, shape) = g.into_buf(|| Ok(l.try_borrow()?.who()))?;
+                let (data, shape) = g.into_buf(|| l.try_borrow()?.who())?;
                 let (dx, shape) = l.try_borrow()?.backward_buf(py, &data, shape)?;
                 Flow::Buf(dx, shape)
             }
@@ -678,12 +749,23 @@ impl Drop for Sequential {
 
 #[pymethods]
 impl Sequential {
+    /// Accepts any arguments; `__init__` checks and sets the modules, so that
+    /// Python subclasses may have constructors of their own.
     #[new]
-    #[pyo3(signature = (*modules))]
+    #[pyo3(signature = (*_args, **_kwargs), text_signature = "(*modules)")]
     fn new(
-        py: Python<'_>,
-        modules: &Bound<'_, PyTuple>,
-    ) -> PyResult<PyClassInitializer<Sequential>> {
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyClassInitializer<Sequential> {
+        module_base().add_subclass(Sequential {
+            kids: Arc::from(Vec::new()),
+            modules: Vec::new(),
+        })
+    }
+
+    #[pyo3(signature = (*modules))]
+    fn __init__(slf: &Bound<'_, Self>, modules: &Bound<'_, PyTuple>) -> PyResult<()> {
+        let py = slf.py();
         let mut mods = Vec::with_capacity(modules.len());
         for (i, m) in modules.iter().enumerate() {
             if !m.is_instance_of::<Module>() {
@@ -694,12 +776,12 @@ impl Sequential {
             }
             mods.push(m.unbind());
         }
-        check_children(py, None, &mods, "Sequential")?;
+        check_children(py, Some(slf.as_any()), &mods, "Sequential")?;
         let kids = Sequential::sort(py, &mods)?;
-        Ok(module_base().add_subclass(Sequential {
-            kids,
-            modules: mods,
-        }))
+        let mut me = slf.try_borrow_mut()?;
+        me.kids = kids;
+        me.modules = mods;
+        Ok(())
     }
 
     /// Feed `x` through every module in order.

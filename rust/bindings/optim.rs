@@ -292,6 +292,12 @@ impl Optimizer {
         group.set_item("lr", v)
     }
 
+    /// For `copy` and `pickle` of Python subclasses (the members themselves are
+    /// registered with `copyreg`): see `pyfw_rs/_pickle.py`.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        super::base::reduce(slf.as_any())
+    }
+
     /// `{"state": {index: {"step": ..., buffer: Tensor, ...}}, "param_groups": [{..., "params": [0, 1, ...]}]}`,
     /// torch's layout; the tensors are copies.
     fn state_dict<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {

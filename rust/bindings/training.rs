@@ -137,15 +137,19 @@ pub(crate) fn _train_epoch(
             Child::Linear(l) => {
                 let l = l.bind(py);
                 let lin = borrow_or_none!(l.try_borrow_mut());
-                if lin.state.in_features() != width {
-                    return Ok(None); // the Python loop names the shapes
+                // Not initialized, or the wrong width: the Python loop says so.
+                let Some(p) = lin.p.as_ref() else {
+                    return Ok(None);
+                };
+                if p.state.in_features() != width {
+                    return Ok(None);
                 }
-                width = lin.state.out_features();
+                width = p.state.out_features();
                 let t = LinearTensors {
-                    w: borrow_or_none!(lin.weight.bind(py).try_borrow_mut()),
-                    b: borrow_or_none!(lin.bias.bind(py).try_borrow_mut()),
-                    gw: borrow_or_none!(lin.weight_grad.bind(py).try_borrow_mut()),
-                    gb: borrow_or_none!(lin.bias_grad.bind(py).try_borrow_mut()),
+                    w: borrow_or_none!(p.weight.bind(py).try_borrow_mut()),
+                    b: borrow_or_none!(p.bias.bind(py).try_borrow_mut()),
+                    gw: borrow_or_none!(p.weight_grad.bind(py).try_borrow_mut()),
+                    gb: borrow_or_none!(p.bias_grad.bind(py).try_borrow_mut()),
                 };
                 Held::Linear(lin, t)
             }
@@ -186,12 +190,15 @@ pub(crate) fn _train_epoch(
         let mut found = None;
         for (l, h) in held.iter().enumerate() {
             if let Held::Linear(lin, t) = h {
+                let Some(p) = lin.p.as_ref() else {
+                    return Ok(None);
+                };
                 let pairs = [
-                    (Which::Weight, &lin.weight, &lin.weight_grad, &t.w),
-                    (Which::Bias, &lin.bias, &lin.bias_grad, &t.b),
+                    (Which::Weight, &p.weight, &p.weight_grad, &t.w),
+                    (Which::Bias, &p.bias, &p.bias_grad, &t.b),
                 ];
-                for (which, p, g, pt) in pairs {
-                    if !e.p.is(p) {
+                for (which, param, g, pt) in pairs {
+                    if !e.p.is(param) {
                         continue;
                     }
                     let grad = e.g.as_ref().or(pt.grad.as_ref());
@@ -225,7 +232,10 @@ pub(crate) fn _train_epoch(
     for h in held.iter_mut() {
         layers.push(match h {
             Held::Linear(lin, t) => Layer::Linear {
-                state: &mut lin.state,
+                state: match lin.p.as_mut() {
+                    Some(p) => &mut p.state,
+                    None => return Ok(None),
+                },
                 w: t.w.t.data_mut(),
                 b: t.b.t.data_mut(),
                 gw: t.gw.t.data_mut(),

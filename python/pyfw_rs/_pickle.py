@@ -1,0 +1,150 @@
+"""``copy.deepcopy`` and ``pickle`` for the native classes, written in Python.
+
+Each native class is registered with :mod:`copyreg`: it reduces to a function of
+this module and plain values (nested lists of floats, ints, the arguments of a
+constructor, state dicts), so a copy or an unpickled object computes the same
+bits as the original. What a module saved for ``backward`` is not kept, as
+torch keeps no autograd state.
+
+A Python subclass of a native class (``class Block(pyfw_rs.Linear)``) is not
+registered: the native base classes' ``__reduce__`` calls :func:`reduce`, which
+rebuilds it without calling its own constructor: the native class's
+``__new__``, then its native state set through the native class (``__init__``
+with the member's arguments, or the tensors themselves for ``Linear``), then
+its ``__dict__``, copied by Python's rules. Tensors shared with an optimizer
+stay shared, as for the native classes.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import inspect
+from typing import Any
+
+from . import _native
+
+
+def _tensor(data: list, grad: Any) -> Any:
+    t = _native.tensor(data)
+    if grad is not None:
+        t.grad = grad
+    return t
+
+
+def _generator(state: dict) -> Any:
+    return _native.Generator(0).set_state(state)
+
+
+def _module(cls: type, args: tuple, kwargs: dict, training: bool) -> Any:
+    m = cls(*args, **kwargs)
+    m.train(training)
+    return m
+
+
+def _linear(weight: Any, bias: Any, weight_grad: Any, bias_grad: Any, training: bool) -> Any:
+    lin = _native.Linear._from_tensors(weight, bias, weight_grad, bias_grad)
+    lin.train(training)
+    return lin
+
+
+def _optimizer(cls: type, params: list, hyper: dict, state: dict) -> Any:
+    opt = cls(params, **hyper)
+    opt.load_state_dict(state)
+    return opt
+
+
+def _arguments(obj: Any, cls: type) -> dict:
+    """The constructor arguments of ``obj``, an instance of the family member ``cls``, read
+    from its attributes through ``cls``'s getters (a subclass's own attributes are ignored)."""
+    names = [p.name for p in inspect.signature(cls).parameters.values() if p.name != "params"]
+    return {n: getattr(cls, n).__get__(obj) for n in names}
+
+
+def _reduce_member(m: Any) -> tuple:
+    return _module, (type(m), (), _arguments(m, type(m)), m.training)
+
+
+def _reduce_linear(lin: Any) -> tuple:
+    # The tensors themselves, so that a copy of a model and of its optimizer share them.
+    return _linear, (lin.weight, lin.bias, lin.weight_grad, lin.bias_grad, lin.training)
+
+
+def _reduce_sequential(s: Any) -> tuple:
+    return _module, (_native.Sequential, tuple(s), {}, s.training)
+
+
+def _reduce_dropout(d: Any) -> tuple:
+    return _module, (_native.Dropout, (d.p, d.generator), {}, d.training)
+
+
+def _optimizer_parts(opt: Any, cls: type) -> tuple:
+    """``(params, hyperparameters, state dict)`` of ``opt``, an instance of the member ``cls``."""
+    group = opt.param_groups[0]
+    hyper = {k: v for k, v in group.items() if k in inspect.signature(cls).parameters and k != "params"}
+    return list(group["params"]), hyper, cls.state_dict(opt)
+
+
+def _reduce_optimizer(opt: Any) -> tuple:
+    return _optimizer, (type(opt), *_optimizer_parts(opt, type(opt)))
+
+
+# ---- Python subclasses of native classes
+
+_LINEAR_TENSORS = ("weight", "bias", "weight_grad", "bias_grad")
+
+
+def _native_base(cls: type) -> type:
+    """The first class of ``cls``'s MRO that ``pyfw_rs._native`` defines."""
+    for c in cls.__mro__:
+        if getattr(_native, c.__name__, None) is c:
+            return c
+    raise TypeError(f"{cls.__name__} does not derive from a pyfw_rs class")  # pragma: no cover
+
+
+def _subclass(cls: type, base: type, setup: str, args: tuple, kwargs: dict, training: bool) -> Any:
+    """An instance of ``cls`` made by ``base.__new__``, its native state set by ``base``'s method
+    ``setup`` (nothing for ``""``); its ``__dict__`` follows, from the reduce tuple's state."""
+    obj = base.__new__(cls)
+    if setup:
+        getattr(base, setup)(obj, *args, **kwargs)
+    _native.Module.training.__set__(obj, training)
+    return obj
+
+
+def _subclass_optimizer(cls: type, base: type, params: list, hyper: dict, state: dict) -> Any:
+    obj = base.__new__(cls, params, **hyper)
+    base.load_state_dict(obj, state)
+    return obj
+
+
+def reduce(obj: Any) -> tuple:
+    """The reduce tuple of ``obj``, an instance of a Python subclass of a native class (the
+    native classes' ``__reduce__`` calls it): how to rebuild the native part, and ``__dict__``."""
+    cls = type(obj)
+    base = _native_base(cls)
+    state = dict(vars(obj)) if hasattr(obj, "__dict__") else None
+    if issubclass(base, _native.Optimizer):
+        return _subclass_optimizer, (cls, base, *_optimizer_parts(obj, base)), state
+    setup, args, kwargs = "", (), {}
+    if base is _native.Linear:
+        setup, args = "_adopt", tuple(getattr(base, n).__get__(obj) for n in _LINEAR_TENSORS)
+    elif base is _native.Sequential:
+        setup, args = "__init__", tuple(_native.Sequential.__iter__(obj))
+    elif base is _native.Dropout:
+        setup, args = "__init__", (base.p.__get__(obj), base.generator.__get__(obj))
+    elif base is not _native.Module:  # a member of the activation or the loss family
+        setup, kwargs = "__init__", _arguments(obj, base)
+    return _subclass, (cls, base, setup, args, kwargs, _native.Module.training.__get__(obj)), state
+
+
+def register() -> None:
+    """Register the reducers of every native class with :mod:`copyreg`."""
+    copyreg.pickle(_native.Tensor, lambda t: (_tensor, (t.tolist(), t.grad)))
+    copyreg.pickle(_native.Generator, lambda g: (_generator, (g.get_state(),)))
+    copyreg.pickle(_native.Linear, _reduce_linear)
+    copyreg.pickle(_native.Sequential, _reduce_sequential)
+    copyreg.pickle(_native.Dropout, _reduce_dropout)
+    for name in (*_native.ACTIVATIONS, *_native.LOSSES):
+        copyreg.pickle(getattr(_native, name), _reduce_member)
+    for name in _native.OPTIMIZERS:
+        copyreg.pickle(getattr(_native, name), _reduce_optimizer)
