@@ -80,6 +80,10 @@ pub fn check_linear_input(in_features: usize, out_features: usize, shape: Shape)
 /// their independent folds hide the latency of the additions.
 const TILE_ROWS: usize = 4;
 
+/// The size (in values) up to which a row-major right-hand matrix is read in
+/// place: it stays in the first-level cache whatever its row length.
+const IN_PLACE: usize = 2048;
+
 /// Scratch space of the Linear kernels, kept between calls so that a step
 /// allocates nothing once the sizes are known: the nonzero terms of every row,
 /// packed as (index, coefficient) in increasing index order.
@@ -195,6 +199,51 @@ fn skip_gemm<const W: usize>(
     c: &mut [f64],
     terms: &mut Terms,
 ) {
+    if depth * cols <= IN_PLACE {
+        // Small: every term, each one kept or skipped by a select (no branch, no packing).
+        let b = match right {
+            Right::Rows(src) => src,
+            Right::Cols(src) => {
+                if terms.panel.len() < depth * cols {
+                    terms.panel.resize(depth * cols, 0.0);
+                }
+                let p = &mut terms.panel[..depth * cols];
+                for (k, row) in p.chunks_exact_mut(cols).enumerate() {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = src[j * depth + k];
+                    }
+                }
+                &*p
+            }
+        };
+        let sel = Select {
+            rows,
+            depth,
+            cols,
+            b,
+        };
+        let mut j0 = 0;
+        while j0 + W <= cols {
+            sel.block::<W>(j0, &a, c);
+            j0 += W;
+        }
+        if W > 8 && cols - j0 >= 8 {
+            sel.block::<8>(j0, &a, c);
+            j0 += 8;
+        }
+        if W > 4 && cols - j0 >= 4 {
+            sel.block::<4>(j0, &a, c);
+            j0 += 4;
+        }
+        if W > 2 && cols - j0 >= 2 {
+            sel.block::<2>(j0, &a, c);
+            j0 += 2;
+        }
+        if j0 < cols {
+            sel.block::<1>(j0, &a, c);
+        }
+        return;
+    }
     terms.pack(rows, depth, a);
     if terms.panel.len() < depth * W {
         terms.panel.resize(depth * W, 0.0);
@@ -228,6 +277,68 @@ fn skip_gemm<const W: usize>(
     }
 }
 
+/// A small [`skip_gemm`] with a row-major right-hand matrix `b` (depth, cols).
+struct Select<'a> {
+    rows: usize,
+    depth: usize,
+    cols: usize,
+    b: &'a [f64],
+}
+
+impl Select<'_> {
+    /// Columns `j0..j0 + W` of every row of `c`: for each `k` in order, each
+    /// lane keeps `c + a * b` when `a != 0.0` and `c` otherwise, a select that
+    /// gives the bits of skipping the term.
+    #[inline(always)]
+    fn block<const W: usize>(&self, j0: usize, a: &impl Fn(usize, usize) -> f64, c: &mut [f64]) {
+        let Select {
+            rows,
+            depth,
+            cols,
+            b,
+        } = *self;
+        let at = |m: usize| m * cols + j0..m * cols + j0 + W;
+        let mut m = 0;
+        while m + TILE_ROWS <= rows {
+            let mut acc = [
+                lanes::<W>(&c[at(m)]),
+                lanes::<W>(&c[at(m + 1)]),
+                lanes::<W>(&c[at(m + 2)]),
+                lanes::<W>(&c[at(m + 3)]),
+            ];
+            for k in 0..depth {
+                let s = lanes::<W>(&b[k * cols + j0..k * cols + j0 + W]);
+                for r in 0..TILE_ROWS {
+                    select_axpy(&mut acc[r], a(m + r, k), &s);
+                }
+            }
+            for r in 0..TILE_ROWS {
+                c[at(m + r)].copy_from_slice(&acc[r]);
+            }
+            m += TILE_ROWS;
+        }
+        for m in m..rows {
+            let mut acc = lanes::<W>(&c[at(m)]);
+            for k in 0..depth {
+                let s = lanes::<W>(&b[k * cols + j0..k * cols + j0 + W]);
+                select_axpy(&mut acc, a(m, k), &s);
+            }
+            c[at(m)].copy_from_slice(&acc);
+        }
+    }
+}
+
+/// `acc[l] = acc[l] + v * s[l]` for every lane if `v != 0.0`, else `acc` unchanged,
+/// by a bit mask rather than a branch.
+#[inline(always)]
+fn select_axpy<const W: usize>(acc: &mut [f64; W], v: f64, s: &[f64; W]) {
+    let keep = u64::from(v != 0.0).wrapping_neg();
+    for l in 0..W {
+        let sum = (acc[l] + v * s[l]).to_bits();
+        acc[l] = f64::from_bits((sum & keep) | (acc[l].to_bits() & !keep));
+    }
+}
+
 /// The sizes and the right-hand matrix of one [`skip_gemm`].
 struct Gemm<'a> {
     rows: usize,
@@ -256,24 +367,30 @@ impl Gemm<'_> {
             let at = m * depth;
             (&index[at..at + len[m]], &coef[at..at + len[m]])
         };
-        // Columns j0..j0 + W of the right-hand matrix, contiguous: (depth, W), read by every row.
-        let b = &mut panel[..depth * W];
-        match right {
+        // Columns j0..j0 + W of the right-hand matrix: read in place when it is
+        // row-major and small enough to stay in the first-level cache, else
+        // copied into a contiguous panel (depth, W) that every row reads.
+        let (b, stride, off): (&[f64], usize, usize) = match right {
+            Right::Rows(src) if depth * cols <= IN_PLACE => (src, cols, j0),
             Right::Rows(src) => {
-                for (k, p) in b.chunks_exact_mut(W).enumerate() {
+                let p = &mut panel[..depth * W];
+                for (k, p) in p.chunks_exact_mut(W).enumerate() {
                     p.copy_from_slice(&src[k * cols + j0..k * cols + j0 + W]);
                 }
+                (p, W, 0)
             }
             Right::Cols(src) => {
+                let p = &mut panel[..depth * W];
                 for l in 0..W {
                     let col = &src[(j0 + l) * depth..(j0 + l + 1) * depth];
                     for (k, &v) in col.iter().enumerate() {
-                        b[k * W + l] = v;
+                        p[k * W + l] = v;
                     }
                 }
+                (p, W, 0)
             }
-        }
-        let b = &*b;
+        };
+        let lane = |k: usize| &b[k * stride + off..k * stride + off + W];
         let at = |m: usize| m * cols + j0..m * cols + j0 + W;
         let mut m = 0;
         while m + TILE_ROWS <= rows {
@@ -294,14 +411,14 @@ impl Gemm<'_> {
             for t in 0..common {
                 for r in 0..TILE_ROWS {
                     let k = ts[r].0[t] as usize;
-                    axpy(&mut acc[r], ts[r].1[t], &b[k * W..k * W + W]);
+                    axpy(&mut acc[r], ts[r].1[t], lane(k));
                 }
             }
             for r in 0..TILE_ROWS {
                 let (ks, vs) = ts[r];
                 for (&k, &v) in ks[common..].iter().zip(&vs[common..]) {
                     let k = k as usize;
-                    axpy(&mut acc[r], v, &b[k * W..k * W + W]);
+                    axpy(&mut acc[r], v, lane(k));
                 }
                 c[at(m + r)].copy_from_slice(&acc[r]);
             }
@@ -312,7 +429,7 @@ impl Gemm<'_> {
             let (ks, vs) = row_terms(m);
             for (&k, &v) in ks.iter().zip(vs) {
                 let k = k as usize;
-                axpy(&mut acc, v, &b[k * W..k * W + W]);
+                axpy(&mut acc, v, lane(k));
             }
             c[at(m)].copy_from_slice(&acc);
         }
