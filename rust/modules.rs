@@ -308,12 +308,12 @@ impl Select<'_> {
             ];
             for k in 0..depth {
                 let s = lanes::<W>(&b[k * cols + j0..k * cols + j0 + W]);
-                for r in 0..TILE_ROWS {
-                    select_axpy(&mut acc[r], a(m + r, k), &s);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    select_axpy(acc, a(m + r, k), &s);
                 }
             }
-            for r in 0..TILE_ROWS {
-                c[at(m + r)].copy_from_slice(&acc[r]);
+            for (r, acc) in acc.iter().enumerate() {
+                c[at(m + r)].copy_from_slice(acc);
             }
             m += TILE_ROWS;
         }
