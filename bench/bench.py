@@ -8,7 +8,11 @@ or the groups ``seed``, ``wide``, ``mnist``, ``all``):
 * ``w{W}b{B}``: 2-W-W-W-2 on the same data, W in {25, 64, 256, 512}, batch B in
   {10, 100}; the epochs are scaled down with the work per epoch (the table says how many);
 * ``mnist``: 784-256-256-10 at batch 64 on 2,000 random samples (uniform inputs,
-  one-hot targets of random classes), 3 epochs.
+  one-hot targets of random classes), 3 epochs;
+* ``threads``: ``fw.fit`` of one model alone against two models trained in two
+  threads at once, for ``seed`` and ``w256b100``: the throughput of two threads
+  as a multiple of one's;
+* ``memory``: the resident memory over 1,500 epochs of the seed task's ``fw.fit``.
 
 Implementations, each timed on training alone (setup excluded):
 
@@ -60,6 +64,7 @@ import importlib  # noqa: E402
 import platform  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Any, Callable, Optional  # noqa: E402
@@ -359,6 +364,74 @@ def print_markdown(results: list) -> None:
             what = ""
 
 
+def thread_scaling(rs: Any, case: Case, repeat: int) -> tuple:
+    """Median seconds of one ``fw.fit`` of the case alone, and of two fits of two
+    models in two threads started together; returns ``(alone, together)``."""
+    x, t = case_data(case)
+
+    def once(n: int) -> float:
+        runs = [make_fw(rs, x, t, case.sizes, case.epochs, case.batch, False) for _ in range(n)]
+        threads = [threading.Thread(target=r) for r in runs]
+        start = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        return time.perf_counter() - start
+
+    alone, together = [], []
+    for _ in range(repeat):
+        alone.append(once(1))
+        together.append(once(2))
+    return statistics.median(alone), statistics.median(together)
+
+
+def _rss_mib() -> float:
+    """This process's resident memory now, in MiB (Linux), else its peak so far."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:
+        import resource
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+def memory_profile(rs: Any, case: Case, epochs: int = 1500) -> list:
+    """Resident memory (MiB) at epochs 1, 10, 150, 750 and ``epochs`` of one long ``fw.fit``."""
+    x, t = case_data(case)
+    g = rs.Generator(0)
+    model = _model(rs, case.sizes, g)
+    opt = rs.SGD(model.param(), lr=LR)
+    marks = {1, 10, 150, 750, epochs}
+    seen: list = []
+
+    def on_epoch(e: int, loss: float) -> None:
+        if e in marks:
+            seen.append((e, _rss_mib()))
+
+    rs.fit(model, rs.MSELoss(), opt, rs.tensor(x), rs.tensor(t), epochs, case.batch, g, on_epoch=on_epoch)
+    return seen
+
+
+def print_extras(rs: Any, known: dict, chosen: list, repeat: int) -> None:
+    """The thread-scaling and memory lines (cases ``threads`` and ``memory``)."""
+    if "threads" in chosen:
+        print("\nthreads: fw.fit of one model alone, and of two models in two threads at once (median of "
+              f"{repeat}); throughput of two = 2 x alone / together")
+        for name in ("seed", "w256b100"):
+            case = known[name]
+            alone, together = thread_scaling(rs, case, repeat)
+            print(f"  {name:10s} one alone {_fmt_time(alone):>8s}   two together {_fmt_time(together):>8s}   "
+                  f"throughput {2 * alone / together:.2f}x of one", flush=True)
+    if "memory" in chosen:
+        prof = memory_profile(rs, known["seed"])
+        marks = "  ".join(f"epoch {e}: {m:.1f}" for e, m in prof)
+        growth = prof[-1][1] - prof[2][1]
+        print(f"\nmemory: resident MiB over 1,500 epochs of the seed task's fw.fit: {marks}; "
+              f"epoch 150 to 1,500: {growth:+.1f} MiB")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default="all",
@@ -376,15 +449,16 @@ def main() -> int:
     args = ap.parse_args()
 
     known = all_cases(args.epoch_scale)
-    groups = {"all": list(known), "wide": [k for k in known if k.startswith("w")], "seed": ["seed"],
+    extras = ["threads", "memory"]
+    groups = {"all": [*known, *extras], "wide": [k for k in known if k.startswith("w")], "seed": ["seed"],
               "mnist": ["mnist"]}
     chosen: list = []
     for name in args.cases.split(","):
         name = name.strip()
         names = groups.get(name, [name])
         for k in names:
-            if k not in known:
-                ap.error(f"unknown case {k!r}; known: {', '.join(known)}, or seed, wide, mnist, all")
+            if k not in known and k not in extras:
+                ap.error(f"unknown case {k!r}; known: {', '.join([*known, *extras])}, or seed, wide, mnist, all")
             if k not in chosen:
                 chosen.append(k)
     wanted = [i for i in IMPLS if not args.only or i in args.only.split(",")]
@@ -413,7 +487,7 @@ def main() -> int:
             print(f"  ({need[impl]} is not importable: {impl} skipped)")
 
     results = []
-    for name in chosen:
+    for name in (c for c in chosen if c in known):
         case = known[name]
         impls = [i for i in wanted if (i not in need or mods[need[i]] is not None)
                  and (i not in SLOW or name == "seed")]
@@ -424,6 +498,8 @@ def main() -> int:
           "input gradient, every sample;\nexecuted counts only the terms pyfw's sums add (first factor "
           "nonzero), measured in one instrumented pyfw_rs run;\nBLAS skips nothing, so for numpy and "
           "torch executed = dense. Times are medians; spread is (max - min) / median.")
+    if mods["pyfw_rs"] is not None and (set(extras) & set(chosen)):
+        print_extras(mods["pyfw_rs"], known, chosen, args.repeat)
     if args.markdown:
         print_markdown(results)
     return 0
