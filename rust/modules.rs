@@ -332,11 +332,11 @@ impl Select<'_> {
 /// by a bit mask rather than a branch.
 #[inline(always)]
 fn select_axpy<const W: usize>(acc: &mut [f64; W], v: f64, s: &[f64; W]) {
-    let keep = u64::from(v != 0.0).wrapping_neg();
+    let mut sum = *acc;
     for l in 0..W {
-        let sum = (acc[l] + v * s[l]).to_bits();
-        acc[l] = f64::from_bits((sum & keep) | (acc[l].to_bits() & !keep));
+        sum[l] += v * s[l];
     }
+    *acc = std::hint::select_unpredictable(v != 0.0, sum, *acc);
 }
 
 /// The sizes and the right-hand matrix of one [`skip_gemm`].
