@@ -64,13 +64,15 @@ pub fn linear_init(
 
 /// Check a Linear input shape; returns the batch size.
 pub fn check_linear_input(in_features: usize, out_features: usize, shape: Shape) -> Result<usize> {
-    let who = linear_name(in_features, out_features);
+    let who = || linear_name(in_features, out_features);
     match shape {
         Shape::Vector(_) => Err(Error::Value(format!(
-            "{who}: expected a 2-D input (batch, {in_features}), got shape {shape}"
+            "{}: expected a 2-D input (batch, {in_features}), got shape {shape}",
+            who()
         ))),
         Shape::Matrix(_, c) if c != in_features => Err(Error::Value(format!(
-            "{who}: expected input with {in_features} columns, got {c} (input shape {shape})"
+            "{}: expected input with {in_features} columns, got {c} (input shape {shape})",
+            who()
         ))),
         Shape::Matrix(r, _) => Ok(r),
     }
@@ -640,9 +642,12 @@ impl LinearState {
             .input
             .as_ref()
             .ok_or_else(|| not_forwarded(&self.name()))?;
-        self.owner.check(&self.name())?;
         let batch = x.len() / self.in_f;
-        check_grad(&self.name(), shape, Shape::Matrix(batch, self.out_f))?;
+        // The name is formatted only for an error: this runs at every step.
+        if self.owner.check("").is_err() || shape != Shape::Matrix(batch, self.out_f) {
+            self.owner.check(&self.name())?;
+            check_grad(&self.name(), shape, Shape::Matrix(batch, self.out_f))?;
+        }
         let mut dx = try_zeros(x.len(), "Linear")?;
         let d = Dims {
             batch,

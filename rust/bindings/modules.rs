@@ -113,6 +113,14 @@ impl Linear {
         Ok(self.params()?.state.name())
     }
 
+    /// `Linear(in -> out)` of `slf`, for an error message (formatted only then).
+    fn name_of(slf: &Bound<'_, Self>) -> String {
+        slf.try_borrow()
+            .ok()
+            .and_then(|l| l.who().ok())
+            .unwrap_or_else(|| "Linear".to_string())
+    }
+
     /// Forward on a buffer of `shape`; returns the output and its shape.
     fn forward_buf(
         &mut self,
@@ -268,16 +276,16 @@ impl Linear {
 
     /// `x W^T + b` for a (batch, in) input.
     fn forward(slf: &Bound<'_, Self>, x: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        let who = slf.try_borrow()?.who()?;
-        let (data, shape) = tensor_data(x, &who)?;
+        slf.try_borrow()?.params()?;
+        let (data, shape) = tensor_data_with(x, || Linear::name_of(slf))?;
         let (y, shape) = slf.try_borrow_mut()?.forward_buf(slf.py(), data, shape)?;
         PyTensor::wrap(shape, y)
     }
 
     /// Accumulate dL/dW and dL/db; return dL/dx.
     fn backward(slf: &Bound<'_, Self>, grad: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        let who = slf.try_borrow()?.who()?;
-        let (g, shape) = tensor_data(grad, &who)?;
+        slf.try_borrow()?.params()?;
+        let (g, shape) = tensor_data_with(grad, || Linear::name_of(slf))?;
         let (dx, shape) = slf.try_borrow()?.backward_buf(slf.py(), &g, shape)?;
         PyTensor::wrap(shape, dx)
     }
