@@ -201,51 +201,6 @@ fn skip_gemm<const W: usize>(
     c: &mut [f64],
     terms: &mut Terms,
 ) {
-    if depth * cols <= IN_PLACE {
-        // Small: every term, each one kept or skipped by a select (no branch, no packing).
-        let b = match right {
-            Right::Rows(src) => src,
-            Right::Cols(src) => {
-                if terms.panel.len() < depth * cols {
-                    terms.panel.resize(depth * cols, 0.0);
-                }
-                let p = &mut terms.panel[..depth * cols];
-                for (k, row) in p.chunks_exact_mut(cols).enumerate() {
-                    for (j, v) in row.iter_mut().enumerate() {
-                        *v = src[j * depth + k];
-                    }
-                }
-                &*p
-            }
-        };
-        let sel = Select {
-            rows,
-            depth,
-            cols,
-            b,
-        };
-        let mut j0 = 0;
-        while j0 + W <= cols {
-            sel.block::<W>(j0, &a, c);
-            j0 += W;
-        }
-        if W > 8 && cols - j0 >= 8 {
-            sel.block::<8>(j0, &a, c);
-            j0 += 8;
-        }
-        if W > 4 && cols - j0 >= 4 {
-            sel.block::<4>(j0, &a, c);
-            j0 += 4;
-        }
-        if W > 2 && cols - j0 >= 2 {
-            sel.block::<2>(j0, &a, c);
-            j0 += 2;
-        }
-        if j0 < cols {
-            sel.block::<1>(j0, &a, c);
-        }
-        return;
-    }
     terms.pack(rows, depth, a);
     if terms.panel.len() < depth * W {
         terms.panel.resize(depth * W, 0.0);
@@ -277,68 +232,6 @@ fn skip_gemm<const W: usize>(
     if j0 < cols {
         g.block::<1>(j0, c, terms);
     }
-}
-
-/// A small [`skip_gemm`] with a row-major right-hand matrix `b` (depth, cols).
-struct Select<'a> {
-    rows: usize,
-    depth: usize,
-    cols: usize,
-    b: &'a [f64],
-}
-
-impl Select<'_> {
-    /// Columns `j0..j0 + W` of every row of `c`: for each `k` in order, each
-    /// lane keeps `c + a * b` when `a != 0.0` and `c` otherwise, a select that
-    /// gives the bits of skipping the term.
-    #[inline(always)]
-    fn block<const W: usize>(&self, j0: usize, a: &impl Fn(usize, usize) -> f64, c: &mut [f64]) {
-        let Select {
-            rows,
-            depth,
-            cols,
-            b,
-        } = *self;
-        let at = |m: usize| m * cols + j0..m * cols + j0 + W;
-        let mut m = 0;
-        while m + TILE_ROWS <= rows {
-            let mut acc = [
-                lanes::<W>(&c[at(m)]),
-                lanes::<W>(&c[at(m + 1)]),
-                lanes::<W>(&c[at(m + 2)]),
-                lanes::<W>(&c[at(m + 3)]),
-            ];
-            for k in 0..depth {
-                let s = lanes::<W>(&b[k * cols + j0..k * cols + j0 + W]);
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    select_axpy(acc, a(m + r, k), &s);
-                }
-            }
-            for (r, acc) in acc.iter().enumerate() {
-                c[at(m + r)].copy_from_slice(acc);
-            }
-            m += TILE_ROWS;
-        }
-        for m in m..rows {
-            let mut acc = lanes::<W>(&c[at(m)]);
-            for k in 0..depth {
-                let s = lanes::<W>(&b[k * cols + j0..k * cols + j0 + W]);
-                select_axpy(&mut acc, a(m, k), &s);
-            }
-            c[at(m)].copy_from_slice(&acc);
-        }
-    }
-}
-
-/// `acc[l] = acc[l] + v * s[l]` for every lane if `v != 0.0`, else `acc` unchanged,
-/// by a bit mask rather than a branch.
-#[inline(always)]
-fn select_axpy<const W: usize>(acc: &mut [f64; W], v: f64, s: &[f64; W]) {
-    let mut sum = *acc;
-    for l in 0..W {
-        sum[l] += v * s[l];
-    }
-    *acc = std::hint::select_unpredictable(v != 0.0, sum, *acc);
 }
 
 /// The sizes and the right-hand matrix of one [`skip_gemm`].
@@ -416,13 +309,13 @@ impl Gemm<'_> {
                     axpy(&mut acc[r], ts[r].1[t], lane(k));
                 }
             }
-            for r in 0..TILE_ROWS {
-                let (ks, vs) = ts[r];
+            for (r, (ks, vs)) in ts.iter().enumerate() {
+                // A local copy: indexing `acc` with `r` would keep the sums in memory.
+                let mut a = acc[r];
                 for (&k, &v) in ks[common..].iter().zip(&vs[common..]) {
-                    let k = k as usize;
-                    axpy(&mut acc[r], v, lane(k));
+                    axpy(&mut a, v, lane(k as usize));
                 }
-                c[at(m + r)].copy_from_slice(&acc[r]);
+                c[at(m + r)].copy_from_slice(&a);
             }
             m += TILE_ROWS;
         }
