@@ -366,17 +366,6 @@ impl LinearForward<'_> {
     }
 }
 
-impl Kernel for LinearForward<'_> {
-    #[inline(always)]
-    fn run(self) {
-        self.go::<8>()
-    }
-
-    #[inline(always)]
-    fn run_wide(self) {
-        self.go::<16>()
-    }
-}
 
 /// Accumulate `dL/dW` into `gw` (out, in) and `dL/db` into `gb` (out,), and write
 /// `dL/dx` (batch, in) into `dx` unless it is `None` (a first layer), from the
@@ -433,17 +422,24 @@ impl LinearBackward<'_> {
     }
 }
 
-impl Kernel for LinearBackward<'_> {
-    #[inline(always)]
-    fn run(self) {
-        self.go::<8>()
-    }
+/// The Linear kernels run tiles 8 outputs wide, and 16 on the AVX-512 path.
+macro_rules! tiled_kernels {
+    ($($k:ident),*) => {$(
+        impl Kernel for $k<'_> {
+            #[inline(always)]
+            fn run(self) {
+                self.go::<8>()
+            }
 
-    #[inline(always)]
-    fn run_wide(self) {
-        self.go::<16>()
-    }
+            #[inline(always)]
+            fn run_wide(self) {
+                self.go::<16>()
+            }
+        }
+    )*};
 }
+
+tiled_kernels!(LinearForward, LinearBackward);
 
 /// What a Linear layer keeps between `forward` and `backward`: its sizes and the
 /// last input.
