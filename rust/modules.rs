@@ -366,7 +366,6 @@ impl LinearForward<'_> {
     }
 }
 
-
 /// Accumulate `dL/dW` into `gw` (out, in) and `dL/db` into `gb` (out,), and write
 /// `dL/dx` (batch, in) into `dx` unless it is `None` (a first layer), from the
 /// input `x`, the gradient `g` (batch, out) and the weight `w` (out, in).
@@ -395,13 +394,30 @@ impl LinearBackward<'_> {
         let Dims { batch, in_f, out_f } = self.d;
         let (x, g, w) = (self.x, self.g, self.w);
         // dL/dW[o][:] = dL/dW[o][:] + g[n][o] * x[n][:] over n in order, skipping g[n][o] == 0.
-        skip_gemm::<W>(
-            (out_f, batch, in_f),
-            |o, n| g[n * out_f + o],
-            Right::Rows(x),
-            self.gw,
-            self.terms,
-        );
+        if in_f * out_f <= IN_PLACE {
+            // Small: sample by sample, a rank-one update of the rows o with g[n][o] != 0;
+            // each dW[o][i] still takes its terms in the order of n.
+            let t = &mut *self.terms;
+            t.pack(batch, out_f, |n, o| g[n * out_f + o]);
+            for n in 0..batch {
+                let xr = &x[n * in_f..(n + 1) * in_f];
+                let at = n * out_f;
+                for (&o, &v) in t.index[at..at + t.len[n]].iter().zip(&t.coef[at..]) {
+                    let row = &mut self.gw[o as usize * in_f..(o as usize + 1) * in_f];
+                    for (a, &xi) in row.iter_mut().zip(xr) {
+                        *a += v * xi;
+                    }
+                }
+            }
+        } else {
+            skip_gemm::<W>(
+                (out_f, batch, in_f),
+                |o, n| g[n * out_f + o],
+                Right::Rows(x),
+                self.gw,
+                self.terms,
+            );
+        }
         // dL/db[:] = dL/db[:] + g[n][:] over n in order.
         for gr in g.chunks_exact(out_f) {
             for (a, &v) in self.gb.iter_mut().zip(gr) {
