@@ -8,6 +8,8 @@ from types import ModuleType
 from typing import Any, Callable
 
 import pytest
+
+import pyfw
 from fwtest import state_hex, th
 
 ROUND_TRIPS = {"deepcopy": copy.deepcopy, "pickle": lambda o: pickle.loads(pickle.dumps(o))}
@@ -73,14 +75,6 @@ def _own(base: type, backend: str) -> type:
     return globals()[name]
 
 
-def _plain(base: type, backend: str) -> type:
-    """A subclass of ``base`` without a constructor of its own (the optimizers' case), registered as ``_own``."""
-    name = f"Plain{base.__name__}_{backend}"
-    if name not in globals():
-        globals()[name] = type(name, (base,), {"__module__": __name__, "__qualname__": name})
-    return globals()[name]
-
-
 def _backend(fw: ModuleType) -> str:
     return "rs" if fw.__name__ == "pyfw_rs" else "py"
 
@@ -94,7 +88,7 @@ def _check_dict(a: Any, b: Any) -> None:
 
 def test_subclasses_of_every_member_round_trip(fw: ModuleType, again: Callable) -> None:
     """A Sequential subclass holding subclasses of Linear, every activation and Dropout, trained
-    in eval mode by a subclass of each optimizer with a subclass of each loss: the copy has the
+    in eval mode by a subclass of each optimizer (a constructor of its own) with a subclass of each loss: the copy has the
     same types, ``__dict__``s, training flags and bits, shares its parameters with the copied
     optimizer and trains on identically."""
     be = _backend(fw)
@@ -109,8 +103,7 @@ def test_subclasses_of_every_member_round_trip(fw: ModuleType, again: Callable) 
     x, y = fw.tensor([[0.5, -1.0, 0.25], [2.0, 0.25, -0.5]]), [2, 0]
     for opt_cls in fw.OPTIMIZERS.values():
         for loss_cls in (fw.NLLLoss, fw.CrossEntropyLoss):
-            opt = _plain(opt_cls, be)(model.parameters(), lr=0.01)
-            opt.note = {"epoch": 3}
+            opt = _own(opt_cls, be)("opt", model.parameters(), lr=0.01)
             loss = _own(loss_cls, be)("loss", reduction="sum")
             model.train(opt_cls is fw.SGD)
             for _ in range(2):
@@ -121,7 +114,8 @@ def test_subclasses_of_every_member_round_trip(fw: ModuleType, again: Callable) 
             model2, opt2, loss2 = again((model, opt, loss))
             _check_dict(model, model2)
             _check_dict(loss, loss2)
-            assert type(opt2) is type(opt) and opt2.note == {"epoch": 3}
+            _check_dict(opt, opt2)
+            assert opt2.param_groups[0]["lr"] == 0.01
             assert repr(model2) == repr(model) and repr(loss2) == repr(loss) and loss2.reduction == "sum"
             for a, b in zip(model, model2):
                 _check_dict(a, b)
@@ -135,6 +129,23 @@ def test_subclasses_of_every_member_round_trip(fw: ModuleType, again: Callable) 
                 m.backward(lo.backward())
                 o.step()
             assert state_hex(model2) == state_hex(model), "the copies train on identically"
+
+
+@pytest.mark.parametrize("name", list(pyfw.OPTIMIZERS))
+def test_an_optimizer_subclass_that_skips_init_fails_cleanly(fw: ModuleType, name: str) -> None:
+    """An optimizer subclass whose ``__init__`` never calls ``super().__init__`` gets an
+    error at its first use in both backends, never a crash or a silent no-op."""
+
+    class Skips(fw.OPTIMIZERS[name]):  # type: ignore[misc, valid-type]
+        def __init__(self, params: Any) -> None:
+            pass
+
+    bad = Skips(fw.Linear(2, 2).parameters())
+    for use in (bad.step, bad.zero_grad, bad.state_dict, lambda: bad.param_groups, lambda: bad.lr):
+        with pytest.raises((RuntimeError, AttributeError)) as e:  # pyfw: no attribute '_param_groups'
+            use()
+        if fw.__name__ == "pyfw_rs":
+            assert e.type is RuntimeError and str(e.value).startswith(f"{name}: not initialized")
 
 
 def test_subclass_arguments_survive_the_copy(fw: ModuleType, again: Callable) -> None:

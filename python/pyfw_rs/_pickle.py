@@ -112,7 +112,8 @@ def _subclass(cls: type, base: type, setup: str, args: tuple, kwargs: dict, trai
 
 
 def _subclass_optimizer(cls: type, base: type, params: list, hyper: dict, state: dict) -> Any:
-    obj = base.__new__(cls, params, **hyper)
+    obj = base.__new__(cls)
+    base.__init__(obj, params, **hyper)
     base.load_state_dict(obj, state)
     return obj
 

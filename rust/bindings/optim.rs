@@ -10,9 +10,9 @@
 //! are thin subclasses generated from `optimizer_table!`: a constructor that
 //! checks the arguments and nothing else.
 
-use pyo3::exceptions::{PyKeyError, PyMemoryError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyKeyError, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyList, PyString};
+use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyTuple};
 use pyo3::{IntoPyObjectExt, PyTraverseError, PyVisit};
 
 use super::tensor::{list_of, reserve, tensor_data, PyTensor};
@@ -172,8 +172,31 @@ impl Optimizer {
         })
     }
 
+    /// An optimizer whose `__init__` has not run: no parameters and no group.
+    fn uninitialized(py: Python<'_>, kind: kernels::Optimizer) -> PyResult<Optimizer> {
+        Ok(Optimizer {
+            kind,
+            params: Vec::new(),
+            states: Vec::new(),
+            param_groups: PyList::empty(py).unbind(),
+            defaults: PyDict::new(py).unbind(),
+        })
+    }
+
+    /// `RuntimeError` if `__init__` has not run (a subclass that skipped it).
+    fn initialized(&self) -> PyResult<()> {
+        if self.params.is_empty() {
+            return Err(PyRuntimeError::new_err(format!(
+                "{}: not initialized; a subclass's __init__ must call super().__init__(params, ...)",
+                self.kind.name()
+            )));
+        }
+        Ok(())
+    }
+
     /// `param_groups[0]`, which must be the one dict of the list.
     fn group<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.initialized()?;
         let who = self.kind.name();
         let groups = self.param_groups.bind(py);
         if groups.len() != 1 {
@@ -251,6 +274,7 @@ impl Optimizer {
     fn zero_grad(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let me = slf.try_borrow()?;
+        me.initialized()?;
         for e in &me.params {
             if let Some(g) = Optimizer::grad_of(e, py)? {
                 g.bind(py).try_borrow_mut()?.t.data_mut().fill(0.0);
@@ -261,14 +285,16 @@ impl Optimizer {
 
     /// `[{"params": [tensors], "lr": ..., ...}]`: one group, whose values every step reads.
     #[getter]
-    fn param_groups(&self, py: Python<'_>) -> Py<PyList> {
-        self.param_groups.clone_ref(py)
+    fn param_groups(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
+        self.initialized()?;
+        Ok(self.param_groups.clone_ref(py))
     }
 
     /// The hyperparameters given to the constructor.
     #[getter]
-    fn defaults(&self, py: Python<'_>) -> Py<PyDict> {
-        self.defaults.clone_ref(py)
+    fn defaults(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        self.initialized()?;
+        Ok(self.defaults.clone_ref(py))
     }
 
     /// The learning rate, `param_groups[0]["lr"]`; setting it checks it.
@@ -588,17 +614,35 @@ macro_rules! py_members {
 
             #[pymethods]
             impl $name {
+                /// Accepts any arguments; `__init__` checks them and builds the
+                /// optimizer, so that Python subclasses may have constructors of their own.
                 #[new]
-                #[pyo3(signature = (params, $($arg = Given::Missing),*), text_signature = $sig)]
-                fn new(params: &Bound<'_, PyAny>, $($arg: Given<'_>),*) -> PyResult<PyClassInitializer<$name>> {
+                #[pyo3(signature = (*_args, **_kwargs), text_signature = $sig)]
+                fn new(
+                    py: Python<'_>,
+                    _args: &Bound<'_, PyTuple>,
+                    _kwargs: Option<&Bound<'_, PyDict>>,
+                ) -> PyResult<PyClassInitializer<$name>> {
+                    let base = Optimizer::uninitialized(py, kernels::$name::default().into())?;
+                    Ok(PyClassInitializer::from(base).add_subclass($name {}))
+                }
+
+                #[pyo3(signature = (params, $($arg = Given::Missing),*))]
+                fn __init__(
+                    mut slf: PyRefMut<'_, Self>,
+                    params: &Bound<'_, PyAny>,
+                    $($arg: Given<'_>),*
+                ) -> PyResult<()> {
                     let who = stringify!($name);
                     let d = kernels::$name::default();
                     let k = kernels::$name {
                         $($arg: $arg.or(d.$arg, who, stringify!($arg))?),*
                     };
                     k.check().py()?;
-                    let base = Optimizer::init(k.into(), params)?;
-                    Ok(PyClassInitializer::from(base).add_subclass($name {}))
+                    let built = Optimizer::init(k.into(), params)?;
+                    let base: &mut Optimizer = slf.as_super();
+                    *base = built;
+                    Ok(())
                 }
             }
         )*
