@@ -628,6 +628,7 @@ macro_rules! py_members {
                 }
 
                 #[pyo3(signature = (params, $($arg = Given::Missing),*))]
+                #[allow(clippy::too_many_arguments)] // the member's hyperparameters
                 fn __init__(
                     mut slf: PyRefMut<'_, Self>,
                     params: &Bound<'_, PyAny>,
