@@ -3,9 +3,11 @@
 //! A kernel is a value that implements [`Kernel`] with `#[inline(always)]`
 //! methods. [`dispatch`] runs it inside a function compiled for AVX-512 or AVX2
 //! when the CPU has them, so the compiler vectorizes the same loops more widely.
-//! The operations, their order and their results are the same on every path (no
-//! FMA is enabled), which `cargo test` checks against [`portable`] through
-//! [`on_avx2`] and [`on_avx512`].
+//! The operations, their order and their results are the same on every path:
+//! Rust never contracts `a * b + c` into a fused multiply-add, even where the
+//! target has one (AVX-512 implies FMA), and nothing here asks for one. `cargo
+//! test` checks every path against [`portable`] through [`on_avx2`] and
+//! [`on_avx512`] (a path the CPU lacks is skipped).
 
 /// A kernel call with its arguments; its methods must be `#[inline(always)]` so
 /// that they are compiled into each dispatch target.
