@@ -139,12 +139,12 @@ def train_epoch(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets
     """
     fw, inputs, targets = _prepare(model, inputs, targets, batch_size, "train_epoch")
     n = len(inputs)
-    order = fw.randperm(n, generator=generator) if shuffle else list(range(n))
     native = getattr(fw, "_train_epoch", None)  # pyfw_rs: the same loop in Rust, when all is native
     if native is not None and on_batch is None:
-        total = native(model, criterion, optimizer, inputs, targets, order, batch_size)
+        total = native(model, criterion, optimizer, inputs, targets, batch_size, generator, shuffle)
         if total is not None:
             return total / n
+    order = fw.randperm(n, generator=generator) if shuffle else list(range(n))
     nbatches = (n + batch_size - 1) // batch_size
     total = 0.0
     for k in range(nbatches):

@@ -50,10 +50,13 @@ macro_rules! borrow_or_none {
     };
 }
 
-/// One epoch of `train_epoch` over the samples in `order`, in batches of
-/// `batch_size`, natively; returns the fold of `loss * batch size` over the
-/// batches, or `None` when the Python loop must run instead.
+/// One epoch of `train_epoch` in batches of `batch_size`, natively: the order
+/// is `randperm(n, generator)` with `shuffle` (drawn once every check has
+/// passed, as the Python loop draws it first), else `0..n`. Returns the fold of
+/// `loss * batch size` over the batches, or `None`, having drawn nothing, when
+/// the Python loop must run instead.
 #[pyfunction]
+#[pyo3(signature = (model, criterion, optimizer, inputs, targets, batch_size, generator, shuffle))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn _train_epoch(
     py: Python<'_>,
@@ -62,8 +65,9 @@ pub(crate) fn _train_epoch(
     optimizer: &Bound<'_, PyAny>,
     inputs: &Bound<'_, PyAny>,
     targets: &Bound<'_, PyAny>,
-    order: &Bound<'_, PyAny>,
     batch_size: usize,
+    generator: Option<&Bound<'_, PyAny>>,
+    shuffle: bool,
 ) -> PyResult<Option<f64>> {
     let Some(kids) = native_layers(model)? else {
         return Ok(None);
@@ -92,16 +96,20 @@ pub(crate) fn _train_epoch(
     let Ok(rule) = Optimizer::rule_now(opt) else {
         return Ok(None);
     };
-    let (Ok(x), Ok(order)) = (inputs.cast::<PyTensor>(), order.extract::<Vec<usize>>()) else {
+    let Ok(x) = inputs.cast::<PyTensor>() else {
         return Ok(None);
     };
     let x = borrow_or_none!(x.try_borrow());
     let Shape::Matrix(n, in_f) = x.t.shape() else {
         return Ok(None);
     };
-    if batch_size == 0 || order.is_empty() || order.iter().any(|&i| i >= n) {
+    if batch_size == 0 {
         return Ok(None);
     }
+    // A bad generator: the Python loop's randperm says so.
+    let Ok(shuffler) = resolve(py, generator) else {
+        return Ok(None);
+    };
     let kind = loss.try_borrow()?.state.kind();
     let value_targets;
     let class_targets: Vec<i64>;
@@ -228,6 +236,18 @@ pub(crate) fn _train_epoch(
     }
 
     let mut loss_ref = borrow_or_none!(loss.try_borrow_mut());
+    // Everything is borrowed: draw the order (from the borrow a Dropout holds, if it
+    // shares the generator).
+    let order = if !shuffle {
+        (0..n).collect()
+    } else if let Some(i) = gens.iter().position(|g| g.is(&shuffler)) {
+        gen_refs[i].g.randperm(n).py()?
+    } else {
+        borrow_or_none!(shuffler.try_borrow_mut())
+            .g
+            .randperm(n)
+            .py()?
+    };
     let mut layers = Vec::new();
     for h in held.iter_mut() {
         layers.push(match h {
