@@ -14,7 +14,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use pyo3::PyTypeInfo;
 
 use super::tensor::{checked_tensor_data, PyTensor};
-use super::{type_name, StrictBool, Truthy};
+use super::{py_repr, py_str, type_name, StrictBool, Truthy};
 
 // ---------------------------------------------------------------- Module
 
@@ -37,10 +37,7 @@ impl Module {
 }
 
 fn call_name(slf: &Bound<'_, PyAny>) -> PyResult<String> {
-    Ok(slf
-        .call_method0(intern!(slf.py(), "_name"))?
-        .str()?
-        .to_string())
+    py_str(&slf.call_method0(intern!(slf.py(), "_name"))?)
 }
 
 /// The gradient tensor of a `(param, grad)` pair, which must be native.
@@ -187,7 +184,7 @@ impl Module {
             .collect::<PyResult<_>>()?;
         if !kids.is_empty() {
             for kid in kids {
-                let name = kid.get_item(0)?.str()?;
+                let name = py_str(&kid.get_item(0)?)?;
                 let child = kid.get_item(1)?;
                 let sub = child
                     .call_method1(intern!(py, "named_param"), (format!("{prefix}{name}."),))?;
@@ -199,7 +196,7 @@ impl Module {
         }
         let names = slf.call_method0(intern!(py, "_param_names"))?;
         for (n, (p, g)) in names.try_iter()?.zip(checked_pairs(slf.as_any())?) {
-            let full = format!("{prefix}{}", n?.str()?);
+            let full = format!("{prefix}{}", py_str(&n?)?);
             out.append((full, p, g))?;
         }
         Ok(out)
@@ -283,8 +280,8 @@ impl Module {
         if strict && (!missing.is_empty() || !extra.is_empty()) {
             return Err(PyValueError::new_err(format!(
                 "{who}: missing keys {}, unexpected keys {}",
-                missing.repr()?,
-                extra.repr()?
+                py_repr(&missing)?,
+                py_repr(&extra)?
             )));
         }
         let mut staged = Vec::new();
@@ -292,7 +289,7 @@ impl Module {
             let Some(value) = sd.get_item(name)? else {
                 continue;
             };
-            let name_repr = name.repr()?;
+            let name_repr = py_repr(&name)?;
             let (data, shape) = checked_tensor_data(&value, &format!("{who}[{name_repr}]"))?;
             let p = item.get_item(1)?;
             let p = p.cast_into::<PyTensor>().map_err(|e| {

@@ -6,7 +6,9 @@ use pyo3::types::{PyInt, PyList};
 
 use super::generator::{check_len, resolve};
 use super::tensor::{list_from_bytes, list_of, reserve, seq_items, PyTensor};
-use super::{is_integral, is_seq, saturating_i64, to_pyerr, type_name, Given, IntoPyResult};
+use super::{
+    is_integral, is_seq, py_str, saturating_i64, to_pyerr, type_name, Given, IntoPyResult,
+};
 use crate::data::{self, DISK_RADIUS2};
 
 /// `n` points uniform in [0, 1]^2, labelled 1 inside the disk of centre
@@ -39,7 +41,7 @@ impl Classes<'_> {
     fn text(&self) -> PyResult<String> {
         Ok(match self {
             Classes::Small(k) => k.to_string(),
-            Classes::Big(k) => k.str()?.to_string(),
+            Classes::Big(k) => py_str(&k)?,
         })
     }
 }
@@ -78,7 +80,7 @@ fn one_hot<'py>(labels: &Bound<'py, PyAny>, num_classes: Given<'py>) -> PyResult
     if let Some(i) = values.iter().position(|&v| v < 0) {
         return Err(PyValueError::new_err(format!(
             "{who}: labels[{i}] = {} is negative",
-            items[i].str()?
+            py_str(&items[i])?
         )));
     }
     let given = match &num_classes {
@@ -109,7 +111,7 @@ fn one_hot<'py>(labels: &Bound<'py, PyAny>, num_classes: Given<'py>) -> PyResult
         }
     } else if requested <= 0 {
         let text = match given {
-            Some(v) => v.str()?.to_string(),
+            Some(v) => py_str(&v)?,
             None => requested.to_string(),
         };
         return Err(PyValueError::new_err(format!(
@@ -128,7 +130,7 @@ fn one_hot<'py>(labels: &Bound<'py, PyAny>, num_classes: Given<'py>) -> PyResult
         if !inside {
             return Err(PyValueError::new_err(format!(
                 "{who}: labels[{i}] = {} is outside [0, {})",
-                item.str()?,
+                py_str(&item)?,
                 k.text()?
             )));
         }
@@ -137,7 +139,7 @@ fn one_hot<'py>(labels: &Bound<'py, PyAny>, num_classes: Given<'py>) -> PyResult
         Classes::Small(k) => Ok(PyTensor::from_tensor(data::one_hot(&values, k).py()?)),
         Classes::Big(k) => Err(to_pyerr(data::one_hot_too_large(
             values.len(),
-            &k.str()?.to_string(),
+            &py_str(&k)?,
         ))),
     }
 }

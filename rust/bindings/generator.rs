@@ -6,7 +6,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
 
 use super::tensor::list_from_bytes;
-use super::{type_name, IntoPyResult};
+use super::{py_repr, py_str, type_name, IntoPyResult};
 use crate::generator::{Generator, DEFAULT_SEED};
 
 /// A SplitMix64 random number generator, bit-identical to `pyfw.Generator`.
@@ -59,7 +59,7 @@ fn check_state(state: &Bound<'_, PyAny>) -> PyResult<(u64, u64)> {
         let keys = PyList::new(state.py(), dict.keys())?;
         return Err(PyValueError::new_err(format!(
             "{who}: expected the keys 'seed' and 'state', got {}",
-            keys.repr()?
+            py_repr(&keys)?
         )));
     }
     let mut out = [0u64; 2];
@@ -74,7 +74,7 @@ fn check_state(state: &Bound<'_, PyAny>) -> PyResult<(u64, u64)> {
             )));
         }
         *slot = v.extract::<u64>().map_err(|_| {
-            let text = v.str().map(|s| s.to_string()).unwrap_or_default();
+            let text = v.str().and_then(|s| s.to_cow().map(|c| c.into_owned())).unwrap_or_default();
             PyValueError::new_err(format!("{who}: {key} must be in [0, 2**64), got {text}"))
         })?;
     }
@@ -92,11 +92,11 @@ fn check_count(n: &Bound<'_, PyAny>, who: &str) -> PyResult<u64> {
     if n.le(0)? {
         return Err(PyValueError::new_err(format!(
             "{who}: n must be positive, got {}",
-            n.str()?
+            py_str(&n)?
         )));
     }
     n.extract::<u64>().map_err(|_| {
-        let text = n.str().map(|s| s.to_string()).unwrap_or_default();
+        let text = n.str().and_then(|s| s.to_cow().map(|c| c.into_owned())).unwrap_or_default();
         PyValueError::new_err(format!("{who}: n must be below 2**64, got {text}"))
     })
 }
@@ -157,7 +157,7 @@ fn two_floats(
 
 /// `repr(float(v))`, for messages identical to `pyfw`'s.
 fn float_repr(py: Python<'_>, v: f64) -> PyResult<String> {
-    Ok(PyFloat::new(py, v).repr()?.to_string())
+    py_repr(&PyFloat::new(py, v))
 }
 
 static DEFAULT: PyOnceLock<Py<PyGenerator>> = PyOnceLock::new();

@@ -18,7 +18,7 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::base::{module_base, runs_natively, Module};
 use super::tensor::{reserve, seq_first, seq_items, seq_len, tensor_data, PyTensor};
-use super::{is_integral, is_seq, to_pyerr, type_name, Arg, Given, IntoPyResult};
+use super::{is_integral, is_seq, py_str, to_pyerr, type_name, Arg, Given, IntoPyResult};
 use crate::losses::{self as kernels, LossState, Reduction, Target, Targets};
 use crate::tensor::Shape;
 
@@ -59,7 +59,7 @@ fn class_indices(target: &Bound<'_, PyAny>, who: &str, shape: Shape) -> PyResult
             }
             // Too large for i64, so out of range; Python prints every digit.
             Err(_) => {
-                let value = v.str()?.to_string();
+                let value = py_str(&v)?;
                 return Err(to_pyerr(kernels::class_out_of_range(who, shape, i, &value)));
             }
         }

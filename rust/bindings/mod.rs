@@ -72,7 +72,7 @@ impl<T> IntoPyResult<T> for crate::Result<T> {
 pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
-        .map(|s| s.to_string())
+        .and_then(|s| s.to_cow().map(|c| c.into_owned()))
         .unwrap_or_else(|_| "object".into())
 }
 
@@ -129,7 +129,7 @@ pub(crate) fn check_size(obj: &Bound<'_, PyAny>, who: &str, what: &str) -> PyRes
     if v <= 0 {
         return Err(PyValueError::new_err(format!(
             "{who}: {what} must be positive, got {}",
-            obj.str()?
+            py_str(&obj)?
         )));
     }
     usize::try_from(v)
@@ -215,7 +215,7 @@ impl Arg for f64 {
     }
 
     fn repr(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(PyFloat::new(py, *self).repr()?.to_string())
+        py_repr(&PyFloat::new(py, *self))
     }
 }
 
@@ -252,15 +252,12 @@ impl Arg for crate::losses::Reduction {
             .and_then(crate::losses::Reduction::from_name)
         {
             Some(r) => Ok(r),
-            None => Err(to_pyerr(crate::losses::bad_reduction(
-                who,
-                &v.repr()?.to_string(),
-            ))),
+            None => Err(to_pyerr(crate::losses::bad_reduction(who, &py_repr(&v)?))),
         }
     }
 
     fn repr(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(PyString::new(py, self.name()).repr()?.to_string())
+        py_repr(&PyString::new(py, self.name()))
     }
 }
 
@@ -312,4 +309,17 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     data::register(m)?;
     training::register(m)?;
     Ok(())
+}
+
+/// `str(obj)` as a Rust string. Formatting a Python object with `{}` would call
+/// `str()` again and, should that fail (`str()` also checks for signals, so a
+/// pending Ctrl-C fails it), print the error as "ignored" and go on; this
+/// returns the error instead.
+pub(crate) fn py_str(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(obj.str()?.to_cow()?.into_owned())
+}
+
+/// `repr(obj)` as a Rust string, with the error returned as for [`py_str`].
+pub(crate) fn py_repr(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    Ok(obj.repr()?.to_cow()?.into_owned())
 }

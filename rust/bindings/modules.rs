@@ -14,14 +14,14 @@ use std::sync::Arc;
 use pyo3::exceptions::{PyRecursionError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyList, PySlice, PyString, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyList, PySlice, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::activations::Activation;
 use super::base::{keeps, module_base, runs_natively, Module};
 use super::generator::{resolve, PyGenerator};
 use super::tensor::{tensor_data, tensor_data_with, PyTensor};
-use super::{check_size, is_integral, renamed, type_name, Given, IntoPyResult, Truthy};
+use super::{check_size, is_integral, py_repr, renamed, type_name, Given, IntoPyResult, Truthy};
 use crate::error::try_zeros;
 use crate::modules::{linear_init, DropoutState, LinearState};
 use crate::tensor::Shape;
@@ -466,7 +466,7 @@ impl Dropout {
         Ok(format!(
             "{}(p={})",
             type_name(slf.as_any()),
-            PyFloat::new(slf.py(), p).repr()?
+            py_repr(&PyFloat::new(slf.py(), p))?
         ))
     }
 }
@@ -921,7 +921,7 @@ impl Sequential {
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let mut inner = String::new();
         for (i, m) in self.modules.iter().enumerate() {
-            let r: Bound<'_, PyString> = m.bind(py).repr()?;
+            let r = py_repr(m.bind(py))?;
             inner.push_str(&format!("\n  ({i}): {r}"));
         }
         Ok(format!("Sequential({inner}\n)"))

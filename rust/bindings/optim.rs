@@ -16,7 +16,7 @@ use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyTuple};
 use pyo3::{IntoPyObjectExt, PyTraverseError, PyVisit};
 
 use super::tensor::{list_of, reserve, tensor_data, PyTensor};
-use super::{is_integral, is_seq, type_name, Arg, Given, IntoPyResult};
+use super::{is_integral, is_seq, py_repr, type_name, Arg, Given, IntoPyResult};
 use crate::optim::{self as kernels, ParamState, UpdateRule};
 
 /// One parameter: the tensor, and its gradient (a pair's second element), or
@@ -107,7 +107,7 @@ fn step_count(v: &Bound<'_, PyAny>, at: &str) -> PyResult<u64> {
     let bad = || -> PyResult<PyErr> {
         Ok(PyValueError::new_err(format!(
             "{at}['step'] must be a whole number in [0, 2**53], got {}",
-            v.repr()?
+            py_repr(&v)?
         )))
     };
     if is_integral(v)? {
@@ -397,7 +397,7 @@ impl Optimizer {
             if k.ne("state")? && k.ne("param_groups")? {
                 return Err(PyValueError::new_err(format!(
                     "{at}: unexpected key {}",
-                    k.repr()?
+                    py_repr(&k)?
                 )));
             }
         }
@@ -473,11 +473,11 @@ impl Optimizer {
             let Some(k) = index.get_item(&key)? else {
                 return Err(PyValueError::new_err(format!(
                     "{at}: state has an entry for parameter {}, which the saved group does not list",
-                    key.repr()?
+                    py_repr(&key)?
                 )));
             };
             let k: usize = k.extract()?;
-            let place = format!("{at}: state[{}]", key.repr()?);
+            let place = format!("{at}: state[{}]", py_repr(&key)?);
             let entry = entry.cast::<PyDict>().map_err(|_| {
                 PyTypeError::new_err(format!("{place} must be a dict, got {}", type_name(&entry)))
             })?;
@@ -489,7 +489,7 @@ impl Optimizer {
                 if !known {
                     return Err(PyValueError::new_err(format!(
                         "{place} has an unexpected key {}",
-                        name.repr()?
+                        py_repr(&name)?
                     )));
                 }
             }
@@ -581,7 +581,7 @@ impl Optimizer {
         let mut args = Vec::with_capacity(names.len());
         for name in names {
             let v = match group.get_item(*name)? {
-                Some(v) => v.repr()?.to_string(),
+                Some(v) => py_repr(&v)?,
                 None => "None".to_string(),
             };
             args.push(format!("{name}={v}"));

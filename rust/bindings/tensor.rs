@@ -7,7 +7,7 @@ use pyo3::types::{
 };
 use pyo3::{PyTraverseError, PyVisit};
 
-use super::{is_integral, is_real, is_seq, type_name, IntoPyResult};
+use super::{is_integral, is_real, is_seq, py_repr, py_str, type_name, IntoPyResult};
 use crate::error::try_zeros;
 use crate::tensor::{normalize_index, py_float_repr, Shape, Tensor};
 
@@ -56,7 +56,7 @@ fn number(v: &Bound<'_, PyAny>, who: &str) -> PyResult<f64> {
         return Err(PyTypeError::new_err(format!(
             "{who}: expected real numbers, got {} {}",
             type_name(v),
-            v.repr()?
+            py_repr(&v)?
         )));
     };
     if !f.is_finite() {
@@ -73,7 +73,7 @@ fn number(v: &Bound<'_, PyAny>, who: &str) -> PyResult<f64> {
 pub(crate) fn value_text(v: &Bound<'_, PyAny>) -> PyResult<String> {
     let py = v.py();
     let text = match v.repr() {
-        Ok(r) => r.to_string(),
+        Ok(r) => r.to_cow()?.into_owned(),
         Err(e) if e.is_instance_of::<PyValueError>(py) => {
             let bits = py
                 .get_type::<PyInt>()
@@ -324,7 +324,7 @@ fn index_of(item: &Bound<'_, PyAny>, n: usize) -> PyResult<usize> {
         Ok(i) => normalize_index(i, n).py(),
         Err(_) => Err(PyIndexError::new_err(format!(
             "Tensor: index {} is out of range for size {n}",
-            item.str()?
+            py_str(&item)?
         ))),
     }
 }
