@@ -74,7 +74,10 @@ fn check_state(state: &Bound<'_, PyAny>) -> PyResult<(u64, u64)> {
             )));
         }
         *slot = v.extract::<u64>().map_err(|_| {
-            let text = v.str().and_then(|s| s.to_cow().map(|c| c.into_owned())).unwrap_or_default();
+            let text = v
+                .str()
+                .and_then(|s| s.to_cow().map(|c| c.into_owned()))
+                .unwrap_or_default();
             PyValueError::new_err(format!("{who}: {key} must be in [0, 2**64), got {text}"))
         })?;
     }
@@ -96,7 +99,10 @@ fn check_count(n: &Bound<'_, PyAny>, who: &str) -> PyResult<u64> {
         )));
     }
     n.extract::<u64>().map_err(|_| {
-        let text = n.str().and_then(|s| s.to_cow().map(|c| c.into_owned())).unwrap_or_default();
+        let text = n
+            .str()
+            .and_then(|s| s.to_cow().map(|c| c.into_owned()))
+            .unwrap_or_default();
         PyValueError::new_err(format!("{who}: n must be below 2**64, got {text}"))
     })
 }
