@@ -289,7 +289,7 @@ impl Module {
             let Some(value) = sd.get_item(name)? else {
                 continue;
             };
-            let name_repr = py_repr(&name)?;
+            let name_repr = py_repr(name)?;
             let (data, shape) = checked_tensor_data(&value, &format!("{who}[{name_repr}]"))?;
             let p = item.get_item(1)?;
             let p = p.cast_into::<PyTensor>().map_err(|e| {

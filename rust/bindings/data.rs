@@ -41,7 +41,7 @@ impl Classes<'_> {
     fn text(&self) -> PyResult<String> {
         Ok(match self {
             Classes::Small(k) => k.to_string(),
-            Classes::Big(k) => py_str(&k)?,
+            Classes::Big(k) => py_str(k)?,
         })
     }
 }
@@ -111,7 +111,7 @@ fn one_hot<'py>(labels: &Bound<'py, PyAny>, num_classes: Given<'py>) -> PyResult
         }
     } else if requested <= 0 {
         let text = match given {
-            Some(v) => py_str(&v)?,
+            Some(v) => py_str(v)?,
             None => requested.to_string(),
         };
         return Err(PyValueError::new_err(format!(
@@ -130,7 +130,7 @@ fn one_hot<'py>(labels: &Bound<'py, PyAny>, num_classes: Given<'py>) -> PyResult
         if !inside {
             return Err(PyValueError::new_err(format!(
                 "{who}: labels[{i}] = {} is outside [0, {})",
-                py_str(&item)?,
+                py_str(item)?,
                 k.text()?
             )));
         }

@@ -95,7 +95,7 @@ fn check_count(n: &Bound<'_, PyAny>, who: &str) -> PyResult<u64> {
     if n.le(0)? {
         return Err(PyValueError::new_err(format!(
             "{who}: n must be positive, got {}",
-            py_str(&n)?
+            py_str(n)?
         )));
     }
     n.extract::<u64>().map_err(|_| {

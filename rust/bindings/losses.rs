@@ -59,7 +59,7 @@ fn class_indices(target: &Bound<'_, PyAny>, who: &str, shape: Shape) -> PyResult
             }
             // Too large for i64, so out of range; Python prints every digit.
             Err(_) => {
-                let value = py_str(&v)?;
+                let value = py_str(v)?;
                 return Err(to_pyerr(kernels::class_out_of_range(who, shape, i, &value)));
             }
         }

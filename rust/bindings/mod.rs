@@ -129,7 +129,7 @@ pub(crate) fn check_size(obj: &Bound<'_, PyAny>, who: &str, what: &str) -> PyRes
     if v <= 0 {
         return Err(PyValueError::new_err(format!(
             "{who}: {what} must be positive, got {}",
-            py_str(&obj)?
+            py_str(obj)?
         )));
     }
     usize::try_from(v)
@@ -252,7 +252,7 @@ impl Arg for crate::losses::Reduction {
             .and_then(crate::losses::Reduction::from_name)
         {
             Some(r) => Ok(r),
-            None => Err(to_pyerr(crate::losses::bad_reduction(who, &py_repr(&v)?))),
+            None => Err(to_pyerr(crate::losses::bad_reduction(who, &py_repr(v)?))),
         }
     }
 

@@ -107,7 +107,7 @@ fn step_count(v: &Bound<'_, PyAny>, at: &str) -> PyResult<u64> {
     let bad = || -> PyResult<PyErr> {
         Ok(PyValueError::new_err(format!(
             "{at}['step'] must be a whole number in [0, 2**53], got {}",
-            py_repr(&v)?
+            py_repr(v)?
         )))
     };
     if is_integral(v)? {

@@ -56,7 +56,7 @@ fn number(v: &Bound<'_, PyAny>, who: &str) -> PyResult<f64> {
         return Err(PyTypeError::new_err(format!(
             "{who}: expected real numbers, got {} {}",
             type_name(v),
-            py_repr(&v)?
+            py_repr(v)?
         )));
     };
     if !f.is_finite() {
@@ -324,7 +324,7 @@ fn index_of(item: &Bound<'_, PyAny>, n: usize) -> PyResult<usize> {
         Ok(i) => normalize_index(i, n).py(),
         Err(_) => Err(PyIndexError::new_err(format!(
             "Tensor: index {} is out of range for size {n}",
-            py_str(&item)?
+            py_str(item)?
         ))),
     }
 }
