@@ -49,16 +49,22 @@ def test_models_losses_and_optimizers(fw: ModuleType, again: Callable) -> None:
     for (_, a), (_, b) in zip(model.param(), model2.param()):
         assert th(a) == th(b)
     assert repr(loss2) == repr(loss) and loss2.reduction == "sum"
-    for m, o, lo in ((model, opt, loss), (model2, opt2, loss2)):
-        o.zero_grad()
-        lo(m(x), y)
-        m.backward(lo.backward())
-        o.step()
+    _step_both((model, opt, loss), (model2, opt2, loss2), x, y)
     assert state_hex(model2) == state_hex(model), "the copies train on identically"
     assert [p for p in model2.parameters()][0] is opt2.param_groups[0]["params"][0], "still linked"
 
 
 # ---- Python subclasses of every family member, with constructors of their own
+
+
+def _step_both(*runs: Any) -> None:
+    """One training step of each ``(model, optimizer, loss)`` of ``runs[:-2]`` on ``runs[-2:]``."""
+    *trios, x, y = runs
+    for m, o, lo in trios:
+        o.zero_grad()
+        lo(m(x), y)
+        m.backward(lo.backward())
+        o.step()
 
 
 def _own(base: type, backend: str) -> type:
@@ -123,11 +129,7 @@ def test_subclasses_of_every_member_round_trip(fw: ModuleType, again: Callable) 
             assert model2[0].in_features == 3 and model2[-2].out_features == 3
             assert state_hex(model2) == state_hex(model) and opt2.state_dict().keys() == opt.state_dict().keys()
             assert list(model2.parameters())[0] is opt2.param_groups[0]["params"][0], "still linked"
-            for m, o, lo in ((model, opt, loss), (model2, opt2, loss2)):
-                o.zero_grad()
-                lo(m(x), y)
-                m.backward(lo.backward())
-                o.step()
+            _step_both((model, opt, loss), (model2, opt2, loss2), x, y)
             assert state_hex(model2) == state_hex(model), "the copies train on identically"
 
 
