@@ -135,13 +135,16 @@ def train_epoch(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets
     In ``pyfw_rs``, when the model, the loss and the optimizer are native (no
     Python subclass overrides what the loop calls) and there is no ``on_batch``,
     the whole epoch runs in Rust with the interpreter lock released: the same
-    steps in the same order, so the same bits.
+    steps in the same order, so the same bits. ``param_groups[0]`` is then read
+    once, at the epoch's start (a change another thread makes during the epoch
+    applies from the next one), and Ctrl-C is acted on at the epoch's end; pass
+    an ``on_batch`` to have the Python loop, which does both at every step.
     """
     fw, inputs, targets = _prepare(model, inputs, targets, batch_size, "train_epoch")
     n = len(inputs)
     native = getattr(fw, "_train_epoch", None)  # pyfw_rs: the same loop in Rust, when all is native
     if native is not None and on_batch is None:
-        total = native(model, criterion, optimizer, inputs, targets, batch_size, generator, shuffle)
+        total = native(model, criterion, optimizer, inputs, targets, min(batch_size, n), generator, bool(shuffle))
         if total is not None:
             return total / n
     order = fw.randperm(n, generator=generator) if shuffle else list(range(n))

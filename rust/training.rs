@@ -107,6 +107,8 @@ struct Buffers {
     /// The targets of the batch.
     values: Vec<f64>,
     classes: Vec<i64>,
+    /// The layers whose forward has run in the current step.
+    done: usize,
 }
 
 impl Buffers {
@@ -151,6 +153,7 @@ impl Buffers {
             grad,
             values,
             classes,
+            done: 0,
         })
     }
 }
@@ -210,6 +213,7 @@ fn step(e: &mut Epoch<'_>, buf: &mut Buffers, idx: &[usize]) -> Result<f64> {
         }
     }
     // forward
+    buf.done = 0;
     for (l, layer) in e.layers.iter_mut().enumerate() {
         let (wi, wo) = (buf.widths[l], buf.widths[l + 1]);
         let (before, after) = buf.acts.split_at_mut(l + 1);
@@ -244,6 +248,7 @@ fn step(e: &mut Epoch<'_>, buf: &mut Buffers, idx: &[usize]) -> Result<f64> {
                 None => y.copy_from_slice(x),
             },
         }
+        buf.done = l + 1;
     }
     // loss, and its gradient
     let nl = e.layers.len();
@@ -315,9 +320,12 @@ fn step(e: &mut Epoch<'_>, buf: &mut Buffers, idx: &[usize]) -> Result<f64> {
     Ok(loss)
 }
 
-/// Let every layer keep what its `forward` on the last batch, of `rows` samples, kept.
+/// Let every layer whose forward ran on the last batch, of `rows` samples, keep
+/// what that `forward` kept. A layer whose forward failed, and those after it,
+/// keep what they had: as in the Python loop, since a forward fails only for
+/// a shape, in the epoch's first batch, before the layer kept anything.
 fn remember(e: &mut Epoch<'_>, buf: &Buffers, rows: usize) -> Result<()> {
-    for (l, layer) in e.layers.iter_mut().enumerate() {
+    for (l, layer) in e.layers.iter_mut().enumerate().take(buf.done) {
         let (wi, wo) = (buf.widths[l], buf.widths[l + 1]);
         let x = &buf.acts[l][..rows * wi];
         match layer {

@@ -162,25 +162,82 @@ def test_class_indices_for_a_loss_of_values_fail_as_in_the_python_loop(monkeypat
     assert seen == [None] and errors[0] == errors[1]
 
 
-def test_an_error_mid_epoch_leaves_the_state_of_the_python_loop() -> None:
-    """BCELoss on a head without Sigmoid fails at the first output outside [0, 1]."""
+def _bce_diverges(on_batch: Callable | None) -> tuple:
+    """BCELoss on a head without Sigmoid, started at 0.5 and pushed past [0, 1] by a
+    large step: it fails after some steps; returns the error, the steps done, the state."""
+    g = rs.Generator(1)
+    x, labels = rs.data.disk(N, generator=g)
+    model = rs.Sequential(rs.Linear(2, 4, generator=g), rs.Tanh(), rs.Linear(4, 2, generator=g))
+    model.load_state_dict({"2.weight": [[0.0] * 4] * 2, "2.bias": [0.5, 0.5]}, strict=False)
+    crit, opt = rs.BCELoss(), rs.Adam(model.parameters(), lr=0.3)
+    steps: list = []
+    seen = on_batch or (lambda *a: None)
+    with pytest.raises(ValueError) as e:
+        rs.fit(model, crit, opt, x, rs.data.one_hot(labels, 2), epochs=3, batch_size=4, generator=g,
+               on_batch=on_batch and (lambda *a: (steps.append(a), seen(*a))))
+    after = model.backward(rs.tensor([[1.0, 1.0]] * 4))
+    return str(e.value), steps, _hex(model.state_dict()), _hex(opt.state_dict()["state"]), _hex(after), \
+        g.get_state()
+
+
+def test_an_error_mid_epoch_leaves_the_state_of_the_python_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    python = _bce_diverges(_loop)
+    assert len(python[1]) >= 2, "the error comes after some steps"
+    entered: list = []
+    real = rs._train_epoch
+
+    def spy(*args: Any) -> Any:
+        entered.append("in")
+        entered.append(real(*args))
+        return entered[-1]
+
+    monkeypatch.setattr(rs, "_train_epoch", spy)
+    native = _bce_diverges(None)
+    assert entered[-1] == "in", "the error came from the native epoch (it did not hand over to Python)"
+    assert native[0] == python[0] and native[2:] == python[2:]
+    monkeypatch.setattr(rs, "_train_epoch", lambda *a: None)  # the Python loop instead: the same outcome
+    assert _bce_diverges(None)[2:] == python[2:]
+
+
+def test_a_forward_that_fails_leaves_the_later_layers_untouched() -> None:
+    """A shape error in the first batch: the layers after the failing one keep no input,
+    so their backward is the error of the Python loop."""
     outcome = []
     for on_batch in (None, _loop):
-        fw = rs
-        g = fw.Generator(1)
-        x, labels = fw.data.disk(N, generator=g)
-        model = fw.Sequential(fw.Linear(2, 4, generator=g), fw.Tanh(), fw.Linear(4, 2, generator=g))
-        crit, opt = fw.BCELoss(), fw.SGD(model.parameters(), lr=0.5)
+        g = rs.Generator(2)
+        x, labels = rs.data.disk(N, generator=g)
+        model = rs.Sequential(rs.Linear(2, 4, generator=g), rs.Softmax(dim=2), rs.Linear(4, 2, generator=g),
+                              rs.Tanh())
+        opt = rs.SGD(model.parameters(), lr=0.1)
         with pytest.raises(ValueError) as e:
-            fw.fit(model, crit, opt, x, fw.data.one_hot(labels, 2), epochs=3, batch_size=4, generator=g,
+            rs.fit(model, rs.MSELoss(), opt, x, rs.data.one_hot(labels, 2), epochs=1, batch_size=5, generator=g,
                    on_batch=on_batch)
-        outcome.append((str(e.value), _hex(model.state_dict()), _hex(model.backward(fw.tensor([[1.0, 1.0]] * 4)))))
+        later = []
+        for m in (model[2], model[3]):
+            with pytest.raises(RuntimeError) as r:
+                m.backward(rs.tensor([[1.0, 1.0]] * 5))
+            later.append(str(r.value))
+        outcome.append((str(e.value), later, _hex(model[0].backward(rs.tensor([[1.0] * 4] * 5))), g.get_state()))
     assert outcome[0] == outcome[1]
 
 
-def test_two_threads_train_their_own_models() -> None:
-    """Each thread's run gives the bits of the same run alone (the lock is released meanwhile)."""
+@pytest.mark.parametrize("shuffle, batch", [(0, 5), (1, 5), (None, 7), ("yes", 2**70), ([], 2**64)])
+def test_any_truthy_shuffle_and_any_batch_size(shuffle: Any, batch: int) -> None:
+    """``shuffle`` is read for its truth and ``batch_size`` may exceed the data, as in pyfw."""
+    runs = [_hex(_fit_with(fw, shuffle, batch)) for fw in (rs, pyfw)]
+    assert runs[0] == runs[1]
+
+
+def _fit_with(fw: ModuleType, shuffle: Any, batch: int) -> tuple:
+    model, crit, opt, x, t, g = _build(fw, "MSELoss", "SGD", dropout=0.0)
+    losses = fw.fit(model, crit, opt, x, t, epochs=2, batch_size=batch, generator=g, shuffle=shuffle)
+    return losses, model.state_dict(), g.get_state()
+
+
+def test_two_threads_train_their_own_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each thread's run, native, gives the bits of the same run alone (the lock is released meanwhile)."""
     alone = _train(rs, "CrossEntropyLoss", "Adam", None, dropout=0.0)
+    seen = _calls(monkeypatch)
     results: dict = {}
 
     def work(k: int) -> None:
@@ -191,5 +248,8 @@ def test_two_threads_train_their_own_models() -> None:
         th.start()
     for th in threads:
         th.join()
-    assert results[0]["state"] == alone["state"] == results[1]["state"]
-    assert results[0]["losses"] == alone["losses"]
+    assert len(seen) == 2 * EPOCHS and all(isinstance(v, float) for v in seen)
+    for k in range(2):
+        got, want = dict(results[k]), dict(alone)
+        got.pop("default"), want.pop("default")  # the threads share the default generator (nothing draws from it)
+        assert got == want

@@ -540,8 +540,11 @@ pub(crate) fn native_layers(model: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Chi
                 if stack.len() > FREE_DEPTH {
                     return Ok(None); // the Python loop raises what the depth check says
                 }
-                let inner = inner.bind(py).try_borrow()?.kids.clone();
-                stack.push((inner, 0));
+                // In use by another thread: the Python loop reports it.
+                let Ok(inner) = inner.bind(py).try_borrow() else {
+                    return Ok(None);
+                };
+                stack.push((inner.kids.clone(), 0));
             }
             Some(Child::Other(_)) => return Ok(None),
             Some(layer) => out.push(layer),

@@ -110,7 +110,7 @@ pub(crate) fn _train_epoch(
     let Ok(shuffler) = resolve(py, generator) else {
         return Ok(None);
     };
-    let kind = loss.try_borrow()?.state.kind();
+    let kind = borrow_or_none!(loss.try_borrow()).state.kind();
     let value_targets;
     let class_targets: Vec<i64>;
     let targets = if let Ok(t) = targets.cast::<PyTensor>() {
@@ -164,7 +164,7 @@ pub(crate) fn _train_epoch(
             Child::Activation(a) => Held::Activation(borrow_or_none!(a.bind(py).try_borrow_mut())),
             Child::Dropout(d) => {
                 let d = d.bind(py);
-                let training = d.as_super().try_borrow()?.training;
+                let training = borrow_or_none!(d.as_super().try_borrow()).training;
                 let me = borrow_or_none!(d.try_borrow_mut());
                 let gen = if me.state.draws(training) {
                     let g = resolve(py, me.generator.as_ref().map(|g| g.bind(py).as_any()))?;
