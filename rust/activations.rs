@@ -510,6 +510,7 @@ impl ActivationKernel for Hardtanh {
 mod tests {
     use super::*;
     use crate::generator::Generator;
+    use crate::testing::weighted_sum;
 
     /// Every member with its default arguments, and with other arguments where it has some.
     fn members() -> Vec<Activation> {
@@ -537,15 +538,6 @@ mod tests {
         out.push(Softmax { dim: 0 }.into());
         out.push(LogSoftmax { dim: -2 }.into());
         out
-    }
-
-    /// L = sum of c[k] * y[k]; dL/dy = c.
-    fn weighted_sum(y: &[f64], c: &[f64]) -> f64 {
-        let mut acc = 0.0;
-        for (a, b) in y.iter().zip(c) {
-            acc += a * b;
-        }
-        acc
     }
 
     #[test]

@@ -29,3 +29,21 @@ mod bindings;
 pub use error::{Error, Result};
 pub use generator::Generator;
 pub use tensor::{Shape, Tensor};
+
+/// Helpers shared by the kernel tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// L = sum of c[k] * y[k] for fixed c, so that dL/dy = c (for finite-difference checks).
+    pub fn weighted_sum(y: &[f64], c: &[f64]) -> f64 {
+        let mut acc = 0.0;
+        for (a, b) in y.iter().zip(c) {
+            acc += a * b;
+        }
+        acc
+    }
+
+    /// The bit patterns of `v`, for bit-for-bit comparisons.
+    pub fn bits(v: &[f64]) -> Vec<u64> {
+        v.iter().map(|f| f.to_bits()).collect()
+    }
+}

@@ -677,6 +677,7 @@ impl DropoutState {
 mod tests {
     use super::*;
     use crate::simd::portable;
+    use crate::testing::{bits, weighted_sum};
 
     /// (batch, in, out): tails of every width, several tiles, tile remainders of
     /// 1 to 3 rows, products below and above the size read in place.
@@ -721,10 +722,6 @@ mod tests {
                 }
             })
             .collect()
-    }
-
-    fn bits(v: &[f64]) -> Vec<u64> {
-        v.iter().map(|f| f.to_bits()).collect()
     }
 
     /// A naive transcription of the documented forward fold, one element at a time.
@@ -845,15 +842,6 @@ mod tests {
         let expect: Vec<f64> = (0..15).map(|_| -k + (k - -k) * h.random()).collect();
         assert_eq!(w, &expect[..12]);
         assert_eq!(b, &expect[12..]);
-    }
-
-    /// L = sum of c[k] * y[k] for fixed c, so that dL/dy = c.
-    fn weighted_sum(y: &[f64], c: &[f64]) -> f64 {
-        let mut acc = 0.0;
-        for (a, b) in y.iter().zip(c) {
-            acc += a * b;
-        }
-        acc
     }
 
     #[test]

@@ -695,6 +695,7 @@ fn rmsprop_loop<const WD: bool, const CENTERED: bool, const MOMENTUM: bool, cons
 mod tests {
     use super::*;
     use crate::generator::Generator;
+    use crate::testing::bits;
 
     /// A fixed sequence of gradients: `steps` vectors of `n` values in [-1, 1].
     fn grads(seed: u64, steps: usize, n: usize) -> Vec<Vec<f64>> {
@@ -717,10 +718,6 @@ mod tests {
             rule.update(&mut p, &g, &mut s).unwrap();
         }
         (p, s)
-    }
-
-    fn bits(v: &[f64]) -> Vec<u64> {
-        v.iter().map(|x| x.to_bits()).collect()
     }
 
     #[test]
