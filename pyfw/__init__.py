@@ -5,6 +5,7 @@
 
 from . import activations, data, init, io, losses, metrics, optim, training
 from .activations import ACTIVATIONS
+from .gradcheck import GradcheckError, gradcheck
 from .generator import Generator, default_generator, manual_seed, randperm
 from .losses import LOSSES
 from .metrics import argmax_rows, error_rate
@@ -21,8 +22,8 @@ globals().update(LOSSES)
 globals().update(OPTIMIZERS)
 
 __all__ = sorted([
-    "Generator", "Module", "Tensor",
-    "argmax_rows", "data", "default_generator", "error_rate", "fit", "init", "io", "manual_seed",
+    "Generator", "GradcheckError", "Module", "Tensor",
+    "argmax_rows", "data", "default_generator", "error_rate", "fit", "gradcheck", "init", "io", "manual_seed",
     "activations", "losses", "metrics", "optim", "randperm", "tensor", "train_epoch", "training",
     *LAYERS, *ACTIVATIONS, *LOSSES, *OPTIMIZERS,
 ])

@@ -10,6 +10,7 @@ same names.
 
 import pyfw
 from pyfw import init, io, metrics, training
+from pyfw.gradcheck import GradcheckError, gradcheck
 from pyfw.metrics import argmax_rows, error_rate
 from pyfw.training import fit, train_epoch
 
