@@ -33,6 +33,7 @@ import inspect
 import json
 import math
 import os
+import re
 import stat
 import struct
 import sys
@@ -156,10 +157,14 @@ def _alive(pid: int) -> bool:
 
 
 def _renamed(e: OSError, path: str) -> OSError:
-    """``e`` naming ``path`` instead of the temporary file (unchanged if it names no file)."""
-    if e.errno is None or e.filename is None:
-        return e
-    return type(e)(e.errno, e.strerror, path)
+    """``e`` naming ``path``: instead of the temporary file, or where it named no file at all
+    (a failed ``write``, ``fsync`` or ``close``: disk full, file too large)."""
+    if e.errno is not None:
+        try:
+            return type(e)(e.errno, e.strerror or os.strerror(e.errno), path)
+        except Exception:  # a subclass with another constructor
+            return OSError(e.errno, e.strerror or os.strerror(e.errno), path)
+    return OSError(f"{path}: {e or type(e).__name__}")
 
 
 def _sync_folder(folder: str) -> None:
@@ -310,6 +315,10 @@ class _DuplicateKey(ValueError):
     pass
 
 
+class _Refused(ValueError):
+    """Valid JSON to Python that the reference safetensors reader refuses; the message says why."""
+
+
 def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -322,13 +331,87 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
-def _parse_json(text: Union[str, bytes], what: str) -> Any:
-    """Strict JSON: no duplicate keys, no NaN or Infinity; any failure is a ValueError saying so."""
+def _header_int(text: str) -> Union[int, float]:
+    """A header integer as the reference reads it: ``-0`` is the float ``-0.0`` (so never a
+    size or an offset), and one beyond the range of a float64 is refused."""
+    v = _bounded_int(text)
+    if v == 0 and text.startswith("-"):
+        return -0.0
     try:
-        return json.loads(text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_no_constants,
-                          parse_int=_bounded_int)
+        float(v)
+    except OverflowError:
+        raise _Refused(f"holds an integer of {len(text)} digits ({text[:12]}...), out of the range of a "
+                       f"float64") from None
+    return v
+
+
+def _header_float(text: str) -> float:
+    """A header number with a fraction or an exponent; one beyond the range of a float64
+    (``1e400``) is refused, as the reference refuses it."""
+    v = float(text)
+    if not math.isfinite(v):
+        raise _Refused(f"holds the number {text:.40}, out of the range of a float64")
+    return v
+
+
+MAX_HEADER_NESTING = 127
+"""The most arrays and objects nested in one another that a safetensors header holds (the
+header object counts): the reference reader's JSON parser refuses more."""
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_header_tree(doc: Any) -> None:
+    """Refuse what the reference's JSON parser refuses and Python's takes: a lone surrogate
+    (``\\ud800`` not followed by a low surrogate) in any key or string, and deeper nesting than
+    :data:`MAX_HEADER_NESTING`. Iterative, so any depth is walked."""
+    stack = [(doc, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, str):
+            strings: Any = (v,)
+        elif isinstance(v, (dict, list)):
+            depth += 1
+            if depth > MAX_HEADER_NESTING:
+                raise _Refused(f"nests arrays and objects more than {MAX_HEADER_NESTING} deep")
+            if isinstance(v, dict):
+                strings = v.keys()
+                stack.extend((x, depth) for x in v.values())
+            else:
+                strings = ()
+                stack.extend((x, depth) for x in v)
+        else:
+            continue
+        for text in strings:
+            if _SURROGATE.search(text):
+                raise _Refused(f"holds a lone surrogate escape (a half of a UTF-16 pair) in the string "
+                               f"{text!r:.80}")
+
+
+def _parse_json(text: Union[str, bytes], what: str, header: bool = False) -> Any:
+    """Strict JSON: no duplicate keys, no NaN or Infinity; any failure is a ValueError saying so.
+
+    Bytes are UTF-8 (never UTF-16 or UTF-32 guessed from the first bytes). With ``header``,
+    also exactly as strict as the reference safetensors reader: no byte order mark, no
+    number out of the range of a float64, no lone surrogate, at most
+    :data:`MAX_HEADER_NESTING` levels.
+    """
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        if header and text.startswith("\ufeff"):
+            raise _Refused("starts with a byte order mark (U+FEFF), which JSON does not allow")
+        doc = json.loads(text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_no_constants,
+                         parse_int=_header_int if header else _bounded_int,
+                         parse_float=_header_float if header else None)
+        if header:
+            _check_header_tree(doc)
+        return doc
     except _DuplicateKey as e:
         raise ValueError(f"the {what} repeats the key {e.args[0]!r:.80}") from None
+    except _Refused as e:
+        raise ValueError(f"the {what} {e}") from None
     except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, int limits
         raise ValueError(f"the {what} is not valid JSON ({type(e).__name__}: {str(e):.200})") from None
 
@@ -349,7 +432,7 @@ def _read_header(f: Any, size: int, path: str, who: str) -> _Header:
     if 8 + n > size:
         raise _bad(who, path, f"the header length {n} runs past the end of the file ({size} bytes){hint}")
     try:
-        doc = _parse_json(_read_exact(f, n, who, path, "header"), "header")
+        doc = _parse_json(_read_exact(f, n, who, path, "header"), "header", header=True)
     except ValueError as e:
         raise _bad(who, path, str(e)) from None
     if not isinstance(doc, dict):
