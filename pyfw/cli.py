@@ -325,12 +325,11 @@ def _stored_run(path: str) -> tuple:
     if not os.path.exists(path):
         return None, 0
     try:
-        meta = io.load_safetensors_metadata(path)
-        doc = io._parse_json(meta["pyfw.checkpoint"], "checkpoint metadata")
-        extra = doc.get("extra") if isinstance(doc, dict) else None
+        info = io.checkpoint_info(path)
+        extra = info["extra"]
         if not isinstance(extra, dict) or not isinstance(extra.get("config"), dict):
             raise ValueError("it holds no run configuration (it was not written by 'train')")
-        return extra["config"], doc.get("epoch")
+        return extra["config"], info["epoch"]
     except (ValueError, KeyError, TypeError) as e:
         raise CLIError(f"--checkpoint {path}: not a checkpoint of 'train': {e}") from None
 

@@ -33,6 +33,7 @@ import inspect
 import json
 import math
 import os
+import re
 import stat
 import struct
 import sys
@@ -156,10 +157,14 @@ def _alive(pid: int) -> bool:
 
 
 def _renamed(e: OSError, path: str) -> OSError:
-    """``e`` naming ``path`` instead of the temporary file (unchanged if it names no file)."""
-    if e.errno is None or e.filename is None:
-        return e
-    return type(e)(e.errno, e.strerror, path)
+    """``e`` naming ``path``: instead of the temporary file, or where it named no file at all
+    (a failed ``write``, ``fsync`` or ``close``: disk full, file too large)."""
+    if e.errno is not None:
+        try:
+            return type(e)(e.errno, e.strerror or os.strerror(e.errno), path)
+        except Exception:  # a subclass with another constructor
+            return OSError(e.errno, e.strerror or os.strerror(e.errno), path)
+    return OSError(f"{path}: {e or type(e).__name__}")
 
 
 def _sync_folder(folder: str) -> None:
@@ -310,6 +315,10 @@ class _DuplicateKey(ValueError):
     pass
 
 
+class _Refused(ValueError):
+    """Valid JSON to Python that the reference safetensors reader refuses; the message says why."""
+
+
 def _no_constants(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
@@ -322,13 +331,89 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
-def _parse_json(text: Union[str, bytes], what: str) -> Any:
-    """Strict JSON: no duplicate keys, no NaN or Infinity; any failure is a ValueError saying so."""
+def _header_int(text: str) -> Union[int, float]:
+    """A header integer as the reference reads it: ``-0`` is the float ``-0.0`` (so never a
+    size or an offset), and one beyond the range of a float64 is refused."""
+    v = _bounded_int(text)
+    if v == 0 and text.startswith("-"):
+        return -0.0
     try:
-        return json.loads(text, object_pairs_hook=_pairs_no_duplicates, parse_constant=_no_constants,
-                          parse_int=_bounded_int)
+        float(v)
+    except OverflowError:
+        raise _Refused(f"holds an integer of {len(text)} digits ({text[:12]}...), out of the range of a "
+                       f"float64") from None
+    return v
+
+
+def _header_float(text: str) -> float:
+    """A header number with a fraction or an exponent; one beyond the range of a float64
+    (``1e400``) is refused, as the reference refuses it."""
+    v = float(text)
+    if not math.isfinite(v):
+        raise _Refused(f"holds the number {text:.40}, out of the range of a float64")
+    return v
+
+
+MAX_HEADER_NESTING = 127
+"""The most arrays and objects nested in one another that a safetensors header holds (the
+header object counts): the reference reader's JSON parser refuses more."""
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_header_tree(doc: Any) -> None:
+    """Refuse what the reference's JSON parser refuses and Python's takes: a lone surrogate
+    (``\\ud800`` not followed by a low surrogate) in any key or string, and deeper nesting than
+    :data:`MAX_HEADER_NESTING`. Iterative, so any depth is walked."""
+    stack = [(doc, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, str):
+            strings: Any = (v,)
+        elif isinstance(v, (dict, list)):
+            depth += 1
+            if depth > MAX_HEADER_NESTING:
+                raise _Refused(f"nests arrays and objects more than {MAX_HEADER_NESTING} deep")
+            if isinstance(v, dict):
+                strings = v.keys()
+                stack.extend((x, depth) for x in v.values())
+            else:
+                strings = ()
+                stack.extend((x, depth) for x in v)
+        else:
+            continue
+        for text in strings:
+            if _SURROGATE.search(text):
+                raise _Refused(f"holds a lone surrogate escape (a half of a UTF-16 pair) in the string "
+                               f"{text!r:.80}")
+
+
+def _parse_json(text: Union[str, bytes], what: str, header: bool = False, floats: bool = False) -> Any:
+    """Strict JSON: no duplicate keys, no NaN or Infinity; any failure is a ValueError saying so.
+
+    Bytes are UTF-8 (never UTF-16 or UTF-32 guessed from the first bytes). With ``header``,
+    also exactly as strict as the reference safetensors reader: no byte order mark, no
+    number out of the range of a float64, no lone surrogate, at most
+    :data:`MAX_HEADER_NESTING` levels. With ``floats``, a :data:`FLOAT_TAG` object is read as
+    the non-finite float it stands for (a checkpoint's JSON).
+    """
+    try:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        if header and text.startswith("\ufeff"):
+            raise _Refused("starts with a byte order mark (U+FEFF), which JSON does not allow")
+        doc = json.loads(text, object_pairs_hook=_untag_pairs if floats else _pairs_no_duplicates,
+                         parse_constant=_no_constants,
+                         parse_int=_header_int if header else _bounded_int,
+                         parse_float=_header_float if header else None)
+        if header:
+            _check_header_tree(doc)
+        return doc
     except _DuplicateKey as e:
         raise ValueError(f"the {what} repeats the key {e.args[0]!r:.80}") from None
+    except _Refused as e:
+        raise ValueError(f"the {what} {e}") from None
     except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, int limits
         raise ValueError(f"the {what} is not valid JSON ({type(e).__name__}: {str(e):.200})") from None
 
@@ -349,7 +434,7 @@ def _read_header(f: Any, size: int, path: str, who: str) -> _Header:
     if 8 + n > size:
         raise _bad(who, path, f"the header length {n} runs past the end of the file ({size} bytes){hint}")
     try:
-        doc = _parse_json(_read_exact(f, n, who, path, "header"), "header")
+        doc = _parse_json(_read_exact(f, n, who, path, "header"), "header", header=True)
     except ValueError as e:
         raise _bad(who, path, str(e)) from None
     if not isinstance(doc, dict):
@@ -768,10 +853,81 @@ CHECKPOINT_FORMAT = "checkpoint"
 """The ``"pyfw.format"`` of a checkpoint file."""
 CHECKPOINT_VERSION = "1"
 """The ``"pyfw.format_version"`` of a checkpoint file."""
+FLOAT_TAG = "pyfw.float"
+"""The key of the object that stands for a non-finite float in a checkpoint's JSON:
+``{"pyfw.float": "inf"}``, ``{"pyfw.float": "-inf"}`` or ``{"pyfw.float": "nan:7ff8000000000000"}``
+(a NaN with its 64 bits in hex)."""
+
+_NAN_TEXT = re.compile(r"nan:[0-9a-f]{16}")
 
 
 def _is_tensor(v: Any) -> bool:
     return hasattr(v, "tolist") and hasattr(v, "shape") and not isinstance(v, (list, tuple))
+
+
+def _tag_floats(v: Any) -> Any:
+    """``v`` with every non-finite float replaced by its :data:`FLOAT_TAG` object (tuples as lists)."""
+    if isinstance(v, float):
+        if math.isfinite(v):
+            return v
+        if v != v:
+            return {FLOAT_TAG: f"nan:{struct.unpack('<Q', struct.pack('<d', v))[0]:016x}"}
+        return {FLOAT_TAG: "inf" if v > 0 else "-inf"}
+    if isinstance(v, dict):
+        if len(v) == 1 and FLOAT_TAG in v:
+            raise ValueError(f"an object whose only key is {FLOAT_TAG!r} stands for a non-finite float, "
+                             f"so it cannot be stored as itself: {v!r:.80}")
+        return {k: _tag_floats(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_tag_floats(x) for x in v]
+    return v
+
+
+def _untag_pairs(pairs: list) -> Any:
+    """The ``object_pairs_hook`` of a checkpoint's JSON: a :data:`FLOAT_TAG` object is its float."""
+    d = _pairs_no_duplicates(pairs)
+    if len(d) != 1 or FLOAT_TAG not in d:
+        return d
+    text = d[FLOAT_TAG]
+    if text == "inf":
+        return math.inf
+    if text == "-inf":
+        return -math.inf
+    if isinstance(text, str) and _NAN_TEXT.fullmatch(text):
+        v = struct.unpack("<d", struct.pack("<Q", int(text[4:], 16)))[0]
+        if v != v:
+            return v
+    raise ValueError(f"{{{FLOAT_TAG!r}: {text!r:.40}}} is not \"inf\", \"-inf\" or the bits of a NaN "
+                     f"(\"nan:\" and 16 hex digits)")
+
+
+def _checkpoint_text(doc: dict, who: str) -> str:
+    """``doc`` as the JSON of a checkpoint, non-finite floats tagged; ``TypeError`` if it cannot be."""
+    try:
+        return json.dumps(_tag_floats(doc), allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise TypeError(f"{who} cannot be written as JSON: {e}") from None
+
+
+def _module_generators(model: Any) -> dict:
+    """``{dotted name: generator}`` for every module of ``model`` (itself: ``""``) that holds its own
+    generator in its ``generator`` attribute (a ``Dropout(p, generator=g)``)."""
+    kinds = tuple(fw.Generator for fw in _loaded_backends())
+    out: dict = {}
+    stack = [("", model)]
+    seen: set = set()
+    while stack:
+        name, m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        g = getattr(m, "generator", None)
+        if isinstance(g, kinds):
+            out[name] = g
+        children = getattr(m, "named_children", None)
+        if callable(children):
+            stack.extend((f"{name}.{k}" if name else str(k), c) for k, c in reversed(children()))
+    return out
 
 
 def save_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any = None, generator: Any = None,
@@ -782,8 +938,13 @@ def save_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any =
     for every tensor buffer of ``optimizer.state_dict()``. The metadata entry
     ``"pyfw.checkpoint"`` is JSON of the rest: the optimizer's other state and its
     ``param_groups``, ``scheduler.state_dict()`` (or null), ``generator.get_state()``
-    (or null), ``epoch``, the epoch ``losses`` so far, and ``extra`` (any JSON, such
-    as the run's configuration). Floats are written so that they read back exactly.
+    (or null), the state of the generator of every module that holds its own (a
+    ``Dropout`` given ``generator=``), by the module's dotted name, ``epoch``, the
+    epoch ``losses`` so far, and ``extra`` (any JSON, such as the run's
+    configuration). Floats are written so that they read back exactly: a non-finite
+    one (a scheduler's ``inf``, a ``nan`` loss) as a :data:`FLOAT_TAG` object. So every
+    checkpoint written loads again. ``TypeError`` if ``extra`` or a state is not JSON;
+    ``ValueError`` if a tensor is not finite; either way nothing is written.
     """
     who = "save_checkpoint"
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
@@ -802,13 +963,71 @@ def save_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any =
         "optimizer": {"state": state, "param_groups": osd["param_groups"]},
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "generator": generator.get_state() if generator is not None else None,
+        "module_generators": {name: g.get_state() for name, g in _module_generators(model).items()},
     }
+    text = _checkpoint_text(doc, f"{who}: the run's state")
     try:
-        text = json.dumps(doc)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{who}: the run's state cannot be written as JSON: {e}") from None
-    save_safetensors(tensors, path, {"pyfw.format": CHECKPOINT_FORMAT,
-                                     "pyfw.format_version": CHECKPOINT_VERSION, "pyfw.checkpoint": text})
+        save_safetensors(tensors, path, {"pyfw.format": CHECKPOINT_FORMAT,
+                                         "pyfw.format_version": CHECKPOINT_VERSION, "pyfw.checkpoint": text})
+    except ValueError as e:
+        raise ValueError(f"{who}: {os.fspath(path)} is not written, a checkpoint holds finite tensors: {e}") from None
+
+
+class _Checkpoint:
+    """A checkpoint file read and checked, not yet loaded into anything."""
+
+    __slots__ = ("doc", "epoch", "losses", "tensors")
+
+    def __init__(self, doc: dict, epoch: int, losses: list, tensors: Optional[dict]) -> None:
+        self.doc, self.epoch, self.losses, self.tensors = doc, epoch, losses, tensors
+
+
+def _read_checkpoint(path: str, who: str, data: bool = True) -> _Checkpoint:
+    """Read and check a checkpoint file (its tensors too, with ``data``); ``ValueError`` naming it."""
+    header, raw = _read(path, who, data)
+    meta = header.metadata
+    kind = meta.get("pyfw.format")
+    if kind != CHECKPOINT_FORMAT:
+        what = (" written by save_model or 'train --save'" if kind == MODEL_FORMAT else
+                " (its metadata has no \"pyfw.format\": \"checkpoint\")")
+        found = "a pyfw model file" if kind == MODEL_FORMAT else "a safetensors file"
+        raise ValueError(f"{who}: {path} is not a pyfw checkpoint: it is {found}{what}")
+    if meta.get("pyfw.format_version") != CHECKPOINT_VERSION:
+        raise ValueError(f"{who}: {path} has checkpoint format version "
+                         f"{meta.get('pyfw.format_version')!r:.40}, this pyfw reads {CHECKPOINT_VERSION!r}")
+    try:
+        if "pyfw.checkpoint" not in meta:
+            raise ValueError("there is no \"pyfw.checkpoint\" entry")
+        doc = _parse_json(meta["pyfw.checkpoint"], "checkpoint metadata", floats=True)
+        if not isinstance(doc, dict):
+            raise ValueError(f"it is a JSON {type(doc).__name__}, not an object")
+        missing = [k for k in ("epoch", "losses", "optimizer") if k not in doc]
+        if missing:
+            raise ValueError(f"it has no {', '.join(map(repr, missing))}")
+        epoch, losses = doc["epoch"], doc["losses"]
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < 2**63:
+            raise ValueError(f"epoch must be a non-negative int, got {epoch!r:.40}")
+        if not isinstance(losses, list) or not all(isinstance(v, float) for v in losses):
+            raise ValueError("losses must be a list of floats")
+        opt = doc["optimizer"]
+        if not isinstance(opt, dict) or not isinstance(opt.get("state"), dict) or "param_groups" not in opt:
+            raise ValueError("optimizer must be an object with \"state\" (an object) and \"param_groups\"")
+        gens = doc.get("module_generators", {})
+        if not isinstance(gens, dict):
+            raise ValueError(f"module_generators must be an object, got {type(gens).__name__}")
+    except (ValueError, TypeError, RecursionError) as e:
+        raise ValueError(f"{who}: {path}: invalid checkpoint metadata ({e})") from None
+    return _Checkpoint(doc, epoch, losses, raw)
+
+
+def checkpoint_info(path: PathLike) -> dict:
+    """``{"epoch": ..., "losses": [...], "extra": ...}`` of a checkpoint file, reading only its header.
+
+    The header is checked as :func:`load_checkpoint` checks it; a file that is not a
+    pyfw checkpoint (a model file, say) gets a ``ValueError`` naming it and saying so.
+    """
+    ck = _read_checkpoint(os.fspath(path), "checkpoint_info", data=False)
+    return {"epoch": ck.epoch, "losses": list(ck.losses), "extra": ck.doc.get("extra")}
 
 
 def load_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any = None,
@@ -816,44 +1035,44 @@ def load_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any =
     """Restore a run written by :func:`save_checkpoint` into the given objects.
 
     Returns ``{"epoch": ..., "losses": [...], "extra": ...}``. The file is read and
-    checked first (the epoch a non-negative int, the losses finite floats); if any
-    object then refuses its state, every object gets its previous state back and
-    the ``ValueError`` names the file. So a failed load changes nothing.
+    checked first (the epoch a non-negative int, the losses floats); if any object
+    then refuses its state, every object gets its previous state back and the
+    ``ValueError`` names the file. So a failed load changes nothing. The generators
+    that modules of ``model`` hold (a ``Dropout`` given ``generator=``) are restored
+    too; the file must hold a state for each of them, by the module's dotted name.
     """
     who = "load_checkpoint"
     path = os.fspath(path)
-    header, raw = _read(path, who)
-    meta = header.metadata
-    if meta.get("pyfw.format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{who}: {path} is not a pyfw checkpoint (its metadata has no \"pyfw.format\": "
-                         f"\"checkpoint\")")
-    try:
-        doc = _parse_json(meta.get("pyfw.checkpoint", ""), "checkpoint metadata")
-        epoch, losses = doc["epoch"], doc["losses"]
-        if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < 2**63:
-            raise ValueError(f"epoch must be a non-negative int, got {epoch!r:.40}")
-        if not isinstance(losses, list) or not all(isinstance(v, float) and math.isfinite(v) for v in losses):
-            raise ValueError("losses must be a list of finite floats")
-        opt_doc = doc["optimizer"]
-    except (ValueError, KeyError, TypeError, RecursionError) as e:
-        raise ValueError(f"{who}: {path}: invalid checkpoint metadata ({e})") from None
+    ck = _read_checkpoint(path, who)
+    doc = ck.doc
     fw = _backend_of_model(model)
-    tensors = {name: _make_tensor(fw, rows, shape) for name, (rows, shape) in raw.items()}
+    tensors = {name: _make_tensor(fw, rows, shape) for name, (rows, shape) in ck.tensors.items()}
     model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     state: dict = {}
     try:
-        for key, plain in opt_doc["state"].items():
+        for key, plain in doc["optimizer"]["state"].items():
             state[int(key)] = dict(plain)
         for name, v in tensors.items():
             if name.startswith("optimizer."):
                 _, i, buf = name.split(".", 2)
                 state.setdefault(int(i), {})[buf] = v
-        optimizer_sd = {"state": state, "param_groups": opt_doc["param_groups"]}
+        optimizer_sd = {"state": state, "param_groups": doc["optimizer"]["param_groups"]}
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"{who}: {path}: invalid optimizer state ({e})") from None
+    held = _module_generators(model)
+    stored = doc.get("module_generators", {})
+    if set(held) != set(stored):
+        lacking = [k for k in held if k not in stored]
+        if lacking:
+            raise ValueError(f"{who}: {path} does not fit this run: it holds no state for the generator of "
+                             f"module {lacking[0]!r:.80} (a module with its own generator), so the run could "
+                             f"not continue bit for bit")
+        raise ValueError(f"{who}: {path} does not fit this run: it holds the generators of modules "
+                         f"{sorted(stored)!r:.200}, this model has its own generators in {sorted(held)!r:.200}")
     before = (model.state_dict(), optimizer.state_dict(),
               scheduler.state_dict() if scheduler is not None else None,
-              generator.get_state() if generator is not None else None)
+              generator.get_state() if generator is not None else None,
+              {name: g.get_state() for name, g in held.items()})
     try:
         model.load_state_dict(model_sd)
         optimizer.load_state_dict(optimizer_sd)
@@ -865,6 +1084,8 @@ def load_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any =
             if doc.get("generator") is None:
                 raise ValueError("it holds no generator state")
             generator.set_state(doc["generator"])
+        for name, g in held.items():
+            g.set_state(stored[name])
     except Exception as e:  # whatever an object refuses with, put every state back
         model.load_state_dict(before[0])
         optimizer.load_state_dict(before[1])
@@ -872,8 +1093,10 @@ def load_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any =
             scheduler.load_state_dict(before[2])
         if generator is not None:
             generator.set_state(before[3])
+        for name, g in held.items():
+            g.set_state(before[4][name])
         raise ValueError(f"{who}: {path} does not fit this run: {e}") from None
-    return {"epoch": epoch, "losses": list(losses), "extra": doc.get("extra")}
+    return {"epoch": ck.epoch, "losses": list(ck.losses), "extra": doc.get("extra")}
 
 
 def _backend_of_model(model: Any) -> ModuleType:

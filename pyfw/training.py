@@ -193,8 +193,12 @@ def fit(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets: Any, e
     ``resume=True`` and an existing ``checkpoint``, they are read back first and
     training continues after the stored epoch, so a run stopped at any moment and
     resumed ends with the same bits as a run never stopped. The returned list then
-    holds every epoch's loss, the stored ones first. ``checkpoint_extra`` is any
-    JSON stored with each checkpoint (the CLI stores the run's configuration).
+    holds every epoch's loss, the stored ones first; a checkpoint of more epochs
+    than ``epochs`` is a ``ValueError`` that says both numbers, and changes nothing.
+    The generators that modules hold (a ``Dropout`` given ``generator=``) are in the
+    checkpoint too. ``checkpoint_extra`` is any JSON stored with each checkpoint (the
+    CLI stores the run's configuration); one that is not JSON is a ``TypeError``
+    before the first epoch.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
         raise TypeError(f"fit: epochs must be an int, got {type(epochs).__name__}")
@@ -207,11 +211,17 @@ def fit(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets: Any, e
         raise TypeError(f"fit: on_epoch must be callable, got {type(on_epoch).__name__}")
     plateau = isinstance(scheduler, ReduceLROnPlateau)
     gen = generator if generator is not None else fw.default_generator
+    if checkpoint is not None:
+        io._checkpoint_text({"extra": checkpoint_extra}, "fit: checkpoint_extra")  # refused now, not after an epoch
     start, losses = 1, []
     if resume:
         if checkpoint is None:
             raise ValueError("fit: resume=True needs a checkpoint path")
         if os.path.exists(checkpoint):
+            done = io.checkpoint_info(checkpoint)["epoch"]
+            if done > epochs:
+                raise ValueError(f"fit: {os.fspath(checkpoint)} holds {done} finished epochs, more than the "
+                                 f"epochs={epochs} asked for: pass epochs={done} or more to continue that run")
             info = io.load_checkpoint(checkpoint, model, optimizer, scheduler, gen)
             start, losses = info["epoch"] + 1, info["losses"]
     model.train()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -219,6 +223,60 @@ def test_write_atomic_errors_name_the_users_path(tmp_path: Path) -> None:
         io.write_atomic(str(folder), "x")  # renaming a file over a folder fails
     assert ".part" not in str(e.value)
     assert sorted(os.listdir(tmp_path)) == ["dir"] and os.listdir(folder) == []
+
+
+FSIZE_LIMIT = 4096  # bytes: a model file of the seed task is larger
+
+
+def _limited(limit: int) -> None:
+    """In the child: files may grow to ``limit`` bytes; a longer write fails with EFBIG (not SIGXFSZ)."""
+    import resource
+    import signal
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+def _run_limited(args: list, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([sys.executable, *args], cwd=str(cwd), capture_output=True, text=True, timeout=300,
+                          env=env, preexec_fn=lambda: _limited(FSIZE_LIMIT))
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="no file size limit here")
+def test_a_failed_write_names_the_file(tmp_path: Path) -> None:
+    """A write that fails midway (here: the file size limit, as a full disk would) names the file,
+    keeps the old content and leaves no temporary file."""
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"old")
+    code = ("import sys; from pyfw import io\n"
+            "try:\n    io.write_atomic(sys.argv[1], b'x' * 100000)\n"
+            "except OSError as e:\n    print(type(e).__name__, e.errno, e.filename); print(e)\n")
+    p = _run_limited(["-c", code, str(path)], Path(io.__file__).parent.parent)
+    assert p.returncode == 0, p.stderr
+    kind, text = p.stdout.splitlines()
+    assert kind == f"OSError {errno.EFBIG} {path}"
+    assert str(path) in text and "File too large" in text
+    assert path.read_bytes() == b"old" and os.listdir(tmp_path) == ["out.bin"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="no file size limit here")
+def test_a_failed_write_is_one_cli_line_naming_the_file(tmp_path: Path) -> None:
+    out = tmp_path / "m.safetensors"
+    p = _run_limited(["-m", "pyfw", "train", "--epochs", "1", "--n-train", "20", "--n-test", "20", "--quiet",
+                      "--save", str(out)], Path(io.__file__).parent.parent)
+    assert p.returncode == 1 and len(p.stderr.splitlines()) == 1, p.stderr
+    assert str(out) in p.stderr and "File too large" in p.stderr and "Traceback" not in p.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_vanished_folder_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    path = folder / "run.json"
+    folder.rmdir()
+    with pytest.raises(FileNotFoundError) as e:
+        io.write_atomic(path, "{}")
+    assert e.value.filename == str(path) and str(path) in str(e.value)
 
 
 def test_save_rejects_a_tensor_that_overflowed(fw: ModuleType, tmp_path: Path) -> None:

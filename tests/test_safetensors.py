@@ -303,6 +303,62 @@ HOSTILE = {
 }
 
 
+def _with(extra: bytes, name: bytes = b"w", meta: bytes = b"") -> bytes:
+    """A valid header text for ``TWO`` with ``extra`` (``,"key":value``) added to the entry of ``name``."""
+    return meta + b'{"' + name + b'":{"dtype":"F64","shape":[2],"data_offsets":[0,16]' + extra + b"}}"
+
+
+# What Python's json takes but the reference reader (serde_json) refuses: pyfw refuses it too.
+REFERENCE_REFUSES = {
+    "bom": build(b"\xef\xbb\xbf" + _with(b""), TWO),
+    "utf-16": build(_with(b"").decode().encode("utf-16-le"), TWO),
+    "lone-high-surrogate-name": build(_with(b"", name=b"\\ud800"), TWO),
+    "lone-low-surrogate-name": build(_with(b"", name=b"\\udc00"), TWO),
+    "reversed-surrogates-name": build(_with(b"", name=b"\\udc00\\ud800"), TWO),
+    "lone-surrogate-metadata-value": build(b'{"__metadata__":{"k":"\\ud800"},' + _with(b"")[1:], TWO),
+    "lone-surrogate-metadata-key": build(b'{"__metadata__":{"\\udbff":"v"},' + _with(b"")[1:], TWO),
+    "lone-surrogate-ignored-value": build(_with(b',"x":["\\ud800"]'), TWO),
+    "lone-surrogate-ignored-key": build(_with(b',"\\ud800":1'), TWO),
+    "1e400-ignored": build(_with(b',"x":1e400'), TWO),
+    "minus-1e400-ignored": build(_with(b',"x":-1e400'), TWO),
+    "1e400-top-level": build(b'{"x":1e400,' + _with(b"")[1:], TWO),
+    "1e400-in-metadata": build(b'{"__metadata__":{"k":1e400},' + _with(b"")[1:], TWO),
+    "huge-integer-ignored": build(_with(b',"x":' + b"9" * 309), TWO),
+    "huge-negative-integer-ignored": build(_with(b',"x":-' + b"9" * 309), TWO),
+    "minus-zero-offset": build(b'{"w":{"dtype":"F64","shape":[2],"data_offsets":[-0,16]}}', TWO),
+    "nested-128-deep": build(_with(b',"x":' + b"[" * 126 + b"]" * 126), TWO),
+}
+
+# Unusual headers that the reference reads: pyfw reads them too.
+REFERENCE_READS = {
+    "surrogate-pair-name": build(_with(b"", name=b"\\ud83d\\ude00"), TWO),
+    "1e-400-ignored": build(_with(b',"x":1e-400'), TWO),
+    "big-integer-ignored": build(_with(b',"x":' + b"9" * 308), TWO),
+    "minus-zero-ignored": build(_with(b',"x":-0'), TWO),
+    "nested-127-deep": build(_with(b',"x":' + b"[" * 125 + b"]" * 125), TWO),
+    "leading-whitespace": build(b" \n\t" + _with(b""), TWO),
+    "tab-padding": build(_with(b"") + b"\t" * (-len(_with(b"")) % 8), TWO, pad=False),
+    "metadata-null": build(b'{"__metadata__":null,' + _with(b"")[1:], TWO),
+}
+
+
+@pytest.mark.parametrize("name", list(REFERENCE_REFUSES))
+def test_as_strict_as_the_reference(name: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{name}.safetensors"
+    path.write_bytes(REFERENCE_REFUSES[name])
+    for read in (io.load_safetensors, io.load_safetensors_metadata):
+        with pytest.raises(ValueError, match=f"{name}.safetensors is not a valid safetensors file") as e:
+            read(path)
+        assert len(str(e.value)) < 1000
+
+
+@pytest.mark.parametrize("name", list(REFERENCE_READS))
+def test_as_lenient_as_the_reference(name: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{name}.safetensors"
+    path.write_bytes(REFERENCE_READS[name])
+    assert [hexes(t.tolist()) for t in io.load_safetensors(path).values()] == [hexes([1.0, 2.0])]
+
+
 @pytest.mark.parametrize("name", list(HOSTILE))
 def test_hostile_file_is_a_value_error_naming_it(name: str, tmp_path: Path) -> None:
     path = tmp_path / f"{name}.safetensors"
@@ -452,3 +508,18 @@ def test_we_read_the_real_packages_files(fw: ModuleType, tmp_path: Path) -> None
         assert got[name].shape == a.shape
         assert hexes(got[name].tolist()) == hexes(a.astype(np.float64).tolist())
     assert io.load_safetensors_metadata(path) == {"framework": "np"}
+
+
+@pytest.mark.parametrize("name", list(REFERENCE_REFUSES) + list(REFERENCE_READS))
+def test_the_real_package_agrees_on_unusual_headers(name: str, tmp_path: Path) -> None:
+    """The reference refuses exactly the files pyfw refuses above, and reads the others."""
+    _, st, _ = _real()
+    refused = name in REFERENCE_REFUSES
+    path = tmp_path / f"{name}.safetensors"
+    path.write_bytes(REFERENCE_REFUSES[name] if refused else REFERENCE_READS[name])
+    try:
+        st.load_file(str(path))
+    except Exception:  # SafetensorError
+        assert refused, "the reference refuses it"
+    else:
+        assert not refused, "the reference reads it"
