@@ -9,11 +9,11 @@ same names.
 """
 
 import pyfw
-from pyfw import init, io, metrics, training
+from pyfw import init, metrics, training
 from pyfw.metrics import argmax_rows, error_rate
 from pyfw.training import fit, train_epoch
 
-from . import _native, _pickle, activations, data, losses, optim
+from . import _native, _pickle, activations, data, io, losses, optim
 from ._native import (
     Generator,
     Module,
