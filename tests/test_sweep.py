@@ -156,3 +156,13 @@ def test_on_a_local_dask_cluster_as_on_a_thread_pool() -> None:
             distributed.Client(c) as client:
         dask = rs.sweep(settings, range(10), client.get_executor(), base=BASE)
     assert same_fields(dask) == same_fields(threads)
+
+
+def test_bench_recipes_is_a_sweep(tmp_path: Path) -> None:
+    out = tmp_path / "rec.jsonl"
+    p = subprocess.run([sys.executable, str(REPO / "bench" / "recipes.py"), "--seeds", "2", "--out", str(out),
+                        "--epochs", "1", "--n-train", "30", "--n-test", "20", "--quiet"], cwd=str(tmp_path),
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "preset=seed" in p.stdout and "preset=best" in p.stdout
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 4
