@@ -1,38 +1,37 @@
 """Test error of the seed recipe and of ``--preset best`` over seeds 0-9 (README's table).
 
-Each seed draws its own data, initialization and shuffling. Runs with pyfw_rs
-when it is built (same bits as pyfw, much faster), else with pyfw.
-Usage: ``python bench/recipes.py [--seeds 10]``.
+Each seed draws its own data, initialization and shuffling. This is one
+``pyfw sweep`` call::
+
+    python -m pyfw sweep --grid preset=seed,best --seeds 0-9 --out recipes.jsonl
+
+run with pyfw_rs when it is built (same bits as pyfw, much faster), else with pyfw.
+Usage: ``python bench/recipes.py [--seeds 10] [--out recipes.jsonl] [more pyfw sweep options]``
+(``--resume`` continues a stopped run, ``--plot recipes.svg`` draws it).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
-import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pyfw import task  # noqa: E402
+from pyfw import cli  # noqa: E402
 
 
-def main() -> None:
-    """Print mean, median and worst test error of each preset, and every seed's error."""
+def main() -> int:
+    """Run the sweep of both presets over seeds 0 .. N-1 and print its summary table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, default=10, help="seeds 0 .. N-1 (default: 10)")
-    args = p.parse_args()
-    try:
-        import pyfw_rs as fw
-    except ImportError:
-        import pyfw as fw
-    print(f"backend {fw.__name__}, seeds 0-{args.seeds - 1}, test error in %")
-    print(f"{'preset':8} {'mean':>6} {'median':>6} {'worst':>6}  per seed")
-    for name, (_, fields) in task.PRESETS.items():
-        errors = [100 * task.train(fw, task.Config(seed=s, **fields))["test_error"] for s in range(args.seeds)]
-        print(f"{name:8} {statistics.mean(errors):6.2f} {statistics.median(errors):6.2f} {max(errors):6.2f}  "
-              + " ".join(f"{e:.1f}" for e in errors), flush=True)
+    p.add_argument("--out", default="recipes.jsonl", help="the results file (default: recipes.jsonl)")
+    args, more = p.parse_known_args()
+    backend = "rs" if importlib.util.find_spec("pyfw_rs") is not None else "py"
+    return cli.main(["sweep", "--grid", "preset=seed,best", "--seeds", f"0-{args.seeds - 1}", "--out", args.out,
+                     "--backend", backend, *more])
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

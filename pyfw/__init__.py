@@ -10,6 +10,7 @@ from .generator import Generator, default_generator, manual_seed, randperm
 from .losses import LOSSES
 from .metrics import argmax_rows, error_rate
 from .modules import LAYERS, Module
+from .sweep import sweep  # the function; the module is sys.modules['pyfw.sweep']
 from .optim import OPTIMIZERS
 from .tensor import Tensor, tensor
 from .training import fit, train_epoch
@@ -24,6 +25,6 @@ globals().update(OPTIMIZERS)
 __all__ = sorted([
     "Generator", "GradcheckError", "Module", "Tensor",
     "argmax_rows", "data", "default_generator", "error_rate", "fit", "gradcheck", "init", "io", "manual_seed",
-    "activations", "losses", "metrics", "optim", "randperm", "tensor", "train_epoch", "training",
+    "activations", "losses", "metrics", "optim", "randperm", "sweep", "tensor", "train_epoch", "training",
     *LAYERS, *ACTIVATIONS, *LOSSES, *OPTIMIZERS,
 ])

@@ -218,7 +218,7 @@ def parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m pyfw``; ``--help`` shows every default."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = ArgumentParser(prog="python -m pyfw", description=__doc__.split("\n\n")[0], formatter_class=fmt)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{train,predict,plot,demo}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,predict,plot,demo,sweep}")
     for name, helptext in (("train", "train the seed task (disk classification)"),
                            ("demo", "train the seed task with both backends and compare them bit for bit")):
         s = sub.add_parser(name, help=helptext, description=helptext, formatter_class=fmt)
@@ -266,6 +266,7 @@ def parser() -> argparse.ArgumentParser:
                            type=_field_type(f, typing.get_type_hints(task.Config)[f.name]),
                            metavar=f.metadata.get("metavar", "N"), help=f"with --model: {f.metadata['help']}")
     _add_backend(s)
+    add_sweep_parser(sub, fmt)
     return p
 
 
@@ -482,7 +483,152 @@ def _hex_state(model: Any) -> dict:
     return out
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "plot": cmd_plot, "demo": cmd_demo}
+def add_sweep_parser(sub: Any, fmt: Any) -> None:
+    """The ``sweep`` subcommand's parser: the grid, the seeds, the results file, the executor's
+    workers, and the Config options, which set the base every setting starts from."""
+    helptext = "train the seed task for every combination of settings and seeds, on a pool of workers"
+    s = sub.add_parser("sweep", help=helptext, formatter_class=fmt, description=(
+        helptext + ". Each run's seed is the sweep's seed itself, so every setting sees the same data and "
+        "initialization for a seed; the results are the same bits whatever the number of workers. Results "
+        "stream to --out as JSON lines; a summary table (and with --plot an SVG) ends the sweep."))
+    s.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="settings to sweep, such as \"lr=0.01,0.1 activation=relu,silu\" (space-separated, or "
+                        "one --grid per key); a key is a train option without its dashes' prefix "
+                        "(batch-size=10,100) or preset=seed,best")
+    s.add_argument("--seeds", default="0-9", metavar="LIST",
+                   help="the seeds: 0-9, 0,3,7 or 0-4,10")
+    s.add_argument("--out", required=True, metavar="JSONL", help="the results file, one JSON line per run")
+    s.add_argument("--resume", action="store_true", help="continue the sweep in --out, skipping its finished runs")
+    s.add_argument("--workers", type=_positive_int, default=os.cpu_count() or 1, metavar="N",
+                   help="runs at once: threads for pyfw_rs, processes for pyfw")
+    s.add_argument("--plot", metavar="SVG", help="also draw the error against each swept setting as SVG")
+    s.add_argument("--force", action="store_true", help="replace an existing --plot file")
+    s.add_argument("--quiet", action="store_true", help="no progress line")
+    add_config_options(s)
+    _add_backend(s)
+
+
+def _positive_int(text: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def parse_seeds(text: str) -> list:
+    """``0-9``, ``0,3,7`` or ``0-4,10`` as a list of distinct ints; a ``CLIError`` (status 2) otherwise."""
+    seeds: list = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(-?[0-9]+)\s*(?:-\s*(-?[0-9]+)\s*)?", part)
+        if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+            raise CLIError(f"--seeds {text}: expected seeds such as 0-9, 0,3,7 or 0-4,10", 2)
+        lo = int(m.group(1))
+        hi = lo if m.group(2) is None else int(m.group(2))
+        seeds += range(lo, hi + 1)
+    if len(set(seeds)) != len(seeds):
+        raise CLIError(f"--seeds {text}: a seed is given twice", 2)
+    return seeds
+
+
+def parse_grid(items: list) -> dict:
+    """The ``--grid`` texts as ``{key: [values]}``, each value parsed and checked as its option."""
+    hints = typing.get_type_hints(task.Config)
+    fields = {f.name: f for f in dataclasses.fields(task.Config) if f.name != "seed"}
+    spec: dict = {}
+    for token in " ".join(items).split():
+        key, eq, values = token.partition("=")
+        name = key.lstrip("-").replace("-", "_")
+        if not eq or not values:
+            raise CLIError(f"--grid {token}: expected KEY=V1,V2,...", 2)
+        if name != "preset" and name not in fields:
+            raise CLIError(f"--grid {token}: {key} is not an option of train (the seed is swept by --seeds)", 2)
+        if name in spec:
+            raise CLIError(f"--grid: {key} is given twice", 2)
+        parsed = []
+        for text in values.split(","):
+            if name == "preset":
+                ok, value = text in task.PRESETS, text
+                must = "one of " + ", ".join(task.PRESETS)
+            else:
+                f = fields[name]
+                must = f.metadata["must_be"]
+                try:
+                    value = text if "choices" in f.metadata else _field_type(f, hints[name])(text)
+                    ok = text in f.metadata["choices"] if "choices" in f.metadata else True
+                except argparse.ArgumentTypeError:
+                    ok = False
+            if not ok:
+                raise CLIError(f"--grid {token}: {key} must be {must}, got {text!r}", 2)
+            if value in parsed:
+                raise CLIError(f"--grid {token}: {text} is given twice", 2)
+            parsed.append(value)
+        spec[name] = parsed
+    return spec
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run a sweep: stream the results to --out, show progress, print the summary, draw --plot."""
+    sw = importlib.import_module("pyfw.sweep")  # the module: the attribute pyfw.sweep is the function
+    spec = parse_grid(args.grid)
+    seeds = parse_seeds(args.seeds)
+    base = config_from_args(args)
+    check_output(args.out, "--out")
+    if os.path.exists(args.out) and not args.resume:
+        raise CLIError(f"--out {args.out} exists: add --resume to continue that sweep, or remove the file", 2)
+    if args.plot:
+        check_output(args.plot, "--plot")
+        if os.path.realpath(args.plot) == os.path.realpath(args.out):
+            raise CLIError(f"--plot {args.plot} is also --out: give two different files", 2)
+        if os.path.exists(args.plot) and not args.force:
+            raise CLIError(f"--plot {args.plot} exists: add --force to replace it", 2)
+    try:
+        settings = sw.grid(spec)
+    except ValueError as e:
+        raise CLIError(str(e), 2) from None
+    fw = load_backend(args.backend)
+    total = len(settings) * len(seeds)
+    pool = "threads" if fw.__name__ == "pyfw_rs" else "processes"
+    print(f"sweep: {len(settings)} setting{'s' * (len(settings) != 1)} x {len(seeds)} seeds = {total} runs, "
+          f"backend {fw.__name__}, {args.workers} {pool}", file=sys.stderr, flush=True)
+    start, first = time.perf_counter(), [None]
+    best: dict = {}
+
+    def progress(rec: dict, done: int, n: int) -> None:
+        if first[0] is None:
+            first[0] = done - 1  # runs that were already in --out
+        g = best.setdefault(sw.label(rec["setting"]), [])
+        g.append(rec["test_error"])
+        means = {k: _mean(v) for k, v in best.items()}
+        name = min(means, key=lambda k: means[k])
+        new = done - first[0]
+        eta = (time.perf_counter() - start) / new * (n - done)
+        if not args.quiet:
+            print(f"[{done}/{n}] ETA {int(eta) // 60}:{int(eta) % 60:02d}  best so far: {name} "
+                  f"{100 * means[name]:.2f}% mean test error over {len(best[name])} seeds",
+                  file=sys.stderr, flush=True)
+
+    try:
+        results = sw.sweep(settings, seeds, None, fw=fw, base=base, workers=args.workers, out=args.out,
+                           resume=args.resume, on_result=progress)
+    except KeyboardInterrupt:
+        raise CLIError(f"interrupted; the finished runs are in {args.out}: run the same command with --resume "
+                       "to continue", 130) from None
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    summary = sw.summarize(results)
+    sys.stdout.write(sw.table(summary))
+    if args.plot:
+        plot.write_svg(args.plot, plot.sweep_svg(summary))
+    return 0
+
+
+def _mean(values: list) -> float:
+    total = 0.0
+    for v in values:
+        total += v
+    return total / len(values)
+
+
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "plot": cmd_plot, "demo": cmd_demo, "sweep": cmd_sweep}
 """The subcommands and the functions that run them."""
 
 

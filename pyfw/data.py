@@ -3,6 +3,7 @@ written once for both backends."""
 
 from __future__ import annotations
 
+import importlib
 import math
 import numbers
 import sys
@@ -86,37 +87,81 @@ def one_hot(labels: Any, num_classes: int = -1) -> Tensor:
     return Tensor._wrap(rows, (n, k))
 
 
+def _backend_named(name: str) -> Any:
+    """The backend module ``pyfw`` or ``pyfw_rs``, by its name (imported if need be)."""
+    return importlib.import_module(name)
+
+
+def _tensor_backend(obj: Any) -> Any:
+    """The backend whose ``Tensor`` ``obj`` is, or None."""
+    try:
+        fw = backend_of(obj)
+    except TypeError:
+        return None
+    return fw if isinstance(obj, fw.Tensor) else None
+
+
+def _plain(obj: Any) -> Any:
+    """A numpy array or scalar (anything with ``tolist`` that is not text) as plain Python; else ``obj``."""
+    tolist = getattr(obj, "tolist", None)
+    if callable(tolist) and not isinstance(obj, (str, bytes)) and _tensor_backend(obj) is None:
+        return tolist()
+    return obj
+
+
 class TensorDataset:
-    """Samples ``(x[i], t[i])``: ``x`` is a tensor of either backend, and every
-    further item (usually one, the targets ``t``) is a tensor of the same backend
-    or a list (class indices), all with the same number of rows.
+    """Samples ``(x[i], t[i])``: the rows of each item, all items with the same number of rows.
+
+    Each item is a tensor, a nested list or a numpy array (2-D: it becomes a
+    tensor), or a flat list, tuple or 1-D numpy array (kept as a list, such as
+    class indices). The tensors are of one backend: that of the tensors given,
+    else the backend whose ``data`` module this is (``pyfw.data.TensorDataset``
+    makes pyfw tensors, ``pyfw_rs.data.TensorDataset`` pyfw_rs ones). The first
+    item must be rows (2-D).
 
     ``dataset[i]`` gives the row ``i`` of each item (a 1-D tensor, or the list's
     entry); ``dataset[idx]`` with a list of ints gathers those rows: tensors by
-    ``item[idx]``, lists as lists. ``tensors`` holds the items.
+    ``item[idx]``, lists as lists (``__getitems__(idx)`` too, which ``DataLoader``
+    calls). ``tensors`` holds the items.
     """
+
+    _default_backend = "pyfw"
 
     def __init__(self, *tensors: Any) -> None:
         if not tensors:
             raise TypeError("TensorDataset: needs at least one tensor")
-        first = tensors[0]
-        try:
-            fw = backend_of(first)
-        except TypeError:
-            fw = None
-        if fw is None or not isinstance(first, fw.Tensor):
-            raise TypeError(f"TensorDataset: the first item must be a pyfw or pyfw_rs Tensor, got "
-                            f"{type(first).__name__}; build one with fw.tensor(...)")
-        n = len(first)
-        items = []
+        fw = None
+        for t in tensors:
+            fw = _tensor_backend(t)
+            if fw is not None:
+                break
+        if fw is None:
+            fw = _backend_named(self._default_backend)
+        items: list = []
         for i, t in enumerate(tensors):
-            if isinstance(t, fw.Tensor):
+            other = _tensor_backend(t)
+            if other is fw:
                 items.append(t)
-            elif isinstance(t, (list, tuple)):
-                items.append(list(t))
+                continue
+            if other is not None:
+                raise TypeError(f"TensorDataset: item {i} is a {other.__name__} Tensor, but the dataset's tensors "
+                                f"are {fw.__name__}'s; convert it with {fw.__name__}.tensor(item.tolist())")
+            data = _plain(t)
+            if not isinstance(data, (list, tuple)):
+                raise TypeError(f"TensorDataset: item {i} must be a {fw.__name__} Tensor, a nested list, a list "
+                                f"or a numpy array, got {type(t).__name__}")
+            if data and isinstance(data[0], (list, tuple)):
+                try:
+                    items.append(fw.tensor(data))
+                except (TypeError, ValueError) as e:
+                    raise type(e)(f"TensorDataset: item {i}: {e}") from None
+            elif i == 0:
+                raise TypeError(f"TensorDataset: the first item must be rows: a pyfw or pyfw_rs Tensor, a nested "
+                                f"list or a 2-D numpy array, got a flat {type(t).__name__}")
             else:
-                raise TypeError(f"TensorDataset: item {i} must be a {fw.__name__} Tensor (as item 0 is) "
-                                f"or a list, got {type(t).__name__}")
+                items.append(list(data))
+        n = len(items[0])
+        for i, t in enumerate(items):
             if len(t) != n:
                 raise ValueError(f"TensorDataset: item {i} has {len(t)} rows, item 0 has {n}")
         self.tensors: tuple = tuple(items)
@@ -129,30 +174,94 @@ class TensorDataset:
             return tuple(gather(t, index) for t in self.tensors)
         return tuple(t[index] for t in self.tensors)
 
+    def __getitems__(self, indices: list) -> tuple:
+        """The rows ``indices`` of each item at once: ``dataset[indices]`` (the loader's fast path)."""
+        return self[list(indices)]
+
     def __repr__(self) -> str:
         return f"TensorDataset({len(self)} samples, {len(self.tensors)} items)"
 
 
-class DataLoader:
-    """Mini-batches of a dataset: iterating yields ``dataset[idx]`` (for a
-    ``TensorDataset``, the tuple ``(xb, tb)``) for consecutive slices ``idx`` of an
-    order of the samples, ``batch_size`` at a time; the last batch is smaller
-    unless ``drop_last``, which leaves it out.
+def _collate(samples: list, fw: Any) -> Any:
+    """One batch from a list of samples: a tuple (or dict) of collated fields, or one collated field."""
+    first = samples[0]
+    if isinstance(first, tuple):
+        for k, s in enumerate(samples):
+            if not isinstance(s, tuple) or len(s) != len(first):
+                raise TypeError(f"DataLoader: sample {k} of the batch is not a tuple of {len(first)} items, "
+                                f"as the first one is: {s!r:.60}")
+        return tuple(_collate_field([s[j] for s in samples], fw, f"field {j}") for j in range(len(first)))
+    if isinstance(first, dict):
+        for k, s in enumerate(samples):
+            if not isinstance(s, dict) or s.keys() != first.keys():
+                raise TypeError(f"DataLoader: sample {k} of the batch is not a dict with the keys of the first one")
+        return {key: _collate_field([s[key] for s in samples], fw, f"field {key!r}") for key in first}
+    return _collate_field(samples, fw, "the sample")
 
-    The order is ``list(range(n))``, or with ``shuffle`` one
-    ``randperm(n, generator)`` of the dataset's backend drawn by each ``iter()``,
-    the same draw as :func:`pyfw.training.train_epoch`: a loop over a shuffling
-    loader performs the same steps, bit for bit, as ``fit`` with the same
-    generator and batch size. The backend is that of the dataset's first tensor
-    (``dataset.tensors[0]``), else the generator's. Any dataset with ``__len__``
-    and a ``__getitem__`` that takes a list of indices works.
+
+def _collate_field(values: list, fw: Any, where: str) -> Any:
+    """One field of a batch (see :class:`DataLoader`): rows stacked into a tensor, ints as a list
+    of labels, other numbers as a column tensor, anything else as the list of values."""
+    own = _tensor_backend(values[0])
+    if own is not None:
+        for v in values:
+            if _tensor_backend(v) is not own or len(v.shape) != 1:
+                raise TypeError(f"DataLoader: {where}: every sample must give a 1-D {own.__name__} Tensor (a row), "
+                                f"got a {type(v).__module__}.{type(v).__name__} of shape {getattr(v, 'shape', '?')}")
+        return own.tensor([v.tolist() for v in values])
+    values = [_plain(v) for v in values]
+    if all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values):
+        return [int(v) for v in values]  # class indices, as CrossEntropyLoss and error_rate take them
+    try:
+        if all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+            return fw.tensor([[v] for v in values])  # one number per sample: a (batch, 1) column
+        if all(isinstance(v, (list, tuple)) for v in values):
+            return fw.tensor([list(v) for v in values])  # rows
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"DataLoader: {where}: {e}") from None
+    return list(values)  # text and other values, as they came
+
+
+class DataLoader:
+    """Mini-batches of a dataset, ``batch_size`` samples at a time, in the order
+    ``list(range(n))`` or, with ``shuffle``, one ``randperm(n, generator)`` drawn by each
+    ``iter()``; the last batch is smaller unless ``drop_last``, which leaves it out.
+
+    The dataset is any map-style dataset: ``len(dataset)`` and ``dataset[i]`` for an
+    int ``i`` (a torch-style ``Dataset`` class, or a list of ``(x, y)`` pairs). A batch
+    is made of the samples ``dataset[i]``: a tuple (or dict) of fields gives a tuple
+    (or dict) of collated fields, anything else one collated field. A field collates
+    as follows:
+
+    * 1-D tensors (rows), lists or tuples of numbers, or 1-D numpy arrays: stacked
+      into a ``(batch, k)`` tensor;
+    * ints: a list of ints (class indices, as ``CrossEntropyLoss`` and the metrics
+      take them);
+    * other numbers (floats, numpy scalars): a ``(batch, 1)`` tensor, the shape a
+      one-output model's loss compares with;
+    * anything else (text, ...): the list of the values, as they came.
+
+    A dataset with ``__getitems__(indices)`` (torch's name for it) is asked for a
+    whole batch at once and its result is yielded as it is; ``TensorDataset`` has it,
+    so its batches are ``(x[idx], t[idx])``, gathered without collating.
+
+    Shuffling draws the same ``randperm`` as :func:`pyfw.training.train_epoch`: a
+    loop over a shuffling loader performs the same steps, bit for bit, as ``fit``
+    with the same generator and batch size. The backend (for ``randperm`` and for
+    the tensors it collates) is that of the dataset's first tensor
+    (``dataset.tensors[0]``), else the generator's, else the one whose ``data``
+    module this is (``pyfw.data.DataLoader``: pyfw; ``pyfw_rs.data.DataLoader``:
+    pyfw_rs); without a generator it draws from that backend's default generator.
+    The loader holds the backend by its name, so it can be pickled and deep-copied.
     """
+
+    _default_backend = "pyfw"
 
     def __init__(self, dataset: Any, batch_size: int = 1, shuffle: bool = False, drop_last: bool = False,
                  generator: Optional[Any] = None) -> None:
         who = "DataLoader"
         if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
-            raise TypeError(f"{who}: dataset must have __len__ and __getitem__ (a TensorDataset), "
+            raise TypeError(f"{who}: dataset must have __len__ and __getitem__ (a map-style dataset), "
                             f"got {type(dataset).__name__}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral):
             raise TypeError(f"{who}: batch_size must be an int, got {type(batch_size).__name__}")
@@ -162,14 +271,15 @@ class DataLoader:
             if not isinstance(flag, bool):
                 raise TypeError(f"{who}: {name} must be True or False, got {type(flag).__name__}")
         tensors = getattr(dataset, "tensors", None)
-        fw = None
         if isinstance(tensors, (tuple, list)) and tensors:
             fw = backend_of(tensors[0])
         elif generator is not None:
-            fw = backend_of(generator)
-        elif shuffle:
-            raise TypeError(f"{who}: cannot tell which backend's randperm to draw for a "
-                            f"{type(dataset).__name__}; pass generator=fw.Generator(seed)")
+            try:
+                fw = backend_of(generator)
+            except TypeError:
+                fw = _backend_named(self._default_backend)
+        else:
+            fw = _backend_named(self._default_backend)
         if generator is not None and not isinstance(generator, fw.Generator):
             raise TypeError(f"{who}: generator must be a {fw.__name__}.Generator (the dataset's backend), "
                             f"got {type(generator).__module__}.{type(generator).__name__}")
@@ -178,7 +288,11 @@ class DataLoader:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.generator = generator
-        self._fw = fw
+        self._backend: str = fw.__name__  # a name, not the module, so that the loader pickles
+
+    @property
+    def _fw(self) -> Any:
+        return _backend_named(self._backend)
 
     def __len__(self) -> int:
         """The number of batches: ``n // batch_size`` with ``drop_last``, else ``ceil(n / batch_size)``."""
@@ -194,5 +308,15 @@ class DataLoader:
     def _batches(self, order: list) -> Iterator:
         size = self.batch_size
         stop = len(order) - len(order) % size if self.drop_last else len(order)
+        getitems = getattr(self.dataset, "__getitems__", None)
+        fw = self._fw
         for start in range(0, stop, size):
-            yield self.dataset[order[start:start + size]]
+            idx = order[start:start + size]
+            if getitems is not None:
+                yield getitems(idx)
+            else:
+                yield _collate([self.dataset[i] for i in idx], fw)
+
+    def __repr__(self) -> str:
+        return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)} samples, batch_size="
+                f"{self.batch_size}, shuffle={self.shuffle}, drop_last={self.drop_last}, backend {self._backend})")

@@ -17,9 +17,11 @@ and the metadata of a model file are in docs/FILES.md.
   kept because it is plain text that shows every weight exactly (for reading
   and diffing) and because other tools read it. It holds tensors only.
 
-The backend of what is read is chosen by the ``fw`` argument: ``pyfw`` (the
-default) or ``pyfw_rs``, the module itself, as ``pyfw.task`` takes it. Since
-``pyfw_rs.io`` is this module, ``pyfw_rs`` users pass ``fw=pyfw_rs``.
+The backend of what is read is chosen by the ``fw`` argument, the module
+itself (``pyfw`` or ``pyfw_rs``), as ``pyfw.task`` takes it. Without it, each
+backend's ``io`` builds its own backend's objects: this module gives ``pyfw``
+tensors and models, and ``pyfw_rs.io`` (a thin module over this one) gives
+``pyfw_rs`` ones.
 
 Every writer is atomic (:func:`write_atomic`). Every reader raises ``ValueError``
 naming the file for a file that is truncated, corrupt or hostile, and reads
@@ -761,6 +763,8 @@ def _build(desc: dict, fw: ModuleType) -> Any:
 def build_model(metadata: dict, tensors: dict, fw: Optional[ModuleType] = None, source: str = "build_model") -> Any:
     """The model that a model file's ``metadata`` describes, in backend ``fw``, loaded with ``tensors``.
 
+    ``fw`` defaults to the backend whose ``io`` this is (``pyfw`` here, ``pyfw_rs`` in ``pyfw_rs.io``).
+
     ``metadata`` is as :func:`model_metadata` writes it; ``tensors`` maps names to
     tensors of either backend or nested lists, and must hold exactly the
     parameters the architecture implies, with their shapes. The architecture is
@@ -807,24 +811,64 @@ def _build_checked(metadata: Any, tensors: dict, fw: ModuleType, source: str) ->
     return model
 
 
-def load_model(path: PathLike, fw: Optional[ModuleType] = None) -> Any:
+def load_model(path: PathLike, fw: Optional[ModuleType] = None, model: Any = None) -> Any:
     """Rebuild the model of a model file written by :func:`save_model`, in backend ``fw``.
 
-    ``fw`` is ``pyfw`` (the default) or ``pyfw_rs``. Returns the ``Sequential``
-    (or the single module that was saved) with the file's weights, in eval mode;
-    its outputs are bit-identical to the saved model's in either backend. The
-    file's preprocessing is read by :func:`load_preprocess`. Building draws
-    nothing from the default generator. A file that is not a valid pyfw model
-    file (not safetensors, no or an invalid architecture, an unknown layer kind,
-    weights that do not match) gets a ``ValueError`` naming it.
+    ``fw`` is ``pyfw`` or ``pyfw_rs``; by default, the backend whose ``io`` this
+    is: ``pyfw.io.load_model`` builds pyfw models and ``pyfw_rs.io.load_model``
+    pyfw_rs models. Returns the ``Sequential`` (or the single module that was
+    saved) with the file's weights, in eval mode; its outputs are bit-identical
+    to the saved model's in either backend. The file's preprocessing is read by
+    :func:`load_preprocess`. Building draws nothing from the default generator. A
+    file that is not a valid pyfw model file (not safetensors, no or an invalid
+    architecture, an unknown layer kind, weights that do not match) gets a
+    ``ValueError`` naming it.
+
+    With ``model``, a module of either backend (a class of your own included),
+    the file's tensors are loaded into it instead, with ``model.load_state_dict``,
+    which checks every name and shape before it changes anything; the file needs
+    no architecture (any safetensors file of the model's ``state_dict`` works).
+    The model is put in eval mode and returned. A file that does not fit the
+    model gets a ``ValueError`` naming the file, and the model is unchanged.
+    ``fw``, if given too, must be the model's backend.
     """
+    return _load_model(path, fw, model, None)
+
+
+def _load_model(path: PathLike, fw: Optional[ModuleType], model: Any, default: Optional[ModuleType]) -> Any:
+    """:func:`load_model` with ``default`` as the backend when neither ``fw`` nor ``model`` says (None: pyfw)."""
     who = "load_model"
-    fw = _backend(fw, who)
+    if model is not None:
+        own = _backend_of_module(model, who)
+        if fw is not None and _backend(fw, who) is not own:
+            raise TypeError(f"{who}: fw is {fw.__name__} but model is a {own.__name__} "
+                            f"{type(model).__name__}; leave fw out to load into the model")
+        path = os.fspath(path)
+        _, tensors = _read(path, who)
+        try:
+            model.load_state_dict({k: rows[0] if len(shape) == 1 else rows for k, (rows, shape) in tensors.items()})
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{who}: {path} does not fit the given {type(model).__name__}: {e}") from None
+        model.eval()
+        return model
+    fw = _backend(default if fw is None else fw, who)
     path = os.fspath(path)
     header, tensors = _read(path, who)
     meta = _model_meta(header, path, who)
     _check_stored_preprocess(meta, path, who)
     return _build_checked(meta, tensors, fw, f"{who}: {path}")
+
+
+def _backend_of_module(model: Any, who: str) -> ModuleType:
+    """The backend (``pyfw`` or ``pyfw_rs``) whose ``Module`` ``model`` is."""
+    from .training import backend_of  # training imports this module
+    try:
+        fw = backend_of(model)
+    except TypeError:
+        fw = None
+    if fw is None or not isinstance(model, fw.Module):
+        raise TypeError(f"{who}: model must be a module of pyfw or pyfw_rs, got {type(model).__name__}")
+    return fw
 
 
 def _check_stored_preprocess(meta: dict, path: str, who: str) -> Preprocess:

@@ -632,6 +632,89 @@ def boundary_svg(predict: Callable[[List[List[float]]], Any], points: Any, label
     return _document(width, height, full_title, out)
 
 
+# --- sweeps -------------------------------------------------------------------------------------
+
+_SERIES_STYLES = ((_BLUE, ""), (_VERMILLION, "7 4"), (_GREEN, "2 3"), (_ORANGE, "10 3 2 3"), (_INK, "4 4"),
+                  (_MUTED, "1 3"))
+
+
+def sweep_svg(summary: Sequence[Mapping[str, Any]], title: Optional[str] = None,
+              metric: str = "test error") -> str:
+    """The error of a sweep against each swept setting, with the spread over seeds, as SVG text.
+
+    ``summary`` is :func:`pyfw.sweep.summarize`'s list: per setting its ``setting``
+    dict and the ``mean``, ``best`` and ``worst`` over its seeds. There is one panel
+    per swept key: its values along the x axis (in order of appearance, evenly
+    spaced), the error in percent up the y axis. Each combination of the other
+    keys is one series: a marker at the mean, joined across the values, and a
+    vertical bar from the best to the worst seed. Panels have ids ``sweep-KEY``.
+    """
+    rows = list(summary)
+    if not rows:
+        raise ValueError("sweep_svg: the summary is empty")
+    keys: list = []
+    for row in rows:
+        for k in row["setting"]:
+            if k not in keys:
+                keys.append(k)
+    if not keys:
+        keys = [""]  # no swept setting: one panel with one point
+    title = "Sweep" if title is None else str(title)
+    width, panel_h = 760, 240
+    worst = max(100 * float(r["worst"]) for r in rows)
+    _, yhi, yticks = _linear_axis(0.0, max(worst, 1.0), 5)
+    left = 24 + _y_label_room(yticks)
+    right = width - 28
+    out: List[str] = [_text(width / 2, 30, title, 18, "middle", extra=' font-weight="bold" id="plot-title"')]
+    seeds = sorted({len(r.get("seeds", ())) or int(r.get("runs", 0)) for r in rows})
+    out.append(_text(width / 2, 50, f"mean {metric} over {'/'.join(str(n) for n in seeds)} seeds; bars: best to "
+                     "worst seed", 13, "middle", _MUTED, extra=' class="subtitle"'))
+    y = 70
+    for key in keys:
+        values: list = []
+        series: dict = {}
+        for row in rows:
+            setting = row["setting"]
+            v = setting.get(key, "") if key else ""
+            if v not in values:
+                values.append(v)
+            other = " ".join(f"{k}={w}" for k, w in setting.items() if k != key) or metric
+            series.setdefault(other, []).append((values.index(v), row))
+        styles = {name: _SERIES_STYLES[i % len(_SERIES_STYLES)] for i, name in enumerate(series)}
+        items = [("line", name, styles[name]) for name in series]
+        ident = "sweep-" + re.sub(r"[^A-Za-z0-9_-]", "_", key or "base")
+        bottom = y
+        if len(series) > 1:
+            at = len(out)
+            bottom = _legend_row(out, left, y + 10, right, items)
+            out[at] = f'<g id="{ident}-legend">'  # one legend per panel, each with its own id
+        box = (left, bottom + 14, right, bottom + 14 + panel_h)
+        n = len(values)
+        xs = _Scale(-0.5, n - 0.5, box[0], box[2])
+        ys = _Scale(0.0, yhi, box[3], box[1])
+        out.append(f'<g id="{ident}">')
+        out.append(f'<rect class="plot-area" x="{_n(box[0])}" y="{_n(box[1])}" width="{_n(box[2] - box[0])}" '
+                   f'height="{_n(box[3] - box[1])}" fill="none"/>')
+        xticks = [(float(i), str(v)) for i, v in enumerate(values)]
+        _axes(out, box, xs, ys, xticks, yticks, key or "setting", f"{metric} (%)", prefix=ident + "-")
+        for name, points in series.items():
+            colour, dash = styles[name]
+            points.sort(key=lambda p: p[0])
+            d = " L".join(f"{_n(xs(i))} {_n(ys(100 * float(r['mean'])))}" for i, r in points)
+            da = f' stroke-dasharray="{dash}"' if dash else ""
+            out.append(f'<g class="series"><path d="M{d}" fill="none" stroke="{colour}" stroke-width="2"{da}/>')
+            for i, r in points:
+                x = xs(i)
+                out.append(f'<line class="spread" x1="{_n(x)}" y1="{_n(ys(100 * float(r["best"])))}" x2="{_n(x)}" '
+                           f'y2="{_n(ys(100 * float(r["worst"])))}" stroke="{colour}" stroke-width="1.5"/>')
+                out.append(f'<circle class="mean" cx="{_n(x)}" cy="{_n(ys(100 * float(r["mean"])))}" r="4" '
+                           f'fill="{colour}"/>')
+            out.append("</g>")
+        out.append("</g>")
+        y = box[3] + 56
+    return _document(width, int(y), title, out)
+
+
 # --- files -------------------------------------------------------------------------------------
 
 def write_svg(path: str, svg: str) -> None:

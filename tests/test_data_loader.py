@@ -151,14 +151,18 @@ def test_tensor_dataset_indexing(fw: ModuleType) -> None:
 
 
 def test_a_dataset_of_your_own(fw: ModuleType) -> None:
-    """Any dataset with __len__ and a __getitem__ that takes a list of indices; it needs a
-    generator to tell the backend when shuffling."""
+    """Any dataset with __len__ and a __getitems__ that takes a list of indices (torch's name for
+    a batched fetch) is asked for whole batches; without a generator it shuffles with the default
+    generator of the backend whose DataLoader it is."""
 
     class Squares:
         def __len__(self) -> int:
             return 9
 
-        def __getitem__(self, idx: list) -> list:
+        def __getitem__(self, i: int) -> int:
+            raise AssertionError("the batched fetch is used")
+
+        def __getitems__(self, idx: list) -> list:
             return [i * i for i in idx]
 
     g, ref = fw.Generator(1), fw.Generator(1)
@@ -166,14 +170,20 @@ def test_a_dataset_of_your_own(fw: ModuleType) -> None:
     perm = fw.randperm(9, generator=ref)
     assert got == [[i * i for i in perm[k:k + 4]] for k in (0, 4, 8)]
     assert list(fw.data.DataLoader(Squares(), batch_size=5)) == [[0, 1, 4, 9, 16], [25, 36, 49, 64]]
-    with pytest.raises(TypeError, match="generator"):
-        fw.data.DataLoader(Squares(), shuffle=True)
+    loader = fw.data.DataLoader(Squares(), batch_size=9, shuffle=True)
+    fw.manual_seed(3)
+    got = list(loader)
+    fw.manual_seed(3)
+    assert got == [[i * i for i in fw.randperm(9)]]
 
 
 def test_exported_by_both_backends(fw: ModuleType) -> None:
     import pyfw
-    assert fw.data.TensorDataset is pyfw.data.TensorDataset
-    assert fw.data.DataLoader is pyfw.data.DataLoader
+    for name in ("TensorDataset", "DataLoader"):  # written once: pyfw_rs's only sets its default backend
+        cls = getattr(fw.data, name)
+        assert cls is getattr(pyfw.data, name) or (
+            cls.__bases__ == (getattr(pyfw.data, name),)
+            and set(vars(cls)) <= {"__module__", "__doc__", "__qualname__", "_default_backend"})
     assert {"TensorDataset", "DataLoader"} <= set(getattr(fw.data, "__all__", dir(fw.data)))
 
 
@@ -196,8 +206,8 @@ def test_bad_dataset(fw: ModuleType) -> None:
         fw.data.DataLoader(5)
     with pytest.raises(TypeError):
         fw.data.TensorDataset()
-    with pytest.raises(TypeError, match="Tensor"):
-        fw.data.TensorDataset(x.tolist(), y)
+    with pytest.raises(TypeError, match="rows"):
+        fw.data.TensorDataset(y, x)
     with pytest.raises(ValueError, match="rows"):
         fw.data.TensorDataset(x, y[:4])
     with pytest.raises(ValueError, match="rows"):
@@ -236,3 +246,116 @@ def test_loader_with_cross_entropy_is_bit_identical_across_backends() -> None:
                 losses = loader_loop(fw, model, crit, opt, loader, 3)
             runs.append(([v.hex() for v in losses], state_hex(model), g.next_u64()))
     assert all(r == runs[0] for r in runs)
+
+
+# ---- map-style datasets, numpy and nested lists, pickling -----------------------------------
+
+class PairsDataset:
+    """A torch-style map-style dataset: __len__ and __getitem__(int) giving (row, label)."""
+
+    def __init__(self, rows: list, labels: list) -> None:
+        self.rows, self.labels = rows, labels
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple:
+        if not isinstance(i, int):
+            raise TypeError(f"index must be an int, got {type(i).__name__}")
+        return self.rows[i], self.labels[i]
+
+
+def test_a_map_style_dataset_trains_as_fit(fw: ModuleType) -> None:
+    """A torch-style dataset of (row, label) pairs: the same batches, so the same bits, as fit."""
+    a = setup(fw, 8, 30)
+    b = setup(fw, 8, 30)
+    la = fit(*a[:5], epochs=2, batch_size=7, generator=a[6])
+    model, _, opt, x, _, y, g = b
+    loader = fw.data.DataLoader(PairsDataset(x.tolist(), y), batch_size=7, shuffle=True, generator=g)
+    lb = loader_loop(fw, model, OneHotMSE(fw), opt, loader, 2)
+    assert [v.hex() for v in la] == [v.hex() for v in lb]
+    assert state_hex(a[0]) == state_hex(model)
+
+
+def test_a_list_of_pairs_collates_into_the_loaders_backend(fw: ModuleType) -> None:
+    pairs = [([0.5, 1.5], 1), ([2.0, -1.0], 0), ([3.0, 4.0], 1)]
+    (xb, yb), (xc, yc) = list(fw.data.DataLoader(pairs, batch_size=2))
+    assert isinstance(xb, fw.Tensor) and xb.shape == (2, 2) and xb.tolist() == [[0.5, 1.5], [2.0, -1.0]]
+    assert yb == [1, 0] and type(yb) is list and yc == [1] and xc.tolist() == [[3.0, 4.0]]
+    # rows given as tensors of the backend stack into one tensor; floats become a column
+    rows = [(fw.tensor([[float(i), 1.0]])[0], 0.25 * i, "s%d" % i) for i in range(3)]
+    (xb, tb, names), = list(fw.data.DataLoader(rows, batch_size=3))
+    assert xb.tolist() == [[0.0, 1.0], [1.0, 1.0], [2.0, 1.0]]
+    assert isinstance(tb, fw.Tensor) and tb.shape == (3, 1) and tb.tolist() == [[0.0], [0.25], [0.5]]
+    assert names == ["s0", "s1", "s2"]
+    # a sample that is not a tuple is one field; dicts collate by key
+    assert [b.tolist() for b in fw.data.DataLoader([[1.0, 2.0], [3.0, 4.0]], batch_size=2)] == [[[1.0, 2.0],
+                                                                                                [3.0, 4.0]]]
+    batch, = list(fw.data.DataLoader([{"x": [1.0], "y": 0}, {"x": [2.0], "y": 1}], batch_size=2))
+    assert batch["x"].tolist() == [[1.0], [2.0]] and batch["y"] == [0, 1]
+
+
+def test_each_backends_loader_builds_its_own_tensors() -> None:
+    import pyfw
+    for name in BACKENDS:
+        fw = load_backend(name)
+        xb, _ = next(iter(fw.data.DataLoader([([1.0, 2.0], 0)])))
+        assert type(xb) is fw.Tensor
+        ds = fw.data.TensorDataset([[1.0, 2.0], [3.0, 4.0]], [0, 1])
+        assert type(ds.tensors[0]) is fw.Tensor and ds.tensors[1] == [0, 1]
+    rs = load_backend("rs")
+    # a tensor given decides, whichever backend's class builds the dataset
+    assert type(pyfw.data.TensorDataset(rs.tensor([[1.0]]), [[2.0]]).tensors[1]) is rs.Tensor
+
+
+def test_bad_samples_are_named(fw: ModuleType) -> None:
+    with pytest.raises(TypeError, match="sample 1 of the batch is not a tuple of 2"):
+        list(fw.data.DataLoader([([1.0], 0), [1.0]], batch_size=2))
+    with pytest.raises(ValueError, match="DataLoader: field 0"):
+        list(fw.data.DataLoader([([1.0], 0), ([1.0, 2.0], 1)], batch_size=2))
+    two_d = fw.tensor([[1.0, 2.0]])
+    with pytest.raises(TypeError, match="1-D"):
+        list(fw.data.DataLoader([(two_d, 0), (two_d, 1)], batch_size=2))
+
+
+def test_tensor_dataset_takes_nested_lists(fw: ModuleType) -> None:
+    _, _, _, x, t, y, g = setup(fw, 2, 9)
+    ds = fw.data.TensorDataset(x.tolist(), t.tolist(), tuple(y))
+    assert [type(v) for v in ds.tensors] == [fw.Tensor, fw.Tensor, list]
+    assert ds.tensors[0].tolist() == x.tolist() and ds.tensors[1].tolist() == t.tolist() and ds.tensors[2] == y
+    with pytest.raises(ValueError, match="TensorDataset: item 0"):
+        fw.data.TensorDataset([[1.0, 2.0], [3.0]])
+
+
+def test_tensor_dataset_takes_numpy(fw: ModuleType) -> None:
+    np = pytest.importorskip("numpy")
+    _, _, _, x, t, y, g = setup(fw, 2, 9)
+    ds = fw.data.TensorDataset(np.array(x.tolist()), np.array(y))
+    assert type(ds.tensors[0]) is fw.Tensor and ds.tensors[0].tolist() == x.tolist()
+    assert ds.tensors[1] == y and all(type(v) is int for v in ds.tensors[1])
+    g2 = fw.Generator(4)
+    got = [xb.tolist() for xb, _ in fw.data.DataLoader(ds, batch_size=4, shuffle=True, generator=g2)]
+    ref = [xb.tolist() for xb, _ in fw.data.DataLoader(fw.data.TensorDataset(x, y), batch_size=4, shuffle=True,
+                                                       generator=fw.Generator(4))]
+    assert got == ref
+    pairs = [(np.array(r), np.int64(v)) for r, v in zip(x.tolist(), y)]  # numpy rows and numpy labels
+    (xb, yb), = list(fw.data.DataLoader(pairs, batch_size=9))
+    assert xb.tolist() == x.tolist() and yb == y
+
+
+@pytest.mark.parametrize("copier", ["pickle", "deepcopy"])
+@pytest.mark.parametrize("kind", ["tensors", "pairs"])
+def test_a_loader_pickles_and_deep_copies(fw: ModuleType, copier: str, kind: str) -> None:
+    import copy
+    import pickle
+    _, _, _, x, t, y, _ = setup(fw, 3, 11)
+    ds = fw.data.TensorDataset(x, t) if kind == "tensors" else PairsDataset(x.tolist(), y)
+    loader = fw.data.DataLoader(ds, batch_size=4, shuffle=True, drop_last=True, generator=fw.Generator(6))
+    twin = pickle.loads(pickle.dumps(loader)) if copier == "pickle" else copy.deepcopy(loader)
+    assert type(twin) is type(loader) and twin.generator is not loader.generator
+    assert (twin.batch_size, twin.shuffle, twin.drop_last, len(twin)) == (4, True, True, 2)
+    for _ in range(2):
+        a, b = list(loader), list(twin)
+        assert [[v.tolist() if hasattr(v, "tolist") else v for v in batch] for batch in a] == \
+               [[v.tolist() if hasattr(v, "tolist") else v for v in batch] for batch in b]
+    assert loader.generator.next_u64() == twin.generator.next_u64()

@@ -29,3 +29,15 @@ def test_usage_example_runs(fw: ModuleType, repo_root: Path, tmp_path: Path) -> 
     assert 0.0 <= error < 0.2, f"error rate after 10 epochs: {error}"
     if fw.__name__ != "pyfw":
         assert out == run_usage(repo_root, "pyfw", tmp_path / "pyfw")
+
+
+def test_license_and_layout(repo_root: Path) -> None:
+    """The LICENSE file holds the license pyproject names, and the README's layout names every doc."""
+    license_text = (repo_root / "LICENSE").read_text(encoding="utf-8")
+    assert license_text.startswith("MIT License") and "the pyfw authors" in license_text
+    assert 'license = { text = "MIT" }' in (repo_root / "pyproject.toml").read_text(encoding="utf-8")
+    readme = (repo_root / "README.md").read_text(encoding="utf-8")
+    layout = readme[readme.index("## Layout"):]
+    for doc in sorted((repo_root / "docs").glob("*.md")):
+        assert doc.name in layout, doc.name
+    assert "LICENSE" in layout

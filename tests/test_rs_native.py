@@ -356,8 +356,10 @@ def test_backend_of_and_reexports():
     assert sorted(pyfw_rs.__all__) == sorted(pyfw.__all__)
     for name in pyfw.__all__:
         assert hasattr(pyfw_rs, name), name
-    for name in ("fit", "train_epoch", "argmax_rows", "error_rate", "metrics", "training", "io"):
+    for name in ("fit", "train_epoch", "argmax_rows", "error_rate", "metrics", "training"):
         assert getattr(pyfw_rs, name) is getattr(pyfw, name)
+    # pyfw_rs.io is pyfw.io's code with pyfw_rs as the default backend (tests/test_load_model.py)
+    assert pyfw_rs.io.__name__ == "pyfw_rs.io" and pyfw_rs.io.save_model is pyfw.io.save_model
     import pyfw_rs.data as d
     from pyfw_rs import data
     assert d is data is pyfw_rs.data

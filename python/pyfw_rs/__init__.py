@@ -8,13 +8,17 @@ written once in ``pyfw`` and re-exported here, so both namespaces show the
 same names.
 """
 
+import sys
+from typing import Any
+
 import pyfw
-from pyfw import init, io, metrics, training
+from pyfw.sweep import sweep as _sweep
+from pyfw import init, metrics, training
 from pyfw.gradcheck import GradcheckError, gradcheck
 from pyfw.metrics import argmax_rows, error_rate
 from pyfw.training import fit, train_epoch
 
-from . import _native, _pickle, activations, data, losses, optim
+from . import _native, _pickle, activations, data, io, losses, optim
 from ._native import (
     Generator,
     Module,
@@ -30,6 +34,14 @@ from .losses import LOSSES
 from .optim import OPTIMIZERS
 
 __version__ = "0.1.0"
+
+
+def sweep(configs: Any, seeds: Any, executor: Any = None, **options: Any) -> list:
+    """:func:`pyfw.sweep.sweep` with pyfw_rs as the backend unless ``fw=`` says otherwise
+    (by default on a thread pool: the native ``fit`` releases the interpreter lock)."""
+    options.setdefault("fw", sys.modules[__name__])
+    return _sweep(configs, seeds, executor, **options)
+
 
 _pickle.register()
 

@@ -1,3 +1,6 @@
-from pyfw.data import DataLoader as DataLoader, TensorDataset as TensorDataset
+from pyfw import data as _data
 
 from ._native import DISK_RADIUS2 as DISK_RADIUS2, disk as disk, one_hot as one_hot
+
+class TensorDataset(_data.TensorDataset): ...
+class DataLoader(_data.DataLoader): ...

@@ -1,0 +1,168 @@
+"""Sweeps: every setting x seed of the seed task on any executor, the same results whatever the
+executor and worker count (paired seeds), streamed to JSON lines, resumed, summarized and plotted."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conftest import load_backend
+
+import pyfw
+from pyfw import cli, task
+from pyfw.plot import sweep_svg
+
+sw = sys.modules["pyfw.sweep"]
+REPO = Path(pyfw.__file__).resolve().parent.parent
+BASE = task.Config(epochs=2, n_train=60, n_test=40, batch_size=16)
+GRID = {"lr": [0.05, 0.1], "activation": ["relu", "tanh"]}
+
+
+def same_fields(results: list) -> list:
+    """The results without their timings, in a fixed order."""
+    return sorted(json.dumps({k: v for k, v in r.items() if k != "seconds"}, sort_keys=True) for r in results)
+
+
+def test_grid_and_settings() -> None:
+    settings = sw.grid(GRID)
+    assert settings == [{"lr": 0.05, "activation": "relu"}, {"lr": 0.05, "activation": "tanh"},
+                        {"lr": 0.1, "activation": "relu"}, {"lr": 0.1, "activation": "tanh"}]
+    with pytest.raises(ValueError, match="seed"):
+        sw.grid({"seed": [1, 2]})
+    setting, config = sw.resolve({"preset": "best", "lr": 0.02}, BASE)
+    assert config.optimizer == "adam" and config.lr == 0.02 and config.epochs == 2 and setting["preset"] == "best"
+
+
+def test_a_runs_seed_is_the_sweeps_seed_and_results_do_not_depend_on_the_executor() -> None:
+    rs = load_backend("rs")
+    settings = sw.grid(GRID)
+    inline = rs.sweep(settings, [0, 3], concurrent.futures.ThreadPoolExecutor(1), base=BASE)
+    two = rs.sweep(settings, [0, 3], concurrent.futures.ThreadPoolExecutor(2), base=BASE)
+    procs = pyfw.sweep(settings, [0, 3], base=BASE, workers=2)  # pyfw's default: a process pool
+    assert [r["seed"] for r in inline] == [0, 3] * 4
+    assert same_fields(inline) == same_fields(two)
+    assert [{**r, "backend": "x"} for r in json.loads("[" + ",".join(same_fields(procs)) + "]")] == \
+           [{**r, "backend": "x"} for r in json.loads("[" + ",".join(same_fields(inline)) + "]")]
+    direct = task.train(rs, task.Config(**{**BASE.__dict__, "lr": 0.1, "activation": "tanh", "seed": 3}))
+    assert [v.hex() for v in inline[-1]["losses"]] == [v.hex() for v in direct["losses"]]
+    assert inline[-1]["test_error"] == direct["test_error"]
+
+
+def test_default_executors() -> None:
+    rs = load_backend("rs")
+    with sw.default_executor(rs, 2) as ex:
+        assert isinstance(ex, concurrent.futures.ThreadPoolExecutor)
+    with sw.default_executor(pyfw, 2) as ex:
+        assert isinstance(ex, concurrent.futures.ProcessPoolExecutor)
+
+
+def test_results_stream_and_resume_skips_finished_runs(tmp_path: Path) -> None:
+    rs = load_backend("rs")
+    out = tmp_path / "r.jsonl"
+    settings = sw.grid({"lr": [0.05, 0.1]})
+    full = rs.sweep(settings, range(4), base=BASE, out=out)
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 8 and same_fields([json.loads(x) for x in lines]) == same_fields(full)
+    with pytest.raises(FileExistsError):
+        rs.sweep(settings, range(4), base=BASE, out=out)
+    # a stopped sweep: three runs and a line cut short
+    out.write_text("\n".join(lines[:3]) + "\n" + lines[3][:25], encoding="utf-8")
+    calls: list = []
+    again = rs.sweep(settings, range(4), base=BASE, out=out, resume=True, on_result=lambda r, d, n: calls.append(d))
+    assert calls == [4, 5, 6, 7, 8], "the three finished runs are skipped"
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("\n".join(lines[:3]) + "\n") and len(text.splitlines()) == 8
+    assert same_fields(again) == same_fields(full)
+    out.write_text("not json\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="line 1"):
+        rs.sweep(settings, range(4), base=BASE, out=out, resume=True)
+
+
+def test_summary_table_and_plot() -> None:
+    results = [{"setting": {"lr": lr}, "seed": s, "test_error": e}
+               for lr, errs in ((0.1, [0.02, 0.04, 0.03]), (0.2, [0.1, 0.3, 0.2])) for s, e in enumerate(errs)]
+    summary = sw.summarize(results)
+    assert [(r["runs"], r["median"], r["worst"], r["best"]) for r in summary] == [(3, 0.03, 0.04, 0.02),
+                                                                                 (3, 0.2, 0.3, 0.1)]
+    assert summary[0]["mean"] == (0.02 + 0.04 + 0.03) / 3 and summary[1]["spread"] == 0.3 - 0.1
+    text = sw.table(summary)
+    assert "lr=0.1" in text and "mean" in text and "spread" in text and "20.00" in text
+    root = ET.fromstring(sweep_svg(summary))
+    ids = [e.get("id") for e in root.iter() if e.get("id")]
+    assert "sweep-lr" in ids and len(ids) == len(set(ids))
+    assert len([e for e in root.iter() if e.get("class") == "spread"]) == 2
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pyfw", *args], cwd=str(cwd), capture_output=True, text=True,
+                          timeout=300, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+
+
+SMALL = ["--epochs", "2", "--n-train", "60", "--n-test", "40", "--batch-size", "16"]
+
+
+def test_cli_sweep_one_worker_two_threads_and_resume(tmp_path: Path) -> None:
+    """The done-when check: 2 settings x 10 seeds, the same results with 1 worker and 2 threads."""
+    load_backend("rs")
+    outs = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}.jsonl"
+        p = run_cli("sweep", "--grid", "activation=relu,silu", "--seeds", "0-9", "--out", str(out), "--backend",
+                    "rs", "--workers", workers, *SMALL, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        assert "relu" in p.stdout and "silu" in p.stdout and "mean" in p.stdout
+        assert "[20/20]" in p.stderr and "best so far" in p.stderr and "ETA" in p.stderr
+        outs.append([json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()])
+    assert len(outs[0]) == 20 and same_fields(outs[0]) == same_fields(outs[1])
+    p = run_cli("sweep", "--grid", "activation=relu,silu", "--out", str(tmp_path / "w1.jsonl"), *SMALL, cwd=tmp_path)
+    assert p.returncode == 2 and len(p.stderr.splitlines()) == 1 and "--resume" in p.stderr
+    svg = tmp_path / "s.svg"
+    p = run_cli("sweep", "--grid", "activation=relu,silu", "--out", str(tmp_path / "w1.jsonl"), "--resume",
+                "--plot", str(svg), "--backend", "rs", *SMALL, cwd=tmp_path)
+    assert p.returncode == 0 and "relu" in p.stdout and ET.parse(svg).getroot().tag.endswith("svg")
+    assert len((tmp_path / "w1.jsonl").read_text(encoding="utf-8").splitlines()) == 20, "nothing ran again"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--grid", "lr=abc"], "lr must be"), (["--grid", "colour=red"], "not an option"),
+    (["--grid", "lr=0.1 lr=0.2"], "twice"), (["--seeds", "5-2"], "--seeds"), (["--seeds", "1,1"], "twice"),
+    (["--workers", "0"], "positive"),
+])
+def test_cli_sweep_bad_arguments(tmp_path: Path, args: list, message: str) -> None:
+    p = run_cli("sweep", "--out", str(tmp_path / "r.jsonl"), *args, cwd=tmp_path)
+    assert p.returncode == 2 and message in p.stderr and len(p.stderr.splitlines()) == 1, p.stderr
+    assert not (tmp_path / "r.jsonl").exists()
+
+
+def test_parse_seeds_and_grid() -> None:
+    assert cli.parse_seeds("0-4,10") == [0, 1, 2, 3, 4, 10] and cli.parse_seeds("7") == [7]
+    assert cli.parse_grid(["batch-size=10,100", "preset=seed,best"]) == {"batch_size": [10, 100],
+                                                                          "preset": ["seed", "best"]}
+
+
+def test_on_a_local_dask_cluster_as_on_a_thread_pool() -> None:
+    """Dask's distributed scheduler is an Executor (Client.get_executor()); optional, test-only."""
+    distributed = pytest.importorskip("distributed")
+    rs = load_backend("rs")
+    settings = sw.grid({"activation": ["relu", "silu"]})
+    threads = rs.sweep(settings, range(10), concurrent.futures.ThreadPoolExecutor(2), base=BASE)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c, \
+            distributed.Client(c) as client:
+        dask = rs.sweep(settings, range(10), client.get_executor(), base=BASE)
+    assert same_fields(dask) == same_fields(threads)
+
+
+def test_bench_recipes_is_a_sweep(tmp_path: Path) -> None:
+    out = tmp_path / "rec.jsonl"
+    p = subprocess.run([sys.executable, str(REPO / "bench" / "recipes.py"), "--seeds", "2", "--out", str(out),
+                        "--epochs", "1", "--n-train", "30", "--n-test", "20", "--quiet"], cwd=str(tmp_path),
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "preset=seed" in p.stdout and "preset=best" in p.stdout
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 4
