@@ -10,7 +10,7 @@ from .generator import Generator, default_generator, manual_seed, randperm
 from .losses import LOSSES
 from .metrics import argmax_rows, error_rate
 from .modules import LAYERS, Module
-from .sweep import sweep  # the function; the module is sys.modules['pyfw.sweep']
+from .sweeps import sweep
 from .optim import OPTIMIZERS
 from .tensor import Tensor, tensor
 from .training import fit, train_epoch

@@ -567,7 +567,7 @@ def parse_grid(items: list) -> dict:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run a sweep: stream the results to --out, show progress, print the summary, draw --plot."""
-    sw = importlib.import_module("pyfw.sweep")  # the module: the attribute pyfw.sweep is the function
+    from . import sweeps as sw
     spec = parse_grid(args.grid)
     seeds = parse_seeds(args.seeds)
     base = config_from_args(args)

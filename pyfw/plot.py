@@ -642,7 +642,7 @@ def sweep_svg(summary: Sequence[Mapping[str, Any]], title: Optional[str] = None,
               metric: str = "test error") -> str:
     """The error of a sweep against each swept setting, with the spread over seeds, as SVG text.
 
-    ``summary`` is :func:`pyfw.sweep.summarize`'s list: per setting its ``setting``
+    ``summary`` is :func:`pyfw.sweeps.summarize`'s list: per setting its ``setting``
     dict and the ``mean``, ``best`` and ``worst`` over its seeds. There is one panel
     per swept key: its values along the x axis (in order of appearance, evenly
     spaced), the error in percent up the y axis. Each combination of the other

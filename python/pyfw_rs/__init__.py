@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 import pyfw
-from pyfw.sweep import sweep as _sweep
+from pyfw.sweeps import sweep as _sweep
 from pyfw import init, metrics, training
 from pyfw.gradcheck import GradcheckError, gradcheck
 from pyfw.metrics import argmax_rows, error_rate
@@ -37,7 +37,7 @@ __version__ = "0.1.0"
 
 
 def sweep(configs: Any, seeds: Any, executor: Any = None, **options: Any) -> list:
-    """:func:`pyfw.sweep.sweep` with pyfw_rs as the backend unless ``fw=`` says otherwise
+    """:func:`pyfw.sweeps.sweep` with pyfw_rs as the backend unless ``fw=`` says otherwise
     (by default on a thread pool: the native ``fit`` releases the interpreter lock)."""
     options.setdefault("fw", sys.modules[__name__])
     return _sweep(configs, seeds, executor, **options)

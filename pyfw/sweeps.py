@@ -19,8 +19,8 @@ Results stream to a JSON-lines file (``out=``), one line per finished run:
 without the model; a non-finite loss is ``null``). With ``resume=True`` the runs
 already in the file are skipped; a line cut short by a stop is dropped.
 
-Note: ``pyfw.sweep`` (the attribute) is the function; the module is
-``sys.modules["pyfw.sweep"]``, reached with ``from pyfw.sweep import ...``.
+``fw.sweep`` is this module's :func:`sweep`; the rest (``grid``, ``summarize``,
+``read_results``) is reached as ``pyfw.sweeps.X``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import pyfw
 from pyfw import cli, task
 from pyfw.plot import sweep_svg
 
-sw = sys.modules["pyfw.sweep"]
+from pyfw import sweeps as sw
 REPO = Path(pyfw.__file__).resolve().parent.parent
 BASE = task.Config(epochs=2, n_train=60, n_test=40, batch_size=16)
 GRID = {"lr": [0.05, 0.1], "activation": ["relu", "tanh"]}
