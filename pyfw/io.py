@@ -1089,7 +1089,7 @@ def load_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any =
     path = os.fspath(path)
     ck = _read_checkpoint(path, who)
     doc = ck.doc
-    fw = _backend_of_model(model)
+    fw = _backend_of_module(model, "load_checkpoint")
     tensors = {name: _make_tensor(fw, rows, shape) for name, (rows, shape) in ck.tensors.items()}
     model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     state: dict = {}
@@ -1141,13 +1141,6 @@ def load_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any =
             g.set_state(before[4][name])
         raise ValueError(f"{who}: {path} does not fit this run: {e}") from None
     return {"epoch": ck.epoch, "losses": list(ck.losses), "extra": doc.get("extra")}
-
-
-def _backend_of_model(model: Any) -> ModuleType:
-    for fw in _loaded_backends():
-        if isinstance(model, fw.Module):
-            return fw
-    raise TypeError(f"load_checkpoint: model must be a module of pyfw or pyfw_rs, got {type(model).__name__}")
 
 
 # --------------------------------------------------------------------------- JSON state dicts
