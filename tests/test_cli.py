@@ -186,8 +186,8 @@ def test_main_in_process(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
         cli.main(["train", "--epochs", "0"])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert err.splitlines() == ["python -m pyfw train: error: argument --epochs: must be a positive integer, "
-                                "got '0' (see python -m pyfw train --help)"]
+    assert err.splitlines() == ["pyfw train: error: argument --epochs: must be a positive integer, "
+                                "got '0' (see pyfw train --help)"]
 
 
 def test_run_returns_metrics_and_model() -> None:

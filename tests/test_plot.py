@@ -277,7 +277,7 @@ def test_boundary_has_regions_circle_points_axes_and_legend() -> None:
 
     svg = plot.boundary_svg(predict, pts, labels, error=0.024)
     root = parse(svg)
-    assert calls == [100 * 100]
+    assert calls == [100 * 100 + len(pts)]  # the grid's cells, then the points
     assert "".join(by_id(root, "plot-title").itertext()) == "Decision regions (test error 2.40 %)"
     # One marker per point, shaped by class.
     zeros, ones = by_id(root, "points-0"), by_id(root, "points-1")
