@@ -4,21 +4,23 @@ Two pictures, each returned as the text of a standalone SVG 1.1 document (a
 ``viewBox``, a white background, the generic ``sans-serif`` font, every text
 escaped):
 
-- :func:`curves_svg` draws the training loss per epoch of a run (the dict that
-  :func:`pyfw.task.train` returns, or the JSON that ``python -m pyfw train
-  --json`` writes), and the train and test error per epoch in a second panel
-  when the run has them as lists.
-- :func:`boundary_svg` draws the decision regions of a two-class model over
-  [0, 1]², the points coloured (and shaped) by their label, and the true circle
-  of the seed task.
+- :func:`curves_svg` draws the training loss (and the test loss) per epoch of a
+  run (the dict that :func:`pyfw.task.train` returns, or the JSON that ``pyfw
+  train --json`` writes), and the train and test error per epoch in a second
+  panel when the run has them as lists.
+- :func:`boundary_svg` draws the decision regions of a model of two inputs and
+  any number of classes over [0, 1]² or the points' range, the points coloured
+  (and shaped) by their label, the misclassified ones circled, and the true
+  circle of the seed task.
 
 :func:`write_svg` writes either atomically. Colours are from the Okabe-Ito
 palette, which readers with the common colour-vision deficiencies can tell
 apart; every series also differs by its dash pattern or marker shape.
 
 Elements carry ``id`` attributes (``plot-area``, ``x-axis``, ``y-axis``,
-``legend``, ``curve-loss``, ``regions``, ``points``, ``true-circle``, ...) so
-that tests and style sheets can find them.
+``legend``, ``curve-loss``, ``curve-test-loss``, ``regions``, ``points``,
+``misclassified``, ``true-circle``, ...) so that tests and style sheets can find
+them.
 """
 
 from __future__ import annotations
@@ -193,8 +195,10 @@ def _log_axis(lo: float, hi: float) -> Tuple[float, float, list, list]:
     k0, k1 = math.floor(math.log10(lo) + 1e-9), math.ceil(math.log10(hi) - 1e-9)
     if k1 == k0:
         k1 += 1
-    every = max(1, math.ceil((k1 - k0) / 7))
-    major = [(float(k), _power_label(k)) for k in range(k0, k1 + 1) if (k - k0) % every == 0]
+    every = 1  # decades between labels: 1, 2 or 5 times a power of ten, at most 8 labels
+    while (k1 - k0) / every > 7:
+        every = every * 5 // 2 if str(every)[0] == "2" else every * 2
+    major = [(float(k), _power_label(k)) for k in range(k0, k1 + 1) if k % every == 0]
     minor = ([k + math.log10(m) for k in range(k0, k1) for m in range(2, 10)]
              if every == 1 and k1 - k0 <= 6 else [])
     return float(k0), float(k1), major, minor
@@ -414,8 +418,8 @@ def _error_range(series: list, n: int) -> Tuple[float, Optional[str]]:
     cut = ticks[-1]
     above = [i for s in series for i, v in enumerate(s[2], start=1) if v is not None and 100 * v > cut]
     first, last = min(above), max(above)
-    epochs = f"epoch {first}" if first == last else f"epochs {first} to {last}"
-    return cut, f"clipped at {_tick_label(cut, ticks[1] - ticks[0])}%: {epochs} reach up to {top:.1f}%"
+    epochs = f"epoch {first} reaches" if first == last else f"epochs {first} to {last} reach"
+    return cut, f"clipped at {_tick_label(cut, ticks[1] - ticks[0])}%: {epochs} up to {top:.1f}%"
 
 
 def _fractions(values: Optional[list], what: str) -> Optional[list]:
@@ -636,7 +640,7 @@ def _marker(k: int, x: float, y: float, r: float, extra: str = "") -> str:
 
 def _domain(pts: List[Tuple[float, float]], domain: Any) -> Tuple[float, float, float, float]:
     """``(x0, x1, y0, y1)``: the given ``domain``, checked; [0, 1]² when every point lies in it;
-    else each axis's range of the points, widened by 5 % and out to the nearest ticks."""
+    else each axis's range of the points, widened by 5 % on each side."""
     if domain is not None:
         try:
             x0, x1, y0, y1 = (float(v) for v in domain)
@@ -651,16 +655,15 @@ def _domain(pts: List[Tuple[float, float]], domain: Any) -> Tuple[float, float, 
     for axis in (0, 1):
         lo, hi = min(p[axis] for p in pts), max(p[axis] for p in pts)
         pad = 0.05 * (hi - lo) if hi > lo else max(abs(lo) * 0.05, 0.5)
-        ticks = nice_ticks(lo - pad, hi + pad, 5)
-        bounds += [ticks[0], ticks[-1]]
+        bounds += [lo - pad, hi + pad]
     return bounds[0], bounds[1], bounds[2], bounds[3]
 
 
 def _ticks_within(lo: float, hi: float) -> list:
-    ticks = [t for t in nice_ticks(lo, hi, 5) if lo - 1e-9 * (hi - lo) <= t <= hi + 1e-9 * (hi - lo)]
-    step = nice_ticks(lo, hi, 5)
-    step_v = step[1] - step[0] if len(step) > 1 else 1.0
-    return [(t, _tick_label(t, step_v)) for t in ticks]
+    """Labelled ticks of a linear axis that lie in [lo, hi]."""
+    every = nice_ticks(lo, hi, 8)
+    step = every[1] - every[0] if len(every) > 1 else 1.0
+    return [(t, _tick_label(t, step)) for t in every if lo - 1e-9 * (hi - lo) <= t <= hi + 1e-9 * (hi - lo)]
 
 
 def boundary_svg(predict: Callable[[List[List[float]]], Any], points: Any, labels: Any, *,
@@ -687,7 +690,7 @@ def boundary_svg(predict: Callable[[List[List[float]]], Any], points: Any, label
     triangles. Points whose prediction differs from their label (or that have no
     prediction) are circled in black (``id="misclassified"``). The rectangle is
     ``domain`` ``(x0, x1, y0, y1)``; by default [0, 1]² when every point lies in
-    it, else the points' range, widened by 5 % to the nearest ticks. The seed
+    it, else the points' range, widened by 5 % on each side. The seed
     task's true boundary, the circle of centre :data:`DISK_CENTER` and radius
     :data:`DISK_RADIUS`, is drawn as a dashed outline unless ``circle`` is false.
     ``class_names`` name the classes in the legend (by default "outside" and

@@ -335,8 +335,15 @@ def test_plot_model_with_k_classes_over_the_users_points(tmp_path: Path) -> None
     assert "true-circle" not in ids
     assert sum(len(list(ids[f"points-{k}"])) for k in range(3)) == len(rows)
     # the axes cover the points' range, not [0, 1]
-    labels = ["".join(t.itertext()) for t in ids["x-axis"].iter("{http://www.w3.org/2000/svg}text")]
-    assert float(labels[0]) <= min(x for x, _, _ in rows) and float(labels[-1]) >= max(x for x, _, _ in rows)
+    labels = [float("".join(t.itertext())) for t in ids["x-axis"].iter("{http://www.w3.org/2000/svg}text")]
+    assert labels[0] <= min(x for x, _, _ in rows) + 2 and labels[-1] >= max(x for x, _, _ in rows) - 2
+    area = ids["plot-area"]
+    x0, y0 = float(area.get("x")), float(area.get("y"))
+    x1, y1 = x0 + float(area.get("width")), y0 + float(area.get("height"))
+    for k in range(3):
+        for marker in ids[f"points-{k}"]:
+            if marker.get("cx") is not None:
+                assert x0 < float(marker.get("cx")) < x1 and y0 < float(marker.get("cy")) < y1
     # the misclassified points are exactly those the model gets wrong, and the title says how many
     pred = pyfw.argmax_rows(io.load_model(model)(pyfw.tensor([[x, y] for x, y, _ in rows])))
     wrong = sum(1 for p_, (_, _, k) in zip(pred, rows) if p_ != k)
