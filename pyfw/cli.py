@@ -39,7 +39,7 @@ import typing
 from typing import Any, Callable, NoReturn, Optional
 
 from . import io, plot, task
-from .metrics import argmax_rows, error_rate
+from .metrics import argmax_rows
 
 
 class CLIError(Exception):
@@ -322,7 +322,8 @@ def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
     s.add_argument("--output", metavar="CSV", help="write the predictions to this file instead of standard output")
     s.add_argument("--proba", action="store_true",
                    help="print class probabilities (columns p_0, p_1, ...) instead of the scores: the softmax "
-                        "of the outputs, or for one output column the sigmoid (the probability of class 1, column p_1); "
+                        "of the outputs, or for one output column the sigmoid (the probability of class 1, "
+                        "column p_1); "
                         "a model that ends in Softmax or Sigmoid gives its outputs as they are, one that ends "
                         "in LogSoftmax their exp")
     _add_backend(s)

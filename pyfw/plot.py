@@ -634,7 +634,8 @@ def _marker(k: int, x: float, y: float, r: float, extra: str = "") -> str:
         return f'<rect x="{_n(x - a)}" y="{_n(y - a)}" width="{_n(2 * a)}" height="{_n(2 * a)}"{extra}/>'
     if shape == 3:
         a = r * 1.3
-        return f'<polygon points="{_n(x)},{_n(y - a)} {_n(x + a)},{_n(y)} {_n(x)},{_n(y + a)} {_n(x - a)},{_n(y)}"{extra}/>'
+        corners = f"{_n(x)},{_n(y - a)} {_n(x + a)},{_n(y)} {_n(x)},{_n(y + a)} {_n(x - a)},{_n(y)}"
+        return f'<polygon points="{corners}"{extra}/>'
     return f'<polygon points="{_triangle(x, y, r, down=True)}"{extra}/>'
 
 

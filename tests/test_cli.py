@@ -37,7 +37,7 @@ def run_cli(*args: str, timeout: float = 120, site: bool = False) -> subprocess.
 
 def test_train_writes_json_and_state_dict(tmp_path: Path) -> None:
     out, saved = tmp_path / "metrics.json", tmp_path / "model.safetensors"
-    p = run_cli("train", "--epochs", "2", "--n-train", "50", "--n-test", "50",
+    p = run_cli("train", "--epochs", "2", "--n-train", "50", "--n-test", "50", "--backend", "py",
                 "--json", str(out), "--save", str(saved))
     assert p.returncode == 0, p.stderr
     res = json.loads(out.read_text(encoding="utf-8"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import io as stdio
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -72,6 +73,18 @@ def test_backend_rs_without_pyfw_rs_says_how_to_build_it() -> None:
     assert p.returncode == 1 and len(p.stderr.splitlines()) == 1, p.stderr
     assert "No module named 'pyfw_rs'" in p.stderr and "make build" in p.stderr and ".venv" in p.stderr
     assert "source .venv/bin/activate" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_the_build_installs_the_pyfw_command_next_to_its_python() -> None:
+    """``make build`` (maturin) puts ``pyfw`` into the venv's bin folder, running on pyfw_rs."""
+    command = Path(sys.executable).parent / "pyfw"
+    if not command.exists():
+        if os.environ.get("PYFW_REQUIRE_RS") == "1":
+            pytest.fail(f"{command} does not exist: 'make build' must install the pyfw command")
+        pytest.skip("not run from a venv built by 'make build'")
+    p = subprocess.run([str(command), "train", "--epochs", "1", *SMALL], capture_output=True, text=True,
+                       timeout=120, cwd=str(REPO.parent))
+    assert p.returncode == 0 and p.stdout.startswith("backend rs "), p.stdout + p.stderr
 
 
 # ---- help -----------------------------------------------------------------------------------
