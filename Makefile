@@ -18,11 +18,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Builds the native module pyfw_rs into the virtual environment (release mode).
-# maturin installs python/ (pyfw_rs) in editable mode; pyfw-checkout.pth adds the
-# checkout's root, so that pyfw is importable from any folder too.
+# maturin installs python/ (pyfw_rs) in editable mode and the console command
+# $(VENV)/bin/pyfw; pyfw-checkout.pth adds the checkout's root, so that pyfw is
+# importable from any folder too.
 build: $(STAMP)
 	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/maturin develop --release --quiet
 	$(PY) -c "import sys, sysconfig; open(sysconfig.get_path('purelib') + '/pyfw-checkout.pth', 'w').write(sys.argv[1] + '\n')" "$(CURDIR)"
+	@test -x $(VENV)/bin/pyfw || { echo "make build: maturin did not install the pyfw command into $(VENV)/bin"; exit 1; }
 
 test: build cargo-test
 	$(PY) -m pytest -q -m "slow or not slow"

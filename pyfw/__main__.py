@@ -8,4 +8,4 @@ except KeyboardInterrupt:  # Ctrl-C while the CLI is still being imported
     print("pyfw: interrupted", file=sys.stderr)
     sys.exit(130)
 
-sys.exit(main())
+sys.exit(main(prog="python -m pyfw"))

@@ -1,4 +1,4 @@
-"""Command line: ``python -m pyfw train`` trains the seed task, ``predict`` applies a
+"""The command line of pyfw: ``train`` trains the seed task, ``predict`` applies a
 model file to the rows of a CSV file, ``plot`` draws a run's curves or a model's
 decision regions as SVG, and ``demo`` trains with both backends and compares them
 bit for bit.
@@ -31,6 +31,7 @@ import json
 import math
 import os
 import re
+import shlex
 import sys
 import tempfile
 import time
@@ -38,7 +39,7 @@ import typing
 from typing import Any, Callable, NoReturn, Optional
 
 from . import io, plot, task
-from .metrics import argmax_rows, error_rate
+from .metrics import argmax_rows
 
 
 class CLIError(Exception):
@@ -79,17 +80,67 @@ def check_input(path: str, option: str, stdin_ok: bool = False) -> None:
         raise CLIError(f"{option} {path}: {what}", 2)
 
 
-def load_backend(name: str) -> Any:
-    """The backend module for its short name: ``pyfw`` for ``py``, ``pyfw_rs`` for ``rs``."""
-    if name not in task.BACKENDS:
-        raise ValueError(f"load_backend: backend must be one of {', '.join(task.BACKENDS)}, got {name!r}")
+BACKEND_CHOICES = ("auto", *task.BACKENDS)
+"""The values of ``--backend``: ``auto`` (the default), then the short names of :data:`pyfw.task.BACKENDS`."""
+
+BUILD_HINT = ("'make build' in the checkout builds it into the checkout's .venv: run .venv/bin/pyfw there "
+              "(or 'source .venv/bin/activate' first); 'pip install .' installs it into the current Python")
+"""How to get ``pyfw_rs``, for the messages that say it is missing."""
+
+
+def rs_unusable() -> Optional[str]:
+    """Why ``pyfw_rs`` cannot serve as the backend here, or None when it can: it must be
+    importable and built from the same version as ``pyfw`` (``__version__`` of both, and of
+    the installed ``pyfw`` distribution when there is one)."""
+    import pyfw
+    try:
+        rs = importlib.import_module("pyfw_rs")
+    except ImportError as e:
+        return f"pyfw_rs cannot be imported by {sys.executable} ({e})"
+    versions = {"pyfw": pyfw.__version__, "pyfw_rs": getattr(rs, "__version__", None)}
+    try:
+        import importlib.metadata as metadata
+        versions["the installed pyfw_rs build"] = metadata.version("pyfw")
+    except Exception:  # no installed distribution (a bare checkout on sys.path): nothing to compare
+        pass
+    other = {k: v for k, v in versions.items() if v != pyfw.__version__}
+    if other:
+        said = ", ".join(f"{k} {v}" for k, v in other.items())
+        return f"pyfw_rs is not of pyfw's version {pyfw.__version__} ({said}); rebuild it"
+    return None
+
+
+def load_backend(name: str, quiet: bool = False) -> Any:
+    """The backend module for its short name: ``pyfw`` for ``py``, ``pyfw_rs`` for ``rs``.
+
+    ``auto`` is ``pyfw_rs`` when :func:`rs_unusable` finds nothing against it, else ``pyfw``,
+    with one line on stderr that says why (unless ``quiet``). ``rs`` when ``pyfw_rs``
+    cannot be imported is a :class:`CLIError` that says how to build it and where it goes.
+    """
+    if name not in BACKEND_CHOICES:
+        raise ValueError(f"load_backend: backend must be one of {', '.join(BACKEND_CHOICES)}, got {name!r}")
+    if name == "auto":
+        why = rs_unusable()
+        if why is None:
+            return importlib.import_module("pyfw_rs")
+        if not quiet:
+            hint = f"; {BUILD_HINT}" if "cannot be imported" in why else ""
+            print(f"pyfw: note: using the pure-Python backend pyfw: {why}{hint}", file=sys.stderr, flush=True)
+        return importlib.import_module("pyfw")
     try:
         return importlib.import_module(task.BACKENDS[name])
     except ImportError as e:
         if name == "py":
             raise
-        raise SystemExit(f"pyfw: --backend rs needs the native module pyfw_rs ({e}); "
-                         "build it with 'make build' or 'pip install .'") from None
+        raise CLIError(f"--backend rs needs the native module pyfw_rs, which {sys.executable} cannot import "
+                       f"({e}); {BUILD_HINT}") from None
+
+
+def backend_line(fw: Any) -> str:
+    """The line that says which backend a run uses, e.g. ``backend rs (pyfw_rs 0.1.0, Rust kernels)``."""
+    short = {module: k for k, module in task.BACKENDS.items()}.get(fw.__name__, fw.__name__)
+    kind = "Rust kernels" if short == "rs" else "pure Python"
+    return f"backend {short} ({fw.__name__} {getattr(fw, '__version__', '?')}, {kind})"
 
 
 def run(backend: str = "py", on_epoch: Optional[Callable[[int, float], None]] = None,
@@ -105,11 +156,14 @@ def run(backend: str = "py", on_epoch: Optional[Callable[[int, float], None]] = 
 class Progress:
     """A live progress line on a terminal (stderr) and one log line per epoch (``log``, stdout).
 
+    With ``quiet``, no epoch lines; then ``every`` (seconds, 0: never), where the stream is
+    not a terminal and so has no live line, logs an epoch line at most that often, so
+    that a long run in a log file or a pipe still shows it is alive.
     It also stops a run whose loss stops being finite, by raising :class:`Diverged`.
     """
 
     def __init__(self, epochs: int, quiet: bool = False, stream: Any = None, log: Any = None,
-                 live: Optional[bool] = None) -> None:
+                 live: Optional[bool] = None, every: float = 0.0) -> None:
         self.epochs, self.quiet = epochs, quiet
         self.stream = stream if stream is not None else sys.stderr
         self.log = log if log is not None else sys.stdout
@@ -118,6 +172,7 @@ class Progress:
         self.epoch = 1
         self.start = time.perf_counter()
         self.shown = 0.0
+        self.every, self.logged = every, self.start
 
     def batch(self, k: int, n: int, loss: float) -> None:
         """Redraw the live line, at most ten times a second; stop at a non-finite loss."""
@@ -144,8 +199,10 @@ class Progress:
     def end_epoch(self, epoch: int, loss: float) -> None:
         """Clear the live line and log the epoch's loss."""
         self.clear()
-        if not self.quiet:
-            print(f"epoch {epoch:4d}/{self.epochs}  loss {loss:.6f}  {time.perf_counter() - self.start:7.2f} s",
+        now = time.perf_counter()
+        if not self.quiet or (self.every and not self.live and now - self.logged >= self.every):
+            self.logged = now
+            print(f"epoch {epoch:4d}/{self.epochs}  loss {loss:.6f}  {now - self.start:7.2f} s",
                   file=self.log, flush=True)
         self.epoch = epoch + 1
 
@@ -210,14 +267,23 @@ def config_from_args(args: argparse.Namespace) -> task.Config:
 
 
 def _add_backend(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--backend", choices=tuple(task.BACKENDS), default="py",
-                   help="py: pure-Python pyfw; rs: pyfw_rs with Rust kernels (same bits)")
+    s.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                   help="auto: pyfw_rs when it is importable and of pyfw's version, else pyfw (saying why); "
+                        "py: pure-Python pyfw; rs: pyfw_rs with Rust kernels (the same bits)")
 
 
-def parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m pyfw``; ``--help`` shows every default."""
+def plain(text: str) -> str:
+    """reStructuredText markup as plain text for ``--help``: ````x```` becomes ``'x'``,
+    ``:class:`x``` becomes ``x``, and the lines are joined."""
+    text = re.sub(r":\w+:`~?([^`]*)`", r"\1", text)
+    return " ".join(re.sub(r"``([^`]*)``", r"'\1'", text).split())
+
+
+def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
+    """The argument parser of the ``pyfw`` command (``prog``: how it was run, as usage lines
+    show it, e.g. ``python -m pyfw``); ``--help`` shows every default."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    p = ArgumentParser(prog="python -m pyfw", description=__doc__.split("\n\n")[0], formatter_class=fmt)
+    p = ArgumentParser(prog=prog, description=plain(__doc__.split("\n\n")[0]), formatter_class=fmt)
     sub = p.add_subparsers(dest="command", required=True, metavar="{train,predict,plot,demo,sweep}")
     for name, helptext in (("train", "train the seed task (disk classification)"),
                            ("demo", "train the seed task with both backends and compare them bit for bit")):
@@ -243,23 +309,39 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("predict", help="predict the class of each row of a CSV file with a model file",
                        description="Print one line per input row: the predicted class and the class "
                                    "scores (the model's outputs), as CSV with a header line. The model file "
-                                   "alone is used: its architecture and input preprocessing are inside it.",
+                                   "alone is used: its architecture and input preprocessing are inside it. "
+                                   "With one output column the class is 1 where the output is above 0 (above "
+                                   "0.5 for a model that ends in Sigmoid), else 0. A row whose outputs are "
+                                   "not all finite (NaN or infinite) gets the label 'nan', and one warning "
+                                   "line on stderr counts them.",
                        formatter_class=fmt)
     s.add_argument("model", metavar="MODEL", help="a model file written by 'train --save'")
     s.add_argument("--input", required=True, metavar="CSV",
                    help="rows of raw inputs, one per line, separated by commas or spaces ('-': standard input); "
                         "a first line that is not numbers is taken as a header")
     s.add_argument("--output", metavar="CSV", help="write the predictions to this file instead of standard output")
+    s.add_argument("--proba", action="store_true",
+                   help="print class probabilities (columns p_0, p_1, ...) instead of the scores: the softmax "
+                        "of the outputs, or for one output column the sigmoid (the probability of class 1, "
+                        "column p_1); "
+                        "a model that ends in Softmax or Sigmoid gives its outputs as they are, one that ends "
+                        "in LogSoftmax their exp")
     _add_backend(s)
     s = sub.add_parser("plot", help="draw a run's training curves, or a model's decision regions, as SVG",
-                       description="With RUN.json (from 'train --json'): the loss per epoch and the errors. "
-                                   "With --model: the model's decision regions over [0, 1]^2, the test "
-                                   "points of the seed task (drawn as 'train' draws them from --seed, "
-                                   "--n-train and --n-test) and the true circle.",
+                       description="With RUN.json (from 'train --json'): the loss per epoch and, for a run "
+                                   "with --track-errors, the test loss and the errors. With --model: the "
+                                   "model's decision regions (a model of 2 inputs, any number of classes), "
+                                   "the points with their labels, misclassified points circled. The points "
+                                   "are those of --data, over their range, or else the test points of the "
+                                   "seed task (drawn as 'train' draws them from --seed, --n-train and "
+                                   "--n-test) over [0, 1]^2, with the true circle.",
                        formatter_class=fmt)
     s.add_argument("run", nargs="?", metavar="RUN.json", help="a run written by 'train --json'")
     s.add_argument("--model", metavar="MODEL", help="a model file written by 'train --save'")
-    s.add_argument("-o", "--output", required=True, metavar="SVG", help="the SVG file to write")
+    s.add_argument("--data", metavar="CSV",
+                   help="with --model: the points to draw, one 'x,y,label' row per line (or 'x,y' without "
+                        "labels; a header line is skipped); the plot covers their range")
+    s.add_argument("-o", "--output", required=True, metavar="SVG", help="the SVG file to write (ending in .svg)")
     for f in dataclasses.fields(task.Config):
         if f.name in ("seed", "n_train", "n_test"):
             s.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=f.default,
@@ -270,6 +352,61 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class Interrupted(CLIError):
+    """Ctrl-C, with what it left behind (exit status 130)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 130)
+
+
+def _resume_command(args: argparse.Namespace) -> str:
+    """The command line that continues this run from its checkpoint: the one typed, plus ``--resume``."""
+    argv = list(getattr(args, "argv", None) or sys.argv[1:])
+    if not args.resume:
+        argv.append("--resume")
+    return " ".join(shlex.quote(a) for a in [*getattr(args, "prog", "pyfw").split(), *argv])
+
+
+def _check_resume(args: argparse.Namespace, config: task.Config) -> Optional[int]:
+    """The epochs an existing checkpoint holds, after checking that this command continues its run.
+
+    The run continues when its configuration is the stored one, or differs only in
+    ``--epochs`` (to extend the run, or to finish a stopped one with another length)
+    while the schedule does not use the epoch count, and ``--track-errors`` is as stored.
+    Otherwise a one-line :class:`CLIError` (status 2) says why not. None: no checkpoint yet.
+    """
+    path = args.checkpoint
+    if not os.path.exists(path):
+        return None
+    try:
+        done, extra = task.stored_run(path)
+        if not isinstance(extra, dict) or not isinstance(extra.get("config"), dict):
+            raise ValueError("it holds no run configuration (it was not written by 'train')")
+    except ValueError as e:
+        raise CLIError(f"--checkpoint {path}: not a checkpoint of 'train': {e}") from None
+    stored, here = extra["config"], dataclasses.asdict(config)
+    diff = {k: (stored.get(k), v) for k, v in here.items() if stored.get(k) != v}
+    if set(diff) - {"epochs"}:
+        said = ", ".join(f"{k} {a!r} there, {b!r} here" for k, (a, b) in diff.items())
+        raise CLIError(f"--checkpoint {path} belongs to another run ({said})", 2)
+    if diff:
+        before = stored.get("epochs")
+        if config.schedule not in task.EPOCH_FREE_SCHEDULES:
+            raise CLIError(f"--checkpoint {path}: its run cannot be changed from {before} to {config.epochs} "
+                           f"epochs: its schedule {config.schedule} is built for {before} epochs, so another "
+                           "length is another run (only --schedule "
+                           f"{', '.join(sorted(task.EPOCH_FREE_SCHEDULES))} can be extended); start a new run", 2)
+        if config.epochs < done:
+            raise CLIError(f"--checkpoint {path} already holds {done} epochs: --epochs {config.epochs} would "
+                           "end before it; give at least that many", 2)
+    tracked = extra.get("history") is not None
+    if tracked != bool(args.track_errors):
+        raise CLIError(f"--checkpoint {path}: its run was trained {'with' if tracked else 'without'} "
+                       f"--track-errors; resume it {'with' if tracked else 'without'} it too, so that its "
+                       "history stays whole", 2)
+    return done
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train once and report; write the JSON and the model file if asked."""
     config = config_from_args(args)
@@ -278,25 +415,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.save:
         check_output(args.save, "--save")
     fit_options: dict = {}
-    stored, done = None, 0
+    done = None
     if args.checkpoint:
         check_output(args.checkpoint, "--checkpoint")
         if os.path.exists(args.checkpoint) and not args.resume:
             raise CLIError(f"--checkpoint {args.checkpoint} exists: add --resume to continue that run, "
                            "or remove the file to start a new one", 2)
-        stored, done = _stored_run(args.checkpoint) if args.resume else (None, 0)
-        if stored is not None and stored != dataclasses.asdict(config):
-            diff = ", ".join(f"{k} {stored.get(k)!r} there, {v!r} here" for k, v in dataclasses.asdict(config).items()
-                             if stored.get(k) != v)
-            raise CLIError(f"--checkpoint {args.checkpoint} belongs to another run ({diff})", 2)
+        done = _check_resume(args, config) if args.resume else None
         fit_options = {"checkpoint": args.checkpoint, "resume": args.resume,
                        "checkpoint_extra": {"config": dataclasses.asdict(config)}}
     elif args.resume:
         raise CLIError("--resume needs --checkpoint PATH", 2)
-    fw = load_backend(args.backend)
     log = sys.stderr if args.json == "-" else sys.stdout
-    if stored is not None:
-        print(f"resuming from {args.checkpoint} after epoch {done}", file=log, flush=True)
+    fw = load_backend(args.backend)
+    print(backend_line(fw), file=log, flush=True)
+    if done is not None:
+        print(f"resuming from {args.checkpoint} after epoch {done} of {config.epochs}", file=log, flush=True)
     prog = Progress(config.epochs, args.quiet, log=log)
     try:
         res = task.train(fw, config, on_epoch=prog.end_epoch, on_batch=prog.batch, fit_options=fit_options,
@@ -304,6 +438,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     except ValueError as e:
         if args.checkpoint and str(args.checkpoint) in str(e):
             raise CLIError(str(e)) from None
+        raise
+    except KeyboardInterrupt:
+        prog.clear()
+        try:
+            held = task.stored_run(args.checkpoint)[0] if args.checkpoint and os.path.exists(args.checkpoint) else 0
+        except (ValueError, OSError, KeyboardInterrupt):
+            held = 0
+        if held:
+            raise Interrupted(f"interrupted; {args.checkpoint} holds the run after epoch {held} of "
+                              f"{config.epochs}; continue it with: {_resume_command(args)}") from None
         raise
     model = res.pop("model")
     print(f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%  "
@@ -319,20 +463,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.json:
         io.write_atomic(args.json, json.dumps(_finite_or_null(res), indent=2) + "\n")
     return 0
-
-
-def _stored_run(path: str) -> tuple:
-    """``(configuration, epoch)`` stored in a checkpoint file; ``(None, 0)`` if the file does not exist yet."""
-    if not os.path.exists(path):
-        return None, 0
-    try:
-        info = io.checkpoint_info(path)
-        extra = info["extra"]
-        if not isinstance(extra, dict) or not isinstance(extra.get("config"), dict):
-            raise ValueError("it holds no run configuration (it was not written by 'train')")
-        return extra["config"], info["epoch"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise CLIError(f"--checkpoint {path}: not a checkpoint of 'train': {e}") from None
 
 
 def _read_rows(path: str) -> list:
@@ -388,8 +518,60 @@ def _load_model(path: str, fw: Any) -> tuple:
         raise CLIError(str(e)) from None
 
 
+def _last_layer(model: Any) -> str:
+    """The class name of a Sequential's last module ('' for anything else)."""
+    try:
+        return type(model[len(model) - 1]).__name__
+    except (TypeError, IndexError, KeyError):
+        return ""
+
+
+def classify(rows: list, model: Any) -> list:
+    """The predicted class of each row of outputs, None for a row that is not all finite.
+
+    The largest output's index (the first on ties); with one column, 1 where the output
+    is above 0, or above 0.5 for a model that ends in Sigmoid (its outputs are
+    probabilities), else 0.
+    """
+    cut = 0.5 if _last_layer(model) == "Sigmoid" else 0.0
+    finite = [all(math.isfinite(v) for v in r) for r in rows]
+    good = [r for r, ok in zip(rows, finite) if ok]
+    if good and len(good[0]) == 1:
+        labels = iter([1 if r[0] > cut else 0 for r in good])
+    else:
+        labels = iter(argmax_rows(good) if good else [])
+    return [next(labels) if ok else None for ok in finite]
+
+
+def probabilities(rows: list, model: Any, fw: Any) -> list:
+    """Class probabilities of each row of outputs (``predict --proba``), NaN for a row that is
+    not all finite: the softmax of the row, for one column the sigmoid; the outputs as they
+    are for a model that ends in Softmax or Sigmoid, their exp for one that ends in LogSoftmax."""
+    last = _last_layer(model)
+    finite = [all(math.isfinite(v) for v in r) for r in rows]
+    good = [r for r, ok in zip(rows, finite) if ok]
+    if not good or last in ("Softmax", "Sigmoid"):
+        probs = good
+    elif last == "LogSoftmax":
+        probs = [[math.exp(v) for v in r] for r in good]
+    elif len(good[0]) == 1:
+        probs = fw.Sigmoid()(fw.tensor(good)).tolist()
+    else:
+        probs = fw.Softmax(dim=1)(fw.tensor(good)).tolist()
+    it = iter(probs)
+    return [next(it) if ok else [math.nan] * len(r) for r, ok in zip(rows, finite)]
+
+
+def warn_not_finite(model_path: str, count: int, total: int, what: str, effect: str) -> None:
+    """One warning line on stderr: ``count`` of ``total`` rows had outputs that are NaN or infinite."""
+    if count:
+        print(f"pyfw: warning: {model_path}: the model's outputs are NaN or infinite for {count} of the {total} "
+              f"{what}; {effect}", file=sys.stderr, flush=True)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Print (or write) the predicted class and the scores of each input row."""
+    """Print (or write) the predicted class and the scores (or probabilities) of each input row;
+    rows whose outputs are not finite get the label ``nan`` and one warning line."""
     check_input(args.input, "--input", stdin_ok=True)
     if args.output:
         check_output(args.output, "--output")
@@ -400,10 +582,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         out = model(pre(fw.tensor(rows))).tolist()
     except (ValueError, TypeError) as e:
         raise CLIError(f"{args.model}: cannot apply the model to {args.input}: {e}") from None
-    labels = argmax_rows(out)
+    labels = classify(out, model)
+    bad = [i for i, lab in enumerate(labels) if lab is None]
+    warn_not_finite(args.model, len(bad), len(out), "input rows",
+                    f"their label is 'nan' (the first is data row {bad[0] + 1})" if bad else "")
+    values = probabilities(out, model, fw) if args.proba else out
     width = len(out[0])
-    lines = ["label," + ",".join(f"score_{j}" for j in range(width))]
-    lines += [f"{lab}," + ",".join(repr(v) for v in r) for lab, r in zip(labels, out)]
+    name = "p" if args.proba else "score"
+    columns = [1] if args.proba and width == 1 else range(width)  # one column: the probability of class 1
+    lines = ["label," + ",".join(f"{name}_{j}" for j in columns)]
+    lines += [f"{'nan' if lab is None else lab}," + ",".join(repr(v) for v in r) for lab, r in zip(labels, values)]
     text = "\n".join(lines) + "\n"
     if args.output:
         io.write_atomic(args.output, text)
@@ -412,10 +600,40 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+PLOT_GRID = 100
+"""Cells per side of the lattice on which ``plot --model`` evaluates the model."""
+
+
+def _plot_data(path: str) -> tuple:
+    """``(points, labels)`` of ``plot --data``: rows of ``x,y,label`` (labels: None for ``x,y`` rows)."""
+    try:
+        rows = _read_rows(path)
+    except CLIError as e:
+        raise CLIError(str(e).replace("--input", "--data", 1), e.status) from None
+    width = len(rows[0])
+    if width not in (2, 3):
+        raise CLIError(f"--data {path}: rows of {width} values; plot needs 'x,y,label' or 'x,y' rows", 2)
+    points = [r[:2] for r in rows]
+    if width == 2:
+        return points, None
+    labels = []
+    for k, r in enumerate(rows, start=1):
+        if not (r[2] >= 0 and r[2] == int(r[2])):
+            raise CLIError(f"--data {path}: data row {k}: the label must be a class number 0, 1, 2, ..., "
+                           f"got {r[2]!r}")
+        labels.append(int(r[2]))
+    return points, labels
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     """Write the curves of a run, or the decision regions of a model, as SVG."""
+    prog = getattr(args, "prog", "pyfw")
     if (args.run is None) == (args.model is None):
-        raise CLIError("plot: give either RUN.json or --model MODEL (see python -m pyfw plot --help)", 2)
+        raise CLIError(f"plot: give either RUN.json or --model MODEL (see {prog} plot --help)", 2)
+    if args.data is not None and args.model is None:
+        raise CLIError("plot: --data goes with --model (a run's curves take no data)", 2)
+    if not args.output.lower().endswith(".svg"):
+        raise CLIError(f"-o {args.output}: plot writes SVG only; give a file name ending in .svg", 2)
     check_output(args.output, "-o")
     if args.run is not None:
         check_input(args.run, "RUN.json")
@@ -423,22 +641,48 @@ def cmd_plot(args: argparse.Namespace) -> int:
             with open(args.run, encoding="utf-8") as f:
                 run = json.load(f)
             svg = plot.curves_svg(run)
-        except (OSError, ValueError, TypeError) as e:
-            raise CLIError(f"{args.run}: not a run written by 'train --json' ({e})") from None
+        except (OSError, ValueError, TypeError, RecursionError) as e:
+            raise CLIError(f"{args.run}: cannot draw it as a run written by 'train --json' ({e})") from None
     else:
+        if args.data is not None:
+            check_input(args.data, "--data")
         fw = load_backend(args.backend)
         model, pre = _load_model(args.model, fw)
-        g = fw.Generator(args.seed)
-        fw.data.disk(args.n_train, generator=g)
-        points, labels = fw.data.disk(args.n_test, generator=g)
+        if args.data is not None:
+            points, labels = _plot_data(args.data)
+        else:
+            g = fw.Generator(args.seed)
+            fw.data.disk(args.n_train, generator=g)
+            x, y = fw.data.disk(args.n_test, generator=g)
+            points, labels = x.tolist(), list(y)
 
-        def predict(rows: list) -> list:
-            return argmax_rows(model(pre(fw.tensor(rows))))
+        def outputs(rows: list) -> list:
+            return model(pre(fw.tensor(rows))).tolist() if rows else []
+
         try:
-            error = error_rate(model(pre(fw.tensor(points.tolist()))), labels)
-            svg = plot.boundary_svg(predict, points, labels, error=error)
+            probe = outputs(points[:1] or [[0.5, 0.5]])
+            classes = max(2, len(probe[0]), *(v + 1 for v in labels or [0]))
+            at_points = classify(outputs(points), model) if points else []
+            seen = {"bad": 0}
+
+            def predict(rows: list) -> list:
+                found = classify(outputs(rows), model)
+                seen["bad"] += sum(1 for v in found[:len(found) - len(points)] if v is None)
+                return found
+
+            error = None
+            if labels is not None and points:
+                error = sum(1 for p, t in zip(at_points, labels) if p != t) / len(points)
+            data_label = "error" if args.data is not None else "test error"
+            svg = plot.boundary_svg(predict, points, labels, error=error, error_label=data_label,
+                                    circle=args.data is None, classes=classes, grid=PLOT_GRID)
         except (ValueError, TypeError) as e:
             raise CLIError(f"{args.model}: cannot draw its decision regions: {e}") from None
+        bad_points = sum(1 for v in at_points if v is None)
+        if seen["bad"] or bad_points:
+            warn_not_finite(args.model, seen["bad"] + bad_points, PLOT_GRID ** 2 + len(points),
+                            f"grid cells and points ({seen['bad']} cells, {bad_points} points)",
+                            "those cells are grey and those points count as errors, circled")
     plot.write_svg(args.output, svg)
     return 0
 
@@ -460,7 +704,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     results = {}
     for backend in task.BACKENDS:
         print(f"--- backend {backend} ---", flush=True)
-        prog = Progress(config.epochs, True, live=True)
+        prog = Progress(config.epochs, True, live=True, every=5.0)
         res = task.train(load_backend(backend), config, on_batch=prog.batch, on_epoch=prog.end_epoch)
         prog.clear()
         results[backend] = res
@@ -632,10 +876,13 @@ COMMANDS = {"train": cmd_train, "predict": cmd_predict, "plot": cmd_plot, "demo"
 """The subcommands and the functions that run them."""
 
 
-def main(argv: Optional[list] = None) -> int:
-    """Entry point of ``python -m pyfw`` and of the ``pyfw`` command: returns the exit status."""
+def main(argv: Optional[list] = None, prog: str = "pyfw") -> int:
+    """Entry point of the ``pyfw`` command (and, with ``prog="python -m pyfw"``, of
+    ``python -m pyfw``): returns the exit status. ``prog`` is how usage lines and the
+    command that resumes an interrupted run show the command."""
     try:
-        args = parser().parse_args(argv)
+        args = parser(prog).parse_args(argv)
+        args.prog, args.argv = prog, list(sys.argv[1:] if argv is None else argv)
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         if sys.stderr.isatty():
@@ -643,6 +890,8 @@ def main(argv: Optional[list] = None) -> int:
         print("pyfw: interrupted", file=sys.stderr)
         return 130
     except CLIError as e:
+        if isinstance(e, Interrupted) and sys.stderr.isatty():
+            sys.stderr.write("\r\x1b[K")  # erase a live progress line
         print(f"pyfw: {e}", file=sys.stderr)
         return e.status
     except (OSError, ValueError, TypeError, RuntimeError, MemoryError, RecursionError) as e:

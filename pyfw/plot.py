@@ -4,21 +4,23 @@ Two pictures, each returned as the text of a standalone SVG 1.1 document (a
 ``viewBox``, a white background, the generic ``sans-serif`` font, every text
 escaped):
 
-- :func:`curves_svg` draws the training loss per epoch of a run (the dict that
-  :func:`pyfw.task.train` returns, or the JSON that ``python -m pyfw train
-  --json`` writes), and the train and test error per epoch in a second panel
-  when the run has them as lists.
-- :func:`boundary_svg` draws the decision regions of a two-class model over
-  [0, 1]², the points coloured (and shaped) by their label, and the true circle
-  of the seed task.
+- :func:`curves_svg` draws the training loss (and the test loss) per epoch of a
+  run (the dict that :func:`pyfw.task.train` returns, or the JSON that ``pyfw
+  train --json`` writes), and the train and test error per epoch in a second
+  panel when the run has them as lists.
+- :func:`boundary_svg` draws the decision regions of a model of two inputs and
+  any number of classes over [0, 1]² or the points' range, the points coloured
+  (and shaped) by their label, the misclassified ones circled, and the true
+  circle of the seed task.
 
 :func:`write_svg` writes either atomically. Colours are from the Okabe-Ito
 palette, which readers with the common colour-vision deficiencies can tell
 apart; every series also differs by its dash pattern or marker shape.
 
 Elements carry ``id`` attributes (``plot-area``, ``x-axis``, ``y-axis``,
-``legend``, ``curve-loss``, ``regions``, ``points``, ``true-circle``, ...) so
-that tests and style sheets can find them.
+``legend``, ``curve-loss``, ``curve-test-loss``, ``regions``, ``points``,
+``misclassified``, ``true-circle``, ...) so that tests and style sheets can find
+them.
 """
 
 from __future__ import annotations
@@ -113,8 +115,11 @@ def nice_ticks(lo: float, hi: float, target: int = 6) -> List[float]:
         raise ValueError(f"nice_ticks: target must be at least 1, got {target}")
     if lo > hi:
         lo, hi = hi, lo
-    if hi - lo <= 1e-12 * max(abs(lo), abs(hi), 1e-300):
-        d = abs(lo) * 0.1 if lo != 0 else 1.0
+    if max(abs(lo), abs(hi)) > 1e300:
+        raise ValueError(f"nice_ticks: the bounds must be within [-1e300, 1e300] for a linear axis, "
+                         f"got {lo!r} and {hi!r}")
+    if hi - lo <= 1e-12 * max(abs(lo), abs(hi), 1e-288):
+        d = max(abs(lo) * 0.1, 1e-300) if lo != 0 else 1.0
         lo, hi = lo - d, hi + d
     step = _nice_step(lo, hi, target)
     first, last = math.floor(lo / step + 1e-9), math.ceil(hi / step - 1e-9)
@@ -153,16 +158,25 @@ def _power_label(k: int) -> str:
 # --- scales and axes ---------------------------------------------------------------------------
 
 class _Scale:
-    """A map from data values in ``[lo, hi]`` to pixels in ``[p0, p1]``, linear or logarithmic."""
+    """A map from data values to pixels in ``[p0, p1]``, linear or logarithmic.
+
+    ``lo`` and ``hi`` bound the axis in its own space: data values for a linear axis,
+    decimal exponents for a log axis (so that no power of ten is ever computed: the
+    data may reach 1e308 or 5e-324). :meth:`pos` maps a value of that space (a tick),
+    ``scale(v)`` a data value.
+    """
 
     def __init__(self, lo: float, hi: float, p0: float, p1: float, log: bool = False) -> None:
         self.log = log
-        self.lo, self.hi = (math.log10(lo), math.log10(hi)) if log else (lo, hi)
+        self.lo, self.hi = lo, hi
         self.p0, self.p1 = p0, p1
 
-    def __call__(self, v: float) -> float:
-        t = math.log10(v) if self.log else v
+    def pos(self, t: float) -> float:
+        """The pixel of ``t`` in the axis's own space."""
         return self.p0 + (t - self.lo) / (self.hi - self.lo) * (self.p1 - self.p0)
+
+    def __call__(self, v: float) -> float:
+        return self.pos(math.log10(v) if self.log else v)
 
 
 def _linear_axis(lo: float, hi: float, target: int = 6, integer: bool = False) -> Tuple[float, float, list]:
@@ -176,12 +190,18 @@ def _linear_axis(lo: float, hi: float, target: int = 6, integer: bool = False) -
 
 
 def _log_axis(lo: float, hi: float) -> Tuple[float, float, list, list]:
-    """Domain (whole decades), labelled decade ticks and unlabelled minor ticks of a log axis."""
+    """Domain (whole decades), labelled decade ticks and unlabelled minor ticks of a log axis
+    covering the positive values [lo, hi], all as decimal exponents (see :class:`_Scale`)."""
     k0, k1 = math.floor(math.log10(lo) + 1e-9), math.ceil(math.log10(hi) - 1e-9)
-    every = max(1, math.ceil((k1 - k0) / 7))
-    major = [(10.0 ** k, _power_label(k)) for k in range(k0, k1 + 1) if (k - k0) % every == 0]
-    minor = [m * 10.0 ** k for k in range(k0, k1) for m in range(2, 10)] if every == 1 and k1 - k0 <= 6 else []
-    return 10.0 ** k0, 10.0 ** k1, major, minor
+    if k1 == k0:
+        k1 += 1
+    every = 1  # decades between labels: 1, 2 or 5 times a power of ten, at most 8 labels
+    while (k1 - k0) / every > 7:
+        every = every * 5 // 2 if str(every)[0] == "2" else every * 2
+    major = [(float(k), _power_label(k)) for k in range(k0, k1 + 1) if k % every == 0]
+    minor = ([k + math.log10(m) for k in range(k0, k1) for m in range(2, 10)]
+             if every == 1 and k1 - k0 <= 6 else [])
+    return float(k0), float(k1), major, minor
 
 
 def _axes(out: List[str], box: Tuple[float, float, float, float], xs: _Scale, ys: _Scale,
@@ -191,31 +211,33 @@ def _axes(out: List[str], box: Tuple[float, float, float, float], xs: _Scale, ys
     x0, y0, x1, y1 = box
     out.append(f'<g id="{prefix}grid" stroke="{_GRID}" stroke-width="1" shape-rendering="crispEdges">')
     for v, _ in yticks:
-        out.append(f'<line x1="{_n(x0)}" y1="{_n(ys(v))}" x2="{_n(x1)}" y2="{_n(ys(v))}"/>')
+        out.append(f'<line x1="{_n(x0)}" y1="{_n(ys.pos(v))}" x2="{_n(x1)}" y2="{_n(ys.pos(v))}"/>')
     for v, _ in xticks:
-        out.append(f'<line x1="{_n(xs(v))}" y1="{_n(y0)}" x2="{_n(xs(v))}" y2="{_n(y1)}"/>')
+        out.append(f'<line x1="{_n(xs.pos(v))}" y1="{_n(y0)}" x2="{_n(xs.pos(v))}" y2="{_n(y1)}"/>')
     out.append("</g>")
     # x axis
     out.append(f'<g id="{prefix}x-axis" stroke="{_INK}" stroke-width="1">')
     out.append(f'<line class="axis-line" x1="{_n(x0)}" y1="{_n(y1)}" x2="{_n(x1)}" y2="{_n(y1)}"/>')
     for v, _ in xticks:
-        out.append(f'<line class="tick" x1="{_n(xs(v))}" y1="{_n(y1)}" x2="{_n(xs(v))}" y2="{_n(y1 + 5)}"/>')
+        out.append(f'<line class="tick" x1="{_n(xs.pos(v))}" y1="{_n(y1)}" x2="{_n(xs.pos(v))}" '
+                   f'y2="{_n(y1 + 5)}"/>')
     if xlabels:
         out.append(f'<g class="tick-labels" stroke="none">')
         for v, label in xticks:
-            out.append(_text(xs(v), y1 + 19, label, 12, "middle"))
+            out.append(_text(xs.pos(v), y1 + 19, label, 12, "middle"))
         out.append("</g>")
     out.append("</g>")
     # y axis
     out.append(f'<g id="{prefix}y-axis" stroke="{_INK}" stroke-width="1">')
     out.append(f'<line class="axis-line" x1="{_n(x0)}" y1="{_n(y0)}" x2="{_n(x0)}" y2="{_n(y1)}"/>')
     for v, _ in yticks:
-        out.append(f'<line class="tick" x1="{_n(x0 - 5)}" y1="{_n(ys(v))}" x2="{_n(x0)}" y2="{_n(ys(v))}"/>')
+        out.append(f'<line class="tick" x1="{_n(x0 - 5)}" y1="{_n(ys.pos(v))}" x2="{_n(x0)}" y2="{_n(ys.pos(v))}"/>')
     for v in yminor:
-        out.append(f'<line class="minor-tick" x1="{_n(x0 - 3)}" y1="{_n(ys(v))}" x2="{_n(x0)}" y2="{_n(ys(v))}"/>')
+        out.append(f'<line class="minor-tick" x1="{_n(x0 - 3)}" y1="{_n(ys.pos(v))}" x2="{_n(x0)}" '
+                   f'y2="{_n(ys.pos(v))}"/>')
     out.append(f'<g class="tick-labels" stroke="none">')
     for v, label in yticks:
-        out.append(_text(x0 - 8, ys(v) + 4, label, 12, "end"))
+        out.append(_text(x0 - 8, ys.pos(v) + 4, label, 12, "end"))
     out.append("</g>")
     out.append("</g>")
     if xtitle:
@@ -353,25 +375,87 @@ def _percent(v: float) -> str:
     return f"{100 * v:.2f} %"
 
 
+def _loss_axis(finite: List[float]) -> Tuple[bool, float, float, list, list]:
+    """``(log, lo, hi, ticks, minor ticks)`` of the loss axis over the finite losses.
+
+    Log when every loss is positive and they span more than two decades, or reach
+    beyond 1e300 or below 1e-300 (where a linear axis cannot be drawn); a linear
+    axis cannot show values beyond +-1e300 next to values <= 0 (``ValueError``).
+    """
+    positive = [v for v in finite if v > 0]
+    if finite and len(positive) == len(finite):
+        lo, hi = min(positive), max(positive)
+        if math.log10(hi) - math.log10(lo) > 2.0 or hi > 1e300 or lo < 1e-300:
+            ylo, yhi, yticks, yminor = _log_axis(lo, hi)
+            return True, ylo, yhi, yticks, yminor
+    if finite and max(abs(v) for v in finite) > 1e300:
+        raise ValueError(f"curves_svg: the losses reach {max(finite, key=abs)!r} and go down to {min(finite)!r}: "
+                         "a linear axis cannot span values beyond +-1e300, and a log axis only positive ones")
+    ylo, yhi, yticks = _linear_axis(min(finite, default=0.0), max(finite, default=1.0))
+    if finite and min(finite) >= 0 and ylo < 0:  # a constant non-negative loss: start at 0
+        ylo, yhi, yticks = _linear_axis(0.0, yhi)
+    return False, ylo, yhi, yticks, []
+
+
+def _error_range(series: list, n: int) -> Tuple[float, Optional[str]]:
+    """The top of the error axis (in percent) and, when the first epochs' errors would squash
+    the rest, the note that says they are clipped.
+
+    The axis covers the errors after the first tenth of the epochs (after epoch 1 at
+    least), with room to spare; when an earlier error is more than 1.5 times that
+    top, the axis stops there and the curves leave the panel at its top edge.
+    """
+    values = [100 * v for s in series for v in s[2] if v is not None]
+    top = max(max(values, default=0.0), 1.0)
+    warm = max(1, n // 10)
+    late = [100 * v for s in series for v in s[2][warm:] if v is not None]
+    if not late:
+        return top, None
+    late_top = max(max(late) * 1.15, 1.0)
+    if top <= 1.5 * late_top:
+        return top, None
+    ticks = nice_ticks(0.0, late_top, 5)
+    cut = ticks[-1]
+    above = [i for s in series for i, v in enumerate(s[2], start=1) if v is not None and 100 * v > cut]
+    first, last = min(above), max(above)
+    epochs = f"epoch {first} reaches" if first == last else f"epochs {first} to {last} reach"
+    return cut, f"clipped at {_tick_label(cut, ticks[1] - ticks[0])}%: {epochs} up to {top:.1f}%"
+
+
+def _fractions(values: Optional[list], what: str) -> Optional[list]:
+    """Per-epoch errors, checked to be fractions in [0, 1] (or None)."""
+    for i, v in enumerate(values or []):
+        if v is not None and not 0.0 <= v <= 1.0:
+            raise ValueError(f"curves_svg: {what}[{i}] must be a fraction in [0, 1], got {v!r}")
+    return values
+
+
 def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
     """The training curves of a run as SVG text.
 
-    ``run`` is the dict of :func:`pyfw.task.train` or the JSON of ``python -m pyfw
-    train --json``: ``run["losses"]`` is the loss of each epoch (epochs count from
-    1). The top panel draws it, on a log axis when the finite losses span more
-    than two decades (the axis title then says "log scale"). Entries that are
-    ``None`` (how the JSON stores NaN and infinities), NaN or infinite are
-    skipped: the line breaks there and a grey band marks those epochs.
+    ``run`` is the dict of :func:`pyfw.task.train` or the JSON of ``pyfw train
+    --json``: ``run["losses"]`` is the loss of each epoch (epochs count from 1), and
+    ``run["test_losses"]``, when the run has it (``--track-errors``), the test loss
+    of each epoch. The top panel draws them, on a log axis when the finite losses
+    are positive and span more than two decades, or reach beyond 1e300 or below
+    1e-300 (the axis title then says "log scale"). Entries that are ``None`` (how
+    the JSON stores NaN and infinities), NaN or infinite are skipped: the line
+    breaks there and a grey band marks those epochs.
 
     Errors: when ``run`` has per-epoch lists under ``"train_errors"`` /
     ``"test_errors"`` (or lists under ``"train_error"`` / ``"test_error"``), a
-    second panel draws them in percent. Scalar ``"train_error"`` /
-    ``"test_error"`` (the final errors) are written under the title.
+    second panel draws them in percent. Its axis covers the errors after the first
+    tenth of the epochs; when an earlier error (the first epoch's, typically) is
+    more than 1.5 times as high, the curves are clipped at the top edge and a note
+    in the panel says which epochs reach how high, so that the later epochs stay
+    readable. Scalar ``"train_error"`` / ``"test_error"`` (the final errors) are
+    written under the title.
 
     ``title`` defaults to "Training curves"; the line under it names the run's
     backend and options where the run has them. Raises ``ValueError`` when
-    ``run`` has no ``"losses"`` or they are empty, ``TypeError`` when an entry
-    is not a number or null.
+    ``run`` has no ``"losses"`` or they are empty, when a per-epoch error is not in
+    [0, 1], or when losses beyond +-1e300 come with losses <= 0; ``TypeError`` when
+    an entry is not a number or null.
     """
     if not isinstance(run, Mapping):
         raise TypeError(f"curves_svg: run must be a dict, got {type(run).__name__}")
@@ -380,15 +464,21 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
     losses = _finite_values(run["losses"], "curves_svg: run['losses']")
     if not losses:
         raise ValueError("curves_svg: the run's 'losses' list is empty")
-    n = len(losses)
+    test_losses = (_finite_values(run["test_losses"], "curves_svg: run['test_losses']")
+                   if run.get("test_losses") is not None else [])
+    loss_series = [(ident, name, vals, colour, dash)
+                   for ident, name, vals, colour, dash in
+                   (("curve-loss", "training loss", losses, _BLUE, ""),
+                    ("curve-test-loss", "test loss", test_losses, _ORANGE, "4 3"))
+                   if vals]
     train_e, train_final = _series_from(run, "train")
     test_e, test_final = _series_from(run, "test")
-    error_series = [(ident, name, vals, colour, dash)
-                    for ident, name, vals, colour, dash in
-                    (("curve-train-error", "train error", train_e, _GREEN, "7 4"),
-                     ("curve-test-error", "test error", test_e, _VERMILLION, ""))
+    error_series = [(ident, name, _fractions(vals, f"run[{split!r}]"), colour, dash)
+                    for ident, name, split, vals, colour, dash in
+                    (("curve-train-error", "train error", "train_errors", train_e, _GREEN, "7 4"),
+                     ("curve-test-error", "test error", "test_errors", test_e, _VERMILLION, ""))
                     if vals]
-    n = max([n] + [len(s[2]) for s in error_series])
+    n = max([len(s[2]) for s in loss_series + error_series])
     title = "Training curves" if title is None else str(title)
     finals = [f"{name} {_percent(v)}" for name, v in (("train", train_final), ("test", test_final))
               if v is not None]
@@ -396,22 +486,15 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
     lines = [s for s in (sub, ("final error: " + ", ".join(finals)) if finals else "") if s]
 
     # The axes' domains and ticks.
-    finite = [v for v in losses if v is not None]
-    positive = [v for v in finite if v > 0]
-    log = bool(finite) and len(positive) == len(finite) and max(positive) / min(positive) > 100.0
-    if log:
-        ylo, yhi, yticks, yminor = _log_axis(min(positive), max(positive))
-    else:
-        ylo, yhi, yticks = _linear_axis(min(finite, default=0.0), max(finite, default=1.0))
-        yminor = []
-        if finite and min(finite) >= 0 and ylo < 0:  # a constant non-negative loss: start at 0
-            ylo, yhi, yticks = _linear_axis(0.0, yhi)
+    finite = [v for s in loss_series for v in s[2] if v is not None]
+    log, ylo, yhi, yticks, yminor = _loss_axis(finite)
     xlo, xhi, xticks = _linear_axis(1, n, 8, integer=True) if n > 1 else (0.5, 1.5, [(1.0, "1")])
     if n > 1:
         xticks = [(v, lab) for v, lab in xticks if 1 <= v <= n] or [(1.0, "1"), (float(n), str(n))]
         xlo, xhi = 1 - 0.01 * (n - 1), n + 0.01 * (n - 1)
     loss_name = run.get("loss") if isinstance(run.get("loss"), str) else None
-    ytitle = "training loss" + (f" ({loss_name})" if loss_name else "") + (", log scale" if log else "")
+    ytitle = (("loss" if test_losses else "training loss") + (f" ({loss_name})" if loss_name else "")
+              + (", log scale" if log else ""))
 
     # Layout: title, subtitle lines, legend row, then one or two panels.
     width = 760
@@ -421,23 +504,23 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
     for line in lines:
         y += 20
         out.append(_text(width / 2, y, line, 13, "middle", _MUTED, extra=' class="subtitle"'))
-    runs = _runs_of_missing(losses)
-    items = [("line", "training loss", (_BLUE, ""))]
-    items += [("line", name, (colour, dash)) for _, name, _, colour, dash in error_series]
+    runs = sorted({r for s in loss_series for r in _runs_of_missing(s[2])})
+    items = [("line", name, (colour, dash)) for _, name, _, colour, dash in loss_series + error_series]
     if runs or any(_runs_of_missing(s[2]) for s in error_series):
         items.append(("swatch", "not finite (NaN/inf), skipped", _MISSING))
     err_ticks: list = []
+    clip_note = None
     if error_series:
-        emax = max((v for s in error_series for v in s[2] if v is not None), default=0.0)
-        _, ehi, err_ticks = _linear_axis(0.0, max(100 * emax, 1.0), 5)
+        top, clip_note = _error_range(error_series, n)
+        _, ehi, err_ticks = _linear_axis(0.0, top, 5)
     left = 24 + max(_y_label_room(yticks), _y_label_room(err_ticks) if err_ticks else 0.0)
     right = width - 28
     legend_bottom = _legend_row(out, left, y + 28, right, items)
     panel_h = 300 if not error_series else 240
-    top = legend_bottom + 16
-    panels = [("", (left, top, right, top + panel_h))]
+    top_y = legend_bottom + 16
+    panels = [("", (left, top_y, right, top_y + panel_h))]
     if error_series:
-        top2 = top + panel_h + 56
+        top2 = top_y + panel_h + 56
         panels.append(("errors-", (left, top2, right, top2 + panel_h)))
     height = int(panels[-1][1][3] + 56)
 
@@ -449,7 +532,8 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
                f'height="{_n(box[3] - box[1])}" fill="none"/>')
     _missing_bands(out, "", runs, xs, box)
     _axes(out, box, xs, ys, xticks, yticks, "epoch" if not error_series else "", ytitle, yminor=yminor)
-    _curve(out, "curve-loss", losses, xs, ys, _BLUE, "")
+    for ident, _, vals, colour, dash in loss_series:
+        _curve(out, ident, vals, xs, ys, colour, dash)
     if not finite:
         out.append(_text((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, "no finite loss", 14, "middle", _MUTED,
                          extra=' id="no-data"'))
@@ -466,8 +550,14 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
             missing.update(_runs_of_missing(s[2]))
         _missing_bands(out, "errors-", sorted(missing), xs, box)
         _axes(out, box, xs, ys, xticks, err_ticks, "epoch", "error (%)", prefix="errors-")
+        out.append(f'<defs><clipPath id="errors-clip"><rect x="{_n(box[0])}" y="{_n(box[1] - 3)}" '
+                   f'width="{_n(box[2] - box[0])}" height="{_n(box[3] - box[1] + 6)}"/></clipPath></defs>')
+        out.append('<g clip-path="url(#errors-clip)">')
         for ident, _, vals, colour, dash in error_series:
             _curve(out, ident, [None if v is None else 100 * v for v in vals], xs, ys, colour, dash)
+        out.append("</g>")
+        if clip_note:
+            out.append(_text(box[2] - 6, box[1] + 16, clip_note, 12, "end", _MUTED, extra=' id="errors-clipped"'))
     return _document(width, height, title, out)
 
 
@@ -489,67 +579,153 @@ def _rows(points: Any, what: str) -> List[Tuple[float, float]]:
     return out
 
 
-def _labels(labels: Any, n: int, what: str) -> List[int]:
+def _labels(labels: Any, n: int, what: str, classes: int = 2, missing: bool = False) -> List[Optional[int]]:
+    """``labels`` as ints in ``[0, classes)``; with ``missing``, None entries are kept (no prediction)."""
     if hasattr(labels, "tolist") and not isinstance(labels, list):
         labels = labels.tolist()
     if not isinstance(labels, (list, tuple)):
-        raise TypeError(f"boundary_svg: {what} must be a list of 0/1 labels, got {type(labels).__name__}")
+        raise TypeError(f"boundary_svg: {what} must be a list of class labels, got {type(labels).__name__}")
     if len(labels) != n:
         raise ValueError(f"boundary_svg: {n} points but {len(labels)} {what}")
-    out = []
+    out: List[Optional[int]] = []
     for i, v in enumerate(labels):
-        if not _is_number(v) or v not in (0, 1):
-            raise ValueError(f"boundary_svg: {what}[{i}] must be 0 or 1, got {v!r}")
+        if v is None and missing:
+            out.append(None)
+            continue
+        if not _is_number(v) or v != int(v) or not 0 <= v < classes:
+            raise ValueError(f"boundary_svg: {what}[{i}] must be an integer class in [0, {classes}) "
+                             f"(classes={classes}), got {v!r}")
         out.append(int(v))
     return out
 
 
-def _triangle(x: float, y: float, r: float) -> str:
-    h = r * 1.45
-    return f"{_n(x)},{_n(y - h)} {_n(x + h * 0.866)},{_n(y + h * 0.5)} {_n(x - h * 0.866)},{_n(y + h * 0.5)}"
+# Okabe-Ito's eight colours, in this order, for classes 0, 1, 2, ... (cycling after 8).
+_PALETTE = (_BLUE, _VERMILLION, _GREEN, _ORANGE, "#56B4E9", "#CC79A7", "#F0E442", "#000000")
+
+
+def _class_colour(k: int) -> str:
+    return _PALETTE[k % len(_PALETTE)]
+
+
+def _region_colour(k: int) -> str:
+    """A light tint of the class colour: the two seed classes' own, else 80 % white."""
+    if k < len(_REGION_COLOURS):
+        return _REGION_COLOURS[k]
+    c = _class_colour(k)
+    rgb = [int(c[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(v + (255 - v) * 0.8):02X}" for v in rgb)
+
+
+def _triangle(x: float, y: float, r: float, down: bool = False) -> str:
+    h = r * 1.45 * (-1 if down else 1)
+    return f"{_n(x)},{_n(y - h)} {_n(x + abs(h) * 0.866)},{_n(y + h * 0.5)} {_n(x - abs(h) * 0.866)},{_n(y + h * 0.5)}"
+
+
+def _marker(k: int, x: float, y: float, r: float, extra: str = "") -> str:
+    """The marker of class ``k`` at (x, y): a circle, triangle, square, diamond or downward
+    triangle, cycling with the class."""
+    shape = k % 5
+    if shape == 0:
+        return f'<circle cx="{_n(x)}" cy="{_n(y)}" r="{_n(r)}"{extra}/>'
+    if shape == 1:
+        return f'<polygon points="{_triangle(x, y, r)}"{extra}/>'
+    if shape == 2:
+        a = r * 0.9
+        return f'<rect x="{_n(x - a)}" y="{_n(y - a)}" width="{_n(2 * a)}" height="{_n(2 * a)}"{extra}/>'
+    if shape == 3:
+        a = r * 1.3
+        corners = f"{_n(x)},{_n(y - a)} {_n(x + a)},{_n(y)} {_n(x)},{_n(y + a)} {_n(x - a)},{_n(y)}"
+        return f'<polygon points="{corners}"{extra}/>'
+    return f'<polygon points="{_triangle(x, y, r, down=True)}"{extra}/>'
+
+
+def _domain(pts: List[Tuple[float, float]], domain: Any) -> Tuple[float, float, float, float]:
+    """``(x0, x1, y0, y1)``: the given ``domain``, checked; [0, 1]² when every point lies in it;
+    else each axis's range of the points, widened by 5 % on each side."""
+    if domain is not None:
+        try:
+            x0, x1, y0, y1 = (float(v) for v in domain)
+        except (TypeError, ValueError):
+            raise ValueError(f"boundary_svg: domain must be four numbers (x0, x1, y0, y1), got {domain!r}") from None
+        if not all(math.isfinite(v) and abs(v) <= 1e300 for v in (x0, x1, y0, y1)) or not (x0 < x1 and y0 < y1):
+            raise ValueError(f"boundary_svg: domain must be finite, with x0 < x1 and y0 < y1, got {domain!r}")
+        return x0, x1, y0, y1
+    if all(0.0 <= x <= 1.0 and 0.0 <= y <= 1.0 for x, y in pts):
+        return 0.0, 1.0, 0.0, 1.0
+    bounds = []
+    for axis in (0, 1):
+        lo, hi = min(p[axis] for p in pts), max(p[axis] for p in pts)
+        pad = 0.05 * (hi - lo) if hi > lo else max(abs(lo) * 0.05, 0.5)
+        bounds += [lo - pad, hi + pad]
+    return bounds[0], bounds[1], bounds[2], bounds[3]
+
+
+def _ticks_within(lo: float, hi: float) -> list:
+    """Labelled ticks of a linear axis that lie in [lo, hi]."""
+    every = nice_ticks(lo, hi, 8)
+    step = every[1] - every[0] if len(every) > 1 else 1.0
+    return [(t, _tick_label(t, step)) for t in every if lo - 1e-9 * (hi - lo) <= t <= hi + 1e-9 * (hi - lo)]
 
 
 def boundary_svg(predict: Callable[[List[List[float]]], Any], points: Any, labels: Any, *,
                  error: Optional[float] = None, error_label: str = "test error",
-                 title: str = "Decision regions", grid: int = 100, circle: bool = True) -> str:
-    """The decision regions of a two-class model over [0, 1]², with labelled points, as SVG text.
+                 title: str = "Decision regions", grid: int = 100, circle: bool = True,
+                 classes: int = 2, domain: Any = None, class_names: Optional[Sequence[str]] = None) -> str:
+    """The decision regions of a model of two inputs over a rectangle, with labelled points, as SVG text.
 
-    ``predict`` maps a list of ``[x, y]`` rows to their predicted labels (0 or 1;
-    a list or anything with ``tolist()``). It is called once, on the centres of
-    a ``grid`` × ``grid`` lattice of cells; each grid row's runs of equal labels
-    become one ``<rect>`` each, so the file stays small (about 100 KB for the
-    default grid and 1,000 points). For a model of the seed task, where inputs
-    are standardized, ``predict`` is for example::
+    ``predict`` maps a list of ``[x, y]`` rows to their predicted classes (ints in
+    ``[0, classes)``, or None where the model gives no prediction, such as NaN
+    outputs; a list or anything with ``tolist()``). It is called once, on the
+    centres of a ``grid`` × ``grid`` lattice of cells followed by the points; each
+    grid row's runs of equal classes become one ``<rect>`` each, so the file stays
+    small (about 100 KB for the default grid and 1,000 points). Cells with no
+    prediction are grey. For a model of the seed task, where inputs are
+    standardized, ``predict`` is for example::
 
         lambda rows: fw.argmax_rows(model(task.standardize(fw, fw.tensor(rows))))
 
-    ``points`` (``[x, y]`` rows, or a tensor) are drawn with their true
-    ``labels``: label 0 as blue circles, label 1 as vermillion triangles. The
-    seed task's true boundary, the circle of centre :data:`DISK_CENTER` and
-    radius :data:`DISK_RADIUS`, is drawn as a dashed outline unless ``circle`` is
-    false. ``error`` (a fraction) is appended to the title as
-    "(``error_label`` 2.40 %)".
-    Raises ``ValueError`` for points that are not finite pairs, labels other
-    than 0 and 1, or predictions of the wrong length or values.
+    ``points`` (``[x, y]`` rows, or a tensor) are drawn with their true ``labels``
+    (ints in ``[0, classes)``; None: points without labels, drawn grey), each
+    class in its colour of the Okabe-Ito palette and its marker shape (circle,
+    triangle, square, diamond, ...): class 0 blue circles, class 1 vermillion
+    triangles. Points whose prediction differs from their label (or that have no
+    prediction) are circled in black (``id="misclassified"``). The rectangle is
+    ``domain`` ``(x0, x1, y0, y1)``; by default [0, 1]² when every point lies in
+    it, else the points' range, widened by 5 % on each side. The seed
+    task's true boundary, the circle of centre :data:`DISK_CENTER` and radius
+    :data:`DISK_RADIUS`, is drawn as a dashed outline unless ``circle`` is false.
+    ``class_names`` name the classes in the legend (by default "outside" and
+    "inside" with the circle). ``error`` (a fraction) is appended to the title as
+    "(``error_label`` 2.40 %)". Raises ``ValueError`` for points that are not
+    finite pairs, labels or predictions out of range, or predictions of the wrong
+    length.
     """
     if not callable(predict):
         raise TypeError(f"boundary_svg: predict must be callable, got {type(predict).__name__}")
     if isinstance(grid, bool) or not isinstance(grid, numbers.Integral) or not 2 <= grid <= 1000:
         raise ValueError(f"boundary_svg: grid must be an integer in [2, 1000], got {grid!r}")
+    if isinstance(classes, bool) or not isinstance(classes, numbers.Integral) or not 1 <= classes <= 1000:
+        raise ValueError(f"boundary_svg: classes must be an integer in [1, 1000], got {classes!r}")
     if error is not None and (not _is_number(error) or not math.isfinite(error)):
         raise ValueError(f"boundary_svg: error must be a finite number or None, got {error!r}")
     pts = _rows(points, "points")
-    labs = _labels(labels, len(pts), "labels")
-    centres = [[(i + 0.5) / grid, (j + 0.5) / grid] for j in range(grid) for i in range(grid)]
-    pred = _labels(predict(centres), grid * grid, "predictions")
+    labs = _labels(labels, len(pts), "labels", classes) if labels is not None else [None] * len(pts)
+    x0, x1, y0, y1 = _domain(pts, domain)
+    centres = [[x0 + (i + 0.5) / grid * (x1 - x0), y0 + (j + 0.5) / grid * (y1 - y0)]
+               for j in range(grid) for i in range(grid)]
+    everything = _labels(predict(centres + [[x, y] for x, y in pts]), grid * grid + len(pts), "predictions",
+                         classes, missing=True)
+    pred, at_points = everything[:grid * grid], everything[grid * grid:]
+    if class_names is None:
+        class_names = ("outside", "inside") if circle and classes == 2 else ()
+    names = [f"{k} ({class_names[k]})" if k < len(class_names) else str(k) for k in range(classes)]
 
     size, left, top = 500.0, 70.0, 64.0
     box = (left, top, left + size, top + size)
-    xs = _Scale(0.0, 1.0, box[0], box[2])
-    ys = _Scale(0.0, 1.0, box[3], box[1])
-    ticks = [(v, _tick_label(v, 0.2)) for v in nice_ticks(0.0, 1.0, 5)]
+    xs = _Scale(x0, x1, box[0], box[2])
+    ys = _Scale(y0, y1, box[3], box[1])
     full_title = str(title) + (f" ({error_label} {_percent(error)})" if error is not None else "")
-    width, height = 780, int(box[3] + 56)
+    width, height = 780, int(max(box[3] + 56, top + 14 + 22 * (2 * classes + 6)))
     out: List[str] = []
     out.append(_text(box[0] + size / 2, 34, full_title, 18, "middle", extra=' font-weight="bold" id="plot-title"'))
     out.append('<defs><clipPath id="plot-clip">'
@@ -558,76 +734,98 @@ def boundary_svg(predict: Callable[[List[List[float]]], Any], points: Any, label
 
     # Regions: per grid row, one rect per run of equal predictions, grouped by class.
     cell = size / grid
-    rects: Tuple[List[str], List[str]] = ([], [])
+    rects: dict = {c: [] for c in [*range(classes), None]}
     for j in range(grid):
         row = pred[j * grid:(j + 1) * grid]
-        y_top = ys((j + 1) / grid)
+        y_top = box[3] - (j + 1) * cell
         i = 0
         while i < grid:
             k = i
             while k < grid and row[k] == row[i]:
                 k += 1
-            rects[row[i]].append(f'<rect x="{_n(xs(i / grid))}" y="{_n(y_top)}" width="{_n((k - i) * cell)}" '
-                                 f'height="{_n(cell)}"/>')
+            rects[row[i]].append(f'<rect x="{_n(box[0] + i * cell)}" y="{_n(y_top)}" '
+                                 f'width="{_n((k - i) * cell)}" height="{_n(cell)}"/>')
             i = k
     out.append('<g id="regions" shape-rendering="crispEdges">')
-    for c in (0, 1):
-        out.append(f'<g id="region-{c}" fill="{_REGION_COLOURS[c]}">')
+    for c in range(classes):
+        out.append(f'<g id="region-{c}" fill="{_region_colour(c)}">')
         out.extend(rects[c])
         out.append("</g>")
+    if rects[None]:
+        out.append(f'<g id="region-none" fill="{_MISSING}">')
+        out.extend(rects[None])
+        out.append("</g>")
     out.append("</g>")
-    _axes(out, box, xs, ys, ticks, ticks, "x", "y")
+    _axes(out, box, xs, ys, _ticks_within(x0, x1), _ticks_within(y0, y1), "x", "y")
     out.append(f'<rect id="plot-area" x="{_n(box[0])}" y="{_n(box[1])}" width="{_n(size)}" '
                f'height="{_n(size)}" fill="none" stroke="{_INK}" stroke-width="1"/>')
     if circle:
         cx, cy = DISK_CENTER
-        out.append(f'<circle id="true-circle" cx="{_n(xs(cx))}" cy="{_n(ys(cy))}" '
-                   f'r="{_n(DISK_RADIUS * size)}" fill="none" stroke="{_INK}" stroke-width="2" '
-                   'stroke-dasharray="8 5"/>')
+        rx, ry = DISK_RADIUS * size / (x1 - x0), DISK_RADIUS * size / (y1 - y0)
+        shape = f'circle r="{_n(rx)}"' if _n(rx) == _n(ry) else f'ellipse rx="{_n(rx)}" ry="{_n(ry)}"'
+        out.append(f'<{shape} id="true-circle" cx="{_n(xs(cx))}" cy="{_n(ys(cy))}" '
+                   f'fill="none" stroke="{_INK}" stroke-width="2" stroke-dasharray="8 5"/>')
 
-    # Points: label 0 circles, label 1 triangles, each class in its own group.
+    # Points: each class in its own group, colour and shape; then the misclassified ones circled.
     r = 3.2 if len(pts) <= 2000 else 2.2
     out.append('<g id="points" clip-path="url(#plot-clip)" stroke="#FFFFFF" stroke-width="0.7">')
-    out.append(f'<g id="points-0" fill="{_CLASS_COLOURS[0]}">')
-    out.extend(f'<circle cx="{_n(xs(x))}" cy="{_n(ys(y))}" r="{_n(r)}"/>'
-               for (x, y), c in zip(pts, labs) if c == 0)
+    for c in range(classes):
+        out.append(f'<g id="points-{c}" fill="{_class_colour(c)}">')
+        out.extend(_marker(c, xs(x), ys(y), r) for (x, y), lab in zip(pts, labs) if lab == c)
+        out.append("</g>")
+    if labels is None and pts:
+        out.append(f'<g id="points-unlabelled" fill="{_MUTED}">')
+        out.extend(f'<circle cx="{_n(xs(x))}" cy="{_n(ys(y))}" r="{_n(r)}"/>' for x, y in pts)
+        out.append("</g>")
     out.append("</g>")
-    out.append(f'<g id="points-1" fill="{_CLASS_COLOURS[1]}">')
-    out.extend(f'<polygon points="{_triangle(xs(x), ys(y), r)}"/>' for (x, y), c in zip(pts, labs) if c == 1)
-    out.append("</g>")
+    wrong = [(x, y) for (x, y), lab, p in zip(pts, labs, at_points) if lab is not None and p != lab]
+    out.append(f'<g id="misclassified" clip-path="url(#plot-clip)" fill="none" stroke="{_INK}" stroke-width="1.3">')
+    out.extend(f'<circle cx="{_n(xs(x))}" cy="{_n(ys(y))}" r="{_n(r + 3)}"/>' for x, y in wrong)
     out.append("</g>")
 
     # Legend, in a column right of the plot.
     lx, ly = box[2] + 28, box[1] + 14
     out.append('<g id="legend">')
-    entries = [
-        ("region", 0, "predicted 0"), ("region", 1, "predicted 1"),
-        ("point", 0, "label 0 (outside)"), ("point", 1, "label 1 (inside)"),
-    ]
+    entries: list = [("region", c, f"predicted {c}") for c in range(classes)]
+    if rects[None]:
+        entries.append(("region", None, "no prediction (NaN/inf)"))
+    if labels is not None:
+        entries += [("point", c, f"label {names[c]}") for c in range(classes)]
+    else:
+        entries.append(("point", None, "data point (no label)"))
     if circle:
         entries.append(("circle", None, "true boundary"))
-    heading = {0: "regions", 2: "points"}
+    if labels is not None:
+        entries.append(("wrong", None, f"misclassified ({len(wrong)})"))
+    first_point = next(k for k, e in enumerate(entries) if e[0] == "point")
+    heading = {0: "regions", first_point: "points"}
     for k, (kind, c, label) in enumerate(entries):
         if k in heading:
+            if k:
+                ly += 8
             out.append(_text(lx, ly, heading[k], 12, fill=_MUTED, extra=' font-weight="bold"'))
             ly += 20
-        elif kind == "circle":
+        elif kind in ("circle", "wrong"):
             ly += 8
         out.append('<g class="legend-entry">')
         if kind == "region":
+            fill = _region_colour(c) if c is not None else _MISSING
             out.append(f'<rect x="{_n(lx)}" y="{_n(ly - 11)}" width="22" height="14" '
-                       f'fill="{_REGION_COLOURS[c]}" stroke="{_MUTED}" stroke-width="0.5"/>')
-        elif kind == "point" and c == 0:
-            out.append(f'<circle cx="{_n(lx + 11)}" cy="{_n(ly - 4)}" r="4.5" fill="{_CLASS_COLOURS[0]}"/>')
+                       f'fill="{fill}" stroke="{_MUTED}" stroke-width="0.5"/>')
+        elif kind == "point" and c is not None:
+            out.append(_marker(c, lx + 11, ly - 4, 4.5, f' fill="{_class_colour(c)}"'))
         elif kind == "point":
-            out.append(f'<polygon points="{_triangle(lx + 11, ly - 4, 4.5)}" fill="{_CLASS_COLOURS[1]}"/>')
+            out.append(f'<circle cx="{_n(lx + 11)}" cy="{_n(ly - 4)}" r="4.5" fill="{_MUTED}"/>')
+        elif kind == "wrong":
+            out.append(f'<circle cx="{_n(lx + 11)}" cy="{_n(ly - 4)}" r="6.5" fill="none" stroke="{_INK}" '
+                       'stroke-width="1.3"/>')
         else:
             out.append(f'<line x1="{_n(lx)}" y1="{_n(ly - 4)}" x2="{_n(lx + 22)}" y2="{_n(ly - 4)}" '
                        f'stroke="{_INK}" stroke-width="2" stroke-dasharray="8 5"/>')
         out.append(_text(lx + 30, ly, label, 12))
         out.append("</g>")
-        ly += 22 if kind != "point" or c != 1 else 30
-    out.append(_text(lx, ly + 4, f"{len(pts)} points, grid {grid}\u00d7{grid}", 11, fill=_MUTED))
+        ly += 22
+    out.append(_text(lx, ly + 12, f"{len(pts)} points, grid {grid}\u00d7{grid}", 11, fill=_MUTED))
     out.append("</g>")
     return _document(width, height, full_title, out)
 

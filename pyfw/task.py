@@ -40,11 +40,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import os
 import time
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from . import io
 from .activations import ACTIVATIONS
 from .losses import LOSSES
 from .metrics import error_rate
@@ -85,6 +87,17 @@ LOSS_SETUP: dict = {
 SCHEDULE_CHOICES = {"none": None, **{(n[:-2] if n.endswith("LR") else n).lower(): n for n in SCHEDULERS}}
 """``none`` and every member of the scheduler table, by its class name without ``LR`` in
 lower case (``--schedule cosineannealing``): its class name."""
+
+EPOCH_FREE_SCHEDULES = frozenset({"none", "linear", "reducelronplateau"})
+"""The choices of :data:`SCHEDULE_CHOICES` that :func:`make_scheduler` builds without using the
+epoch count (LinearLR warms up over a fixed 5 epochs; ReduceLROnPlateau watches the loss). A
+run on one of them can be extended: trained for N epochs, then resumed with more, it gives the
+bits of a run trained for the larger count from the start. The others are built for the run's
+length (StepLR's step, CosineAnnealingLR's period, ...), so a longer run is another run."""
+
+HISTORY_KEYS = ("train_errors", "test_errors", "test_losses")
+"""What :func:`train` records after every epoch with ``track_errors`` (in eval mode, which
+draws nothing): the train and test error and the test loss (None where it is not finite)."""
 
 
 def make_scheduler(fw: Any, optimizer: Any, name: Optional[str], epochs: int) -> Any:
@@ -226,6 +239,36 @@ def make_model(fw: Any, g: Any, activation: str = "relu", hidden: int = 25, drop
     return fw.Sequential(*layers)
 
 
+def stored_run(path: str) -> tuple:
+    """``(epoch, extra)`` of the checkpoint file ``path``, read from its metadata alone (no
+    tensor is loaded): the epochs it holds and its ``checkpoint_extra`` (None if it has none).
+
+    A file that is not a checkpoint gets a ``ValueError`` naming it.
+    """
+    info = io.checkpoint_info(path)
+    return info["epoch"], info["extra"]
+
+
+def _stored_history(path: str, epoch: int, extra: Any) -> dict:
+    """The per-epoch history stored in a checkpoint's extra, checked: one value per epoch."""
+    history = extra.get("history") if isinstance(extra, dict) else None
+    if not isinstance(history, dict):
+        raise ValueError(f"{path}: its run did not track errors, so epochs 1 to {epoch} have none; "
+                         "resume it without tracking errors, or start a new run")
+    out = {}
+    for key in HISTORY_KEYS:
+        values = history.get(key)
+        if not isinstance(values, list) or len(values) != epoch:
+            raise ValueError(f"{path}: its history of {key} must be a list of {epoch} values, one per epoch")
+        for v in values:
+            ok = (v is None and key == "test_losses") or (isinstance(v, float) and
+                                                         (0.0 <= v <= 1.0 or key == "test_losses"))
+            if not ok:
+                raise ValueError(f"{path}: its history of {key} holds {v!r:.40}")
+        out[key] = list(values)
+    return out
+
+
 def train(fw: Any, config: Config = Config(),
           on_epoch: Optional[Callable[[int, float], None]] = None,
           on_batch: Optional[Callable[[int, int, float], None]] = None,
@@ -237,8 +280,16 @@ def train(fw: Any, config: Config = Config(),
     ``losses``, the ``seconds`` spent in :func:`~pyfw.training.fit`, and the trained
     model (left in eval mode) under ``"model"``. ``on_epoch``, ``on_batch`` and
     ``fit_options`` (more keyword arguments, such as ``checkpoint``) are passed to ``fit``.
-    With ``track_errors``, ``"train_errors"`` and ``"test_errors"`` hold the errors
-    after every epoch run, measured in eval mode, which draws nothing.
+
+    With ``track_errors``, ``"train_errors"``, ``"test_errors"`` and ``"test_losses"``
+    (:data:`HISTORY_KEYS`) hold the errors and the test loss after every epoch,
+    measured in eval mode, which draws nothing. With a checkpoint they are part of the
+    run's state: each checkpoint stores them under ``"history"`` in its
+    ``checkpoint_extra`` (which must then be a dict or None), and a resumed run
+    continues them, so it returns the history of a run never stopped. Resuming a
+    checkpoint that holds more epochs than ``config.epochs``, or that tracked errors
+    when this run does not (or the other way round), is a ``ValueError`` naming the
+    file, raised before training.
     """
     g = fw.Generator(config.seed)
     x_train, y_train, x_test, y_test = make_data(fw, g, config.n_train, config.n_test)
@@ -250,19 +301,51 @@ def train(fw: Any, config: Config = Config(),
         model.param(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = make_scheduler(fw, optimizer, SCHEDULE_CHOICES[config.schedule], config.epochs)
     targets = list(y_train) if target_kind == "index" else fw.data.one_hot(y_train, 2)
-    errors: dict = {"train_errors": [], "test_errors": []}
+    options = dict(fit_options or {})
+    checkpoint = options.get("checkpoint")
+    history: dict = {key: [] for key in HISTORY_KEYS}
+    if checkpoint is not None and options.get("resume") and os.path.exists(checkpoint):
+        done, extra = stored_run(os.fspath(checkpoint))
+        if done > config.epochs:
+            raise ValueError(f"{checkpoint} holds {done} epochs, more than the {config.epochs} of this run")
+        if track_errors:
+            history = _stored_history(os.fspath(checkpoint), done, extra)
+        elif isinstance(extra, dict) and extra.get("history") is not None:
+            raise ValueError(f"{checkpoint}: its run tracked errors after every epoch; resume it tracking them "
+                             "too, or its history would be lost")
+    if track_errors and checkpoint is not None:
+        extra = options.get("checkpoint_extra")
+        if extra is not None and not isinstance(extra, dict):
+            raise TypeError(f"train: checkpoint_extra must be a dict to hold the history, got {type(extra).__name__}")
+        options["checkpoint_extra"] = {**(extra or {}), "history": history}  # the live lists: saved each epoch
+    test_targets = list(y_test) if target_kind == "index" else fw.data.one_hot(y_test, 2)
+    test_criterion = getattr(fw, loss_name)()
+
+    def measure() -> None:
+        """Record the errors and the test loss of the model as it is now."""
+        model.eval()
+        history["train_errors"].append(error_rate(model(x_train), y_train))
+        out = model(x_test)
+        history["test_errors"].append(error_rate(out, y_test))
+        test_loss = test_criterion(out, test_targets)
+        history["test_losses"].append(test_loss if math.isfinite(test_loss) else None)
+        model.train()
+
+    def batch_done(k: int, n: int, loss: float) -> None:
+        if on_batch is not None:
+            on_batch(k, n, loss)
+        if k == n and track_errors and checkpoint is not None:
+            measure()  # after the epoch's last step, before fit writes the checkpoint
 
     def epoch_done(epoch: int, loss: float) -> Optional[bool]:
-        if track_errors:
-            model.eval()
-            errors["train_errors"].append(error_rate(model(x_train), y_train))
-            errors["test_errors"].append(error_rate(model(x_test), y_test))
-            model.train()
+        if track_errors and len(history["train_errors"]) < epoch:
+            measure()
         return on_epoch(epoch, loss) if on_epoch is not None else None
 
+    hook = batch_done if on_batch is not None or (track_errors and checkpoint is not None) else None
     start = time.perf_counter()
     losses = fit(model, criterion, optimizer, x_train, targets, config.epochs, config.batch_size, g,
-                 on_epoch=epoch_done, on_batch=on_batch, scheduler=scheduler, **(fit_options or {}))
+                 on_epoch=epoch_done, on_batch=hook, scheduler=scheduler, **options)
     seconds = time.perf_counter() - start
     model.eval()
     backend = {module: short for short, module in BACKENDS.items()}.get(fw.__name__, fw.__name__)
@@ -271,5 +354,5 @@ def train(fw: Any, config: Config = Config(),
         "train_error": error_rate(model(x_train), y_train),
         "test_error": error_rate(model(x_test), y_test),
         "final_loss": losses[-1], "losses": losses, "seconds": seconds, "model": model,
-        **(errors if track_errors else {}),
+        **(history if track_errors else {}),
     }

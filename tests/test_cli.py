@@ -37,7 +37,7 @@ def run_cli(*args: str, timeout: float = 120, site: bool = False) -> subprocess.
 
 def test_train_writes_json_and_state_dict(tmp_path: Path) -> None:
     out, saved = tmp_path / "metrics.json", tmp_path / "model.safetensors"
-    p = run_cli("train", "--epochs", "2", "--n-train", "50", "--n-test", "50",
+    p = run_cli("train", "--epochs", "2", "--n-train", "50", "--n-test", "50", "--backend", "py",
                 "--json", str(out), "--save", str(saved))
     assert p.returncode == 0, p.stderr
     res = json.loads(out.read_text(encoding="utf-8"))
@@ -186,8 +186,8 @@ def test_main_in_process(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
         cli.main(["train", "--epochs", "0"])
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert err.splitlines() == ["python -m pyfw train: error: argument --epochs: must be a positive integer, "
-                                "got '0' (see python -m pyfw train --help)"]
+    assert err.splitlines() == ["pyfw train: error: argument --epochs: must be a positive integer, "
+                                "got '0' (see pyfw train --help)"]
 
 
 def test_run_returns_metrics_and_model() -> None:

@@ -62,7 +62,7 @@ def test_predict_reproduces_the_test_error_of_the_run(trained: tuple, tmp_path: 
 def test_predict_bad_input_is_one_line(trained: tuple, tmp_path: Path, content: str, what: str) -> None:
     csv = tmp_path / "bad.csv"
     csv.write_text(content, encoding="utf-8")
-    p = run_cli("predict", str(trained[0]), "--input", str(csv))
+    p = run_cli("predict", str(trained[0]), "--input", str(csv), "--backend", "py")
     assert p.returncode == 1 and len(p.stderr.splitlines()) == 1 and what in p.stderr, p.stderr
     assert "Traceback" not in p.stderr
 
@@ -70,7 +70,7 @@ def test_predict_bad_input_is_one_line(trained: tuple, tmp_path: Path, content: 
 def test_predict_with_a_file_that_is_not_a_model(tmp_path: Path) -> None:
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
-    p = run_cli("predict", str(bad), "--input", "-")
+    p = run_cli("predict", str(bad), "--input", "-", "--backend", "py")
     assert p.returncode == 1 and len(p.stderr.splitlines()) == 1 and str(bad) in p.stderr
     p = run_cli("predict", str(tmp_path / "missing"), "--input", "-")
     assert p.returncode == 2 and "does not exist" in p.stderr
@@ -103,7 +103,7 @@ def test_output_paths_are_checked_before_training(tmp_path: Path, option: str) -
 
 def test_a_diverging_run_stops_with_one_line_and_status_1(tmp_path: Path) -> None:
     model = tmp_path / "m.safetensors"
-    p = run_cli("train", "--lr", "100", "--save", str(model))
+    p = run_cli("train", "--lr", "100", "--save", str(model), "--backend", "py")
     assert p.returncode == 1 and "diverged" in p.stderr and len(p.stderr.splitlines()) == 1, p.stderr
     assert "epoch 1," in p.stderr, "it stops at once"
     assert not model.exists()
@@ -118,7 +118,7 @@ def test_json_to_standard_output(tmp_path: Path) -> None:
 
 def test_ctrl_c_is_one_line_and_status_130(tmp_path: Path) -> None:
     repo = Path(pyfw.__file__).parent.parent
-    p = subprocess.Popen([sys.executable, "-m", "pyfw", "train", "--quiet"], cwd=str(repo),
+    p = subprocess.Popen([sys.executable, "-m", "pyfw", "train", "--quiet", "--backend", "py"], cwd=str(repo),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.5)
     p.send_signal(signal.SIGINT)

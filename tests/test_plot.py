@@ -277,7 +277,7 @@ def test_boundary_has_regions_circle_points_axes_and_legend() -> None:
 
     svg = plot.boundary_svg(predict, pts, labels, error=0.024)
     root = parse(svg)
-    assert calls == [100 * 100]
+    assert calls == [100 * 100 + len(pts)]  # the grid's cells, then the points
     assert "".join(by_id(root, "plot-title").itertext()) == "Decision regions (test error 2.40 %)"
     # One marker per point, shaped by class.
     zeros, ones = by_id(root, "points-0"), by_id(root, "points-1")
@@ -463,3 +463,75 @@ def test_rendered_png_is_not_blank(which: str, tmp_path: Path) -> None:
     if which == "boundary":
         blue, vermillion = (0x00, 0x72, 0xB2), (0xD5, 0x5E, 0x00)
         assert blue in colours and vermillion in colours
+
+
+# --- test loss, the error panel's range, K classes ---------------------------------------------
+
+def test_curves_draws_the_test_loss_on_the_loss_axis() -> None:
+    run = seed_run(10)
+    run["test_losses"] = [v * 1.2 for v in run["losses"]]
+    run["test_losses"][4] = None
+    root = parse(plot.curves_svg(run))
+    assert legend_labels(root)[:2] == ["training loss", "test loss"]
+    assert [len(s) for s in path_points(by_id(root, "curve-test-loss"))] == [4, 5]
+    assert "".join(by_id(root, "y-title").itertext()) == "loss"
+    train, test = path_points(by_id(root, "curve-loss"))[0], path_points(by_id(root, "curve-test-loss"))[0]
+    assert all(b[1] < a[1] for a, b in zip(train, test))  # the test loss is higher: smaller pixel y
+
+
+def test_curves_error_panel_stays_readable_after_the_first_epoch() -> None:
+    n = 40
+    run = seed_run(n)
+    run["test_errors"] = [0.5] + [0.06 - 0.001 * i for i in range(n - 1)]
+    run["train_errors"] = [0.45] + [0.05 - 0.001 * i for i in range(n - 1)]
+    root = parse(plot.curves_svg(run))
+    ticks = [float(t) for t in texts(by_id(root, "errors-y-axis"))]
+    assert ticks[-1] <= 10, "the axis covers the later epochs, not the 50 % spike"
+    note = "".join(by_id(root, "errors-clipped").itertext())
+    assert "epoch 1 reaches up to 50.0%" in note and "clipped at" in note
+    area = by_id(root, "errors-plot-area")
+    height = float(area.get("height"))
+    later = [y for _, y in path_points(by_id(root, "curve-test-error"))[0][1:]]
+    assert max(later) - min(later) > 0.3 * height, "the later epochs use the panel's height"
+    # without a spike, nothing is clipped
+    run["test_errors"][0], run["train_errors"][0] = 0.06, 0.05
+    root = parse(plot.curves_svg(run))
+    assert not has_id(root, "errors-clipped")
+
+
+@pytest.mark.parametrize("values", [[0.1, 1.5], [-0.1], [1e308]])
+def test_curves_errors_must_be_fractions(values: list) -> None:
+    with pytest.raises(ValueError, match="curves_svg.*fraction"):
+        plot.curves_svg({"losses": [0.1] * len(values), "test_errors": values})
+
+
+@pytest.mark.parametrize("losses", [[1.7976931348623157e308] * 3, [1e308, 1e-308, 5e-324], [5e-324] * 2])
+def test_curves_extreme_losses_on_a_log_axis(losses: list) -> None:
+    root = parse(plot.curves_svg({"losses": losses}))
+    assert "log scale" in "".join(by_id(root, "y-title").itertext())
+    area = by_id(root, "plot-area")
+    top, bottom = float(area.get("y")), float(area.get("y")) + float(area.get("height"))
+    pts = [p for s in path_points(by_id(root, "curve-loss")) for p in s]
+    assert pts and all(top - 0.01 <= y <= bottom + 0.01 for _, y in pts)
+
+
+def test_boundary_with_k_classes_a_domain_and_misclassified_points() -> None:
+    def nearest(rows: List[List[float]]) -> List[int]:
+        return [0 if x < -1 else 1 if x < 3 else 2 for x, _ in rows]
+
+    pts = [[-4.0, 1.0], [0.0, -2.0], [5.0, 2.0], [4.0, 0.0]]
+    labels = [0, 1, 2, 1]  # the last one is on the wrong side
+    root = parse(plot.boundary_svg(nearest, pts, labels, classes=3, circle=False, grid=20))
+    for c in range(3):
+        assert by_id(root, f"region-{c}") is not None
+    assert [len(list(by_id(root, f"points-{c}"))) for c in range(3)] == [1, 2, 1]
+    assert len(list(by_id(root, "misclassified"))) == 1
+    assert "misclassified (1)" in legend_labels(root)
+    x_labels = [float(t) for t in texts(by_id(root, "x-axis"))]
+    assert x_labels[0] <= -3 and x_labels[-1] >= 4, "the axis covers the points' range, not [0, 1]"
+    # None: no prediction, drawn grey and counted as misclassified
+    root = parse(plot.boundary_svg(lambda rows: [None] * len(rows), pts, labels, classes=3, grid=4,
+                                   domain=(-5, 6, -3, 3)))
+    assert len(list(by_id(root, "region-none"))) == 4 and len(list(by_id(root, "misclassified"))) == 4
+    y_ticks = [float(t) for t in texts(by_id(root, "y-axis"))]
+    assert y_ticks == [-3, -2, -1, 0, 1, 2, 3], "the ticks of the given domain"

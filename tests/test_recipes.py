@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import random
+import shlex
 import signal
 import statistics
 import subprocess
@@ -167,10 +168,10 @@ def test_resume_refuses_another_runs_checkpoint(tmp_path: Path) -> None:
     assert ck.read_bytes() == b"garbage"
 
 
-def test_ctrl_c_leaves_the_last_checkpoint_intact(tmp_path: Path) -> None:
-    ck = tmp_path / "ck.safetensors"
-    proc = subprocess.Popen([sys.executable, "-m", "pyfw", "train", "--quiet", "--checkpoint", str(ck),
-                             "--n-train", "200"], cwd=str(REPO), stdout=subprocess.PIPE,
+def test_ctrl_c_leaves_the_last_checkpoint_intact_and_names_the_resume_command(tmp_path: Path) -> None:
+    ck = tmp_path / "my ck.safetensors"
+    args = ["train", "--quiet", "--backend", "py", "--checkpoint", str(ck), "--n-train", "200", "--epochs", "60"]
+    proc = subprocess.Popen([sys.executable, "-m", "pyfw", *args], cwd=str(REPO), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not ck.exists() and time.time() < deadline:
@@ -178,10 +179,19 @@ def test_ctrl_c_leaves_the_last_checkpoint_intact(tmp_path: Path) -> None:
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and err.strip() == "pyfw: interrupted"
     assert io.load_safetensors_metadata(ck)["pyfw.format"] == "checkpoint"
     info: Any = json.loads(io.load_safetensors_metadata(ck)["pyfw.checkpoint"])
     assert info["epoch"] >= 1
+    command = "python -m pyfw " + " ".join(shlex.quote(a) for a in args) + " --resume"
+    assert proc.returncode == 130 and err.strip() == (f"pyfw: interrupted; {ck} holds the run after epoch "
+                                                      f"{info['epoch']} of 60; continue it with: {command}")
+    # the command named does continue the run, to the bits of a run never stopped
+    p = subprocess.run([sys.executable, *shlex.split(command)[1:], "--json", str(tmp_path / "run.json")],
+                       cwd=str(REPO), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and f"after epoch {info['epoch']} of 60" in p.stdout, p.stderr
+    full = task.train(pyfw, task.Config(n_train=200, epochs=60))
+    assert [v.hex() for v in json.loads((tmp_path / "run.json").read_text())["losses"]] == \
+        [v.hex() for v in full["losses"]]
 
 
 def test_every_combination_of_loss_optimizer_and_schedule_runs() -> None:
