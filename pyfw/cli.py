@@ -31,6 +31,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 import tempfile
 import time
@@ -55,11 +56,16 @@ class Diverged(CLIError):
 
 def check_output(path: str, option: str, stdout_ok: bool = False) -> None:
     """Check, before any work, that ``path`` can be written: its folder exists and
-    takes a new file, and it is not a folder. ``-`` is standard output where allowed."""
+    takes a new file, and it is not a folder; a stream that exists (a FIFO,
+    ``/dev/null``) is written in place. ``-`` is standard output where allowed."""
     if stdout_ok and path == "-":
         return
     if os.path.isdir(path):
         raise CLIError(f"{option} {path}: is a folder, not a file", 2)
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO, /dev/null, a terminal: written in place
+        if not os.access(path, os.W_OK):
+            raise CLIError(f"{option} {path}: cannot be written (permission denied)", 2)
+        return
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise CLIError(f"{option} {path}: the folder {folder} does not exist", 2)
@@ -71,12 +77,70 @@ def check_output(path: str, option: str, stdout_ok: bool = False) -> None:
 
 
 def check_input(path: str, option: str, stdin_ok: bool = False) -> None:
-    """Check that ``path`` is a readable file (``-`` is standard input where allowed)."""
+    """Check that ``path`` can be read: it exists and is not a folder. A FIFO or a
+    device such as ``/dev/stdin`` is read as a stream; ``-`` is standard input where allowed."""
     if stdin_ok and path == "-":
         return
-    if not os.path.isfile(path):
-        what = "is a folder" if os.path.isdir(path) else "does not exist"
-        raise CLIError(f"{option} {path}: {what}", 2)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise CLIError(f"{option} {path}: does not exist", 2) from None
+    except OSError as e:
+        raise CLIError(f"{option} {path}: cannot be read ({e.strerror})", 2) from None
+    if stat.S_ISDIR(mode):
+        raise CLIError(f"{option} {path}: is a folder", 2)
+    if not os.access(path, os.R_OK):
+        raise CLIError(f"{option} {path}: cannot be read (permission denied)", 2)
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether writing ``a`` would destroy ``b`` or the other way round: one regular
+    file under two names (links and hard links included), or one path not yet written.
+    A stream (a FIFO, ``/dev/null``, a terminal) named twice is no collision."""
+    def status(path: str) -> Optional[os.stat_result]:
+        try:
+            return os.stat(path)
+        except OSError:
+            return None
+    sa, sb = status(a), status(b)
+    if sa is not None and sb is not None:
+        return os.path.samestat(sa, sb) and stat.S_ISREG(sa.st_mode)
+    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def check_paths(inputs: list, outputs: list, force: bool = False, stdio: tuple = (), kept: tuple = ()) -> None:
+    """Check every path of a command before any work. ``inputs`` (read) and
+    ``outputs`` (written) are ``(option, path)`` pairs; a ``None`` path is left out,
+    and ``-`` is standard input or output for the options in ``stdio``.
+
+    Each input must be readable (:func:`check_input`) and each output writable
+    (:func:`check_output`). Two paths that name the same file, when at least one
+    of them is written, are refused even with ``force``. An output that is an
+    existing regular file is refused unless ``force``; the options in ``kept``
+    (a checkpoint, which only ``--resume`` continues) are left to the caller.
+    Every refusal is a :class:`CLIError` with exit status 2.
+    """
+    inputs = [(o, p) for o, p in inputs if p is not None]
+    outputs = [(o, p) for o, p in outputs if p is not None]
+    for option, path in inputs:
+        check_input(path, option, stdin_ok=option in stdio)
+    for option, path in outputs:
+        check_output(path, option, stdout_ok=option in stdio)
+    named = [(o, p, False) for o, p in inputs] + [(o, p, True) for o, p in outputs]
+    named = [(o, p, w) for o, p, w in named if not (p == "-" and o in stdio)]
+    for i, (oa, a, wa) in enumerate(named):
+        for ob, b, wb in named[i + 1:]:
+            if (wa or wb) and _same_file(a, b):
+                raise CLIError(f"{oa} {a} and {ob} {b} are the same file: give each its own path", 2)
+    for option, path in outputs:
+        if option in kept or (path == "-" and option in stdio):
+            continue
+        try:
+            regular = stat.S_ISREG(os.stat(path).st_mode)
+        except OSError:
+            continue  # not there yet
+        if regular and not force:
+            raise CLIError(f"{option} {path} exists: add --force to replace it", 2)
 
 
 def load_backend(name: str) -> Any:
@@ -162,12 +226,29 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(nan|inf|infinity)",
+                      re.ASCII | re.IGNORECASE)
+
+
+def parse_number(text: str, kind: type = float) -> Any:
+    """``text`` as an ``int`` or a ``float`` (``kind``), written as an ASCII decimal
+    number: ``2``, ``-1.5``, ``.5``, ``1e-3`` (and, for floats, ``nan`` and ``inf``,
+    which the callers refuse with their own words). Python's other spellings, such
+    as ``1_0``, surrounding spaces, or Arabic-Indic and fullwidth digits, are a
+    ``ValueError``: the CSV reader and the option parser take the same numbers."""
+    pattern = _INTEGER if kind is int else _DECIMAL
+    if not isinstance(text, str) or pattern.fullmatch(text) is None:
+        raise ValueError(f"not an ASCII decimal {'integer' if kind is int else 'number'}: {text!r}")
+    return kind(text)
+
+
 def _field_type(f: "dataclasses.Field[Any]", kind: type) -> Callable[[str], Any]:
     """The argparse ``type`` of a Config field: parse the text as ``kind`` and check it
     with the field's ``valid``; either failure names the requirement and the text."""
     def parse(text: str) -> Any:
         try:
-            value = kind(text)
+            value = parse_number(text, kind) if kind in (int, float) else kind(text)
         except ValueError:
             value = None
         if value is None or not f.metadata["valid"](value):
@@ -214,6 +295,12 @@ def _add_backend(s: argparse.ArgumentParser) -> None:
                    help="py: pure-Python pyfw; rs: pyfw_rs with Rust kernels (same bits)")
 
 
+def _add_force(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--force", action="store_true",
+                   help="replace an output file that exists (never a path this command also reads or writes "
+                        "under another option, nor a --checkpoint)")
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m pyfw``; ``--help`` shows every default."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
@@ -240,6 +327,7 @@ def parser() -> argparse.ArgumentParser:
             s.add_argument("--resume", action="store_true",
                            help="continue from --checkpoint if it exists; the result is the same, bit for "
                                 "bit, as a run never stopped")
+            _add_force(s)
     s = sub.add_parser("predict", help="predict the class of each row of a CSV file with a model file",
                        description="Print one line per input row: the predicted class and the class "
                                    "scores (the model's outputs), as CSV with a header line. The model file "
@@ -250,6 +338,7 @@ def parser() -> argparse.ArgumentParser:
                    help="rows of raw inputs, one per line, separated by commas or spaces ('-': standard input); "
                         "a first line that is not numbers is taken as a header")
     s.add_argument("--output", metavar="CSV", help="write the predictions to this file instead of standard output")
+    _add_force(s)
     _add_backend(s)
     s = sub.add_parser("plot", help="draw a run's training curves, or a model's decision regions, as SVG",
                        description="With RUN.json (from 'train --json'): the loss per epoch and the errors. "
@@ -260,6 +349,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("run", nargs="?", metavar="RUN.json", help="a run written by 'train --json'")
     s.add_argument("--model", metavar="MODEL", help="a model file written by 'train --save'")
     s.add_argument("-o", "--output", required=True, metavar="SVG", help="the SVG file to write")
+    _add_force(s)
     for f in dataclasses.fields(task.Config):
         if f.name in ("seed", "n_train", "n_test"):
             s.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=f.default,
@@ -272,17 +362,15 @@ def parser() -> argparse.ArgumentParser:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train once and report; write the JSON and the model file if asked."""
     config = config_from_args(args)
-    if args.json:
-        check_output(args.json, "--json", stdout_ok=True)
-    if args.save:
-        check_output(args.save, "--save")
+    check_paths([], [("--json", args.json), ("--save", args.save), ("--checkpoint", args.checkpoint)],
+                args.force, stdio=("--json",), kept=("--checkpoint",))
     fit_options: dict = {}
     stored, done = None, 0
     if args.checkpoint:
-        check_output(args.checkpoint, "--checkpoint")
         if os.path.exists(args.checkpoint) and not args.resume:
             raise CLIError(f"--checkpoint {args.checkpoint} exists: add --resume to continue that run, "
-                           "or remove the file to start a new one", 2)
+                           "or remove the file to start a new one"
+                           + (" (--force never replaces a checkpoint)" if args.force else ""), 2)
         stored, done = _stored_run(args.checkpoint) if args.resume else (None, 0)
         if stored is not None and stored != dataclasses.asdict(config):
             diff = ", ".join(f"{k} {stored.get(k)!r} there, {v!r} here" for k, v in dataclasses.asdict(config).items()
@@ -356,11 +444,13 @@ def _read_rows(path: str) -> list:
         first, header_possible = header_possible, False
         cells = re.split(r"\s*[,;]\s*|\s+", line.strip().lstrip("\ufeff"))
         try:
-            row = [float(c) for c in cells]
+            row = [parse_number(c) for c in cells]
         except ValueError:
             if first and not any(_is_number(c) for c in cells):
-                continue  # a header: the first line, and no number in it
-            raise CLIError(f"--input {name}, line {k}: not a row of numbers: {line.strip()[:60]!r}") from None
+                continue  # a header: the first line, and nothing in it that Python reads as a number
+            bad = next(c for c in cells if not _is_number(c, strict=True))
+            raise CLIError(f"--input {name}, line {k}: not a row of numbers: {line.strip()[:60]!r} ({bad[:20]!r} "
+                           "is not an ASCII decimal number such as -1.5, 2 or 1e-3)") from None
         if not all(math.isfinite(v) for v in row):
             raise CLIError(f"--input {name}, line {k}: NaN or infinite value")
         if rows and len(row) != len(rows[0]):
@@ -371,9 +461,11 @@ def _read_rows(path: str) -> list:
     return rows
 
 
-def _is_number(text: str) -> bool:
+def _is_number(text: str, strict: bool = False) -> bool:
+    """Whether ``text`` is a number: for :func:`parse_number` (``strict``), or in any
+    spelling Python's ``float`` reads (so that ``1_0`` is no header cell)."""
     try:
-        float(text)
+        parse_number(text) if strict else float(text)
     except ValueError:
         return False
     return True
@@ -390,9 +482,8 @@ def _load_model(path: str, fw: Any) -> tuple:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Print (or write) the predicted class and the scores of each input row."""
-    check_input(args.input, "--input", stdin_ok=True)
-    if args.output:
-        check_output(args.output, "--output")
+    check_paths([("MODEL", args.model), ("--input", args.input)], [("--output", args.output)], args.force,
+                stdio=("--input",))
     fw = load_backend(args.backend)
     model, pre = _load_model(args.model, fw)
     rows = _read_rows(args.input)
@@ -416,15 +507,17 @@ def cmd_plot(args: argparse.Namespace) -> int:
     """Write the curves of a run, or the decision regions of a model, as SVG."""
     if (args.run is None) == (args.model is None):
         raise CLIError("plot: give either RUN.json or --model MODEL (see python -m pyfw plot --help)", 2)
-    check_output(args.output, "-o")
+    check_paths([("RUN.json", args.run), ("--model", args.model), ("--data", getattr(args, "data", None))],
+                [("-o", args.output)], args.force)
     if args.run is not None:
-        check_input(args.run, "RUN.json")
         try:
             with open(args.run, encoding="utf-8") as f:
                 run = json.load(f)
             svg = plot.curves_svg(run)
         except (OSError, ValueError, TypeError) as e:
             raise CLIError(f"{args.run}: not a run written by 'train --json' ({e})") from None
+        except RecursionError:
+            raise CLIError(f"{args.run}: not a run written by 'train --json' (it is nested too deeply)") from None
     else:
         fw = load_backend(args.backend)
         model, pre = _load_model(args.model, fw)
