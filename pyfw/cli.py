@@ -17,7 +17,9 @@ So a ``Config`` is exactly what determines a run's numbers: two runs with equal
 ``Config`` values give the same bits, whatever the backend and output options.
 
 Errors in the arguments are one line on stderr, naming what was typed, with exit
-status 2. Output paths are checked before training starts. Any other error is one
+status 2. Every path of a command is checked before any work (:func:`check_paths`):
+two that name one file are refused, and an existing output needs ``--force``.
+Numbers are ASCII decimals (:func:`parse_number`). Any other error is one
 line with exit status 1 (a loss that becomes NaN or infinite stops the run at
 once); Ctrl-C is one line and exit status 130.
 """
