@@ -12,7 +12,7 @@ import os  # os and sys only: both are loaded already, so this module costs no t
 import sys
 
 MESSAGE = "pyfw: interrupted"
-"""What the CLI prints on Ctrl-C (:func:`pyfw.cli.main` prints the same)."""
+"""What the CLI prints on a Ctrl-C that comes before it has started any work."""
 
 
 def _is_cli() -> bool:
