@@ -3,6 +3,10 @@
 ``pyfw_rs`` offers the same API with Rust kernels and bit-identical results.
 """
 
+from . import _startup
+
+_startup.guard_cli_startup()  # first: a Ctrl-C while the CLI is still loading gets one line, not a traceback
+
 from . import activations, data, init, io, losses, metrics, optim, training
 from .activations import ACTIVATIONS
 from .gradcheck import GradcheckError, gradcheck

@@ -17,7 +17,9 @@ So a ``Config`` is exactly what determines a run's numbers: two runs with equal
 ``Config`` values give the same bits, whatever the backend and output options.
 
 Errors in the arguments are one line on stderr, naming what was typed, with exit
-status 2. Output paths are checked before training starts. Any other error is one
+status 2. Every path of a command is checked before any work (:func:`check_paths`):
+two that name one file are refused, and an existing output needs ``--force``.
+Numbers are ASCII decimals (:func:`parse_number`). Any other error is one
 line with exit status 1 (a loss that becomes NaN or infinite stops the run at
 once); Ctrl-C is one line and exit status 130.
 """
@@ -32,6 +34,7 @@ import math
 import os
 import re
 import shlex
+import stat
 import sys
 import tempfile
 import time
@@ -56,11 +59,16 @@ class Diverged(CLIError):
 
 def check_output(path: str, option: str, stdout_ok: bool = False) -> None:
     """Check, before any work, that ``path`` can be written: its folder exists and
-    takes a new file, and it is not a folder. ``-`` is standard output where allowed."""
+    takes a new file, and it is not a folder; a stream that exists (a FIFO,
+    ``/dev/null``) is written in place. ``-`` is standard output where allowed."""
     if stdout_ok and path == "-":
         return
     if os.path.isdir(path):
         raise CLIError(f"{option} {path}: is a folder, not a file", 2)
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO, /dev/null, a terminal: written in place
+        if not os.access(path, os.W_OK):
+            raise CLIError(f"{option} {path}: cannot be written (permission denied)", 2)
+        return
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise CLIError(f"{option} {path}: the folder {folder} does not exist", 2)
@@ -72,12 +80,70 @@ def check_output(path: str, option: str, stdout_ok: bool = False) -> None:
 
 
 def check_input(path: str, option: str, stdin_ok: bool = False) -> None:
-    """Check that ``path`` is a readable file (``-`` is standard input where allowed)."""
+    """Check that ``path`` can be read: it exists and is not a folder. A FIFO or a
+    device such as ``/dev/stdin`` is read as a stream; ``-`` is standard input where allowed."""
     if stdin_ok and path == "-":
         return
-    if not os.path.isfile(path):
-        what = "is a folder" if os.path.isdir(path) else "does not exist"
-        raise CLIError(f"{option} {path}: {what}", 2)
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        raise CLIError(f"{option} {path}: does not exist", 2) from None
+    except OSError as e:
+        raise CLIError(f"{option} {path}: cannot be read ({e.strerror})", 2) from None
+    if stat.S_ISDIR(mode):
+        raise CLIError(f"{option} {path}: is a folder", 2)
+    if not os.access(path, os.R_OK):
+        raise CLIError(f"{option} {path}: cannot be read (permission denied)", 2)
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether writing ``a`` would destroy ``b`` or the other way round: one regular
+    file under two names (links and hard links included), or one path not yet written.
+    A stream (a FIFO, ``/dev/null``, a terminal) named twice is no collision."""
+    def status(path: str) -> Optional[os.stat_result]:
+        try:
+            return os.stat(path)
+        except OSError:
+            return None
+    sa, sb = status(a), status(b)
+    if sa is not None and sb is not None:
+        return os.path.samestat(sa, sb) and stat.S_ISREG(sa.st_mode)
+    return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def check_paths(inputs: list, outputs: list, force: bool = False, stdio: tuple = (), kept: tuple = ()) -> None:
+    """Check every path of a command before any work. ``inputs`` (read) and
+    ``outputs`` (written) are ``(option, path)`` pairs; a ``None`` path is left out,
+    and ``-`` is standard input or output for the options in ``stdio``.
+
+    Each input must be readable (:func:`check_input`) and each output writable
+    (:func:`check_output`). Two paths that name the same file, when at least one
+    of them is written, are refused even with ``force``. An output that is an
+    existing regular file is refused unless ``force``; the options in ``kept``
+    (a checkpoint, which only ``--resume`` continues) are left to the caller.
+    Every refusal is a :class:`CLIError` with exit status 2.
+    """
+    inputs = [(o, p) for o, p in inputs if p is not None]
+    outputs = [(o, p) for o, p in outputs if p is not None]
+    for option, path in inputs:
+        check_input(path, option, stdin_ok=option in stdio)
+    for option, path in outputs:
+        check_output(path, option, stdout_ok=option in stdio)
+    named = [(o, p, False) for o, p in inputs] + [(o, p, True) for o, p in outputs]
+    named = [(o, p, w) for o, p, w in named if not (p == "-" and o in stdio)]
+    for i, (oa, a, wa) in enumerate(named):
+        for ob, b, wb in named[i + 1:]:
+            if (wa or wb) and _same_file(a, b):
+                raise CLIError(f"{oa} {a} and {ob} {b} are the same file: give each its own path", 2)
+    for option, path in outputs:
+        if option in kept or (path == "-" and option in stdio):
+            continue
+        try:
+            regular = stat.S_ISREG(os.stat(path).st_mode)
+        except OSError:
+            continue  # not there yet
+        if regular and not force:
+            raise CLIError(f"{option} {path} exists: add --force to replace it", 2)
 
 
 BACKEND_CHOICES = ("auto", *task.BACKENDS)
@@ -219,12 +285,29 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(nan|inf|infinity)",
+                      re.ASCII | re.IGNORECASE)
+
+
+def parse_number(text: str, kind: type = float) -> Any:
+    """``text`` as an ``int`` or a ``float`` (``kind``), written as an ASCII decimal
+    number: ``2``, ``-1.5``, ``.5``, ``1e-3`` (and, for floats, ``nan`` and ``inf``,
+    which the callers refuse with their own words). Python's other spellings, such
+    as ``1_0``, surrounding spaces, or Arabic-Indic and fullwidth digits, are a
+    ``ValueError``: the CSV reader and the option parser take the same numbers."""
+    pattern = _INTEGER if kind is int else _DECIMAL
+    if not isinstance(text, str) or pattern.fullmatch(text) is None:
+        raise ValueError(f"not an ASCII decimal {'integer' if kind is int else 'number'}: {text!r}")
+    return kind(text)
+
+
 def _field_type(f: "dataclasses.Field[Any]", kind: type) -> Callable[[str], Any]:
     """The argparse ``type`` of a Config field: parse the text as ``kind`` and check it
     with the field's ``valid``; either failure names the requirement and the text."""
     def parse(text: str) -> Any:
         try:
-            value = kind(text)
+            value = parse_number(text, kind) if kind in (int, float) else kind(text)
         except ValueError:
             value = None
         if value is None or not f.metadata["valid"](value):
@@ -279,6 +362,12 @@ def plain(text: str) -> str:
     return " ".join(re.sub(r"``([^`]*)``", r"'\1'", text).split())
 
 
+def _add_force(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--force", action="store_true",
+                   help="replace an output file that exists (never a path this command also reads or writes "
+                        "under another option, nor a --checkpoint)")
+
+
 def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
     """The argument parser of the ``pyfw`` command (``prog``: how it was run, as usage lines
     show it, e.g. ``python -m pyfw``); ``--help`` shows every default."""
@@ -306,6 +395,7 @@ def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
             s.add_argument("--resume", action="store_true",
                            help="continue from --checkpoint if it exists; the result is the same, bit for "
                                 "bit, as a run never stopped")
+            _add_force(s)
     s = sub.add_parser("predict", help="predict the class of each row of a CSV file with a model file",
                        description="Print one line per input row: the predicted class and the class "
                                    "scores (the model's outputs), as CSV with a header line. The model file "
@@ -326,6 +416,7 @@ def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
                         "column p_1); "
                         "a model that ends in Softmax or Sigmoid gives its outputs as they are, one that ends "
                         "in LogSoftmax their exp")
+    _add_force(s)
     _add_backend(s)
     s = sub.add_parser("plot", help="draw a run's training curves, or a model's decision regions, as SVG",
                        description="With RUN.json (from 'train --json'): the loss per epoch and, for a run "
@@ -342,6 +433,7 @@ def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
                    help="with --model: the points to draw, one 'x,y,label' row per line (or 'x,y' without "
                         "labels; a header line is skipped); the plot covers their range")
     s.add_argument("-o", "--output", required=True, metavar="SVG", help="the SVG file to write (ending in .svg)")
+    _add_force(s)
     for f in dataclasses.fields(task.Config):
         if f.name in ("seed", "n_train", "n_test"):
             s.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=f.default,
@@ -410,17 +502,15 @@ def _check_resume(args: argparse.Namespace, config: task.Config) -> Optional[int
 def cmd_train(args: argparse.Namespace) -> int:
     """Train once and report; write the JSON and the model file if asked."""
     config = config_from_args(args)
-    if args.json:
-        check_output(args.json, "--json", stdout_ok=True)
-    if args.save:
-        check_output(args.save, "--save")
+    check_paths([], [("--json", args.json), ("--save", args.save), ("--checkpoint", args.checkpoint)],
+                args.force, stdio=("--json",), kept=("--checkpoint",))
     fit_options: dict = {}
     done = None
     if args.checkpoint:
-        check_output(args.checkpoint, "--checkpoint")
         if os.path.exists(args.checkpoint) and not args.resume:
             raise CLIError(f"--checkpoint {args.checkpoint} exists: add --resume to continue that run, "
-                           "or remove the file to start a new one", 2)
+                           "or remove the file to start a new one"
+                           + (" (--force never replaces a checkpoint)" if args.force else ""), 2)
         done = _check_resume(args, config) if args.resume else None
         fit_options = {"checkpoint": args.checkpoint, "resume": args.resume,
                        "checkpoint_extra": {"config": dataclasses.asdict(config)}}
@@ -486,11 +576,13 @@ def _read_rows(path: str) -> list:
         first, header_possible = header_possible, False
         cells = re.split(r"\s*[,;]\s*|\s+", line.strip().lstrip("\ufeff"))
         try:
-            row = [float(c) for c in cells]
+            row = [parse_number(c) for c in cells]
         except ValueError:
             if first and not any(_is_number(c) for c in cells):
-                continue  # a header: the first line, and no number in it
-            raise CLIError(f"--input {name}, line {k}: not a row of numbers: {line.strip()[:60]!r}") from None
+                continue  # a header: the first line, and nothing in it that Python reads as a number
+            bad = next(c for c in cells if not _is_number(c, strict=True))
+            raise CLIError(f"--input {name}, line {k}: not a row of numbers: {line.strip()[:60]!r} ({bad[:20]!r} "
+                           "is not an ASCII decimal number such as -1.5, 2 or 1e-3)") from None
         if not all(math.isfinite(v) for v in row):
             raise CLIError(f"--input {name}, line {k}: NaN or infinite value")
         if rows and len(row) != len(rows[0]):
@@ -501,9 +593,11 @@ def _read_rows(path: str) -> list:
     return rows
 
 
-def _is_number(text: str) -> bool:
+def _is_number(text: str, strict: bool = False) -> bool:
+    """Whether ``text`` is a number: for :func:`parse_number` (``strict``), or in any
+    spelling Python's ``float`` reads (so that ``1_0`` is no header cell)."""
     try:
-        float(text)
+        parse_number(text) if strict else float(text)
     except ValueError:
         return False
     return True
@@ -572,9 +666,8 @@ def warn_not_finite(model_path: str, count: int, total: int, what: str, effect: 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Print (or write) the predicted class and the scores (or probabilities) of each input row;
     rows whose outputs are not finite get the label ``nan`` and one warning line."""
-    check_input(args.input, "--input", stdin_ok=True)
-    if args.output:
-        check_output(args.output, "--output")
+    check_paths([("MODEL", args.model), ("--input", args.input)], [("--output", args.output)], args.force,
+                stdio=("--input",))
     fw = load_backend(args.backend)
     model, pre = _load_model(args.model, fw)
     rows = _read_rows(args.input)
@@ -632,20 +725,20 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise CLIError(f"plot: give either RUN.json or --model MODEL (see {prog} plot --help)", 2)
     if args.data is not None and args.model is None:
         raise CLIError("plot: --data goes with --model (a run's curves take no data)", 2)
+    check_paths([("RUN.json", args.run), ("--model", args.model), ("--data", args.data)],
+                [("-o", args.output)], args.force)
     if not args.output.lower().endswith(".svg"):
         raise CLIError(f"-o {args.output}: plot writes SVG only; give a file name ending in .svg", 2)
-    check_output(args.output, "-o")
     if args.run is not None:
-        check_input(args.run, "RUN.json")
         try:
             with open(args.run, encoding="utf-8") as f:
                 run = json.load(f)
             svg = plot.curves_svg(run)
-        except (OSError, ValueError, TypeError, RecursionError) as e:
+        except (OSError, ValueError, TypeError) as e:
             raise CLIError(f"{args.run}: cannot draw it as a run written by 'train --json' ({e})") from None
+        except RecursionError:
+            raise CLIError(f"{args.run}: not a run written by 'train --json' (it is nested too deeply)") from None
     else:
-        if args.data is not None:
-            check_input(args.data, "--data")
         fw = load_backend(args.backend)
         model, pre = _load_model(args.model, fw)
         if args.data is not None:
@@ -667,18 +760,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
             def predict(rows: list) -> list:
                 found = classify(outputs(rows), model)
-                seen["bad"] += sum(1 for v in found[:len(found) - len(points)] if v is None)
+                seen["bad"] += found[:len(found) - len(points)].count(None)
                 return found
 
             error = None
             if labels is not None and points:
-                error = sum(1 for p, t in zip(at_points, labels) if p != t) / len(points)
+                error = len([p for p, t in zip(at_points, labels) if p != t]) / len(points)
             data_label = "error" if args.data is not None else "test error"
             svg = plot.boundary_svg(predict, points, labels, error=error, error_label=data_label,
                                     circle=args.data is None, classes=classes, grid=PLOT_GRID)
         except (ValueError, TypeError) as e:
             raise CLIError(f"{args.model}: cannot draw its decision regions: {e}") from None
-        bad_points = sum(1 for v in at_points if v is None)
+        bad_points = at_points.count(None)
         if seen["bad"] or bad_points:
             warn_not_finite(args.model, seen["bad"] + bad_points, PLOT_GRID ** 2 + len(points),
                             f"grid cells and points ({seen['bad']} cells, {bad_points} points)",

@@ -85,7 +85,7 @@ def _refuse_random(module: Any, fw: Any) -> None:
 
 
 def _dot(out: Any, upstream: list) -> float:
-    """``sum(out * upstream)``, folded left to right from 0.0 in row-major order."""
+    """The dot product of ``out`` and ``upstream``, folded left to right from 0.0 in row-major order."""
     values, _ = _flat(out.tolist())
     acc = 0.0
     for a, b in zip(values, upstream):
@@ -97,7 +97,7 @@ def gradcheck(module: Any, *inputs: Any, eps: float = 1e-6, atol: float = 1e-5, 
     """Compare ``module.backward`` with central differences; return ``True`` or raise
     :class:`GradcheckError` naming the worst entry.
 
-    For a module, the checked function is ``f = sum(forward(*inputs) * u)`` with a
+    For a module, the checked function is ``f = <forward(*inputs), u>`` (the dot product) with a
     fixed upstream gradient ``u`` drawn U(-1, 1) from ``Generator(0)`` of the
     module's backend, so ``backward(u)`` must give ``df/dinput``, and the gradients
     it adds to ``param()`` must give ``df/dparameter``. For a loss (a call that

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 SEED_KEYS = ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias", "6.weight", "6.bias"]
 FIELDS = [f.name for f in dataclasses.fields(task.Config)]
 JSON_KEYS = {"train_error", "test_error", "final_loss", "losses", "seconds", "backend", *FIELDS}
-CLI_ONLY = {"train": {"backend", "json", "save", "checkpoint", "resume", "track_errors", "quiet", "preset"},
+CLI_ONLY = {"train": {"backend", "json", "save", "checkpoint", "resume", "track_errors", "quiet", "preset", "force"},
             "demo": {"quiet", "preset"}}
 
 

@@ -80,7 +80,7 @@ def test_plot_writes_well_formed_svg(trained: tuple, tmp_path: Path) -> None:
     model, run = trained
     for args, must in (([str(run)], "curve-loss"), (["--model", str(model), "--n-train", "200", "--n-test", "200"],
                                                     "true-circle")):
-        out = tmp_path / "p.svg"
+        out = tmp_path / f"{must}.svg"  # two files: an existing output needs --force
         p = run_cli("plot", *args, "-o", str(out))
         assert p.returncode == 0, p.stderr
         root = ET.fromstring(out.read_text(encoding="utf-8"))

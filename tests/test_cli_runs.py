@@ -401,7 +401,7 @@ def test_plot_data_without_labels_and_bad_data(tmp_path: Path) -> None:
     for content, what in (("1,2,0.5\n", "label must be a class number"), ("1,2,3,4\n", "rows of 4 values"),
                           ("1,2,x\n", "--data")):
         csv.write_text(content, encoding="utf-8")
-        p = run_cli("plot", "--model", model, "--data", str(csv), "-o", str(out), "--backend", "py")
+        p = run_cli("plot", "--model", model, "--data", str(csv), "-o", str(out), "--backend", "py", "--force")
         assert p.returncode in (1, 2) and len(p.stderr.splitlines()) == 1 and what in p.stderr, p.stderr
     p = run_cli("plot", str(csv), "--data", str(csv), "-o", str(out))
     assert p.returncode == 2 and "--data goes with --model" in p.stderr

@@ -137,7 +137,8 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path: Path) 
     kills = 0
     for k in range(6):
         backend = "py" if k % 2 == 0 else "rs"
-        proc = subprocess.Popen([sys.executable, "-m", "pyfw", *cli_args(ck, backend), "--save", str(out)],
+        proc = subprocess.Popen([sys.executable, "-m", "pyfw", *cli_args(ck, backend), "--save", str(out),
+                                 "--force"],
                                 cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(rng.uniform(0.3, 1.5))
         if proc.poll() is None:
@@ -147,7 +148,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(tmp_path: Path) 
         if ck.exists():
             meta = io.load_safetensors_metadata(ck)  # never a torn file
             assert meta["pyfw.format"] == "checkpoint"
-    p = run_cli(*cli_args(ck, "rs"), "--save", str(out))
+    p = run_cli(*cli_args(ck, "rs"), "--save", str(out), "--force")  # a run that finished wrote it
     assert p.returncode == 0, p.stderr
     assert kills >= 1
     assert out.read_bytes() == ref.read_bytes()
