@@ -160,13 +160,15 @@ class Optimizer:
     ``_check`` (torch's checks of the values) and ``_update`` (one step on one
     parameter). ``_buffers`` names the state entries besides ``"step"`` in torch's
     order; every non-empty state holds ``"step"`` (when ``_counts_steps``) and the
-    first ``_required`` buffers.
+    first ``_required`` buffers; ``load_state_dict`` refuses a negative element in
+    the buffers named by ``_non_negative_buffers`` (sums of squares, whose ``sqrt`` a step takes).
     """
 
     _hyperparameters: tuple = ()
     _buffers: tuple = ()
     _required: int = 0
     _counts_steps: bool = False
+    _non_negative_buffers: tuple = ()  # buffers of sums of squares: a loaded negative value is refused
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -320,6 +322,8 @@ class Optimizer:
         required = allowed[:len(allowed) - len(self._buffers) + self._required]
         new_state: list = [{} for _ in range(n)]
         for key, entry in state.items():
+            if isinstance(key, bool) or not isinstance(key, numbers.Integral):
+                raise TypeError(f"{at}: state keys must be int parameter ids, got {type(key).__name__} {key!r}")
             if key not in index:
                 raise ValueError(f"{at}: state has an entry for parameter {key!r}, which the saved group does not list")
             k = index[key]
@@ -345,6 +349,11 @@ class Optimizer:
                 rows, got = _parse(entry[name], f"{place}[{name!r}]")
                 if got != shape:
                     raise ValueError(f"{place}[{name!r}] has shape {got}, the parameter has shape {shape}")
+                if name in self._non_negative_buffers:
+                    flat = [v for row in rows for v in row]
+                    i = next((i for i, v in enumerate(flat) if v < 0.0), None)
+                    if i is not None:
+                        raise ValueError(f"{place}[{name!r}] must be non-negative, got {flat[i]!r} at element {i}")
                 out[name] = rows
         # Everything is checked: apply.
         group = {"params": [p for p, _ in self._params]}
@@ -475,6 +484,7 @@ class Adam(Optimizer):
     _buffers = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _required = 2
     _counts_steps = True
+    _non_negative_buffers = ("exp_avg_sq", "max_exp_avg_sq")
 
     def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, amsgrad: bool = False) -> None:
@@ -500,6 +510,7 @@ class AdamW(Optimizer):
     _buffers = Adam._buffers
     _required = Adam._required
     _counts_steps = True
+    _non_negative_buffers = Adam._non_negative_buffers
     _check = Adam._check
 
     def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
@@ -524,6 +535,7 @@ class Adagrad(Optimizer):
     _buffers = ("sum",)
     _required = 1
     _counts_steps = True
+    _non_negative_buffers = ("sum",)
 
     def __init__(self, params: Iterable, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10) -> None:
@@ -572,6 +584,7 @@ class RMSprop(Optimizer):
     _buffers = ("square_avg", "momentum_buffer", "grad_avg")
     _required = 1
     _counts_steps = True
+    _non_negative_buffers = ("square_avg",)
 
     def __init__(self, params: Iterable, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0, momentum: float = 0, centered: bool = False) -> None:

@@ -470,6 +470,13 @@ impl Optimizer {
             (0..n).map(|_| ParamState::empty(buffers.len())).collect();
         for kv in state.items().iter() {
             let (key, entry) = kv.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>()?;
+            if !is_integral(&key)? {
+                return Err(PyTypeError::new_err(format!(
+                    "{at}: state keys must be int parameter ids, got {} {}",
+                    type_name(&key),
+                    py_repr(&key)?
+                )));
+            }
             let Some(k) = index.get_item(&key)? else {
                 return Err(PyValueError::new_err(format!(
                     "{at}: state has an entry for parameter {}, which the saved group does not list",
@@ -516,6 +523,14 @@ impl Optimizer {
                         "{place}['{name}'] has shape {shape}, the parameter has shape {}",
                         shapes[k]
                     )));
+                }
+                if kind.non_negative().contains(name) {
+                    if let Some(i) = data.iter().position(|&x| x < 0.0) {
+                        return Err(PyValueError::new_err(format!(
+                            "{place}['{name}'] must be non-negative, got {} at element {i}",
+                            py_repr(&PyFloat::new(py, data[i]))?
+                        )));
+                    }
                 }
                 let b = buffers.iter().position(|b| b == name).unwrap_or(0);
                 s.buffers[b] = Some(data);
