@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import random
+import struct
 from types import ModuleType
 from typing import Any, Callable, Optional
 
@@ -478,6 +479,26 @@ def test_bad_state_dicts_are_refused_and_change_nothing(case: str) -> None:
         assert state_hex(run.opt.state_dict()) == before
         got.append(result)
     assert got[0] == got[1]
+
+
+@pytest.mark.parametrize("name, kw", [("Adam", {}), ("Adam", {"amsgrad": True}), ("AdamW", {}), ("Adagrad", {}),
+                                      ("RMSprop", {}), ("RMSprop", {"centered": True}),
+                                      ("RMSprop", {"momentum": 0.9})])
+def test_eps_zero_with_a_zero_gradient_gives_the_same_nan(name: str, kw: dict) -> None:
+    """0 / 0 in the update: both backends give NaN, equal under the tests' bit-identity
+    (``hexes``), and pyfw makes the hardware's NaN, so the raw bits agree as well."""
+    got = []
+    for fw in (pyfw, load_backend("rs")):
+        w = fw.tensor([[0.5, -0.25], [1.0, 0.0]])
+        o = fw.OPTIMIZERS[name]([(w, fw.tensor([[0.0, 0.0], [0.0, 0.0]]))], eps=0.0, **kw)
+        o.step()
+        o.step()
+        values = [v for row in w.tolist() for v in row]
+        assert all(math.isnan(v) for v in values)
+        got.append(values)
+    assert hexes(got[0]) == hexes(got[1])
+    raw = [[struct.pack("<d", v) for v in vs] for vs in got]
+    assert raw[0] == raw[1], "the same NaN bits on this machine"
 
 
 NON_NEGATIVE = {"Adam": ("exp_avg_sq", "max_exp_avg_sq"), "AdamW": ("exp_avg_sq", "max_exp_avg_sq"),

@@ -126,18 +126,26 @@ def _param_list(params: Any, who: str) -> list:
     return out
 
 
+_NAN = math.inf - math.inf
+"""The NaN that the hardware makes for an invalid operation (``0x7ff8...`` or, on x86,
+``0xfff8...``): what ``0.0 / 0.0`` and ``sqrt(-1.0)`` give in Rust on the same machine.
+``math.nan`` is always ``0x7ff8...`` (docs/NUMERICS.md, "NaN")."""
+
+
 def _div(a: float, b: float) -> float:
     """``a / b`` with IEEE semantics for ``b == 0`` (inf or nan, as torch and Rust), where Python raises."""
     if b != 0.0:
         return a / b
-    if a != a or a == 0.0:
-        return math.nan
+    if a != a:
+        return a
+    if a == 0.0:
+        return _NAN
     return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
 def _sqrt(x: float) -> float:
-    """``sqrt(x)``, nan for ``x < 0`` (as torch and Rust), where ``math.sqrt`` raises."""
-    return math.sqrt(x) if x >= 0.0 else math.nan
+    """``sqrt(x)``, the hardware's NaN for ``x < 0`` (as torch and Rust), where ``math.sqrt`` raises."""
+    return math.sqrt(x) if x >= 0.0 else (x if x != x else _NAN)
 
 
 def _zeros(p: Rows) -> Rows:
