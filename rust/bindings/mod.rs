@@ -8,8 +8,10 @@ use pyo3::exceptions::{
     PyIndexError, PyMemoryError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
+use pyo3::pyclass::boolean_struct::False;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::PyClass;
 
 use crate::error::{check_real, Error};
 
@@ -22,6 +24,41 @@ mod modules;
 mod optim;
 mod tensor;
 mod training;
+
+/// The `RuntimeError` of an object whose storage native code running in another
+/// thread holds (an epoch of a native `fit`, or a `forward` or `backward`, which
+/// release the interpreter lock): it names the object, where PyO3 would say only
+/// "Already borrowed".
+pub(crate) fn in_use(obj: &Bound<'_, PyAny>) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "{}: in use by native code in another thread (an epoch of a native fit, or a forward \
+         or backward); use it after that call returns (for example in fit's on_epoch)",
+        type_name(obj)
+    ))
+}
+
+/// Borrows of a native object that fail with [`in_use`] instead of PyO3's bare message.
+pub(crate) trait Borrow<'py, T: PyClass> {
+    /// `try_borrow`, or [`in_use`].
+    fn busy_ref(&self) -> PyResult<PyRef<'py, T>>;
+    /// `try_borrow_mut`, or [`in_use`].
+    fn busy_mut(&self) -> PyResult<PyRefMut<'py, T>>
+    where
+        T: PyClass<Frozen = False>;
+}
+
+impl<'py, T: PyClass> Borrow<'py, T> for Bound<'py, T> {
+    fn busy_ref(&self) -> PyResult<PyRef<'py, T>> {
+        self.try_borrow().map_err(|_| in_use(self.as_any()))
+    }
+
+    fn busy_mut(&self) -> PyResult<PyRefMut<'py, T>>
+    where
+        T: PyClass<Frozen = False>,
+    {
+        self.try_borrow_mut().map_err(|_| in_use(self.as_any()))
+    }
+}
 
 /// A kernel error as the Python exception of the same kind.
 pub(crate) fn to_pyerr(e: Error) -> PyErr {
