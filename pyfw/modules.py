@@ -22,7 +22,7 @@ from typing import Any, Iterator, NamedTuple, Optional
 
 import threading
 
-from .error import check_grad, check_real, check_size, check_thread, not_forwarded
+from .error import check_grad, check_real, check_size, check_thread, described, mixed, not_forwarded
 from .generator import Generator, _resolve
 from .tensor import Tensor, _parse, as_tensor, zeros_like_rows
 
@@ -142,7 +142,7 @@ class Module:
                 raise TypeError(f"{who}: param()[{i}] is not a (parameter, gradient) pair")
             if not isinstance(pair[0], Tensor) or not isinstance(pair[1], Tensor):
                 raise TypeError(f"{who}: param()[{i}] must hold two pyfw Tensors, "
-                                f"got {type(pair[0]).__name__} and {type(pair[1]).__name__}")
+                                f"got {described(pair[0])} and {described(pair[1])}{mixed(tuple(pair), 'pyfw')}")
         return list(pairs)
 
     def train(self, mode: bool = True) -> "Module":
@@ -454,7 +454,7 @@ class Sequential(Module):
         super().__init__()
         for i, m in enumerate(modules):
             if not isinstance(m, Module):
-                raise TypeError(f"Sequential: item {i} is a {type(m).__name__}, not a Module")
+                raise TypeError(f"Sequential: item {i} is a {described(m)}, not a pyfw Module{mixed((m,), 'pyfw')}")
         check_children(self, list(modules), "Sequential")
         self._modules = list(modules)
 
@@ -503,7 +503,8 @@ class Sequential(Module):
     def append(self, module: Module) -> "Sequential":
         """Add ``module`` at the end; returns self."""
         if not isinstance(module, Module):
-            raise TypeError(f"Sequential.append: expected a Module, got {type(module).__name__}")
+            raise TypeError(f"Sequential.append: expected a pyfw Module, got {described(module)}"
+                            f"{mixed((module,), 'pyfw')}")
         check_children(self, self._modules + [module], "Sequential.append")
         self._modules.append(module)
         return self

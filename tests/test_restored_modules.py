@@ -5,6 +5,7 @@ refused with messages that name the module, the same way in both backends."""
 from __future__ import annotations
 
 import copy
+import re
 import pickle
 import time
 from types import ModuleType
@@ -131,3 +132,25 @@ def test_a_wrong_loss_argument_names_the_member(fw: ModuleType, name: str) -> No
         getattr(fw, name)(nope=1)
     with pytest.raises(TypeError, match=f"^{name}.__init__\\(\\) takes"):
         getattr(fw, name)(1.0, "mean", 3)
+
+
+MIXED = [
+    ("Sequential", lambda mine, other: mine.Sequential(other.Linear(2, 3)), r"item 0 is a {other} Linear, not a {mine} Module"),
+    ("append", lambda mine, other: mine.Sequential().append(other.ReLU()),
+     r"Sequential.append: expected a {mine} Module, got {other} ReLU"),
+    ("parameters", lambda mine, other: mine.SGD(other.Linear(2, 3).parameters()),
+     r"SGD: params\[0\] is neither a {mine} Tensor nor a \(parameter, gradient\) pair, got {other} Tensor"),
+    ("pairs", lambda mine, other: mine.Adam(other.Linear(2, 3).param()),
+     r"Adam: params\[0\] must hold two {mine} Tensors, got {other} Tensor and {other} Tensor"),
+]
+
+
+@pytest.mark.parametrize("make, message", [c[1:] for c in MIXED], ids=[c[0] for c in MIXED])
+def test_the_other_backends_objects_are_named_as_such(fw: ModuleType, make: Callable, message: str) -> None:
+    from conftest import load_backend
+    other = load_backend("rs") if fw is pyfw else pyfw
+    mine_name, other_name = fw.__name__, other.__name__
+    with pytest.raises(TypeError) as e:
+        make(fw, other)
+    assert re.search(message.format(mine=mine_name, other=other_name), str(e.value)), str(e.value)
+    assert str(e.value).endswith(f"(the two backends do not mix: build everything with {mine_name})")

@@ -34,7 +34,7 @@ from itertools import repeat
 from operator import mul, sub, truediv
 from typing import Any, Callable, Iterable, Optional
 
-from ..error import check_real
+from ..error import check_real, described, mixed
 from ..tensor import Tensor, _parse
 from . import lr_scheduler
 
@@ -113,11 +113,12 @@ def _param_list(params: Any, who: str) -> list:
             raise TypeError(f"{who}: params[{i}] is a dict; parameter groups are not supported "
                             f"(one group: set its values in param_groups[0])")
         if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise TypeError(f"{who}: params[{i}] is neither a pyfw Tensor nor a (parameter, gradient) pair")
+            raise TypeError(f"{who}: params[{i}] is neither a pyfw Tensor nor a (parameter, gradient) pair, "
+                            f"got {described(item)}{mixed((item,), 'pyfw')}")
         p, g = item
         if not isinstance(p, Tensor) or not isinstance(g, Tensor):
             raise TypeError(f"{who}: params[{i}] must hold two pyfw Tensors, "
-                            f"got {type(p).__name__} and {type(g).__name__}")
+                            f"got {described(p)} and {described(g)}{mixed((p, g), 'pyfw')}")
         if p.shape != g.shape:
             raise ValueError(f"{who}: params[{i}] has parameter shape {p.shape} and gradient shape {g.shape}")
         out.append((p, g))

@@ -14,7 +14,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use pyo3::PyTypeInfo;
 
 use super::tensor::{checked_tensor_data, PyTensor};
-use super::{py_repr, py_str, type_name, Borrow, StrictBool, Truthy};
+use super::{described, mixed, py_repr, py_str, type_name, Borrow, StrictBool, Truthy};
 
 // ---------------------------------------------------------------- Module
 
@@ -57,9 +57,10 @@ fn native_pair<'py>(
     match (p.cast::<PyTensor>(), g.cast::<PyTensor>()) {
         (Ok(pt), Ok(gt)) => Ok((pt.clone(), gt.clone())),
         _ => Err(PyTypeError::new_err(format!(
-            "{who}: param()[{i}] must hold two pyfw_rs Tensors, got {} and {}",
-            type_name(&p),
-            type_name(&g)
+            "{who}: param()[{i}] must hold two pyfw_rs Tensors, got {} and {}{}",
+            described(&p),
+            described(&g),
+            mixed(&[&p, &g])
         ))),
     }
 }

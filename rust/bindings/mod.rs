@@ -60,6 +60,31 @@ impl<'py, T: PyClass> Borrow<'py, T> for Bound<'py, T> {
     }
 }
 
+/// `type_name(obj)`, prefixed with its backend for an object of `pyfw` or `pyfw_rs`
+/// (`"pyfw Linear"`), as `pyfw.error.described`.
+pub(crate) fn described(obj: &Bound<'_, PyAny>) -> String {
+    let module = obj
+        .get_type()
+        .module()
+        .and_then(|m| m.to_cow().map(|c| c.into_owned()))
+        .unwrap_or_default();
+    let root = module.split('.').next().unwrap_or("");
+    match root {
+        "pyfw" | "pyfw_rs" => format!("{root} {}", type_name(obj)),
+        _ => type_name(obj),
+    }
+}
+
+/// The hint of a message about `objs` when one of them is a `pyfw` object, as
+/// `pyfw.error.mixed`.
+pub(crate) fn mixed(objs: &[&Bound<'_, PyAny>]) -> String {
+    if objs.iter().any(|o| described(o).starts_with("pyfw ")) {
+        " (the two backends do not mix: build everything with pyfw_rs)".to_string()
+    } else {
+        String::new()
+    }
+}
+
 /// A kernel error as the Python exception of the same kind.
 pub(crate) fn to_pyerr(e: Error) -> PyErr {
     match e {

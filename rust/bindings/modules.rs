@@ -22,7 +22,8 @@ use super::base::{keeps, module_base, runs_natively, Module};
 use super::generator::{resolve, PyGenerator};
 use super::tensor::{tensor_data, tensor_data_with, PyTensor};
 use super::{
-    check_size, is_integral, py_repr, renamed, type_name, Borrow, Given, IntoPyResult, Truthy,
+    check_size, described, is_integral, mixed, py_repr, renamed, type_name, Borrow, Given,
+    IntoPyResult, Truthy,
 };
 use crate::error::try_zeros;
 use crate::modules::{linear_init, DropoutState, LinearState};
@@ -786,8 +787,9 @@ impl Sequential {
         for (i, m) in modules.iter().enumerate() {
             if !m.is_instance_of::<Module>() {
                 return Err(PyTypeError::new_err(format!(
-                    "Sequential: item {i} is a {}, not a Module",
-                    type_name(&m)
+                    "Sequential: item {i} is a {}, not a pyfw_rs Module{}",
+                    described(&m),
+                    mixed(&[&m])
                 )));
             }
             mods.push(m.unbind());
@@ -862,8 +864,9 @@ impl Sequential {
     ) -> PyResult<Bound<'py, Self>> {
         if !module.is_instance_of::<Module>() {
             return Err(PyTypeError::new_err(format!(
-                "Sequential.append: expected a Module, got {}",
-                type_name(module)
+                "Sequential.append: expected a pyfw_rs Module, got {}{}",
+                described(module),
+                mixed(&[module])
             )));
         }
         let py = slf.py();

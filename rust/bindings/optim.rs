@@ -16,7 +16,9 @@ use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyTuple};
 use pyo3::{IntoPyObjectExt, PyTraverseError, PyVisit};
 
 use super::tensor::{list_of, reserve, tensor_data, PyTensor};
-use super::{is_integral, is_seq, py_repr, type_name, Arg, Borrow, Given, IntoPyResult};
+use super::{
+    described, is_integral, is_seq, mixed, py_repr, type_name, Arg, Borrow, Given, IntoPyResult,
+};
 use crate::optim::{self as kernels, ParamState, UpdateRule};
 
 /// One parameter: the tensor, and its gradient (a pair's second element), or
@@ -59,15 +61,19 @@ fn param_list(params: &Bound<'_, PyAny>, who: &str) -> PyResult<Vec<Entry>> {
         }
         if !is_seq(&item) || item.len()? != 2 {
             return Err(PyTypeError::new_err(format!(
-                "{who}: params[{i}] is neither a pyfw_rs Tensor nor a (parameter, gradient) pair"
+                "{who}: params[{i}] is neither a pyfw_rs Tensor nor a (parameter, gradient) pair, \
+                 got {}{}",
+                described(&item),
+                mixed(&[&item])
             )));
         }
         let (p, g) = (item.get_item(0)?, item.get_item(1)?);
         let (Ok(pt), Ok(gt)) = (p.cast::<PyTensor>(), g.cast::<PyTensor>()) else {
             return Err(PyTypeError::new_err(format!(
-                "{who}: params[{i}] must hold two pyfw_rs Tensors, got {} and {}",
-                type_name(&p),
-                type_name(&g)
+                "{who}: params[{i}] must hold two pyfw_rs Tensors, got {} and {}{}",
+                described(&p),
+                described(&g),
+                mixed(&[&p, &g])
             )));
         };
         let (ps, gs) = (pt.busy_ref()?.t.shape(), gt.busy_ref()?.t.shape());
