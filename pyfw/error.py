@@ -16,6 +16,22 @@ from typing import Any, Optional
 from .tensor import Tensor, as_tensor
 
 
+def described(v: Any) -> str:
+    """``type(v).__name__``, prefixed with its backend for an object of ``pyfw`` or
+    ``pyfw_rs`` (``"pyfw_rs Linear"``), so that a message can say which one it is."""
+    root = (getattr(type(v), "__module__", "") or "").split(".")[0]
+    name = type(v).__name__
+    return f"{root} {name}" if root in ("pyfw", "pyfw_rs") else name
+
+
+def mixed(values: tuple, mine: str) -> str:
+    """The hint of a message about ``values`` when one of them belongs to the other backend."""
+    other = "pyfw_rs" if mine == "pyfw" else "pyfw"
+    if any(described(v).startswith(other + " ") for v in values):
+        return f" (the two backends do not mix: build everything with {mine})"
+    return ""
+
+
 def check_size(v: Any, who: str, what: str) -> int:
     """A positive int (``TypeError`` for other kinds, ``ValueError`` for 0 or less)."""
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):

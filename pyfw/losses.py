@@ -116,6 +116,24 @@ class Loss(Module):
         super().__init__()
         self.reduction = check_reduction(reduction, self._member())
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__module__ == __name__ and "__init__" not in vars(cls):
+            # A member that takes only the reduction gets an __init__ of its own name, so
+            # that a wrong argument names the member (as pyfw_rs), not Loss.
+            def __init__(self: Loss, reduction: str = "mean") -> None:
+                Loss.__init__(self, reduction)
+            __init__.__qualname__ = f"{cls.__name__}.__init__"
+            __init__.__doc__ = f"A {cls.__name__} with ``reduction`` ``\"mean\"`` or ``\"sum\"``."
+            cls.__init__ = __init__  # type: ignore[misc]
+
+    def _check_restored(self) -> None:
+        """An unpickled loss's arguments pass its member's constructor again."""
+        super()._check_restored()
+        member = next(c for c in type(self).__mro__ if c.__module__ == __name__)
+        kwargs = {name: self.__dict__.get(name) for name in (*member._params, "reduction")}
+        member.__init__(member.__new__(member), **kwargs)
+
     def forward(self, input: Any, target: Any) -> float:
         """The loss of ``input`` against ``target``, as a Python float."""
         who = self._member()

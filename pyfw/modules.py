@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import sys
 from typing import Any, Iterator, NamedTuple, Optional
 
 import threading
 
-from .error import check_grad, check_real, check_size, check_thread, not_forwarded
+from .error import check_grad, check_real, check_size, check_thread, described, mixed, not_forwarded
 from .generator import Generator, _resolve
 from .tensor import Tensor, _parse, as_tensor, zeros_like_rows
 
@@ -30,6 +31,30 @@ _WEIGHTS_LOCK = threading.RLock()
 """Held while weights are read for a forward, snapshotted or loaded, so that another
 thread's ``load_state_dict`` is seen either wholly or not at all (as in ``pyfw_rs``,
 whose native forward holds the interpreter lock throughout)."""
+
+
+_BYTES_PER_WEIGHT = 32
+"""What one weight of a pyfw ``Linear`` takes: a float object (24 bytes) and its slot in a row list."""
+
+
+def _memory_bytes() -> int:
+    """The machine's physical memory in bytes (``sys.maxsize`` where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return sys.maxsize
+
+
+def _check_tensor(t: Any, shape: tuple, who: str, name: str) -> None:
+    """``t`` is a pyfw Tensor of ``shape`` whose storage holds that many floats (an unpickled
+    module's tensors, which no constructor checked)."""
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{who}: {name} must be a pyfw Tensor, got {type(t).__name__}")
+    rows = getattr(t, "_rows", None)
+    width = shape[-1]
+    if (t.shape != shape or not isinstance(rows, list) or len(rows) != (shape[0] if len(shape) == 2 else 1)
+            or not all(type(r) is list and len(r) == width and all(type(v) is float for v in r) for r in rows)):
+        raise ValueError(f"{who}: {name} has shape {getattr(t, 'shape', None)}, the module expects {shape}")
 
 
 class IncompatibleKeys(NamedTuple):
@@ -48,9 +73,34 @@ class Module:
     """
 
     training: bool = True
+    _forward_state: tuple = ("_saved",)
+    """The attributes holding what ``forward`` kept for ``backward``: a copy or a pickle
+    resets them to None, so a copy, like a fresh module, needs a ``forward`` first."""
 
     def __init__(self) -> None:
         self.training = True
+
+    def __getstate__(self) -> dict:
+        """The attributes, without what the last ``forward`` kept (``copy``, ``deepcopy``, ``pickle``)."""
+        state = dict(self.__dict__)
+        for name in self._forward_state:
+            if name in state:
+                state[name] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        """Restore the attributes of :meth:`__getstate__`, then check them (an unpickled file
+        may have been changed): a ``TypeError`` or ``ValueError`` as the constructor's."""
+        if not isinstance(state, dict):
+            raise TypeError(f"{type(self).__name__}: cannot restore from a {type(state).__name__}")
+        self.__dict__.update(state)
+        self._check_restored()
+
+    def _check_restored(self) -> None:
+        """Check the attributes just restored by :meth:`__setstate__`; members extend it."""
+        training = self.__dict__.get("training", True)
+        if not isinstance(training, bool):
+            raise TypeError(f"{type(self).__name__}: training must be a bool, got {type(training).__name__}")
 
     def forward(self, *input: Any) -> Any:
         """Compute the output; subclasses override it."""
@@ -92,7 +142,7 @@ class Module:
                 raise TypeError(f"{who}: param()[{i}] is not a (parameter, gradient) pair")
             if not isinstance(pair[0], Tensor) or not isinstance(pair[1], Tensor):
                 raise TypeError(f"{who}: param()[{i}] must hold two pyfw Tensors, "
-                                f"got {type(pair[0]).__name__} and {type(pair[1]).__name__}")
+                                f"got {described(pair[0])} and {described(pair[1])}{mixed(tuple(pair), 'pyfw')}")
         return list(pairs)
 
     def train(self, mode: bool = True) -> "Module":
@@ -203,8 +253,12 @@ class Linear(Module):
         self.out_features = check_size(out_features, "Linear", "out_features")
         if not bias:
             raise ValueError("Linear: bias=False is not supported")
-        if self.in_features * self.out_features > sys.maxsize // 8:
-            raise MemoryError(f"Linear: {self.out_features} x {self.in_features} weights do not fit in memory")
+        n = self.in_features * self.out_features
+        if n > sys.maxsize // 8 or n * _BYTES_PER_WEIGHT > _memory_bytes():
+            gib = n * _BYTES_PER_WEIGHT / 2**30
+            raise MemoryError(f"{self._name()}: cannot allocate {n} elements ({self.out_features} x "
+                              f"{self.in_features} weights take {gib:.3g} GiB as Python floats, more than "
+                              f"this machine's {_memory_bytes() / 2**30:.3g} GiB)")
         g = _resolve(generator)
         k = 1.0 / math.sqrt(self.in_features)
         lo, span = -k, k - -k
@@ -219,6 +273,18 @@ class Linear(Module):
         self.bias.grad = self.bias_grad
         self._input: Optional[Tensor] = None
         self._thread: Optional[int] = None
+
+    _forward_state = ("_input", "_thread")
+
+    def _check_restored(self) -> None:
+        super()._check_restored()
+        who = "Linear"
+        check_size(self.__dict__.get("in_features"), who, "in_features")
+        check_size(self.__dict__.get("out_features"), who, "out_features")
+        who = self._name()
+        shape = (self.out_features, self.in_features)
+        for name, want in (("weight", shape), ("bias", shape[:1]), ("weight_grad", shape), ("bias_grad", shape[:1])):
+            _check_tensor(self.__dict__.get(name), want, who, name)
 
     def forward(self, x: Any) -> Tensor:
         """``x W^T + b`` for a (batch, in) input."""
@@ -318,6 +384,15 @@ class Dropout(Module):
             raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
         self._p = p
 
+    _forward_state = ("_mask", "_shape", "_thread")
+
+    def _check_restored(self) -> None:
+        super()._check_restored()
+        self.p = self.__dict__.get("_p")
+        generator = self.__dict__.get("generator")
+        if generator is not None and not isinstance(generator, Generator):
+            raise TypeError(f"Dropout: generator must be a pyfw Generator or None, got {type(generator).__name__}")
+
     def forward(self, x: Any) -> Tensor:
         """Drop and rescale (training mode), or pass ``x`` through (eval mode)."""
         x = as_tensor(x, self._name())
@@ -379,9 +454,16 @@ class Sequential(Module):
         super().__init__()
         for i, m in enumerate(modules):
             if not isinstance(m, Module):
-                raise TypeError(f"Sequential: item {i} is a {type(m).__name__}, not a Module")
+                raise TypeError(f"Sequential: item {i} is a {described(m)}, not a pyfw Module{mixed((m,), 'pyfw')}")
         check_children(self, list(modules), "Sequential")
         self._modules = list(modules)
+
+    def _check_restored(self) -> None:
+        super()._check_restored()
+        modules = self.__dict__.get("_modules")
+        if not isinstance(modules, list) or not all(isinstance(m, Module) for m in modules):
+            raise TypeError("Sequential: the restored modules must be a list of pyfw Modules")
+        check_children(self, modules, "Sequential")
 
     def forward(self, x: Any) -> Any:
         """Feed ``x`` through every module in order (seeing one state of the weights)."""
@@ -421,7 +503,8 @@ class Sequential(Module):
     def append(self, module: Module) -> "Sequential":
         """Add ``module`` at the end; returns self."""
         if not isinstance(module, Module):
-            raise TypeError(f"Sequential.append: expected a Module, got {type(module).__name__}")
+            raise TypeError(f"Sequential.append: expected a pyfw Module, got {described(module)}"
+                            f"{mixed((module,), 'pyfw')}")
         check_children(self, self._modules + [module], "Sequential.append")
         self._modules.append(module)
         return self

@@ -54,6 +54,9 @@ class Tensor:
         if value is not None:
             if not isinstance(value, Tensor):
                 raise TypeError(f"Tensor.grad: expected a pyfw Tensor or None, got {type(value).__name__}")
+            if value is self:
+                raise ValueError("Tensor.grad: a tensor cannot be its own gradient (a module would add its "
+                                 "gradient into its values, and a step would read the gradient it is overwriting)")
             if value.shape != self._shape:
                 raise ValueError(f"Tensor.grad: gradient shape {value.shape} differs from {self._shape}")
         self._grad = value

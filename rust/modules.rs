@@ -47,9 +47,10 @@ pub fn linear_init(
     in_features: usize,
     out_features: usize,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    let n = checked_size(in_features, out_features, "Linear")?;
-    let mut w = try_zeros(n, "Linear")?;
-    let mut b = try_zeros(out_features, "Linear")?;
+    let who = linear_name(in_features, out_features);
+    let n = checked_size(in_features, out_features, &who)?;
+    let mut w = try_zeros(n, &who)?;
+    let mut b = try_zeros(out_features, &who)?;
     let k = 1.0 / (in_features as f64).sqrt();
     let lo = -k;
     let span = k - lo;

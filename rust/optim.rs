@@ -93,6 +93,9 @@ pub trait UpdateRule {
     const REQUIRED: usize;
     /// Whether the state counts steps (`"step"`).
     const COUNTS_STEPS: bool;
+    /// The `BUFFERS` that hold sums of squares, never negative: a loaded state with
+    /// a negative element there is refused (`sqrt` of it would be NaN).
+    const NON_NEGATIVE: &'static [&'static str] = &[];
 
     /// Torch's checks of the hyperparameter values (types and finiteness are
     /// checked where the values are read).
@@ -143,6 +146,13 @@ macro_rules! define_members {
             pub fn counts_steps(&self) -> bool {
                 match self {
                     $(Optimizer::$name(_) => $name::COUNTS_STEPS,)*
+                }
+            }
+
+            /// See [`UpdateRule::NON_NEGATIVE`].
+            pub fn non_negative(&self) -> &'static [&'static str] {
+                match self {
+                    $(Optimizer::$name(_) => $name::NON_NEGATIVE,)*
                 }
             }
 
@@ -358,6 +368,8 @@ struct AdamHyper {
 
 /// The state of Adam and AdamW: `exp_avg`, `exp_avg_sq`, then `max_exp_avg_sq` (AMSGrad).
 const ADAM_BUFFERS: &[&str] = &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"];
+/// The buffers of Adam and AdamW that are never negative.
+const ADAM_NON_NEGATIVE: &[&str] = &["exp_avg_sq", "max_exp_avg_sq"];
 
 fn check_adam(who: &str, lr: f64, betas: (f64, f64), eps: f64, weight_decay: f64) -> Result<()> {
     non_negative(who, "lr", lr)?;
@@ -468,6 +480,7 @@ impl UpdateRule for Adam {
     const BUFFERS: &'static [&'static str] = ADAM_BUFFERS;
     const REQUIRED: usize = 2;
     const COUNTS_STEPS: bool = true;
+    const NON_NEGATIVE: &'static [&'static str] = ADAM_NON_NEGATIVE;
 
     fn check(&self) -> Result<()> {
         check_adam("Adam", self.lr, self.betas, self.eps, self.weight_decay)
@@ -491,6 +504,7 @@ impl UpdateRule for AdamW {
     const BUFFERS: &'static [&'static str] = ADAM_BUFFERS;
     const REQUIRED: usize = 2;
     const COUNTS_STEPS: bool = true;
+    const NON_NEGATIVE: &'static [&'static str] = ADAM_NON_NEGATIVE;
 
     fn check(&self) -> Result<()> {
         check_adam("AdamW", self.lr, self.betas, self.eps, self.weight_decay)
@@ -514,6 +528,7 @@ impl UpdateRule for Adagrad {
     const BUFFERS: &'static [&'static str] = &["sum"];
     const REQUIRED: usize = 1;
     const COUNTS_STEPS: bool = true;
+    const NON_NEGATIVE: &'static [&'static str] = &["sum"];
 
     fn check(&self) -> Result<()> {
         non_negative("Adagrad", "lr", self.lr)?;
@@ -588,6 +603,7 @@ impl UpdateRule for RMSprop {
     const BUFFERS: &'static [&'static str] = &["square_avg", "momentum_buffer", "grad_avg"];
     const REQUIRED: usize = 1;
     const COUNTS_STEPS: bool = true;
+    const NON_NEGATIVE: &'static [&'static str] = &["square_avg"];
 
     fn check(&self) -> Result<()> {
         non_negative("RMSprop", "lr", self.lr)?;

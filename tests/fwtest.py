@@ -9,7 +9,13 @@ from pyfw import task
 
 
 def hexes(v: Any) -> Any:
-    """Nested lists of floats (or a float) as the same nesting of ``float.hex`` strings."""
+    """Nested lists of floats (or a float) as the same nesting of ``float.hex`` strings.
+
+    This is the bit-identity of docs/NUMERICS.md ("NaN"): two floats compare equal
+    when they have the same bits, or when both are NaN (``float.hex`` writes every
+    NaN as ``"nan"``, whatever its sign and payload); ``0.0`` and ``-0.0`` differ.
+    Every bit comparison of results goes through it (``th``, ``state_hex``, ``sd_hex``).
+    """
     if isinstance(v, (list, tuple)):
         return [hexes(x) for x in v]
     if isinstance(v, float):

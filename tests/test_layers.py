@@ -181,7 +181,7 @@ def test_sequential_slicing_and_append(fw: ModuleType) -> None:
     assert len(m) == 3
     assert m(x).shape == (1, 3)
     assert [n for n, _ in m.named_parameters()] == ["0.weight", "0.bias", "2.weight", "2.bias"]
-    with pytest.raises(TypeError, match="Sequential.append: expected a Module, got int"):
+    with pytest.raises(TypeError, match=f"Sequential.append: expected a {fw.__name__} Module, got int"):
         m.append(3)
     with pytest.raises(TypeError, match="Sequential indices must be integers or slices, not str"):
         m["0"]

@@ -298,6 +298,10 @@ def test_plateau_min_lr_per_group_and_metric_types() -> None:
         s.step("1.0")
     with pytest.raises(TypeError):
         s.step(None)
+    before = s.state_dict()
+    with pytest.raises(ValueError, match="ReduceLROnPlateau.step: metrics .* too large"):
+        s.step(10**400)  # torch converts with float(), which overflows
+    assert s.state_dict() == before
 
 
 # ---------------------------------------------------------------- state_dict
@@ -398,6 +402,100 @@ def test_load_state_dict_checks_keys(name: str) -> None:
     with pytest.raises(ValueError, match="last_epoch"):
         s.load_state_dict(missing)
     assert _hexes(s.state_dict()) == before
+
+
+# Tampered values of loaded states: the constructor's rules, field by field. Every
+# key of every member also refuses the values of GENERIC_BAD (no field takes them).
+TAMPERED = [
+    ("StepLR", "last_epoch", "x"), ("StepLR", "last_epoch", -1), ("StepLR", "last_epoch", 2.0),
+    ("StepLR", "last_epoch", True), ("StepLR", "gamma", None), ("StepLR", "gamma", 0.0),
+    ("StepLR", "gamma", math.inf), ("StepLR", "step_size", 0), ("StepLR", "_last_lr", [-5.0]),
+    ("StepLR", "_last_lr", [0.1]), ("StepLR", "_last_lr", [0.1, math.inf]), ("StepLR", "_last_lr", 0.1),
+    ("StepLR", "base_lrs", [0.1, -1.0]), ("StepLR", "_step_count", 0),
+    ("MultiStepLR", "milestones", [5, 2]), ("MultiStepLR", "milestones", [-1]), ("MultiStepLR", "milestones", 5),
+    ("MultiStepLR", "milestones", [2.0]), ("MultiStepLR", "gamma", -0.5),
+    ("ExponentialLR", "gamma", None), ("ExponentialLR", "gamma", "0.9"),
+    ("CosineAnnealingLR", "T_max", 0), ("CosineAnnealingLR", "T_max", 7.0), ("CosineAnnealingLR", "eta_min", -1e-3),
+    ("LinearLR", "start_factor", 0.0), ("LinearLR", "start_factor", 1.5), ("LinearLR", "end_factor", -0.1),
+    ("LinearLR", "total_iters", 0),
+    ("OneCycleLR", "total_steps", 0), ("OneCycleLR", "total_steps", 30.0), ("OneCycleLR", "last_epoch", 31),
+    ("OneCycleLR", "anneal_strategy", "CATS"), ("OneCycleLR", "three_phase", 1), ("OneCycleLR", "three_phase", True),
+    ("OneCycleLR", "cycle_momentum", None), ("OneCycleLR", "use_beta1", True), ("OneCycleLR", "use_beta1", 0),
+    ("OneCycleLR", "_schedule_phases", []), ("OneCycleLR", "_schedule_phases", None),
+    ("ReduceLROnPlateau", "factor", 1.0), ("ReduceLROnPlateau", "mode", "minimum"),
+    ("ReduceLROnPlateau", "threshold_mode", "relative"), ("ReduceLROnPlateau", "patience", -1),
+    ("ReduceLROnPlateau", "cooldown", 2.5), ("ReduceLROnPlateau", "min_lrs", [0.0]),
+    ("ReduceLROnPlateau", "min_lrs", [0.0, -1.0]), ("ReduceLROnPlateau", "default_min_lr", -1.0),
+    ("ReduceLROnPlateau", "eps", math.nan), ("ReduceLROnPlateau", "threshold", -1e-4),
+    ("ReduceLROnPlateau", "mode_worse", -math.inf), ("ReduceLROnPlateau", "mode_worse", 1.0),
+    ("ReduceLROnPlateau", "best", None), ("ReduceLROnPlateau", "cooldown_counter", 2),
+    ("ReduceLROnPlateau", "num_bad_epochs", 2), ("ReduceLROnPlateau", "last_epoch", -1),
+]
+GENERIC_BAD = ["x", math.nan, None, [None], {"a": 1}]
+
+
+def _tampered_cases() -> list:
+    """(name, key, value) of TAMPERED, then every key of every member with each GENERIC_BAD
+    value (``None`` is a valid ``default_min_lr``)."""
+    cases = list(TAMPERED)
+    for name, make in _make_all().items():
+        for key in make(FakeOptimizer((0.1, 0.02))).state_dict():
+            cases += [(name, key, v) for v in GENERIC_BAD if not (key == "default_min_lr" and v is None)]
+    return cases
+
+
+def test_tampered_table_covers_every_field() -> None:
+    for name, make in _make_all().items():
+        keys = set(make(FakeOptimizer((0.1, 0.02))).state_dict())
+        named = {key for n, key, _ in TAMPERED if n == name}
+        assert named <= keys, (name, named - keys)
+
+
+@pytest.mark.parametrize("name, key, value", _tampered_cases(),
+                         ids=[f"{n}-{k}-{v!r:.20}" for n, k, v in _tampered_cases()])
+def test_load_state_dict_refuses_tampered_fields(name: str, key: str, value: Any) -> None:
+    """A state with one field out of the constructor's rules is refused, naming the field,
+    and leaves the scheduler as it was; the scheduler then still steps as before."""
+    make = _make_all()[name]
+    opt, ref_opt = FakeOptimizer((0.1, 0.02)), FakeOptimizer((0.1, 0.02))
+    s, ref = make(opt), make(ref_opt)
+    for e in range(3):
+        _step(s, e)
+        _step(ref, e)
+    sd = json.loads(json.dumps(s.state_dict()))
+    assert key in sd
+    sd[key] = value
+    before = _hexes(s.state_dict())
+    with pytest.raises((TypeError, ValueError), match=f"{name}.load_state_dict: .*"):
+        s.load_state_dict(sd)
+    assert _hexes(s.state_dict()) == before, "a refused state changes nothing"
+    for e in range(3, 8):
+        _step(s, e)
+        _step(ref, e)
+        assert _hexes(s.get_last_lr()) == _hexes(ref.get_last_lr())
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_load_state_dict_names_the_field(name: str) -> None:
+    s = _make_all()[name](FakeOptimizer((0.1, 0.02)))
+    sd = s.state_dict()
+    sd["last_epoch"] = "x"
+    with pytest.raises(TypeError, match=f"{name}.load_state_dict: last_epoch must be an int"):
+        s.load_state_dict(sd)
+    sd["last_epoch"] = 3
+    sd["_last_lr"] = [-5.0, 0.1]
+    with pytest.raises(ValueError, match=r"_last_lr\[0\] must be non-negative"):
+        s.load_state_dict(sd)
+
+
+def test_load_state_dict_takes_json_numbers_as_the_constructor() -> None:
+    """An int where the constructor keeps a float is stored as that float."""
+    s = StepLR(FakeOptimizer((0.1,)), 3, 0.5)
+    sd = s.state_dict()
+    sd["gamma"], sd["_last_lr"] = 1, [0]
+    s.load_state_dict(sd)
+    assert type(s.gamma) is float and s.gamma == 1.0 and s.get_last_lr() == [0.0]
+    assert type(s.get_last_lr()[0]) is float
 
 
 def test_initial_lr_is_kept_by_a_second_scheduler() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import math
 import random
+import struct
 from types import ModuleType
 from typing import Any, Callable, Optional
 
@@ -442,6 +443,13 @@ def _bad_state_dicts(fw: ModuleType) -> list:
         ("buffer-nan", edit(lambda d: d["state"][1].update(exp_avg=[math.nan] * 5))),
         ("buffer-str", edit(lambda d: d["state"][1].update(exp_avg=["x"] * 5))),
         ("buffer-ragged", edit(lambda d: d["state"][0].update(exp_avg=[[0.0] * 4, [0.0] * 3, [0.0] * 4]))),
+        # a key that equals a parameter id but is not an int would alias it
+        ("state-key-bool", edit(lambda d: d["state"].update({True: d["state"].pop(1)}))),
+        ("state-key-float", edit(lambda d: d["state"].update({1.0: d["state"].pop(1)}))),
+        ("state-key-str", edit(lambda d: d["state"].update({"1": d["state"].pop(1)}))),
+        # sums of squares are never negative: sqrt of one would be NaN (or math's domain error)
+        ("exp-avg-sq-negative", edit(lambda d: d["state"][1].update(exp_avg_sq=[0.0, 1.0, -5.0, 0.0, 0.0]))),
+        ("max-exp-avg-sq-negative", edit(lambda d: d["state"][0].update(max_exp_avg_sq=[[-1e-300] * 4] * 3))),
     ]
 
 
@@ -470,6 +478,56 @@ def test_bad_state_dicts_are_refused_and_change_nothing(case: str) -> None:
         assert result is not None and result[0] in (TypeError, ValueError), result
         assert state_hex(run.opt.state_dict()) == before
         got.append(result)
+    assert got[0] == got[1]
+
+
+@pytest.mark.parametrize("name, kw", [("Adam", {}), ("Adam", {"amsgrad": True}), ("AdamW", {}), ("Adagrad", {}),
+                                      ("RMSprop", {}), ("RMSprop", {"centered": True}),
+                                      ("RMSprop", {"momentum": 0.9})])
+def test_eps_zero_with_a_zero_gradient_gives_the_same_nan(name: str, kw: dict) -> None:
+    """0 / 0 in the update: both backends give NaN, equal under the tests' bit-identity
+    (``hexes``), and pyfw makes the hardware's NaN, so the raw bits agree as well."""
+    got = []
+    for fw in (pyfw, load_backend("rs")):
+        w = fw.tensor([[0.5, -0.25], [1.0, 0.0]])
+        o = fw.OPTIMIZERS[name]([(w, fw.tensor([[0.0, 0.0], [0.0, 0.0]]))], eps=0.0, **kw)
+        o.step()
+        o.step()
+        values = [v for row in w.tolist() for v in row]
+        assert all(math.isnan(v) for v in values)
+        got.append(values)
+    assert hexes(got[0]) == hexes(got[1])
+    raw = [[struct.pack("<d", v) for v in vs] for vs in got]
+    assert raw[0] == raw[1], "the same NaN bits on this machine"
+
+
+NON_NEGATIVE = {"Adam": ("exp_avg_sq", "max_exp_avg_sq"), "AdamW": ("exp_avg_sq", "max_exp_avg_sq"),
+                "Adagrad": ("sum",), "RMSprop": ("square_avg",), "SGD": ()}
+
+
+@pytest.mark.parametrize("name, buffer", [(n, b) for n, bs in NON_NEGATIVE.items() for b in bs])
+def test_negative_sums_of_squares_are_refused_at_load(name: str, buffer: str) -> None:
+    """A loaded state with a negative element in a buffer of squares is refused, naming the
+    optimizer and the key, with the same message in both backends; nothing changes."""
+    assert set(NON_NEGATIVE) == set(pyfw.OPTIMIZERS)
+    kw = {"amsgrad": True} if "max" in buffer else {}
+    got = []
+    for fw in (pyfw, load_backend("rs")):
+        run = Run(fw, name, kw)
+        for gs in gradient_sequence(steps=2):
+            run.step(gs)
+        sd = run.opt.state_dict()
+        before = state_hex(sd)
+        rows = sd["state"][0][buffer].tolist()
+        rows[1][2] = -0.5
+        sd["state"][0][buffer] = rows
+        with pytest.raises(ValueError) as e:
+            run.opt.load_state_dict(sd)
+        assert f"{name}.load_state_dict: state[0]['{buffer}'] must be non-negative, got -0.5" in str(e.value)
+        assert state_hex(run.opt.state_dict()) == before
+        rows[1][2] = -0.0  # a negative zero is not negative
+        run.opt.load_state_dict(sd)
+        got.append(str(e.value))
     assert got[0] == got[1]
 
 

@@ -34,7 +34,7 @@ from itertools import repeat
 from operator import mul, sub, truediv
 from typing import Any, Callable, Iterable, Optional
 
-from ..error import check_real
+from ..error import check_real, described, mixed
 from ..tensor import Tensor, _parse
 from . import lr_scheduler
 
@@ -113,11 +113,12 @@ def _param_list(params: Any, who: str) -> list:
             raise TypeError(f"{who}: params[{i}] is a dict; parameter groups are not supported "
                             f"(one group: set its values in param_groups[0])")
         if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise TypeError(f"{who}: params[{i}] is neither a pyfw Tensor nor a (parameter, gradient) pair")
+            raise TypeError(f"{who}: params[{i}] is neither a pyfw Tensor nor a (parameter, gradient) pair, "
+                            f"got {described(item)}{mixed((item,), 'pyfw')}")
         p, g = item
         if not isinstance(p, Tensor) or not isinstance(g, Tensor):
             raise TypeError(f"{who}: params[{i}] must hold two pyfw Tensors, "
-                            f"got {type(p).__name__} and {type(g).__name__}")
+                            f"got {described(p)} and {described(g)}{mixed((p, g), 'pyfw')}")
         if p.shape != g.shape:
             raise ValueError(f"{who}: params[{i}] has parameter shape {p.shape} and gradient shape {g.shape}")
         out.append((p, g))
@@ -126,18 +127,26 @@ def _param_list(params: Any, who: str) -> list:
     return out
 
 
+_NAN = math.inf - math.inf
+"""The NaN that the hardware makes for an invalid operation (``0x7ff8...`` or, on x86,
+``0xfff8...``): what ``0.0 / 0.0`` and ``sqrt(-1.0)`` give in Rust on the same machine.
+``math.nan`` is always ``0x7ff8...`` (docs/NUMERICS.md, "NaN")."""
+
+
 def _div(a: float, b: float) -> float:
     """``a / b`` with IEEE semantics for ``b == 0`` (inf or nan, as torch and Rust), where Python raises."""
     if b != 0.0:
         return a / b
-    if a != a or a == 0.0:
-        return math.nan
+    if a != a:
+        return a
+    if a == 0.0:
+        return _NAN
     return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
 def _sqrt(x: float) -> float:
-    """``sqrt(x)``, nan for ``x < 0`` (as torch and Rust), where ``math.sqrt`` raises."""
-    return math.sqrt(x) if x >= 0.0 else math.nan
+    """``sqrt(x)``, the hardware's NaN for ``x < 0`` (as torch and Rust), where ``math.sqrt`` raises."""
+    return math.sqrt(x) if x >= 0.0 else (x if x != x else _NAN)
 
 
 def _zeros(p: Rows) -> Rows:
@@ -160,13 +169,15 @@ class Optimizer:
     ``_check`` (torch's checks of the values) and ``_update`` (one step on one
     parameter). ``_buffers`` names the state entries besides ``"step"`` in torch's
     order; every non-empty state holds ``"step"`` (when ``_counts_steps``) and the
-    first ``_required`` buffers.
+    first ``_required`` buffers; ``load_state_dict`` refuses a negative element in
+    the buffers named by ``_non_negative_buffers`` (sums of squares, whose ``sqrt`` a step takes).
     """
 
     _hyperparameters: tuple = ()
     _buffers: tuple = ()
     _required: int = 0
     _counts_steps: bool = False
+    _non_negative_buffers: tuple = ()  # buffers of sums of squares: a loaded negative value is refused
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -320,6 +331,8 @@ class Optimizer:
         required = allowed[:len(allowed) - len(self._buffers) + self._required]
         new_state: list = [{} for _ in range(n)]
         for key, entry in state.items():
+            if isinstance(key, bool) or not isinstance(key, numbers.Integral):
+                raise TypeError(f"{at}: state keys must be int parameter ids, got {type(key).__name__} {key!r}")
             if key not in index:
                 raise ValueError(f"{at}: state has an entry for parameter {key!r}, which the saved group does not list")
             k = index[key]
@@ -345,6 +358,11 @@ class Optimizer:
                 rows, got = _parse(entry[name], f"{place}[{name!r}]")
                 if got != shape:
                     raise ValueError(f"{place}[{name!r}] has shape {got}, the parameter has shape {shape}")
+                if name in self._non_negative_buffers:
+                    flat = [v for row in rows for v in row]
+                    i = next((i for i, v in enumerate(flat) if v < 0.0), None)
+                    if i is not None:
+                        raise ValueError(f"{place}[{name!r}] must be non-negative, got {flat[i]!r} at element {i}")
                 out[name] = rows
         # Everything is checked: apply.
         group = {"params": [p for p, _ in self._params]}
@@ -475,6 +493,7 @@ class Adam(Optimizer):
     _buffers = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _required = 2
     _counts_steps = True
+    _non_negative_buffers = ("exp_avg_sq", "max_exp_avg_sq")
 
     def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, amsgrad: bool = False) -> None:
@@ -500,6 +519,7 @@ class AdamW(Optimizer):
     _buffers = Adam._buffers
     _required = Adam._required
     _counts_steps = True
+    _non_negative_buffers = Adam._non_negative_buffers
     _check = Adam._check
 
     def __init__(self, params: Iterable, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
@@ -524,6 +544,7 @@ class Adagrad(Optimizer):
     _buffers = ("sum",)
     _required = 1
     _counts_steps = True
+    _non_negative_buffers = ("sum",)
 
     def __init__(self, params: Iterable, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10) -> None:
@@ -572,6 +593,7 @@ class RMSprop(Optimizer):
     _buffers = ("square_avg", "momentum_buffer", "grad_avg")
     _required = 1
     _counts_steps = True
+    _non_negative_buffers = ("square_avg",)
 
     def __init__(self, params: Iterable, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0, momentum: float = 0, centered: bool = False) -> None:

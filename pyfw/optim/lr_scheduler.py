@@ -18,7 +18,8 @@ docstring) to a few units in the last place. ``OneCycleLR`` is not chainable
 (as in torch); ``ReduceLROnPlateau`` multiplies the current rate.
 
 ``state_dict()`` holds every attribute but the optimizer, as plain numbers,
-strings, lists and dicts (JSON can hold it); ``load_state_dict`` restores it.
+strings, lists and dicts (JSON can hold it); ``load_state_dict`` checks every
+field with the constructor's rules, then restores it (or changes nothing).
 The optimizer's own state holds the current ``"lr"``.
 """
 
@@ -74,6 +75,25 @@ def _bool(value: Any, who: str, name: str) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{who}: {name} must be True or False, got {type(value).__name__}")
     return value
+
+
+def _choice(value: Any, choices: tuple, who: str, name: str) -> Any:
+    """One of ``choices`` (compared with ``==`` after an exact type check)."""
+    if not any(type(value) is type(c) and value == c for c in choices):
+        raise ValueError(f"{who}: {name} must be one of {', '.join(map(repr, choices))}, got {value!r:.60}")
+    return value
+
+
+def _rates(value: Any, n: int, who: str, name: str) -> list:
+    """A loaded list of ``n`` learning rates: finite, non-negative reals, as floats."""
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(f"{who}: {name} must be a list of real numbers, got {type(value).__name__}")
+    if len(value) != n:
+        raise ValueError(f"{who}: {name} must have one value per param group ({n}), got {len(value)}")
+    out = [_real(v, who, f"{name}[{i}]") for i, v in enumerate(value)]
+    for i, v in enumerate(out):
+        _require(v >= 0.0, who, f"{name}[{i}] must be non-negative, got {v}")
+    return out
 
 
 def _per_group(value: Any, groups: list, who: str, name: str) -> list:
@@ -142,7 +162,11 @@ class LRScheduler:
         """Restore a :meth:`state_dict` of the same scheduler type (a deep copy of it).
 
         The keys must be exactly those of this scheduler's state; otherwise a
-        ``ValueError`` names the missing and unexpected keys and nothing changes.
+        ``ValueError`` names the missing and unexpected keys. Every value is then
+        checked with the constructor's rules (a ``TypeError`` for a wrong kind, a
+        ``ValueError`` for a wrong value, naming the field), and the per-group
+        lists must have one value per param group of the optimizer. Nothing
+        changes unless everything passes.
         """
         who = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state_dict, Mapping):
@@ -150,8 +174,31 @@ class LRScheduler:
         mine = set(self.__dict__) - {"optimizer"}
         given = set(state_dict)
         if given != mine:
-            raise ValueError(f"{who}: missing keys {sorted(mine - given)}, unexpected keys {sorted(given - mine)}")
-        self.__dict__.update(copy.deepcopy(dict(state_dict)))
+            raise ValueError(f"{who}: missing keys {sorted(mine - given)}, unexpected keys "
+                             f"{sorted(given - mine, key=repr)}")
+        loaded = copy.deepcopy(dict(state_dict))
+        loaded.update(self._check_state(loaded, who))
+        self.__dict__.update(loaded)
+
+    def _n_groups(self, who: str) -> int:
+        return len(_param_groups(self.optimizer, who))
+
+    def _check_state(self, sd: dict, who: str) -> dict:
+        """The checked values of a loaded state ``sd`` (which has exactly this scheduler's
+        keys), normalized as the constructor stores them; raises on the first bad field.
+        Members add their own fields."""
+        n = self._n_groups(who)
+        return {
+            "base_lrs": _rates(sd["base_lrs"], n, who, "base_lrs"),
+            "last_epoch": _int(sd["last_epoch"], who, "last_epoch", 0),
+            "_step_count": _int(sd["_step_count"], who, "_step_count", 1),
+            "_last_lr": _rates(sd["_last_lr"], n, who, "_last_lr"),
+        }
+
+    def _check_gamma(self, sd: dict, who: str) -> float:
+        gamma = _real(sd["gamma"], who, "gamma")
+        _require(gamma > 0.0, who, f"gamma must be positive, got {gamma}")
+        return gamma
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, last_lr={self._last_lr})"
@@ -173,6 +220,10 @@ class StepLR(LRScheduler):
         self.gamma = _real(gamma, who, "gamma")
         _require(self.gamma > 0.0, who, f"gamma must be positive, got {self.gamma}")
         super().__init__(optimizer)
+
+    def _check_state(self, sd: dict, who: str) -> dict:
+        return {**super()._check_state(sd, who), "step_size": _int(sd["step_size"], who, "step_size", 1),
+                "gamma": self._check_gamma(sd, who)}
 
     def _get_lr(self, epoch: int, initial: bool) -> list:
         groups = self.optimizer.param_groups
@@ -199,6 +250,14 @@ class MultiStepLR(LRScheduler):
         _require(self.gamma > 0.0, who, f"gamma must be positive, got {self.gamma}")
         super().__init__(optimizer)
 
+    def _check_state(self, sd: dict, who: str) -> dict:
+        milestones = sd["milestones"]
+        if not isinstance(milestones, (list, tuple)):
+            raise TypeError(f"{who}: milestones must be a list of ints, got {type(milestones).__name__}")
+        milestones = [_int(m, who, f"milestones[{i}]", 0) for i, m in enumerate(milestones)]
+        _require(milestones == sorted(milestones), who, f"milestones must be sorted, got {milestones}")
+        return {**super()._check_state(sd, who), "milestones": milestones, "gamma": self._check_gamma(sd, who)}
+
     def _get_lr(self, epoch: int, initial: bool) -> list:
         groups = self.optimizer.param_groups
         count = self.milestones.count(epoch)
@@ -219,6 +278,9 @@ class ExponentialLR(LRScheduler):
         self.gamma = _real(gamma, who, "gamma")
         _require(self.gamma > 0.0, who, f"gamma must be positive, got {self.gamma}")
         super().__init__(optimizer)
+
+    def _check_state(self, sd: dict, who: str) -> dict:
+        return {**super()._check_state(sd, who), "gamma": self._check_gamma(sd, who)}
 
     def _get_lr(self, epoch: int, initial: bool) -> list:
         groups = self.optimizer.param_groups
@@ -244,6 +306,11 @@ class CosineAnnealingLR(LRScheduler):
         self.eta_min = _real(eta_min, who, "eta_min")
         _require(self.eta_min >= 0.0, who, f"eta_min must be non-negative, got {self.eta_min}")
         super().__init__(optimizer)
+
+    def _check_state(self, sd: dict, who: str) -> dict:
+        eta_min = _real(sd["eta_min"], who, "eta_min")
+        _require(eta_min >= 0.0, who, f"eta_min must be non-negative, got {eta_min}")
+        return {**super()._check_state(sd, who), "T_max": _int(sd["T_max"], who, "T_max", 1), "eta_min": eta_min}
 
     def _get_lr(self, epoch: int, initial: bool) -> list:
         groups = self.optimizer.param_groups
@@ -279,6 +346,14 @@ class LinearLR(LRScheduler):
         self.total_iters = _int(total_iters, who, "total_iters", 1)
         super().__init__(optimizer)
 
+    def _check_state(self, sd: dict, who: str) -> dict:
+        start = _real(sd["start_factor"], who, "start_factor")
+        _require(0.0 < start <= 1.0, who, f"start_factor must be in (0, 1], got {start}")
+        end = _real(sd["end_factor"], who, "end_factor")
+        _require(0.0 <= end <= 1.0, who, f"end_factor must be in [0, 1], got {end}")
+        return {**super()._check_state(sd, who), "start_factor": start, "end_factor": end,
+                "total_iters": _int(sd["total_iters"], who, "total_iters", 1)}
+
     def _get_lr(self, epoch: int, initial: bool) -> list:
         groups = self.optimizer.param_groups
         if epoch == 0:
@@ -289,6 +364,21 @@ class LinearLR(LRScheduler):
                                / (self.total_iters * self.start_factor
                                   + (epoch - 1) * (self.end_factor - self.start_factor)))
                 for group in groups]
+
+
+_ONE_CYCLE = {
+    2: [("initial_lr", "max_lr", "max_momentum", "base_momentum"),
+        ("max_lr", "min_lr", "base_momentum", "max_momentum")],
+    3: [("initial_lr", "max_lr", "max_momentum", "base_momentum"),
+        ("max_lr", "initial_lr", "base_momentum", "max_momentum"),
+        ("initial_lr", "min_lr", "max_momentum", "max_momentum")],
+}
+
+
+def _one_cycle_phases(ends: list) -> list:
+    """``OneCycleLR``'s phases (two, or three with ``three_phase``), ending at the steps ``ends``."""
+    return [{"end_step": end, "start_lr": a, "end_lr": b, "start_momentum": c, "end_momentum": d}
+            for end, (a, b, c, d) in zip(ends, _ONE_CYCLE[len(ends)])]
 
 
 class OneCycleLR(LRScheduler):
@@ -352,23 +442,9 @@ class OneCycleLR(LRScheduler):
             base_momentums = _per_group(base_momentum, groups, who, "base_momentum")
 
         n = self.total_steps
-        if self.three_phase:
-            self._schedule_phases = [
-                {"end_step": float(pct_start * n) - 1, "start_lr": "initial_lr", "end_lr": "max_lr",
-                 "start_momentum": "max_momentum", "end_momentum": "base_momentum"},
-                {"end_step": float(2 * pct_start * n) - 2, "start_lr": "max_lr", "end_lr": "initial_lr",
-                 "start_momentum": "base_momentum", "end_momentum": "max_momentum"},
-                {"end_step": n - 1, "start_lr": "initial_lr", "end_lr": "min_lr",
-                 "start_momentum": "max_momentum", "end_momentum": "max_momentum"},
-            ]
-        else:
-            self._schedule_phases = [
-                {"end_step": float(pct_start * n) - 1, "start_lr": "initial_lr", "end_lr": "max_lr",
-                 "start_momentum": "max_momentum", "end_momentum": "base_momentum"},
-                {"end_step": n - 1, "start_lr": "max_lr", "end_lr": "min_lr",
-                 "start_momentum": "base_momentum", "end_momentum": "max_momentum"},
-            ]
-
+        ends = [float(pct_start * n) - 1, float(2 * pct_start * n) - 2, n - 1] if self.three_phase \
+            else [float(pct_start * n) - 1, n - 1]
+        self._schedule_phases = _one_cycle_phases(ends)
         for group, top in zip(groups, max_lrs):
             group["initial_lr"] = top / div_factor
             group["max_lr"] = top
@@ -382,6 +458,36 @@ class OneCycleLR(LRScheduler):
                 group["max_momentum"] = m_top
                 group["base_momentum"] = m_base
         super().__init__(optimizer)
+
+    def _check_state(self, sd: dict, who: str) -> dict:
+        n = sd["total_steps"]
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n <= 0:
+            raise ValueError(f"{who}: expected a positive integer total_steps, got {n!r:.60}")
+        n = _int(n, who, "total_steps", 1)
+        out = {**super()._check_state(sd, who), "total_steps": n,
+               "anneal_strategy": _choice(sd["anneal_strategy"], ("cos", "linear"), who, "anneal_strategy"),
+               "cycle_momentum": _bool(sd["cycle_momentum"], who, "cycle_momentum"),
+               "three_phase": _bool(sd["three_phase"], who, "three_phase")}
+        _require(out["last_epoch"] <= n, who, f"last_epoch must be at most total_steps ({n}), got {out['last_epoch']}")
+        if out["cycle_momentum"]:
+            if "use_beta1" not in sd:
+                raise ValueError(f"{who}: cycle_momentum is True but the state has no 'use_beta1'")
+            out["use_beta1"] = _bool(sd["use_beta1"], who, "use_beta1")
+            key = "betas" if out["use_beta1"] else "momentum"
+            if not all(key in group for group in self.optimizer.param_groups):
+                raise ValueError(f"{who}: use_beta1 is {out['use_beta1']} but the optimizer's param groups "
+                                 f"have no {key!r}")
+        phases = sd["_schedule_phases"]
+        count = 3 if out["three_phase"] else 2
+        if (not isinstance(phases, (list, tuple)) or len(phases) != count
+                or not all(isinstance(p, Mapping) for p in phases)):
+            raise ValueError(f"{who}: _schedule_phases must be a list of {count} phase dicts")
+        ends = [_real(p.get("end_step"), who, f"_schedule_phases[{i}]['end_step']") for i, p in enumerate(phases)]
+        ok = (-1.0 <= ends[0] <= n - 1 and ends[-1] == n - 1 and (count == 2 or ends[1] == 2 * ends[0])
+              and [dict(p) for p in phases] == _one_cycle_phases([p["end_step"] for p in phases]))
+        _require(ok, who, f"_schedule_phases is not a schedule of {n} steps")
+        out["_schedule_phases"] = [dict(p) for p in phases]
+        return out
 
     def _anneal(self, start: float, end: float, pct: float) -> float:
         if self.anneal_strategy == "cos":
@@ -461,6 +567,37 @@ class ReduceLROnPlateau(LRScheduler):
         self.cooldown_counter = 0
         self.num_bad_epochs = 0
 
+    def _check_state(self, sd: dict, who: str) -> dict:
+        n = self._n_groups(who)
+        factor = _real(sd["factor"], who, "factor")
+        _require(0.0 <= factor < 1.0, who, f"factor must be in [0, 1), got {factor}")
+        default = sd["default_min_lr"]
+        if default is not None:
+            default = _rates([default], 1, who, "default_min_lr")[0]
+        out = {"factor": factor, "default_min_lr": default, "min_lrs": _rates(sd["min_lrs"], n, who, "min_lrs"),
+               "patience": _int(sd["patience"], who, "patience", 0),
+               "cooldown": _int(sd["cooldown"], who, "cooldown", 0),
+               "eps": _rates([sd["eps"]], 1, who, "eps")[0],
+               "last_epoch": _int(sd["last_epoch"], who, "last_epoch", 0),
+               "_last_lr": _rates(sd["_last_lr"], n, who, "_last_lr"),
+               "mode": _choice(sd["mode"], ("min", "max"), who, "mode"),
+               "threshold": _rates([sd["threshold"]], 1, who, "threshold")[0],
+               "threshold_mode": _choice(sd["threshold_mode"], ("rel", "abs"), who, "threshold_mode"),
+               "cooldown_counter": _int(sd["cooldown_counter"], who, "cooldown_counter", 0),
+               "num_bad_epochs": _int(sd["num_bad_epochs"], who, "num_bad_epochs", 0)}
+        worse = math.inf if out["mode"] == "min" else -math.inf
+        _require(sd["mode_worse"] == worse and isinstance(sd["mode_worse"], float), who,
+                 f"mode_worse must be {worse} in mode {out['mode']!r}, got {sd['mode_worse']!r:.60}")
+        best = sd["best"]
+        if isinstance(best, bool) or not isinstance(best, numbers.Real):
+            raise TypeError(f"{who}: best must be a real number, got {type(best).__name__}")
+        _require(isinstance(best, float) and not math.isnan(best), who, f"best must be a float, not NaN, got {best!r:.60}")
+        _require(out["cooldown_counter"] <= out["cooldown"], who,
+                 f"cooldown_counter must be at most cooldown ({out['cooldown']}), got {out['cooldown_counter']}")
+        _require(out["num_bad_epochs"] <= out["patience"], who,
+                 f"num_bad_epochs must be at most patience ({out['patience']}), got {out['num_bad_epochs']}")
+        return out
+
     def _is_better(self, a: float, best: float) -> bool:
         if self.mode == "min" and self.threshold_mode == "rel":
             return a < best * (1.0 - self.threshold)
@@ -479,6 +616,9 @@ class ReduceLROnPlateau(LRScheduler):
         except (TypeError, ValueError):
             raise TypeError(f"ReduceLROnPlateau.step: metrics must be a real number, "
                             f"got {type(metrics).__name__}") from None
+        except OverflowError:
+            raise ValueError(f"ReduceLROnPlateau.step: metrics ({type(metrics).__name__}) is too large "
+                             f"for a float") from None
         groups = _param_groups(self.optimizer, "ReduceLROnPlateau.step")
         if len(groups) != len(self.min_lrs):
             if self.default_min_lr is None:

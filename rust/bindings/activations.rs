@@ -13,7 +13,7 @@ use pyo3::types::{PyDict, PyTuple, PyType};
 
 use super::base::{module_base, runs_natively, Module};
 use super::tensor::{tensor_data_with, PyTensor};
-use super::{renamed, type_name, Arg, Given, IntoPyResult};
+use super::{renamed, type_name, Arg, Borrow, Given, IntoPyResult};
 use crate::activations::{self as kernels, ActState};
 use crate::tensor::Shape;
 
@@ -64,16 +64,14 @@ impl Activation {
     fn forward(slf: &Bound<'_, Self>, x: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
         // Parse before borrowing, so that no borrow is held while Python code runs.
         let (data, shape) = tensor_data_with(x, || type_name(slf.as_any()))?;
-        let y = slf
-            .try_borrow_mut()?
-            .forward_buf(slf.as_any(), data, shape)?;
+        let y = slf.busy_mut()?.forward_buf(slf.as_any(), data, shape)?;
         PyTensor::wrap(shape, y)
     }
 
     /// The gradient with respect to the input.
     fn backward(slf: &Bound<'_, Self>, grad: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
         let (g, shape) = tensor_data_with(grad, || type_name(slf.as_any()))?;
-        let dx = slf.try_borrow()?.backward_buf(slf.as_any(), &g, shape)?;
+        let dx = slf.busy_ref()?.backward_buf(slf.as_any(), &g, shape)?;
         PyTensor::wrap(shape, dx)
     }
 
@@ -140,7 +138,7 @@ macro_rules! py_members {
 
                 fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
                     #[allow(unused_variables)]
-                    let (py, k) = (slf.py(), slf.try_borrow()?.k);
+                    let (py, k) = (slf.py(), slf.busy_ref()?.k);
                     let args: Vec<String> = vec![$(
                         format!("{}={}", stringify!($arg), Arg::repr(&k.$arg, py)?)
                     ),*];

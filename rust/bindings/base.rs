@@ -14,7 +14,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use pyo3::PyTypeInfo;
 
 use super::tensor::{checked_tensor_data, PyTensor};
-use super::{py_repr, py_str, type_name, StrictBool, Truthy};
+use super::{described, mixed, py_repr, py_str, type_name, Borrow, StrictBool, Truthy};
 
 // ---------------------------------------------------------------- Module
 
@@ -57,9 +57,10 @@ fn native_pair<'py>(
     match (p.cast::<PyTensor>(), g.cast::<PyTensor>()) {
         (Ok(pt), Ok(gt)) => Ok((pt.clone(), gt.clone())),
         _ => Err(PyTypeError::new_err(format!(
-            "{who}: param()[{i}] must hold two pyfw_rs Tensors, got {} and {}",
-            type_name(&p),
-            type_name(&g)
+            "{who}: param()[{i}] must hold two pyfw_rs Tensors, got {} and {}{}",
+            described(&p),
+            described(&g),
+            mixed(&[&p, &g])
         ))),
     }
 }
@@ -116,12 +117,12 @@ impl Module {
     }
 
     /// `[(parameter, gradient), ...]`; empty for modules without parameters.
-    fn param<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
+    fn param<'py>(_slf: &Bound<'py, Self>, py: Python<'py>) -> Bound<'py, PyList> {
         PyList::empty(py)
     }
 
     /// `[(name, module), ...]` of directly held modules; empty by default.
-    fn named_children<'py>(&self, py: Python<'py>) -> Bound<'py, PyList> {
+    fn named_children<'py>(_slf: &Bound<'py, Self>, py: Python<'py>) -> Bound<'py, PyList> {
         PyList::empty(py)
     }
 
@@ -147,7 +148,7 @@ impl Module {
     /// Set every gradient in `param()` to zero, in place.
     fn zero_grad(slf: &Bound<'_, Self>) -> PyResult<()> {
         for (_, g) in checked_pairs(slf.as_any())? {
-            g.try_borrow_mut()?.t.data_mut().fill(0.0);
+            g.busy_mut()?.t.data_mut().fill(0.0);
         }
         Ok(())
     }
@@ -298,7 +299,7 @@ impl Module {
                     type_name(e.into_inner().as_any())
                 ))
             })?;
-            let expected = p.try_borrow()?.t.shape();
+            let expected = p.busy_ref()?.t.shape();
             if shape != expected {
                 return Err(PyValueError::new_err(format!(
                     "{who}: {name_repr} has shape {shape}, the module expects {expected}"
@@ -307,7 +308,7 @@ impl Module {
             staged.push((p, data));
         }
         for (p, data) in staged {
-            p.try_borrow_mut()?.t.data_mut().copy_from_slice(&data);
+            p.busy_mut()?.t.data_mut().copy_from_slice(&data);
         }
         py.import("pyfw.modules")?
             .getattr("IncompatibleKeys")?

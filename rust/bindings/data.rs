@@ -7,7 +7,7 @@ use pyo3::types::{PyInt, PyList};
 use super::generator::{check_len, resolve};
 use super::tensor::{list_from_bytes, list_of, reserve, seq_items, PyTensor};
 use super::{
-    is_integral, is_seq, py_str, saturating_i64, to_pyerr, type_name, Given, IntoPyResult,
+    is_integral, is_seq, py_str, saturating_i64, to_pyerr, type_name, Borrow, Given, IntoPyResult,
 };
 use crate::data::{self, DISK_RADIUS2};
 
@@ -23,7 +23,7 @@ fn disk<'py>(
 ) -> PyResult<(PyTensor, Bound<'py, PyList>)> {
     let n = check_len(n, "data.disk")?;
     let g = resolve(py, generator)?;
-    let (x, labels) = data::disk(n, &mut g.try_borrow_mut()?.g).py()?;
+    let (x, labels) = data::disk(n, &mut g.busy_mut()?.g).py()?;
     // Built by CPython, which raises MemoryError where PyO3's PyList::new would panic.
     let labels = list_from_bytes(py, labels.len(), "B", &[labels.len()], |buf| {
         buf.copy_from_slice(&labels)

@@ -6,7 +6,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
 
 use super::tensor::list_from_bytes;
-use super::{py_repr, py_str, type_name, IntoPyResult};
+use super::{py_repr, py_str, type_name, Borrow, IntoPyResult};
 use crate::generator::{Generator, DEFAULT_SEED};
 
 /// A SplitMix64 random number generator, bit-identical to `pyfw.Generator`.
@@ -215,7 +215,7 @@ impl PyGenerator {
         seed: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, Self>> {
         let s = check_seed(seed)?;
-        slf.try_borrow_mut()?.g.manual_seed(s);
+        slf.busy_mut()?.g.manual_seed(s);
         Ok(slf.clone())
     }
 
@@ -242,7 +242,7 @@ impl PyGenerator {
         state: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, Self>> {
         let (seed, s) = check_state(state)?;
-        slf.try_borrow_mut()?.g.set_state(seed, s);
+        slf.busy_mut()?.g.set_state(seed, s);
         Ok(slf.clone())
     }
 
@@ -262,7 +262,7 @@ impl PyGenerator {
     fn uniform(slf: &Bound<'_, Self>, low: Raw<'_>, high: Raw<'_>) -> PyResult<f64> {
         let who = "Generator.uniform";
         let (low, high) = two_floats(slf.py(), who, ("low", "high"), (low, high), (0.0, 1.0))?;
-        Ok(slf.try_borrow_mut()?.g.uniform(low, high))
+        Ok(slf.busy_mut()?.g.uniform(low, high))
     }
 
     /// A normal draw `mean + std * z` (Box-Muller; docs/NUMERICS.md, "Normal draws").
@@ -284,7 +284,7 @@ impl PyGenerator {
                 float_repr(py, std)?
             )));
         }
-        Ok(slf.try_borrow_mut()?.g.normal(mean, std))
+        Ok(slf.busy_mut()?.g.normal(mean, std))
     }
 
     /// An unbiased integer in [0, n), by rejection sampling.
@@ -318,7 +318,7 @@ fn randperm<'py>(
 ) -> PyResult<Bound<'py, PyList>> {
     let n = check_len(n, "randperm")?;
     let g = resolve(py, generator)?;
-    let perm = g.try_borrow_mut()?.g.randperm(n).py()?;
+    let perm = g.busy_mut()?.g.randperm(n).py()?;
     // Built by CPython, which raises MemoryError where PyO3's PyList::new would panic.
     list_from_bytes(py, perm.len() * 8, "Q", &[perm.len()], |buf| {
         for (b, &i) in buf.chunks_exact_mut(8).zip(&perm) {

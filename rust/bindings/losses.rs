@@ -18,7 +18,7 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::base::{module_base, runs_natively, Module};
 use super::tensor::{reserve, seq_first, seq_items, seq_len, tensor_data, PyTensor};
-use super::{is_integral, is_seq, py_str, to_pyerr, type_name, Arg, Given, IntoPyResult};
+use super::{is_integral, is_seq, py_str, to_pyerr, type_name, Arg, Borrow, Given, IntoPyResult};
 use crate::losses::{self as kernels, LossState, Reduction, Target, Targets};
 use crate::tensor::Shape;
 
@@ -84,7 +84,7 @@ fn parse_target<'py>(
     }
     kernels::class_input(who, shape).py()?;
     if let Ok(t) = target.cast::<PyTensor>() {
-        if t.try_borrow()?.t.shape().ndim() == 2 {
+        if t.busy_ref()?.t.shape().ndim() == 2 {
             if targets == Targets::Classes {
                 return Err(to_pyerr(kernels::not_class_indices(who, shape)));
             }
@@ -125,7 +125,7 @@ impl Loss {
         input: &Bound<'_, PyAny>,
         target: &Bound<'_, PyAny>,
     ) -> PyResult<f64> {
-        let kind = slf.try_borrow()?.state.kind();
+        let kind = slf.busy_ref()?.state.kind();
         let who = kind.name();
         let x_in = match input.cast::<PyTensor>() {
             Ok(x) => Values::Native(x.clone()),
@@ -135,14 +135,14 @@ impl Loss {
             }
         };
         let shape = match &x_in {
-            Values::Native(x) => x.try_borrow()?.t.shape(),
+            Values::Native(x) => x.busy_ref()?.t.shape(),
             Values::Owned(_, s) => *s,
         };
         let parsed = parse_target(kind, shape, target)?;
         let xb;
         let (x, shape): (&[f64], Shape) = match &x_in {
             Values::Native(x) => {
-                xb = x.try_borrow()?;
+                xb = x.busy_ref()?;
                 (xb.t.data(), xb.t.shape())
             }
             Values::Owned(v, s) => (v, *s),
@@ -150,13 +150,13 @@ impl Loss {
         let tb;
         let t = match &parsed {
             Parsed::Values(Values::Native(t)) => {
-                tb = t.try_borrow()?;
+                tb = t.busy_ref()?;
                 Target::Values(tb.t.data(), tb.t.shape())
             }
             Parsed::Values(Values::Owned(v, s)) => Target::Values(v, *s),
             Parsed::Classes(k) => Target::Classes(k),
         };
-        slf.try_borrow_mut()?.state.forward(x, shape, t).py()
+        slf.busy_mut()?.state.forward(x, shape, t).py()
     }
 }
 
@@ -249,7 +249,7 @@ macro_rules! py_members {
 
                 fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
                     let py = slf.py();
-                    let me = slf.try_borrow()?;
+                    let me = slf.busy_ref()?;
                     #[allow(unused_variables)]
                     let k = me.k;
                     let reduction = me.as_super().state.reduction();

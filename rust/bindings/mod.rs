@@ -8,8 +8,10 @@ use pyo3::exceptions::{
     PyIndexError, PyMemoryError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
+use pyo3::pyclass::boolean_struct::False;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::PyClass;
 
 use crate::error::{check_real, Error};
 
@@ -22,6 +24,66 @@ mod modules;
 mod optim;
 mod tensor;
 mod training;
+
+/// The `RuntimeError` of an object whose storage native code running in another
+/// thread holds (an epoch of a native `fit`, or a `forward` or `backward`, which
+/// release the interpreter lock): it names the object, where PyO3 would say only
+/// "Already borrowed".
+pub(crate) fn in_use(obj: &Bound<'_, PyAny>) -> PyErr {
+    PyRuntimeError::new_err(format!(
+        "{}: in use by native code in another thread (an epoch of a native fit, or a forward \
+         or backward); use it after that call returns (for example in fit's on_epoch)",
+        type_name(obj)
+    ))
+}
+
+/// Borrows of a native object that fail with [`in_use`] instead of PyO3's bare message.
+pub(crate) trait Borrow<'py, T: PyClass> {
+    /// `try_borrow`, or [`in_use`].
+    fn busy_ref(&self) -> PyResult<PyRef<'py, T>>;
+    /// `try_borrow_mut`, or [`in_use`].
+    fn busy_mut(&self) -> PyResult<PyRefMut<'py, T>>
+    where
+        T: PyClass<Frozen = False>;
+}
+
+impl<'py, T: PyClass> Borrow<'py, T> for Bound<'py, T> {
+    fn busy_ref(&self) -> PyResult<PyRef<'py, T>> {
+        self.try_borrow().map_err(|_| in_use(self.as_any()))
+    }
+
+    fn busy_mut(&self) -> PyResult<PyRefMut<'py, T>>
+    where
+        T: PyClass<Frozen = False>,
+    {
+        self.try_borrow_mut().map_err(|_| in_use(self.as_any()))
+    }
+}
+
+/// `type_name(obj)`, prefixed with its backend for an object of `pyfw` or `pyfw_rs`
+/// (`"pyfw Linear"`), as `pyfw.error.described`.
+pub(crate) fn described(obj: &Bound<'_, PyAny>) -> String {
+    let module = obj
+        .get_type()
+        .module()
+        .and_then(|m| m.to_cow().map(|c| c.into_owned()))
+        .unwrap_or_default();
+    let root = module.split('.').next().unwrap_or("");
+    match root {
+        "pyfw" | "pyfw_rs" => format!("{root} {}", type_name(obj)),
+        _ => type_name(obj),
+    }
+}
+
+/// The hint of a message about `objs` when one of them is a `pyfw` object, as
+/// `pyfw.error.mixed`.
+pub(crate) fn mixed(objs: &[&Bound<'_, PyAny>]) -> String {
+    if objs.iter().any(|o| described(o).starts_with("pyfw ")) {
+        " (the two backends do not mix: build everything with pyfw_rs)".to_string()
+    } else {
+        String::new()
+    }
+}
 
 /// A kernel error as the Python exception of the same kind.
 pub(crate) fn to_pyerr(e: Error) -> PyErr {

@@ -21,7 +21,10 @@ use super::activations::Activation;
 use super::base::{keeps, module_base, runs_natively, Module};
 use super::generator::{resolve, PyGenerator};
 use super::tensor::{tensor_data, tensor_data_with, PyTensor};
-use super::{check_size, is_integral, py_repr, renamed, type_name, Given, IntoPyResult, Truthy};
+use super::{
+    check_size, described, is_integral, mixed, py_repr, renamed, type_name, Borrow, Given,
+    IntoPyResult, Truthy,
+};
 use crate::error::try_zeros;
 use crate::modules::{linear_init, DropoutState, LinearState};
 use crate::tensor::Shape;
@@ -69,23 +72,23 @@ impl LinearParams {
         weight_grad: Bound<'_, PyTensor>,
         bias_grad: Bound<'_, PyTensor>,
     ) -> PyResult<LinearParams> {
-        let ws = weight.try_borrow()?.t.shape();
-        let (Shape::Matrix(out_f, in_f), Shape::Vector(nb)) = (ws, bias.try_borrow()?.t.shape())
+        let ws = weight.busy_ref()?.t.shape();
+        let (Shape::Matrix(out_f, in_f), Shape::Vector(nb)) = (ws, bias.busy_ref()?.t.shape())
         else {
             return Err(PyValueError::new_err(
                 "Linear._from_tensors: expected a 2-D weight and a 1-D bias",
             ));
         };
         let ok = nb == out_f
-            && weight_grad.try_borrow()?.t.shape() == ws
-            && bias_grad.try_borrow()?.t.shape() == Shape::Vector(nb);
+            && weight_grad.busy_ref()?.t.shape() == ws
+            && bias_grad.busy_ref()?.t.shape() == Shape::Vector(nb);
         if !ok {
             return Err(PyValueError::new_err(format!(
                 "Linear._from_tensors: shapes do not fit a Linear({in_f} -> {out_f})"
             )));
         }
-        weight.try_borrow_mut()?.grad = Some(weight_grad.clone().unbind());
-        bias.try_borrow_mut()?.grad = Some(bias_grad.clone().unbind());
+        weight.busy_mut()?.grad = Some(weight_grad.clone().unbind());
+        bias.busy_mut()?.grad = Some(bias_grad.clone().unbind());
         Ok(LinearParams {
             state: LinearState::new(in_f, out_f),
             weight: weight.unbind(),
@@ -134,8 +137,8 @@ impl Linear {
             bias,
             ..
         } = self.p.as_mut().ok_or_else(not_initialized)?;
-        let w = weight.bind(py).try_borrow()?;
-        let b = bias.bind(py).try_borrow()?;
+        let w = weight.bind(py).busy_ref()?;
+        let b = bias.bind(py).busy_ref()?;
         let (wd, bd) = (w.t.data(), b.t.data());
         let work = shape.numel().saturating_mul(state.out_features());
         if work >= DETACH_WORK {
@@ -148,9 +151,9 @@ impl Linear {
     /// Backward from a gradient buffer of `shape`; returns dL/dx and its shape.
     fn backward_buf(&self, py: Python<'_>, g: &[f64], shape: Shape) -> PyResult<(Vec<f64>, Shape)> {
         let p = self.params()?;
-        let w = p.weight.bind(py).try_borrow()?;
-        let mut gw = p.weight_grad.bind(py).try_borrow_mut()?;
-        let mut gb = p.bias_grad.bind(py).try_borrow_mut()?;
+        let w = p.weight.bind(py).busy_ref()?;
+        let mut gw = p.weight_grad.bind(py).busy_mut()?;
+        let mut gb = p.bias_grad.bind(py).busy_mut()?;
         let (wd, gwd, gbd, state) = (w.t.data(), gw.t.data_mut(), gb.t.data_mut(), &p.state);
         let work = shape.numel().saturating_mul(state.in_features());
         if work >= DETACH_WORK {
@@ -204,7 +207,7 @@ impl Linear {
             return Err(PyValueError::new_err("Linear: bias=False is not supported"));
         }
         let g = resolve(py, generator)?;
-        let (w, b) = linear_init(&mut g.try_borrow_mut()?.g, in_f, out_f).py()?;
+        let (w, b) = linear_init(&mut g.busy_mut()?.g, in_f, out_f).py()?;
         let (weight, weight_grad) = parameter(py, Shape::Matrix(out_f, in_f), w)?;
         let (bias, bias_grad) = parameter(py, Shape::Vector(out_f), b)?;
         slf.p = Some(LinearParams {
@@ -245,48 +248,54 @@ impl Linear {
     }
 
     #[getter]
-    fn in_features(&self) -> PyResult<usize> {
-        Ok(self.params()?.state.in_features())
+    fn in_features(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        let this = slf.busy_ref()?;
+        Ok(this.params()?.state.in_features())
     }
 
     #[getter]
-    fn out_features(&self) -> PyResult<usize> {
-        Ok(self.params()?.state.out_features())
+    fn out_features(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        let this = slf.busy_ref()?;
+        Ok(this.params()?.state.out_features())
     }
 
     #[getter]
-    fn weight(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
-        Ok(self.params()?.weight.clone_ref(py))
+    fn weight(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        let this = slf.busy_ref()?;
+        Ok(this.params()?.weight.clone_ref(py))
     }
 
     #[getter]
-    fn bias(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
-        Ok(self.params()?.bias.clone_ref(py))
+    fn bias(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        let this = slf.busy_ref()?;
+        Ok(this.params()?.bias.clone_ref(py))
     }
 
     #[getter]
-    fn weight_grad(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
-        Ok(self.params()?.weight_grad.clone_ref(py))
+    fn weight_grad(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        let this = slf.busy_ref()?;
+        Ok(this.params()?.weight_grad.clone_ref(py))
     }
 
     #[getter]
-    fn bias_grad(&self, py: Python<'_>) -> PyResult<Py<PyTensor>> {
-        Ok(self.params()?.bias_grad.clone_ref(py))
+    fn bias_grad(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+        let this = slf.busy_ref()?;
+        Ok(this.params()?.bias_grad.clone_ref(py))
     }
 
     /// `x W^T + b` for a (batch, in) input.
     fn forward(slf: &Bound<'_, Self>, x: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        slf.try_borrow()?.params()?;
+        slf.busy_ref()?.params()?;
         let (data, shape) = tensor_data_with(x, || Linear::name_of(slf))?;
-        let (y, shape) = slf.try_borrow_mut()?.forward_buf(slf.py(), data, shape)?;
+        let (y, shape) = slf.busy_mut()?.forward_buf(slf.py(), data, shape)?;
         PyTensor::wrap(shape, y)
     }
 
     /// Accumulate dL/dW and dL/db; return dL/dx.
     fn backward(slf: &Bound<'_, Self>, grad: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
-        slf.try_borrow()?.params()?;
+        slf.busy_ref()?.params()?;
         let (g, shape) = tensor_data_with(grad, || Linear::name_of(slf))?;
-        let (dx, shape) = slf.try_borrow()?.backward_buf(slf.py(), &g, shape)?;
+        let (dx, shape) = slf.busy_ref()?.backward_buf(slf.py(), &g, shape)?;
         PyTensor::wrap(shape, dx)
     }
 
@@ -312,8 +321,9 @@ impl Linear {
     }
 
     /// `[(weight, weight_grad), (bias, bias_grad)]`.
-    fn param<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let p = self.params()?;
+    fn param<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let this = slf.busy_ref()?;
+        let p = this.params()?;
         PyList::new(
             py,
             [
@@ -323,23 +333,27 @@ impl Linear {
         )
     }
 
-    fn _param_names<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    fn _param_names<'py>(_slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(py, ["weight", "bias"])
     }
 
-    fn _name(&self) -> PyResult<String> {
-        self.who()
+    fn _name(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let this = slf.busy_ref()?;
+        this.who()
     }
 
-    fn __repr__(&self) -> String {
-        match &self.p {
-            Some(p) => format!(
-                "Linear(in_features={}, out_features={}, bias=True)",
-                p.state.in_features(),
-                p.state.out_features()
-            ),
-            None => "Linear(not initialized)".to_string(),
-        }
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let this = slf.busy_ref()?;
+        Ok({
+            match &this.p {
+                Some(p) => format!(
+                    "Linear(in_features={}, out_features={}, bias=True)",
+                    p.state.in_features(),
+                    p.state.out_features()
+                ),
+                None => "Linear(not initialized)".to_string(),
+            }
+        })
     }
 }
 
@@ -359,16 +373,12 @@ impl Dropout {
     /// Forward on a buffer, in the training mode of `slf`.
     fn forward_buf(slf: &Bound<'_, Self>, x: Vec<f64>, shape: Shape) -> PyResult<Vec<f64>> {
         let py = slf.py();
-        let training = slf.as_super().try_borrow()?.training;
-        let generator = slf
-            .try_borrow()?
-            .generator
-            .as_ref()
-            .map(|g| g.clone_ref(py));
-        let mut me = slf.try_borrow_mut()?;
+        let training = slf.as_super().busy_ref()?.training;
+        let generator = slf.busy_ref()?.generator.as_ref().map(|g| g.clone_ref(py));
+        let mut me = slf.busy_mut()?;
         let out = if me.state.draws(training) {
             let g = resolve(py, generator.as_ref().map(|g| g.bind(py).as_any()))?;
-            let mut g = g.try_borrow_mut()?;
+            let mut g = g.busy_mut()?;
             me.state.forward(x, shape, Some(&mut g.g))
         } else {
             me.state.forward(x, shape, None)
@@ -378,7 +388,7 @@ impl Dropout {
 
     /// Backward on a buffer.
     fn backward_buf(slf: &Bound<'_, Self>, g: Vec<f64>, shape: Shape) -> PyResult<Vec<f64>> {
-        slf.try_borrow()?
+        slf.busy_ref()?
             .state
             .backward(g, shape)
             .map_err(|e| renamed(e, "Dropout", slf.as_any()))
@@ -421,8 +431,9 @@ impl Dropout {
 
     /// The probability of zeroing an element; setting it checks it as the constructor does.
     #[getter]
-    fn get_p(&self) -> f64 {
-        self.state.p()
+    fn get_p(slf: &Bound<'_, Self>) -> PyResult<f64> {
+        let this = slf.busy_ref()?;
+        Ok(this.state.p())
     }
 
     #[setter]
@@ -434,8 +445,9 @@ impl Dropout {
 
     /// The generator given to the constructor, or None for the default generator.
     #[getter]
-    fn generator(&self, py: Python<'_>) -> Option<Py<PyGenerator>> {
-        self.generator.as_ref().map(|g| g.clone_ref(py))
+    fn generator(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Option<Py<PyGenerator>>> {
+        let this = slf.busy_ref()?;
+        Ok(this.generator.as_ref().map(|g| g.clone_ref(py)))
     }
 
     /// Drop and rescale (training mode), or pass `x` through (eval mode).
@@ -462,7 +474,7 @@ impl Dropout {
     }
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        let p = slf.try_borrow()?.state.p();
+        let p = slf.busy_ref()?.state.p();
         Ok(format!(
             "{}(p={})",
             type_name(slf.as_any()),
@@ -608,17 +620,14 @@ fn run_forward<'py>(
         x = match kid {
             Child::Linear(l) => {
                 let l = l.bind(py);
-                let (data, shape) = x.into_buf(|| l.try_borrow()?.who())?;
-                let (y, shape) = l.try_borrow_mut()?.forward_buf(py, data, shape)?;
+                let (data, shape) = x.into_buf(|| l.busy_ref()?.who())?;
+                let (y, shape) = l.busy_mut()?.forward_buf(py, data, shape)?;
                 Flow::Buf(y, shape)
             }
             Child::Activation(a) => {
                 let a = a.bind(py);
                 let (data, shape) = x.into_buf(|| Ok(type_name(a.as_any())))?;
-                Flow::Buf(
-                    a.try_borrow_mut()?.forward_buf(a.as_any(), data, shape)?,
-                    shape,
-                )
+                Flow::Buf(a.busy_mut()?.forward_buf(a.as_any(), data, shape)?, shape)
             }
             Child::Dropout(d) => {
                 let d = d.bind(py);
@@ -626,7 +635,7 @@ fn run_forward<'py>(
                 Flow::Buf(Dropout::forward_buf(d, data, shape)?, shape)
             }
             Child::Seq(s) => {
-                let inner = s.bind(py).try_borrow()?.kids.clone();
+                let inner = s.bind(py).busy_ref()?.kids.clone();
                 run_forward(py, &inner, x, depth + 1)?
             }
             Child::Other(m) => {
@@ -649,17 +658,14 @@ fn run_backward<'py>(
         g = match kid {
             Child::Linear(l) => {
                 let l = l.bind(py);
-                let (data, shape) = g.into_buf(|| l.try_borrow()?.who())?;
-                let (dx, shape) = l.try_borrow()?.backward_buf(py, &data, shape)?;
+                let (data, shape) = g.into_buf(|| l.busy_ref()?.who())?;
+                let (dx, shape) = l.busy_ref()?.backward_buf(py, &data, shape)?;
                 Flow::Buf(dx, shape)
             }
             Child::Activation(a) => {
                 let a = a.bind(py);
                 let (data, shape) = g.into_buf(|| Ok(type_name(a.as_any())))?;
-                Flow::Buf(
-                    a.try_borrow()?.backward_buf(a.as_any(), &data, shape)?,
-                    shape,
-                )
+                Flow::Buf(a.busy_ref()?.backward_buf(a.as_any(), &data, shape)?, shape)
             }
             Child::Dropout(d) => {
                 let d = d.bind(py);
@@ -667,7 +673,7 @@ fn run_backward<'py>(
                 Flow::Buf(Dropout::backward_buf(d, data, shape)?, shape)
             }
             Child::Seq(s) => {
-                let inner = s.bind(py).try_borrow()?.kids.clone();
+                let inner = s.bind(py).busy_ref()?.kids.clone();
                 run_backward(py, &inner, g, depth + 1)?
             }
             Child::Other(m) => {
@@ -707,7 +713,7 @@ pub struct Sequential {
 impl Sequential {
     fn flow_in<'py>(x: &Bound<'py, PyAny>) -> PyResult<Flow<'py>> {
         if let Ok(t) = x.cast::<PyTensor>() {
-            let t = t.try_borrow()?;
+            let t = t.busy_ref()?;
             return Ok(Flow::Buf(t.t.data().to_vec(), t.t.shape()));
         }
         Ok(Flow::Obj(x.clone()))
@@ -781,15 +787,16 @@ impl Sequential {
         for (i, m) in modules.iter().enumerate() {
             if !m.is_instance_of::<Module>() {
                 return Err(PyTypeError::new_err(format!(
-                    "Sequential: item {i} is a {}, not a Module",
-                    type_name(&m)
+                    "Sequential: item {i} is a {}, not a pyfw_rs Module{}",
+                    described(&m),
+                    mixed(&[&m])
                 )));
             }
             mods.push(m.unbind());
         }
         check_children(py, Some(slf.as_any()), &mods, "Sequential")?;
         let kids = Sequential::sort(py, &mods)?;
-        let mut me = slf.try_borrow_mut()?;
+        let mut me = slf.busy_mut()?;
         me.kids = kids;
         me.modules = mods;
         Ok(())
@@ -798,7 +805,7 @@ impl Sequential {
     /// Feed `x` through every module in order.
     fn forward<'py>(slf: &Bound<'py, Self>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
-        let kids = slf.try_borrow()?.kids.clone();
+        let kids = slf.busy_ref()?.kids.clone();
         run_forward(py, &kids, Sequential::flow_in(x)?, 0)?.into_obj(py)
     }
 
@@ -808,7 +815,7 @@ impl Sequential {
         grad: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
-        let kids = slf.try_borrow()?.kids.clone();
+        let kids = slf.busy_ref()?.kids.clone();
         run_backward(py, &kids, Sequential::flow_in(grad)?, 0)?.into_obj(py)
     }
 
@@ -824,9 +831,10 @@ impl Sequential {
     }
 
     /// The children's pairs, in module order.
-    fn param<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    fn param<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let this = slf.busy_ref()?;
         let out = PyList::empty(py);
-        for m in &self.modules {
+        for m in &this.modules {
             for pair in m.bind(py).call_method0(intern!(py, "param"))?.try_iter()? {
                 out.append(pair?)?;
             }
@@ -835,10 +843,14 @@ impl Sequential {
     }
 
     /// `[("0", first), ("1", second), ...]`.
-    fn named_children<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+    fn named_children<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let this = slf.busy_ref()?;
         PyList::new(
             py,
-            self.modules
+            this.modules
                 .iter()
                 .enumerate()
                 .map(|(i, m)| (i.to_string(), m.clone_ref(py))),
@@ -852,13 +864,14 @@ impl Sequential {
     ) -> PyResult<Bound<'py, Self>> {
         if !module.is_instance_of::<Module>() {
             return Err(PyTypeError::new_err(format!(
-                "Sequential.append: expected a Module, got {}",
-                type_name(module)
+                "Sequential.append: expected a pyfw_rs Module, got {}{}",
+                described(module),
+                mixed(&[module])
             )));
         }
         let py = slf.py();
         let mut modules: Vec<Py<PyAny>> = slf
-            .try_borrow()?
+            .busy_ref()?
             .modules
             .iter()
             .map(|m| m.clone_ref(py))
@@ -866,14 +879,15 @@ impl Sequential {
         modules.push(module.clone().unbind());
         check_children(py, Some(slf.as_any()), &modules, "Sequential.append")?;
         let kids = Sequential::sort(py, &modules)?;
-        let mut me = slf.try_borrow_mut()?;
+        let mut me = slf.busy_mut()?;
         me.modules = modules;
         me.kids = kids;
         Ok(slf.clone())
     }
 
-    fn __len__(&self) -> usize {
-        self.modules.len()
+    fn __len__(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        let this = slf.busy_ref()?;
+        Ok(this.modules.len())
     }
 
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
@@ -899,11 +913,11 @@ impl Sequential {
 
     /// The module at `index`, or a `Sequential` of the modules in a slice.
     fn __getitem__<'py>(
-        &self,
+        slf: &Bound<'py, Self>,
         py: Python<'py>,
         index: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let list = self.modules_list(py)?;
+        let list = slf.busy_ref()?.modules_list(py)?;
         if index.is_instance_of::<PySlice>() {
             let picked = list.as_any().get_item(index)?.cast_into::<PyList>()?;
             return py.get_type::<Sequential>().call1(picked.to_tuple());
@@ -917,13 +931,15 @@ impl Sequential {
         list.as_any().get_item(index)
     }
 
-    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        Ok(self.modules_list(py)?.try_iter()?.into_any())
+    fn __iter__<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let this = slf.busy_ref()?;
+        Ok(this.modules_list(py)?.try_iter()?.into_any())
     }
 
-    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+    fn __repr__(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<String> {
+        let this = slf.busy_ref()?;
         let mut inner = String::new();
-        for (i, m) in self.modules.iter().enumerate() {
+        for (i, m) in this.modules.iter().enumerate() {
             let r = py_repr(m.bind(py))?;
             inner.push_str(&format!("\n  ({i}): {r}"));
         }

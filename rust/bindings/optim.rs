@@ -16,7 +16,9 @@ use pyo3::types::{PyDict, PyFloat, PyList, PyString, PyTuple};
 use pyo3::{IntoPyObjectExt, PyTraverseError, PyVisit};
 
 use super::tensor::{list_of, reserve, tensor_data, PyTensor};
-use super::{is_integral, is_seq, py_repr, type_name, Arg, Given, IntoPyResult};
+use super::{
+    described, is_integral, is_seq, mixed, py_repr, type_name, Arg, Borrow, Given, IntoPyResult,
+};
 use crate::optim::{self as kernels, ParamState, UpdateRule};
 
 /// One parameter: the tensor, and its gradient (a pair's second element), or
@@ -59,18 +61,22 @@ fn param_list(params: &Bound<'_, PyAny>, who: &str) -> PyResult<Vec<Entry>> {
         }
         if !is_seq(&item) || item.len()? != 2 {
             return Err(PyTypeError::new_err(format!(
-                "{who}: params[{i}] is neither a pyfw_rs Tensor nor a (parameter, gradient) pair"
+                "{who}: params[{i}] is neither a pyfw_rs Tensor nor a (parameter, gradient) pair, \
+                 got {}{}",
+                described(&item),
+                mixed(&[&item])
             )));
         }
         let (p, g) = (item.get_item(0)?, item.get_item(1)?);
         let (Ok(pt), Ok(gt)) = (p.cast::<PyTensor>(), g.cast::<PyTensor>()) else {
             return Err(PyTypeError::new_err(format!(
-                "{who}: params[{i}] must hold two pyfw_rs Tensors, got {} and {}",
-                type_name(&p),
-                type_name(&g)
+                "{who}: params[{i}] must hold two pyfw_rs Tensors, got {} and {}{}",
+                described(&p),
+                described(&g),
+                mixed(&[&p, &g])
             )));
         };
-        let (ps, gs) = (pt.try_borrow()?.t.shape(), gt.try_borrow()?.t.shape());
+        let (ps, gs) = (pt.busy_ref()?.t.shape(), gt.busy_ref()?.t.shape());
         if ps != gs {
             return Err(PyValueError::new_err(format!(
                 "{who}: params[{i}] has parameter shape {ps} and gradient shape {gs}"
@@ -153,7 +159,7 @@ impl Optimizer {
         let mut states = Vec::new();
         reserve(&mut states, entries.len(), kind.name())?;
         for e in &entries {
-            let n = e.p.bind(py).try_borrow()?.t.data().len();
+            let n = e.p.bind(py).busy_ref()?.t.data().len();
             states.push(kind.initial_state(n).py()?);
         }
         let defaults = PyDict::new(py);
@@ -218,7 +224,7 @@ impl Optimizer {
     /// reads them (before any mutable borrow: the checks may run Python code).
     pub(crate) fn rule_now(slf: &Bound<'_, Self>) -> PyResult<kernels::Optimizer> {
         let (kind, group) = {
-            let me = slf.try_borrow()?;
+            let me = slf.busy_ref()?;
             (me.kind, me.group(slf.py())?)
         };
         read_rule(&kind, &group, missing_at_step)
@@ -230,7 +236,7 @@ impl Optimizer {
             Some(g) => Some(g.clone_ref(py)),
             None => {
                 e.p.bind(py)
-                    .try_borrow()?
+                    .busy_ref()?
                     .grad
                     .as_ref()
                     .map(|g| g.clone_ref(py))
@@ -250,7 +256,7 @@ impl Optimizer {
     fn step(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
         let rule = Optimizer::rule_now(slf)?;
-        let mut me = slf.try_borrow_mut()?;
+        let mut me = slf.busy_mut()?;
         me.kind = rule;
         let Optimizer { params, states, .. } = &mut *me;
         for (e, s) in params.iter().zip(states.iter_mut()) {
@@ -258,12 +264,12 @@ impl Optimizer {
                 continue; // as torch: a parameter without a gradient is left alone
             };
             if e.p.is(&g) {
-                let gv = g.bind(py).try_borrow()?.t.data().to_vec();
-                let mut pt = e.p.bind(py).try_borrow_mut()?;
+                let gv = g.bind(py).busy_ref()?.t.data().to_vec();
+                let mut pt = e.p.bind(py).busy_mut()?;
                 rule.update(pt.t.data_mut(), &gv, s).py()?;
             } else {
-                let gt = g.bind(py).try_borrow()?;
-                let mut pt = e.p.bind(py).try_borrow_mut()?;
+                let gt = g.bind(py).busy_ref()?;
+                let mut pt = e.p.bind(py).busy_mut()?;
                 rule.update(pt.t.data_mut(), gt.t.data(), s).py()?;
             }
         }
@@ -273,11 +279,11 @@ impl Optimizer {
     /// Set every gradient to zero, in place.
     fn zero_grad(slf: &Bound<'_, Self>) -> PyResult<()> {
         let py = slf.py();
-        let me = slf.try_borrow()?;
+        let me = slf.busy_ref()?;
         me.initialized()?;
         for e in &me.params {
             if let Some(g) = Optimizer::grad_of(e, py)? {
-                g.bind(py).try_borrow_mut()?.t.data_mut().fill(0.0);
+                g.bind(py).busy_mut()?.t.data_mut().fill(0.0);
             }
         }
         Ok(())
@@ -285,22 +291,24 @@ impl Optimizer {
 
     /// `[{"params": [tensors], "lr": ..., ...}]`: one group, whose values every step reads.
     #[getter]
-    fn param_groups(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
-        self.initialized()?;
-        Ok(self.param_groups.clone_ref(py))
+    fn param_groups(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Py<PyList>> {
+        let this = slf.busy_ref()?;
+        this.initialized()?;
+        Ok(this.param_groups.clone_ref(py))
     }
 
     /// The hyperparameters given to the constructor.
     #[getter]
-    fn defaults(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
-        self.initialized()?;
-        Ok(self.defaults.clone_ref(py))
+    fn defaults(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        let this = slf.busy_ref()?;
+        this.initialized()?;
+        Ok(this.defaults.clone_ref(py))
     }
 
     /// The learning rate, `param_groups[0]["lr"]`; setting it checks it.
     #[getter]
     fn get_lr<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let me = slf.try_borrow()?;
+        let me = slf.busy_ref()?;
         let who = me.kind.name();
         me.group(slf.py())?
             .get_item("lr")?
@@ -310,7 +318,7 @@ impl Optimizer {
     #[setter]
     fn set_lr(slf: &Bound<'_, Self>, lr: &Bound<'_, PyAny>) -> PyResult<()> {
         let (who, group) = {
-            let me = slf.try_borrow()?;
+            let me = slf.busy_ref()?;
             (me.kind.name(), me.group(slf.py())?)
         };
         let v = <f64 as Arg>::extract(lr, who, "lr")?;
@@ -328,13 +336,13 @@ impl Optimizer {
     /// torch's layout; the tensors are copies.
     fn state_dict<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
         let py = slf.py();
-        let me = slf.try_borrow()?;
+        let me = slf.busy_ref()?;
         let state = PyDict::new(py);
         for (i, (e, s)) in me.params.iter().zip(&me.states).enumerate() {
             if s.is_empty() {
                 continue;
             }
-            let shape = e.p.bind(py).try_borrow()?.t.shape();
+            let shape = e.p.bind(py).busy_ref()?.t.shape();
             let entry = PyDict::new(py);
             if let Some(t) = s.step {
                 entry.set_item("step", t)?;
@@ -370,10 +378,10 @@ impl Optimizer {
     fn load_state_dict(slf: &Bound<'_, Self>, state_dict: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = slf.py();
         let (kind, n, shapes) = {
-            let me = slf.try_borrow()?;
+            let me = slf.busy_ref()?;
             let mut shapes = Vec::with_capacity(me.params.len());
             for e in &me.params {
-                shapes.push(e.p.bind(py).try_borrow()?.t.shape());
+                shapes.push(e.p.bind(py).busy_ref()?.t.shape());
             }
             (me.kind, me.params.len(), shapes)
         };
@@ -470,6 +478,13 @@ impl Optimizer {
             (0..n).map(|_| ParamState::empty(buffers.len())).collect();
         for kv in state.items().iter() {
             let (key, entry) = kv.extract::<(Bound<'_, PyAny>, Bound<'_, PyAny>)>()?;
+            if !is_integral(&key)? {
+                return Err(PyTypeError::new_err(format!(
+                    "{at}: state keys must be int parameter ids, got {} {}",
+                    type_name(&key),
+                    py_repr(&key)?
+                )));
+            }
             let Some(k) = index.get_item(&key)? else {
                 return Err(PyValueError::new_err(format!(
                     "{at}: state has an entry for parameter {}, which the saved group does not list",
@@ -517,6 +532,14 @@ impl Optimizer {
                         shapes[k]
                     )));
                 }
+                if kind.non_negative().contains(name) {
+                    if let Some(i) = data.iter().position(|&x| x < 0.0) {
+                        return Err(PyValueError::new_err(format!(
+                            "{place}['{name}'] must be non-negative, got {} at element {i}",
+                            py_repr(&PyFloat::new(py, data[i]))?
+                        )));
+                    }
+                }
                 let b = buffers.iter().position(|b| b == name).unwrap_or(0);
                 s.buffers[b] = Some(data);
             }
@@ -525,7 +548,7 @@ impl Optimizer {
         let new_group = PyDict::new(py);
         let rule_values = rule_items(&rule, py)?;
         {
-            let me = slf.try_borrow()?;
+            let me = slf.busy_ref()?;
             new_group.set_item("params", param_tensors(py, &me.params)?)?;
         }
         for kv in saved.items().iter() {
@@ -545,7 +568,7 @@ impl Optimizer {
                 None => new_group.set_item(k, v)?,
             }
         }
-        let mut me = slf.try_borrow_mut()?;
+        let mut me = slf.busy_mut()?;
         if me.states.len() != n {
             return Err(PyValueError::new_err(format!(
                 "{at}: the optimizer changed while loading"
@@ -574,7 +597,7 @@ impl Optimizer {
 
     fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
         let py = slf.py();
-        let me = slf.try_borrow()?;
+        let me = slf.busy_ref()?;
         let names = me.kind.hyperparameters();
         let group = me.group(py)?;
         drop(me);

@@ -7,9 +7,14 @@ use pyo3::types::{
 };
 use pyo3::{PyTraverseError, PyVisit};
 
-use super::{is_integral, is_real, is_seq, py_repr, py_str, type_name, IntoPyResult};
+use super::{is_integral, is_real, is_seq, py_repr, py_str, type_name, Borrow, IntoPyResult};
 use crate::error::try_zeros;
 use crate::tensor::{normalize_index, py_float_repr, Shape, Tensor};
+
+/// The error of `t.grad = t`, as `pyfw` words it.
+const OWN_GRADIENT: &str =
+    "Tensor.grad: a tensor cannot be its own gradient (a module would add its \
+     gradient into its values, and a step would read the gradient it is overwriting)";
 
 /// A 1-D or 2-D float64 array. Build one with `tensor()`.
 ///
@@ -199,7 +204,7 @@ fn float64_array(data: &Bound<'_, PyAny>, who: &str) -> PyResult<Option<Tensor>>
 /// items change while numbers are converted gets the values it held, never a panic.
 pub(crate) fn parse(data: &Bound<'_, PyAny>, who: &str) -> PyResult<Tensor> {
     if let Ok(t) = data.cast::<PyTensor>() {
-        let t = t.try_borrow()?;
+        let t = t.busy_ref()?;
         check_all_finite(t.t.data(), who)?;
         return t.t.try_clone().py();
     }
@@ -281,7 +286,7 @@ pub(crate) fn checked_tensor_data(
     who: &str,
 ) -> PyResult<(Vec<f64>, Shape)> {
     if let Ok(t) = obj.cast::<PyTensor>() {
-        check_all_finite(t.try_borrow()?.t.data(), who)?;
+        check_all_finite(t.busy_ref()?.t.data(), who)?;
     }
     tensor_data(obj, who)
 }
@@ -297,7 +302,7 @@ pub(crate) fn tensor_data_with(
     who: impl FnOnce() -> String,
 ) -> PyResult<(Vec<f64>, Shape)> {
     if let Ok(t) = obj.cast::<PyTensor>() {
-        let t = t.try_borrow()?;
+        let t = t.busy_ref()?;
         let data = try_copy(t.t.data())?;
         return Ok((data, t.t.shape()));
     }
@@ -419,7 +424,7 @@ impl TensorIterator {
         let item = match &self.t {
             None => None,
             Some(t) => {
-                let t = t.bind(py).try_borrow()?;
+                let t = t.bind(py).busy_ref()?;
                 if self.i < t.t.shape().len() {
                     Some(t.item(py, self.i)?)
                 } else {
@@ -455,8 +460,9 @@ impl PyTensor {
 
     /// The shape: `(rows, cols)` or `(n,)`.
     #[getter]
-    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        match self.t.shape() {
+    fn shape<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let this = slf.busy_ref()?;
+        match this.t.shape() {
             Shape::Vector(n) => PyTuple::new(py, [n]),
             Shape::Matrix(r, c) => PyTuple::new(py, [r, c]),
         }
@@ -464,37 +470,41 @@ impl PyTensor {
 
     /// The number of dimensions, 1 or 2.
     #[getter]
-    fn ndim(&self) -> usize {
-        self.t.shape().ndim()
+    fn ndim(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        let this = slf.busy_ref()?;
+        Ok(this.t.shape().ndim())
     }
 
     /// The number of dimensions, 1 or 2 (as `torch.Tensor.dim`).
-    fn dim(&self) -> usize {
-        self.t.shape().ndim()
+    fn dim(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        let this = slf.busy_ref()?;
+        Ok(this.t.shape().ndim())
     }
 
     /// The number of elements.
-    fn numel(&self) -> usize {
-        self.t.shape().numel()
+    fn numel(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        let this = slf.busy_ref()?;
+        Ok(this.t.shape().numel())
     }
 
     /// A fresh nested list of Python floats (flat for a 1-D tensor).
-    fn tolist<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let values = self.t.data();
+    fn tolist<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let this = slf.busy_ref()?;
+        let values = this.t.data();
         if values.len() > 1024 {
             // CPython builds the items from the bytes at C speed, into preallocated lists.
-            return list_from_bytes(py, values.len() * 8, "d", &dims(self.t.shape()), |buf| {
+            return list_from_bytes(py, values.len() * 8, "d", &dims(this.t.shape()), |buf| {
                 for (b, v) in buf.chunks_exact_mut(8).zip(values) {
                     b.copy_from_slice(&v.to_ne_bytes());
                 }
             });
         }
-        match self.t.shape() {
+        match this.t.shape() {
             Shape::Vector(_) => floats_list(py, values),
             Shape::Matrix(r, _) => {
                 let rows = PyList::empty(py);
                 for i in 0..r {
-                    rows.append(floats_list(py, self.t.row(i))?)?;
+                    rows.append(floats_list(py, this.t.row(i))?)?;
                 }
                 Ok(rows)
             }
@@ -502,8 +512,9 @@ impl PyTensor {
     }
 
     /// A copy that shares no storage with this tensor.
-    fn clone(&self) -> PyResult<PyTensor> {
-        Ok(PyTensor::from_tensor(self.t.try_clone().py()?))
+    fn clone(slf: &Bound<'_, Self>) -> PyResult<PyTensor> {
+        let this = slf.busy_ref()?;
+        Ok(PyTensor::from_tensor(this.t.try_clone().py()?))
     }
 
     /// The float64 numpy array of the values (`numpy.asarray(t)`), always a fresh copy;
@@ -540,14 +551,14 @@ impl PyTensor {
 
     /// Set every element to 0.0, in place; returns self.
     fn zero_<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
-        slf.try_borrow_mut()?.t.data_mut().fill(0.0);
+        slf.busy_mut()?.t.data_mut().fill(0.0);
         Ok(slf.clone())
     }
 
     /// Copy `src` (a tensor of either backend or a nested list) of the same shape, in place.
     fn copy_<'py>(slf: &Bound<'py, Self>, src: &Bound<'py, PyAny>) -> PyResult<Bound<'py, Self>> {
         let (data, shape) = checked_tensor_data(src, "Tensor.copy_")?;
-        let mut me = slf.try_borrow_mut()?;
+        let mut me = slf.busy_mut()?;
         if shape != me.t.shape() {
             return Err(PyValueError::new_err(format!(
                 "Tensor.copy_: source shape {} differs from {}",
@@ -572,7 +583,7 @@ impl PyTensor {
             None => 1.0,
         };
         let (data, shape) = checked_tensor_data(other, "Tensor.add_")?;
-        let mut me = slf.try_borrow_mut()?;
+        let mut me = slf.busy_mut()?;
         if shape != me.t.shape() {
             return Err(PyValueError::new_err(format!(
                 "Tensor.add_: other has shape {}, this tensor {}",
@@ -589,13 +600,14 @@ impl PyTensor {
 
     /// The gradient tensor of a parameter, or None.
     #[getter]
-    fn get_grad(&self, py: Python<'_>) -> Option<Py<PyTensor>> {
-        self.grad.as_ref().map(|g| g.clone_ref(py))
+    fn get_grad(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Option<Py<PyTensor>>> {
+        let this = slf.busy_ref()?;
+        Ok(this.grad.as_ref().map(|g| g.clone_ref(py)))
     }
 
     #[setter]
-    fn set_grad(&mut self, grad: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
-        self.grad = match grad {
+    fn set_grad(slf: &Bound<'_, Self>, grad: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let new = match grad {
             None => None,
             Some(g) if g.is_none() => None,
             Some(g) => {
@@ -605,16 +617,20 @@ impl PyTensor {
                         type_name(g)
                     ))
                 })?;
-                let shape = t.try_borrow()?.t.shape();
-                if shape != self.t.shape() {
+                if t.is(slf) {
+                    return Err(PyValueError::new_err(OWN_GRADIENT));
+                }
+                let shape = t.busy_ref()?.t.shape();
+                let mine = slf.busy_ref()?.t.shape();
+                if shape != mine {
                     return Err(PyValueError::new_err(format!(
-                        "Tensor.grad: gradient shape {shape} differs from {}",
-                        self.t.shape()
+                        "Tensor.grad: gradient shape {shape} differs from {mine}"
                     )));
                 }
                 Some(t.clone().unbind())
             }
         };
+        slf.busy_mut()?.grad = new;
         Ok(())
     }
 
@@ -629,8 +645,9 @@ impl PyTensor {
         self.grad = None;
     }
 
-    fn __len__(&self) -> usize {
-        self.t.shape().len()
+    fn __len__(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        let this = slf.busy_ref()?;
+        Ok(this.t.shape().len())
     }
 
     /// Index the first dimension by an int, a slice, or a list of ints.
@@ -638,9 +655,13 @@ impl PyTensor {
     /// On a 2-D tensor an int gives a 1-D row and a slice or list gives a 2-D
     /// tensor of those rows. On a 1-D tensor an int gives a float and a slice
     /// or list gives a 1-D tensor.
-    fn __getitem__<'py>(&self, index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn __getitem__<'py>(
+        slf: &Bound<'py, Self>,
+        index: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let this = slf.busy_ref()?;
         let py = index.py();
-        let n = self.t.shape().len();
+        let n = this.t.shape().len();
         let picked = if let Ok(s) = index.cast::<PySlice>() {
             let ind = s.indices(n as isize)?;
             let mut idx = Vec::with_capacity(ind.slicelength);
@@ -659,14 +680,14 @@ impl PyTensor {
             idx
         } else if is_integral(index)? {
             let i = index_of(index, n)?;
-            return self.item(py, i);
+            return this.item(py, i);
         } else {
             return Err(PyTypeError::new_err(format!(
                 "Tensor: indices must be ints, slices or lists of ints, got {}",
                 type_name(index)
             )));
         };
-        let t = self.t.select(&picked).py()?;
+        let t = this.t.select(&picked).py()?;
         Ok(Bound::new(py, PyTensor::from_tensor(t))?.into_any())
     }
 
