@@ -53,4 +53,4 @@ globals().update(ACTIVATIONS)
 globals().update(LOSSES)
 globals().update(OPTIMIZERS)
 
-__all__ = list(pyfw.__all__)  # the same public names; tests/test_rs_native.py checks each exists
+__all__ = list(pyfw.__all__)  # the same public names; tests/contract/test_rs_native.py checks each exists

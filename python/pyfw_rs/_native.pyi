@@ -1,4 +1,4 @@
-"""Type stub of the native module pyfw_rs._native (kept in sync by tests/test_rs_native.py)."""
+"""Type stub of the native module pyfw_rs._native (kept in sync by tests/contract/test_rs_native.py)."""
 
 from typing import Any, Iterator, Optional, Sequence, Union
 

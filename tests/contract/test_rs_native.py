@@ -22,7 +22,7 @@ except ImportError as e:  # pragma: no cover - depends on the build
         raise
     pytest.skip(f"pyfw_rs is not built ({e})", allow_module_level=True)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _lin(fw):
@@ -358,7 +358,7 @@ def test_backend_of_and_reexports():
         assert hasattr(pyfw_rs, name), name
     for name in ("fit", "train_epoch", "argmax_rows", "error_rate", "metrics", "training"):
         assert getattr(pyfw_rs, name) is getattr(pyfw, name)
-    # pyfw_rs.io is pyfw.io's code with pyfw_rs as the default backend (tests/test_load_model.py)
+    # pyfw_rs.io is pyfw.io's code with pyfw_rs as the default backend (tests/test_io_load_model.py)
     assert pyfw_rs.io.__name__ == "pyfw_rs.io" and pyfw_rs.io.save_model is pyfw.io.save_model
     import pyfw_rs.data as d
     from pyfw_rs import data

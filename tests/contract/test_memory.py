@@ -22,7 +22,7 @@ import pyfw
 
 resource = pytest.importorskip("resource")  # POSIX only
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GIB = 1 << 30
 
 CHILD = """

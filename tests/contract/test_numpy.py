@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VALUES = [[5e-324, -0.0, 1.7976931348623157e308], [0.1, -2.5, 3.0]]
 
 
