@@ -1,5 +1,5 @@
-"""Data sets: the disk task and one-hot encoding; ``TensorDataset`` and ``DataLoader``,
-written once for both backends."""
+"""Data sets: the disk task and one-hot encoding; Playground's data sets and input
+``features``; ``TensorDataset`` and ``DataLoader``, written once for both backends."""
 
 from __future__ import annotations
 
@@ -320,3 +320,211 @@ class DataLoader:
     def __repr__(self) -> str:
         return (f"DataLoader({type(self.dataset).__name__} of {len(self.dataset)} samples, batch_size="
                 f"{self.batch_size}, shuffle={self.shuffle}, drop_last={self.drop_last}, backend {self._backend})")
+
+
+# --- Playground's data sets -------------------------------------------------------------------
+
+CLASSIFICATION_SETS = ("circle", "xor", "gauss", "spiral", "moons")
+"""The classification data sets of the playground: class indices from 0."""
+
+REGRESSION_SETS = ("plane", "gauss_regression")
+"""The regression data sets of the playground: one float label per point."""
+
+FEATURES = ("x1", "x2", "x1^2", "x2^2", "x1*x2", "sin(x1)", "sin(x2)")
+"""The input features that :func:`features` computes, by name, in the playground's order."""
+
+_GAUSSIANS = ((-4.0, 2.5, 1.0), (0.0, 2.5, -1.0), (4.0, 2.5, 1.0),
+              (-4.0, -2.5, -1.0), (0.0, -2.5, 1.0), (4.0, -2.5, -1.0))
+"""gauss_regression's bumps: centre x, centre y and sign."""
+
+
+def _check_noise(noise: Any, who: str) -> float:
+    """``noise`` as a float in [0, 1], else a ``TypeError`` / ``ValueError`` naming ``who``."""
+    if isinstance(noise, bool) or not isinstance(noise, numbers.Real):
+        raise TypeError(f"{who}: noise must be a number in [0, 1], got {type(noise).__name__}")
+    value = float(noise)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{who}: noise must be a number in [0, 1] (a fraction: 0.5 is 50%), got {noise!r}")
+    return value
+
+
+def _split(n: int, k: int) -> list:
+    """How many of ``n`` points each of ``k`` classes gets: ``n // k``, one more for the first ``n % k``."""
+    return [n // k + (1 if c < n % k else 0) for c in range(k)]
+
+
+def playground_points(name: str, n: Any, noise: Any = 0.0, generator: Any = None, classes: Any = 2) -> tuple:
+    """``(rows, labels)`` of the playground data set ``name`` as plain lists, drawn from ``generator``.
+
+    ``generator`` must already be resolved (an object with ``random``, ``uniform`` and
+    ``normal``): each backend's ``data`` module passes its own. The draw order of each
+    set is in docs/NUMERICS.md ("Draw order"); :func:`circle` and the others wrap this.
+    """
+    who = f"data.{name}"
+    n = _check_count(n, who)
+    noise = _check_noise(noise, who)
+    if n > sys.maxsize // 64:
+        raise MemoryError(f"{who}: n = {n} is too large to hold in memory")
+    g = generator
+    uni = g.uniform
+    rows: list = []
+    labels: list = []
+    if name == "circle":
+        for c, (lo, hi) in enumerate(((0.0, 2.5), (3.5, 5.0))):  # inner disk: class 1, outer ring: class 0
+            for _ in range(_split(n, 2)[c]):
+                r = uni(lo, hi)
+                angle = uni(0.0, 2.0 * math.pi)
+                x = r * math.sin(angle)
+                y = r * math.cos(angle)
+                nx = uni(-5.0, 5.0) * noise
+                ny = uni(-5.0, 5.0) * noise
+                px, py = x + nx, y + ny
+                rows.append([x, y])
+                labels.append(1 if math.sqrt(px * px + py * py) < 2.5 else 0)
+    elif name == "xor":
+        for _ in range(n):
+            x = uni(-5.0, 5.0)
+            x = x + 0.3 if x > 0.0 else x - 0.3
+            y = uni(-5.0, 5.0)
+            y = y + 0.3 if y > 0.0 else y - 0.3
+            nx = uni(-5.0, 5.0) * noise
+            ny = uni(-5.0, 5.0) * noise
+            rows.append([x, y])
+            labels.append(1 if (x + nx) * (y + ny) >= 0.0 else 0)
+    elif name == "gauss":
+        std = math.sqrt(0.5 + 7.0 * noise)  # the variance goes from 0.5 (no noise) to 4 (50%)
+        for c, centre in enumerate((2.0, -2.0)):  # class 1 around (2, 2) first, then class 0 around (-2, -2)
+            for _ in range(_split(n, 2)[c]):
+                x = g.normal(centre, std)
+                y = g.normal(centre, std)
+                rows.append([x, y])
+                labels.append(1 - c)
+    elif name == "spiral":
+        if isinstance(classes, bool) or not isinstance(classes, numbers.Integral) or classes < 2:
+            raise ValueError(f"{who}: classes must be an integer of at least 2, got {classes!r}")
+        k = int(classes)
+        for c, m in enumerate(_split(n, k)):
+            for i in range(m):
+                r = i / m * 5.0
+                t = 1.75 * i / m * 2.0 * math.pi + 2.0 * math.pi * c / k
+                x = r * math.sin(t) + uni(-1.0, 1.0) * noise
+                y = r * math.cos(t) + uni(-1.0, 1.0) * noise
+                rows.append([x, y])
+                labels.append(c)
+    elif name == "moons":
+        for c in range(2):  # class 0: the upper moon, class 1: the lower one
+            for _ in range(_split(n, 2)[c]):
+                t = uni(0.0, math.pi)
+                if c == 0:
+                    x, y = math.cos(t), math.sin(t)
+                else:
+                    x, y = 1.0 - math.cos(t), 0.5 - math.sin(t)
+                x = (x - 0.5) * 3.0 + uni(-3.0, 3.0) * noise
+                y = (y - 0.25) * 3.0 + uni(-3.0, 3.0) * noise
+                rows.append([x, y])
+                labels.append(c)
+    elif name in REGRESSION_SETS:
+        for _ in range(n):
+            x = uni(-6.0, 6.0)
+            y = uni(-6.0, 6.0)
+            px = x + uni(-6.0, 6.0) * noise
+            py = y + uni(-6.0, 6.0) * noise
+            if name == "plane":
+                label = (px + py) / 10.0
+            else:
+                label = 0.0
+                for cx, cy, sign in _GAUSSIANS:  # the bump largest in absolute value wins
+                    dx, dy = px - cx, py - cy
+                    v = sign * max(0.0, 1.0 - math.sqrt(dx * dx + dy * dy) / 2.0)
+                    if abs(v) > abs(label):
+                        label = v
+            rows.append([x, y])
+            labels.append(label)
+    else:
+        raise ValueError(f"data: no data set named {name!r}; the playground's are "
+                         + ", ".join(CLASSIFICATION_SETS + REGRESSION_SETS))
+    return rows, labels
+
+
+def circle(n: int, noise: float = 0.0, generator: Optional[Generator] = None) -> tuple:
+    """Playground's circle: ``n`` points in [-5, 5]^2, the first ``ceil(n/2)`` in the disk of radius
+    2.5 (class 1), the others in the ring from 3.5 to 5 (class 0); with ``noise`` (a fraction) the
+    label is that of the point moved by up to ``5 * noise`` in each coordinate. Returns an (n, 2)
+    tensor and a list of class indices."""
+    rows, labels = playground_points("circle", n, noise, _resolve(generator))
+    return Tensor._wrap(rows, (len(rows), 2)), labels
+
+
+def xor(n: int, noise: float = 0.0, generator: Optional[Generator] = None) -> tuple:
+    """Playground's xor: points in [-5.3, 5.3]^2 away from the axes, class 1 where ``x * y >= 0``."""
+    rows, labels = playground_points("xor", n, noise, _resolve(generator))
+    return Tensor._wrap(rows, (len(rows), 2)), labels
+
+
+def gauss(n: int, noise: float = 0.0, generator: Optional[Generator] = None) -> tuple:
+    """Playground's two Gaussian clusters: class 1 around (2, 2), class 0 around (-2, -2), of
+    variance from 0.5 (no noise) to 4 (``noise=0.5``)."""
+    rows, labels = playground_points("gauss", n, noise, _resolve(generator))
+    return Tensor._wrap(rows, (len(rows), 2)), labels
+
+
+def spiral(n: int, noise: float = 0.0, generator: Optional[Generator] = None, classes: int = 2) -> tuple:
+    """Playground's spiral with ``classes`` arms (any number from 2): arm ``c`` (class ``c``) is
+    turned by ``2 pi c / classes``; each point moves by up to ``noise`` in each coordinate."""
+    rows, labels = playground_points("spiral", n, noise, _resolve(generator), classes)
+    return Tensor._wrap(rows, (len(rows), 2)), labels
+
+
+def moons(n: int, noise: float = 0.0, generator: Optional[Generator] = None) -> tuple:
+    """Two interleaving half circles of radius 3 (class 0 above, class 1 below) in [-4.5, 4.5] x
+    [-2.25, 2.25]; each point moves by up to ``3 * noise`` in each coordinate."""
+    rows, labels = playground_points("moons", n, noise, _resolve(generator))
+    return Tensor._wrap(rows, (len(rows), 2)), labels
+
+
+def plane(n: int, noise: float = 0.0, generator: Optional[Generator] = None) -> tuple:
+    """Playground's regression plane: points in [-6, 6]^2 labelled ``(x + y) / 10`` (in [-1.2, 1.2]),
+    measured at the point moved by up to ``6 * noise``. Returns an (n, 2) tensor and a list of floats."""
+    rows, labels = playground_points("plane", n, noise, _resolve(generator))
+    return Tensor._wrap(rows, (len(rows), 2)), labels
+
+
+def gauss_regression(n: int, noise: float = 0.0, generator: Optional[Generator] = None) -> tuple:
+    """Playground's regression Gaussians: points in [-6, 6]^2 labelled by six bumps of height +1 or
+    -1 and radius 2 (the largest in absolute value wins), measured at the point moved by up to
+    ``6 * noise``. Returns an (n, 2) tensor and a list of floats."""
+    rows, labels = playground_points("gauss_regression", n, noise, _resolve(generator))
+    return Tensor._wrap(rows, (len(rows), 2)), labels
+
+
+def feature_rows(rows: Any, names: Any, who: str = "data.features") -> list:
+    """The rows of :func:`features` as lists, from ``rows`` (lists of two floats)."""
+    if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names:
+        raise TypeError(f"{who}: names must be a non-empty list of feature names ({', '.join(FEATURES)})")
+    for name in names:
+        if name not in FEATURES:
+            raise ValueError(f"{who}: no feature named {name!r}; the features are {', '.join(FEATURES)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{who}: a feature is named twice in {list(names)}")
+    make = {"x1": lambda a, b: a, "x2": lambda a, b: b, "x1^2": lambda a, b: a * a, "x2^2": lambda a, b: b * b,
+            "x1*x2": lambda a, b: a * b, "sin(x1)": lambda a, b: math.sin(a), "sin(x2)": lambda a, b: math.sin(b)}
+    fns = [make[name] for name in names]
+    out = []
+    for row in rows:
+        if len(row) != 2:
+            raise ValueError(f"{who}: x must have 2 columns (x1, x2), got {len(row)}")
+        a, b = row
+        out.append([f(a, b) for f in fns])
+    return out
+
+
+def features(x: Any, names: Any) -> Any:
+    """The playground's input features of the (n, 2) tensor ``x``: an (n, len(names)) tensor of
+    ``x``'s backend whose column ``j`` is the feature ``names[j]``, one of :data:`FEATURES`
+    (``x1``, ``x2``, ``x1^2``, ``x2^2``, ``x1*x2``, ``sin(x1)``, ``sin(x2)``; ``math.sin``)."""
+    fw = _tensor_backend(x)
+    if fw is None:
+        raise TypeError(f"data.features: x must be a Tensor of shape (n, 2), got {type(x).__name__}")
+    if len(x.shape) != 2:
+        raise ValueError(f"data.features: x must have shape (n, 2), got {tuple(x.shape)}")
+    return fw.tensor(feature_rows(x.tolist(), names))

@@ -1,10 +1,60 @@
 """Data sets with native kernels: the disk task and one-hot encoding (see ``pyfw.data``);
-``TensorDataset`` and ``DataLoader`` are pyfw's, written once for both backends, with
-pyfw_rs as the backend of the tensors they build when nothing else says."""
+Playground's data sets, ``features``, ``TensorDataset`` and ``DataLoader`` are pyfw's,
+written once for both backends, with pyfw_rs as the backend of the tensors they build
+when nothing else says."""
+
+from typing import Any, Optional
 
 from pyfw import data as _data
+from pyfw.data import CLASSIFICATION_SETS, FEATURES, REGRESSION_SETS, features
 
-from ._native import DISK_RADIUS2, disk, one_hot
+from . import _native
+from ._native import DISK_RADIUS2, Generator, disk, one_hot, tensor
+
+
+def _points(name: str, n: int, noise: float, generator: Optional[Generator], classes: int = 2) -> tuple:
+    """``pyfw.data.playground_points`` drawn from a pyfw_rs generator, as a pyfw_rs tensor and labels."""
+    if generator is None:
+        generator = _native.default_generator
+    elif not isinstance(generator, Generator):
+        raise TypeError(f"generator must be a pyfw_rs.Generator, got {type(generator).__name__}")
+    rows, labels = _data.playground_points(name, n, noise, generator, classes)
+    return tensor(rows), labels
+
+
+def circle(n: int, noise: float = 0.0, generator: Optional[Generator] = None) -> tuple:
+    """:func:`pyfw.data.circle` with pyfw_rs tensors and generator."""
+    return _points("circle", n, noise, generator)
+
+
+def xor(n: int, noise: float = 0.0, generator: Optional[Generator] = None) -> tuple:
+    """:func:`pyfw.data.xor` with pyfw_rs tensors and generator."""
+    return _points("xor", n, noise, generator)
+
+
+def gauss(n: int, noise: float = 0.0, generator: Optional[Generator] = None) -> tuple:
+    """:func:`pyfw.data.gauss` with pyfw_rs tensors and generator."""
+    return _points("gauss", n, noise, generator)
+
+
+def spiral(n: int, noise: float = 0.0, generator: Optional[Generator] = None, classes: int = 2) -> tuple:
+    """:func:`pyfw.data.spiral` with pyfw_rs tensors and generator."""
+    return _points("spiral", n, noise, generator, classes)
+
+
+def moons(n: int, noise: float = 0.0, generator: Optional[Generator] = None) -> tuple:
+    """:func:`pyfw.data.moons` with pyfw_rs tensors and generator."""
+    return _points("moons", n, noise, generator)
+
+
+def plane(n: int, noise: float = 0.0, generator: Optional[Generator] = None) -> tuple:
+    """:func:`pyfw.data.plane` with pyfw_rs tensors and generator."""
+    return _points("plane", n, noise, generator)
+
+
+def gauss_regression(n: int, noise: float = 0.0, generator: Optional[Generator] = None) -> tuple:
+    """:func:`pyfw.data.gauss_regression` with pyfw_rs tensors and generator."""
+    return _points("gauss_regression", n, noise, generator)
 
 
 class TensorDataset(_data.TensorDataset):
@@ -19,4 +69,5 @@ class DataLoader(_data.DataLoader):
     _default_backend = "pyfw_rs"
 
 
-__all__ = ["DISK_RADIUS2", "DataLoader", "TensorDataset", "disk", "one_hot"]
+__all__ = ["CLASSIFICATION_SETS", "DISK_RADIUS2", "DataLoader", "FEATURES", "REGRESSION_SETS", "TensorDataset",
+           "circle", "disk", "features", "gauss", "gauss_regression", "moons", "one_hot", "plane", "spiral", "xor"]
