@@ -346,7 +346,9 @@ def config_from_args(args: argparse.Namespace) -> task.Config:
     """The :class:`pyfw.task.Config` of parsed arguments: the preset's values, overridden by
     the options given (the CLI-only ones are ignored)."""
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(task.Config) if hasattr(args, f.name)}
-    return task.Config(**{**task.PRESETS[getattr(args, "preset", "seed")][1], **given})
+    name = given.get("task", "disk")
+    return task.Config(**{**task.TASK_DEFAULTS.get(name, {}), **task.PRESETS[getattr(args, "preset", "seed")][1],
+                          **given})
 
 
 def _add_backend(s: argparse.ArgumentParser) -> None:
@@ -374,7 +376,7 @@ def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = ArgumentParser(prog=prog, description=plain(__doc__.split("\n\n")[0]), formatter_class=fmt)
     sub = p.add_subparsers(dest="command", required=True, metavar="{train,predict,plot,demo,sweep}")
-    for name, helptext in (("train", "train the seed task (disk classification)"),
+    for name, helptext in (("train", "train the seed task (disk classification) or a Playground task"),
                            ("demo", "train the seed task with both backends and compare them bit for bit")):
         s = sub.add_parser(name, help=helptext, description=helptext, formatter_class=fmt)
         add_config_options(s)
@@ -476,7 +478,9 @@ def _check_resume(args: argparse.Namespace, config: task.Config) -> Optional[int
             raise ValueError("it holds no run configuration (it was not written by 'train')")
     except ValueError as e:
         raise CLIError(f"--checkpoint {path}: not a checkpoint of 'train': {e}") from None
-    stored, here = extra["config"], dataclasses.asdict(config)
+    # A field missing from the stored config is one added since: the run had its default.
+    defaults = {f.name: f.default for f in dataclasses.fields(task.Config)}
+    stored, here = {**defaults, **extra["config"]}, dataclasses.asdict(config)
     diff = {k: (stored.get(k), v) for k, v in here.items() if stored.get(k) != v}
     if set(diff) - {"epochs"}:
         said = ", ".join(f"{k} {a!r} there, {b!r} here" for k, (a, b) in diff.items())
@@ -540,14 +544,17 @@ def cmd_train(args: argparse.Namespace) -> int:
                               f"{config.epochs}; continue it with: {_resume_command(args)}") from None
         raise
     model = res.pop("model")
-    print(f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%  "
-          f"final loss {res['final_loss']:.6f}  ({res['epochs']} epochs, {res['seconds']:.2f} s, "
+    if res["train_error"] is None:  # a regression task: its losses over the whole splits
+        measured = f"train loss {res['train_loss']:.6f}  test loss {res['test_loss']:.6f}"
+    else:
+        measured = f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%"
+    print(f"{measured}  final loss {res['final_loss']:.6f}  ({res['epochs']} epochs, {res['seconds']:.2f} s, "
           f"backend {res['backend']})", file=log, flush=True)
-    if res["train_error"] >= 0.4 and res["epochs"] >= 5:
+    if res["train_error"] is not None and res["train_error"] >= 0.4 and res["epochs"] >= 5:
         print(f"pyfw: warning: the training error is {100 * res['train_error']:.1f}%, about chance: the run did "
               "not learn (try another --lr; Adam-like optimizers want about 0.001 to 0.01)", file=sys.stderr)
     if args.save:
-        io.save_model(model, args.save, preprocess=task.PREPROCESS)
+        io.save_model(model, args.save, preprocess=task.preprocess_of(config))
     if args.json == "-":
         sys.stdout.write(json.dumps(_finite_or_null(res), indent=2) + "\n")
     elif args.json:

@@ -574,6 +574,21 @@ class Preprocess:
             return x
         rows, shape = _parse(x, "Preprocess")
         cols = shape[-1]
+        if self.spec["kind"] == "features":
+            from .data import feature_rows
+            if cols != 2:
+                raise ValueError(f"Preprocess: the features map takes 2 columns (x1, x2), the input has {cols} "
+                                 f"(shape {shape})")
+            out = feature_rows(rows if len(shape) == 2 else [rows], self.spec["names"], "Preprocess")
+            shape = (len(out), len(out[0])) if len(shape) == 2 else (len(out[0]),)
+            rows = out
+            if isinstance(x, Tensor):
+                return Tensor._wrap(out, shape)
+            data = out[0] if len(shape) == 1 else out
+            for fw in _loaded_backends():
+                if isinstance(x, fw.Tensor):
+                    return fw.tensor(data)
+            return data
         shift, scale = self.spec["shift"], self.spec["scale"]
         shifts = shift if isinstance(shift, list) else [shift] * cols
         scales = scale if isinstance(scale, list) else [scale] * cols
@@ -617,6 +632,14 @@ def _check_preprocess(spec: Any, who: str) -> Optional[dict]:
     if not isinstance(spec, dict):
         raise TypeError(f"{who}: preprocess must be None or a dict such as "
                         f"{{'kind': 'affine', 'shift': -0.5, 'scale': 2.0}}, got {type(spec).__name__}")
+    if spec.get("kind") == "features" and set(spec) == {"kind", "names"}:
+        from .data import FEATURES
+        names = spec["names"]
+        if (not isinstance(names, list) or not names or any(n not in FEATURES for n in names)
+                or len(set(names)) != len(names)):
+            raise ValueError(f"{who}: preprocess names must be a list of distinct features among "
+                             f"{', '.join(FEATURES)}, got {names!r:.200}")
+        return {"kind": "features", "names": list(names)}
     if spec.get("kind") != "affine" or set(spec) != {"kind", "shift", "scale"}:
         raise ValueError(f"{who}: preprocess must have exactly the keys 'kind' ('affine'), 'shift' and "
                          f"'scale', got {spec!r:.200}")

@@ -1,5 +1,10 @@
 """The seed task as data: its options in :class:`Config`, and :func:`train` for either backend.
 
+``Config.task`` also picks one of Playground's data sets (:data:`TASKS`), with the
+input ``features``, hidden ``layers``, ``noise`` and L1/L2 regularization on the
+weights (:class:`Regularized`); :func:`build_run` builds any task's run. What
+follows describes the seed task, ``task="disk"``.
+
 The task: the disk data set (``fw.data.disk``) and a network of 2 inputs, three
 hidden layers of ``hidden`` units each followed by the chosen activation (and,
 with ``dropout > 0``, a ``Dropout``), and 2 outputs, trained with the chosen
@@ -46,6 +51,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
+from . import data as _data
 from . import io
 from .activations import ACTIVATIONS
 from .losses import LOSSES
@@ -98,6 +104,88 @@ length (StepLR's step, CosineAnnealingLR's period, ...), so a longer run is anot
 HISTORY_KEYS = ("train_errors", "test_errors", "test_losses")
 """What :func:`train` records after every epoch with ``track_errors`` (in eval mode, which
 draws nothing): the train and test error and the test loss (None where it is not finite)."""
+
+
+TASKS: dict = {
+    "disk": ("classification", "the seed task: points in [0, 1]^2, class 1 inside a disk of half the area"),
+    **{name: ("classification", f"Playground's {name}, in [-6, 6]^2") for name in _data.CLASSIFICATION_SETS},
+    **{name: ("regression", f"Playground's {name}, in [-6, 6]^2, float targets") for name in _data.REGRESSION_SETS},
+}
+"""Every task by name: ``(kind, description)``; the kind is ``classification`` or ``regression``."""
+
+TASK_DEFAULTS: dict = {
+    **{name: {"n_train": 250, "n_test": 250, "layers": "4,2", "activation": "tanh", "lr": 0.03}
+       for name in _data.CLASSIFICATION_SETS},
+    **{name: {"n_train": 600, "n_test": 600, "layers": "4,2", "activation": "tanh", "lr": 0.03}
+       for name in _data.REGRESSION_SETS},
+}
+"""The defaults of each Playground task (Playground's: 500 points, half of them for training, 1200
+for regression, a 4-2 network of tanh units, learning rate 0.03); a preset and the options given
+override them. The disk task has none: its defaults are ``Config``'s."""
+
+REGRESSION_LOSSES = ("mse", "l1", "huber", "smoothl1")
+"""The losses a regression task takes (on one float target per point)."""
+
+
+def hidden_sizes(config: "Config") -> list:
+    """The hidden layer sizes of ``config``: ``layers`` parsed (``"0"``: none), or three of ``hidden``."""
+    if config.layers == "":
+        return [config.hidden] * 3
+    if config.layers == "0":
+        return []
+    return [int(v) for v in config.layers.split(",")]
+
+
+def _valid_layers(text: str) -> bool:
+    if text in ("", "0"):
+        return True
+    parts = text.split(",")
+    return all(p.isascii() and p.isdigit() and 1 <= int(p) <= 1024 for p in parts) and len(parts) <= 64
+
+
+def _valid_features(text: str) -> bool:
+    names = text.split(",")
+    return all(n in _data.FEATURES for n in names) and len(set(names)) == len(names)
+
+
+class Regularized:
+    """An optimizer that first adds the L1 and L2 penalties' gradients to the weights' gradients
+    (never the biases'), as Playground regularizes: per element ``g += l1 * sign(w) + l2 * w``
+    (``sign(0) = 0``), computed in Python in this order, then ``optimizer.step()``. It passes
+    ``zero_grad``, ``param_groups``, ``defaults`` and the state dict on to ``optimizer``."""
+
+    def __init__(self, fw: Any, optimizer: Any, weights: list, l1: float, l2: float) -> None:
+        self.fw, self.optimizer, self.weights, self.l1, self.l2 = fw, optimizer, weights, l1, l2
+
+    @property
+    def param_groups(self) -> list:
+        """The wrapped optimizer's ``param_groups``."""
+        return self.optimizer.param_groups
+
+    @property
+    def defaults(self) -> dict:
+        """The wrapped optimizer's ``defaults``."""
+        return self.optimizer.defaults
+
+    def zero_grad(self) -> None:
+        """Zero the gradients (the wrapped optimizer's ``zero_grad``)."""
+        self.optimizer.zero_grad()
+
+    def step(self) -> None:
+        """Add the penalties' gradients to each weight's gradient, then step."""
+        l1, l2 = self.l1, self.l2
+        for w in self.weights:
+            delta = [[l1 * (1.0 if v > 0.0 else -1.0 if v < 0.0 else 0.0) + l2 * v for v in row] for row in w.tolist()]
+            w.grad.add_(self.fw.tensor(delta))
+        self.optimizer.step()
+
+    def state_dict(self) -> dict:
+        """The wrapped optimizer's state dict."""
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Load the wrapped optimizer's state dict."""
+        self.optimizer.load_state_dict(state)
 
 
 def make_scheduler(fw: Any, optimizer: Any, name: Optional[str], epochs: int) -> Any:
@@ -177,6 +265,24 @@ class Config:
                             lambda v: v in SCHEDULE_CHOICES, choices=tuple(SCHEDULE_CHOICES))
     weight_decay: float = _option(0.0, "weight decay of the optimizer", "a finite non-negative number",
                                   lambda v: 0.0 <= v < math.inf, metavar="WD")
+    task: str = _option("disk", "the data set: disk (the seed task) or one of Playground's (classification: "
+                        + ", ".join(_data.CLASSIFICATION_SETS) + "; regression: " + ", ".join(_data.REGRESSION_SETS)
+                        + "), which also sets that task's defaults (pyfw.task.TASK_DEFAULTS)",
+                        "one of " + ", ".join(TASKS), lambda v: v in TASKS, choices=tuple(TASKS))
+    noise: float = _option(0.0, "noise of a Playground data set, as a fraction (0.5 is Playground's 50 percent)",
+                           "a number in [0, 0.5]", lambda v: 0.0 <= v <= 0.5, metavar="F")
+    classes: int = _option(2, "arms (classes) of the spiral task", "an integer from 2 to 16",
+                           lambda v: 2 <= v <= 16, metavar="K")
+    features: str = _option("x1,x2", "input features, comma-separated: " + ", ".join(_data.FEATURES),
+                            "a comma-separated list of distinct features among " + ", ".join(_data.FEATURES),
+                            _valid_features, metavar="NAMES")
+    layers: str = _option("", "hidden layer sizes, comma-separated ('4,2'; '0': no hidden layer); empty: three "
+                          "layers of 'hidden' units", "empty, '0' or comma-separated sizes from 1 to 1024",
+                          _valid_layers, metavar="SIZES")
+    l1: float = _option(0.0, "L1 regularization rate on the weights (not the biases)",
+                        "a finite non-negative number", lambda v: 0.0 <= v < math.inf, metavar="RATE")
+    l2: float = _option(0.0, "L2 regularization rate on the weights (not the biases)",
+                        "a finite non-negative number", lambda v: 0.0 <= v < math.inf, metavar="RATE")
 
     def __post_init__(self) -> None:
         """Check every field against its type and its ``valid`` predicate."""
@@ -191,6 +297,18 @@ class Config:
                                 f"got {type(value).__name__} {value!r}")
             if not f.metadata["valid"](value):
                 raise ValueError(f"Config: {f.name} must be {f.metadata['must_be']}, got {value!r}")
+        if TASKS[self.task][0] == "regression" and self.loss not in REGRESSION_LOSSES:
+            raise ValueError(f"Config: the regression task {self.task} takes the loss "
+                             f"{', '.join(REGRESSION_LOSSES)}, got {self.loss!r}")
+        if self.task == "disk" and self.features != "x1,x2":
+            raise ValueError(f"Config: the disk task takes the features x1,x2 only, got {self.features!r}")
+
+    @classmethod
+    def for_task(cls, task: str = "disk", **fields: Any) -> "Config":
+        """The ``Config`` of ``task`` with its :data:`TASK_DEFAULTS`, overridden by ``fields``."""
+        if task not in TASKS:
+            raise ValueError(f"Config: task must be one of {', '.join(TASKS)}, got {task!r}")
+        return cls(**{**TASK_DEFAULTS.get(task, {}), **fields, "task": task})
 
 
 PRESETS: dict = {
@@ -200,6 +318,66 @@ PRESETS: dict = {
               "activation": "silu", "batch_size": 100}),
 }
 """Named recipes: ``(description, Config fields)``; ``Config(**PRESETS[name][1])`` is the recipe."""
+
+
+def make_task_data(fw: Any, g: Any, config: "Config") -> tuple:
+    """``(x_train, labels_train, x_test, labels_test)`` of ``config``'s task: the training set, then the
+    test set, drawn from ``g``; the disk task's inputs standardized (:func:`make_data`), a Playground
+    task's raw, both then mapped to ``config.features`` (``fw.data.features``)."""
+    if config.task == "disk":
+        return make_data(fw, g, config.n_train, config.n_test)
+    make = getattr(fw.data, config.task)
+    extra = {"classes": config.classes} if config.task == "spiral" else {}
+    x_train, y_train = make(config.n_train, config.noise, generator=g, **extra)
+    x_test, y_test = make(config.n_test, config.noise, generator=g, **extra)
+    names = config.features.split(",")
+    return fw.data.features(x_train, names), y_train, fw.data.features(x_test, names), y_test
+
+
+def preprocess_of(config: "Config") -> Optional[dict]:
+    """The input preprocessing a model file of ``config``'s run stores (``pyfw.io.Preprocess``)."""
+    if config.task == "disk":
+        return PREPROCESS
+    return None if config.features == "x1,x2" else {"kind": "features", "names": config.features.split(",")}
+
+
+def outputs_of(config: "Config") -> int:
+    """The model's outputs: one per class, or one for a regression task."""
+    if TASKS[config.task][0] == "regression":
+        return 1
+    return config.classes if config.task == "spiral" else 2
+
+
+def build_run(fw: Any, config: "Config") -> dict:
+    """Everything a run of ``config`` needs, drawn from one ``fw.Generator(config.seed)`` in the
+    documented order: ``generator``, ``x_train``, ``y_train``, ``x_test``, ``y_test``, ``targets``
+    and ``test_targets`` (what the loss takes), ``model``, ``criterion``, ``optimizer`` (wrapped in
+    :class:`Regularized` when ``l1`` or ``l2`` is set), ``scheduler`` and ``regression``."""
+    g = fw.Generator(config.seed)
+    x_train, y_train, x_test, y_test = make_task_data(fw, g, config)
+    loss_name = LOSS_CHOICES[config.loss]
+    regression = TASKS[config.task][0] == "regression"
+    target_kind, head = ("column", None) if regression else LOSS_SETUP[loss_name]
+    k = outputs_of(config)
+    model = make_model(fw, g, config.activation, config.hidden, config.dropout, head,
+                       sizes=[len(config.features.split(","))] + hidden_sizes(config) + [k])
+    criterion = getattr(fw, loss_name)()
+    inner = getattr(fw, OPTIMIZER_CHOICES[config.optimizer])(model.param(), lr=config.lr,
+                                                             weight_decay=config.weight_decay)
+    optimizer = inner
+    if config.l1 > 0.0 or config.l2 > 0.0:
+        weights = [m.weight for m in model if isinstance(m, fw.Linear)]
+        optimizer = Regularized(fw, inner, weights, config.l1, config.l2)
+    scheduler = make_scheduler(fw, inner, SCHEDULE_CHOICES[config.schedule], config.epochs)
+
+    def targets_of(labels: list) -> Any:
+        if target_kind == "column":
+            return fw.tensor([[v] for v in labels])
+        return list(labels) if target_kind == "index" else fw.data.one_hot(labels, k)
+
+    return {"generator": g, "x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test,
+            "targets": targets_of(y_train), "test_targets": targets_of(y_test), "model": model,
+            "criterion": criterion, "optimizer": optimizer, "scheduler": scheduler, "regression": regression}
 
 
 def make_data(fw: Any, g: Any, n_train: int = 1000, n_test: int = 1000) -> tuple:
@@ -215,25 +393,28 @@ def standardize(fw: Any, x: Any) -> Any:
 
 
 def make_model(fw: Any, g: Any, activation: str = "relu", hidden: int = 25, dropout: float = 0.0,
-               head: Optional[str] = None) -> Any:
+               head: Optional[str] = None, sizes: Optional[list] = None) -> Any:
     """2 inputs, three hidden layers of ``hidden`` units, 2 outputs, as an ``fw.Sequential``.
 
     Each hidden Linear is followed by ``getattr(fw, name)()``, where ``name`` is the
     class name that :data:`ACTIVATION_CHOICES` gives ``activation``, and, if
     ``dropout > 0``, by ``fw.Dropout(dropout, generator=g)``; ``head`` names an
     activation put after the last Linear. The Linear layers draw their initial
-    values from ``g`` in module order.
+    values from ``g`` in module order. ``sizes`` (inputs, hidden sizes..., outputs) replaces the
+    seed's ``[2, hidden, hidden, hidden, 2]``.
     """
     if activation not in ACTIVATION_CHOICES:
         raise ValueError(f"make_model: activation must be one of {', '.join(ACTIVATION_CHOICES)}, "
                          f"got {activation!r}")
     act = getattr(fw, ACTIVATION_CHOICES[activation])
+    if sizes is None:
+        sizes = [2, hidden, hidden, hidden, 2]
     layers = []
-    for n_in in (2, hidden, hidden):
-        layers += [fw.Linear(n_in, hidden, generator=g), act()]
+    for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
+        layers += [fw.Linear(n_in, n_out, generator=g), act()]
         if dropout > 0.0:
             layers.append(fw.Dropout(dropout, generator=g))
-    layers.append(fw.Linear(hidden, 2, generator=g))
+    layers.append(fw.Linear(sizes[-2], sizes[-1], generator=g))
     if head is not None:
         layers.append(getattr(fw, head)())
     return fw.Sequential(*layers)
@@ -291,16 +472,15 @@ def train(fw: Any, config: Config = Config(),
     when this run does not (or the other way round), is a ``ValueError`` naming the
     file, raised before training.
     """
-    g = fw.Generator(config.seed)
-    x_train, y_train, x_test, y_test = make_data(fw, g, config.n_train, config.n_test)
+    run = build_run(fw, config)
+    g, model, criterion, optimizer, scheduler = (run[k] for k in ("generator", "model", "criterion", "optimizer",
+                                                                  "scheduler"))
+    x_train, y_train, x_test, y_test, targets = (run[k] for k in ("x_train", "y_train", "x_test", "y_test", "targets"))
+    regression = run["regression"]
+    if regression and track_errors:
+        raise ValueError(f"train: the task {config.task} is a regression, which has no error to track; "
+                         "its result holds the train and test loss")
     loss_name = LOSS_CHOICES[config.loss]
-    target_kind, head = LOSS_SETUP[loss_name]
-    model = make_model(fw, g, config.activation, config.hidden, config.dropout, head)
-    criterion = getattr(fw, loss_name)()
-    optimizer = getattr(fw, OPTIMIZER_CHOICES[config.optimizer])(
-        model.param(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = make_scheduler(fw, optimizer, SCHEDULE_CHOICES[config.schedule], config.epochs)
-    targets = list(y_train) if target_kind == "index" else fw.data.one_hot(y_train, 2)
     options = dict(fit_options or {})
     checkpoint = options.get("checkpoint")
     history: dict = {key: [] for key in HISTORY_KEYS}
@@ -318,7 +498,7 @@ def train(fw: Any, config: Config = Config(),
         if extra is not None and not isinstance(extra, dict):
             raise TypeError(f"train: checkpoint_extra must be a dict to hold the history, got {type(extra).__name__}")
         options["checkpoint_extra"] = {**(extra or {}), "history": history}  # the live lists: saved each epoch
-    test_targets = list(y_test) if target_kind == "index" else fw.data.one_hot(y_test, 2)
+    test_targets = run["test_targets"]
     test_criterion = getattr(fw, loss_name)()
 
     def measure() -> None:
@@ -349,10 +529,14 @@ def train(fw: Any, config: Config = Config(),
     seconds = time.perf_counter() - start
     model.eval()
     backend = {module: short for short, module in BACKENDS.items()}.get(fw.__name__, fw.__name__)
+    if regression:
+        measured = {"train_error": None, "test_error": None,
+                    "train_loss": getattr(fw, loss_name)()(model(x_train), targets),
+                    "test_loss": getattr(fw, loss_name)()(model(x_test), test_targets)}
+    else:
+        measured = {"train_error": error_rate(model(x_train), y_train), "test_error": error_rate(model(x_test), y_test)}
     return {
-        "backend": backend, **dataclasses.asdict(config),
-        "train_error": error_rate(model(x_train), y_train),
-        "test_error": error_rate(model(x_test), y_test),
+        "backend": backend, **dataclasses.asdict(config), **measured,
         "final_loss": losses[-1], "losses": losses, "seconds": seconds, "model": model,
         **(history if track_errors else {}),
     }
