@@ -375,7 +375,7 @@ def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
     show it, e.g. ``python -m pyfw``); ``--help`` shows every default."""
     fmt = argparse.ArgumentDefaultsHelpFormatter
     p = ArgumentParser(prog=prog, description=plain(__doc__.split("\n\n")[0]), formatter_class=fmt)
-    sub = p.add_subparsers(dest="command", required=True, metavar="{train,predict,plot,demo,sweep}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{train,predict,plot,demo,sweep,playground}")
     for name, helptext in (("train", "train the seed task (disk classification) or a Playground task"),
                            ("demo", "train the seed task with both backends and compare them bit for bit")):
         s = sub.add_parser(name, help=helptext, description=helptext, formatter_class=fmt)
@@ -443,7 +443,35 @@ def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
                            metavar=f.metadata.get("metavar", "N"), help=f"with --model: {f.metadata['help']}")
     _add_backend(s)
     add_sweep_parser(sub, fmt)
+    s = sub.add_parser("playground", help="serve the playground: train small networks live in the browser",
+                       description="Serve a page (standard library only, no network) where 2-D data sets, "
+                                   "features and networks are chosen, trained live on this machine and "
+                                   "exported as a model file or as the 'pyfw train' command that repeats "
+                                   "the run. Ctrl-C stops it.", formatter_class=fmt)
+    s.add_argument("--host", default="127.0.0.1", help="the address to serve (another than this machine's "
+                                                       "own gets a warning)")
+    s.add_argument("--port", type=_port, default=8000, help="the port (0: any free one)")
+    s.add_argument("--open", action="store_true", help="open the page in the web browser")
+    _add_backend(s)
     return p
+
+
+def _port(text: str) -> int:
+    value = parse_number(text, int)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 0 to 65535, got {text!r}")
+    return value
+
+
+def cmd_playground(args: argparse.Namespace) -> int:
+    """Serve the playground until Ctrl-C."""
+    from . import playground
+    fw = load_backend(args.backend)
+    try:
+        playground.serve(args.host, args.port, fw, open_browser=args.open)
+    except OSError as e:
+        raise CLIError(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
+    return 0
 
 
 class Interrupted(CLIError):
@@ -972,7 +1000,8 @@ def _mean(values: list) -> float:
     return total / len(values)
 
 
-COMMANDS = {"train": cmd_train, "predict": cmd_predict, "plot": cmd_plot, "demo": cmd_demo, "sweep": cmd_sweep}
+COMMANDS = {"train": cmd_train, "predict": cmd_predict, "plot": cmd_plot, "demo": cmd_demo, "sweep": cmd_sweep,
+            "playground": cmd_playground}
 """The subcommands and the functions that run them."""
 
 
