@@ -42,6 +42,16 @@ class Activation(Module):
             raise AttributeError(f"{type(self).__name__}.{name} is read-only")
         super().__setattr__(name, value)
 
+    def _check_restored(self) -> None:
+        """An unpickled activation's arguments pass its member's constructor again, and are kept
+        as the constructor stores them."""
+        super()._check_restored()
+        member = next(c for c in type(self).__mro__ if c.__module__ == __name__)
+        fresh = member.__new__(member)
+        member.__init__(fresh, **{name: self.__dict__.get(name) for name in member._params})
+        for name in member._params:
+            self.__dict__[name] = fresh.__dict__[name]
+
     def forward(self, x: Any) -> Tensor:
         """Apply the activation to a 1-D or 2-D input."""
         x = as_tensor(x, self._name())

@@ -964,11 +964,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     start, first = time.perf_counter(), [None]
     best: dict = {}
 
+    def count(rec: dict) -> None:
+        best.setdefault(sw.label(rec["setting"]), []).append(rec["test_error"])
+
+    def resumed(recs: list, n: int) -> None:
+        for rec in recs:  # the runs already in --out count towards the best so far
+            count(rec)
+
     def progress(rec: dict, done: int, n: int) -> None:
         if first[0] is None:
             first[0] = done - 1  # runs that were already in --out
-        g = best.setdefault(sw.label(rec["setting"]), [])
-        g.append(rec["test_error"])
+        count(rec)
         means = {k: _mean(v) for k, v in best.items()}
         name = min(means, key=lambda k: means[k])
         new = done - first[0]
@@ -980,7 +986,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     try:
         results = sw.sweep(settings, seeds, None, fw=fw, base=base, workers=args.workers, out=args.out,
-                           resume=args.resume, on_result=progress)
+                           resume=args.resume, on_result=progress, on_resumed=resumed)
     except KeyboardInterrupt:
         raise CLIError(f"interrupted; the finished runs are in {args.out}: run the same command with --resume "
                        "to continue", 130) from None

@@ -1097,6 +1097,15 @@ def checkpoint_info(path: PathLike) -> dict:
     return {"epoch": ck.epoch, "losses": list(ck.losses), "extra": ck.doc.get("extra")}
 
 
+def _param_id(text: str, what: str) -> int:
+    """The parameter index that a checkpoint writes as ``str(i)`` in ``text``; ``ValueError`` for any
+    other spelling (``"01"``, ``"+1"``, ``" 1"``, ``"1_0"``), which would alias another index."""
+    if not (isinstance(text, str) and text.isascii() and text.isdigit() and str(int(text)) == text):
+        raise ValueError(f"{what} {text!r:.40} is not a parameter index as save_checkpoint writes it "
+                         f"(decimal digits without a leading zero), so it could alias another")
+    return int(text)
+
+
 def load_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any = None,
                     generator: Any = None) -> dict:
     """Restore a run written by :func:`save_checkpoint` into the given objects.
@@ -1118,11 +1127,11 @@ def load_checkpoint(path: PathLike, model: Any, optimizer: Any, scheduler: Any =
     state: dict = {}
     try:
         for key, plain in doc["optimizer"]["state"].items():
-            state[int(key)] = dict(plain)
+            state[_param_id(key, "the state key")] = dict(plain)
         for name, v in tensors.items():
             if name.startswith("optimizer."):
                 _, i, buf = name.split(".", 2)
-                state.setdefault(int(i), {})[buf] = v
+                state.setdefault(_param_id(i, f"the index of tensor {name!r:.80}"), {})[buf] = v
         optimizer_sd = {"state": state, "param_groups": doc["optimizer"]["param_groups"]}
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise ValueError(f"{who}: {path}: invalid optimizer state ({e})") from None

@@ -148,7 +148,8 @@ def _config_of(rec: Mapping[str, Any]) -> task.Config:
 def sweep(configs: Iterable[Any], seeds: Iterable[int], executor: Optional[concurrent.futures.Executor] = None,
           *, fw: Any = None, base: Optional[task.Config] = None, workers: Optional[int] = None,
           out: Optional[PathLike] = None, resume: bool = False,
-          on_result: Optional[Callable[[dict, int, int], None]] = None) -> List[dict]:
+          on_result: Optional[Callable[[dict, int, int], None]] = None,
+          on_resumed: Optional[Callable[[List[dict], int], None]] = None) -> List[dict]:
     """Train every setting of ``configs`` with every seed of ``seeds``; return the results.
 
     ``configs``: ``pyfw.task.Config`` objects, or dicts of settings applied over ``base``
@@ -159,7 +160,9 @@ def sweep(configs: Iterable[Any], seeds: Iterable[int], executor: Optional[concu
     to ``pyfw_rs``). With ``out``, each result is appended to that JSON-lines file as
     it finishes; an existing file is refused (``FileExistsError``) unless ``resume``,
     which skips the runs it holds. ``on_result(result, done, total)`` is called in the
-    caller's thread after each run. Returns one result per run, in the order of
+    caller's thread after each run; ``on_resumed(results, total)`` once before any run,
+    with the results of this sweep that ``out`` already holds (so that a progress
+    report counts them too). Returns one result per run, in the order of
     ``configs`` then ``seeds``, whatever order they finished in.
     """
     if fw is None:
@@ -200,6 +203,8 @@ def sweep(configs: Iterable[Any], seeds: Iterable[int], executor: Optional[concu
                     done[k] = rec
             _drop_cut_line(path)
     total = len(runs)
+    if on_resumed is not None:
+        on_resumed([done[k] for k, _, _ in runs if k in done], total)
     results = dict(done)
     todo = [(k, setting, c) for k, setting, c in runs if k not in done]
     own = executor is None and bool(todo)

@@ -170,6 +170,41 @@ class Tensor:
             rows = summarized(rows)
         return format_repr(rows)
 
+    def __setstate__(self, state: Any) -> None:
+        """Restore a copied or unpickled tensor (``copy``, ``deepcopy``, ``pickle``), checked as
+        :func:`tensor` checks its data, since a pickle may have been changed: the shape a tuple of
+        one or more positive ints, the rows one list per index over all dimensions but the last
+        (row-major), each of ``shape[-1]`` finite real numbers (stored as floats), and ``grad`` None
+        or a tensor of that shape. ``TypeError`` or ``ValueError`` naming the tensor; the restored
+        tensor shares no row list with the original."""
+        who = "Tensor (copied or unpickled)"
+        slots = state[1] if isinstance(state, tuple) and len(state) == 2 else state
+        if not isinstance(slots, dict):
+            raise TypeError(f"{who}: cannot restore from a {type(slots).__name__}")
+        shape, rows, grad = slots.get("_shape"), slots.get("_rows"), slots.get("_grad")
+        if (not isinstance(shape, tuple) or not shape
+                or not all(type(d) is int and d > 0 for d in shape)):  # noqa: E721 - bool is no size
+            raise ValueError(f"{who}: the shape must be a tuple of one or more positive ints, got {shape!r:.80}")
+        count = 1
+        for d in shape[:-1]:
+            count *= d
+        if not isinstance(rows, list) or len(rows) != count:
+            got = f"{len(rows)}" if isinstance(rows, list) else f"a {type(rows).__name__}"
+            raise ValueError(f"{who}: shape {shape} is stored as {count} row(s) of {shape[-1]} values, got {got}")
+        checked = []
+        for r, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) != shape[-1]:
+                got = f"{len(row)} items" if isinstance(row, list) else f"a {type(row).__name__}"
+                raise ValueError(f"{who}: shape {shape} has rows of {shape[-1]}, row {r} holds {got}")
+            checked.append([_number(v, who) for v in row])
+        if grad is not None:
+            if not isinstance(grad, Tensor) or grad is self:
+                raise TypeError(f"{who}: grad must be None or another pyfw Tensor, got {type(grad).__name__}")
+            gshape = getattr(grad, "_shape", shape)  # not yet restored: a gradient whose gradient is this one
+            if gshape != shape:
+                raise ValueError(f"{who}: gradient shape {gshape} differs from {shape}")
+        self._rows, self._shape, self._grad = checked, shape, grad
+
 
 SUMMARY_THRESHOLD = 1000
 """Tensors with more elements print only their first and last ``EDGE_ITEMS`` rows and columns."""

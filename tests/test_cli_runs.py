@@ -135,9 +135,7 @@ def same_run(a: dict, b: dict) -> None:
 
 
 @pytest.mark.parametrize("backend", ["py", "rs"])
-# reducelronplateau is left out here: its checkpoint holds an infinity ("mode_worse") that the
-# checkpoint reader refuses, a separate fault of the checkpoint format.
-@pytest.mark.parametrize("schedule", sorted(task.EPOCH_FREE_SCHEDULES - {"reducelronplateau"}))
+@pytest.mark.parametrize("schedule", sorted(task.EPOCH_FREE_SCHEDULES))
 def test_resume_with_more_epochs_extends_a_finished_run_bit_for_bit(tmp_path: Path, backend: str,
                                                                    schedule: str) -> None:
     load_backend(backend)

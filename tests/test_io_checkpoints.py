@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import load_backend
-from fwtest import hexes, state_hex
+from fwtest import hexes, sd_hex, state_hex
 
 import pyfw
 from pyfw import io, task
@@ -193,6 +193,51 @@ def test_a_refused_generator_state_puts_everything_back(fw: ModuleType, tmp_path
     with pytest.raises(ValueError, match="does not fit this run"):
         io.load_checkpoint(path, other, opt2, generator=g)
     assert (state_hex(other), other[2][0].generator.get_state(), g.get_state()) == before
+
+
+def opt_hex(opt: Any) -> dict:
+    """An optimizer's state, every buffer as ``float.hex`` strings."""
+    return {i: sd_hex(entry) for i, entry in opt.state_dict()["state"].items()}
+
+
+def test_optimizer_indices_that_alias_are_refused(fw: ModuleType, tmp_path: Path) -> None:
+    """A checkpoint writes parameter index i as str(i); "01" (or "+1", " 1", "1_0") would be the
+    same int as "1", so the last of the two would win without a word."""
+    path = tmp_path / "ck.safetensors"
+    model, opt, x, t, g = small_run(fw)
+    fw.fit(model, fw.MSELoss(), opt, x, t, 1, batch_size=8, generator=g)
+    io.save_checkpoint(path, model, opt, epoch=1, losses=[1.0])
+    meta = io.load_safetensors_metadata(path)
+    tensors = io.load_safetensors(path)
+    assert "optimizer.1.momentum_buffer" in tensors
+
+    def rewrite(doc_edit: Any = None, rename: Any = None) -> None:
+        doc = json.loads(meta["pyfw.checkpoint"])
+        if doc_edit:
+            doc_edit(doc["optimizer"]["state"])
+        named = {rename(k) if rename else k: v for k, v in tensors.items()}
+        io.save_safetensors(named, path, {**meta, "pyfw.checkpoint": json.dumps(doc)})
+
+    def spell(text: str) -> Any:
+        return lambda k: k.replace("optimizer.1.", f"optimizer.{text}.")
+
+    cases = [(lambda s: s.update({"01": s["1"]}), None, "the state key '01'")]
+    for text in ("01", "+1", " 1", "1_0", "\u0661"):
+        cases.append((None, spell(text), f"the index of tensor 'optimizer.{text}.momentum_buffer'"))
+    for text in ("+1", "1 ", "٠1"):
+        cases.append((lambda s, text=text: s.update({text: s.pop("1")}), None, f"the state key {text!r}"))
+    for doc_edit, rename, said in cases:
+        rewrite(doc_edit, rename)
+        fresh, opt2, *_ = small_run(fw)
+        before = (state_hex(fresh), opt_hex(opt2))
+        with pytest.raises(ValueError, match="invalid optimizer state") as e:
+            io.load_checkpoint(path, fresh, opt2)
+        assert str(path) in str(e.value) and said in str(e.value), str(e.value)
+        assert (state_hex(fresh), opt_hex(opt2)) == before
+    rewrite()  # as written: loads
+    fresh, opt2, *_ = small_run(fw)
+    io.load_checkpoint(path, fresh, opt2)
+    assert opt_hex(opt2) == opt_hex(opt)
 
 
 # ---- what fit and the CLI refuse -----------------------------------------------------------------

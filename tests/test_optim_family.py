@@ -447,6 +447,7 @@ def _bad_state_dicts(fw: ModuleType) -> list:
         ("state-key-bool", edit(lambda d: d["state"].update({True: d["state"].pop(1)}))),
         ("state-key-float", edit(lambda d: d["state"].update({1.0: d["state"].pop(1)}))),
         ("state-key-str", edit(lambda d: d["state"].update({"1": d["state"].pop(1)}))),
+        ("param-id-bool", edit(lambda d: d["param_groups"][0].update(params=[0, True]))),
         # sums of squares are never negative: sqrt of one would be NaN (or math's domain error)
         ("exp-avg-sq-negative", edit(lambda d: d["state"][1].update(exp_avg_sq=[0.0, 1.0, -5.0, 0.0, 0.0]))),
         ("max-exp-avg-sq-negative", edit(lambda d: d["state"][0].update(max_exp_avg_sq=[[-1e-300] * 4] * 3))),

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -127,6 +130,92 @@ def test_cli_sweep_one_worker_two_threads_and_resume(tmp_path: Path) -> None:
                 "--plot", str(svg), "--backend", "rs", *SMALL, cwd=tmp_path)
     assert p.returncode == 0 and "relu" in p.stdout and ET.parse(svg).getroot().tag.endswith("svg")
     assert len((tmp_path / "w1.jsonl").read_text(encoding="utf-8").splitlines()) == 20, "nothing ran again"
+
+
+def test_cli_sweep_best_so_far_counts_the_runs_already_in_a_resumed_file(tmp_path: Path) -> None:
+    """The progress line of a resumed sweep: its best setting and mean over every run of --out,
+    those of the earlier session included."""
+    load_backend("rs")
+    out = tmp_path / "r.jsonl"
+    args = ["sweep", "--grid", "activation=relu,silu", "--out", str(out), "--backend", "rs", "--workers", "1",
+            *SMALL]
+    assert run_cli(*args, "--seeds", "0-1", cwd=tmp_path).returncode == 0
+    p = run_cli(*args, "--seeds", "0-2", "--resume", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    lines = [x for x in p.stderr.splitlines() if "best so far" in x]
+    recs = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert len(recs) == 6 and [x.split("]")[0] for x in lines] == ["[5/6", "[6/6"]
+    for line, upto in zip(lines, (5, 6)):
+        errors: dict = {}
+        for r in recs[:upto]:
+            errors.setdefault(sw.label(r["setting"]), []).append(r["test_error"])
+        means = {}
+        for k, v in errors.items():
+            total = 0.0
+            for e in v:
+                total += e
+            means[k] = total / len(v)
+        name = min(means, key=lambda k: means[k])
+        assert line.endswith(f"best so far: {name} {100 * means[name]:.2f}% mean test error over "
+                             f"{len(errors[name])} seeds"), (line, errors)
+
+
+def _children(pid: int) -> list:
+    """The pids of the processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the worker processes from /proc")
+def test_cli_sweep_ctrl_c_is_one_line_naming_resume_and_stops_the_workers(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) after the first result:
+    status 130, one line that names --resume, no traceback, the workers gone, the results kept."""
+    out = tmp_path / "r.jsonl"
+    p = subprocess.Popen([sys.executable, "-m", "pyfw", "sweep", "--grid", "activation=relu,silu", "--seeds", "0-9",
+                          "--out", str(out), "--backend", "py", "--workers", "2", "--quiet", "--epochs", "10",
+                          "--n-train", "100", "--n-test", "40", "--batch-size", "16"],
+                         cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.exists() and out.read_text(encoding="utf-8").count("\n") >= 1):
+            assert p.poll() is None and time.monotonic() < deadline, "no result line appeared"
+            time.sleep(0.02)
+        workers = _children(p.pid)
+        assert workers, "a process pool runs the pure-Python sweep"
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130, err
+    lines = err.splitlines()
+    assert "Traceback" not in err and lines[-1].startswith("pyfw: interrupted"), err
+    assert [x for x in lines if "--resume" in x] == [lines[-1]], err
+    assert str(out) in lines[-1]
+    deadline = time.monotonic() + 30
+    while any(_running(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_running(w) for w in workers), "the workers were stopped"
+    done = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert 1 <= len(done) < 20
 
 
 @pytest.mark.parametrize("args, message", [

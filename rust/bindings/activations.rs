@@ -117,22 +117,23 @@ macro_rules! py_members {
                 }
 
                 #[pyo3(signature = ($($arg = Given::Missing),*))]
-                fn __init__<'py>(mut slf: PyRefMut<'py, Self>, $($arg: Given<'py>),*) -> PyResult<()> {
+                fn __init__<'py>(slf: &Bound<'py, Self>, $($arg: Given<'py>),*) -> PyResult<()> {
                     #[allow(unused_variables)]
                     let d = kernels::$name::default();
                     let k = kernels::$name {
                         $($arg: $arg.or(d.$arg, stringify!($name), stringify!($arg))?),*
                     };
                     kernels::ActivationKernel::check(&k).py()?;
-                    slf.k = k;
-                    slf.as_super().state = ActState::new(k.into());
+                    let mut me = slf.busy_mut()?;
+                    me.k = k;
+                    me.as_super().state = ActState::new(k.into());
                     Ok(())
                 }
 
                 $(
                     #[getter]
-                    fn $arg(&self) -> $ty {
-                        self.k.$arg
+                    fn $arg(slf: &Bound<'_, Self>) -> PyResult<$ty> {
+                        Ok(slf.busy_ref()?.k.$arg)
                     }
                 )*
 

@@ -220,17 +220,21 @@ impl PyGenerator {
     }
 
     /// The seed last given (reduced modulo 2**64).
-    fn initial_seed(&self) -> u64 {
-        self.g.initial_seed()
+    fn initial_seed(slf: &Bound<'_, Self>) -> PyResult<u64> {
+        Ok(slf.busy_ref()?.g.initial_seed())
     }
 
     /// `{"seed": initial_seed(), "state": s}`: all the generator holds, as two ints in
     /// [0, 2**64). A new dict each call; `set_state` of it (in either backend) resumes the
     /// same stream.
-    fn get_state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let d = PyDict::new(py);
-        d.set_item("seed", self.g.initial_seed())?;
-        d.set_item("state", self.g.state())?;
+    fn get_state<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        let (seed, state) = {
+            let me = slf.busy_ref()?;
+            (me.g.initial_seed(), me.g.state())
+        };
+        let d = PyDict::new(slf.py());
+        d.set_item("seed", seed)?;
+        d.set_item("state", state)?;
         Ok(d)
     }
 
@@ -247,13 +251,13 @@ impl PyGenerator {
     }
 
     /// The next raw 64-bit output.
-    fn next_u64(&mut self) -> u64 {
-        self.g.next_u64()
+    fn next_u64(slf: &Bound<'_, Self>) -> PyResult<u64> {
+        Ok(slf.busy_mut()?.g.next_u64())
     }
 
     /// A float uniform in [0, 1) with 53 random bits.
-    fn random(&mut self) -> f64 {
-        self.g.random()
+    fn random(slf: &Bound<'_, Self>) -> PyResult<f64> {
+        Ok(slf.busy_mut()?.g.random())
     }
 
     /// `low + (high - low) * random()`, with `low` and `high` converted to float first.
@@ -288,13 +292,16 @@ impl PyGenerator {
     }
 
     /// An unbiased integer in [0, n), by rejection sampling.
-    fn randbelow(&mut self, n: &Bound<'_, PyAny>) -> PyResult<u64> {
+    fn randbelow(slf: &Bound<'_, Self>, n: &Bound<'_, PyAny>) -> PyResult<u64> {
         let n = check_count(n, "Generator.randbelow")?;
-        self.g.randbelow(n).py()
+        slf.busy_mut()?.g.randbelow(n).py()
     }
 
-    fn __repr__(&self) -> String {
-        format!("Generator(seed={})", self.g.initial_seed())
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        Ok(format!(
+            "Generator(seed={})",
+            slf.busy_ref()?.g.initial_seed()
+        ))
     }
 }
 

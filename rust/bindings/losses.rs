@@ -172,15 +172,15 @@ impl Loss {
     }
 
     /// dL/d(input) of the last `forward`, in the input's shape.
-    fn backward(&self) -> PyResult<PyTensor> {
-        let (g, shape) = self.state.backward().py()?;
+    fn backward(slf: &Bound<'_, Self>) -> PyResult<PyTensor> {
+        let (g, shape) = slf.busy_ref()?.state.backward().py()?;
         PyTensor::wrap(shape, g)
     }
 
     /// `"mean"` or `"sum"`.
     #[getter]
-    fn reduction(&self) -> &'static str {
-        self.state.reduction().name()
+    fn reduction(slf: &Bound<'_, Self>) -> PyResult<&'static str> {
+        Ok(slf.busy_ref()?.state.reduction().name())
     }
 
     #[pyo3(signature = (*input))]
@@ -224,7 +224,7 @@ macro_rules! py_members {
 
                 #[pyo3(signature = ($($arg = Given::Missing,)* reduction = Given::Missing))]
                 fn __init__<'py>(
-                    mut slf: PyRefMut<'py, Self>,
+                    slf: &Bound<'py, Self>,
                     $($arg: Given<'py>,)*
                     reduction: Given<'py>,
                 ) -> PyResult<()> {
@@ -235,15 +235,16 @@ macro_rules! py_members {
                     };
                     kernels::LossKernel::check(&k).py()?;
                     let reduction = reduction.or(Reduction::Mean, stringify!($name), "reduction")?;
-                    slf.k = k;
-                    slf.as_super().state = LossState::new(k.into(), reduction);
+                    let mut me = slf.busy_mut()?;
+                    me.k = k;
+                    me.as_super().state = LossState::new(k.into(), reduction);
                     Ok(())
                 }
 
                 $(
                     #[getter]
-                    fn $arg(&self) -> $ty {
-                        self.k.$arg
+                    fn $arg(slf: &Bound<'_, Self>) -> PyResult<$ty> {
+                        Ok(slf.busy_ref()?.k.$arg)
                     }
                 )*
 

@@ -194,7 +194,7 @@ impl Linear {
 
     #[pyo3(signature = (in_features, out_features, bias = Truthy(true), generator = None))]
     fn __init__(
-        mut slf: PyRefMut<'_, Self>,
+        slf: &Bound<'_, Self>,
         in_features: &Bound<'_, PyAny>,
         out_features: &Bound<'_, PyAny>,
         bias: Truthy,
@@ -210,7 +210,7 @@ impl Linear {
         let (w, b) = linear_init(&mut g.busy_mut()?.g, in_f, out_f).py()?;
         let (weight, weight_grad) = parameter(py, Shape::Matrix(out_f, in_f), w)?;
         let (bias, bias_grad) = parameter(py, Shape::Vector(out_f), b)?;
-        slf.p = Some(LinearParams {
+        slf.busy_mut()?.p = Some(LinearParams {
             state: LinearState::new(in_f, out_f),
             weight,
             bias,
@@ -237,13 +237,14 @@ impl Linear {
     /// Make this Linear (an instance of a Python subclass, for `copy` and `pickle`)
     /// adopt these four tensors, as `_from_tensors` does.
     fn _adopt(
-        mut slf: PyRefMut<'_, Self>,
+        slf: &Bound<'_, Self>,
         weight: Bound<'_, PyTensor>,
         bias: Bound<'_, PyTensor>,
         weight_grad: Bound<'_, PyTensor>,
         bias_grad: Bound<'_, PyTensor>,
     ) -> PyResult<()> {
-        slf.p = Some(LinearParams::adopt(weight, bias, weight_grad, bias_grad)?);
+        let p = LinearParams::adopt(weight, bias, weight_grad, bias_grad)?;
+        slf.busy_mut()?.p = Some(p);
         Ok(())
     }
 
@@ -414,7 +415,7 @@ impl Dropout {
 
     #[pyo3(signature = (p = Given::Missing, generator = None))]
     fn __init__<'py>(
-        mut slf: PyRefMut<'py, Self>,
+        slf: &Bound<'py, Self>,
         p: Given<'py>,
         generator: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<()> {
@@ -424,8 +425,9 @@ impl Dropout {
             Some(g) if !g.is_none() => Some(resolve(py, Some(g))?.unbind()),
             _ => None,
         };
-        slf.state = state;
-        slf.generator = generator;
+        let mut me = slf.busy_mut()?;
+        me.state = state;
+        me.generator = generator;
         Ok(())
     }
 
@@ -437,9 +439,10 @@ impl Dropout {
     }
 
     #[setter]
-    fn set_p(&mut self, p: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn set_p(slf: &Bound<'_, Self>, p: &Bound<'_, PyAny>) -> PyResult<()> {
         let p = Given::Value(p.clone()).or(0.5, "Dropout", "p")?;
-        self.state = DropoutState::new(p).py()?;
+        let state = DropoutState::new(p).py()?;
+        slf.busy_mut()?.state = state;
         Ok(())
     }
 

@@ -653,7 +653,7 @@ macro_rules! py_members {
                 #[pyo3(signature = (params, $($arg = Given::Missing),*))]
                 #[allow(clippy::too_many_arguments)] // the member's hyperparameters
                 fn __init__(
-                    mut slf: PyRefMut<'_, Self>,
+                    slf: &Bound<'_, Self>,
                     params: &Bound<'_, PyAny>,
                     $($arg: Given<'_>),*
                 ) -> PyResult<()> {
@@ -664,7 +664,8 @@ macro_rules! py_members {
                     };
                     k.check().py()?;
                     let built = Optimizer::init(k.into(), params)?;
-                    let base: &mut Optimizer = slf.as_super();
+                    let mut me = slf.busy_mut()?;
+                    let base: &mut Optimizer = me.as_super();
                     *base = built;
                     Ok(())
                 }

@@ -305,11 +305,90 @@ def test_a_tampered_linear_pickle_is_refused(fw: ModuleType, field: str, value: 
 
 
 def test_a_tampered_pyfw_tensor_inside_a_linear_is_refused() -> None:
-    """The tensor says (3, 2) but holds one row: the storage is checked, not only the shape."""
+    """The tensor says (3, 2) but holds one row: the storage is checked, not only the shape (by the
+    tensor itself, as it is restored before the Linear)."""
     lin = pyfw.Linear(2, 3)
     lin.weight._rows = [[1.0, 2.0]]
-    with pytest.raises(ValueError, match=r"Linear\(2 -> 3\): weight has shape \(3, 2\)"):
+    with pytest.raises(ValueError, match=r"Tensor \(copied or unpickled\): shape \(3, 2\) is stored as 3 row\(s\) "
+                                         r"of 2 values, got 1"):
         pickle.loads(pickle.dumps(lin))
+
+
+def _tampered_tensor(shape: tuple, field: str, value: Any) -> bytes:
+    """The pickle of a pyfw tensor of ``shape`` (rows over all dimensions but the last, row-major)
+    whose slot ``field`` was replaced by ``value``."""
+    count = 1
+    for d in shape[:-1]:
+        count *= d
+    t = pyfw.Tensor._wrap([[float(r * shape[-1] + c) for c in range(shape[-1])] for r in range(count)], shape)
+    object.__setattr__(t, field, value)
+    return pickle.dumps(t)
+
+
+TAMPERED_TENSORS = [
+    ("rows-short", (3, 2), "_rows", [[1.0, 2.0]], ValueError, r"shape \(3, 2\) is stored as 3 row\(s\) of 2 values, got 1"),
+    ("rows-long", (2,), "_rows", [[1.0, 2.0], [3.0, 4.0]], ValueError, r"stored as 1 row\(s\) of 2 values, got 2"),
+    ("row-ragged", (2, 2), "_rows", [[1.0, 2.0], [3.0]], ValueError, r"row 1 holds 1 items"),
+    ("row-tuple", (2, 2), "_rows", [[1.0, 2.0], (3.0, 4.0)], ValueError, r"row 1 holds a tuple"),
+    ("rows-dict", (2,), "_rows", {0: [1.0, 2.0]}, ValueError, r"got a dict"),
+    ("item-str", (2, 2), "_rows", [[1.0, 2.0], [3.0, "x"]], TypeError, r"expected real numbers, got str 'x'"),
+    ("item-bool", (2,), "_rows", [[1.0, True]], TypeError, r"expected real numbers, got bool"),
+    ("item-nan", (2,), "_rows", [[1.0, float("nan")]], ValueError, r"expected finite numbers, got nan"),
+    ("item-list", (1, 2), "_rows", [[1.0, [2.0]]], ValueError, r"ragged or deeper"),
+    ("shape-list", (2,), "_shape", [2], ValueError, r"the shape must be a tuple of one or more positive ints"),
+    ("shape-empty", (2,), "_shape", (), ValueError, r"the shape must be a tuple"),
+    ("shape-zero", (2,), "_shape", (0, 2), ValueError, r"the shape must be a tuple"),
+    ("shape-bool", (2,), "_shape", (True, 2), ValueError, r"the shape must be a tuple"),
+    ("shape-float", (2,), "_shape", (2.0,), ValueError, r"the shape must be a tuple"),
+    ("shape-other", (2, 2), "_shape", (4,), ValueError, r"shape \(4,\) is stored as 1 row\(s\) of 4 values, got 2"),
+    ("grad-list", (2,), "_grad", [0.0, 0.0], TypeError, r"grad must be None or another pyfw Tensor, got list"),
+    ("grad-shape", (2,), "_grad", pyfw.tensor([0.0, 0.0, 0.0]), ValueError, r"gradient shape \(3,\) differs from \(2,\)"),
+]
+
+
+@pytest.mark.parametrize("shape, field, value, exc, said", [c[1:] for c in TAMPERED_TENSORS],
+                         ids=[c[0] for c in TAMPERED_TENSORS])
+def test_a_tampered_pyfw_tensor_pickle_is_refused(shape: tuple, field: str, value: Any, exc: type, said: str) -> None:
+    """A lone tensor is checked on unpickling as tensor() checks its data."""
+    data = _tampered_tensor(shape, field, value)
+    with pytest.raises(exc, match=r"^Tensor \(copied or unpickled\): .*" + said):
+        pickle.loads(data)
+
+
+@pytest.mark.parametrize("shape", [(3,), (2, 3), (2, 3, 4), (1, 1, 1, 2)])
+def test_a_pyfw_tensor_of_any_rank_pickles_and_copies(shape: tuple) -> None:
+    """Rows over all dimensions but the last, row-major; a copy shares no storage."""
+    t = pyfw.Tensor._wrap(pickle.loads(_tampered_tensor(shape, "_grad", None))._rows, shape)
+    t.grad = pyfw.Tensor._wrap([[0.5] * shape[-1] for _ in t._rows], shape)
+    for twin in (pickle.loads(pickle.dumps(t)), copy.copy(t), copy.deepcopy(t)):
+        assert twin.shape == shape and twin._rows == t._rows and twin._rows is not t._rows
+        assert all(a is not b for a, b in zip(twin._rows, t._rows))
+        assert twin.grad.shape == shape
+    assert copy.copy(t).grad is t.grad and copy.deepcopy(t).grad is not t.grad
+    ints = pickle.loads(_tampered_tensor(shape, "_rows", [[1] * shape[-1] for _ in t._rows]))
+    assert all(type(v) is float for r in ints._rows for v in r)  # stored as tensor() stores numbers
+
+
+def test_a_tampered_activation_pickle_is_refused() -> None:
+    """An activation's arguments are checked on unpickling as its constructor checks them."""
+    cases = [(pyfw.LeakyReLU(), "negative_slope", "x", TypeError, r"LeakyReLU: negative_slope must be a real"),
+             (pyfw.ELU(), "alpha", float("nan"), ValueError, r"ELU: alpha must be finite"),
+             (pyfw.Softplus(), "beta", 0.0, ValueError, r"Softplus: beta must be nonzero"),
+             (pyfw.Softplus(), "threshold", None, TypeError, r"Softplus: threshold"),
+             (pyfw.Hardtanh(), "max_val", -2.0, ValueError, r"Hardtanh: max_val must be above min_val"),
+             (pyfw.Softmax(), "dim", 1.5, TypeError, r"Softmax: dim must be an int"),
+             (pyfw.LogSoftmax(), "dim", True, TypeError, r"LogSoftmax: dim")]
+    for module, field, value, exc, said in cases:
+        module.__dict__[field] = value
+        with pytest.raises(exc, match=said):
+            pickle.loads(pickle.dumps(module))
+    kept = pyfw.LeakyReLU(0.5)
+    del kept.__dict__["negative_slope"]
+    with pytest.raises(TypeError, match="LeakyReLU: negative_slope"):
+        pickle.loads(pickle.dumps(kept))
+    one = pyfw.LeakyReLU()
+    one.__dict__["negative_slope"] = 1  # an int: kept as the constructor keeps it, a float
+    assert repr(pickle.loads(pickle.dumps(one))) == "LeakyReLU(negative_slope=1.0)"
 
 
 @pytest.mark.parametrize("field, value", [("_p", 1.5), ("_p", "x"), ("generator", 3), ("_modules", [3])])
