@@ -99,6 +99,22 @@ def test_summary_table_and_plot() -> None:
     assert len([e for e in root.iter() if e.get("class") == "spread"]) == 2
 
 
+
+def test_sweep_plot_sets_the_series_side_by_side() -> None:
+    """Two series at one value of the swept key: their spread bars do not lie on one line."""
+    results = [{"setting": {"lr": lr, "activation": act}, "seed": s, "test_error": e}
+               for lr in (0.1, 0.2) for act in ("relu", "silu") for s, e in enumerate([0.01, 0.05])]
+    root = ET.fromstring(sweep_svg(sw.summarize(results)))
+    panel = next(e for e in root.iter() if e.get("id") == "sweep-lr")
+    bars = [e for e in panel.iter() if e.get("class") == "spread"]
+    assert len(bars) == 4
+    assert len({float(b.get("x1")) for b in bars}) == 4, "each series' bar has its own x"
+    for series in panel.iter():
+        if series.get("class") == "series":
+            xs = [float(b.get("x1")) for b in series if b.get("class") == "spread"]
+            ms = [float(c.get("cx")) for c in series if c.get("class") == "mean"]
+            assert xs == ms, "a series' markers sit on its bars"
+
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pyfw", *args], cwd=str(cwd), capture_output=True, text=True,
                           timeout=300, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
