@@ -84,6 +84,30 @@ def test_results_stream_and_resume_skips_finished_runs(tmp_path: Path) -> None:
         rs.sweep(settings, range(4), base=BASE, out=out, resume=True)
 
 
+
+def test_a_stopped_sweep_stops_its_worker_processes_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (here: on_result raising KeyboardInterrupt) ends the pure-Python runs still going."""
+    made: list = []
+
+    def recording(fw, workers=None):  # type: ignore[no-untyped-def]
+        made.append(real(fw, workers))
+        return made[-1]
+    real = sw.default_executor
+    monkeypatch.setattr(sw, "default_executor", recording)
+
+    procs: list = []
+
+    def stop(rec: dict, done: int, total: int) -> None:
+        procs.extend(made[0]._processes.values())  # the pool's worker processes, while it runs
+        raise KeyboardInterrupt
+    quick, slow = {"epochs": 1}, {"epochs": 400, "n_train": 1000}  # the slow run takes far more than 10 s
+    with pytest.raises(KeyboardInterrupt):
+        pyfw.sweep([quick, slow], [0], base=BASE, workers=2, on_result=stop)
+    assert len(procs) == 2
+    for p in procs:
+        p.join(timeout=10)
+    assert not any(p.is_alive() for p in procs), "the slow run's worker was left running"
+
 def test_summary_table_and_plot() -> None:
     results = [{"setting": {"lr": lr}, "seed": s, "test_error": e}
                for lr, errs in ((0.1, [0.02, 0.04, 0.03]), (0.2, [0.1, 0.3, 0.2])) for s, e in enumerate(errs)]
