@@ -172,13 +172,41 @@ def test_cli_sweep_one_worker_two_threads_and_resume(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args, message", [
     (["--grid", "lr=abc"], "lr must be"), (["--grid", "colour=red"], "not an option"),
     (["--grid", "lr=0.1 lr=0.2"], "twice"), (["--seeds", "5-2"], "--seeds"), (["--seeds", "1,1"], "twice"),
-    (["--workers", "0"], "positive"),
+    (["--workers", "0"], "positive"), (["--seed", "5", *SMALL], "--seeds"),
 ])
 def test_cli_sweep_bad_arguments(tmp_path: Path, args: list, message: str) -> None:
     p = run_cli("sweep", "--out", str(tmp_path / "r.jsonl"), *args, cwd=tmp_path)
     assert p.returncode == 2 and message in p.stderr and len(p.stderr.splitlines()) == 1, p.stderr
     assert not (tmp_path / "r.jsonl").exists()
 
+
+
+def test_cli_sweep_resumed_counts_its_finished_runs_in_the_best_so_far(tmp_path: Path) -> None:
+    load_backend("rs")
+    out = tmp_path / "r.jsonl"
+    args = ["sweep", "--grid", "lr=0.1", "--seeds", "0-3", "--out", str(out), "--backend", "rs", "--workers", "1",
+            *SMALL]
+    p = run_cli(*args, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "over 1 seed\n" in p.stderr and "over 4 seeds" in p.stderr, p.stderr
+    out.write_text("".join(out.read_text(encoding="utf-8").splitlines(keepends=True)[:2]), encoding="utf-8")
+    p = run_cli(*args, "--resume", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    head, first = p.stderr.splitlines()[:2]
+    assert f"(2 finished in {out})" in head, head
+    assert first.startswith("[3/4]") and first.endswith("over 3 seeds"), first
+
+
+def test_cli_sweep_interrupted_names_the_command_that_continues_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    def stopped(*args: object, **kwargs: object) -> list:
+        raise KeyboardInterrupt
+    monkeypatch.setattr(sw, "sweep", stopped)
+    out = str(tmp_path / "r.jsonl")
+    assert cli.main(["sweep", "--grid", "lr=0.1", "--seeds", "0-1", "--out", out, "--quiet"]) == 130
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert line.endswith(f"continue the sweep with: pyfw sweep --grid lr=0.1 --seeds 0-1 --out {out} --quiet "
+                         "--resume"), line
 
 def test_parse_seeds_and_grid() -> None:
     assert cli.parse_seeds("0-4,10") == [0, 1, 2, 3, 4, 10] and cli.parse_seeds("7") == [7]
