@@ -1,7 +1,7 @@
 """The command line of pyfw: ``train`` trains the seed task, ``predict`` applies a
 model file to the rows of a CSV file, ``plot`` draws a run's curves or a model's
-decision regions as SVG, and ``demo`` trains with both backends and compares them
-bit for bit.
+decision regions as SVG, ``demo`` trains with both backends and compares them
+bit for bit, and ``sweep`` trains every combination of settings with many seeds.
 
 The options of the seed task are not written here: the parser makes one option
 per field of :class:`pyfw.task.Config` (``--batch-size`` from ``batch_size``),
@@ -709,7 +709,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     try:
         out = model(pre(fw.tensor(rows))).tolist()
     except (ValueError, TypeError) as e:
-        raise CLIError(f"{args.model}: cannot apply the model to {args.input}: {e}") from None
+        source = "standard input" if args.input == "-" else args.input
+        raise CLIError(f"{args.model}: cannot apply the model to {source}: {e}") from None
     labels = classify(out, model)
     bad = [i for i, lab in enumerate(labels) if lab is None]
     warn_not_finite(args.model, len(bad), len(out), "input rows",
@@ -760,10 +761,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
         raise CLIError(f"plot: give either RUN.json or --model MODEL (see {prog} plot --help)", 2)
     if args.data is not None and args.model is None:
         raise CLIError("plot: --data goes with --model (a run's curves take no data)", 2)
-    check_paths([("RUN.json", args.run), ("--model", args.model), ("--data", args.data)],
-                [("-o", args.output)], args.force)
-    if not args.output.lower().endswith(".svg"):
+    paths = ([("RUN.json", args.run), ("--model", args.model), ("--data", args.data)], [("-o", args.output)])
+    check_paths(*paths, force=True)  # every path usable, no two the same file
+    if not args.output.lower().endswith(".svg"):  # before --force is asked for, which would not help
         raise CLIError(f"-o {args.output}: plot writes SVG only; give a file name ending in .svg", 2)
+    check_paths(*paths, force=args.force)  # an existing output needs --force
     if args.run is not None:
         try:
             with open(args.run, encoding="utf-8") as f:
@@ -789,7 +791,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
         try:
             probe = outputs(points[:1] or [[0.5, 0.5]])
-            classes = max(2, len(probe[0]), *(v + 1 for v in labels or [0]))
+            classes = max(2, len(probe[0]))  # one output column: classes 0 and 1
+            for k, v in enumerate(labels or [], start=1):
+                if v >= classes:
+                    raise CLIError(f"--data {args.data}: data row {k}: label {v} is not a class of the model "
+                                   f"{args.model}, whose classes are 0 to {classes - 1}")
             at_points = classify(outputs(points), model) if points else []
             seen = {"bad": 0}
 
@@ -942,6 +948,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from . import sweeps as sw
     spec = parse_grid(args.grid)
     seeds = parse_seeds(args.seeds)
+    if hasattr(args, "seed"):
+        raise CLIError(f"--seed {args.seed}: a sweep's seeds are given by --seeds (e.g. --seeds {args.seed})", 2)
     base = config_from_args(args)
     check_output(args.out, "--out")
     if os.path.exists(args.out) and not args.resume:
@@ -957,19 +965,21 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CLIError(str(e), 2) from None
     fw = load_backend(args.backend)
-    total = len(settings) * len(seeds)
+    best: dict = {}  # the test errors of each setting's finished runs, by its label
     pool = "threads" if fw.__name__ == "pyfw_rs" else "processes"
-    print(f"sweep: {len(settings)} setting{'s' * (len(settings) != 1)} x {len(seeds)} seeds = {total} runs, "
-          f"backend {fw.__name__}, {args.workers} {pool}", file=sys.stderr, flush=True)
     start, first = time.perf_counter(), [None]
-    best: dict = {}
 
     def count(rec: dict) -> None:
         best.setdefault(sw.label(rec["setting"]), []).append(rec["test_error"])
 
     def resumed(recs: list, n: int) -> None:
-        for rec in recs:  # the runs already in --out count towards the best so far
+        """Called once before any run: the header line; the runs already in --out count
+        towards the best so far."""
+        for rec in recs:
             count(rec)
+        kept = f" ({len(recs)} finished in {args.out})" if recs else ""
+        print(f"sweep: {len(settings)} setting{'s' * (len(settings) != 1)} x {len(seeds)} seeds = {n} runs{kept}, "
+              f"backend {fw.__name__}, {args.workers} {pool}", file=sys.stderr, flush=True)
 
     def progress(rec: dict, done: int, n: int) -> None:
         if first[0] is None:
@@ -980,16 +990,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         new = done - first[0]
         eta = (time.perf_counter() - start) / new * (n - done)
         if not args.quiet:
+            runs = len(best[name])
             print(f"[{done}/{n}] ETA {int(eta) // 60}:{int(eta) % 60:02d}  best so far: {name} "
-                  f"{100 * means[name]:.2f}% mean test error over {len(best[name])} seeds",
+                  f"{100 * means[name]:.2f}% mean test error over {runs} seed{'s' * (runs != 1)}",
                   file=sys.stderr, flush=True)
 
     try:
         results = sw.sweep(settings, seeds, None, fw=fw, base=base, workers=args.workers, out=args.out,
                            resume=args.resume, on_result=progress, on_resumed=resumed)
     except KeyboardInterrupt:
-        raise CLIError(f"interrupted; the finished runs are in {args.out}: run the same command with --resume "
-                       "to continue", 130) from None
+        raise Interrupted(f"interrupted; the finished runs are in {args.out}; continue the sweep with: "
+                          f"{_resume_command(args)}") from None
     except ValueError as e:
         raise CLIError(str(e)) from None
     summary = sw.summarize(results)

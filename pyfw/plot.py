@@ -845,7 +845,8 @@ def sweep_svg(summary: Sequence[Mapping[str, Any]], title: Optional[str] = None,
     per swept key: its values along the x axis (in order of appearance, evenly
     spaced), the error in percent up the y axis. Each combination of the other
     keys is one series: a marker at the mean, joined across the values, and a
-    vertical bar from the best to the worst seed. Panels have ids ``sweep-KEY``.
+    vertical bar from the best to the worst seed; the series stand side by side
+    around each value, a few pixels apart. Panels have ids ``sweep-KEY``.
     """
     rows = list(summary)
     if not rows:
@@ -895,14 +896,17 @@ def sweep_svg(summary: Sequence[Mapping[str, Any]], title: Optional[str] = None,
                    f'height="{_n(box[3] - box[1])}" fill="none"/>')
         xticks = [(float(i), str(v)) for i, v in enumerate(values)]
         _axes(out, box, xs, ys, xticks, yticks, key or "setting", f"{metric} (%)", prefix=ident + "-")
-        for name, points in series.items():
+        # Series side by side around each value, so that no bar hides another.
+        step = min(8.0, 0.3 * (box[2] - box[0]) / n / len(series))
+        for j, (name, points) in enumerate(series.items()):
             colour, dash = styles[name]
+            shift = (j - (len(series) - 1) / 2) * step
             points.sort(key=lambda p: p[0])
-            d = " L".join(f"{_n(xs(i))} {_n(ys(100 * float(r['mean'])))}" for i, r in points)
+            d = " L".join(f"{_n(xs(i) + shift)} {_n(ys(100 * float(r['mean'])))}" for i, r in points)
             da = f' stroke-dasharray="{dash}"' if dash else ""
             out.append(f'<g class="series"><path d="M{d}" fill="none" stroke="{colour}" stroke-width="2"{da}/>')
             for i, r in points:
-                x = xs(i)
+                x = xs(i) + shift
                 out.append(f'<line class="spread" x1="{_n(x)}" y1="{_n(ys(100 * float(r["best"])))}" x2="{_n(x)}" '
                            f'y2="{_n(ys(100 * float(r["worst"])))}" stroke="{colour}" stroke-width="1.5"/>')
                 out.append(f'<circle class="mean" cx="{_n(x)}" cy="{_n(ys(100 * float(r["mean"])))}" r="4" '

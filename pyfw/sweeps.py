@@ -226,9 +226,11 @@ def sweep(configs: Iterable[Any], seeds: Iterable[int], executor: Optional[concu
                 on_result(rec, len(results), total)
     except BaseException:
         if own:
+            # The workers before shutdown, which forgets them: a pure-Python run can take a minute; stop it now.
+            workers_left = list((getattr(executor, "_processes", None) or {}).values())
             executor.shutdown(wait=False, cancel_futures=True)  # type: ignore
-            for p in list((getattr(executor, "_processes", None) or {}).values()):
-                p.terminate()  # a pure-Python run can take a minute; stop it now
+            for p in workers_left:
+                p.terminate()
             own = False
         raise
     finally:

@@ -67,6 +67,14 @@ def test_predict_bad_input_is_one_line(trained: tuple, tmp_path: Path, content: 
     assert "Traceback" not in p.stderr
 
 
+
+def test_predict_names_standard_input_when_the_model_does_not_fit_it(trained: tuple) -> None:
+    p = subprocess.run([sys.executable, "-m", "pyfw", "predict", str(trained[0]), "--input", "-", "--backend", "py"],
+                       input="x,y,label\n0.5,0.5,1\n", capture_output=True, text=True, timeout=60,
+                       cwd=str(Path(pyfw.__file__).parent.parent))
+    assert p.returncode == 1 and len(p.stderr.splitlines()) == 1, p.stderr
+    assert "cannot apply the model to standard input" in p.stderr and "2 columns" in p.stderr, p.stderr
+
 def test_predict_with_a_file_that_is_not_a_model(tmp_path: Path) -> None:
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")

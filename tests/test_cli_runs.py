@@ -300,6 +300,25 @@ def test_plot_refuses_an_extension_other_than_svg(tmp_path: Path) -> None:
     assert run_cli("plot", str(run), "-o", str(tmp_path / "c.SVG")).returncode == 0
 
 
+
+def test_plot_names_the_svg_rule_before_an_existing_file(tmp_path: Path) -> None:
+    """An existing curves.png: the refusal says .svg, not --force (which would not help)."""
+    run = tmp_path / "run.json"
+    run.write_text(json.dumps({"losses": [0.5, 0.25]}), encoding="utf-8")
+    (tmp_path / "curves.png").write_bytes(b"png")
+    p = run_cli("plot", str(run), "-o", str(tmp_path / "curves.png"))
+    assert p.returncode == 2 and len(p.stderr.splitlines()) == 1, p.stderr
+    assert ".svg" in p.stderr and "--force" not in p.stderr, p.stderr
+    assert (tmp_path / "curves.png").read_bytes() == b"png"
+
+
+def test_help_names_every_command(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for command in cli.COMMANDS:
+        assert f"'{command}' " in text, command
+
 @pytest.mark.parametrize("losses", [[1.7976931348623157e308], [1.7976931348623157e308] * 3,
                                     [1e308, 1e-308, 5e-324], [5e-324] * 4, [5e-324, 0.0],
                                     [1e-320, 3e-320]])
@@ -362,6 +381,19 @@ def test_plot_model_with_k_classes_over_the_users_points(tmp_path: Path) -> None
     assert len(list(ids["misclassified"])) == wrong
     assert f"(error {100 * wrong / len(rows):.2f} %)" in "".join(ids["plot-title"].itertext())
 
+
+
+def test_plot_data_labels_must_be_classes_of_the_model(tmp_path: Path) -> None:
+    """A label the model cannot predict (3 for a model of 3 classes) is refused, naming its row."""
+    model, rows = three_class_model(tmp_path)
+    csv = tmp_path / "points.csv"
+    csv.write_text("x,y,label\n" + "".join(f"{x!r},{y!r},{k}\n" for x, y, k in rows[:3]) + "0,0,3\n",
+                   encoding="utf-8")
+    out = tmp_path / "b.svg"
+    p = run_cli("plot", "--model", model, "--data", str(csv), "-o", str(out), "--backend", "py")
+    assert p.returncode == 1 and len(p.stderr.splitlines()) == 1, p.stderr
+    assert "data row 4" in p.stderr and "label 3" in p.stderr and "0 to 2" in p.stderr, p.stderr
+    assert not out.exists()
 
 def test_plot_model_of_the_seed_task_marks_its_test_errors(tmp_path: Path) -> None:
     model, out = tmp_path / "m.safetensors", tmp_path / "b.svg"

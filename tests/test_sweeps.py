@@ -87,6 +87,30 @@ def test_results_stream_and_resume_skips_finished_runs(tmp_path: Path) -> None:
         rs.sweep(settings, range(4), base=BASE, out=out, resume=True)
 
 
+
+def test_a_stopped_sweep_stops_its_worker_processes_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C (here: on_result raising KeyboardInterrupt) ends the pure-Python runs still going."""
+    made: list = []
+
+    def recording(fw, workers=None):  # type: ignore[no-untyped-def]
+        made.append(real(fw, workers))
+        return made[-1]
+    real = sw.default_executor
+    monkeypatch.setattr(sw, "default_executor", recording)
+
+    procs: list = []
+
+    def stop(rec: dict, done: int, total: int) -> None:
+        procs.extend(made[0]._processes.values())  # the pool's worker processes, while it runs
+        raise KeyboardInterrupt
+    quick, slow = {"epochs": 1}, {"epochs": 400, "n_train": 1000}  # the slow run takes far more than 10 s
+    with pytest.raises(KeyboardInterrupt):
+        pyfw.sweep([quick, slow], [0], base=BASE, workers=2, on_result=stop)
+    assert len(procs) == 2
+    for p in procs:
+        p.join(timeout=10)
+    assert not any(p.is_alive() for p in procs), "the slow run's worker was left running"
+
 def test_summary_table_and_plot() -> None:
     results = [{"setting": {"lr": lr}, "seed": s, "test_error": e}
                for lr, errs in ((0.1, [0.02, 0.04, 0.03]), (0.2, [0.1, 0.3, 0.2])) for s, e in enumerate(errs)]
@@ -101,6 +125,22 @@ def test_summary_table_and_plot() -> None:
     assert "sweep-lr" in ids and len(ids) == len(set(ids))
     assert len([e for e in root.iter() if e.get("class") == "spread"]) == 2
 
+
+
+def test_sweep_plot_sets_the_series_side_by_side() -> None:
+    """Two series at one value of the swept key: their spread bars do not lie on one line."""
+    results = [{"setting": {"lr": lr, "activation": act}, "seed": s, "test_error": e}
+               for lr in (0.1, 0.2) for act in ("relu", "silu") for s, e in enumerate([0.01, 0.05])]
+    root = ET.fromstring(sweep_svg(sw.summarize(results)))
+    panel = next(e for e in root.iter() if e.get("id") == "sweep-lr")
+    bars = [e for e in panel.iter() if e.get("class") == "spread"]
+    assert len(bars) == 4
+    assert len({float(b.get("x1")) for b in bars}) == 4, "each series' bar has its own x"
+    for series in panel.iter():
+        if series.get("class") == "series":
+            xs = [float(b.get("x1")) for b in series if b.get("class") == "spread"]
+            ms = [float(c.get("cx")) for c in series if c.get("class") == "mean"]
+            assert xs == ms, "a series' markers sit on its bars"
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pyfw", *args], cwd=str(cwd), capture_output=True, text=True,
@@ -221,13 +261,41 @@ def test_cli_sweep_ctrl_c_is_one_line_naming_resume_and_stops_the_workers(tmp_pa
 @pytest.mark.parametrize("args, message", [
     (["--grid", "lr=abc"], "lr must be"), (["--grid", "colour=red"], "not an option"),
     (["--grid", "lr=0.1 lr=0.2"], "twice"), (["--seeds", "5-2"], "--seeds"), (["--seeds", "1,1"], "twice"),
-    (["--workers", "0"], "positive"),
+    (["--workers", "0"], "positive"), (["--seed", "5", *SMALL], "--seeds"),
 ])
 def test_cli_sweep_bad_arguments(tmp_path: Path, args: list, message: str) -> None:
     p = run_cli("sweep", "--out", str(tmp_path / "r.jsonl"), *args, cwd=tmp_path)
     assert p.returncode == 2 and message in p.stderr and len(p.stderr.splitlines()) == 1, p.stderr
     assert not (tmp_path / "r.jsonl").exists()
 
+
+
+def test_cli_sweep_resumed_counts_its_finished_runs_in_the_best_so_far(tmp_path: Path) -> None:
+    load_backend("rs")
+    out = tmp_path / "r.jsonl"
+    args = ["sweep", "--grid", "lr=0.1", "--seeds", "0-3", "--out", str(out), "--backend", "rs", "--workers", "1",
+            *SMALL]
+    p = run_cli(*args, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "over 1 seed\n" in p.stderr and "over 4 seeds" in p.stderr, p.stderr
+    out.write_text("".join(out.read_text(encoding="utf-8").splitlines(keepends=True)[:2]), encoding="utf-8")
+    p = run_cli(*args, "--resume", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    head, first = p.stderr.splitlines()[:2]
+    assert f"(2 finished in {out})" in head, head
+    assert first.startswith("[3/4]") and first.endswith("over 3 seeds"), first
+
+
+def test_cli_sweep_interrupted_names_the_command_that_continues_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    def stopped(*args: object, **kwargs: object) -> list:
+        raise KeyboardInterrupt
+    monkeypatch.setattr(sw, "sweep", stopped)
+    out = str(tmp_path / "r.jsonl")
+    assert cli.main(["sweep", "--grid", "lr=0.1", "--seeds", "0-1", "--out", out, "--quiet"]) == 130
+    line = capsys.readouterr().err.splitlines()[-1]
+    assert line.endswith(f"continue the sweep with: pyfw sweep --grid lr=0.1 --seeds 0-1 --out {out} --quiet "
+                         "--resume"), line
 
 def test_parse_seeds_and_grid() -> None:
     assert cli.parse_seeds("0-4,10") == [0, 1, 2, 3, 4, 10] and cli.parse_seeds("7") == [7]
