@@ -1,6 +1,7 @@
 """The layer family: ``Module`` (the contract), ``Linear``, ``Dropout`` and ``Sequential``.
 
-Every module follows the same contract:
+Every module follows the same contract (modules of your own register their children,
+parameters and buffers by assignment, as in torch: see ``Module``):
 
 * ``forward(*input)`` computes the output and keeps what ``backward`` needs;
 * ``backward(*gradwrtoutput)`` adds the parameter gradients into the gradient
@@ -833,44 +834,3 @@ class ModuleList(_ModuleListBase, Module):
     """A list of modules, registered as children ``"0"``, ``"1"``, ... (as ``torch.nn.ModuleList``):
     ``append``, ``extend``, ``insert``, ``len``, indexing, slicing and iteration."""
 
-
-_GRAD = threading.local()
-"""Per thread: ``enabled`` is False inside ``no_grad()``."""
-
-
-def is_grad_enabled() -> bool:
-    """False inside ``with no_grad():`` on this thread."""
-    return getattr(_GRAD, "enabled", True)
-
-
-class no_grad:
-    """``with no_grad():`` (or ``@no_grad()`` on a function): the modules called inside keep
-    nothing for ``backward``, whose call then is a ``RuntimeError``. Per thread, as in torch;
-    blocks nest."""
-
-    @staticmethod
-    def _get() -> bool:
-        return is_grad_enabled()
-
-    @staticmethod
-    def _set(enabled: bool) -> None:
-        _GRAD.enabled = enabled
-
-    def __enter__(self) -> "no_grad":
-        self._prev = self._get()
-        self._set(False)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._set(self._prev)
-
-    def __call__(self, func: Any) -> Any:
-        """Use as a decorator: ``func`` runs inside ``no_grad()``."""
-        import functools
-        ctx = type(self)
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with ctx():
-                return func(*args, **kwargs)
-        return wrapper

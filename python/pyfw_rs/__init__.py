@@ -16,7 +16,6 @@ from pyfw.sweeps import sweep as _sweep
 from pyfw import init, metrics, training
 from pyfw.gradcheck import GradcheckError, gradcheck
 from pyfw.metrics import argmax_rows, error_rate
-from pyfw.modules import is_grad_enabled, no_grad
 from pyfw.training import fit, train_epoch
 
 from . import _native, _pickle, activations, data, io, losses, modules, optim
