@@ -67,6 +67,9 @@ class IncompatibleKeys(NamedTuple):
 
 # ---- the module tree, written once for both backends
 
+_PLAIN = frozenset({type(None), bool, int, float, str, tuple, list, dict})
+"""Types that are never registered: assigning one to a name not registered skips the registry."""
+
 _KINDS = {"module": "child module", "param": "parameter", "buffer": "buffer"}
 """The kinds of registered attributes, and how an error message names each."""
 
@@ -206,7 +209,8 @@ class Module:
         self.training = True
 
     def __setattr__(self, name: str, value: Any) -> None:
-        _register(self, name, value)
+        if type(value) not in _PLAIN or name in self.__dict__.get("_registry", ()):
+            _register(self, name, value)
         object.__setattr__(self, name, value)
 
     def __delattr__(self, name: str) -> None:
