@@ -13,7 +13,7 @@ from .gradcheck import GradcheckError, gradcheck
 from .generator import Generator, default_generator, manual_seed, randperm
 from .losses import LOSSES
 from .metrics import argmax_rows, error_rate
-from .modules import LAYERS, Module
+from .modules import LAYERS, Module, ModuleList, Parameter
 from .sweeps import sweep
 from .optim import OPTIMIZERS
 from .tensor import Tensor, tensor
@@ -27,7 +27,7 @@ globals().update(LOSSES)
 globals().update(OPTIMIZERS)
 
 __all__ = sorted([
-    "Generator", "GradcheckError", "Module", "Tensor",
+    "Generator", "GradcheckError", "Module", "ModuleList", "Parameter", "Tensor",
     "argmax_rows", "data", "default_generator", "error_rate", "fit", "gradcheck", "init", "io", "manual_seed",
     "activations", "losses", "metrics", "optim", "randperm", "sweep", "tensor", "train_epoch", "training",
     *LAYERS, *ACTIVATIONS, *LOSSES, *OPTIMIZERS,

@@ -685,8 +685,15 @@ def _describe(m: Any, depth: int) -> dict:
             return {"kind": "Dropout", "args": {"p": float(m.p)}}
         if fw.ACTIVATIONS.get(cls.__name__) is cls:
             return {"kind": cls.__name__, "args": {a: getattr(m, a) for a in _arg_names(cls)}}
-    raise TypeError(f"save_model: cannot describe a {cls.__module__}.{cls.__qualname__}: a model file holds "
-                    f"Sequential, Linear, Dropout and the members of ACTIVATIONS, not other Python modules")
+    if any(isinstance(m, fw.Module) for fw in _loaded_backends()):
+        # A class of the user's own: its state dict is stored, its code is not.
+        return {"kind": "Module", "class": f"{cls.__module__}.{cls.__qualname__}"}
+    raise TypeError(f"save_model: cannot describe a {cls.__module__}.{cls.__qualname__}: it is not a module "
+                    f"of pyfw or pyfw_rs")
+
+
+class _NeedsModel(ValueError):
+    """An architecture holds a module of the user's own class, which a file cannot rebuild."""
 
 
 def model_metadata(model: Any, preprocess: Any = None) -> dict:
@@ -715,9 +722,12 @@ def save_model(model: Any, path: PathLike, preprocess: Any = None) -> None:
     layer with its constructor arguments, and ``preprocess``: None, a
     :class:`Preprocess`, or its spec ``{"kind": "affine", "shift": s, "scale": c}``.
 
-    ``model`` is a module of either backend built from Sequential, Linear, Dropout
-    and the activation table; any other module (a Python-defined one included)
-    raises ``TypeError``. A Dropout's generator is not stored. Written atomically.
+    ``model`` is a module of either backend. Sequential, Linear, Dropout and the
+    activation table are described with their arguments; a module of any other
+    class (a Python-defined one, or a subclass of a member) is stored as its state
+    dict and its class name only, so :func:`load_model` then needs ``model=``, an
+    instance to load into, as torch does. A Dropout's generator is not stored.
+    Written atomically.
     """
     metadata = model_metadata(model, preprocess)
     save_safetensors(model.state_dict(), path, metadata)
@@ -747,6 +757,10 @@ def _plan(desc: Any, prefix: str, params: dict, fw: ModuleType, depth: int, wher
         for i, child in enumerate(desc["layers"]):
             _plan(child, f"{prefix}{i}.", params, fw, depth + 1, f"{prefix}{i}")
         return
+    if kind == "Module" and set(desc) == {"kind", "class"} and isinstance(desc["class"], str):
+        raise _NeedsModel(f"layer {where or 'root'} is a {desc['class']:.200}, a class of your own, whose code a "
+                          "model file does not hold: build one and pass it as load_model(path, model=...) to load "
+                          "the file's weights into it")
     if set(desc) != {"kind", "args"} or not isinstance(desc["args"], dict):
         raise ValueError(f"layer {where or 'root'} ({kind:.40}) must have exactly 'kind' and a dict 'args'")
     args = desc["args"]
@@ -815,6 +829,8 @@ def _build_checked(metadata: Any, tensors: dict, fw: ModuleType, source: str) ->
         _plan(desc, "", params, fw, 0, "")
     except RecursionError:
         raise ValueError(f"{source}: invalid architecture: nested too deeply") from None
+    except _NeedsModel as e:
+        raise ValueError(f"{source}: {e}") from None
     except ValueError as e:
         raise ValueError(f"{source}: invalid architecture: {e}") from None
     missing = [k for k in params if k not in tensors]

@@ -1,6 +1,7 @@
 """The layer family: ``Module`` (the contract), ``Linear``, ``Dropout`` and ``Sequential``.
 
-Every module follows the same contract:
+Every module follows the same contract (modules of your own register their children,
+parameters and buffers by assignment, as in torch: see ``Module``):
 
 * ``forward(*input)`` computes the output and keeps what ``backward`` needs;
 * ``backward(*gradwrtoutput)`` adds the parameter gradients into the gradient
@@ -64,12 +65,139 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list
 
 
+# ---- the module tree, written once for both backends
+
+_PLAIN = frozenset({type(None), bool, int, float, str, tuple, list, dict})
+"""Types that are never registered: assigning one to a name not registered skips the registry."""
+
+_KINDS = {"module": "child module", "param": "parameter", "buffer": "buffer"}
+"""The kinds of registered attributes, and how an error message names each."""
+
+
+def _types(m: Any) -> tuple:
+    """``(Module, Tensor, backend name)`` of the backend of module ``m``: the methods of
+    :class:`Module` serve ``pyfw_rs``'s native ``Module`` too (rust/bindings/base.rs calls them)."""
+    if isinstance(m, Module):
+        return Module, Tensor, "pyfw"
+    native = sys.modules["pyfw_rs._native"]
+    return native.Module, native.Tensor, "pyfw_rs"
+
+
+def _registry(m: Any) -> dict:
+    """``{name: kind}`` of the attributes registered on ``m``, in registration order (empty for
+    a module without a ``__dict__``, a native class of ``pyfw_rs``)."""
+    reg = getattr(m, "__dict__", {}).get("_registry")
+    return reg if isinstance(reg, dict) else {}
+
+
+def _register(m: Any, name: Any, value: Any) -> None:
+    """Record the assignment ``m.name = value`` in ``m``'s registry, before it is made.
+
+    A module registers a child, a tensor with a ``.grad`` (:func:`Parameter`) a parameter;
+    None keeps a registered name's place, holding nothing; any other value for a
+    registered name is a ``TypeError``, except a tensor for a buffer. Re-assigning keeps
+    the order; a value of another kind moves the name to the end, as torch does. A
+    module that holds ``m`` (``m`` itself, or a parent) is a plain attribute, not a
+    child, so the tree has no cycle.
+    """
+    d = getattr(m, "__dict__", None)
+    if d is None or not isinstance(name, str):
+        return
+    base, tensor_type, backend = _types(m)
+    reg = d.get("_registry")
+    if isinstance(value, base):
+        if any(k is m for k in value.modules()):
+            return  # a reference back up the tree (``self.me = self``), not a child
+        kind = "module"
+    elif isinstance(value, tensor_type) and value.grad is not None:
+        kind = "param"
+    else:
+        known = reg.get(name) if isinstance(reg, dict) else None
+        if known is None or value is None or (known == "buffer" and isinstance(value, tensor_type)):
+            return
+        need = {"module": f"a {backend} Module", "param": f"a {backend} Parameter (a tensor with .grad)"}[known]
+        raise TypeError(f"{type(m).__name__}: cannot assign {described(value)} to {name!r}, a registered "
+                        f"{_KINDS[known]}: {need} or None expected{mixed((value,), backend)}")
+    if not isinstance(reg, dict):
+        reg = d["_registry"] = {}
+    if reg.get(name) != kind:
+        reg.pop(name, None)
+        reg[name] = kind
+
+
+def _unregister(m: Any, name: Any) -> None:
+    """Forget ``name`` (``del m.name``)."""
+    _registry(m).pop(name, None)
+
+
+def _own(m: Any, kind: str) -> list:
+    """``[(name, value), ...]`` of ``m``'s registered attributes of ``kind`` that hold a value."""
+    d = getattr(m, "__dict__", {})
+    return [(n, d[n]) for n, k in _registry(m).items() if k == kind and d.get(n) is not None]
+
+
+def _checked_pairs(m: Any) -> list:
+    """``m.param()``, checked: ``(parameter, gradient)`` pairs of the backend's tensors (a ``TypeError`` otherwise)."""
+    _, tensor_type, backend = _types(m)
+    who = m._name()
+    pairs = m.param()
+    if not isinstance(pairs, (list, tuple)):
+        raise TypeError(f"{who}: param() must return a list of (parameter, gradient) pairs, "
+                        f"got {type(pairs).__name__}")
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"{who}: param()[{i}] is not a (parameter, gradient) pair")
+        if not isinstance(pair[0], tensor_type) or not isinstance(pair[1], tensor_type):
+            raise TypeError(f"{who}: param()[{i}] must hold two {backend} Tensors, "
+                            f"got {described(pair[0])} and {described(pair[1])}{mixed(tuple(pair), backend)}")
+    return list(pairs)
+
+
+def _entries(m: Any, prefix: str, buffers: bool, whole: bool = False) -> list:
+    """``[(dotted name, tensor, gradient or None, is a buffer), ...]`` of ``m`` and its subtree.
+
+    Pre-order, as torch's ``state_dict``: each module's registered parameters, then its
+    buffers, then its children's. A module that overrides ``param()`` (``Linear``, or a
+    module of the seed's contract) is asked for its pairs instead, which cover its
+    subtree: they are named where the tree has them, by ``_param_names()`` for a module
+    without children or registered parameters, else by their index. ``whole`` walks
+    ``m`` as if it kept the default ``param()``.
+    """
+    base = _types(m)[0]
+    out: list = []
+    stack = [(prefix, m, whole)]
+    while stack:
+        pre, mod, default = stack.pop()
+        kids = list(mod.named_children())
+        own = _own(mod, "param")
+        if default or getattr(type(mod), "param", None) is base.param:
+            out.extend((pre + n, p, p.grad, False) for n, p in own)
+            if buffers:
+                out.extend((pre + n, b, None, True) for n, b in _own(mod, "buffer"))
+            stack.extend((f"{pre}{n}.", k, False) for n, k in reversed(kids))
+            continue
+        pairs = _checked_pairs(mod)
+        if not kids and not own:
+            out.extend((f"{pre}{n}", p, g, False) for n, (p, g) in zip(mod._param_names(), pairs))
+            if buffers:
+                out.extend((pre + n, b, None, True) for n, b in _own(mod, "buffer"))
+            continue
+        tree = _entries(mod, pre, buffers, whole=True)
+        names = {id(t): n for n, t, _, buf in tree if not buf}
+        out.extend((names.get(id(p), f"{pre}{i}"), p, g, False) for i, (p, g) in enumerate(pairs))
+        out.extend(e for e in tree if e[3])
+    return out
+
+
 class Module:
     """Base class of every layer and loss.
 
-    Subclasses override ``forward``, ``backward`` and, when they hold
-    parameters, ``param``. A subclass that holds other modules overrides
-    ``named_children`` so that ``train``/``eval`` and ``state_dict`` reach them.
+    Subclasses override ``forward`` and ``backward``. Assigning a module to an
+    attribute registers it as a child, assigning a :func:`Parameter` (a tensor with
+    ``.grad``) registers a parameter, and :meth:`register_buffer` registers state
+    that is saved but not trained, all in assignment order, as in torch. ``param()``
+    then lists the registered parameters' ``(parameter, gradient)`` pairs, the
+    children's included; a module may override it instead, as the seed's modules do.
     """
 
     training: bool = True
@@ -79,6 +207,15 @@ class Module:
 
     def __init__(self) -> None:
         self.training = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if type(value) not in _PLAIN or name in self.__dict__.get("_registry", ()):
+            _register(self, name, value)
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        _unregister(self, name)
+        object.__delattr__(self, name)
 
     def __getstate__(self) -> dict:
         """The attributes, without what the last ``forward`` kept (``copy``, ``deepcopy``, ``pickle``)."""
@@ -101,6 +238,7 @@ class Module:
         training = self.__dict__.get("training", True)
         if not isinstance(training, bool):
             raise TypeError(f"{type(self).__name__}: training must be a bool, got {type(training).__name__}")
+        _check_registry(self)
 
     def forward(self, *input: Any) -> Any:
         """Compute the output; subclasses override it."""
@@ -111,39 +249,70 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__}.backward is not implemented")
 
     def param(self) -> list:
-        """``[(parameter, gradient), ...]``; empty for modules without parameters."""
-        return []
+        """``[(parameter, gradient), ...]``: the registered parameters of this module and of
+        its children, in the order of :meth:`named_parameters` (empty for none)."""
+        return [(p, g) for _, p, g, _ in _entries(self, "", False)]
+
+    def register_buffer(self, name: str, tensor: Any) -> None:
+        """Register ``tensor`` (or None) as the buffer ``name``: saved in ``state_dict`` and
+        loaded by ``load_state_dict``, but not a parameter (running statistics)."""
+        _, tensor_type, backend = _types(self)
+        who = f"{type(self).__name__}.register_buffer"
+        if not isinstance(name, str):
+            raise TypeError(f"{who}: name must be a str, got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f"{who}: name must be non-empty and hold no '.', got {name!r}")
+        if tensor is not None and not isinstance(tensor, tensor_type):
+            raise TypeError(f"{who}: {name!r} must be a {backend} Tensor or None, got {described(tensor)}"
+                            f"{mixed((tensor,), backend)}")
+        reg = _registry(self)
+        if hasattr(self, name) and reg.get(name) != "buffer":
+            raise KeyError(f"{who}: attribute {name!r} already exists")
+        d = self.__dict__
+        if not isinstance(d.get("_registry"), dict):
+            d["_registry"] = reg = {}
+        reg[name] = "buffer"
+        d[name] = tensor
 
     def named_children(self) -> list:
-        """``[(name, module), ...]`` of directly held modules; empty by default."""
-        return []
+        """``[(name, module), ...]`` of the registered child modules, in assignment order."""
+        return _own(self, "module")
 
     def children(self) -> list:
         """``[module, ...]``: the modules of ``named_children()``, without their names."""
         return [m for _, m in self.named_children()]
+
+    def named_modules(self, prefix: str = "", remove_duplicate: bool = True) -> Iterator[tuple]:
+        """``(dotted name, module)`` for this module (named ``prefix``) and every module
+        below it, pre-order; a module held twice comes once unless ``remove_duplicate=False``."""
+        seen: set = set()
+        out = []
+        stack = [(prefix, self)]
+        while stack:
+            name, m = stack.pop()
+            if remove_duplicate:
+                if id(m) in seen:
+                    continue
+                seen.add(id(m))
+            out.append((name, m))
+            stack.extend((f"{name}.{n}" if name else n, k) for n, k in reversed(list(m.named_children())))
+        return iter(out)
+
+    def modules(self) -> Iterator[Any]:
+        """This module and every module below it, each once, pre-order."""
+        return iter([m for _, m in Module.named_modules(self)])
 
     def __call__(self, *input: Any) -> Any:
         return self.forward(*input)
 
     def zero_grad(self) -> None:
         """Set every gradient in ``param()`` to zero, in place."""
-        for _, g in self._pairs():
+        for _, g in _checked_pairs(self):
             g.zero_()
 
     def _pairs(self) -> list:
         """``param()``, checked: ``(parameter, gradient)`` pairs of tensors (a ``TypeError`` otherwise)."""
-        who = self._name()
-        pairs = self.param()
-        if not isinstance(pairs, (list, tuple)):
-            raise TypeError(f"{who}: param() must return a list of (parameter, gradient) pairs, "
-                            f"got {type(pairs).__name__}")
-        for i, pair in enumerate(pairs):
-            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-                raise TypeError(f"{who}: param()[{i}] is not a (parameter, gradient) pair")
-            if not isinstance(pair[0], Tensor) or not isinstance(pair[1], Tensor):
-                raise TypeError(f"{who}: param()[{i}] must hold two pyfw Tensors, "
-                                f"got {described(pair[0])} and {described(pair[1])}{mixed(tuple(pair), 'pyfw')}")
-        return list(pairs)
+        return _checked_pairs(self)
 
     def train(self, mode: bool = True) -> "Module":
         """Set training mode on this module and its children; returns self."""
@@ -158,40 +327,48 @@ class Module:
         """Same as ``train(False)``."""
         return self.train(False)
 
+    def apply(self, fn: Any) -> "Module":
+        """Call ``fn`` on every child (recursively, each child's own children first), then on this module; returns self."""
+        if not callable(fn):
+            raise TypeError(f"{self._name()}.apply: fn must be callable, got {type(fn).__name__}")
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
     def named_param(self, prefix: str = "") -> list:
         """``[(name, parameter, gradient), ...]`` with torch-style dotted names."""
-        kids = self.named_children()
-        if kids:
-            out = []
-            for name, child in kids:
-                out.extend(child.named_param(f"{prefix}{name}."))
-            return out
-        return [(f"{prefix}{n}", p, g) for n, (p, g) in zip(self._param_names(), self._pairs())]
+        return [(n, p, g) for n, p, g, _ in _entries(self, prefix, False)]
 
     def _param_names(self) -> list:
         return [str(i) for i in range(len(self.param()))]
 
-    def parameters(self) -> Iterator[Tensor]:
+    def parameters(self) -> Iterator[Any]:
         """The parameter tensors in module order, each once; each carries its gradient as ``.grad``."""
-        for _, p in self.named_parameters():
-            yield p
+        return iter([p for _, p in Module.named_parameters(self)])
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple]:
         """``(name, parameter)`` pairs with torch's dotted names (``prefix.0.weight``), each
         parameter once (a module held twice contributes once)."""
-        seen = set()
-        for name, p, _ in self.named_param(f"{prefix}." if prefix else ""):
-            if id(p) not in seen:
-                seen.add(id(p))
-                yield name, p
+        return iter(_unique(_entries(self, f"{prefix}." if prefix else "", False)))
+
+    def buffers(self) -> Iterator[Any]:
+        """The buffers of this module and of every module below it, each once."""
+        return iter([b for _, b in Module.named_buffers(self)])
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple]:
+        """``(dotted name, buffer)`` pairs, each buffer once."""
+        entries = _entries(self, f"{prefix}." if prefix else "", True)
+        return iter(_unique([e for e in entries if e[3]]))
 
     def state_dict(self) -> dict:
-        """``{name: copy of parameter}``, keys as in ``torch.nn.Sequential``."""
+        """``{name: copy of tensor}`` for every parameter and buffer, with torch's dotted keys
+        (``0.weight``, ``fc1.bias``, ``norm.running_mean``)."""
         with _WEIGHTS_LOCK:
-            return {name: p.clone() for name, p, _ in self.named_param()}
+            return {name: t.clone() for name, t, _, _ in _entries(self, "", True)}
 
     def load_state_dict(self, state_dict: dict, strict: bool = True) -> "IncompatibleKeys":
-        """Copy values into the parameters, in place.
+        """Copy values into the parameters and buffers, in place.
 
         Values may be tensors of either backend or nested lists. Every key and
         shape is checked before anything is written, so a bad dict leaves the
@@ -201,14 +378,14 @@ class Module:
         who = f"{self._name()}.load_state_dict"
         if not isinstance(state_dict, dict):
             raise TypeError(f"{who}: expected a dict, got {type(state_dict).__name__}")
-        named = self.named_param()
-        names = [n for n, _, _ in named]
+        named = _entries(self, "", True)
+        names = [n for n, _, _, _ in named]
         missing = [n for n in names if n not in state_dict]
         extra = [k for k in state_dict if k not in names]
         if strict and (missing or extra):
             raise ValueError(f"{who}: missing keys {missing}, unexpected keys {extra}")
         staged = []
-        for name, p, _ in named:
+        for name, p, _, _ in named:
             if name not in state_dict:
                 continue
             rows, shape = _parse(state_dict[name], f"{who}[{name!r}]")
@@ -223,8 +400,47 @@ class Module:
     def _name(self) -> str:
         return type(self).__name__
 
+    def extra_repr(self) -> str:
+        """What the tree ``repr`` shows inside this module's parentheses; empty by default."""
+        return ""
+
     def __repr__(self) -> str:
-        return f"{self._name()}()"
+        """The tree, as torch prints it: ``Block(\\n  (fc1): Linear(...)\\n)``."""
+        kids = self.named_children()
+        if not kids:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        extra = self.extra_repr()
+        if extra:
+            lines.append("  " + extra.replace("\n", "\n  "))
+        lines.extend(f"  ({n}): " + repr(k).replace("\n", "\n  ") for n, k in kids)
+        return "\n".join(lines) + "\n)"
+
+
+def _unique(entries: list) -> list:
+    """``(name, tensor)`` of ``entries``, each tensor the first time it appears."""
+    seen: set = set()
+    out = []
+    for name, t, _, _ in entries:
+        if id(t) not in seen:
+            seen.add(id(t))
+            out.append((name, t))
+    return out
+
+
+def _check_registry(m: Any) -> None:
+    """Check a restored module's registry: names of its attributes, each holding its kind or None."""
+    d = m.__dict__
+    reg = d.get("_registry", {})
+    who = type(m).__name__
+    if not isinstance(reg, dict) or not all(isinstance(n, str) and k in _KINDS for n, k in reg.items()):
+        raise TypeError(f"{who}: the restored registry must map names to {sorted(_KINDS)}")
+    base, tensor_type, _ = _types(m)
+    for n, k in reg.items():
+        v = d.get(n)
+        want = base if k == "module" else tensor_type
+        if v is not None and not isinstance(v, want):
+            raise TypeError(f"{who}: the restored {_KINDS[k]} {n!r} is a {type(v).__name__}")
 
 
 class Linear(Module):
@@ -478,13 +694,6 @@ class Sequential(Module):
             grad = m.backward(grad)
         return grad
 
-    def param(self) -> list:
-        """The children's pairs, in module order."""
-        out = []
-        for m in self._modules:
-            out.extend(m.param())
-        return out
-
     def named_children(self) -> list:
         """``[("0", first), ("1", second), ...]``."""
         return [(str(i), m) for i, m in enumerate(self._modules)]
@@ -519,3 +728,113 @@ class Sequential(Module):
 
 LAYERS: dict = {cls.__name__: cls for cls in (Linear, Dropout, Sequential)}
 """The members of the layer family, by class name, in table order."""
+
+
+class _ParameterType(type):
+    """``isinstance(t, Parameter)``: ``t`` is a tensor of the backend that carries a ``.grad``."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, cls._tensor_type()) and obj.grad is not None
+
+
+class Parameter(metaclass=_ParameterType):
+    """``Parameter(t)``: the tensor ``t`` itself, given a zero gradient of its shape as
+    ``t.grad`` if it has none, so that assigning it to a module's attribute registers it
+    as a parameter (any tensor with a ``.grad`` does). Nested lists are converted with
+    ``tensor()`` first. Not a subclass: ``type(Parameter(t))`` is the backend's ``Tensor``,
+    and ``isinstance(x, Parameter)`` says whether ``x`` is a tensor with a ``.grad``.
+    """
+
+    _backend = "pyfw"
+
+    @staticmethod
+    def _tensor_type() -> type:
+        return Tensor
+
+    def __new__(cls, data: Any) -> Any:  # type: ignore[misc]
+        t = data if isinstance(data, cls._tensor_type()) else sys.modules[cls._backend].tensor(data)
+        if t.grad is None:
+            g = t.clone()
+            g.zero_()
+            t.grad = g
+        return t
+
+
+class _ModuleListBase:
+    """What :class:`ModuleList` does, for the ``Module`` of either backend: a list of
+    modules, registered as the children ``"0"``, ``"1"``, ...; it has no ``forward``."""
+
+    def __init__(self, modules: Any = None) -> None:
+        super().__init__()  # type: ignore[call-arg]
+        self._items: list = []
+        if modules is not None:
+            self.extend(modules)
+
+    def _checked(self, module: Any, who: str) -> Any:
+        base, _, backend = _types(self)
+        if not isinstance(module, base):
+            raise TypeError(f"ModuleList.{who}: expected a {backend} Module, got {described(module)}"
+                            f"{mixed((module,), backend)}")
+        return module
+
+    def named_children(self) -> list:
+        """``[("0", first), ("1", second), ...]``."""
+        return [(str(i), m) for i, m in enumerate(self._items)]
+
+    def append(self, module: Any) -> Any:
+        """Add ``module`` at the end; returns self."""
+        self._items.append(self._checked(module, "append"))
+        return self
+
+    def extend(self, modules: Any) -> Any:
+        """Add every module of the iterable ``modules`` at the end; returns self."""
+        if isinstance(modules, _types(self)[0]) and not isinstance(modules, _ModuleListBase):
+            raise TypeError(f"ModuleList.extend: expected an iterable of modules, got {described(modules)}")
+        items = [self._checked(m, "extend") for m in modules]
+        self._items.extend(items)
+        return self
+
+    def insert(self, index: int, module: Any) -> None:
+        """Put ``module`` before position ``index`` (the later children are renumbered)."""
+        self._items.insert(_int_index(index), self._checked(module, "insert"))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self._items))
+
+    def __getitem__(self, i: Any) -> Any:
+        """The module at ``i``, or a ``ModuleList`` of the modules in a slice."""
+        if isinstance(i, slice):
+            return type(self)(self._items[i])
+        return self._items[_int_index(i)]
+
+    def __setitem__(self, i: Any, module: Any) -> None:
+        self._items[_int_index(i)] = self._checked(module, "__setitem__")
+
+    def __delitem__(self, i: Any) -> None:
+        if isinstance(i, slice):
+            del self._items[i]
+        else:
+            del self._items[_int_index(i)]
+
+    def forward(self, *input: Any) -> Any:
+        """A ``ModuleList`` only holds modules: a module that owns one calls them."""
+        raise NotImplementedError("ModuleList has no forward: call its modules from your module's forward")
+
+    def backward(self, *gradwrtoutput: Any) -> Any:
+        """As :meth:`forward`: a module that owns the list runs its children's ``backward``."""
+        raise NotImplementedError("ModuleList has no backward: call its modules' backward from your module's")
+
+
+def _int_index(i: Any) -> int:
+    if isinstance(i, bool) or not isinstance(i, numbers.Integral):
+        raise TypeError(f"ModuleList indices must be integers or slices, not {type(i).__name__}")
+    return int(i)
+
+
+class ModuleList(_ModuleListBase, Module):
+    """A list of modules, registered as children ``"0"``, ``"1"``, ... (as ``torch.nn.ModuleList``):
+    ``append``, ``extend``, ``insert``, ``len``, indexing, slicing and iteration."""
+

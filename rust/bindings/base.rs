@@ -1,11 +1,14 @@
 //! Binding of `Module`, the base class that every layer, activation and loss
 //! extends (see `pyfw/modules.py`).
 //!
-//! Its generic methods (`train`, `named_param`, `state_dict`,
-//! `load_state_dict`, `zero_grad`, `__call__`) go through Python method
-//! lookup, so overrides in subclasses are honoured. No borrow of a module is
-//! held while Python code runs, so another thread using the same model gets
-//! either a consistent result or a clean `RuntimeError`.
+//! The module tree (registration of children, parameters and buffers on
+//! assignment, `named_modules`, `param`, `train`, `apply`, the tree `repr`, ...)
+//! is written once, in `pyfw/modules.py`: these methods call `pyfw.modules.Module`'s
+//! with a native module as `self`, and those go through Python method lookup, so
+//! overrides in subclasses are honoured. `state_dict` and `load_state_dict` copy
+//! the tensors here, with the interpreter lock held throughout, so another thread
+//! sees a load either wholly or not at all. No borrow of a module is held while
+//! Python code runs.
 
 use pyo3::exceptions::{PyNotImplementedError, PyTypeError, PyValueError};
 use pyo3::intern;
@@ -14,15 +17,18 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use pyo3::PyTypeInfo;
 
 use super::tensor::{checked_tensor_data, PyTensor};
-use super::{described, mixed, py_repr, py_str, type_name, Borrow, StrictBool, Truthy};
+use super::{py_repr, py_str, type_name, Borrow, StrictBool, Truthy};
 
 // ---------------------------------------------------------------- Module
 
 /// Base class of every layer and loss.
 ///
-/// Subclasses override `forward`, `backward` and, when they hold parameters,
-/// `param`. A subclass that holds other modules overrides `named_children` so that
-/// `train`/`eval` and `state_dict` reach them.
+/// Subclasses override `forward` and `backward`. Assigning a module to an
+/// attribute registers it as a child, assigning a `Parameter` (a tensor with
+/// `.grad`) registers a parameter, and `register_buffer` registers state that is
+/// saved but not trained, all in assignment order, as in torch. `param()` then
+/// lists the registered parameters' `(parameter, gradient)` pairs, the
+/// children's included; a module may override it instead.
 #[pyclass(subclass, module = "pyfw_rs", name = "Module")]
 pub struct Module {
     /// Training mode (`train()` / `eval()`).
@@ -40,48 +46,53 @@ fn call_name(slf: &Bound<'_, PyAny>) -> PyResult<String> {
     py_str(&slf.call_method0(intern!(slf.py(), "_name"))?)
 }
 
-/// The gradient tensor of a `(param, grad)` pair, which must be native.
-fn native_pair<'py>(
-    pair: &Bound<'py, PyAny>,
-    i: usize,
-    who: &str,
-) -> PyResult<(Bound<'py, PyTensor>, Bound<'py, PyTensor>)> {
-    let is_pair =
-        (pair.is_instance_of::<PyTuple>() || pair.is_instance_of::<PyList>()) && pair.len()? == 2;
-    if !is_pair {
-        return Err(PyTypeError::new_err(format!(
-            "{who}: param()[{i}] is not a (parameter, gradient) pair"
-        )));
-    }
-    let (p, g) = (pair.get_item(0)?, pair.get_item(1)?);
-    match (p.cast::<PyTensor>(), g.cast::<PyTensor>()) {
-        (Ok(pt), Ok(gt)) => Ok((pt.clone(), gt.clone())),
-        _ => Err(PyTypeError::new_err(format!(
-            "{who}: param()[{i}] must hold two pyfw_rs Tensors, got {} and {}{}",
-            described(&p),
-            described(&g),
-            mixed(&[&p, &g])
-        ))),
-    }
+/// `pyfw.modules.<name>`, the module tree's code, written once.
+fn tree<'py>(py: Python<'py>, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+    py.import(intern!(py, "pyfw.modules"))?.getattr(name)
 }
 
-/// `param()` of `slf`, checked as `pyfw.modules.Module._pairs` checks it.
-fn checked_pairs<'py>(
-    slf: &Bound<'py, PyAny>,
-) -> PyResult<Vec<(Bound<'py, PyTensor>, Bound<'py, PyTensor>)>> {
-    let who = call_name(slf)?;
-    let pairs = slf.call_method0(intern!(slf.py(), "param"))?;
-    if !(pairs.is_instance_of::<PyList>() || pairs.is_instance_of::<PyTuple>()) {
-        return Err(PyTypeError::new_err(format!(
-            "{who}: param() must return a list of (parameter, gradient) pairs, got {}",
-            type_name(&pairs)
-        )));
-    }
+/// `pyfw.modules.Module.<name>`, called with a native module as `self`.
+fn shared<'py>(
+    slf: &Bound<'py, Module>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Bound<'py, PyAny>> {
+    tree(slf.py(), intern!(slf.py(), "Module"))?.getattr(name)
+}
+
+/// `[(name, tensor), ...]` of every parameter and buffer of `slf`, as `state_dict` keys them.
+fn state_entries<'py>(
+    slf: &Bound<'py, Module>,
+) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+    let py = slf.py();
+    let entries = tree(py, intern!(py, "_entries"))?.call1((slf, "", true))?;
     let mut out = Vec::new();
-    for (i, pair) in pairs.try_iter()?.enumerate() {
-        out.push(native_pair(&pair?, i, &who)?);
+    for e in entries.try_iter()? {
+        let e = e?;
+        out.push((e.get_item(0)?, e.get_item(1)?));
     }
     Ok(out)
+}
+
+/// Whether `obj` has an instance `__dict__` (an instance of a Python subclass).
+fn has_dict(obj: &Bound<'_, PyAny>) -> bool {
+    obj.hasattr(intern!(obj.py(), "__dict__")).unwrap_or(false)
+}
+
+/// `object.__setattr__` (or, for `value` None, `object.__delattr__`), which Python
+/// itself refuses to apply to a class whose base overrides `__setattr__`.
+fn generic_setattr(
+    obj: &Bound<'_, PyAny>,
+    name: &Bound<'_, PyAny>,
+    value: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let value = value.map_or(std::ptr::null_mut(), |v| v.as_ptr());
+    // SAFETY: both pointers are live for the call (borrowed from `Bound`s); a null
+    // value deletes, as the C API documents.
+    let rc = unsafe { pyo3::ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value) };
+    if rc < 0 {
+        return Err(PyErr::fetch(obj.py()));
+    }
+    Ok(())
 }
 
 #[pymethods]
@@ -95,6 +106,30 @@ impl Module {
     /// Accepts and ignores arguments, so that subclasses may call `super().__init__(...)`.
     #[pyo3(signature = (*_args, **_kwargs))]
     fn __init__(&self, _args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) {}
+
+    /// Registers a module, a parameter or a buffer assigned to an attribute of an
+    /// instance of a Python subclass (`pyfw.modules._register`); native classes
+    /// have no attributes of their own and skip it.
+    fn __setattr__(
+        slf: &Bound<'_, Self>,
+        name: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        if has_dict(slf.as_any()) {
+            tree(py, intern!(py, "_register"))?.call1((slf, name, value))?;
+        }
+        generic_setattr(slf.as_any(), name, Some(value))
+    }
+
+    /// Forgets a registered name, then deletes the attribute.
+    fn __delattr__(slf: &Bound<'_, Self>, name: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        if has_dict(slf.as_any()) {
+            tree(py, intern!(py, "_unregister"))?.call1((slf, name))?;
+        }
+        generic_setattr(slf.as_any(), name, None)
+    }
 
     /// Compute the output; subclasses override it.
     #[pyo3(signature = (*input))]
@@ -116,26 +151,45 @@ impl Module {
         )))
     }
 
-    /// `[(parameter, gradient), ...]`; empty for modules without parameters.
-    fn param<'py>(_slf: &Bound<'py, Self>, py: Python<'py>) -> Bound<'py, PyList> {
-        PyList::empty(py)
+    /// `[(parameter, gradient), ...]`: the registered parameters of this module and
+    /// of its children, in the order of `named_parameters` (empty for none).
+    fn param<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        shared(slf, intern!(slf.py(), "param"))?.call1((slf,))
     }
 
-    /// `[(name, module), ...]` of directly held modules; empty by default.
-    fn named_children<'py>(_slf: &Bound<'py, Self>, py: Python<'py>) -> Bound<'py, PyList> {
-        PyList::empty(py)
+    /// Register `tensor` (or None) as the buffer `name`: saved in `state_dict` and
+    /// loaded by `load_state_dict`, but not a parameter.
+    fn register_buffer<'py>(
+        slf: &Bound<'py, Self>,
+        name: &Bound<'py, PyAny>,
+        tensor: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        shared(slf, intern!(slf.py(), "register_buffer"))?.call1((slf, name, tensor))
+    }
+
+    /// `[(name, module), ...]` of the registered child modules, in assignment order.
+    fn named_children<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        shared(slf, intern!(slf.py(), "named_children"))?.call1((slf,))
     }
 
     /// `[module, ...]`: the modules of `named_children()`, without their names.
-    fn children<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
-        let out = PyList::empty(slf.py());
-        for kid in slf
-            .call_method0(intern!(slf.py(), "named_children"))?
-            .try_iter()?
-        {
-            out.append(kid?.get_item(1)?)?;
-        }
-        Ok(out)
+    fn children<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        shared(slf, intern!(slf.py(), "children"))?.call1((slf,))
+    }
+
+    /// `(dotted name, module)` for this module (named `prefix`) and every module below it, pre-order.
+    #[pyo3(signature = (prefix = "", remove_duplicate = true))]
+    fn named_modules<'py>(
+        slf: &Bound<'py, Self>,
+        prefix: &str,
+        remove_duplicate: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        shared(slf, intern!(slf.py(), "named_modules"))?.call1((slf, prefix, remove_duplicate))
+    }
+
+    /// This module and every module below it, each once, pre-order.
+    fn modules<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        shared(slf, intern!(slf.py(), "modules"))?.call1((slf,))
     }
 
     #[pyo3(signature = (*input))]
@@ -146,27 +200,14 @@ impl Module {
     }
 
     /// Set every gradient in `param()` to zero, in place.
-    fn zero_grad(slf: &Bound<'_, Self>) -> PyResult<()> {
-        for (_, g) in checked_pairs(slf.as_any())? {
-            g.busy_mut()?.t.data_mut().fill(0.0);
-        }
-        Ok(())
+    fn zero_grad<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        shared(slf, intern!(slf.py(), "zero_grad"))?.call1((slf,))
     }
 
     /// Set training mode on this module and its children; returns self.
     #[pyo3(signature = (mode = StrictBool(true)), text_signature = "($self, mode=True)")]
-    fn train<'py>(slf: &Bound<'py, Self>, mode: StrictBool) -> PyResult<Bound<'py, Self>> {
-        let py = slf.py();
-        let mode = mode.0;
-        slf.setattr(intern!(py, "training"), mode)?;
-        for kid in slf
-            .call_method0(intern!(py, "named_children"))?
-            .try_iter()?
-        {
-            kid?.get_item(1)?
-                .call_method1(intern!(py, "train"), (mode,))?;
-        }
-        Ok(slf.clone())
+    fn train<'py>(slf: &Bound<'py, Self>, mode: StrictBool) -> PyResult<Bound<'py, PyAny>> {
+        shared(slf, intern!(slf.py(), "train"))?.call1((slf, mode.0))
     }
 
     /// Same as `train(False)`.
@@ -174,71 +215,55 @@ impl Module {
         slf.call_method1(intern!(slf.py(), "train"), (false,))
     }
 
+    /// Call `fn` on every child (recursively, each child's own children first), then on this module; returns self.
+    fn apply<'py>(slf: &Bound<'py, Self>, r#fn: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        shared(slf, intern!(slf.py(), "apply"))?.call1((slf, r#fn))
+    }
+
     /// `[(name, parameter, gradient), ...]` with torch-style dotted names.
     #[pyo3(signature = (prefix = ""))]
-    fn named_param<'py>(slf: &Bound<'py, Self>, prefix: &str) -> PyResult<Bound<'py, PyList>> {
-        let py = slf.py();
-        let out = PyList::empty(py);
-        let kids: Vec<Bound<'py, PyAny>> = slf
-            .call_method0(intern!(py, "named_children"))?
-            .try_iter()?
-            .collect::<PyResult<_>>()?;
-        if !kids.is_empty() {
-            for kid in kids {
-                let name = py_str(&kid.get_item(0)?)?;
-                let child = kid.get_item(1)?;
-                let sub = child
-                    .call_method1(intern!(py, "named_param"), (format!("{prefix}{name}."),))?;
-                for item in sub.try_iter()? {
-                    out.append(item?)?;
-                }
-            }
-            return Ok(out);
-        }
-        let names = slf.call_method0(intern!(py, "_param_names"))?;
-        for (n, (p, g)) in names.try_iter()?.zip(checked_pairs(slf.as_any())?) {
-            let full = format!("{prefix}{}", py_str(&n?)?);
-            out.append((full, p, g))?;
-        }
-        Ok(out)
+    fn named_param<'py>(slf: &Bound<'py, Self>, prefix: &str) -> PyResult<Bound<'py, PyAny>> {
+        shared(slf, intern!(slf.py(), "named_param"))?.call1((slf, prefix))
     }
 
     /// The parameter tensors in module order, each once; each carries its gradient as `.grad`.
     fn parameters<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        let out = PyList::empty(slf.py());
-        for (_, p) in unique_params(slf, "")? {
-            out.append(p)?;
-        }
-        Ok(out.try_iter()?.into_any())
+        shared(slf, intern!(slf.py(), "parameters"))?.call1((slf,))
     }
 
     /// `(name, parameter)` pairs with torch's dotted names (`prefix.0.weight`), each parameter once.
     #[pyo3(signature = (prefix = ""))]
     fn named_parameters<'py>(slf: &Bound<'py, Self>, prefix: &str) -> PyResult<Bound<'py, PyAny>> {
-        let out = PyList::empty(slf.py());
-        for pair in unique_params(slf, prefix)? {
-            out.append(pair)?;
-        }
-        Ok(out.try_iter()?.into_any())
+        shared(slf, intern!(slf.py(), "named_parameters"))?.call1((slf, prefix))
     }
 
-    fn _param_names<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
-        let n = slf.call_method0(intern!(slf.py(), "param"))?.len()?;
-        PyList::new(slf.py(), (0..n).map(|i| i.to_string()))
+    /// The buffers of this module and of every module below it, each once.
+    fn buffers<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        shared(slf, intern!(slf.py(), "buffers"))?.call1((slf,))
     }
 
-    /// `{name: copy of parameter}`, keys as in `torch.nn.Sequential`.
+    /// `(dotted name, buffer)` pairs, each buffer once.
+    #[pyo3(signature = (prefix = ""))]
+    fn named_buffers<'py>(slf: &Bound<'py, Self>, prefix: &str) -> PyResult<Bound<'py, PyAny>> {
+        shared(slf, intern!(slf.py(), "named_buffers"))?.call1((slf, prefix))
+    }
+
+    fn _param_names<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        shared(slf, intern!(slf.py(), "_param_names"))?.call1((slf,))
+    }
+
+    /// `{name: copy of tensor}` for every parameter and buffer, with torch's dotted keys.
     fn state_dict<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
         let py = slf.py();
+        let entries = state_entries(slf)?;
         let out = PyDict::new(py);
-        for item in Module::named_param(slf, "")?.iter() {
-            let p = item.get_item(1)?;
-            out.set_item(item.get_item(0)?, p.call_method0(intern!(py, "clone"))?)?;
+        for (name, t) in entries {
+            out.set_item(name, t.call_method0(intern!(py, "clone"))?)?;
         }
         Ok(out)
     }
 
-    /// Copy values into the parameters, in place.
+    /// Copy values into the parameters and buffers, in place.
     ///
     /// Values may be tensors of either backend or nested lists. Every key and
     /// shape is checked before anything is written, so a bad dict leaves the
@@ -259,19 +284,14 @@ impl Module {
                 type_name(state_dict)
             )));
         };
-        let named = slf.call_method0(intern!(py, "named_param"))?;
-        let named: Vec<Bound<'_, PyAny>> = named.try_iter()?.collect::<PyResult<_>>()?;
-        let mut names = Vec::with_capacity(named.len());
-        for item in &named {
-            names.push(item.get_item(0)?);
-        }
+        let named = state_entries(slf)?;
         let missing = PyList::empty(py);
-        for n in &names {
+        for (n, _) in &named {
             if !sd.contains(n)? {
                 missing.append(n)?;
             }
         }
-        let names_list = PyList::new(py, &names)?;
+        let names_list = PyList::new(py, named.iter().map(|(n, _)| n))?;
         let extra = PyList::empty(py);
         for k in sd.keys() {
             if !names_list.contains(&k)? {
@@ -286,16 +306,15 @@ impl Module {
             )));
         }
         let mut staged = Vec::new();
-        for (item, name) in named.iter().zip(&names) {
-            let Some(value) = sd.get_item(name)? else {
+        for (name, p) in named {
+            let Some(value) = sd.get_item(&name)? else {
                 continue;
             };
-            let name_repr = py_repr(name)?;
+            let name_repr = py_repr(&name)?;
             let (data, shape) = checked_tensor_data(&value, &format!("{who}[{name_repr}]"))?;
-            let p = item.get_item(1)?;
             let p = p.cast_into::<PyTensor>().map_err(|e| {
                 PyTypeError::new_err(format!(
-                    "{who}: parameter {name_repr} is a {}, not a pyfw_rs Tensor",
+                    "{who}: {name_repr} is a {}, not a pyfw_rs Tensor",
                     type_name(e.into_inner().as_any())
                 ))
             })?;
@@ -310,13 +329,16 @@ impl Module {
         for (p, data) in staged {
             p.busy_mut()?.t.data_mut().copy_from_slice(&data);
         }
-        py.import("pyfw.modules")?
-            .getattr("IncompatibleKeys")?
-            .call1((missing, extra))
+        tree(py, intern!(py, "IncompatibleKeys"))?.call1((missing, extra))
     }
 
     fn _name(slf: &Bound<'_, Self>) -> String {
         type_name(slf.as_any())
+    }
+
+    /// What the tree `repr` shows inside this module's parentheses; empty by default.
+    fn extra_repr(&self) -> &'static str {
+        ""
     }
 
     /// For `copy` and `pickle` of Python subclasses (the native classes themselves
@@ -325,31 +347,10 @@ impl Module {
         reduce(slf.as_any())
     }
 
-    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
-        Ok(format!("{}()", call_name(slf.as_any())?))
+    /// The tree, as torch prints it.
+    fn __repr__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        shared(slf, intern!(slf.py(), "__repr__"))?.call1((slf,))
     }
-}
-
-/// `(name, parameter)` for every parameter of `slf`, the first time it appears
-/// (a module held twice contributes once), named as torch names them.
-fn unique_params<'py>(
-    slf: &Bound<'py, Module>,
-    prefix: &str,
-) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
-    let prefix = if prefix.is_empty() {
-        String::new()
-    } else {
-        format!("{prefix}.")
-    };
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for item in Module::named_param(slf, &prefix)?.iter() {
-        let p = item.get_item(1)?;
-        if seen.insert(p.as_ptr() as usize) {
-            out.push((item.get_item(0)?, p));
-        }
-    }
-    Ok(out)
 }
 
 /// `pyfw_rs._pickle.reduce(obj)`: what `copy` and `pickle` rebuild a Python

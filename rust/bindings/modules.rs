@@ -833,18 +833,6 @@ impl Sequential {
         slf.call_method1(intern!(slf.py(), "forward"), input)
     }
 
-    /// The children's pairs, in module order.
-    fn param<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let this = slf.busy_ref()?;
-        let out = PyList::empty(py);
-        for m in &this.modules {
-            for pair in m.bind(py).call_method0(intern!(py, "param"))?.try_iter()? {
-                out.append(pair?)?;
-            }
-        }
-        Ok(out)
-    }
-
     /// `[("0", first), ("1", second), ...]`.
     fn named_children<'py>(
         slf: &Bound<'py, Self>,

@@ -41,3 +41,19 @@ def test_license_and_layout(repo_root: Path) -> None:
     for doc in sorted((repo_root / "docs").glob("*.md")):
         assert doc.name in layout, doc.name
     assert "LICENSE" in layout
+
+
+def test_custom_module_example_runs_the_same_in_both_backends(repo_root: Path, tmp_path: Path) -> None:
+    """The python block under '## Custom modules' runs (gradcheck, fit) and prints the same bits in both backends."""
+    text = (repo_root / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"## Custom modules\n.*?```python\n(.*?)```", text, re.S)
+    assert m, "README.md has no python block under '## Custom modules'"
+    outs = []
+    for module in ("pyfw", "pyfw_rs"):
+        code = m.group(1).replace("import pyfw as fw", f"import {module} as fw")
+        proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=300, env={"PYTHONPATH": str(repo_root)})
+        assert proc.returncode == 0, proc.stderr
+        outs.append(proc.stdout)
+    assert outs[0].splitlines()[0] == "['0.weight', '0.bias', '1.scale', '1.fc1.weight']"
+    assert outs[0] == outs[1]
