@@ -1,7 +1,8 @@
 """The command line of pyfw: ``train`` trains the seed task, ``predict`` applies a
 model file to the rows of a CSV file, ``plot`` draws a run's curves or a model's
 decision regions as SVG, ``demo`` trains with both backends and compares them
-bit for bit, and ``sweep`` trains every combination of settings with many seeds.
+bit for bit, ``sweep`` trains every combination of settings with many seeds, and
+``playground`` serves a page that trains small networks live in the browser.
 
 The options of the seed task are not written here: the parser makes one option
 per field of :class:`pyfw.task.Config` (``--batch-size`` from ``batch_size``),

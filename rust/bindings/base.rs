@@ -31,8 +31,7 @@ use super::{py_repr, py_str, type_name, Borrow, StrictBool, Truthy};
 /// children's included; a module may override it instead.
 #[pyclass(subclass, module = "pyfw_rs", name = "Module")]
 pub struct Module {
-    /// Training mode (`train()` / `eval()`).
-    #[pyo3(get, set)]
+    /// Training mode (`train()` / `eval()`); read and set through `training`.
     pub(crate) training: bool,
 }
 
@@ -204,6 +203,18 @@ impl Module {
         shared(slf, intern!(slf.py(), "zero_grad"))?.call1((slf,))
     }
 
+    /// Training mode (`train()` / `eval()`). A module that a native fit holds says so.
+    #[getter]
+    fn get_training(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(slf.busy_ref()?.training)
+    }
+
+    #[setter]
+    fn set_training(slf: &Bound<'_, Self>, mode: bool) -> PyResult<()> {
+        slf.busy_mut()?.training = mode;
+        Ok(())
+    }
+
     /// Set training mode on this module and its children; returns self.
     #[pyo3(signature = (mode = StrictBool(true)), text_signature = "($self, mode=True)")]
     fn train<'py>(slf: &Bound<'py, Self>, mode: StrictBool) -> PyResult<Bound<'py, PyAny>> {
@@ -337,8 +348,9 @@ impl Module {
     }
 
     /// What the tree `repr` shows inside this module's parentheses; empty by default.
-    fn extra_repr(&self) -> &'static str {
-        ""
+    fn extra_repr(slf: &Bound<'_, Self>) -> PyResult<&'static str> {
+        slf.busy_ref()?;
+        Ok("")
     }
 
     /// For `copy` and `pickle` of Python subclasses (the native classes themselves
