@@ -109,7 +109,8 @@ def gradcheck(module: Any, *inputs: Any, eps: float = 1e-6, atol: float = 1e-5, 
     are not tensors or nested lists of numbers (class indices) are passed unchanged.
 
     The module is left as it was found: every parameter keeps its bits, and the
-    gradients hold what they held before (the forward state is that of ``inputs``).
+    gradients and the buffers (running statistics) hold what they held before (the
+    forward state is that of ``inputs``).
     A module in training mode that draws random numbers (``Dropout``) is refused
     with a ``ValueError`` suggesting ``eval()``.
     """
@@ -126,6 +127,8 @@ def gradcheck(module: Any, *inputs: Any, eps: float = 1e-6, atol: float = 1e-5, 
     pairs = list(module.param())
     saved_params = [p.tolist() for p, _ in pairs]
     saved_grads = [g.tolist() for _, g in pairs]
+    buffers = _buffers(module)
+    saved_buffers = [b.tolist() for b in buffers]
 
     first = module(*args)
     is_loss = isinstance(first, (int, float))
@@ -172,6 +175,8 @@ def gradcheck(module: Any, *inputs: Any, eps: float = 1e-6, atol: float = 1e-5, 
             p.copy_(value)
             g.copy_(grad)
         module(*args)
+        for buf, value in zip(buffers, saved_buffers):
+            buf.copy_(value)
     if worst is not None:
         _, where, index, a, n = worst
         raise GradcheckError(f"gradcheck: {type(module).__name__}: {where} at index {list(index)}: analytic "
@@ -185,6 +190,12 @@ def _as_input(fw: Any, x: Any) -> Any:
     if isinstance(x, list) and x and isinstance(x[0], (list, float)):
         return fw.tensor(x)
     return x
+
+
+def _buffers(module: Any) -> list:
+    """The module's buffers (running statistics), which its forwards may change."""
+    named = getattr(module, "named_buffers", None)
+    return [b for _, b in named()] if callable(named) else []
 
 
 def _param_name(module: Any, k: int) -> str:

@@ -116,3 +116,23 @@ def test_bad_tolerances_are_refused(fw: ModuleType, kw: dict) -> None:
 def test_no_input_is_refused(fw: ModuleType) -> None:
     with pytest.raises(TypeError, match="gradcheck: give the inputs of Tanh"):
         fw.gradcheck(fw.Tanh())
+
+
+def test_buffers_are_restored(fw: ModuleType) -> None:
+    """A module whose forward updates a buffer (as running statistics do) gets its buffer back."""
+    class Counting(fw.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = fw.Linear(3, 2, generator=fw.Generator(0))
+            self.register_buffer("seen", fw.tensor([0.0]))
+
+        def forward(self, x: Any) -> Any:
+            self.seen.copy_([self.seen.tolist()[0] + 1.0])
+            return self.fc(x)
+
+        def backward(self, g: Any) -> Any:
+            return self.fc.backward(g)
+
+    m = Counting()
+    assert fw.gradcheck(m, X) is True
+    assert m.seen.tolist() == [0.0]
