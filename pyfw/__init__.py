@@ -1,4 +1,4 @@
-"""pyfw: a small deep-learning framework for fully connected networks, in pure Python.
+"""pyfw: a small deep-learning framework in pure Python: N-d tensors with arithmetic, layers, losses, optimizers.
 
 ``pyfw_rs`` offers the same API with Rust kernels and bit-identical results.
 """
@@ -16,7 +16,8 @@ from .metrics import argmax_rows, error_rate
 from .modules import LAYERS, Module, ModuleList, Parameter
 from .sweeps import sweep
 from .optim import OPTIMIZERS
-from .tensor import Tensor, tensor
+from .tensor import (Tensor, cat, full, matmul, maximum, minimum, ones, ones_like, rand, randn, tensor, zeros,
+                     zeros_like)
 from .training import fit, train_epoch
 
 __version__ = "0.1.0"
@@ -30,5 +31,6 @@ __all__ = sorted([
     "Generator", "GradcheckError", "Module", "ModuleList", "Parameter", "Tensor",
     "argmax_rows", "data", "default_generator", "error_rate", "fit", "gradcheck", "init", "io", "manual_seed",
     "activations", "losses", "metrics", "optim", "randperm", "sweep", "tensor", "train_epoch", "training",
+    "cat", "full", "matmul", "maximum", "minimum", "ones", "ones_like", "rand", "randn", "zeros", "zeros_like",
     *LAYERS, *ACTIVATIONS, *LOSSES, *OPTIMIZERS,
 ])

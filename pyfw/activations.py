@@ -232,6 +232,9 @@ def _lines(rows: Rows, shape: tuple, dim: int, who: str) -> tuple:
         raise ValueError(f"{who}: dim {dim} is out of range for a {nd}-D input of shape {shape}")
     if dim % nd == nd - 1:
         return rows, lambda lines: lines
+    if nd > 2:  # rows are runs of the last dim: other dims of higher ranks are not lines of them
+        raise ValueError(f"{who}: dim {dim} of a {nd}-D input of shape {shape} is not supported; "
+                         "above 2-D only the last dim is")
     return [list(c) for c in zip(*rows)], lambda lines: [list(r) for r in zip(*lines)]
 
 
