@@ -347,6 +347,13 @@ impl Lines {
                 "{who}: dim {dim} is out of range for a {nd}-D input of shape {shape}"
             )));
         }
+        if nd > 2 && dim.rem_euclid(nd) != nd - 1 {
+            // Rows are runs of the last dim: other dims of higher ranks are not lines of them.
+            return Err(Error::Value(format!(
+                "{who}: dim {dim} of a {nd}-D input of shape {shape} is not supported; above \
+                 2-D only the last dim is"
+            )));
+        }
         let (rows, cols) = (shape.rows(), shape.cols());
         Ok(if dim.rem_euclid(nd) == nd - 1 {
             Lines {

@@ -228,9 +228,10 @@ pub fn check_probabilities(who: &str, what: &str, v: &[f64], shape: Shape) -> Re
     for (i, &p) in v.iter().enumerate() {
         if !(0.0..=1.0).contains(&p) {
             let cols = shape.cols();
-            let at = match shape {
-                Shape::Vector(_) => format!("({i},)"),
-                Shape::Matrix(..) => format!("({}, {})", i / cols, i % cols),
+            let at = if shape.ndim() == 1 {
+                format!("({i},)")
+            } else {
+                format!("({}, {})", i / cols, i % cols)
             };
             return Err(Error::Value(format!(
                 "{who}: {what} values must be probabilities in [0, 1], got {} at {at} of shape {shape}",
@@ -243,12 +244,11 @@ pub fn check_probabilities(who: &str, what: &str, v: &[f64], shape: Shape) -> Re
 
 /// `(N, C)` of the input of a class member, or the `ValueError` of a 1-D input.
 pub fn class_input(who: &str, shape: Shape) -> Result<(usize, usize)> {
-    match shape {
-        Shape::Matrix(n, c) => Ok((n, c)),
-        Shape::Vector(_) => Err(Error::Value(format!(
+    shape.as_matrix().ok_or_else(|| {
+        Error::Value(format!(
             "{who}: expected an input of shape (N, C), got shape {shape}"
-        ))),
-    }
+        ))
+    })
 }
 
 /// The `ValueError` of a number of class indices other than the input's rows.

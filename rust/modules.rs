@@ -66,16 +66,16 @@ pub fn linear_init(
 /// Check a Linear input shape; returns the batch size.
 pub fn check_linear_input(in_features: usize, out_features: usize, shape: Shape) -> Result<usize> {
     let who = || linear_name(in_features, out_features);
-    match shape {
-        Shape::Vector(_) => Err(Error::Value(format!(
+    match shape.as_matrix() {
+        None => Err(Error::Value(format!(
             "{}: expected a 2-D input (batch, {in_features}), got shape {shape}",
             who()
         ))),
-        Shape::Matrix(_, c) if c != in_features => Err(Error::Value(format!(
+        Some((_, c)) if c != in_features => Err(Error::Value(format!(
             "{}: expected input with {in_features} columns, got {c} (input shape {shape})",
             who()
         ))),
-        Shape::Matrix(r, _) => Ok(r),
+        Some((r, _)) => Ok(r),
     }
 }
 
@@ -173,7 +173,7 @@ fn axpy<const W: usize>(acc: &mut [f64; W], v: f64, s: &[f64]) {
 
 /// The right-hand matrix of [`skip_gemm`], (depth, cols), in either layout.
 #[derive(Clone, Copy)]
-enum Right<'a> {
+pub(crate) enum Right<'a> {
     /// Row-major: `b[k][j]` at `k * cols + j`.
     Rows(&'a [f64]),
     /// Stored transposed, as (cols, depth): `b[k][j]` at `j * depth + k`. A
@@ -195,7 +195,7 @@ enum Right<'a> {
 /// blocked for the cache. `W` is the width a SIMD path chooses; every `W` gives
 /// the same bits.
 #[inline(always)]
-fn skip_gemm<const W: usize>(
+pub(crate) fn skip_gemm<const W: usize>(
     (rows, depth, cols): (usize, usize, usize),
     a: impl Fn(usize, usize) -> f64,
     right: Right<'_>,

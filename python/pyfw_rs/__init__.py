@@ -23,11 +23,22 @@ from ._native import (
     Generator,
     Module,
     Tensor,
+    cat,
     default_generator,
+    full,
     manual_seed,
+    matmul,
+    maximum,
+    minimum,
+    ones,
+    ones_like,
+    rand,
+    randn,
     randperm,
     _train_epoch,
     tensor,
+    zeros,
+    zeros_like,
 )
 from .activations import ACTIVATIONS
 from .modules import ModuleList, Parameter

@@ -73,7 +73,8 @@ impl LinearParams {
         bias_grad: Bound<'_, PyTensor>,
     ) -> PyResult<LinearParams> {
         let ws = weight.busy_ref()?.t.shape();
-        let (Shape::Matrix(out_f, in_f), Shape::Vector(nb)) = (ws, bias.busy_ref()?.t.shape())
+        let (Some((out_f, in_f)), Some(nb)) =
+            (ws.as_matrix(), bias.busy_ref()?.t.shape().as_vector())
         else {
             return Err(PyValueError::new_err(
                 "Linear._from_tensors: expected a 2-D weight and a 1-D bias",

@@ -21,7 +21,6 @@ use super::optim::Optimizer;
 use super::tensor::PyTensor;
 use super::IntoPyResult;
 use crate::losses::Targets as LossTargets;
-use crate::tensor::Shape;
 use crate::training::{train_epoch, Epoch, Layer, Targets, Which};
 
 /// The borrowed tensors of one Linear: weight, bias, and their gradients.
@@ -100,7 +99,7 @@ pub(crate) fn _train_epoch(
         return Ok(None);
     };
     let x = borrow_or_none!(x.try_borrow());
-    let Shape::Matrix(n, in_f) = x.t.shape() else {
+    let Some((n, in_f)) = x.t.shape().as_matrix() else {
         return Ok(None);
     };
     if batch_size == 0 {
@@ -115,7 +114,7 @@ pub(crate) fn _train_epoch(
     let class_targets: Vec<i64>;
     let targets = if let Ok(t) = targets.cast::<PyTensor>() {
         value_targets = borrow_or_none!(t.try_borrow());
-        let Shape::Matrix(rows, cols) = value_targets.t.shape() else {
+        let Some((rows, cols)) = value_targets.t.shape().as_matrix() else {
             return Ok(None);
         };
         if rows != n {
