@@ -185,6 +185,24 @@ def test_ctrl_c_stops_with_status_130() -> None:
             proc.wait()
 
 
+def test_a_failed_request_is_one_line(capsys: pytest.CaptureFixture) -> None:
+    """A request that fails where the handler cannot answer (a client gone, a stopping server) prints
+    at most one line, never socketserver's traceback."""
+    srv = playground.make_server("127.0.0.1", 0)
+    try:
+        for stopping, exc, lines in ((False, ValueError("boom"), 1), (False, ConnectionResetError(), 0),
+                                     (True, ValueError("late"), 0)):
+            srv.stopping = stopping
+            try:
+                raise exc
+            except Exception:
+                srv.handle_error(None, ("127.0.0.1", 1))
+            err = capsys.readouterr().err
+            assert len(err.splitlines()) == lines and "Traceback" not in err and "----" not in err, err
+    finally:
+        srv.server_close()
+
+
 def test_open_opens_the_page_in_the_browser(tmp_path: Path) -> None:
     """``--open`` hands the printed address to the web browser (here a fake one named by BROWSER)."""
     seen = tmp_path / "opened.txt"

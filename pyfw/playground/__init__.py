@@ -539,6 +539,18 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.fw = fw
         self.runs = Runs(fw)
         self.public_host = host
+        self.stopping = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A request that failed outside the handler's own answers (a client gone, or the server
+        stopping under Ctrl-C): one line on stderr, never a traceback; nothing once stopping."""
+        if self.stopping:
+            return
+        e = sys.exc_info()[1]
+        if isinstance(e, ConnectionError):
+            return
+        print(f"pyfw: playground: a request from {client_address[0]} failed: {type(e).__name__}: {e}",
+              file=sys.stderr, flush=True)
 
 
 def make_server(host: str = "127.0.0.1", port: int = 8000, fw: Any = None) -> Server:
@@ -563,4 +575,5 @@ def serve(host: str, port: int, fw: Any, open_browser: bool = False, out: Any = 
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        server.stopping = True
         server.server_close()
