@@ -8,6 +8,7 @@ import sys
 from typing import Any, Callable, Optional
 
 from . import io
+from .optim import Regularized
 from .optim.lr_scheduler import ReduceLROnPlateau
 
 
@@ -138,13 +139,20 @@ def train_epoch(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets
     steps in the same order, so the same bits. ``param_groups[0]`` is then read
     once, at the epoch's start (a change another thread makes during the epoch
     applies from the next one), and Ctrl-C is acted on at the epoch's end; pass
-    an ``on_batch`` to have the Python loop, which does both at every step.
+    an ``on_batch`` to have the Python loop, which does both at every step. A
+    ``pyfw_rs.optim.Regularized`` around a native optimizer keeps the epoch native:
+    its ``regularize_`` runs in Rust before each step.
     """
     fw, inputs, targets = _prepare(model, inputs, targets, batch_size, "train_epoch")
     n = len(inputs)
     native = getattr(fw, "_train_epoch", None)  # pyfw_rs: the same loop in Rust, when all is native
     if native is not None and on_batch is None:
-        total = native(model, criterion, optimizer, inputs, targets, min(batch_size, n), generator, bool(shuffle))
+        inner, extra = optimizer, {}
+        if isinstance(optimizer, Regularized) and type(optimizer).step is Regularized.step \
+                and optimizer.regularize is fw.optim.regularize_:  # the same steps, natively
+            inner, extra = optimizer.optimizer, {"regularize": (optimizer.params, optimizer.l1, optimizer.l2)}
+        total = native(model, criterion, inner, inputs, targets, min(batch_size, n), generator, bool(shuffle),
+                       **extra)
         if total is not None:
             return total / n
     order = fw.randperm(n, generator=generator) if shuffle else list(range(n))

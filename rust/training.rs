@@ -16,7 +16,7 @@ use crate::error::{try_zeros, Error, Result};
 use crate::generator::Generator;
 use crate::losses::{LossState, Target};
 use crate::modules::{with_terms, Dims, DropoutState, LinearBackward, LinearForward, LinearState};
-use crate::optim::{Optimizer, ParamState};
+use crate::optim::{regularize, Optimizer, ParamState};
 use crate::simd::dispatch;
 use crate::tensor::Shape;
 
@@ -82,6 +82,11 @@ pub struct Epoch<'a> {
     pub rule: Optimizer,
     /// The optimizer's entries in its order: the layer, the parameter, its state.
     pub params: Vec<(usize, Which, &'a mut ParamState)>,
+    /// `fw.optim.Regularized`: which entries of `params` get the penalties'
+    /// gradient before the step (empty: none), and the rates `(l1, l2)`.
+    pub regularized: Vec<bool>,
+    /// The L1 and L2 rates of `regularized`.
+    pub penalties: (f64, f64),
     /// The inputs, (samples, in) row-major.
     pub x: &'a [f64],
     /// The number of input columns.
@@ -307,6 +312,16 @@ fn step(e: &mut Epoch<'_>, buf: &mut Buffers, idx: &[usize]) -> Result<f64> {
             }
         }
         std::mem::swap(&mut g, &mut dx);
+    }
+    // Regularized.step(): the penalties' gradient on every regularized entry, then the rule
+    for ((l, which, _), _) in e.params.iter().zip(&e.regularized).filter(|(_, &on)| on) {
+        if let Layer::Linear { w, b, gw, gb, .. } = &mut e.layers[*l] {
+            let (l1, l2) = e.penalties;
+            match which {
+                Which::Weight => regularize(w, gw, l1, l2),
+                Which::Bias => regularize(b, gb, l1, l2),
+            }
+        }
     }
     // optimizer.step()
     for (l, which, state) in e.params.iter_mut() {

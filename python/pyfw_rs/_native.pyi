@@ -326,6 +326,8 @@ class BCEWithLogitsLoss(Loss):
 
 Params = Union[Iterator[Tensor], Sequence[Union[Tensor, tuple[Tensor, Tensor]]]]
 
+def regularize_(params: Params, l1: float, l2: float) -> None: ...
+
 class Optimizer:
     """Base of the optimizer family: one parameter group, read and checked at every step."""
     @property

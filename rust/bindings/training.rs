@@ -21,6 +21,7 @@ use super::optim::Optimizer;
 use super::tensor::PyTensor;
 use super::IntoPyResult;
 use crate::losses::Targets as LossTargets;
+use crate::optim::check_penalties;
 use crate::training::{train_epoch, Epoch, Layer, Targets, Which};
 
 /// The borrowed tensors of one Linear: weight, bias, and their gradients.
@@ -53,9 +54,12 @@ macro_rules! borrow_or_none {
 /// is `randperm(n, generator)` with `shuffle` (drawn once every check has
 /// passed, as the Python loop draws it first), else `0..n`. Returns the fold of
 /// `loss * batch size` over the batches, or `None`, having drawn nothing, when
-/// the Python loop must run instead.
+/// the Python loop must run instead. `regularize`, `(params, l1, l2)`, is a
+/// `fw.optim.Regularized` around `optimizer`: `params` (weight or bias tensors
+/// of the model, each once, whose `.grad` the model accumulates into) get the
+/// penalties' gradient before each step.
 #[pyfunction]
-#[pyo3(signature = (model, criterion, optimizer, inputs, targets, batch_size, generator, shuffle))]
+#[pyo3(signature = (model, criterion, optimizer, inputs, targets, batch_size, generator, shuffle, regularize=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn _train_epoch(
     py: Python<'_>,
@@ -67,7 +71,13 @@ pub(crate) fn _train_epoch(
     batch_size: usize,
     generator: Option<&Bound<'_, PyAny>>,
     shuffle: bool,
+    regularize: Option<(Vec<Bound<'_, PyAny>>, f64, f64)>,
 ) -> PyResult<Option<f64>> {
+    let (reg_params, l1, l2) = regularize.unwrap_or((Vec::new(), 0.0, 0.0));
+    // Bad rates: the Python loop's regularize_ says so.
+    if !(l1.is_finite() && l2.is_finite()) || check_penalties("regularize_", l1, l2).is_err() {
+        return Ok(None);
+    }
     let Some(kids) = native_layers(model)? else {
         return Ok(None);
     };
@@ -192,6 +202,7 @@ pub(crate) fn _train_epoch(
     let mut opt_ref = borrow_or_none!(opt.try_borrow_mut());
     let opt_mut = &mut *opt_ref;
     let mut params = Vec::new();
+    let mut regularized = Vec::new();
     let mut seen = vec![[false; 2]; held.len()];
     for (e, state) in opt_mut.params.iter().zip(opt_mut.states.iter_mut()) {
         let mut found = None;
@@ -212,11 +223,16 @@ pub(crate) fn _train_epoch(
                     if !grad.is_some_and(|gr| gr.is(g)) {
                         return Ok(None);
                     }
-                    found = Some((l, which));
+                    // regularize_ reads the parameter's own `.grad`
+                    let reg = reg_params.iter().any(|r| r.is(param));
+                    if reg && !pt.grad.as_ref().is_some_and(|gr| gr.is(g)) {
+                        return Ok(None);
+                    }
+                    found = Some((l, which, reg));
                 }
             }
         }
-        let Some((l, which)) = found else {
+        let Some((l, which, reg)) = found else {
             return Ok(None);
         };
         let slot = &mut seen[l][which as usize];
@@ -225,12 +241,14 @@ pub(crate) fn _train_epoch(
         }
         *slot = true;
         params.push((l, which, state));
+        regularized.push(reg);
     }
     let all_seen = held
         .iter()
         .zip(&seen)
         .all(|(h, s)| !matches!(h, Held::Linear(..)) || s == &[true, true]);
-    if !all_seen {
+    // Every regularized tensor is one of the entries, each once.
+    if !all_seen || regularized.iter().filter(|&&r| r).count() != reg_params.len() {
         return Ok(None);
     }
 
@@ -270,6 +288,8 @@ pub(crate) fn _train_epoch(
         loss: &mut loss_ref.state,
         rule,
         params,
+        regularized,
+        penalties: (l1, l2),
         x: x.t.data(),
         in_f,
         targets,
