@@ -111,6 +111,9 @@ def _prepare(model: Any, inputs: Any, targets: Any, batch_size: Any, who: str) -
     if batch_size <= 0:
         raise ValueError(f"{who}: batch_size must be positive, got {batch_size}")
     fw = _backend(model, inputs, who)
+    if not fw.is_grad_enabled():
+        raise RuntimeError(f"{who}: grad is disabled in this thread (inside {fw.__name__}.no_grad()), so no module "
+                           "would keep what backward needs: train outside no_grad")
     x = _as_inputs(inputs, fw, who)
     t = _as_targets(targets, fw, who)
     if len(t) != len(x):
