@@ -16,9 +16,7 @@
 //! element and runs its innermost loop across independent outputs (contiguous in
 //! memory), so the compiler vectorizes it without changing any result.
 
-use crate::error::{
-    check_grad, checked_size, copy_into, try_zeros, Error, Owner, Result,
-};
+use crate::error::{check_grad, checked_size, copy_into, try_zeros, Error, Owner, Result};
 use crate::generator::Generator;
 use crate::simd::{dispatch, Kernel};
 use crate::tensor::Shape;
