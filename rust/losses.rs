@@ -402,13 +402,17 @@ impl LossState {
             Reduction::Mean => Some(self.terms.len() as f64),
             Reduction::Sum => None,
         };
-        // Under no_grad, nothing is kept (the gradient buffer is dropped).
+        // Under no_grad, nothing is kept: the gradient's buffer is dropped, and the
+        // scratch buffers that a training loop reuses at every step too.
         if self.owner.forward() {
             self.saved = Some(Saved {
                 deriv,
                 divisor,
                 shape,
             });
+        } else {
+            self.terms = Vec::new();
+            self.classes = Vec::new();
         }
         Ok(match divisor {
             Some(n) => total / n,
