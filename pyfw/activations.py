@@ -12,11 +12,12 @@ the same order, under the same names.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import threading
 
-from .error import check_grad, check_int, check_real, check_thread, not_forwarded
+from .error import NO_GRAD, check_grad, check_int, check_real, check_thread, not_forwarded
+from .grad_mode import is_grad_enabled
 from .modules import Module
 from .tensor import Tensor, as_tensor
 
@@ -35,7 +36,7 @@ class Activation(Module):
     """
 
     _params: tuple = ()
-    _saved: Optional[tuple] = None
+    _saved: Any = None  # what forward kept: a tuple, NO_GRAD (under no_grad) or None
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in type(self)._params and name in self.__dict__:
@@ -56,15 +57,15 @@ class Activation(Module):
         """Apply the activation to a 1-D or 2-D input."""
         x = as_tensor(x, self._name())
         ys = self._forward(x._rows, x.shape)
-        # Shallow copies are snapshots: no row list is ever changed in place.
-        self._saved = (list(x._rows), ys, x.shape, threading.get_ident())
+        # Shallow copies are snapshots: no row list is ever changed in place. Under no_grad, nothing.
+        self._saved = (list(x._rows), ys, x.shape, threading.get_ident()) if is_grad_enabled() else NO_GRAD
         return Tensor._wrap(list(ys), x.shape)
 
     def backward(self, grad: Any) -> Tensor:
         """The gradient with respect to the input."""
         who = self._name()
-        if self._saved is None:
-            raise not_forwarded(who)
+        if self._saved is None or self._saved is NO_GRAD:
+            raise not_forwarded(who, self._saved)
         xs, ys, shape, owner = self._saved
         check_thread(owner, who)
         gs = check_grad(grad, shape, who)._rows

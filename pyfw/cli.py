@@ -708,7 +708,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model, pre = _load_model(args.model, fw)
     rows = _read_rows(args.input)
     try:
-        out = model(pre(fw.tensor(rows))).tolist()
+        with fw.no_grad():  # inference: the modules keep nothing for backward
+            out = model(pre(fw.tensor(rows))).tolist()
     except (ValueError, TypeError) as e:
         source = "standard input" if args.input == "-" else args.input
         raise CLIError(f"{args.model}: cannot apply the model to {source}: {e}") from None
@@ -787,6 +788,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
             x, y = fw.data.disk(args.n_test, generator=g)
             points, labels = x.tolist(), list(y)
 
+        @fw.no_grad()
         def outputs(rows: list) -> list:
             return model(pre(fw.tensor(rows))).tolist() if rows else []
 

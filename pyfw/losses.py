@@ -28,10 +28,11 @@ from __future__ import annotations
 import math
 import numbers
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from .activations import _sigmoid
-from .error import check_real, check_thread, not_forwarded
+from .error import NO_GRAD, check_real, check_thread, not_forwarded
+from .grad_mode import is_grad_enabled
 from .modules import Module
 from .tensor import Tensor, _items, as_tensor
 
@@ -110,7 +111,7 @@ class Loss(Module):
     _targets: str = "values"
     _input_probs: bool = False
     _target_probs: bool = False
-    _saved: Optional[tuple] = None
+    _saved: Any = None  # what forward kept: a tuple, NO_GRAD (under no_grad) or None
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
@@ -144,13 +145,13 @@ class Loss(Module):
         for v in terms:
             total = total + v
         n = float(len(terms)) if self.reduction == "mean" else None
-        self._saved = (deriv, n, x.shape, threading.get_ident())
+        self._saved = (deriv, n, x.shape, threading.get_ident()) if is_grad_enabled() else NO_GRAD
         return total if n is None else total / n
 
     def backward(self) -> Tensor:
         """dL/d(input) of the last ``forward``, in the input's shape."""
-        if self._saved is None:
-            raise not_forwarded(self._member())
+        if self._saved is None or self._saved is NO_GRAD:
+            raise not_forwarded(self._member(), self._saved)
         deriv, n, shape, owner = self._saved
         check_thread(owner, self._member())
         rows = [list(r) for r in deriv] if n is None else [[d / n for d in r] for r in deriv]

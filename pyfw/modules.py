@@ -23,8 +23,9 @@ from typing import Any, Iterator, NamedTuple, Optional
 
 import threading
 
-from .error import check_grad, check_real, check_size, check_thread, described, mixed, not_forwarded
+from .error import NO_GRAD, check_grad, check_real, check_size, check_thread, described, mixed, not_forwarded
 from .generator import Generator, _resolve
+from .grad_mode import is_grad_enabled
 from .tensor import Tensor, _parse, as_tensor, zeros_like_rows
 
 
@@ -487,7 +488,7 @@ class Linear(Module):
         self.bias_grad = Tensor._wrap(zeros_like_rows(self.bias.shape), self.bias.shape)
         self.weight.grad = self.weight_grad
         self.bias.grad = self.bias_grad
-        self._input: Optional[Tensor] = None
+        self._input: Any = None  # a Tensor, NO_GRAD (under no_grad) or None
         self._thread: Optional[int] = None
 
     _forward_state = ("_input", "_thread")
@@ -511,7 +512,8 @@ class Linear(Module):
         if x.shape[1] != self.in_features:
             raise ValueError(f"{who}: expected input with {self.in_features} columns, "
                              f"got {x.shape[1]} (input shape {x.shape})")
-        self._input = Tensor._wrap(list(x._rows), x.shape)  # a snapshot: in-place ops replace rows
+        # A snapshot (in-place ops replace rows); under no_grad, nothing.
+        self._input = Tensor._wrap(list(x._rows), x.shape) if is_grad_enabled() else NO_GRAD
         self._thread = threading.get_ident()
         with _WEIGHTS_LOCK:
             wt = list(zip(*self.weight._rows))
@@ -528,8 +530,8 @@ class Linear(Module):
     def backward(self, grad: Any) -> Tensor:
         """Accumulate dL/dW and dL/db; return dL/dx."""
         who = self._name()
-        if self._input is None:
-            raise not_forwarded(who)
+        if self._input is None or self._input is NO_GRAD:
+            raise not_forwarded(who, self._input)
         check_thread(self._thread, who)
         xs = self._input._rows
         g = list(check_grad(grad, (len(xs), self.out_features), who)._rows)  # snapshot, as the input
@@ -584,7 +586,7 @@ class Dropout(Module):
         if generator is not None:
             _resolve(generator)
         self.generator = generator
-        self._mask: Optional[list] = None
+        self._mask: Any = None  # a list, NO_GRAD (under no_grad) or None
         self._shape: Optional[tuple] = None
         self._thread: Optional[int] = None
 
@@ -614,20 +616,21 @@ class Dropout(Module):
         x = as_tensor(x, self._name())
         self._shape = x.shape
         self._thread = threading.get_ident()
+        keep = is_grad_enabled()
         if not self.training or self.p == 0.0:
-            self._mask = []  # the identity
+            self._mask = [] if keep else NO_GRAD  # [] is the identity
             return Tensor._wrap(list(x._rows), x.shape)
         rnd, p = _resolve(self.generator).random, self.p
         scale = 1.0 / (1.0 - p)
         mask = [[0.0 if rnd() < p else scale for _ in r] for r in x._rows]
-        self._mask = mask
+        self._mask = mask if keep else NO_GRAD
         return Tensor._wrap([[v * m for v, m in zip(r, mr)] for r, mr in zip(x._rows, mask)], x.shape)
 
     def backward(self, grad: Any) -> Tensor:
         """``g * m`` with the mask of the last forward."""
         who = self._name()
-        if self._mask is None:
-            raise not_forwarded(who)
+        if self._mask is None or self._mask is NO_GRAD:
+            raise not_forwarded(who, self._mask)
         check_thread(self._thread, who)
         g = check_grad(grad, self._shape, who)
         if not self._mask:

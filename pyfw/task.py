@@ -461,6 +461,7 @@ def train(fw: Any, config: Config = Config(),
     test_targets = run["test_targets"]
     test_criterion = getattr(fw, loss_name)()
 
+    @fw.no_grad()  # inference: the modules keep nothing for backward
     def measure() -> None:
         """Record the errors and the test loss of the model as it is now."""
         model.eval()
@@ -489,12 +490,14 @@ def train(fw: Any, config: Config = Config(),
     seconds = time.perf_counter() - start
     model.eval()
     backend = {module: short for short, module in BACKENDS.items()}.get(fw.__name__, fw.__name__)
-    if regression:
-        measured = {"train_error": None, "test_error": None,
-                    "train_loss": getattr(fw, loss_name)()(model(x_train), targets),
-                    "test_loss": getattr(fw, loss_name)()(model(x_test), test_targets)}
-    else:
-        measured = {"train_error": error_rate(model(x_train), y_train), "test_error": error_rate(model(x_test), y_test)}
+    with fw.no_grad():
+        if regression:
+            measured = {"train_error": None, "test_error": None,
+                        "train_loss": getattr(fw, loss_name)()(model(x_train), targets),
+                        "test_loss": getattr(fw, loss_name)()(model(x_test), test_targets)}
+        else:
+            measured = {"train_error": error_rate(model(x_train), y_train),
+                        "test_error": error_rate(model(x_test), y_test)}
     return {
         "backend": backend, **dataclasses.asdict(config), **measured,
         "final_loss": losses[-1], "losses": losses, "seconds": seconds, "model": model,

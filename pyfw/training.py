@@ -112,6 +112,9 @@ def _prepare(model: Any, inputs: Any, targets: Any, batch_size: Any, who: str) -
     if batch_size <= 0:
         raise ValueError(f"{who}: batch_size must be positive, got {batch_size}")
     fw = _backend(model, inputs, who)
+    if not fw.is_grad_enabled():
+        raise RuntimeError(f"{who}: grad is disabled in this thread (inside {fw.__name__}.no_grad()), so no module "
+                           "would keep what backward needs: train outside no_grad")
     x = _as_inputs(inputs, fw, who)
     t = _as_targets(targets, fw, who)
     if len(t) != len(x):
@@ -131,7 +134,8 @@ def train_epoch(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets
     ``k*batch_size`` to ``(k+1)*batch_size - 1`` of the order (the last batch may
     be smaller). The epoch loss is the fold ``((0.0 + l_0 * m_0) + l_1 * m_1) + ...``
     divided by ``n``, for batch losses ``l_k`` over ``m_k`` samples. ``inputs`` and ``targets`` are
-    converted as :func:`fit` says.
+    converted as :func:`fit` says. With grad disabled in the calling thread (inside the
+    backend's ``no_grad``) it raises a ``RuntimeError`` before the model changes.
 
     In ``pyfw_rs``, when the model, the loss and the optimizer are native (no
     Python subclass overrides what the loop calls) and there is no ``on_batch``,
@@ -192,7 +196,8 @@ def fit(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets: Any, e
     (converted the same way), or a list or 1-D integer array of class indices,
     kept as a list of ints (for ``CrossEntropyLoss`` and ``NLLLoss``). Anything
     else is a ``TypeError`` that says what ``fit`` needs; every check runs before
-    the model changes.
+    the model changes. Inside the backend's ``no_grad`` (grad disabled in the calling
+    thread) it is a ``RuntimeError``: no module would keep what ``backward`` needs.
 
     With ``checkpoint`` (a path), after every epoch (after the scheduler step,
     before ``on_epoch``) the model, the optimizer, the scheduler, the generator

@@ -9,7 +9,7 @@
 //! [`ActivationKernel`] impl below. The order of floating-point operations of
 //! each kernel is in docs/NUMERICS.md, section "Activations".
 
-use crate::error::{check_grad, copy_into, not_forwarded, try_zeros, Error, Owner, Result};
+use crate::error::{check_grad, copy_into, try_zeros, Error, Owner, Result};
 use crate::tensor::Shape;
 
 /// The members of the family. `activation_table!(m)` calls the macro `m` with
@@ -117,10 +117,15 @@ impl ActState {
         self.kind
     }
 
-    /// The output for `x` of `shape`; keeps `x` and the output for `backward`.
+    /// The output for `x` of `shape`; keeps `x` and the output for `backward`, unless
+    /// grad mode is off.
     pub fn forward(&mut self, x: Vec<f64>, shape: Shape) -> Result<Vec<f64>> {
         let mut y = try_zeros(x.len(), self.kind.name())?;
         self.kind.forward(&x, shape, &mut y)?;
+        if !self.owner.forward() {
+            self.saved = None; // under no_grad: nothing kept, the last forward's state dropped
+            return Ok(y);
+        }
         match &mut self.saved {
             Some((sx, sy, s)) => {
                 *sx = x;
@@ -134,7 +139,6 @@ impl ActState {
                 self.saved = Some((x, copy, shape));
             }
         }
-        self.owner.set();
         Ok(y)
     }
 
@@ -155,7 +159,10 @@ impl ActState {
     /// The input gradient from `g` of `shape`, the shape of the last output.
     pub fn backward(&self, g: &[f64], shape: Shape) -> Result<Vec<f64>> {
         let who = self.kind.name();
-        let (x, y, s) = self.saved.as_ref().ok_or_else(|| not_forwarded(who))?;
+        let (x, y, s) = self
+            .saved
+            .as_ref()
+            .ok_or_else(|| self.owner.not_forwarded(who))?;
         self.owner.check(who)?;
         check_grad(who, shape, *s)?;
         let mut dx = try_zeros(y.len(), who)?;

@@ -16,7 +16,7 @@
 //! docs/NUMERICS.md, section "Losses".
 
 use crate::activations::sigmoid;
-use crate::error::{not_forwarded, try_zeros, Error, Owner, Result};
+use crate::error::{try_zeros, Error, Owner, Result};
 use crate::tensor::{py_float_repr, Shape};
 
 /// The members of the family. `loss_table!(m)` calls the macro `m` with one
@@ -402,12 +402,18 @@ impl LossState {
             Reduction::Mean => Some(self.terms.len() as f64),
             Reduction::Sum => None,
         };
-        self.saved = Some(Saved {
-            deriv,
-            divisor,
-            shape,
-        });
-        self.owner.set();
+        // Under no_grad, nothing is kept: the gradient's buffer is dropped, and the
+        // scratch buffers that a training loop reuses at every step too.
+        if self.owner.forward() {
+            self.saved = Some(Saved {
+                deriv,
+                divisor,
+                shape,
+            });
+        } else {
+            self.terms = Vec::new();
+            self.classes = Vec::new();
+        }
         Ok(match divisor {
             Some(n) => total / n,
             None => total,
@@ -444,7 +450,10 @@ impl LossState {
     /// What the last `forward` kept, on the thread that ran it.
     fn saved(&self) -> Result<&Saved> {
         let who = self.kind.name();
-        let s = self.saved.as_ref().ok_or_else(|| not_forwarded(who))?;
+        let s = self
+            .saved
+            .as_ref()
+            .ok_or_else(|| self.owner.not_forwarded(who))?;
         self.owner.check(who)?;
         Ok(s)
     }

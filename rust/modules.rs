@@ -16,9 +16,7 @@
 //! element and runs its innermost loop across independent outputs (contiguous in
 //! memory), so the compiler vectorizes it without changing any result.
 
-use crate::error::{
-    check_grad, checked_size, copy_into, not_forwarded, try_zeros, Error, Owner, Result,
-};
+use crate::error::{check_grad, checked_size, copy_into, try_zeros, Error, Owner, Result};
 use crate::generator::Generator;
 use crate::simd::{dispatch, Kernel};
 use crate::tensor::Shape;
@@ -495,7 +493,7 @@ impl LinearState {
     }
 
     /// `x W^T + b` for `x` of `shape` (batch, in), with `w` (out, in) and `b` (out,);
-    /// keeps `x` for `backward`.
+    /// keeps `x` for `backward`, unless grad mode is off.
     pub fn forward(
         &mut self,
         x: Vec<f64>,
@@ -520,8 +518,8 @@ impl LinearState {
                 terms,
             })
         });
-        self.input = Some(x);
-        self.owner.set();
+        // Under no_grad, nothing is kept and the last input is dropped.
+        self.input = self.owner.forward().then_some(x);
         Ok((y, Shape::Matrix(batch, d.out_f)))
     }
 
@@ -547,7 +545,7 @@ impl LinearState {
         let x = self
             .input
             .as_ref()
-            .ok_or_else(|| not_forwarded(&self.name()))?;
+            .ok_or_else(|| self.owner.not_forwarded(&self.name()))?;
         let batch = x.len() / self.in_f;
         // The name is formatted only for an error: this runs at every step.
         if self.owner.check("").is_err() || shape != Shape::Matrix(batch, self.out_f) {
@@ -625,9 +623,9 @@ impl DropoutState {
         shape: Shape,
         rng: Option<&mut Generator>,
     ) -> Result<Vec<f64>> {
-        self.owner.set();
+        let keep = self.owner.forward();
         let Some(g) = rng else {
-            self.mask = Some((Vec::new(), shape));
+            self.mask = keep.then(|| (Vec::new(), shape));
             return Ok(x);
         };
         let mut mask = try_zeros(x.len(), "Dropout")?;
@@ -635,7 +633,7 @@ impl DropoutState {
         for (v, &m) in x.iter_mut().zip(&mask) {
             *v *= m;
         }
-        self.mask = Some((mask, shape));
+        self.mask = keep.then_some((mask, shape));
         Ok(x)
     }
 
@@ -660,7 +658,10 @@ impl DropoutState {
 
     /// `dx = g * m` with the mask of the last forward.
     pub fn backward(&self, mut g: Vec<f64>, shape: Shape) -> Result<Vec<f64>> {
-        let (mask, ms) = self.mask.as_ref().ok_or_else(|| not_forwarded("Dropout"))?;
+        let (mask, ms) = self
+            .mask
+            .as_ref()
+            .ok_or_else(|| self.owner.not_forwarded("Dropout"))?;
         self.owner.check("Dropout")?;
         check_grad("Dropout", shape, *ms)?;
         if !mask.is_empty() {

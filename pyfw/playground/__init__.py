@@ -226,11 +226,12 @@ class Run:
         model = p["model"]
         model.eval()
         criterion = getattr(fw, task.LOSS_CHOICES[self.config.loss])()
-        train_loss = criterion(model(p["x_train"]), p["targets"])
-        test_loss = criterion(model(p["x_test"]), p["test_targets"])
-        names = self.config.features.split(",")
-        out = self._grid(GRID, names)[-1]
-        neurons = self._grid(NEURON_GRID, names)
+        with fw.no_grad():  # inference: the modules keep nothing for backward
+            train_loss = criterion(model(p["x_train"]), p["targets"])
+            test_loss = criterion(model(p["x_test"]), p["test_targets"])
+            names = self.config.features.split(",")
+            out = self._grid(GRID, names)[-1]
+            neurons = self._grid(NEURON_GRID, names)
         model.train()
         if not self.history or self.history[-1][0] != self.epoch:
             self.history.append([self.epoch, _finite(train_loss), _finite(test_loss)])

@@ -18,7 +18,7 @@ from pyfw.gradcheck import GradcheckError, gradcheck
 from pyfw.metrics import argmax_rows, error_rate
 from pyfw.training import fit, train_epoch
 
-from . import _native, _pickle, activations, data, io, losses, modules, optim
+from . import _native, _pickle, activations, data, grad_mode, io, losses, modules, optim
 from ._native import (
     Generator,
     Module,
@@ -41,6 +41,7 @@ from ._native import (
     zeros_like,
 )
 from .activations import ACTIVATIONS
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .modules import ModuleList, Parameter
 from .losses import LOSSES
 from .optim import OPTIMIZERS

@@ -939,8 +939,26 @@ impl Sequential {
     }
 }
 
-/// Register `Module`, the layer classes, and `LAYERS`, their names in table order.
+// ---------------------------------------------------------------- grad mode
+
+/// Whether a `forward` in the calling thread keeps what `backward` needs
+/// (`rust/grad_mode.rs`; `pyfw_rs.no_grad` turns it off).
+#[pyfunction]
+fn is_grad_enabled() -> bool {
+    crate::grad_mode::is_enabled()
+}
+
+/// Set the calling thread's grad mode; returns the mode it had.
+#[pyfunction]
+fn _set_grad_enabled(mode: bool) -> bool {
+    crate::grad_mode::set_enabled(mode)
+}
+
+/// Register `Module`, the layer classes, `LAYERS` (their names in table order) and
+/// the grad mode's two functions.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(is_grad_enabled, m)?)?;
+    m.add_function(wrap_pyfunction!(_set_grad_enabled, m)?)?;
     m.add_class::<Module>()?;
     m.add_class::<Linear>()?;
     m.add_class::<Dropout>()?;
