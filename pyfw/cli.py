@@ -318,9 +318,10 @@ def _field_type(f: "dataclasses.Field[Any]", kind: type) -> Callable[[str], Any]
     return parse
 
 
-def add_config_options(p: argparse.ArgumentParser) -> None:
+def add_config_options(p: argparse.ArgumentParser, leave_out: tuple = ()) -> None:
     """One option per field of :class:`pyfw.task.Config`: ``--batch-size`` for ``batch_size``,
-    with the field's help, choices (or checked type) and metavar, and ``--preset``.
+    with the field's help, its default (an empty text shown as "empty"), choices (or checked
+    type) and metavar, and ``--preset``. The fields named in ``leave_out`` get no option.
 
     An option left out is absent from the parsed arguments (its default shows in
     the help), so that :func:`config_from_args` can tell it from one given
@@ -332,8 +333,11 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
                    + "; the options given override it")
     hints = typing.get_type_hints(task.Config)
     for f in dataclasses.fields(task.Config):
+        if f.name in leave_out:
+            continue
         md = f.metadata
-        kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{md['help']} (default: {f.default})"}
+        shown = "empty" if f.default == "" else f.default
+        kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{md['help']} (default: {shown})"}
         if "choices" in md:
             kw["choices"] = md["choices"]
         else:
@@ -371,10 +375,24 @@ def _add_force(s: argparse.ArgumentParser) -> None:
                         "under another option, nor a --checkpoint)")
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with "(default: X)" after each option whose default means something: not
+    after a required option or a positional one, nor after a default of None, False or an
+    empty list (an output not written, a flag not given, nothing added)."""
+
+    def _get_help_string(self, action: argparse.Action) -> Optional[str]:
+        d = action.default
+        if (action.required or not action.option_strings or d is None or d is False or d is argparse.SUPPRESS
+                or (isinstance(d, list) and not d)):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
     """The argument parser of the ``pyfw`` command (``prog``: how it was run, as usage lines
-    show it, e.g. ``python -m pyfw``); ``--help`` shows every default."""
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    show it, e.g. ``python -m pyfw``); ``--help`` shows every default that means something
+    (:class:`DefaultsHelpFormatter`)."""
+    fmt = DefaultsHelpFormatter
     p = ArgumentParser(prog=prog, description=plain(__doc__.split("\n\n")[0]), formatter_class=fmt)
     sub = p.add_subparsers(dest="command", required=True, metavar="{train,predict,plot,demo,sweep,playground}")
     for name, helptext in (("train", "train the seed task (disk classification) or a Playground task"),
@@ -883,8 +901,16 @@ def add_sweep_parser(sub: Any, fmt: Any) -> None:
     s.add_argument("--plot", metavar="SVG", help="also draw the error against each swept setting as SVG")
     s.add_argument("--force", action="store_true", help="replace an existing --plot file")
     s.add_argument("--quiet", action="store_true", help="no progress line")
-    add_config_options(s)
+    add_config_options(s, leave_out=("seed",))
+    # Not an option of the sweep (its help leaves it out): an early refusal that points to --seeds,
+    # rather than argparse taking --seed for an abbreviation of --seeds.
+    s.add_argument("--seed", type=_no_seed, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     _add_backend(s)
+
+
+def _no_seed(text: str) -> NoReturn:
+    raise argparse.ArgumentTypeError(f"a sweep's seeds are given by --seeds (e.g. --seeds {text}), "
+                                     "each run's seed being the sweep's seed itself")
 
 
 def _positive_int(text: str) -> int:
@@ -949,8 +975,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from . import sweeps as sw
     spec = parse_grid(args.grid)
     seeds = parse_seeds(args.seeds)
-    if hasattr(args, "seed"):
-        raise CLIError(f"--seed {args.seed}: a sweep's seeds are given by --seeds (e.g. --seeds {args.seed})", 2)
     base = config_from_args(args)
     check_output(args.out, "--out")
     if os.path.exists(args.out) and not args.resume:
