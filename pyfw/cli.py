@@ -530,7 +530,7 @@ def _check_resume(args: argparse.Namespace, config: task.Config) -> Optional[int
     stored, here = {**defaults, **extra["config"]}, dataclasses.asdict(config)
     diff = {k: (stored.get(k), v) for k, v in here.items() if stored.get(k) != v}
     if set(diff) - {"epochs"}:
-        said = ", ".join(f"{k} {a!r} there, {b!r} here" for k, (a, b) in diff.items())
+        said = ", ".join(f"--{k.replace('_', '-')} {a!r} there, {b!r} here" for k, (a, b) in diff.items())
         raise CLIError(f"--checkpoint {path} belongs to another run ({said})", 2)
     if diff:
         before = stored.get("epochs")

@@ -372,7 +372,7 @@ def _subtitle(run: Mapping[str, Any]) -> str:
 
 
 def _percent(v: float) -> str:
-    return f"{100 * v:.2f} %"
+    return f"{100 * v:.2f}%"
 
 
 def _loss_axis(finite: List[float]) -> Tuple[bool, float, float, list, list]:
@@ -608,7 +608,7 @@ def _class_colour(k: int) -> str:
 
 
 def _region_colour(k: int) -> str:
-    """A light tint of the class colour: the two seed classes' own, else 80 % white."""
+    """A light tint of the class colour: the two seed classes' own, else 80% white."""
     if k < len(_REGION_COLOURS):
         return _REGION_COLOURS[k]
     c = _class_colour(k)
@@ -641,7 +641,7 @@ def _marker(k: int, x: float, y: float, r: float, extra: str = "") -> str:
 
 def _domain(pts: List[Tuple[float, float]], domain: Any) -> Tuple[float, float, float, float]:
     """``(x0, x1, y0, y1)``: the given ``domain``, checked; [0, 1]² when every point lies in it;
-    else each axis's range of the points, widened by 5 % on each side."""
+    else each axis's range of the points, widened by 5% on each side."""
     if domain is not None:
         try:
             x0, x1, y0, y1 = (float(v) for v in domain)
@@ -691,12 +691,12 @@ def boundary_svg(predict: Callable[[List[List[float]]], Any], points: Any, label
     triangles. Points whose prediction differs from their label (or that have no
     prediction) are circled in black (``id="misclassified"``). The rectangle is
     ``domain`` ``(x0, x1, y0, y1)``; by default [0, 1]² when every point lies in
-    it, else the points' range, widened by 5 % on each side. The seed
+    it, else the points' range, widened by 5% on each side. The seed
     task's true boundary, the circle of centre :data:`DISK_CENTER` and radius
     :data:`DISK_RADIUS`, is drawn as a dashed outline unless ``circle`` is false.
     ``class_names`` name the classes in the legend (by default "outside" and
     "inside" with the circle). ``error`` (a fraction) is appended to the title as
-    "(``error_label`` 2.40 %)". Raises ``ValueError`` for points that are not
+    "(``error_label`` 2.40%)". Raises ``ValueError`` for points that are not
     finite pairs, labels or predictions out of range, or predictions of the wrong
     length.
     """

@@ -194,7 +194,8 @@ def test_the_cli_history_of_a_stopped_and_resumed_run(tmp_path: Path) -> None:
                                                           "new run"]),
     (["--epochs", "2"], ["already holds 3 epochs", "--epochs 2"]),
     (["--epochs", "3", "--track-errors"], ["without --track-errors"]),
-    (["--epochs", "3", "--lr", "0.5"], ["belongs to another run", "lr 0.1 there, 0.5 here"]),
+    (["--epochs", "3", "--lr", "0.5"], ["belongs to another run", "(--lr 0.1 there, 0.5 here)"]),
+    (["--epochs", "3", "--batch-size", "7"], ["belongs to another run", "(--batch-size 10 there, 7 here)"]),
 ])
 def test_resume_explains_why_a_run_cannot_continue(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                    args: list, words: list) -> None:
@@ -379,7 +380,7 @@ def test_plot_model_with_k_classes_over_the_users_points(tmp_path: Path) -> None
     wrong = sum(1 for p_, (_, _, k) in zip(pred, rows) if p_ != k)
     assert wrong > 0
     assert len(list(ids["misclassified"])) == wrong
-    assert f"(error {100 * wrong / len(rows):.2f} %)" in "".join(ids["plot-title"].itertext())
+    assert f"(error {100 * wrong / len(rows):.2f}%)" in "".join(ids["plot-title"].itertext())
 
 
 

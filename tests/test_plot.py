@@ -130,7 +130,7 @@ def test_curves_has_axes_ticks_titles_legend_and_one_point_per_epoch() -> None:
     ys = [y for _, y in subpaths[0]]
     assert ys == sorted(ys)  # the loss decreases, so its pixel y increases
     # The final errors are written under the title.
-    assert any("train 1.30 %" in t and "test 2.40 %" in t for t in texts(root))
+    assert any("train 1.30%" in t and "test 2.40%" in t for t in texts(root))
     assert not has_id(root, "errors-plot-area")
 
 
@@ -156,7 +156,7 @@ def test_curves_accepts_error_lists_under_the_scalar_keys() -> None:
     root = parse(plot.curves_svg(run))
     assert [len(s) for s in path_points(by_id(root, "curve-train-error"))] == [5]
     assert [len(s) for s in path_points(by_id(root, "curve-test-error"))] == [2, 2]
-    assert any("train 5.00 %, test 10.00 %" in t for t in texts(root))
+    assert any("train 5.00%, test 10.00%" in t for t in texts(root))
 
 
 def test_curves_skips_nan_inf_and_null_and_marks_the_breaks() -> None:
@@ -278,7 +278,7 @@ def test_boundary_has_regions_circle_points_axes_and_legend() -> None:
     svg = plot.boundary_svg(predict, pts, labels, error=0.024)
     root = parse(svg)
     assert calls == [100 * 100 + len(pts)]  # the grid's cells, then the points
-    assert "".join(by_id(root, "plot-title").itertext()) == "Decision regions (test error 2.40 %)"
+    assert "".join(by_id(root, "plot-title").itertext()) == "Decision regions (test error 2.40%)"
     # One marker per point, shaped by class.
     zeros, ones = by_id(root, "points-0"), by_id(root, "points-1")
     assert len(list(zeros.iter(SVG + "circle"))) == labels.count(0)
