@@ -773,6 +773,25 @@ def _plot_data(path: str) -> tuple:
     return points, labels
 
 
+def _input_width(model: Any, pre: io.Preprocess) -> Optional[int]:
+    """The number of raw input columns a model file takes (before its preprocessing), when it
+    says so: 2 for a feature map, the length of a per-column affine map, else the
+    ``in_features`` of the model's first layer that has one; None when nothing says."""
+    spec = pre.spec or {}
+    if spec.get("kind") == "features":
+        return 2
+    for key in ("shift", "scale"):
+        if isinstance(spec.get(key), list):
+            return len(spec[key])
+    try:
+        for m in model.modules():
+            if isinstance(getattr(m, "in_features", None), int):
+                return int(m.in_features)
+    except (AttributeError, TypeError):
+        pass
+    return None
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     """Write the curves of a run, or the decision regions of a model, as SVG."""
     prog = getattr(args, "prog", "pyfw")
@@ -797,6 +816,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     else:
         fw = load_backend(args.backend)
         model, pre = _load_model(args.model, fw)
+        width = _input_width(model, pre)
+        if width is not None and width != 2:
+            raise CLIError(f"--model {args.model}: plot draws the decision regions of models of 2 inputs; "
+                           f"this model takes {width} input{'s' * (width != 1)}")
         if args.data is not None:
             points, labels = _plot_data(args.data)
         else:

@@ -24,6 +24,7 @@ import pyfw
 from pyfw import cli, io, task
 
 SMALL = ["--n-train", "60", "--n-test", "40", "--quiet"]
+BACKEND_NAME = {module: name for name, module in task.BACKENDS.items()}
 
 
 def hexes(values: list) -> list:
@@ -382,6 +383,28 @@ def test_plot_model_with_k_classes_over_the_users_points(tmp_path: Path) -> None
     assert len(list(ids["misclassified"])) == wrong
     assert f"(error {100 * wrong / len(rows):.2f}%)" in "".join(ids["plot-title"].itertext())
 
+
+
+def test_plot_model_of_other_than_2_inputs_says_plot_draws_2(fw: ModuleType, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    """A model of 3 inputs: one line saying that plot draws models of 2 inputs and naming the
+    model's width; a model of 2 raw inputs whose feature map widens them to 4 is drawn."""
+    g = fw.Generator(0)
+    model, out = tmp_path / "m3.safetensors", tmp_path / "b.svg"
+    io.save_model(fw.Sequential(fw.Linear(3, 4, generator=g), fw.ReLU(), fw.Linear(4, 2, generator=g)), str(model))
+    csv = tmp_path / "p.csv"
+    csv.write_text("0.1,0.2,0\n0.7,0.4,1\n", encoding="utf-8")
+    for extra in ([], ["--data", str(csv)]):
+        assert cli.main(["plot", "--model", str(model), *extra, "-o", str(out), "--n-train", "20", "--n-test",
+                         "20", "--backend", BACKEND_NAME[fw.__name__]]) == 1
+        (line,) = capsys.readouterr().err.splitlines()
+        assert "plot draws the decision regions of models of 2 inputs; this model takes 3 inputs" in line, line
+        assert str(model) in line and not out.exists()
+    featured = tmp_path / "f.safetensors"
+    io.save_model(fw.Sequential(fw.Linear(4, 2, generator=g)), str(featured),
+                  preprocess={"kind": "features", "names": ["x1", "x2", "x1^2", "x2^2"]})
+    assert cli.main(["plot", "--model", str(featured), "-o", str(out), "--n-train", "20", "--n-test", "20",
+                     "--backend", BACKEND_NAME[fw.__name__]]) == 0, capsys.readouterr().err
 
 
 def test_plot_data_labels_must_be_classes_of_the_model(tmp_path: Path) -> None:
