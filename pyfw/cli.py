@@ -203,9 +203,21 @@ def load_backend(name: str, quiet: bool = False) -> Any:
                        f"({e}); {BUILD_HINT}") from None
 
 
+def _short_name(fw: Any) -> str:
+    """The short name of a backend module (``py``, ``rs``), as ``--backend`` and results give it."""
+    return {module: k for k, module in task.BACKENDS.items()}.get(fw.__name__, fw.__name__)
+
+
+def sessions_label(backends: list) -> str:
+    """The ``"backend"`` of a run from the backends of its sessions, in order: one name when
+    they are all the same (``rs``), else each change of backend (``py, then rs``)."""
+    changes = [b for i, b in enumerate(backends) if i == 0 or b != backends[i - 1]]
+    return ", then ".join(changes)
+
+
 def backend_line(fw: Any) -> str:
     """The line that says which backend a run uses, e.g. ``backend rs (pyfw_rs 0.1.0, Rust kernels)``."""
-    short = {module: k for k, module in task.BACKENDS.items()}.get(fw.__name__, fw.__name__)
+    short = _short_name(fw)
     kind = "Rust kernels" if short == "rs" else "pure Python"
     return f"backend {short} ({fw.__name__} {getattr(fw, '__version__', '?')}, {kind})"
 
@@ -569,6 +581,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CLIError("--resume needs --checkpoint PATH", 2)
     log = sys.stderr if args.json == "-" else sys.stdout
     fw = load_backend(args.backend)
+    backends = [_short_name(fw)]  # one per session of this run, this one last
+    if args.checkpoint:
+        if done is not None:
+            earlier = (task.stored_run(args.checkpoint)[1] or {}).get("backends")
+            ok = isinstance(earlier, list) and earlier and all(isinstance(b, str) for b in earlier)
+            backends = (earlier if ok else ["unknown"]) + backends  # "unknown": a checkpoint that did not say
+        fit_options["checkpoint_extra"]["backends"] = backends
     print(backend_line(fw), file=log, flush=True)
     if done is not None:
         print(f"resuming from {args.checkpoint} after epoch {done} of {config.epochs}", file=log, flush=True)
@@ -591,11 +610,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                               f"{config.epochs}; continue it with: {_resume_command(args)}") from None
         raise
     model = res.pop("model")
+    res["backend"] = sessions_label(backends)
     if res["train_error"] is None:  # a regression task: its losses over the whole splits
         measured = f"train loss {res['train_loss']:.6f}  test loss {res['test_loss']:.6f}"
     else:
         measured = f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%"
-    print(f"{measured}  final loss {res['final_loss']:.6f}  ({res['epochs']} epochs, {res['seconds']:.2f} s, "
+    timing = f"{res['seconds']:.2f} s"
+    if done is not None:  # the time is this session's alone: say so
+        n = config.epochs - done
+        timing = f"this session: {n} epoch{'s' * (n != 1)} in {timing}"
+    print(f"{measured}  final loss {res['final_loss']:.6f}  ({res['epochs']} epochs, {timing}, "
           f"backend {res['backend']})", file=log, flush=True)
     if res["train_error"] is not None and res["train_error"] >= 0.4 and res["epochs"] >= 5:
         print(f"pyfw: warning: the training error is {100 * res['train_error']:.1f}%, about chance: the run did "

@@ -190,6 +190,28 @@ def test_the_cli_history_of_a_stopped_and_resumed_run(tmp_path: Path) -> None:
     assert {"curve-loss", "curve-test-loss", "curve-train-error", "curve-test-error"} <= ids
 
 
+def test_a_run_resumed_on_another_backend_names_both(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Started on py and resumed on rs: the JSON, the checkpoint and the plot say "py, then rs",
+    and the time printed is said to be this session's; resumed again on rs it stays so."""
+    load_backend("rs")
+    ck, out, svg = tmp_path / "ck.safetensors", tmp_path / "r.json", tmp_path / "r.svg"
+    base = ["train", *SMALL, "--checkpoint", str(ck), "--json", str(out), "--force"]
+    assert cli.main([*base, "--backend", "py", "--epochs", "2"]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["backend"] == "py"
+    assert "this session" not in capsys.readouterr().out
+    assert cli.main([*base, "--backend", "rs", "--epochs", "3", "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads(out.read_text(encoding="utf-8"))["backend"] == "py, then rs"
+    assert task.stored_run(str(ck))[1]["backends"] == ["py", "rs"]
+    (line,) = [x for x in printed.splitlines() if "final loss" in x]
+    assert "(3 epochs, this session: 1 epoch in " in line and line.endswith(" s, backend py, then rs)"), line
+    assert cli.main(["plot", str(out), "-o", str(svg)]) == 0
+    assert "backend py, then rs" in svg.read_text(encoding="utf-8")
+    assert cli.main([*base, "--backend", "rs", "--epochs", "4", "--resume"]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["backend"] == "py, then rs"
+    assert task.stored_run(str(ck))[1]["backends"] == ["py", "rs", "rs"]
+
+
 @pytest.mark.parametrize("args, words", [
     (["--epochs", "6", "--schedule", "cosineannealing"], ["schedule cosineannealing", "built for 3 epochs",
                                                           "new run"]),
