@@ -275,6 +275,21 @@ class Progress:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
 
+    def line(self, text: str) -> None:
+        """Show ``text`` on ``stream``: as the live line on a terminal (replacing the one
+        before), else as a line of its own."""
+        if self.live:
+            self.stream.write("\r\x1b[K" + text)
+            self.stream.flush()
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def keep(self) -> None:
+        """End the live line, leaving its last text shown."""
+        if self.live:
+            self.stream.write("\n")
+            self.stream.flush()
+
     def end_epoch(self, epoch: int, loss: float) -> None:
         """Clear the live line and log the epoch's loss."""
         self.clear()
@@ -1037,12 +1052,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CLIError(str(e), 2) from None
     fw = load_backend(args.backend)
-    best: dict = {}  # the test errors of each setting's finished runs, by its label
+    errors: dict = {}  # {setting's label: {seed: test error}} of the finished runs
+    labels = [sw.label(s) for s in settings]
     pool = "threads" if fw.__name__ == "pyfw_rs" else "processes"
     start, first = time.perf_counter(), [None]
+    prog = Progress(0, args.quiet, stream=sys.stderr)  # a live line on a terminal, else a line per run
 
     def count(rec: dict) -> None:
-        best.setdefault(sw.label(rec["setting"]), []).append(rec["test_error"])
+        errors.setdefault(sw.label(rec["setting"]), {})[rec["seed"]] = rec["test_error"]
+
+    def best_so_far() -> str:
+        """The best setting by its mean over the seeds every setting has finished (a paired
+        comparison: the same data and initialization for each), and how many they are."""
+        common = set(seeds)
+        for name in labels:
+            common &= set(errors.get(name, {}))
+        if not common:
+            return "none yet (no seed finished by every setting)"
+        paired = sorted(common)
+        means = {name: _mean([errors[name][s] for s in paired]) for name in labels}
+        name = min(labels, key=lambda k: means[k])
+        k = len(paired)
+        return (f"{name} {100 * means[name]:.2f}% mean test error over the {k} seed{'s' * (k != 1)} "
+                "every setting has finished")
 
     def resumed(recs: list, n: int) -> None:
         """Called once before any run: the header line; the runs already in --out count
@@ -1057,15 +1089,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if first[0] is None:
             first[0] = done - 1  # runs that were already in --out
         count(rec)
-        means = {k: _mean(v) for k, v in best.items()}
-        name = min(means, key=lambda k: means[k])
         new = done - first[0]
         eta = (time.perf_counter() - start) / new * (n - done)
         if not args.quiet:
-            runs = len(best[name])
-            print(f"[{done}/{n}] ETA {int(eta) // 60}:{int(eta) % 60:02d}  best so far: {name} "
-                  f"{100 * means[name]:.2f}% mean test error over {runs} seed{'s' * (runs != 1)}",
-                  file=sys.stderr, flush=True)
+            prog.line(f"[{done}/{n}] ETA {int(eta) // 60}:{int(eta) % 60:02d}  best so far: {best_so_far()}")
 
     try:
         results = sw.sweep(settings, seeds, None, fw=fw, base=base, workers=args.workers, out=args.out,
@@ -1074,7 +1101,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise Interrupted(f"interrupted; the finished runs are in {args.out}; continue the sweep with: "
                           f"{_resume_command(args)}") from None
     except ValueError as e:
+        prog.clear()
         raise CLIError(str(e)) from None
+    if first[0] is not None:  # a run finished in this session: its line stays
+        prog.keep()
     summary = sw.summarize(results)
     sys.stdout.write(sw.table(summary))
     if args.plot:
