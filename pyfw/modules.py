@@ -384,7 +384,21 @@ class Module:
         missing = [n for n in names if n not in state_dict]
         extra = [k for k in state_dict if k not in names]
         if strict and (missing or extra):
-            raise ValueError(f"{who}: missing keys {missing}, unexpected keys {extra}")
+            # Only the parts that are not empty; for the keys both have, the shapes that differ.
+            parts = [f"{what} {keys}" for what, keys in (("missing keys", missing), ("unexpected keys", extra))
+                     if keys]
+            differ = []
+            for name, p, _, _ in named:
+                if name in state_dict:
+                    try:
+                        shape = _parse(state_dict[name], f"{who}[{name!r}]")[1]
+                    except (ValueError, TypeError):
+                        continue  # not a tensor at all: reported once the keys match
+                    if shape != p.shape:
+                        differ.append(f"{name!r} {shape} given, {p.shape} in the module")
+            if differ:
+                parts.append("shapes that differ: " + ", ".join(differ))
+            raise ValueError(f"{who}: " + "; ".join(parts))
         staged = []
         for name, p, _, _ in named:
             if name not in state_dict:
