@@ -1082,7 +1082,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.message(),
-            "CrossEntropyLoss: expected an input of shape (N, C), got shape (3,)"
+            "CrossEntropyLoss: expected an input of shape (N, C) or (N, C, d1, ...), got shape (3,)"
         );
         let p = [0.5, 0.5, 0.0, 1.5, 0.0, 0.0];
         let e = ce.forward(&x, m, Target::Values(&p, m)).unwrap_err();

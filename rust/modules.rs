@@ -560,9 +560,7 @@ impl LinearState {
             .as_ref()
             .ok_or_else(|| not_forwarded(&self.name()))?;
         let batch = x.len() / self.in_f;
-        let in_shape = self
-            .in_shape
-            .unwrap_or(Shape::Matrix(batch, self.in_f));
+        let in_shape = self.in_shape.unwrap_or(Shape::Matrix(batch, self.in_f));
         let out_shape = with_cols(in_shape, self.out_f);
         // The name is formatted only for an error: this runs at every step.
         if self.owner.check("").is_err() || shape != out_shape {
@@ -942,13 +940,13 @@ mod tests {
         let (y3, ys) = st.forward(x.clone(), s3, &w, &b).unwrap();
         assert_eq!(ys, Shape::new(&[2, 3, 3]).unwrap());
         let (dx3, dxs) = st
-            .backward(&y3, ys, &w, &mut vec![0.0; 6], &mut vec![0.0; 3])
+            .backward(&y3, ys, &w, &mut [0.0; 6], &mut [0.0; 3])
             .unwrap();
         assert_eq!(dxs, s3);
         let (y2, _) = st.forward(x, Shape::Matrix(6, 2), &w, &b).unwrap();
         assert_eq!(y2, y3);
         let (dx2, _) = st
-            .backward(&y2, Shape::Matrix(6, 3), &w, &mut vec![0.0; 6], &mut vec![0.0; 3])
+            .backward(&y2, Shape::Matrix(6, 3), &w, &mut [0.0; 6], &mut [0.0; 3])
             .unwrap();
         assert_eq!(dx2, dx3);
         let mut st = LinearState::new(2, 3);

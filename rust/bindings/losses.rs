@@ -13,9 +13,9 @@
 //! anything else is a tensor. Every check on numbers and shapes is the
 //! kernel crate's.
 
+use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::exceptions::PyValueError;
 use pyo3::types::{PyDict, PyFloat, PyInt, PyTuple};
 
 use super::base::{module_base, runs_natively, Module};
