@@ -54,7 +54,7 @@ class Activation(Module):
             self.__dict__[name] = fresh.__dict__[name]
 
     def forward(self, x: Any) -> Tensor:
-        """Apply the activation to a 1-D or 2-D input."""
+        """Apply the activation to an input of any shape."""
         x = as_tensor(x, self._name())
         ys = self._forward(x._rows, x.shape)
         # Shallow copies are snapshots: no row list is ever changed in place. Under no_grad, nothing.
@@ -226,17 +226,30 @@ class Softplus(Activation):
 
 
 def _lines(rows: Rows, shape: tuple, dim: int, who: str) -> tuple:
-    """The lines along ``dim`` (rows, or columns for dim 0 of a 2-D input) and a function
-    that turns per-line results back into rows."""
+    """The lines along ``dim`` (each in order along ``dim``; the lines in row-major order of
+    the other dims) and a function that turns per-line results back into rows."""
     nd = len(shape)
     if not -nd <= dim < nd:
         raise ValueError(f"{who}: dim {dim} is out of range for a {nd}-D input of shape {shape}")
-    if dim % nd == nd - 1:
+    d = dim % nd
+    if d == nd - 1:
         return rows, lambda lines: lines
-    if nd > 2:  # rows are runs of the last dim: other dims of higher ranks are not lines of them
-        raise ValueError(f"{who}: dim {dim} of a {nd}-D input of shape {shape} is not supported; "
-                         "above 2-D only the last dim is")
-    return [list(c) for c in zip(*rows)], lambda lines: [list(r) for r in zip(*lines)]
+    n = shape[d]
+    inner = 1
+    for s in shape[d + 1:]:
+        inner *= s
+    outer = len(rows) * len(rows[0]) // (n * inner)
+    flat = [v for r in rows for v in r]
+    starts = [o * n * inner + i for o in range(outer) for i in range(inner)]
+    lines = [flat[s:s + n * inner:inner] for s in starts]
+    cols = shape[-1]
+
+    def back(out: list) -> Rows:
+        res = [0.0] * len(flat)
+        for s, line in zip(starts, out):
+            res[s:s + n * inner:inner] = line
+        return [res[k:k + cols] for k in range(0, len(res), cols)]
+    return lines, back
 
 
 class _AlongDim(Activation):

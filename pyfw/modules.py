@@ -518,14 +518,13 @@ class Linear(Module):
             _check_tensor(self.__dict__.get(name), want, who, name)
 
     def forward(self, x: Any) -> Tensor:
-        """``x W^T + b`` for a (batch, in) input."""
+        """``x W^T + b`` for an input ``(..., in)`` of any rank, over its last dim: the rows of
+        all dims but the last are the batch, and the output is ``(..., out)``."""
         who = self._name()
         x = as_tensor(x, who)
-        if x.ndim != 2:
-            raise ValueError(f"{who}: expected a 2-D input (batch, {self.in_features}), got shape {x.shape}")
-        if x.shape[1] != self.in_features:
+        if x.shape[-1] != self.in_features:
             raise ValueError(f"{who}: expected input with {self.in_features} columns, "
-                             f"got {x.shape[1]} (input shape {x.shape})")
+                             f"got {x.shape[-1]} (input shape {x.shape})")
         # A snapshot (in-place ops replace rows); under no_grad, nothing.
         self._input = Tensor._wrap(list(x._rows), x.shape) if is_grad_enabled() else NO_GRAD
         self._thread = threading.get_ident()
@@ -539,7 +538,7 @@ class Linear(Module):
                 if xi:
                     acc = [a + xi * w for a, w in zip(acc, wc)]
             out.append(acc if acc is not b else list(b))
-        return Tensor._wrap(out, (x.shape[0], self.out_features))
+        return Tensor._wrap(out, x.shape[:-1] + (self.out_features,))
 
     def backward(self, grad: Any) -> Tensor:
         """Accumulate dL/dW and dL/db; return dL/dx."""
@@ -548,7 +547,7 @@ class Linear(Module):
             raise not_forwarded(who, self._input)
         check_thread(self._thread, who)
         xs = self._input._rows
-        g = list(check_grad(grad, (len(xs), self.out_features), who)._rows)  # snapshot, as the input
+        g = list(check_grad(grad, self._input.shape[:-1] + (self.out_features,), who)._rows)  # a snapshot
         gw = self.weight_grad._rows
         for o, gcol in enumerate(zip(*g)):
             acc = gw[o]

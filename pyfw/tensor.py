@@ -1218,8 +1218,8 @@ def _items(v: Any) -> Any:
 def _parse(data: Any, who: str, any_rank: bool = False) -> tuple:
     """Check ``data`` and return fresh ``(rows, shape)``.
 
-    Only ``any_rank`` admits rank > 2 (``tensor()``, ``copy_``, in-place operands); the
-    other doors (file writers, ``load_state_dict``, module inputs) take 1-D and 2-D data.
+    Only ``any_rank`` admits rank > 2 (``tensor()``, ``copy_``, in-place operands, module
+    inputs); the other doors (file writers, ``load_state_dict``) take 1-D and 2-D data.
     """
     if isinstance(data, Tensor):
         if not any_rank and len(data._shape) > 2:
@@ -1305,10 +1305,11 @@ def tensor(data: Any) -> Tensor:
 
 
 def as_tensor(data: Any, who: str) -> Tensor:
-    """``data`` itself if it is a Tensor, else a new one; errors name ``who``."""
+    """``data`` itself if it is a Tensor, else a new one of any rank (the input of a
+    module, a loss or a gradient); errors name ``who``."""
     if isinstance(data, Tensor):
         return data
-    rows, shape = _parse(data, who)
+    rows, shape = _parse(data, who, any_rank=True)
     return Tensor._wrap(rows, shape)
 
 

@@ -46,7 +46,7 @@ macro_rules! activation_table {
     };
 }
 
-/// One member's two kernels over a whole 1-D or 2-D buffer of `shape`.
+/// One member's two kernels over a whole buffer of `shape`, of any rank.
 pub trait ActivationKernel {
     /// Check the arguments; the constructors call it.
     fn check(&self) -> Result<()> {
@@ -336,17 +336,17 @@ impl ActivationKernel for Softplus {
     }
 }
 
-/// The lines of a buffer along one dimension: `count` lines of `len` elements;
-/// element `k` of line `l` is at `l * line_step + k * elem_step`.
+/// The lines of a buffer along one dimension: `count` lines of `len` elements,
+/// in row-major order of the other dims; element `k` of line `l` is at
+/// `(l / inner) * len * inner + l % inner + k * inner`.
 struct Lines {
     count: usize,
     len: usize,
-    line_step: usize,
-    elem_step: usize,
+    inner: usize,
 }
 
 impl Lines {
-    /// The lines of `shape` along `dim` (rows, or the columns for dim 0 of a 2-D shape).
+    /// The lines of `shape` along `dim`, any dim of any rank.
     fn of(shape: Shape, dim: i64, who: &str) -> Result<Lines> {
         let nd = shape.ndim() as i64;
         if !(-nd..nd).contains(&dim) {
@@ -354,34 +354,21 @@ impl Lines {
                 "{who}: dim {dim} is out of range for a {nd}-D input of shape {shape}"
             )));
         }
-        if nd > 2 && dim.rem_euclid(nd) != nd - 1 {
-            // Rows are runs of the last dim: other dims of higher ranks are not lines of them.
-            return Err(Error::Value(format!(
-                "{who}: dim {dim} of a {nd}-D input of shape {shape} is not supported; above \
-                 2-D only the last dim is"
-            )));
-        }
-        let (rows, cols) = (shape.rows(), shape.cols());
-        Ok(if dim.rem_euclid(nd) == nd - 1 {
-            Lines {
-                count: rows,
-                len: cols,
-                line_step: cols,
-                elem_step: 1,
-            }
-        } else {
-            Lines {
-                count: cols,
-                len: rows,
-                line_step: 1,
-                elem_step: cols,
-            }
+        let d = dim.rem_euclid(nd) as usize;
+        let dims = shape.dims();
+        let len = dims[d];
+        let inner: usize = dims[d + 1..].iter().product();
+        Ok(Lines {
+            count: shape.numel() / len,
+            len,
+            inner,
         })
     }
 
     /// The buffer indices of line `l`, in order.
     fn at(&self, l: usize) -> impl Iterator<Item = usize> + '_ {
-        (0..self.len).map(move |k| l * self.line_step + k * self.elem_step)
+        let start = (l / self.inner) * self.len * self.inner + l % self.inner;
+        (0..self.len).map(move |k| start + k * self.inner)
     }
 
     /// The first maximal value of line `l` of `x`.

@@ -784,14 +784,17 @@ def test_matmul_folds_like_linear(fw: ModuleType) -> None:
 
 
 def test_existing_modules_on_higher_ranks(fw: ModuleType) -> None:
-    """Element-wise modules take any rank; what needs 2-D says so (never a silently wrong result)."""
+    """The modules take any rank as torch does; a shape they cannot take is refused (never a silently
+    wrong result). tests/test_modules_nd.py checks the values."""
     require_nd(fw)
     x = fw.tensor(X3)
     assert fw.ReLU()(x).tolist() == ref_unary(X3, lambda v: v if v > 0.0 else 0.0)
     y = fw.Softmax(dim=-1)(x)
     assert y.shape == (2, 3, 4) and hexes(y.tolist()) == hexes(fw.Softmax(dim=1)(x.reshape(6, 4)).reshape(2, 3, 4)
                                                               .tolist())
-    for bad in (lambda: fw.Linear(4, 2)(x), lambda: fw.Softmax(dim=0)(x), lambda: fw.LogSoftmax(dim=1)(x),
+    assert fw.Linear(4, 2)(x).shape == (2, 3, 2)
+    assert fw.Softmax(dim=0)(x).shape == fw.LogSoftmax(dim=1)(x).shape == (2, 3, 4)
+    for bad in (lambda: fw.Linear(3, 2)(x), lambda: fw.Softmax(dim=3)(x), lambda: fw.LogSoftmax(dim=-4)(x),
                 lambda: fw.CrossEntropyLoss()(x, [0, 1])):
         with pytest.raises(ValueError):
             bad()

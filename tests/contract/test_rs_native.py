@@ -80,7 +80,7 @@ BAD = [
     ("linear-nobias", lambda fw: fw.Linear(2, 2, bias=False)),
     ("linear-bias-none", lambda fw: fw.Linear(2, 2, bias=None)),
     ("linear-gen", lambda fw: fw.Linear(2, 2, generator="g")),
-    ("linear-1d", lambda fw: _lin(fw)(fw.tensor([1.0, 2.0]))),
+    ("linear-1d-width", lambda fw: _lin(fw)(fw.tensor([1.0, 2.0, 3.0]))),
     ("linear-cols", lambda fw: _lin(fw)(fw.tensor([[1.0, 2.0, 3.0]]))),
     ("linear-str", lambda fw: _lin(fw)("x")),
     ("linear-ragged", lambda fw: _lin(fw)([[1.0, 2.0], [1.0]])),
