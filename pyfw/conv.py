@@ -1,0 +1,304 @@
+"""The convolution family: ``Conv1d`` and ``Conv2d``, with torch's arguments and init.
+
+The classes are written once, for both backends (``_ConvBase`` holds them, as
+``_ModuleListBase`` does for ``ModuleList``); each backend gives them its kernels:
+here the loops below, in ``pyfw_rs`` the same loops in Rust (rust/conv.rs). Every
+output is a left fold in the order of docs/NUMERICS.md ("Conv2d"), so the two
+backends agree bit for bit. ``Conv1d`` runs the 2-D kernel with a height of 1.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+from typing import Any, Optional
+
+from .error import NO_GRAD, check_size, described, not_forwarded
+from .generator import Generator
+from .modules import Module, _types
+from .tensor import Tensor, _flat, _from_flat
+
+Pair = tuple
+
+
+def _span(off: int, stride: int, size: int, out: int) -> tuple:
+    """The output positions ``lo..hi`` (of ``out``) whose input position
+    ``pos * stride + off`` falls inside ``0..size``."""
+    lo = -(off // stride) if off < 0 else 0  # ceil(-off / stride)
+    last = size - 1 - off
+    hi = last // stride + 1 if last >= 0 else 0
+    lo, hi = min(lo, out), min(hi, out)
+    return lo, max(lo, hi)
+
+
+def _out_size(size: int, k: int, s: int, p: int, d: int) -> int:
+    """torch's ``(size + 2 p - d (k - 1) - 1) // s + 1``; 0 or less when the kernel does not fit."""
+    padded, span = size + 2 * p, d * (k - 1) + 1
+    return (padded - span) // s + 1 if padded >= span else 0
+
+
+def conv2d_forward(who: str, x: Tensor, weight: Tensor, bias: Optional[Tensor],
+                   stride: Pair, padding: Pair, dilation: Pair) -> Tensor:
+    """The convolution of ``x`` (N, C, H, W) by ``weight`` (O, C, kH, kW), or (O, C, kW) for a
+    kernel of height 1 (``Conv1d``).
+
+    ``y[n, o, i, j]``: a fold over ``(c, ki, kj)`` in row-major order of
+    ``x[n, c, i*sh + ki*dh - ph, j*sw + kj*dw - pw] * w[o, c, ki, kj]``, starting at
+    ``bias[o]`` (0.0 without a bias), skipping the terms in the padding."""
+    N, C, H, W = x.shape
+    O, KH, KW = weight.shape[0], *(weight.shape[2:] if weight.ndim == 4 else (1, weight.shape[2]))
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    oh, ow = _out_size(H, KH, sh, ph, dh), _out_size(W, KW, sw, pw, dw)
+    xf, wf = _flat(x), _flat(weight)
+    bf = _flat(bias) if bias is not None else None
+    y: list = []
+    for n in range(N):
+        for o in range(O):
+            b0 = bf[o] if bf is not None else 0.0
+            plane = [[b0] * ow for _ in range(oh)]
+            for c in range(C):
+                xbase = (n * C + c) * H * W
+                for ki in range(KH):
+                    offh = ki * dh - ph
+                    i0, i1 = _span(offh, sh, H, oh)
+                    for kj in range(KW):
+                        wv = wf[((o * C + c) * KH + ki) * KW + kj]
+                        offw = kj * dw - pw
+                        j0, j1 = _span(offw, sw, W, ow)
+                        for i in range(i0, i1):
+                            start = xbase + (i * sh + offh) * W + j0 * sw + offw
+                            xs = xf[start:start + (j1 - j0 - 1) * sw + 1:sw]
+                            row = plane[i]
+                            row[j0:j1] = [a + v * wv for a, v in zip(row[j0:j1], xs)]
+            for row in plane:
+                y.extend(row)
+    return _from_flat(y, (N, O, oh, ow))
+
+
+def conv2d_backward(who: str, grad: Tensor, x: Tensor, weight: Tensor, weight_grad: Tensor,
+                    bias_grad: Optional[Tensor], stride: Pair, padding: Pair, dilation: Pair) -> Tensor:
+    """Add ``dW`` and ``db`` into ``weight_grad`` and ``bias_grad``; return ``dx``.
+
+    ``dW[o, c, ki, kj]`` and ``db[o]`` are folds over ``(n, i, j)`` in row-major order
+    starting at the gradient already there; ``dx[n, c, h, w]`` is a fold over
+    ``(o, ki, kj)`` in row-major order starting at 0.0 (docs/NUMERICS.md, "Conv2d")."""
+    N, C, H, W = x.shape
+    O, KH, KW = weight.shape[0], *(weight.shape[2:] if weight.ndim == 4 else (1, weight.shape[2]))
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    oh, ow = grad.shape[2], grad.shape[3]
+    xf, wf, gf = _flat(x), _flat(weight), _flat(grad)
+    if bias_grad is not None:
+        gb = list(_flat(bias_grad))
+        for o in range(O):
+            acc = gb[o]
+            for n in range(N):
+                base = (n * O + o) * oh * ow
+                for v in gf[base:base + oh * ow]:
+                    acc = acc + v
+            gb[o] = acc
+        bias_grad._rows = [gb]  # new row lists, never changed in place (pyfw/tensor.py)
+    gw = list(_flat(weight_grad))
+    for o in range(O):
+        for c in range(C):
+            for ki in range(KH):
+                offh = ki * dh - ph
+                i0, i1 = _span(offh, sh, H, oh)
+                for kj in range(KW):
+                    offw = kj * dw - pw
+                    j0, j1 = _span(offw, sw, W, ow)
+                    idx = ((o * C + c) * KH + ki) * KW + kj
+                    acc = gw[idx]
+                    for n in range(N):
+                        xbase, gbase = (n * C + c) * H * W, (n * O + o) * oh * ow
+                        for i in range(i0, i1):
+                            start = xbase + (i * sh + offh) * W + j0 * sw + offw
+                            xs = xf[start:start + (j1 - j0 - 1) * sw + 1:sw]
+                            g0 = gbase + i * ow
+                            for gv, xv in zip(gf[g0 + j0:g0 + j1], xs):
+                                acc = acc + gv * xv
+                    gw[idx] = acc
+    weight_grad._rows = _from_flat(gw, weight_grad.shape)._rows
+    dx = [0.0] * (N * C * H * W)
+    for n in range(N):
+        for c in range(C):
+            dbase = (n * C + c) * H * W
+            for o in range(O):
+                gbase = (n * O + o) * oh * ow
+                for ki in range(KH):
+                    offh = ki * dh - ph
+                    i0, i1 = _span(offh, sh, H, oh)
+                    for kj in range(KW):
+                        wv = wf[((o * C + c) * KH + ki) * KW + kj]
+                        offw = kj * dw - pw
+                        j0, j1 = _span(offw, sw, W, ow)
+                        if j0 == j1:
+                            continue
+                        for i in range(i0, i1):
+                            start = dbase + (i * sh + offh) * W + j0 * sw + offw
+                            stop = start + (j1 - j0 - 1) * sw + 1
+                            g0 = gbase + i * ow
+                            dx[start:stop:sw] = [a + gv * wv for a, gv in zip(dx[start:stop:sw], gf[g0 + j0:g0 + j1])]
+    return _from_flat(dx, x.shape)
+
+
+def _tuple(v: Any, n: int, who: str, what: str, positive: bool) -> tuple:
+    """``v`` (an int, or a tuple or list of ``n`` ints) as a tuple of ``n`` ints."""
+    items = (v,) * n if isinstance(v, numbers.Integral) and not isinstance(v, bool) else v
+    if not isinstance(items, (tuple, list)):
+        raise TypeError(f"{who}: {what} must be an int or a tuple of {n} ints, got {described(v)}")
+    if len(items) != n:
+        raise ValueError(f"{who}: {what} must be an int or a tuple of {n} ints, got {v!r}")
+    out = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, numbers.Integral):
+            raise TypeError(f"{who}: {what} must hold ints, got {described(item)}")
+        if item < (1 if positive else 0):
+            raise ValueError(f"{who}: {what} must be {'positive' if positive else 'non-negative'}, got {v!r}")
+        out.append(int(item))
+    return tuple(out)
+
+
+class _ConvBase:
+    """What ``Conv1d`` and ``Conv2d`` do, for the ``Module`` of either backend.
+
+    ``weight`` has shape ``(out_channels, in_channels, *kernel_size)`` and ``bias``
+    ``(out_channels,)``, drawn as torch does from U(-k, k) with ``k = 1 / sqrt(fan_in)``,
+    ``fan_in = in_channels * prod(kernel_size)``: all of ``weight`` in row-major order,
+    then ``bias``, from ``generator`` (the default generator when None), as ``Linear``.
+    Gradients accumulate into ``weight.grad`` and ``bias.grad`` until ``zero_grad()``.
+    """
+
+    _dims = 2
+    _forward_state = ("_input", "_out_shape")
+    _kernels: tuple = (conv2d_forward, conv2d_backward)
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", generator: Optional[Generator] = None) -> None:
+        super().__init__()  # type: ignore[call-arg]
+        who, d = type(self).__name__, self._dims
+        self.in_channels = check_size(in_channels, who, "in_channels")
+        self.out_channels = check_size(out_channels, who, "out_channels")
+        self.kernel_size = _tuple(kernel_size, d, who, "kernel_size", True)
+        self.stride = _tuple(stride, d, who, "stride", True)
+        if isinstance(padding, str):
+            raise ValueError(f"{who}: padding={padding!r} is not supported: give an int or a tuple of {d} ints")
+        self.padding = _tuple(padding, d, who, "padding", False)
+        self.dilation = _tuple(dilation, d, who, "dilation", True)
+        if groups != 1:
+            raise ValueError(f"{who}: groups={groups!r} is not supported (only groups=1)")
+        if padding_mode != "zeros":
+            raise ValueError(f"{who}: padding_mode={padding_mode!r} is not supported (only 'zeros')")
+        if not isinstance(bias, bool):
+            raise TypeError(f"{who}: bias must be a bool, got {type(bias).__name__}")
+        fw = self._fw()
+        fan_in = self.in_channels * math.prod(self.kernel_size)
+        k = 1.0 / math.sqrt(fan_in)
+        weight = fw.zeros(self.out_channels, fan_in)  # drawn in row-major order, then reshaped
+        fw.init.uniform_(weight, -k, k, generator=generator)
+        self.weight = fw.Parameter(weight.reshape(self.out_channels, self.in_channels, *self.kernel_size))
+        if bias:
+            b = fw.zeros(self.out_channels)
+            fw.init.uniform_(b, -k, k, generator=generator)
+            self.bias = fw.Parameter(b)
+        else:
+            self.bias = None
+        self._input: Any = None  # the 4-D input, NO_GRAD (under no_grad) or None
+        self._out_shape: Optional[tuple] = None
+
+    def _fw(self) -> Any:
+        """The namespace (``pyfw`` or ``pyfw_rs``) of this module's backend."""
+        return sys.modules[_types(self)[2]]
+
+    def _geometry(self) -> tuple:
+        """``(stride, padding, dilation)`` as pairs for the 2-D kernel (height 1 for ``Conv1d``)."""
+        if self._dims == 2:
+            return self.stride, self.padding, self.dilation
+        return (1, self.stride[0]), (0, self.padding[0]), (1, self.dilation[0])
+
+    def _name(self) -> str:
+        return (f"{type(self).__name__}({self.in_channels} -> {self.out_channels}, "
+                f"kernel_size={self.kernel_size})")
+
+    def forward(self, x: Any) -> Any:
+        """The convolution of ``x``, of shape ``(N, C, L)`` (Conv1d) or ``(N, C, H, W)`` (Conv2d)."""
+        who, fw, d = self._name(), self._fw(), self._dims
+        if not isinstance(x, _types(self)[1]):
+            x = fw.tensor(x)
+        dims = "(N, C, L)" if d == 1 else "(N, C, H, W)"
+        if x.ndim != d + 2:
+            raise ValueError(f"{who}: expected a {d + 2}-D input {dims} with C = {self.in_channels}, "
+                             f"got shape {x.shape}")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"{who}: expected {self.in_channels} input channels, got {x.shape[1]} "
+                             f"(input shape {x.shape})")
+        spatial = x.shape[2:]
+        span = tuple(dl * (k - 1) + 1 for k, dl in zip(self.kernel_size, self.dilation))
+        padded = tuple(s + 2 * p for s, p in zip(spatial, self.padding))
+        if any(p < s for p, s in zip(padded, span)):
+            raise ValueError(f"{who}: input of size {spatial} (padded to {padded}) is smaller than the kernel "
+                             f"(dilated to {span}) (input shape {x.shape})")
+        x4 = x.reshape(x.shape[0], x.shape[1], 1, x.shape[2]) if d == 1 else x.clone()
+        stride, padding, dilation = self._geometry()
+        y = type(self)._kernels[0](who, x4, self.weight, self.bias, stride, padding, dilation)
+        self._input = x4 if fw.is_grad_enabled() else NO_GRAD
+        self._out_shape = y.shape
+        return y.reshape(y.shape[0], y.shape[1], y.shape[3]) if d == 1 else y
+
+    def backward(self, grad: Any) -> Any:
+        """Add dL/dW (and dL/db) into the gradients; return dL/dx."""
+        who, fw = self._name(), self._fw()
+        if self._input is None or self._input is NO_GRAD:
+            raise not_forwarded(who, self._input)
+        if not isinstance(grad, _types(self)[1]):
+            grad = fw.tensor(grad)
+        shape = self._out_shape
+        want = shape if self._dims == 2 else (shape[0], shape[1], shape[3])
+        if grad.shape != want:
+            raise ValueError(f"{who}: gradient has shape {grad.shape}, the output had shape {want}")
+        g4 = grad.reshape(*shape) if self._dims == 1 else grad
+        x4 = self._input
+        bias_grad = self.bias.grad if self.bias is not None else None
+        stride, padding, dilation = self._geometry()
+        dx = type(self)._kernels[1](who, g4, x4, self.weight, self.weight.grad, bias_grad,
+                                    stride, padding, dilation)
+        return dx.reshape(x4.shape[0], x4.shape[1], x4.shape[3]) if self._dims == 1 else dx
+
+    def _check_restored(self) -> None:
+        super()._check_restored()  # type: ignore[misc]
+        who = type(self).__name__
+        want = (self.__dict__.get("out_channels"), self.__dict__.get("in_channels"),
+                *self.__dict__.get("kernel_size", ()))
+        weight = self.__dict__.get("weight")
+        if getattr(weight, "shape", None) != want:
+            raise ValueError(f"{who}: weight has shape {getattr(weight, 'shape', None)}, the module expects {want}")
+
+    def __repr__(self) -> str:
+        parts = [f"{self.in_channels}, {self.out_channels}", f"kernel_size={self.kernel_size}",
+                 f"stride={self.stride}"]
+        if any(self.padding):
+            parts.append(f"padding={self.padding}")
+        if any(v != 1 for v in self.dilation):
+            parts.append(f"dilation={self.dilation}")
+        if self.bias is None:
+            parts.append("bias=False")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+class Conv2d(_ConvBase, Module):
+    """A 2-D convolution over ``(N, C, H, W)``, as ``torch.nn.Conv2d`` with zero padding and
+    ``groups=1``: ``kernel_size``, ``stride``, ``padding`` and ``dilation`` are ints or pairs.
+    The output is ``(N, out_channels, oH, oW)`` with ``oH = (H + 2 pH - dH (kH - 1) - 1) // sH + 1``
+    (the same for ``oW``). Init and folds: see ``_ConvBase`` and docs/NUMERICS.md ("Conv2d")."""
+
+
+class Conv1d(_ConvBase, Module):
+    """A 1-D convolution over ``(N, C, L)``, as ``torch.nn.Conv1d`` with zero padding and
+    ``groups=1``: ``Conv2d``'s kernel with a height of 1, weight ``(out, in, k)``."""
+
+    _dims = 1
+
+
+CONV: dict = {cls.__name__: cls for cls in (Conv1d, Conv2d)}
+"""The members of the convolution family, by class name."""

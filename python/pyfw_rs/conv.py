@@ -1,0 +1,27 @@
+"""The convolution family for pyfw_rs: the classes of :mod:`pyfw.conv`, written once there,
+bound to the native ``Module`` and to the Rust kernels of rust/conv.rs."""
+
+from __future__ import annotations
+
+from pyfw import conv as _conv
+
+from . import _native
+
+_KERNELS = (_native._conv2d_forward, _native._conv2d_backward)
+
+
+class Conv2d(_conv._ConvBase, _native.Module):
+    """:class:`pyfw.Conv2d` with its loops in Rust, bit-identical."""
+
+    _kernels = _KERNELS
+
+
+class Conv1d(_conv._ConvBase, _native.Module):
+    """:class:`pyfw.Conv1d` with its loops in Rust, bit-identical."""
+
+    _dims = 1
+    _kernels = _KERNELS
+
+
+CONV: dict = {cls.__name__: cls for cls in (Conv1d, Conv2d)}
+"""The members of the convolution family, by class name."""

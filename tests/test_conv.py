@@ -1,0 +1,224 @@
+"""The convolution family (``Conv1d``, ``Conv2d``) in both backends: finite differences,
+bits across backends, the folds of docs/NUMERICS.md ("Conv2d"), init, the module tree,
+bad arguments and input, and torch where it is installed."""
+
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+import pyfw
+from fwtest import state_hex, th
+from conftest import load_backend
+
+# (member, constructor arguments, input shape)
+CASES = [
+    ("Conv2d", dict(in_channels=2, out_channels=3, kernel_size=3), (2, 2, 5, 5)),
+    ("Conv2d", dict(in_channels=2, out_channels=2, kernel_size=(2, 3), stride=2, padding=1), (2, 2, 6, 7)),
+    ("Conv2d", dict(in_channels=1, out_channels=2, kernel_size=3, stride=(2, 1), padding=(0, 2),
+                    dilation=(1, 2)), (1, 1, 7, 5)),
+    ("Conv2d", dict(in_channels=3, out_channels=1, kernel_size=2, stride=3, dilation=2, bias=False), (2, 3, 8, 9)),
+    ("Conv2d", dict(in_channels=2, out_channels=2, kernel_size=1, padding=2), (1, 2, 3, 2)),
+    ("Conv1d", dict(in_channels=2, out_channels=3, kernel_size=3), (2, 2, 7)),
+    ("Conv1d", dict(in_channels=1, out_channels=2, kernel_size=2, stride=2, padding=1, dilation=3), (3, 1, 9)),
+    ("Conv1d", dict(in_channels=3, out_channels=2, kernel_size=4, stride=3, padding=2, bias=False), (1, 3, 5)),
+]
+IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(CASES)]
+
+
+def build(fw: ModuleType, name: str, kwargs: dict, shape: tuple, seed: int = 0) -> tuple:
+    """The module (weights from ``Generator(seed)``) and a random input of ``shape``."""
+    m = getattr(fw, name)(**kwargs, generator=fw.Generator(seed))
+    x = fw.randn(*shape, generator=fw.Generator(seed + 1))
+    return m, x
+
+
+def naive(m: Any, x: list, d: int) -> list:
+    """The output by docs/NUMERICS.md's text, one element at a time: ``y[n, o, i, j]`` is a
+    fold over ``(c, ki, kj)`` in row-major order of ``x * w`` starting at ``b[o]`` (0.0
+    without a bias), skipping the terms in the zero padding."""
+    w = m.weight.tolist()
+    b = m.bias.tolist() if m.bias is not None else None
+    if d == 1:  # height 1
+        x = [[[row] for row in xn] for xn in x]
+        w = [[[row] for row in wo] for wo in w]
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (1, *m.kernel_size), (1, *m.stride), (0, *m.padding), \
+            (1, *m.dilation)
+    else:
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = m.kernel_size, m.stride, m.padding, m.dilation
+    H, W = len(x[0][0]), len(x[0][0][0])
+    oh = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    ow = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    out = []
+    for xn in x:
+        yn = []
+        for o in range(len(w)):
+            plane = []
+            for i in range(oh):
+                row = []
+                for j in range(ow):
+                    acc = b[o] if b is not None else 0.0
+                    for c in range(len(xn)):
+                        for ki in range(kh):
+                            for kj in range(kw):
+                                h, v = i * sh + ki * dh - ph, j * sw + kj * dw - pw
+                                if 0 <= h < H and 0 <= v < W:
+                                    acc = acc + xn[c][h][v] * w[o][c][ki][kj]
+                    row.append(acc)
+                plane.append(row)
+            yn.append(plane[0] if d == 1 else plane)
+        out.append(yn)
+    return out
+
+
+@pytest.mark.parametrize("name,kwargs,shape", CASES, ids=IDS)
+def test_gradcheck(fw: ModuleType, name: str, kwargs: dict, shape: tuple) -> None:
+    m, x = build(fw, name, kwargs, shape)
+    assert fw.gradcheck(m, x)
+
+
+@pytest.mark.parametrize("name,kwargs,shape", CASES, ids=IDS)
+def test_output_follows_the_documented_fold(fw: ModuleType, name: str, kwargs: dict, shape: tuple) -> None:
+    m, x = build(fw, name, kwargs, shape)
+    assert th(m(x)) == th(pyfw.tensor(naive(m, x.tolist(), len(shape) - 2)))
+
+
+@pytest.mark.parametrize("name,kwargs,shape", CASES, ids=IDS)
+def test_backends_agree_bit_for_bit(name: str, kwargs: dict, shape: tuple) -> None:
+    seen = []
+    for backend in ("py", "rs"):
+        fw = load_backend(backend)
+        m, x = build(fw, name, kwargs, shape, seed=3)
+        y = m(x)
+        g = fw.randn(*y.shape, generator=fw.Generator(9))
+        dx = m.backward(g)
+        m(x)
+        m.backward(g)  # accumulates
+        seen.append((th(y), th(dx), state_hex(m), {n: th(p.grad) for n, p in m.named_parameters()}))
+    assert seen[0] == seen[1]
+
+
+def test_init_draws_weight_then_bias_as_torch(fw: ModuleType) -> None:
+    m = fw.Conv2d(2, 3, (2, 3), generator=fw.Generator(5))
+    g = fw.Generator(5)
+    k = 1.0 / math.sqrt(2 * 2 * 3)
+    want_w = [-k + (k - -k) * g.random() for _ in range(3 * 2 * 2 * 3)]
+    want_b = [-k + (k - -k) * g.random() for _ in range(3)]
+    assert th(m.weight.flatten()) == [v.hex() for v in want_w]
+    assert th(m.bias) == [v.hex() for v in want_b]
+    assert m.weight.shape == (3, 2, 2, 3) and fw.Conv1d(4, 5, 3).weight.shape == (5, 4, 3)
+    assert fw.Conv2d(2, 3, 3, bias=False).bias is None
+
+
+def test_module_tree_and_copies(fw: ModuleType) -> None:
+    m, x = build(fw, "Conv2d", dict(in_channels=2, out_channels=3, kernel_size=3, padding=1), (2, 2, 4, 4))
+    assert list(m.state_dict()) == ["weight", "bias"]
+    assert [n for n, _ in m.named_parameters()] == ["weight", "bias"]
+    assert list(fw.Conv1d(2, 3, 3, bias=False).state_dict()) == ["weight"]
+    other = fw.Conv2d(2, 3, 3, padding=1, generator=fw.Generator(7))
+    other.load_state_dict(m.state_dict())
+    assert th(other(x)) == th(m(x))
+    for c in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        assert th(c(x)) == th(m(x)) and repr(c) == repr(m)
+    assert repr(m) == "Conv2d(2, 3, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))"
+
+
+def test_no_grad_keeps_nothing(fw: ModuleType) -> None:
+    m, x = build(fw, "Conv2d", dict(in_channels=2, out_channels=3, kernel_size=3), (1, 2, 4, 4))
+    y = m(x)
+    with fw.no_grad():
+        y2 = m(x)
+    assert th(y) == th(y2)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        m.backward(fw.ones(*y.shape))
+
+
+def test_trains_in_sequential_with_fit(fw: ModuleType) -> None:
+    g = fw.Generator(0)
+    model = fw.Sequential(fw.Conv2d(1, 2, 3, padding=1, generator=g), fw.ReLU(),
+                          fw.Conv2d(2, 1, 3, padding=1, generator=g))
+    x = fw.randn(4, 1, 4, 4, generator=fw.Generator(1))
+    t = x * 0.5
+    loss = fw.MSELoss()
+    before = loss(model(x), t)
+    opt = fw.optim.SGD(model.parameters(), lr=0.1)
+    fw.fit(model, loss, opt, x, t, epochs=5, batch_size=2, generator=fw.Generator(2))
+    assert loss(model(x), t) < before
+
+
+def test_fit_bits_agree_across_backends() -> None:
+    seen = []
+    for backend in ("py", "rs"):
+        fw = load_backend(backend)
+        g = fw.Generator(0)
+        model = fw.Sequential(fw.Conv1d(1, 2, 3, stride=2, generator=g), fw.Tanh(),
+                              fw.Conv1d(2, 1, 2, padding=1, generator=g))
+        x = fw.randn(6, 1, 9, generator=fw.Generator(1))
+        t = fw.randn(6, 1, 5, generator=fw.Generator(2))
+        opt = fw.optim.Adam(model.parameters(), lr=0.01)
+        fw.fit(model, fw.MSELoss(), opt, x, t, epochs=3, batch_size=4, generator=fw.Generator(3))
+        seen.append(state_hex(model))
+    assert seen[0] == seen[1]
+
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    (dict(groups=2), ValueError, "groups"),
+    (dict(padding_mode="reflect"), ValueError, "padding_mode"),
+    (dict(padding="same"), ValueError, "padding"),
+    (dict(kernel_size=(3, 3, 3)), ValueError, "kernel_size"),
+    (dict(kernel_size=0), ValueError, "kernel_size"),
+    (dict(stride=0), ValueError, "stride"),
+    (dict(padding=-1), ValueError, "padding"),
+    (dict(dilation=1.5), TypeError, "dilation"),
+    (dict(in_channels=0), ValueError, "in_channels"),
+])
+def test_bad_arguments(fw: ModuleType, kwargs: dict, error: type, match: str) -> None:
+    args = dict(in_channels=2, out_channels=3, kernel_size=3)
+    args.update(kwargs)
+    with pytest.raises(error, match=match):
+        fw.Conv2d(**args)
+
+
+@pytest.mark.parametrize("name,shape,match", [
+    ("Conv2d", (2, 2, 5), r"Conv2d\(2 -> 3.*4-D input .*\(2, 2, 5\)"),
+    ("Conv2d", (1, 3, 5, 5), r"Conv2d\(2 -> 3.*2 input channels, got 3 .*\(1, 3, 5, 5\)"),
+    ("Conv2d", (1, 2, 2, 5), r"Conv2d\(2 -> 3.*smaller than the kernel.*\(1, 2, 2, 5\)"),
+    ("Conv1d", (2, 2, 5, 5), r"Conv1d\(2 -> 3.*3-D input .*\(2, 2, 5, 5\)"),
+    ("Conv1d", (1, 2, 2), r"Conv1d\(2 -> 3.*smaller than the kernel"),
+])
+def test_bad_input(fw: ModuleType, name: str, shape: tuple, match: str) -> None:
+    m = getattr(fw, name)(2, 3, 3)
+    with pytest.raises(ValueError, match=match):
+        m(fw.zeros(*shape))
+
+
+def test_bad_gradient_and_backward_first(fw: ModuleType) -> None:
+    m, x = build(fw, "Conv2d", dict(in_channels=2, out_channels=3, kernel_size=3), (1, 2, 4, 4))
+    with pytest.raises(RuntimeError, match="before forward"):
+        m.backward(fw.zeros(1, 3, 2, 2))
+    m(x)
+    with pytest.raises(ValueError, match=r"gradient has shape \(1, 3, 2, 3\)"):
+        m.backward(fw.zeros(1, 3, 2, 3))
+
+
+@pytest.mark.parametrize("name,kwargs,shape", CASES, ids=IDS)
+def test_matches_torch(fw: ModuleType, name: str, kwargs: dict, shape: tuple) -> None:
+    torch = pytest.importorskip("torch")
+    m, x = build(fw, name, kwargs, shape)
+    ref = getattr(torch.nn, name)(**kwargs).double()
+    ref.load_state_dict({k: torch.tensor(v.tolist(), dtype=torch.float64) for k, v in m.state_dict().items()})
+    tx = torch.tensor(x.tolist(), dtype=torch.float64, requires_grad=True)
+    ty = ref(tx)
+    y = m(x)
+    g = fw.randn(*y.shape, generator=fw.Generator(4))
+    ty.backward(torch.tensor(g.tolist(), dtype=torch.float64))
+    dx = m.backward(g)
+    close = lambda a, b: torch.allclose(torch.tensor(a.tolist(), dtype=torch.float64), b, atol=1e-12)  # noqa: E731
+    assert close(y, ty.detach()) and close(dx, tx.grad) and close(m.weight.grad, ref.weight.grad)
+    if m.bias is not None:
+        assert close(m.bias.grad, ref.bias.grad)
