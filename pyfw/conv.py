@@ -1,9 +1,11 @@
-"""The convolution family: ``Conv1d`` and ``Conv2d``, with torch's arguments and init.
+"""The convolution family: ``Conv1d``, ``Conv2d``, ``MaxPool2d`` and ``AvgPool2d``, with
+torch's arguments, output sizes and init.
 
 The classes are written once, for both backends (``_ConvBase`` holds them, as
 ``_ModuleListBase`` does for ``ModuleList``); each backend gives them its kernels:
 here the loops below, in ``pyfw_rs`` the same loops in Rust (rust/conv.rs). Every
-output is a left fold in the order of docs/NUMERICS.md ("Conv2d"), so the two
+output is a left fold in the order of docs/NUMERICS.md ("Conv2d and Conv1d",
+"MaxPool2d and AvgPool2d"), so the two
 backends agree bit for bit. ``Conv1d`` runs the 2-D kernel with a height of 1.
 """
 
@@ -300,5 +302,192 @@ class Conv1d(_ConvBase, Module):
     _dims = 1
 
 
-CONV: dict = {cls.__name__: cls for cls in (Conv1d, Conv2d)}
+def _windows(x: Tensor, kernel: Pair, stride: Pair, padding: Pair) -> tuple:
+    """``(planes, H, W, oh, ow, flat x)`` of a pooling over the last two dims of ``x``."""
+    N, C, H, W = x.shape
+    oh, ow = _out_size(H, kernel[0], stride[0], padding[0], 1), _out_size(W, kernel[1], stride[1], padding[1], 1)
+    return N * C, H, W, oh, ow, _flat(x)
+
+
+def max_pool2d_forward(who: str, x: Tensor, kernel: Pair, stride: Pair, padding: Pair) -> tuple:
+    """``(y, argmax)``: ``y[n, c, i, j]`` is the maximum of the window's input values in
+    row-major order of ``(ki, kj)``, the padding being -inf: the first value in the window
+    is kept, then each later one that is greater or NaN replaces it (as torch); ``argmax``
+    holds the flat input position of each kept value."""
+    planes, H, W, oh, ow, xf = _windows(x, kernel, stride, padding)
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    y, arg = [], []
+    for p in range(planes):
+        base = p * H * W
+        for i in range(oh):
+            h0, h1 = max(i * sh - ph, 0), min(i * sh - ph + kh, H)
+            for j in range(ow):
+                v0, v1 = max(j * sw - pw, 0), min(j * sw - pw + kw, W)
+                best = base + h0 * W + v0
+                acc = xf[best]
+                for h in range(h0, h1):
+                    for k in range(base + h * W + v0, base + h * W + v1):
+                        v = xf[k]
+                        if v > acc or v != v:
+                            acc, best = v, k
+                y.append(acc)
+                arg.append(best)
+    return _from_flat(y, (*x.shape[:2], oh, ow)), arg
+
+
+def max_pool2d_backward(who: str, grad: Tensor, argmax: list, shape: tuple) -> Tensor:
+    """``dx[n, c, h, w]``: a fold over ``(i, j)`` in row-major order of ``g[n, c, i, j]`` for the
+    windows whose maximum was ``(h, w)``, starting at 0.0."""
+    dx = [0.0] * (shape[0] * shape[1] * shape[2] * shape[3])
+    for k, gv in zip(argmax, _flat(grad)):
+        dx[k] = dx[k] + gv
+    return _from_flat(dx, shape)
+
+
+def avg_pool2d_forward(who: str, x: Tensor, kernel: Pair, stride: Pair, padding: Pair) -> Tensor:
+    """``y[n, c, i, j]``: a fold over ``(ki, kj)`` in row-major order of the window's input values
+    starting at 0.0, skipping the padding, then divided by ``kH * kW`` (the padding counts)."""
+    planes, H, W, oh, ow, xf = _windows(x, kernel, stride, padding)
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    div = float(kh * kw)
+    y: list = []
+    for p in range(planes):
+        base = p * H * W
+        plane = [[0.0] * ow for _ in range(oh)]
+        for ki in range(kh):
+            i0, i1 = _span(ki - ph, sh, H, oh)
+            for kj in range(kw):
+                j0, j1 = _span(kj - pw, sw, W, ow)
+                for i in range(i0, i1):
+                    start = base + (i * sh + ki - ph) * W + j0 * sw + kj - pw
+                    xs = xf[start:start + (j1 - j0 - 1) * sw + 1:sw]
+                    row = plane[i]
+                    row[j0:j1] = [a + v for a, v in zip(row[j0:j1], xs)]
+        for row in plane:
+            y.extend(a / div for a in row)
+    return _from_flat(y, (*x.shape[:2], oh, ow))
+
+
+def avg_pool2d_backward(who: str, grad: Tensor, shape: tuple, kernel: Pair, stride: Pair, padding: Pair) -> Tensor:
+    """``dx[n, c, h, w]``: a fold over ``(ki, kj)`` in row-major order of ``g[n, c, i, j] / (kH * kW)``
+    for the window ``(i, j)`` that reads ``(h, w)`` through ``(ki, kj)``, starting at 0.0."""
+    N, C, H, W = shape
+    oh, ow = grad.shape[2], grad.shape[3]
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    div = float(kh * kw)
+    gf = [v / div for v in _flat(grad)]
+    dx = [0.0] * (N * C * H * W)
+    for p in range(N * C):
+        base, gbase = p * H * W, p * oh * ow
+        for ki in range(kh):
+            i0, i1 = _span(ki - ph, sh, H, oh)
+            for kj in range(kw):
+                j0, j1 = _span(kj - pw, sw, W, ow)
+                if j0 == j1:
+                    continue
+                for i in range(i0, i1):
+                    start = base + (i * sh + ki - ph) * W + j0 * sw + kj - pw
+                    stop = start + (j1 - j0 - 1) * sw + 1
+                    g0 = gbase + i * ow
+                    dx[start:stop:sw] = [a + gv for a, gv in zip(dx[start:stop:sw], gf[g0 + j0:g0 + j1])]
+    return _from_flat(dx, shape)
+
+
+class _PoolBase:
+    """What ``MaxPool2d`` and ``AvgPool2d`` do, for the ``Module`` of either backend: a pooling
+    over ``(N, C, H, W)`` with torch's arguments (``stride`` defaults to ``kernel_size``;
+    ``padding`` at most half the kernel) and torch's output size
+    ``oH = (H + 2 pH - kH) // sH + 1`` (the same for ``oW``)."""
+
+    _forward_state = ("_kept", "_out_shape")
+    _kernels: tuple = ()
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
+        super().__init__()  # type: ignore[call-arg]
+        who = type(self).__name__
+        self.kernel_size = _tuple(kernel_size, 2, who, "kernel_size", True)
+        self.stride = self.kernel_size if stride is None else _tuple(stride, 2, who, "stride", True)
+        self.padding = _tuple(padding, 2, who, "padding", False)
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
+            raise ValueError(f"{who}: padding {self.padding} must be at most half of kernel_size "
+                             f"{self.kernel_size}")
+        self._kept: Any = None  # what backward needs, NO_GRAD (under no_grad) or None
+        self._out_shape: Optional[tuple] = None
+
+    def _fw(self) -> Any:
+        return sys.modules[_types(self)[2]]
+
+    def _name(self) -> str:
+        return f"{type(self).__name__}(kernel_size={self.kernel_size})"
+
+    def forward(self, x: Any) -> Any:
+        """The pooling of ``x``, of shape ``(N, C, H, W)``."""
+        who, fw = self._name(), self._fw()
+        if not isinstance(x, _types(self)[1]):
+            x = fw.tensor(x)
+        if x.ndim != 4:
+            raise ValueError(f"{who}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+        padded = tuple(s + 2 * p for s, p in zip(x.shape[2:], self.padding))
+        if any(p < k for p, k in zip(padded, self.kernel_size)):
+            raise ValueError(f"{who}: input of size {x.shape[2:]} (padded to {padded}) is smaller than the "
+                             f"kernel {self.kernel_size} (input shape {x.shape})")
+        y, kept = self._run(who, x)
+        self._kept = kept if fw.is_grad_enabled() else NO_GRAD
+        self._out_shape = y.shape
+        return y
+
+    def backward(self, grad: Any) -> Any:
+        """dL/dx for the output gradient ``grad``."""
+        who, fw = self._name(), self._fw()
+        if self._kept is None or self._kept is NO_GRAD:
+            raise not_forwarded(who, self._kept)
+        if not isinstance(grad, _types(self)[1]):
+            grad = fw.tensor(grad)
+        if grad.shape != self._out_shape:
+            raise ValueError(f"{who}: gradient has shape {grad.shape}, the output had shape {self._out_shape}")
+        return self._back(who, grad, self._kept)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding})")
+
+
+class _MaxPoolBase(_PoolBase):
+    """``MaxPool2d``: the maximum of each window, the padding being -inf; the gradient goes to the
+    first maximum in scan order (docs/NUMERICS.md, "MaxPool2d and AvgPool2d")."""
+
+    _kernels: tuple = (max_pool2d_forward, max_pool2d_backward)
+
+    def _run(self, who: str, x: Any) -> tuple:
+        y, arg = type(self)._kernels[0](who, x, self.kernel_size, self.stride, self.padding)
+        return y, (arg, x.shape)
+
+    def _back(self, who: str, grad: Any, kept: tuple) -> Any:
+        return type(self)._kernels[1](who, grad, kept[0], kept[1])
+
+
+class _AvgPoolBase(_PoolBase):
+    """``AvgPool2d``: the mean of each window, the padding counting as zeros in it (torch's
+    default ``count_include_pad=True``; docs/NUMERICS.md, "MaxPool2d and AvgPool2d")."""
+
+    _kernels: tuple = (avg_pool2d_forward, avg_pool2d_backward)
+
+    def _run(self, who: str, x: Any) -> tuple:
+        return type(self)._kernels[0](who, x, self.kernel_size, self.stride, self.padding), x.shape
+
+    def _back(self, who: str, grad: Any, shape: tuple) -> Any:
+        return type(self)._kernels[1](who, grad, shape, self.kernel_size, self.stride, self.padding)
+
+
+class MaxPool2d(_MaxPoolBase, Module):
+    """``torch.nn.MaxPool2d(kernel_size, stride=None, padding=0)`` over ``(N, C, H, W)``: the
+    maximum of each window (padding as -inf); the gradient goes to the first maximum in scan order."""
+
+
+class AvgPool2d(_AvgPoolBase, Module):
+    """``torch.nn.AvgPool2d(kernel_size, stride=None, padding=0)`` over ``(N, C, H, W)``: the
+    mean of each window over ``kH * kW`` values, the zero padding included (torch's default)."""
+
+
+CONV: dict = {cls.__name__: cls for cls in (Conv1d, Conv2d, MaxPool2d, AvgPool2d)}
 """The members of the convolution family, by class name."""

@@ -1,6 +1,6 @@
 //! The convolution family's kernels (see `pyfw/conv.py`): a 2-D convolution
-//! over `(N, C, H, W)` with zero padding, stride and dilation; `Conv1d` runs it
-//! with `H = 1`.
+//! over `(N, C, H, W)` with zero padding, stride and dilation (`Conv1d` runs it
+//! with `H = 1`), and max and average pooling.
 //!
 //! Every output is a left fold in the order docs/NUMERICS.md ("Conv2d") gives,
 //! the same as `pyfw`'s loops. Loops run across independent outputs (the
@@ -185,6 +185,127 @@ pub fn backward(
     dx
 }
 
+/// Max pooling of `planes` planes of `h` x `w` (the `n` of `g`, with `c = o = 1` and
+/// dilation 1): `(y, argmax)`, the window's first value then each later one that is
+/// greater or NaN (the padding is -inf, never kept), and its flat input position.
+pub fn max_pool_forward(g: &Geom, x: &[f64]) -> (Vec<f64>, Vec<usize>) {
+    let (oh, ow) = g.out_size().expect("max_pool: the caller checks the sizes");
+    let (sh, sw) = g.stride;
+    let (ph, pw) = g.padding;
+    let mut y = Vec::with_capacity(g.n * oh * ow);
+    let mut arg = Vec::with_capacity(g.n * oh * ow);
+    for p in 0..g.n {
+        let base = p * g.h * g.w;
+        for i in 0..oh {
+            let top = (i * sh) as isize - ph as isize;
+            let (h0, h1) = (
+                top.max(0) as usize,
+                ((top + g.kh as isize) as usize).min(g.h),
+            );
+            for j in 0..ow {
+                let left = (j * sw) as isize - pw as isize;
+                let (v0, v1) = (
+                    left.max(0) as usize,
+                    ((left + g.kw as isize) as usize).min(g.w),
+                );
+                let mut best = base + h0 * g.w + v0;
+                let mut acc = x[best];
+                for h in h0..h1 {
+                    let start = base + h * g.w + v0;
+                    for (k, &v) in x[start..base + h * g.w + v1].iter().enumerate() {
+                        let k = start + k;
+                        if v > acc || v.is_nan() {
+                            acc = v;
+                            best = k;
+                        }
+                    }
+                }
+                y.push(acc);
+                arg.push(best);
+            }
+        }
+    }
+    (y, arg)
+}
+
+/// `dx` of max pooling: a fold over the outputs in row-major order of `gy` into the
+/// input position each took its maximum from, starting at `0.0`.
+pub fn max_pool_backward(numel: usize, argmax: &[usize], gy: &[f64]) -> Vec<f64> {
+    let mut dx = vec![0.0; numel];
+    for (&k, &gv) in argmax.iter().zip(gy) {
+        dx[k] += gv;
+    }
+    dx
+}
+
+/// Average pooling (`g` as for [`max_pool_forward`]): a fold over `(ki, kj)` in row-major
+/// order of the window's input values, starting at `0.0` and skipping the padding,
+/// divided by `kh * kw`.
+pub fn avg_pool_forward(g: &Geom, x: &[f64]) -> Vec<f64> {
+    let (oh, ow) = g.out_size().expect("avg_pool: the caller checks the sizes");
+    let (sh, sw) = g.stride;
+    let (ph, pw) = g.padding;
+    let div = (g.kh * g.kw) as f64;
+    let mut y = vec![0.0; g.n * oh * ow];
+    for p in 0..g.n {
+        let xplane = &x[p * g.h * g.w..][..g.h * g.w];
+        let plane = &mut y[p * oh * ow..][..oh * ow];
+        for ki in 0..g.kh {
+            let offh = ki as isize - ph as isize;
+            let (i0, i1) = span(offh, sh, g.h, oh);
+            for kj in 0..g.kw {
+                let offw = kj as isize - pw as isize;
+                let (j0, j1) = span(offw, sw, g.w, ow);
+                let base = ((j0 * sw) as isize + offw) as usize;
+                for i in i0..i1 {
+                    let hi = ((i * sh) as isize + offh) as usize;
+                    let xrow = &xplane[hi * g.w..][..g.w];
+                    for (t, yv) in plane[i * ow + j0..i * ow + j1].iter_mut().enumerate() {
+                        *yv += xrow[base + t * sw];
+                    }
+                }
+            }
+        }
+        for v in plane.iter_mut() {
+            *v /= div;
+        }
+    }
+    y
+}
+
+/// `dx` of average pooling: a fold over `(ki, kj)` in row-major order of
+/// `gy[i, j] / (kh * kw)` for the window `(i, j)` that reads the input position
+/// through `(ki, kj)`, starting at `0.0`.
+pub fn avg_pool_backward(g: &Geom, gy: &[f64]) -> Vec<f64> {
+    let (oh, ow) = g.out_size().expect("avg_pool: the caller checks the sizes");
+    let (sh, sw) = g.stride;
+    let (ph, pw) = g.padding;
+    let div = (g.kh * g.kw) as f64;
+    let gd: Vec<f64> = gy.iter().map(|v| v / div).collect();
+    let mut dx = vec![0.0; g.n * g.h * g.w];
+    for p in 0..g.n {
+        let dplane = &mut dx[p * g.h * g.w..][..g.h * g.w];
+        let gp = &gd[p * oh * ow..][..oh * ow];
+        for ki in 0..g.kh {
+            let offh = ki as isize - ph as isize;
+            let (i0, i1) = span(offh, sh, g.h, oh);
+            for kj in 0..g.kw {
+                let offw = kj as isize - pw as isize;
+                let (j0, j1) = span(offw, sw, g.w, ow);
+                let base = ((j0 * sw) as isize + offw) as usize;
+                for i in i0..i1 {
+                    let hi = ((i * sh) as isize + offh) as usize;
+                    let drow = &mut dplane[hi * g.w..][..g.w];
+                    for (t, gv) in gp[i * ow + j0..i * ow + j1].iter().enumerate() {
+                        drow[base + t * sw] += gv;
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +423,41 @@ mod tests {
         for (k, &a) in gb.iter().enumerate() {
             check(&b, k, 2, a);
         }
+    }
+
+    #[test]
+    fn pools_match_finite_differences_and_keep_the_first_maximum() {
+        let g = Geom {
+            n: 3,
+            c: 1,
+            h: 5,
+            w: 6,
+            o: 1,
+            kh: 3,
+            kw: 2,
+            stride: (2, 1),
+            padding: (1, 1),
+            dilation: (1, 1),
+        };
+        let (oh, ow) = g.out_size().unwrap();
+        let x = values(g.n * g.h * g.w, 8);
+        let cy = values(g.n * oh * ow, 9);
+        let dx = avg_pool_backward(&g, &cy);
+        let eps = 1e-6;
+        for k in 0..x.len() {
+            let (mut p, mut m) = (x.clone(), x.clone());
+            p[k] += eps;
+            m[k] -= eps;
+            let f = |t: &[f64]| crate::testing::weighted_sum(&avg_pool_forward(&g, t), &cy);
+            assert!(((f(&p) - f(&m)) / (2.0 * eps) - dx[k]).abs() < 1e-7);
+        }
+        let ties = vec![1.0; g.n * g.h * g.w];
+        let (y, arg) = max_pool_forward(&g, &ties);
+        assert!(y.iter().all(|&v| v == 1.0));
+        // The first element of window (0, 0) is (0, 0): rows -1..2, columns -1..1.
+        assert_eq!(arg[0], 0);
+        let dx = max_pool_backward(ties.len(), &arg, &cy);
+        assert_eq!(dx[0], cy[0] + cy[1]);
     }
 
     #[test]

@@ -222,3 +222,140 @@ def test_matches_torch(fw: ModuleType, name: str, kwargs: dict, shape: tuple) ->
     assert close(y, ty.detach()) and close(dx, tx.grad) and close(m.weight.grad, ref.weight.grad)
     if m.bias is not None:
         assert close(m.bias.grad, ref.bias.grad)
+
+
+# ---- pooling: (member, constructor arguments, input shape)
+POOLS = [
+    ("MaxPool2d", dict(kernel_size=2), (2, 2, 4, 5)),
+    ("MaxPool2d", dict(kernel_size=3, stride=2, padding=1), (1, 3, 7, 6)),
+    ("MaxPool2d", dict(kernel_size=(3, 2), stride=(1, 2), padding=(1, 0)), (2, 1, 5, 5)),
+    ("AvgPool2d", dict(kernel_size=2), (2, 2, 4, 5)),
+    ("AvgPool2d", dict(kernel_size=3, stride=2, padding=1), (1, 3, 7, 6)),
+    ("AvgPool2d", dict(kernel_size=(2, 3), stride=(3, 1), padding=(1, 1)), (2, 1, 5, 4)),
+]
+POOL_IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(POOLS)]
+
+
+def naive_pool(name: str, m: Any, x: list) -> list:
+    """docs/NUMERICS.md's text for pooling, one window at a time: the first value of the window
+    then each later greater one (max), or the fold from 0.0 of its values over ``kH * kW`` (avg)."""
+    (kh, kw), (sh, sw), (ph, pw) = m.kernel_size, m.stride, m.padding
+    H, W = len(x[0][0]), len(x[0][0][0])
+    oh, ow = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    out = []
+    for xn in x:
+        yn = []
+        for plane in xn:
+            rows = []
+            for i in range(oh):
+                row = []
+                for j in range(ow):
+                    vals = [plane[h][v] for h in range(i * sh - ph, i * sh - ph + kh)
+                            for v in range(j * sw - pw, j * sw - pw + kw) if 0 <= h < H and 0 <= v < W]
+                    if name == "MaxPool2d":
+                        acc = vals[0]
+                        for v in vals[1:]:
+                            acc = v if v > acc else acc
+                    else:
+                        acc = 0.0
+                        for v in vals:
+                            acc = acc + v
+                        acc = acc / (kh * kw)
+                    row.append(acc)
+                rows.append(row)
+            yn.append(rows)
+        out.append(yn)
+    return out
+
+
+@pytest.mark.parametrize("name,kwargs,shape", POOLS, ids=POOL_IDS)
+def test_pool_gradcheck_and_fold(fw: ModuleType, name: str, kwargs: dict, shape: tuple) -> None:
+    m = getattr(fw, name)(**kwargs)
+    x = fw.randn(*shape, generator=fw.Generator(1))
+    assert fw.gradcheck(m, x)
+    assert th(m(x)) == th(pyfw.tensor(naive_pool(name, m, x.tolist())))
+
+
+@pytest.mark.parametrize("name,kwargs,shape", POOLS, ids=POOL_IDS)
+def test_pool_backends_agree_bit_for_bit(name: str, kwargs: dict, shape: tuple) -> None:
+    seen = []
+    for backend in ("py", "rs"):
+        fw = load_backend(backend)
+        m = getattr(fw, name)(**kwargs)
+        x = fw.randn(*shape, generator=fw.Generator(2))
+        x = fw.tensor([[[[round(v, 1) for v in r] for r in p] for p in xn] for xn in x.tolist()])  # ties
+        y = m(x)
+        dx = m.backward(fw.randn(*y.shape, generator=fw.Generator(3)))
+        seen.append((th(y), th(dx)))
+    assert seen[0] == seen[1]
+
+
+def test_max_pool_gradient_goes_to_the_first_maximum(fw: ModuleType) -> None:
+    m = fw.MaxPool2d(2, stride=1)
+    x = fw.tensor([[[[1.0, 3.0, 3.0], [3.0, 0.0, 3.0]]]])
+    assert m(x).tolist() == [[[[3.0, 3.0]]]]
+    dx = m.backward(fw.tensor([[[[1.0, 10.0]]]]))
+    assert dx.tolist() == [[[[0.0, 11.0, 0.0], [0.0, 0.0, 0.0]]]]
+
+
+def test_avg_pool_counts_the_padding(fw: ModuleType) -> None:
+    m = fw.AvgPool2d(2, padding=1)
+    y = m(fw.ones(1, 1, 2, 2))
+    assert y.tolist() == [[[[0.25, 0.25], [0.25, 0.25]]]]
+    assert m(fw.ones(1, 1, 3, 3)).tolist() == [[[[0.25, 0.5], [0.5, 1.0]]]]
+
+
+def test_pool_module_tree_copies_and_no_grad(fw: ModuleType) -> None:
+    m = fw.MaxPool2d(2)
+    x = fw.randn(1, 2, 4, 4, generator=fw.Generator(0))
+    assert m.state_dict() == {} and m.param() == []
+    assert repr(m) == "MaxPool2d(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0))"
+    y = m(x)
+    for c in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        assert th(c(x)) == th(y)
+    with fw.no_grad():
+        m(x)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        m.backward(y)
+    model = fw.Sequential(fw.Conv2d(2, 3, 3, padding=1, generator=fw.Generator(1)), fw.ReLU(), fw.AvgPool2d(2),
+                          fw.Conv2d(3, 1, 2, generator=fw.Generator(2)), fw.MaxPool2d(1))
+    assert fw.gradcheck(model, x)
+
+
+@pytest.mark.parametrize("name,kwargs,error,match", [
+    ("MaxPool2d", dict(kernel_size=2, padding=2), ValueError, "at most half"),
+    ("AvgPool2d", dict(kernel_size=0), ValueError, "kernel_size"),
+    ("AvgPool2d", dict(kernel_size=2, stride=(1, 2, 3)), ValueError, "stride"),
+    ("MaxPool2d", dict(kernel_size="2"), TypeError, "kernel_size"),
+])
+def test_pool_bad_arguments(fw: ModuleType, name: str, kwargs: dict, error: type, match: str) -> None:
+    with pytest.raises(error, match=match):
+        getattr(fw, name)(**kwargs)
+
+
+@pytest.mark.parametrize("name", ["MaxPool2d", "AvgPool2d"])
+def test_pool_bad_input(fw: ModuleType, name: str) -> None:
+    m = getattr(fw, name)(3)
+    with pytest.raises(ValueError, match=rf"{name}\(kernel_size=\(3, 3\)\).*4-D input.*\(2, 5, 5\)"):
+        m(fw.zeros(2, 5, 5))
+    with pytest.raises(ValueError, match=rf"{name}.*smaller than the kernel.*\(1, 1, 2, 5\)"):
+        m(fw.zeros(1, 1, 2, 5))
+    m(fw.zeros(1, 1, 3, 3))
+    with pytest.raises(ValueError, match=r"gradient has shape \(1, 1, 2, 1\)"):
+        m.backward(fw.zeros(1, 1, 2, 1))
+
+
+@pytest.mark.parametrize("name,kwargs,shape", POOLS, ids=POOL_IDS)
+def test_pool_matches_torch(fw: ModuleType, name: str, kwargs: dict, shape: tuple) -> None:
+    torch = pytest.importorskip("torch")
+    m = getattr(fw, name)(**kwargs)
+    x = fw.randn(*shape, generator=fw.Generator(1))
+    ref = getattr(torch.nn, name)(**kwargs)
+    tx = torch.tensor(x.tolist(), dtype=torch.float64, requires_grad=True)
+    ty = ref(tx)
+    y = m(x)
+    g = fw.randn(*y.shape, generator=fw.Generator(4))
+    ty.backward(torch.tensor(g.tolist(), dtype=torch.float64))
+    dx = m.backward(g)
+    assert torch.allclose(torch.tensor(y.tolist(), dtype=torch.float64), ty.detach(), atol=1e-12)
+    assert torch.allclose(torch.tensor(dx.tolist(), dtype=torch.float64), tx.grad, atol=1e-12)

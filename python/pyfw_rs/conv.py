@@ -23,5 +23,17 @@ class Conv1d(_conv._ConvBase, _native.Module):
     _kernels = _KERNELS
 
 
-CONV: dict = {cls.__name__: cls for cls in (Conv1d, Conv2d)}
+class MaxPool2d(_conv._MaxPoolBase, _native.Module):
+    """:class:`pyfw.MaxPool2d` with its loops in Rust, bit-identical."""
+
+    _kernels = (_native._max_pool2d_forward, _native._max_pool2d_backward)
+
+
+class AvgPool2d(_conv._AvgPoolBase, _native.Module):
+    """:class:`pyfw.AvgPool2d` with its loops in Rust, bit-identical."""
+
+    _kernels = (_native._avg_pool2d_forward, _native._avg_pool2d_backward)
+
+
+CONV: dict = {cls.__name__: cls for cls in (Conv1d, Conv2d, MaxPool2d, AvgPool2d)}
 """The members of the convolution family, by class name."""

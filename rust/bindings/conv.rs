@@ -1,7 +1,7 @@
 //! Binding of the convolution family's kernels (`rust/conv.rs`).
 //!
-//! The classes (`Conv1d`, `Conv2d`) are written once, in `pyfw/conv.py`, and
-//! bound to the native `Module` in `python/pyfw_rs/conv.py`; they call these two
+//! The classes (`Conv1d`, `Conv2d`, `MaxPool2d`, `AvgPool2d`) are written once, in `pyfw/conv.py`, and
+//! bound to the native `Module` in `python/pyfw_rs/conv.py`; they call these
 //! functions with `pyfw_rs` tensors, as `pyfw`'s classes call its Python loops.
 
 use pyo3::exceptions::PyValueError;
@@ -9,7 +9,10 @@ use pyo3::prelude::*;
 
 use super::tensor::PyTensor;
 use super::{Borrow, IntoPyResult};
-use crate::conv::{backward, forward, Geom};
+use crate::conv::{
+    avg_pool_backward, avg_pool_forward, backward, forward, max_pool_backward, max_pool_forward,
+    Geom,
+};
 use crate::tensor::Shape;
 
 type Pair = (usize, usize);
@@ -143,8 +146,135 @@ fn _conv2d_backward(
     PyTensor::wrap(xr.t.shape(), dx)
 }
 
-/// Register the kernels' two functions.
+/// The geometry of a pooling of `xs` (N, C, H, W) as planes, checked.
+fn pool_geom(who: &str, xs: Shape, kernel: Pair, stride: Pair, padding: Pair) -> PyResult<Geom> {
+    let &[n, c, h, w] = xs.dims() else {
+        return Err(PyValueError::new_err(format!(
+            "{who}: expected a 4-D input, got shape {xs}"
+        )));
+    };
+    let g = Geom {
+        n: n * c,
+        c: 1,
+        h,
+        w,
+        o: 1,
+        kh: kernel.0,
+        kw: kernel.1,
+        stride,
+        padding,
+        dilation: (1, 1),
+    };
+    if g.out_size().is_none() || 2 * padding.0 > kernel.0 || 2 * padding.1 > kernel.1 {
+        return Err(PyValueError::new_err(format!(
+            "{who}: input of shape {xs} does not fit kernel {kernel:?} \
+             (stride {stride:?}, padding {padding:?})"
+        )));
+    }
+    Ok(g)
+}
+
+/// The input positions the maxima of a max pooling came from (what its backward needs).
+#[pyclass(module = "pyfw_rs", name = "_Argmax", frozen)]
+pub struct Argmax {
+    picks: Vec<usize>,
+    numel: usize,
+}
+
+/// `(y, argmax)` of a max pooling of `x` (N, C, H, W) (docs/NUMERICS.md, "MaxPool2d and AvgPool2d").
+#[pyfunction]
+fn _max_pool2d_forward(
+    who: &str,
+    x: &Bound<'_, PyTensor>,
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+) -> PyResult<(PyTensor, Argmax)> {
+    let x = x.busy_ref()?;
+    let xs = x.t.shape();
+    let g = pool_geom(who, xs, kernel, stride, padding)?;
+    let (oh, ow) = g.out_size().unwrap_or((1, 1));
+    let (y, picks) = max_pool_forward(&g, x.t.data());
+    let dims = xs.dims();
+    let y = PyTensor::wrap(Shape::new(&[dims[0], dims[1], oh, ow]).py()?, y)?;
+    Ok((
+        y,
+        Argmax {
+            picks,
+            numel: xs.numel(),
+        },
+    ))
+}
+
+/// The input gradient of a max pooling, for the output gradient `grad`.
+#[pyfunction]
+fn _max_pool2d_backward(
+    who: &str,
+    grad: &Bound<'_, PyTensor>,
+    argmax: &Bound<'_, Argmax>,
+    shape: Vec<usize>,
+) -> PyResult<PyTensor> {
+    let gy = grad.busy_ref()?;
+    let a = argmax.get();
+    let shape = Shape::new(&shape).py()?;
+    if gy.t.data().len() != a.picks.len() || shape.numel() != a.numel {
+        return Err(PyValueError::new_err(format!(
+            "{who}: gradient of shape {} does not fit the last forward",
+            gy.t.shape()
+        )));
+    }
+    PyTensor::wrap(shape, max_pool_backward(a.numel, &a.picks, gy.t.data()))
+}
+
+/// The average pooling of `x` (N, C, H, W), the zero padding counting in each window.
+#[pyfunction]
+fn _avg_pool2d_forward(
+    who: &str,
+    x: &Bound<'_, PyTensor>,
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+) -> PyResult<PyTensor> {
+    let x = x.busy_ref()?;
+    let xs = x.t.shape();
+    let g = pool_geom(who, xs, kernel, stride, padding)?;
+    let (oh, ow) = g.out_size().unwrap_or((1, 1));
+    let dims = xs.dims();
+    PyTensor::wrap(
+        Shape::new(&[dims[0], dims[1], oh, ow]).py()?,
+        avg_pool_forward(&g, x.t.data()),
+    )
+}
+
+/// The input gradient (of shape `shape`) of an average pooling, for the output gradient `grad`.
+#[pyfunction]
+fn _avg_pool2d_backward(
+    who: &str,
+    grad: &Bound<'_, PyTensor>,
+    shape: Vec<usize>,
+    kernel: Pair,
+    stride: Pair,
+    padding: Pair,
+) -> PyResult<PyTensor> {
+    let gy = grad.busy_ref()?;
+    let xs = Shape::new(&shape).py()?;
+    let g = pool_geom(who, xs, kernel, stride, padding)?;
+    let (oh, ow) = g.out_size().unwrap_or((1, 1));
+    if gy.t.shape() != Shape::new(&[shape[0], shape[1], oh, ow]).py()? {
+        return Err(PyValueError::new_err(format!(
+            "{who}: gradient of shape {} does not fit an input of shape {xs}",
+            gy.t.shape()
+        )));
+    }
+    PyTensor::wrap(xs, avg_pool_backward(&g, gy.t.data()))
+}
+
+/// Register the kernels' functions.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_conv2d_forward, m)?)?;
-    m.add_function(wrap_pyfunction!(_conv2d_backward, m)?)
+    m.add_function(wrap_pyfunction!(_conv2d_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(_max_pool2d_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(_max_pool2d_backward, m)?)?;
+    m.add_function(wrap_pyfunction!(_avg_pool2d_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(_avg_pool2d_backward, m)?)
 }
