@@ -1,5 +1,5 @@
-"""The convolution family: ``Conv1d``, ``Conv2d``, ``MaxPool2d`` and ``AvgPool2d``, with
-torch's arguments, output sizes and init.
+"""The convolution family: ``Conv1d``, ``Conv2d``, ``ConvTranspose2d``, ``MaxPool2d``,
+``AvgPool2d`` and ``Upsample``, with torch's arguments, output sizes and init.
 
 The classes are written once, for both backends (``_ConvBase`` holds them, as
 ``_ModuleListBase`` does for ``ModuleList``); each backend gives them its kernels:
@@ -87,19 +87,32 @@ def conv2d_backward(who: str, grad: Tensor, x: Tensor, weight: Tensor, weight_gr
     ``(o, ki, kj)`` in row-major order starting at 0.0 (docs/NUMERICS.md, "Conv2d")."""
     N, C, H, W = x.shape
     O, KH, KW = weight.shape[0], *(weight.shape[2:] if weight.ndim == 4 else (1, weight.shape[2]))
-    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
-    oh, ow = grad.shape[2], grad.shape[3]
-    xf, wf, gf = _flat(x), _flat(weight), _flat(grad)
+    geom = (N, C, H, W, O, KH, KW, stride, padding, dilation, grad.shape[2], grad.shape[3])
+    gf = _flat(grad)
     if bias_grad is not None:
-        gb = list(_flat(bias_grad))
-        for o in range(O):
-            acc = gb[o]
-            for n in range(N):
-                base = (n * O + o) * oh * ow
-                for v in gf[base:base + oh * ow]:
-                    acc = acc + v
-            gb[o] = acc
-        bias_grad._rows = [gb]  # new row lists, never changed in place (pyfw/tensor.py)
+        _channel_sums(gf, N, grad.shape[2] * grad.shape[3], bias_grad)
+    _weight_grad_into(geom, _flat(x), gf, weight_grad)
+    return _from_flat(_input_grad(geom, _flat(weight), gf, None), x.shape)
+
+
+def _channel_sums(t: list, n: int, plane: int, acc: Tensor) -> None:
+    """Add to ``acc[o]``, for each channel ``o`` of ``t`` (``n`` samples of ``len(acc)`` channels
+    of ``plane`` values), a fold over ``(n, position)`` in row-major order of its values."""
+    gb = list(_flat(acc))
+    ch = len(gb)
+    for o in range(ch):
+        a = gb[o]
+        for s in range(n):
+            base = (s * ch + o) * plane
+            for v in t[base:base + plane]:
+                a = a + v
+        gb[o] = a
+    acc._rows = [gb]  # new row lists, never changed in place (pyfw/tensor.py)
+
+
+def _weight_grad_into(geom: tuple, xf: list, gf: list, weight_grad: Tensor) -> None:
+    """``dW`` of :func:`conv2d_backward`, folded into ``weight_grad``."""
+    N, C, H, W, O, KH, KW, (sh, sw), (ph, pw), (dh, dw), oh, ow = geom
     gw = list(_flat(weight_grad))
     for o in range(O):
         for c in range(C):
@@ -121,10 +134,18 @@ def conv2d_backward(who: str, grad: Tensor, x: Tensor, weight: Tensor, weight_gr
                                 acc = acc + gv * xv
                     gw[idx] = acc
     weight_grad._rows = _from_flat(gw, weight_grad.shape)._rows
+
+
+def _input_grad(geom: tuple, wf: list, gf: list, start_at: Optional[list]) -> list:
+    """``dx`` of :func:`conv2d_backward` (flat); each ``dx[n, c]`` plane starts at ``start_at[c]``
+    instead of 0.0 when given (the bias of ``ConvTranspose2d``, whose forward this is)."""
+    N, C, H, W, O, KH, KW, (sh, sw), (ph, pw), (dh, dw), oh, ow = geom
     dx = [0.0] * (N * C * H * W)
     for n in range(N):
         for c in range(C):
             dbase = (n * C + c) * H * W
+            if start_at is not None:
+                dx[dbase:dbase + H * W] = [start_at[c]] * (H * W)
             for o in range(O):
                 gbase = (n * O + o) * oh * ow
                 for ki in range(KH):
@@ -141,7 +162,64 @@ def conv2d_backward(who: str, grad: Tensor, x: Tensor, weight: Tensor, weight_gr
                             stop = start + (j1 - j0 - 1) * sw + 1
                             g0 = gbase + i * ow
                             dx[start:stop:sw] = [a + gv * wv for a, gv in zip(dx[start:stop:sw], gf[g0 + j0:g0 + j1])]
-    return _from_flat(dx, x.shape)
+    return dx
+
+
+def conv_transpose2d_forward(who: str, x: Tensor, weight: Tensor, bias: Optional[Tensor],
+                             stride: Pair, padding: Pair, out: Pair) -> Tensor:
+    """The transposed convolution of ``x`` (N, in, H, W) by ``weight`` (in, out, kH, kW) to
+    (N, out, oH, oW), ``out = (oH, oW)``: the input gradient of the ``Conv2d`` of weight
+    ``weight`` from (N, out, oH, oW) to (N, in, H, W), for the output gradient ``x``, its planes
+    starting at ``bias`` (docs/NUMERICS.md, "ConvTranspose2d")."""
+    N, C, H, W = x.shape
+    _, O, KH, KW = weight.shape
+    geom = (N, O, out[0], out[1], C, KH, KW, stride, padding, (1, 1), H, W)
+    start_at = list(_flat(bias)) if bias is not None else None
+    return _from_flat(_input_grad(geom, _flat(weight), _flat(x), start_at), (N, O, *out))
+
+
+def conv_transpose2d_backward(who: str, grad: Tensor, x: Tensor, weight: Tensor, weight_grad: Tensor,
+                              bias_grad: Optional[Tensor], stride: Pair, padding: Pair) -> Tensor:
+    """Add ``dW`` and ``db`` into the gradients and return ``dx`` for :func:`conv_transpose2d_forward`:
+    ``db[o]`` a fold over ``(n, h, w)`` of ``grad``; ``dW`` and ``dx`` the ``Conv2d`` weight gradient
+    and output for the input ``grad`` (docs/NUMERICS.md, "ConvTranspose2d")."""
+    N, C, H, W = x.shape
+    _, O, KH, KW = weight.shape
+    oh, ow = grad.shape[2], grad.shape[3]
+    geom = (N, O, oh, ow, C, KH, KW, stride, padding, (1, 1), H, W)
+    gf, xf = _flat(grad), _flat(x)
+    if bias_grad is not None:
+        _channel_sums(gf, N, oh * ow, bias_grad)
+    _weight_grad_into(geom, gf, xf, weight_grad)
+    return conv2d_forward(who, grad, weight, None, stride, padding, (1, 1))
+
+
+def upsample_nearest2d_forward(who: str, x: Tensor, scale: Pair) -> Tensor:
+    """``y[n, c, h, w] = x[n, c, h // sH, w // sW]``."""
+    sh, sw = scale
+    rows = []
+    for r in x._rows:
+        wide = [v for v in r for _ in range(sw)]
+        rows.extend([list(wide) for _ in range(sh)])
+    N, C, H, W = x.shape
+    return Tensor._wrap(rows, (N, C, H * sh, W * sw))
+
+
+def upsample_nearest2d_backward(who: str, grad: Tensor, shape: tuple, scale: Pair) -> Tensor:
+    """``dx[n, c, i, j]``: a fold over ``(a, b)`` in row-major order of
+    ``g[n, c, i sH + a, j sW + b]``, starting at 0.0."""
+    sh, sw = scale
+    W = shape[3]
+    g = grad._rows
+    rows = []
+    for k in range(len(g) // sh):
+        acc = [0.0] * W
+        for a in range(sh):
+            gr = g[k * sh + a]
+            for b in range(sw):
+                acc = [s + v for s, v in zip(acc, gr[b::sw])]
+        rows.append(acc)
+    return Tensor._wrap(rows, tuple(shape))
 
 
 def _tuple(v: Any, n: int, who: str, what: str, positive: bool) -> tuple:
@@ -194,20 +272,26 @@ class _ConvBase:
             raise ValueError(f"{who}: padding_mode={padding_mode!r} is not supported (only 'zeros')")
         if not isinstance(bias, bool):
             raise TypeError(f"{who}: bias must be a bool, got {type(bias).__name__}")
+        self._draw((self.out_channels, self.in_channels, *self.kernel_size), bias, generator)
+        self._input: Any = None  # the 4-D input, NO_GRAD (under no_grad) or None
+        self._out_shape: Optional[tuple] = None
+
+    def _draw(self, shape: tuple, bias: bool, generator: Optional[Generator]) -> None:
+        """Draw ``weight`` of ``shape`` in row-major order, then ``bias`` (``shape[1]`` channels
+        for a transposed convolution, else ``shape[0]``), from U(-k, k), ``k = 1 / sqrt(fan_in)``,
+        ``fan_in = prod(shape[1:])`` (torch's rule)."""
         fw = self._fw()
-        fan_in = self.in_channels * math.prod(self.kernel_size)
+        fan_in = math.prod(shape[1:])
         k = 1.0 / math.sqrt(fan_in)
-        weight = fw.zeros(self.out_channels, fan_in)  # drawn in row-major order, then reshaped
+        weight = fw.zeros(shape[0], fan_in)  # drawn in row-major order, then reshaped
         fw.init.uniform_(weight, -k, k, generator=generator)
-        self.weight = fw.Parameter(weight.reshape(self.out_channels, self.in_channels, *self.kernel_size))
+        self.weight = fw.Parameter(weight.reshape(*shape))
         if bias:
             b = fw.zeros(self.out_channels)
             fw.init.uniform_(b, -k, k, generator=generator)
             self.bias = fw.Parameter(b)
         else:
             self.bias = None
-        self._input: Any = None  # the 4-D input, NO_GRAD (under no_grad) or None
-        self._out_shape: Optional[tuple] = None
 
     def _fw(self) -> Any:
         """The namespace (``pyfw`` or ``pyfw_rs``) of this module's backend."""
@@ -293,6 +377,167 @@ class Conv2d(_ConvBase, Module):
     ``groups=1``: ``kernel_size``, ``stride``, ``padding`` and ``dilation`` are ints or pairs.
     The output is ``(N, out_channels, oH, oW)`` with ``oH = (H + 2 pH - dH (kH - 1) - 1) // sH + 1``
     (the same for ``oW``). Init and folds: see ``_ConvBase`` and docs/NUMERICS.md ("Conv2d")."""
+
+
+class _ConvTransposeBase(_ConvBase):
+    """What ``ConvTranspose2d`` does, for the ``Module`` of either backend: weight
+    ``(in_channels, out_channels, kH, kW)`` and bias ``(out_channels,)`` drawn as ``Conv2d``'s with
+    ``fan_in = out_channels * kH * kW`` (torch's rule); output size
+    ``oH = (H - 1) sH - 2 pH + kH + output_padding`` (the same for ``oW``)."""
+
+    _kernels: tuple = (conv_transpose2d_forward, conv_transpose2d_backward)
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+                 padding: Any = 0, output_padding: Any = 0, groups: int = 1, bias: bool = True,
+                 dilation: Any = 1, padding_mode: str = "zeros", generator: Optional[Generator] = None) -> None:
+        super(_ConvBase, self).__init__()  # the Module's, skipping _ConvBase's
+        who = type(self).__name__
+        self.in_channels = check_size(in_channels, who, "in_channels")
+        self.out_channels = check_size(out_channels, who, "out_channels")
+        self.kernel_size = _tuple(kernel_size, 2, who, "kernel_size", True)
+        self.stride = _tuple(stride, 2, who, "stride", True)
+        if isinstance(padding, str):
+            raise ValueError(f"{who}: padding={padding!r} is not supported: give an int or a tuple of 2 ints")
+        self.padding = _tuple(padding, 2, who, "padding", False)
+        self.output_padding = _tuple(output_padding, 2, who, "output_padding", False)
+        if _tuple(dilation, 2, who, "dilation", True) != (1, 1):
+            raise ValueError(f"{who}: dilation={dilation!r} is not supported (only dilation=1)")
+        self.dilation = (1, 1)
+        if any(op >= st for op, st in zip(self.output_padding, self.stride)):
+            raise ValueError(f"{who}: output_padding {self.output_padding} must be smaller than stride {self.stride}")
+        if groups != 1:
+            raise ValueError(f"{who}: groups={groups!r} is not supported (only groups=1)")
+        if padding_mode != "zeros":
+            raise ValueError(f"{who}: padding_mode={padding_mode!r} is not supported (only 'zeros')")
+        if not isinstance(bias, bool):
+            raise TypeError(f"{who}: bias must be a bool, got {type(bias).__name__}")
+        self._draw((self.in_channels, self.out_channels, *self.kernel_size), bias, generator)
+        self._input = None
+        self._out_shape = None
+
+    def forward(self, x: Any) -> Any:
+        """The transposed convolution of ``x``, of shape ``(N, C, H, W)``."""
+        who, fw = self._name(), self._fw()
+        if not isinstance(x, _types(self)[1]):
+            x = fw.tensor(x)
+        if x.ndim != 4:
+            raise ValueError(f"{who}: expected a 4-D input (N, C, H, W) with C = {self.in_channels}, "
+                             f"got shape {x.shape}")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"{who}: expected {self.in_channels} input channels, got {x.shape[1]} "
+                             f"(input shape {x.shape})")
+        out = tuple((s - 1) * st - 2 * p + k + op for s, st, p, k, op in
+                    zip(x.shape[2:], self.stride, self.padding, self.kernel_size, self.output_padding))
+        if any(o < 1 for o in out):
+            raise ValueError(f"{who}: input of size {x.shape[2:]} gives an output of size {out}, "
+                             f"too small for padding {self.padding} (input shape {x.shape})")
+        y = type(self)._kernels[0](who, x, self.weight, self.bias, self.stride, self.padding, out)
+        self._input = x.clone() if fw.is_grad_enabled() else NO_GRAD
+        self._out_shape = y.shape
+        return y
+
+    def backward(self, grad: Any) -> Any:
+        """Add dL/dW (and dL/db) into the gradients; return dL/dx."""
+        who, fw = self._name(), self._fw()
+        if self._input is None or self._input is NO_GRAD:
+            raise not_forwarded(who, self._input)
+        if not isinstance(grad, _types(self)[1]):
+            grad = fw.tensor(grad)
+        if grad.shape != self._out_shape:
+            raise ValueError(f"{who}: gradient has shape {grad.shape}, the output had shape {self._out_shape}")
+        bias_grad = self.bias.grad if self.bias is not None else None
+        return type(self)._kernels[1](who, grad, self._input, self.weight, self.weight.grad, bias_grad,
+                                      self.stride, self.padding)
+
+    def _check_restored(self) -> None:
+        Module._check_restored(self)  # type: ignore[arg-type]
+        want = (self.__dict__.get("in_channels"), self.__dict__.get("out_channels"),
+                *self.__dict__.get("kernel_size", ()))
+        weight = self.__dict__.get("weight")
+        if getattr(weight, "shape", None) != want:
+            raise ValueError(f"{type(self).__name__}: weight has shape {getattr(weight, 'shape', None)}, "
+                             f"the module expects {want}")
+
+    def __repr__(self) -> str:
+        parts = [f"{self.in_channels}, {self.out_channels}", f"kernel_size={self.kernel_size}",
+                 f"stride={self.stride}"]
+        if any(self.padding):
+            parts.append(f"padding={self.padding}")
+        if any(self.output_padding):
+            parts.append(f"output_padding={self.output_padding}")
+        if self.bias is None:
+            parts.append("bias=False")
+        return f"ConvTranspose2d({', '.join(parts)})"
+
+
+class _UpsampleBase:
+    """What ``Upsample`` does, for the ``Module`` of either backend: nearest upsampling of
+    ``(N, C, H, W)`` by an integer ``scale_factor`` (an int or a pair);
+    ``y[n, c, h, w] = x[n, c, h // sH, w // sW]``."""
+
+    _forward_state = ("_in_shape", "_out_shape")
+    _kernels: tuple = (upsample_nearest2d_forward, upsample_nearest2d_backward)
+
+    def __init__(self, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
+                 align_corners: Any = None, recompute_scale_factor: Any = None) -> None:
+        super().__init__()  # type: ignore[call-arg]
+        who = "Upsample"
+        if size is not None:
+            raise ValueError(f"{who}: size={size!r} is not supported: give an integer scale_factor")
+        if mode != "nearest":
+            raise ValueError(f"{who}: mode={mode!r} is not supported (only 'nearest')")
+        if align_corners is not None or recompute_scale_factor is not None:
+            raise ValueError(f"{who}: align_corners and recompute_scale_factor are not supported")
+        if scale_factor is None:
+            raise ValueError(f"{who}: scale_factor is needed (an int or a pair of ints)")
+        items = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor, scale_factor)
+        whole = [int(v) if isinstance(v, float) and v.is_integer() else v for v in items]
+        self.scale_factor = _tuple(tuple(whole) if isinstance(scale_factor, (tuple, list)) else whole[0],
+                                   2, who, "scale_factor", True)
+        self.mode = "nearest"
+        self._in_shape: Any = None
+        self._out_shape: Optional[tuple] = None
+
+    def _fw(self) -> Any:
+        return sys.modules[_types(self)[2]]
+
+    def _name(self) -> str:
+        return f"Upsample(scale_factor={self.scale_factor})"
+
+    def forward(self, x: Any) -> Any:
+        """``x`` (N, C, H, W), each value repeated ``sH`` x ``sW`` times."""
+        who, fw = self._name(), self._fw()
+        if not isinstance(x, _types(self)[1]):
+            x = fw.tensor(x)
+        if x.ndim != 4:
+            raise ValueError(f"{who}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+        y = type(self)._kernels[0](who, x, self.scale_factor)
+        self._in_shape = x.shape if fw.is_grad_enabled() else NO_GRAD
+        self._out_shape = y.shape
+        return y
+
+    def backward(self, grad: Any) -> Any:
+        """dL/dx: each input's gradient folds the ``sH`` x ``sW`` gradients it was copied to."""
+        who, fw = self._name(), self._fw()
+        if self._in_shape is None or self._in_shape is NO_GRAD:
+            raise not_forwarded(who, self._in_shape)
+        if not isinstance(grad, _types(self)[1]):
+            grad = fw.tensor(grad)
+        if grad.shape != self._out_shape:
+            raise ValueError(f"{who}: gradient has shape {grad.shape}, the output had shape {self._out_shape}")
+        return type(self)._kernels[1](who, grad, self._in_shape, self.scale_factor)
+
+    def __repr__(self) -> str:
+        return f"Upsample(scale_factor={self.scale_factor}, mode='nearest')"
+
+
+class ConvTranspose2d(_ConvTransposeBase, Module):
+    """``torch.nn.ConvTranspose2d`` with zero padding, ``groups=1`` and ``dilation=1``: the
+    gradient of a ``Conv2d`` with respect to its input, as a layer; weight ``(in, out, kH, kW)``."""
+
+
+class Upsample(_UpsampleBase, Module):
+    """``torch.nn.Upsample(scale_factor=s, mode="nearest")`` with an integer ``s`` (or pair)."""
 
 
 class Conv1d(_ConvBase, Module):
@@ -489,5 +734,5 @@ class AvgPool2d(_AvgPoolBase, Module):
     mean of each window over ``kH * kW`` values, the zero padding included (torch's default)."""
 
 
-CONV: dict = {cls.__name__: cls for cls in (Conv1d, Conv2d, MaxPool2d, AvgPool2d)}
+CONV: dict = {cls.__name__: cls for cls in (Conv1d, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, Upsample)}
 """The members of the convolution family, by class name."""

@@ -116,19 +116,32 @@ pub fn backward(
     bias_grad: Option<&mut [f64]>,
 ) -> Vec<f64> {
     let (oh, ow) = g.out_size().expect("conv: the caller checks the sizes");
-    let (sh, sw) = g.stride;
-    let (ph, pw) = g.padding;
-    let (dh, dw) = g.dilation;
-    let gplane = |n: usize, o: usize| &gy[(n * g.o + o) * oh * ow..][..oh * ow];
     if let Some(gb) = bias_grad {
-        for (o, acc) in gb.iter_mut().enumerate() {
-            for n in 0..g.n {
-                for v in gplane(n, o) {
-                    *acc += v;
-                }
+        channel_sums(gy, g.n, oh * ow, gb);
+    }
+    weight_grad_into(g, x, gy, weight_grad);
+    input_grad(g, weight, gy, None)
+}
+
+/// Adds to `acc[o]`, for each channel `o` of `t` (`n` samples of `acc.len()` channels of
+/// `plane` values), a fold over `(n, position)` in row-major order of its values.
+pub fn channel_sums(t: &[f64], n: usize, plane: usize, acc: &mut [f64]) {
+    let ch = acc.len();
+    for (o, a) in acc.iter_mut().enumerate() {
+        for s in 0..n {
+            for v in &t[(s * ch + o) * plane..][..plane] {
+                *a += v;
             }
         }
     }
+}
+
+/// The weight gradient of [`backward`], folded into `weight_grad`.
+pub fn weight_grad_into(g: &Geom, x: &[f64], gy: &[f64], weight_grad: &mut [f64]) {
+    let (oh, ow) = g.out_size().expect("conv: the caller checks the sizes");
+    let (sh, sw) = g.stride;
+    let (ph, pw) = g.padding;
+    let (dh, dw) = g.dilation;
     for o in 0..g.o {
         for c in 0..g.c {
             for ki in 0..g.kh {
@@ -142,7 +155,7 @@ pub fn backward(
                     let mut acc = weight_grad[idx];
                     for n in 0..g.n {
                         let xplane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
-                        let gp = gplane(n, o);
+                        let gp = &gy[(n * g.o + o) * oh * ow..][..oh * ow];
                         for i in i0..i1 {
                             let hi = ((i * sh) as isize + offh) as usize;
                             let xrow = &xplane[hi * g.w..][..g.w];
@@ -156,12 +169,24 @@ pub fn backward(
             }
         }
     }
+}
+
+/// The input gradient of [`backward`]; each `dx[n, c]` plane starts at `start[c]` instead of
+/// `0.0` when given (the bias of `ConvTranspose2d`, whose forward this is).
+pub fn input_grad(g: &Geom, weight: &[f64], gy: &[f64], start: Option<&[f64]>) -> Vec<f64> {
+    let (oh, ow) = g.out_size().expect("conv: the caller checks the sizes");
+    let (sh, sw) = g.stride;
+    let (ph, pw) = g.padding;
+    let (dh, dw) = g.dilation;
     let mut dx = vec![0.0; g.n * g.c * g.h * g.w];
     for n in 0..g.n {
         for c in 0..g.c {
             let dplane = &mut dx[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
+            if let Some(b) = start {
+                dplane.fill(b[c]);
+            }
             for o in 0..g.o {
-                let gp = gplane(n, o);
+                let gp = &gy[(n * g.o + o) * oh * ow..][..oh * ow];
                 for ki in 0..g.kh {
                     let offh = (ki * dh) as isize - ph as isize;
                     let (i0, i1) = span(offh, sh, g.h, oh);
@@ -177,6 +202,59 @@ pub fn backward(
                                 drow[base + t * sw] += gv * wv;
                             }
                         }
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
+
+/// Nearest upsampling of `planes` planes of `h` x `w` by `(sh, sw)`: `y[h, v] = x[h / sh, v / sw]`.
+pub fn upsample_forward(
+    x: &[f64],
+    planes: usize,
+    h: usize,
+    w: usize,
+    s: (usize, usize),
+) -> Vec<f64> {
+    let (sh, sw) = s;
+    let mut y = Vec::with_capacity(planes * h * sh * w * sw);
+    for p in 0..planes {
+        for i in 0..h {
+            let row = &x[(p * h + i) * w..][..w];
+            for _ in 0..sh {
+                for &v in row {
+                    for _ in 0..sw {
+                        y.push(v);
+                    }
+                }
+            }
+        }
+    }
+    y
+}
+
+/// Its gradient: `dx[i, j]`, a fold over `(a, b)` in row-major order of `gy[i sh + a, j sw + b]`,
+/// starting at `0.0` (`h`, `w` are the input's).
+pub fn upsample_backward(
+    gy: &[f64],
+    planes: usize,
+    h: usize,
+    w: usize,
+    s: (usize, usize),
+) -> Vec<f64> {
+    let (sh, sw) = s;
+    let ow = w * sw;
+    let mut dx = vec![0.0; planes * h * w];
+    for p in 0..planes {
+        for i in 0..h {
+            let drow = &mut dx[(p * h + i) * w..][..w];
+            for a in 0..sh {
+                let grow = &gy[(p * h * sh + i * sh + a) * ow..][..ow];
+                for b in 0..sw {
+                    for (j, d) in drow.iter_mut().enumerate() {
+                        *d += grow[j * sw + b];
                     }
                 }
             }

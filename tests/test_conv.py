@@ -359,3 +359,183 @@ def test_pool_matches_torch(fw: ModuleType, name: str, kwargs: dict, shape: tupl
     dx = m.backward(g)
     assert torch.allclose(torch.tensor(y.tolist(), dtype=torch.float64), ty.detach(), atol=1e-12)
     assert torch.allclose(torch.tensor(dx.tolist(), dtype=torch.float64), tx.grad, atol=1e-12)
+
+
+# ---- ConvTranspose2d and Upsample: (member, constructor arguments, input shape)
+UPS = [
+    ("ConvTranspose2d", dict(in_channels=2, out_channels=3, kernel_size=3), (2, 2, 3, 4)),
+    ("ConvTranspose2d", dict(in_channels=1, out_channels=2, kernel_size=(3, 2), stride=(2, 3), padding=1,
+                             output_padding=(1, 2)), (2, 1, 4, 3)),
+    ("ConvTranspose2d", dict(in_channels=3, out_channels=1, kernel_size=2, stride=2, bias=False), (1, 3, 3, 2)),
+    ("ConvTranspose2d", dict(in_channels=2, out_channels=2, kernel_size=4, stride=3, padding=2,
+                             output_padding=1), (1, 2, 2, 3)),
+    ("Upsample", dict(scale_factor=2), (2, 2, 3, 4)),
+    ("Upsample", dict(scale_factor=(1, 3)), (1, 3, 2, 2)),
+]
+UP_IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(UPS)]
+
+
+def make(fw: ModuleType, name: str, kwargs: dict, seed: int = 0) -> Any:
+    if name == "Upsample":
+        return fw.Upsample(**kwargs)
+    return getattr(fw, name)(**kwargs, generator=fw.Generator(seed))
+
+
+def naive_transpose(m: Any, x: list) -> list:
+    """docs/NUMERICS.md's text for ConvTranspose2d, one output at a time: ``y[n][o][h][v]`` a fold
+    over ``(c, ki, kj)`` in row-major order of ``x[n][c][i][j] * w[c][o][ki][kj]`` for the ``(i, j)``
+    with ``i sH + ki - pH = h`` and ``j sW + kj - pW = v``, starting at ``b[o]``."""
+    w = m.weight.tolist()
+    b = m.bias.tolist() if m.bias is not None else None
+    (kh, kw), (sh, sw), (ph, pw), (oph, opw) = m.kernel_size, m.stride, m.padding, m.output_padding
+    H, W = len(x[0][0]), len(x[0][0][0])
+    OH, OW = (H - 1) * sh - 2 * ph + kh + oph, (W - 1) * sw - 2 * pw + kw + opw
+    out = []
+    for xn in x:
+        yn = []
+        for o in range(len(w[0])):
+            plane = []
+            for h in range(OH):
+                row = []
+                for v in range(OW):
+                    acc = b[o] if b is not None else 0.0
+                    for c in range(len(xn)):
+                        for ki in range(kh):
+                            for kj in range(kw):
+                                i, ri = divmod(h + ph - ki, sh)
+                                j, rj = divmod(v + pw - kj, sw)
+                                if ri == 0 and rj == 0 and 0 <= i < H and 0 <= j < W:
+                                    acc = acc + xn[c][i][j] * w[c][o][ki][kj]
+                    row.append(acc)
+                plane.append(row)
+            yn.append(plane)
+        out.append(yn)
+    return out
+
+
+def naive_upsample(m: Any, x: list) -> list:
+    sh, sw = m.scale_factor
+    return [[[[row[v // sw] for v in range(len(row) * sw)] for row in plane for _ in range(sh)] for plane in xn]
+            for xn in x]
+
+
+@pytest.mark.parametrize("name,kwargs,shape", UPS, ids=UP_IDS)
+def test_up_gradcheck_and_fold(fw: ModuleType, name: str, kwargs: dict, shape: tuple) -> None:
+    m = make(fw, name, kwargs)
+    x = fw.randn(*shape, generator=fw.Generator(1))
+    assert fw.gradcheck(m, x)
+    want = naive_upsample(m, x.tolist()) if name == "Upsample" else naive_transpose(m, x.tolist())
+    assert th(m(x)) == th(pyfw.tensor(want))
+
+
+@pytest.mark.parametrize("name,kwargs,shape", UPS, ids=UP_IDS)
+def test_up_backends_agree_bit_for_bit(name: str, kwargs: dict, shape: tuple) -> None:
+    seen = []
+    for backend in ("py", "rs"):
+        fw = load_backend(backend)
+        m = make(fw, name, kwargs, seed=3)
+        x = fw.randn(*shape, generator=fw.Generator(2))
+        y = m(x)
+        g = fw.randn(*y.shape, generator=fw.Generator(9))
+        dx = m.backward(g)
+        m(x)
+        m.backward(g)
+        seen.append((th(y), th(dx), state_hex(m), {n: th(p.grad) for n, p in m.named_parameters()}))
+    assert seen[0] == seen[1]
+
+
+def test_transpose_init_uses_out_channels_for_fan_in(fw: ModuleType) -> None:
+    m = fw.ConvTranspose2d(2, 3, (2, 3), generator=fw.Generator(5))
+    g = fw.Generator(5)
+    k = 1.0 / math.sqrt(3 * 2 * 3)
+    want_w = [-k + (k - -k) * g.random() for _ in range(2 * 3 * 2 * 3)]
+    want_b = [-k + (k - -k) * g.random() for _ in range(3)]
+    assert m.weight.shape == (2, 3, 2, 3)
+    assert th(m.weight.flatten()) == [v.hex() for v in want_w] and th(m.bias) == [v.hex() for v in want_b]
+    assert list(m.state_dict()) == ["weight", "bias"]
+    assert repr(m) == "ConvTranspose2d(2, 3, kernel_size=(2, 3), stride=(1, 1))"
+
+
+def test_denoiser_shape_trains_in_both_backends_with_the_same_bits() -> None:
+    seen = []
+    for backend in ("py", "rs"):
+        fw = load_backend(backend)
+        g = fw.Generator(0)
+        model = fw.Sequential(fw.Conv2d(1, 2, 3, stride=2, padding=1, generator=g), fw.ReLU(),
+                              fw.Upsample(scale_factor=2), fw.Conv2d(2, 2, 3, padding=1, generator=g), fw.ReLU(),
+                              fw.ConvTranspose2d(2, 1, 3, padding=1, generator=g), fw.Sigmoid())
+        x = fw.rand(4, 1, 6, 6, generator=fw.Generator(1))
+        t = fw.rand(4, 1, 6, 6, generator=fw.Generator(2))
+        opt = fw.optim.SGD(model.parameters(), lr=0.5)
+        losses = fw.fit(model, fw.MSELoss(), opt, x, t, epochs=3, batch_size=2, generator=fw.Generator(3))
+        for c in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+            assert th(c(x)) == th(model(x))
+        seen.append(([v.hex() for v in losses], state_hex(model)))
+    assert seen[0] == seen[1]
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(dilation=2), "dilation"),
+    (dict(groups=2), "groups"),
+    (dict(padding_mode="circular"), "padding_mode"),
+    (dict(output_padding=1), "output_padding"),
+    (dict(stride=2, output_padding=(0, 2)), "output_padding"),
+])
+def test_transpose_bad_arguments(fw: ModuleType, kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        fw.ConvTranspose2d(2, 3, 3, **kwargs)
+
+
+def test_transpose_bad_input(fw: ModuleType) -> None:
+    m = fw.ConvTranspose2d(2, 3, 3, padding=2)
+    with pytest.raises(ValueError, match=r"ConvTranspose2d\(2 -> 3.*4-D input.*\(2, 5\)"):
+        m(fw.zeros(2, 5))
+    with pytest.raises(ValueError, match=r"ConvTranspose2d\(2 -> 3.*2 input channels, got 1"):
+        m(fw.zeros(1, 1, 4, 4))
+    with pytest.raises(ValueError, match=r"ConvTranspose2d\(2 -> 3.*too small.*\(1, 2, 1, 4\)"):
+        m(fw.zeros(1, 2, 1, 4))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(size=4), "size"),
+    (dict(scale_factor=2, mode="bilinear"), "mode"),
+    (dict(), "scale_factor"),
+    (dict(scale_factor=1.5), "scale_factor"),
+    (dict(scale_factor=0), "scale_factor"),
+])
+def test_upsample_bad_arguments(fw: ModuleType, kwargs: dict, match: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=match):
+        fw.Upsample(**kwargs)
+
+
+def test_upsample_bad_input_and_no_grad(fw: ModuleType) -> None:
+    m = fw.Upsample(scale_factor=2.0)
+    assert m.scale_factor == (2, 2)
+    with pytest.raises(ValueError, match=r"Upsample.*4-D input.*\(2, 3\)"):
+        m(fw.zeros(2, 3))
+    x = fw.ones(1, 1, 2, 2)
+    y = m(x)
+    with fw.no_grad():
+        assert th(m(x)) == th(y)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        m.backward(y)
+
+
+@pytest.mark.parametrize("name,kwargs,shape", UPS, ids=UP_IDS)
+def test_up_matches_torch(fw: ModuleType, name: str, kwargs: dict, shape: tuple) -> None:
+    torch = pytest.importorskip("torch")
+    m = make(fw, name, kwargs)
+    x = fw.randn(*shape, generator=fw.Generator(1))
+    ref = getattr(torch.nn, name)(**kwargs).double()
+    if name != "Upsample":
+        ref.load_state_dict({k: torch.tensor(v.tolist(), dtype=torch.float64) for k, v in m.state_dict().items()})
+    tx = torch.tensor(x.tolist(), dtype=torch.float64, requires_grad=True)
+    ty = ref(tx)
+    y = m(x)
+    g = fw.randn(*y.shape, generator=fw.Generator(4))
+    ty.backward(torch.tensor(g.tolist(), dtype=torch.float64))
+    dx = m.backward(g)
+    close = lambda a, b: torch.allclose(torch.tensor(a.tolist(), dtype=torch.float64), b, atol=1e-12)  # noqa: E731
+    assert close(y, ty.detach()) and close(dx, tx.grad)
+    if name != "Upsample":
+        assert close(m.weight.grad, ref.weight.grad)

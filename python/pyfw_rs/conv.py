@@ -35,5 +35,17 @@ class AvgPool2d(_conv._AvgPoolBase, _native.Module):
     _kernels = (_native._avg_pool2d_forward, _native._avg_pool2d_backward)
 
 
-CONV: dict = {cls.__name__: cls for cls in (Conv1d, Conv2d, MaxPool2d, AvgPool2d)}
+class ConvTranspose2d(_conv._ConvTransposeBase, _native.Module):
+    """:class:`pyfw.ConvTranspose2d` with its loops in Rust, bit-identical."""
+
+    _kernels = (_native._conv_transpose2d_forward, _native._conv_transpose2d_backward)
+
+
+class Upsample(_conv._UpsampleBase, _native.Module):
+    """:class:`pyfw.Upsample` with its loops in Rust, bit-identical."""
+
+    _kernels = (_native._upsample_nearest2d_forward, _native._upsample_nearest2d_backward)
+
+
+CONV: dict = {cls.__name__: cls for cls in (Conv1d, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, Upsample)}
 """The members of the convolution family, by class name."""
