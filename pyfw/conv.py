@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 import numbers
 import sys
+import threading
 from typing import Any, Optional
 
-from .error import NO_GRAD, check_size, described, not_forwarded
+from .error import NO_GRAD, check_size, check_thread, described, not_forwarded
 from .generator import Generator
 from .modules import Module, _types
 from .tensor import Tensor, _flat, _from_flat
@@ -250,7 +251,7 @@ class _ConvBase:
     """
 
     _dims = 2
-    _forward_state = ("_input", "_out_shape")
+    _forward_state = ("_input", "_out_shape", "_thread")
     _kernels: tuple = (conv2d_forward, conv2d_backward)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
@@ -330,6 +331,7 @@ class _ConvBase:
         y = type(self)._kernels[0](who, x4, self.weight, self.bias, stride, padding, dilation)
         self._input = x4 if fw.is_grad_enabled() else NO_GRAD
         self._out_shape = y.shape
+        self._thread = threading.get_ident()
         return y.reshape(y.shape[0], y.shape[1], y.shape[3]) if d == 1 else y
 
     def backward(self, grad: Any) -> Any:
@@ -337,6 +339,7 @@ class _ConvBase:
         who, fw = self._name(), self._fw()
         if self._input is None or self._input is NO_GRAD:
             raise not_forwarded(who, self._input)
+        check_thread(self.__dict__.get("_thread"), who)
         if not isinstance(grad, _types(self)[1]):
             grad = fw.tensor(grad)
         shape = self._out_shape
@@ -434,6 +437,7 @@ class _ConvTransposeBase(_ConvBase):
         y = type(self)._kernels[0](who, x, self.weight, self.bias, self.stride, self.padding, out)
         self._input = x.clone() if fw.is_grad_enabled() else NO_GRAD
         self._out_shape = y.shape
+        self._thread = threading.get_ident()
         return y
 
     def backward(self, grad: Any) -> Any:
@@ -441,6 +445,7 @@ class _ConvTransposeBase(_ConvBase):
         who, fw = self._name(), self._fw()
         if self._input is None or self._input is NO_GRAD:
             raise not_forwarded(who, self._input)
+        check_thread(self.__dict__.get("_thread"), who)
         if not isinstance(grad, _types(self)[1]):
             grad = fw.tensor(grad)
         if grad.shape != self._out_shape:
@@ -475,7 +480,7 @@ class _UpsampleBase:
     ``(N, C, H, W)`` by an integer ``scale_factor`` (an int or a pair);
     ``y[n, c, h, w] = x[n, c, h // sH, w // sW]``."""
 
-    _forward_state = ("_in_shape", "_out_shape")
+    _forward_state = ("_in_shape", "_out_shape", "_thread")
     _kernels: tuple = (upsample_nearest2d_forward, upsample_nearest2d_backward)
 
     def __init__(self, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
@@ -514,6 +519,7 @@ class _UpsampleBase:
         y = type(self)._kernels[0](who, x, self.scale_factor)
         self._in_shape = x.shape if fw.is_grad_enabled() else NO_GRAD
         self._out_shape = y.shape
+        self._thread = threading.get_ident()
         return y
 
     def backward(self, grad: Any) -> Any:
@@ -521,6 +527,7 @@ class _UpsampleBase:
         who, fw = self._name(), self._fw()
         if self._in_shape is None or self._in_shape is NO_GRAD:
             raise not_forwarded(who, self._in_shape)
+        check_thread(self.__dict__.get("_thread"), who)
         if not isinstance(grad, _types(self)[1]):
             grad = fw.tensor(grad)
         if grad.shape != self._out_shape:
@@ -644,7 +651,7 @@ class _PoolBase:
     ``padding`` at most half the kernel) and torch's output size
     ``oH = (H + 2 pH - kH) // sH + 1`` (the same for ``oW``)."""
 
-    _forward_state = ("_kept", "_out_shape")
+    _forward_state = ("_kept", "_out_shape", "_thread")
     _kernels: tuple = ()
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
@@ -679,6 +686,7 @@ class _PoolBase:
         y, kept = self._run(who, x)
         self._kept = kept if fw.is_grad_enabled() else NO_GRAD
         self._out_shape = y.shape
+        self._thread = threading.get_ident()
         return y
 
     def backward(self, grad: Any) -> Any:
@@ -686,6 +694,7 @@ class _PoolBase:
         who, fw = self._name(), self._fw()
         if self._kept is None or self._kept is NO_GRAD:
             raise not_forwarded(who, self._kept)
+        check_thread(self.__dict__.get("_thread"), who)
         if not isinstance(grad, _types(self)[1]):
             grad = fw.tensor(grad)
         if grad.shape != self._out_shape:

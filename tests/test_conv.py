@@ -539,3 +539,25 @@ def test_up_matches_torch(fw: ModuleType, name: str, kwargs: dict, shape: tuple)
     assert close(y, ty.detach()) and close(dx, tx.grad)
     if name != "Upsample":
         assert close(m.weight.grad, ref.weight.grad)
+
+
+@pytest.mark.parametrize("name,args", [("Conv2d", (1, 1, 1)), ("Conv1d", (1, 1, 1)), ("ConvTranspose2d", (1, 1, 1)),
+                                       ("MaxPool2d", (1,)), ("AvgPool2d", (1,)), ("Upsample", ())])
+def test_backward_in_another_thread_is_refused(fw: ModuleType, name: str, args: tuple) -> None:
+    import threading
+    m = fw.Upsample(scale_factor=1) if name == "Upsample" else getattr(fw, name)(*args)
+    x = fw.ones(1, 1, 2) if name == "Conv1d" else fw.ones(1, 1, 2, 2)
+    y = m(x)
+    errors: list = []
+
+    def run() -> None:
+        try:
+            m.backward(y)
+        except RuntimeError as e:
+            errors.append(str(e))
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert len(errors) == 1 and "another thread" in errors[0]
+    m.backward(y)  # the forward's own thread may
