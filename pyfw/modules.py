@@ -391,7 +391,7 @@ class Module:
             for name, p, _, _ in named:
                 if name in state_dict:
                     try:
-                        shape = _parse(state_dict[name], f"{who}[{name!r}]")[1]
+                        shape = _parse(state_dict[name], f"{who}[{name!r}]", any_rank=True)[1]
                     except (ValueError, TypeError):
                         continue  # not a tensor at all: reported once the keys match
                     if shape != p.shape:
@@ -403,7 +403,7 @@ class Module:
         for name, p, _, _ in named:
             if name not in state_dict:
                 continue
-            rows, shape = _parse(state_dict[name], f"{who}[{name!r}]")
+            rows, shape = _parse(state_dict[name], f"{who}[{name!r}]", any_rank=True)
             if shape != p.shape:
                 raise ValueError(f"{who}: {name!r} has shape {shape}, the module expects {p.shape}")
             staged.append((p, rows))

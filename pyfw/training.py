@@ -60,7 +60,7 @@ def _plain(data: Any, fw: Any, who: str, name: str) -> Any:
 
 
 def _as_inputs(inputs: Any, fw: Any, who: str) -> Any:
-    """``inputs`` as a 2-D ``fw`` tensor: a tensor of ``fw`` as it is; a nested list or a
+    """``inputs`` as an ``fw`` tensor of rank 2 or more (one entry of dim 0 per sample): a tensor of ``fw`` as it is; a nested list or a
     numpy array (through ``tolist()``) through ``fw.tensor``."""
     if isinstance(inputs, fw.Tensor):
         x = inputs
@@ -73,8 +73,9 @@ def _as_inputs(inputs: Any, fw: Any, who: str) -> Any:
             x = fw.tensor(data)
         except (TypeError, ValueError) as e:
             raise type(e)(f"{who}: inputs: {e}") from None
-    if len(x.shape) != 2:
-        raise ValueError(f"{who}: inputs must be 2-D (samples x features), got shape {tuple(x.shape)}")
+    if len(x.shape) < 2:
+        raise ValueError(f"{who}: inputs must be at least 2-D (samples x features, or samples x channels x ...), "
+                         f"got shape {tuple(x.shape)}")
     return x
 
 

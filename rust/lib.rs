@@ -12,6 +12,7 @@
 //! across independent outputs, never along a reduction.
 
 pub mod activations;
+pub mod conv;
 pub mod data;
 pub mod error;
 pub mod family;

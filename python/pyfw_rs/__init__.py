@@ -18,7 +18,7 @@ from pyfw.gradcheck import GradcheckError, gradcheck
 from pyfw.metrics import argmax_rows, error_rate
 from pyfw.training import fit, train_epoch
 
-from . import _native, _pickle, activations, data, grad_mode, io, losses, modules, optim
+from . import _native, _pickle, activations, conv, data, grad_mode, io, losses, modules, optim
 from ._native import (
     Generator,
     Module,
@@ -62,6 +62,7 @@ LAYERS: dict = {name: getattr(_native, name) for name in _native.LAYERS}
 """The members of the layer family, by class name, in the table order of rust/bindings/modules.rs."""
 
 globals().update(LAYERS)
+globals().update(conv.CONV)
 globals().update(ACTIVATIONS)
 globals().update(LOSSES)
 globals().update(OPTIMIZERS)

@@ -126,6 +126,9 @@ def reduce(obj: Any) -> tuple:
     cls = type(obj)
     base = _native_base(cls)
     state = dict(vars(obj)) if hasattr(obj, "__dict__") else None
+    for name in getattr(cls, "_forward_state", ()) if state is not None else ():
+        if name in state:
+            state[name] = None  # what the last forward kept, as pyfw's Module.__getstate__
     if issubclass(base, _native.Optimizer):
         return _subclass_optimizer, (cls, base, *_optimizer_parts(obj, base)), state
     setup, args, kwargs = "", (), {}

@@ -17,6 +17,7 @@ use crate::error::{check_real, Error};
 
 mod activations;
 mod base;
+mod conv;
 mod data;
 mod generator;
 mod losses;
@@ -370,6 +371,7 @@ fn native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     optim::register(m)?;
     data::register(m)?;
     training::register(m)?;
+    conv::register(m)?;
     Ok(())
 }
 
