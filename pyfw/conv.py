@@ -240,7 +240,23 @@ def _tuple(v: Any, n: int, who: str, what: str, positive: bool) -> tuple:
     return tuple(out)
 
 
-class _ConvBase:
+class _Spatial:
+    """What every member of the family shares: its backend, and the check of its input."""
+
+    def _fw(self) -> Any:
+        """The namespace (``pyfw`` or ``pyfw_rs``) of this module's backend."""
+        return sys.modules[_types(self)[2]]
+
+    def _checked(self, x: Any, who: str, rank: int, layout: str, detail: str = "") -> Any:
+        """``x`` as a tensor of this backend, refused unless of ``rank`` (``layout`` names its dims)."""
+        if not isinstance(x, _types(self)[1]):
+            x = self._fw().tensor(x)
+        if x.ndim != rank:
+            raise ValueError(f"{who}: expected a {rank}-D input {layout}{detail}, got shape {x.shape}")
+        return x
+
+
+class _ConvBase(_Spatial):
     """What ``Conv1d`` and ``Conv2d`` do, for the ``Module`` of either backend.
 
     ``weight`` has shape ``(out_channels, in_channels, *kernel_size)`` and ``bias``
@@ -294,10 +310,6 @@ class _ConvBase:
         else:
             self.bias = None
 
-    def _fw(self) -> Any:
-        """The namespace (``pyfw`` or ``pyfw_rs``) of this module's backend."""
-        return sys.modules[_types(self)[2]]
-
     def _geometry(self) -> tuple:
         """``(stride, padding, dilation)`` as pairs for the 2-D kernel (height 1 for ``Conv1d``)."""
         if self._dims == 2:
@@ -311,12 +323,7 @@ class _ConvBase:
     def forward(self, x: Any) -> Any:
         """The convolution of ``x``, of shape ``(N, C, L)`` (Conv1d) or ``(N, C, H, W)`` (Conv2d)."""
         who, fw, d = self._name(), self._fw(), self._dims
-        if not isinstance(x, _types(self)[1]):
-            x = fw.tensor(x)
-        dims = "(N, C, L)" if d == 1 else "(N, C, H, W)"
-        if x.ndim != d + 2:
-            raise ValueError(f"{who}: expected a {d + 2}-D input {dims} with C = {self.in_channels}, "
-                             f"got shape {x.shape}")
+        x = self._checked(x, who, d + 2, "(N, C, L)" if d == 1 else "(N, C, H, W)", f" with C = {self.in_channels}")
         if x.shape[1] != self.in_channels:
             raise ValueError(f"{who}: expected {self.in_channels} input channels, got {x.shape[1]} "
                              f"(input shape {x.shape})")
@@ -421,11 +428,7 @@ class _ConvTransposeBase(_ConvBase):
     def forward(self, x: Any) -> Any:
         """The transposed convolution of ``x``, of shape ``(N, C, H, W)``."""
         who, fw = self._name(), self._fw()
-        if not isinstance(x, _types(self)[1]):
-            x = fw.tensor(x)
-        if x.ndim != 4:
-            raise ValueError(f"{who}: expected a 4-D input (N, C, H, W) with C = {self.in_channels}, "
-                             f"got shape {x.shape}")
+        x = self._checked(x, who, 4, "(N, C, H, W)", f" with C = {self.in_channels}")
         if x.shape[1] != self.in_channels:
             raise ValueError(f"{who}: expected {self.in_channels} input channels, got {x.shape[1]} "
                              f"(input shape {x.shape})")
@@ -475,7 +478,7 @@ class _ConvTransposeBase(_ConvBase):
         return f"ConvTranspose2d({', '.join(parts)})"
 
 
-class _UpsampleBase:
+class _UpsampleBase(_Spatial):
     """What ``Upsample`` does, for the ``Module`` of either backend: nearest upsampling of
     ``(N, C, H, W)`` by an integer ``scale_factor`` (an int or a pair);
     ``y[n, c, h, w] = x[n, c, h // sH, w // sW]``."""
@@ -503,19 +506,13 @@ class _UpsampleBase:
         self._in_shape: Any = None
         self._out_shape: Optional[tuple] = None
 
-    def _fw(self) -> Any:
-        return sys.modules[_types(self)[2]]
-
     def _name(self) -> str:
         return f"Upsample(scale_factor={self.scale_factor})"
 
     def forward(self, x: Any) -> Any:
         """``x`` (N, C, H, W), each value repeated ``sH`` x ``sW`` times."""
         who, fw = self._name(), self._fw()
-        if not isinstance(x, _types(self)[1]):
-            x = fw.tensor(x)
-        if x.ndim != 4:
-            raise ValueError(f"{who}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+        x = self._checked(x, who, 4, "(N, C, H, W)")
         y = type(self)._kernels[0](who, x, self.scale_factor)
         self._in_shape = x.shape if fw.is_grad_enabled() else NO_GRAD
         self._out_shape = y.shape
@@ -645,7 +642,7 @@ def avg_pool2d_backward(who: str, grad: Tensor, shape: tuple, kernel: Pair, stri
     return _from_flat(dx, shape)
 
 
-class _PoolBase:
+class _PoolBase(_Spatial):
     """What ``MaxPool2d`` and ``AvgPool2d`` do, for the ``Module`` of either backend: a pooling
     over ``(N, C, H, W)`` with torch's arguments (``stride`` defaults to ``kernel_size``;
     ``padding`` at most half the kernel) and torch's output size
@@ -666,19 +663,13 @@ class _PoolBase:
         self._kept: Any = None  # what backward needs, NO_GRAD (under no_grad) or None
         self._out_shape: Optional[tuple] = None
 
-    def _fw(self) -> Any:
-        return sys.modules[_types(self)[2]]
-
     def _name(self) -> str:
         return f"{type(self).__name__}(kernel_size={self.kernel_size})"
 
     def forward(self, x: Any) -> Any:
         """The pooling of ``x``, of shape ``(N, C, H, W)``."""
         who, fw = self._name(), self._fw()
-        if not isinstance(x, _types(self)[1]):
-            x = fw.tensor(x)
-        if x.ndim != 4:
-            raise ValueError(f"{who}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+        x = self._checked(x, who, 4, "(N, C, H, W)")
         padded = tuple(s + 2 * p for s, p in zip(x.shape[2:], self.padding))
         if any(p < k for p, k in zip(padded, self.kernel_size)):
             raise ValueError(f"{who}: input of size {x.shape[2:]} (padded to {padded}) is smaller than the "
