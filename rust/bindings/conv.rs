@@ -63,6 +63,24 @@ fn geom(
     Ok(g)
 }
 
+/// The bias (`channels`,) of a convolution, borrowed, or a `ValueError` naming its shape.
+fn checked_bias<'py>(
+    who: &str,
+    bias: Option<&Bound<'py, PyTensor>>,
+    channels: usize,
+) -> PyResult<Option<PyRef<'py, PyTensor>>> {
+    let b = bias.map(|b| b.busy_ref()).transpose()?;
+    if let Some(b) = &b {
+        if b.t.shape() != Shape::Vector(channels) {
+            return Err(PyValueError::new_err(format!(
+                "{who}: bias of shape {} for {channels} output channels",
+                b.t.shape()
+            )));
+        }
+    }
+    Ok(b)
+}
+
 /// The convolution of `x` (N, C, H, W) by `weight` (O, C, kH, kW) or (O, C, kW), plus `bias` (O,) if
 /// given: a new tensor (N, O, oH, oW) (docs/NUMERICS.md, "Conv2d").
 #[pyfunction]
@@ -78,16 +96,7 @@ fn _conv2d_forward(
 ) -> PyResult<PyTensor> {
     let (x, w) = (x.busy_ref()?, weight.busy_ref()?);
     let g = geom(who, x.t.shape(), w.t.shape(), stride, padding, dilation)?;
-    let b = bias.map(|b| b.busy_ref()).transpose()?;
-    if let Some(b) = &b {
-        if b.t.shape() != Shape::Vector(g.o) {
-            return Err(PyValueError::new_err(format!(
-                "{who}: bias of shape {} for {} output channels",
-                b.t.shape(),
-                g.o
-            )));
-        }
-    }
+    let b = checked_bias(who, bias, g.o)?;
     let (oh, ow) = g.out_size().unwrap_or((1, 1));
     let y = forward(&g, x.t.data(), w.t.data(), b.as_ref().map(|b| b.t.data()));
     PyTensor::wrap(Shape::new(&[g.n, g.o, oh, ow]).py()?, y)
@@ -322,16 +331,7 @@ fn _conv_transpose2d_forward(
 ) -> PyResult<PyTensor> {
     let (x, w) = (x.busy_ref()?, weight.busy_ref()?);
     let g = transpose_geom(who, x.t.shape(), w.t.shape(), stride, padding, out)?;
-    let b = bias.map(|b| b.busy_ref()).transpose()?;
-    if let Some(b) = &b {
-        if b.t.shape() != Shape::Vector(g.c) {
-            return Err(PyValueError::new_err(format!(
-                "{who}: bias of shape {} for {} output channels",
-                b.t.shape(),
-                g.c
-            )));
-        }
-    }
+    let b = checked_bias(who, bias, g.c)?;
     let y = input_grad(&g, w.t.data(), x.t.data(), b.as_ref().map(|b| b.t.data()));
     PyTensor::wrap(Shape::new(&[g.n, g.c, g.h, g.w]).py()?, y)
 }
