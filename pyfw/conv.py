@@ -20,7 +20,7 @@ from typing import Any, Optional
 from .error import NO_GRAD, check_size, check_thread, described, not_forwarded
 from .generator import Generator
 from .modules import Module, _types
-from .tensor import Tensor, _flat, _from_flat
+from .tensor import Tensor, _flat, _from_flat, _reserve
 
 Pair = tuple
 
@@ -53,6 +53,7 @@ def conv2d_forward(who: str, x: Tensor, weight: Tensor, bias: Optional[Tensor],
     O, KH, KW = weight.shape[0], *(weight.shape[2:] if weight.ndim == 4 else (1, weight.shape[2]))
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     oh, ow = _out_size(H, KH, sh, ph, dh), _out_size(W, KW, sw, pw, dw)
+    _reserve(N * O * oh * ow, who)
     xf, wf = _flat(x), _flat(weight)
     bf = _flat(bias) if bias is not None else None
     y: list = []
@@ -175,6 +176,7 @@ def conv_transpose2d_forward(who: str, x: Tensor, weight: Tensor, bias: Optional
     N, C, H, W = x.shape
     _, O, KH, KW = weight.shape
     geom = (N, O, out[0], out[1], C, KH, KW, stride, padding, (1, 1), H, W)
+    _reserve(N * O * out[0] * out[1], who)
     start_at = list(_flat(bias)) if bias is not None else None
     return _from_flat(_input_grad(geom, _flat(weight), _flat(x), start_at), (N, O, *out))
 
@@ -198,6 +200,7 @@ def conv_transpose2d_backward(who: str, grad: Tensor, x: Tensor, weight: Tensor,
 def upsample_nearest2d_forward(who: str, x: Tensor, scale: Pair) -> Tensor:
     """``y[n, c, h, w] = x[n, c, h // sH, w // sW]``."""
     sh, sw = scale
+    _reserve(x.numel() * sh * sw, who)
     rows = []
     for r in x._rows:
         wide = [v for v in r for _ in range(sw)]

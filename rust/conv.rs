@@ -7,6 +7,8 @@
 //! output positions `j` of one row) innermost, never along a fold, and no
 //! multiply-add is fused, so the bits match `pyfw`'s.
 
+use crate::error::{checked_size, try_zeros, Error, Result};
+
 /// Sizes of one convolution: input `(n, c, h, w)`, weight `(o, c, kh, kw)`,
 /// stride, zero padding and dilation per spatial dimension, output `(n, o, oh, ow)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +50,26 @@ impl Geom {
 
 /// The output positions `lo..hi` (of `out` in all) whose input position
 /// `pos * stride + off` falls inside `0..size`; `off` is `k * dilation - padding`.
+/// A buffer of `dims`' product of zeros, or a `MemoryError` (never an abort) when the
+/// size overflows or cannot be allocated: outputs grow with padding, stride and scale.
+fn zeros(dims: &[usize]) -> Result<Vec<f64>> {
+    try_zeros(numel(dims)?, "convolution family")
+}
+
+/// The product of `dims`, or a `MemoryError` when it overflows.
+fn numel(dims: &[usize]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| checked_size(acc, d, "convolution family"))
+}
+
+/// An empty buffer with room for `n` items, or a `MemoryError`.
+fn room<T>(n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::Memory(format!("convolution family: cannot allocate {n} elements")))?;
+    Ok(v)
+}
+
 fn span(off: isize, stride: usize, size: usize, out: usize) -> (usize, usize) {
     let s = stride as isize;
     let lo = if off < 0 { (-off + s - 1) / s } else { 0 };
@@ -61,9 +83,9 @@ fn span(off: isize, stride: usize, size: usize, out: usize) -> (usize, usize) {
 /// `x[n, c, i sh + ki dh - ph, j sw + kj dw - pw] * w[o, c, ki, kj]`, starting at
 /// `bias[o]` (`0.0` without a bias); terms that fall in the padding are skipped.
 /// `oh`, `ow` are [`Geom::out_size`]'s.
-pub fn forward(g: &Geom, x: &[f64], weight: &[f64], bias: Option<&[f64]>) -> Vec<f64> {
+pub fn forward(g: &Geom, x: &[f64], weight: &[f64], bias: Option<&[f64]>) -> Result<Vec<f64>> {
     let (oh, ow) = g.out_size().expect("conv: the caller checks the sizes");
-    let mut y = vec![0.0; g.n * g.o * oh * ow];
+    let mut y = zeros(&[g.n, g.o, oh, ow])?;
     let (sh, sw) = g.stride;
     let (ph, pw) = g.padding;
     let (dh, dw) = g.dilation;
@@ -95,7 +117,7 @@ pub fn forward(g: &Geom, x: &[f64], weight: &[f64], bias: Option<&[f64]>) -> Vec
             }
         }
     }
-    y
+    Ok(y)
 }
 
 /// The backward pass for the output gradient `gy` (shape `(n, o, oh, ow)`):
@@ -114,7 +136,7 @@ pub fn backward(
     gy: &[f64],
     weight_grad: &mut [f64],
     bias_grad: Option<&mut [f64]>,
-) -> Vec<f64> {
+) -> Result<Vec<f64>> {
     let (oh, ow) = g.out_size().expect("conv: the caller checks the sizes");
     if let Some(gb) = bias_grad {
         channel_sums(gy, g.n, oh * ow, gb);
@@ -173,12 +195,12 @@ pub fn weight_grad_into(g: &Geom, x: &[f64], gy: &[f64], weight_grad: &mut [f64]
 
 /// The input gradient of [`backward`]; each `dx[n, c]` plane starts at `start[c]` instead of
 /// `0.0` when given (the bias of `ConvTranspose2d`, whose forward this is).
-pub fn input_grad(g: &Geom, weight: &[f64], gy: &[f64], start: Option<&[f64]>) -> Vec<f64> {
+pub fn input_grad(g: &Geom, weight: &[f64], gy: &[f64], start: Option<&[f64]>) -> Result<Vec<f64>> {
     let (oh, ow) = g.out_size().expect("conv: the caller checks the sizes");
     let (sh, sw) = g.stride;
     let (ph, pw) = g.padding;
     let (dh, dw) = g.dilation;
-    let mut dx = vec![0.0; g.n * g.c * g.h * g.w];
+    let mut dx = zeros(&[g.n, g.c, g.h, g.w])?;
     for n in 0..g.n {
         for c in 0..g.c {
             let dplane = &mut dx[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
@@ -207,7 +229,7 @@ pub fn input_grad(g: &Geom, weight: &[f64], gy: &[f64], start: Option<&[f64]>) -
             }
         }
     }
-    dx
+    Ok(dx)
 }
 
 /// Nearest upsampling of `planes` planes of `h` x `w` by `(sh, sw)`: `y[h, v] = x[h / sh, v / sw]`.
@@ -217,9 +239,9 @@ pub fn upsample_forward(
     h: usize,
     w: usize,
     s: (usize, usize),
-) -> Vec<f64> {
+) -> Result<Vec<f64>> {
     let (sh, sw) = s;
-    let mut y = Vec::with_capacity(planes * h * sh * w * sw);
+    let mut y = room(numel(&[planes, h, sh, w, sw])?)?;
     for p in 0..planes {
         for i in 0..h {
             let row = &x[(p * h + i) * w..][..w];
@@ -232,7 +254,7 @@ pub fn upsample_forward(
             }
         }
     }
-    y
+    Ok(y)
 }
 
 /// Its gradient: `dx[i, j]`, a fold over `(a, b)` in row-major order of `gy[i sh + a, j sw + b]`,
@@ -243,10 +265,10 @@ pub fn upsample_backward(
     h: usize,
     w: usize,
     s: (usize, usize),
-) -> Vec<f64> {
+) -> Result<Vec<f64>> {
     let (sh, sw) = s;
     let ow = w * sw;
-    let mut dx = vec![0.0; planes * h * w];
+    let mut dx = zeros(&[planes, h, w])?;
     for p in 0..planes {
         for i in 0..h {
             let drow = &mut dx[(p * h + i) * w..][..w];
@@ -260,18 +282,18 @@ pub fn upsample_backward(
             }
         }
     }
-    dx
+    Ok(dx)
 }
 
 /// Max pooling of `planes` planes of `h` x `w` (the `n` of `g`, with `c = o = 1` and
 /// dilation 1): `(y, argmax)`, the window's first value then each later one that is
 /// greater or NaN (the padding is -inf, never kept), and its flat input position.
-pub fn max_pool_forward(g: &Geom, x: &[f64]) -> (Vec<f64>, Vec<usize>) {
+pub fn max_pool_forward(g: &Geom, x: &[f64]) -> Result<(Vec<f64>, Vec<usize>)> {
     let (oh, ow) = g.out_size().expect("max_pool: the caller checks the sizes");
     let (sh, sw) = g.stride;
     let (ph, pw) = g.padding;
-    let mut y = Vec::with_capacity(g.n * oh * ow);
-    let mut arg = Vec::with_capacity(g.n * oh * ow);
+    let mut y = room(numel(&[g.n, oh, ow])?)?;
+    let mut arg = room(y.capacity())?;
     for p in 0..g.n {
         let base = p * g.h * g.w;
         for i in 0..oh {
@@ -303,28 +325,28 @@ pub fn max_pool_forward(g: &Geom, x: &[f64]) -> (Vec<f64>, Vec<usize>) {
             }
         }
     }
-    (y, arg)
+    Ok((y, arg))
 }
 
 /// `dx` of max pooling: a fold over the outputs in row-major order of `gy` into the
 /// input position each took its maximum from, starting at `0.0`.
-pub fn max_pool_backward(numel: usize, argmax: &[usize], gy: &[f64]) -> Vec<f64> {
-    let mut dx = vec![0.0; numel];
+pub fn max_pool_backward(n: usize, argmax: &[usize], gy: &[f64]) -> Result<Vec<f64>> {
+    let mut dx = zeros(&[n])?;
     for (&k, &gv) in argmax.iter().zip(gy) {
         dx[k] += gv;
     }
-    dx
+    Ok(dx)
 }
 
 /// Average pooling (`g` as for [`max_pool_forward`]): a fold over `(ki, kj)` in row-major
 /// order of the window's input values, starting at `0.0` and skipping the padding,
 /// divided by `kh * kw`.
-pub fn avg_pool_forward(g: &Geom, x: &[f64]) -> Vec<f64> {
+pub fn avg_pool_forward(g: &Geom, x: &[f64]) -> Result<Vec<f64>> {
     let (oh, ow) = g.out_size().expect("avg_pool: the caller checks the sizes");
     let (sh, sw) = g.stride;
     let (ph, pw) = g.padding;
     let div = (g.kh * g.kw) as f64;
-    let mut y = vec![0.0; g.n * oh * ow];
+    let mut y = zeros(&[g.n, oh, ow])?;
     for p in 0..g.n {
         let xplane = &x[p * g.h * g.w..][..g.h * g.w];
         let plane = &mut y[p * oh * ow..][..oh * ow];
@@ -348,19 +370,19 @@ pub fn avg_pool_forward(g: &Geom, x: &[f64]) -> Vec<f64> {
             *v /= div;
         }
     }
-    y
+    Ok(y)
 }
 
 /// `dx` of average pooling: a fold over `(ki, kj)` in row-major order of
 /// `gy[i, j] / (kh * kw)` for the window `(i, j)` that reads the input position
 /// through `(ki, kj)`, starting at `0.0`.
-pub fn avg_pool_backward(g: &Geom, gy: &[f64]) -> Vec<f64> {
+pub fn avg_pool_backward(g: &Geom, gy: &[f64]) -> Result<Vec<f64>> {
     let (oh, ow) = g.out_size().expect("avg_pool: the caller checks the sizes");
     let (sh, sw) = g.stride;
     let (ph, pw) = g.padding;
     let div = (g.kh * g.kw) as f64;
     let gd: Vec<f64> = gy.iter().map(|v| v / div).collect();
-    let mut dx = vec![0.0; g.n * g.h * g.w];
+    let mut dx = zeros(&[g.n, g.h, g.w])?;
     for p in 0..g.n {
         let dplane = &mut dx[p * g.h * g.w..][..g.h * g.w];
         let gp = &gd[p * oh * ow..][..oh * ow];
@@ -381,7 +403,7 @@ pub fn avg_pool_backward(g: &Geom, gy: &[f64]) -> Vec<f64> {
             }
         }
     }
-    dx
+    Ok(dx)
 }
 
 #[cfg(test)]
@@ -456,7 +478,7 @@ mod tests {
             let x = values(g.n * g.c * h * w, 1);
             let wt = values(g.o * g.c * k * k, 2);
             let b = values(g.o, 3);
-            let y = forward(&g, &x, &wt, Some(&b));
+            let y = forward(&g, &x, &wt, Some(&b)).unwrap();
             let want = naive(&g, &x, &wt, &b);
             assert_eq!(crate::testing::bits(&y), crate::testing::bits(&want));
         }
@@ -472,9 +494,9 @@ mod tests {
         let cy = values(g.n * g.o * oh * ow, 7);
         let mut gw = vec![0.0; wt.len()];
         let mut gb = vec![0.0; 3];
-        let dx = backward(&g, &x, &wt, &cy, &mut gw, Some(&mut gb));
+        let dx = backward(&g, &x, &wt, &cy, &mut gw, Some(&mut gb)).unwrap();
         let loss = |x: &[f64], w: &[f64], b: &[f64]| {
-            crate::testing::weighted_sum(&forward(&g, x, w, Some(b)), &cy)
+            crate::testing::weighted_sum(&forward(&g, x, w, Some(b)).unwrap(), &cy)
         };
         let eps = 1e-6;
         let check = |v: &[f64], k: usize, which: usize, analytic: f64| {
@@ -520,21 +542,22 @@ mod tests {
         let (oh, ow) = g.out_size().unwrap();
         let x = values(g.n * g.h * g.w, 8);
         let cy = values(g.n * oh * ow, 9);
-        let dx = avg_pool_backward(&g, &cy);
+        let dx = avg_pool_backward(&g, &cy).unwrap();
         let eps = 1e-6;
         for k in 0..x.len() {
             let (mut p, mut m) = (x.clone(), x.clone());
             p[k] += eps;
             m[k] -= eps;
-            let f = |t: &[f64]| crate::testing::weighted_sum(&avg_pool_forward(&g, t), &cy);
+            let f =
+                |t: &[f64]| crate::testing::weighted_sum(&avg_pool_forward(&g, t).unwrap(), &cy);
             assert!(((f(&p) - f(&m)) / (2.0 * eps) - dx[k]).abs() < 1e-7);
         }
         let ties = vec![1.0; g.n * g.h * g.w];
-        let (y, arg) = max_pool_forward(&g, &ties);
+        let (y, arg) = max_pool_forward(&g, &ties).unwrap();
         assert!(y.iter().all(|&v| v == 1.0));
         // The first element of window (0, 0) is (0, 0): rows -1..2, columns -1..1.
         assert_eq!(arg[0], 0);
-        let dx = max_pool_backward(ties.len(), &arg, &cy);
+        let dx = max_pool_backward(ties.len(), &arg, &cy).unwrap();
         assert_eq!(dx[0], cy[0] + cy[1]);
     }
 
@@ -543,5 +566,19 @@ mod tests {
         assert_eq!(geom(2, 5, 3, 1, 0, 1).out_size(), None);
         assert_eq!(geom(2, 5, 3, 1, 1, 1).out_size(), Some((2, 5)));
         assert_eq!(geom(5, 5, 3, 1, 0, 3).out_size(), None);
+    }
+}
+
+#[cfg(test)]
+mod sizes {
+    use super::*;
+
+    #[test]
+    fn an_output_too_large_is_a_memory_error_not_an_abort() {
+        let x = [1.0; 4];
+        assert!(matches!(
+            upsample_forward(&x, 1, 2, 2, (usize::MAX / 2, 3)),
+            Err(Error::Memory(_))
+        ));
     }
 }

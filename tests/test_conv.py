@@ -561,3 +561,15 @@ def test_backward_in_another_thread_is_refused(fw: ModuleType, name: str, args: 
     t.join()
     assert len(errors) == 1 and "another thread" in errors[0]
     m.backward(y)  # the forward's own thread may
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda fw: fw.Upsample(scale_factor=100000), (1, 1, 10, 10)),
+    (lambda fw: fw.Conv2d(1, 1, 3, padding=10**6), (1, 1, 4, 4)),
+    (lambda fw: fw.ConvTranspose2d(1, 1, 3, stride=10**6), (1, 1, 4, 4)),
+], ids=["upsample", "conv-padding", "transpose-stride"])
+def test_an_output_too_large_for_memory_is_a_memory_error_at_once(fw: ModuleType, make: Any, shape: tuple) -> None:
+    """Outputs grow with the scale, the padding and the stride: an impossible one is refused
+    before anything is built (pyfw_rs aborted the process; pyfw filled the memory)."""
+    with pytest.raises(MemoryError, match="cannot allocate"):
+        make(fw)(fw.ones(*shape))

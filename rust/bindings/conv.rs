@@ -99,7 +99,7 @@ fn _conv2d_forward(
     let b = checked_bias(who, bias, g.o)?;
     let (oh, ow) = g.out_size().unwrap_or((1, 1));
     let y = forward(&g, x.t.data(), w.t.data(), b.as_ref().map(|b| b.t.data()));
-    PyTensor::wrap(Shape::new(&[g.n, g.o, oh, ow]).py()?, y)
+    PyTensor::wrap(Shape::new(&[g.n, g.o, oh, ow]).py()?, y.py()?)
 }
 
 /// The backward pass of [`_conv2d_forward`] for the output gradient `grad`: adds into
@@ -154,7 +154,7 @@ fn _conv2d_backward(
         gw.t.data_mut(),
         gb.as_mut().map(|b| b.t.data_mut()),
     );
-    PyTensor::wrap(xr.t.shape(), dx)
+    PyTensor::wrap(xr.t.shape(), dx.py()?)
 }
 
 /// The geometry of a pooling of `xs` (N, C, H, W) as planes, checked.
@@ -205,7 +205,7 @@ fn _max_pool2d_forward(
     let xs = x.t.shape();
     let g = pool_geom(who, xs, kernel, stride, padding)?;
     let (oh, ow) = g.out_size().unwrap_or((1, 1));
-    let (y, picks) = max_pool_forward(&g, x.t.data());
+    let (y, picks) = max_pool_forward(&g, x.t.data()).py()?;
     let dims = xs.dims();
     let y = PyTensor::wrap(Shape::new(&[dims[0], dims[1], oh, ow]).py()?, y)?;
     Ok((
@@ -234,7 +234,10 @@ fn _max_pool2d_backward(
             gy.t.shape()
         )));
     }
-    PyTensor::wrap(shape, max_pool_backward(a.numel, &a.picks, gy.t.data()))
+    PyTensor::wrap(
+        shape,
+        max_pool_backward(a.numel, &a.picks, gy.t.data()).py()?,
+    )
 }
 
 /// The average pooling of `x` (N, C, H, W), the zero padding counting in each window.
@@ -253,7 +256,7 @@ fn _avg_pool2d_forward(
     let dims = xs.dims();
     PyTensor::wrap(
         Shape::new(&[dims[0], dims[1], oh, ow]).py()?,
-        avg_pool_forward(&g, x.t.data()),
+        avg_pool_forward(&g, x.t.data()).py()?,
     )
 }
 
@@ -277,7 +280,7 @@ fn _avg_pool2d_backward(
             gy.t.shape()
         )));
     }
-    PyTensor::wrap(xs, avg_pool_backward(&g, gy.t.data()))
+    PyTensor::wrap(xs, avg_pool_backward(&g, gy.t.data()).py()?)
 }
 
 /// The geometry of a transposed convolution of `xs` (N, in, H, W) by `ws` (in, out, kH, kW)
@@ -333,7 +336,7 @@ fn _conv_transpose2d_forward(
     let g = transpose_geom(who, x.t.shape(), w.t.shape(), stride, padding, out)?;
     let b = checked_bias(who, bias, g.c)?;
     let y = input_grad(&g, w.t.data(), x.t.data(), b.as_ref().map(|b| b.t.data()));
-    PyTensor::wrap(Shape::new(&[g.n, g.c, g.h, g.w]).py()?, y)
+    PyTensor::wrap(Shape::new(&[g.n, g.c, g.h, g.w]).py()?, y.py()?)
 }
 
 /// The backward pass of [`_conv_transpose2d_forward`]: adds into `weight_grad` and
@@ -386,7 +389,10 @@ fn _conv_transpose2d_backward(
     }
     // As the Conv2d whose input gradient the forward is: its "x" is `grad`, its "gy" is `x`.
     weight_grad_into(&g, gy.t.data(), xr.t.data(), gw.t.data_mut());
-    PyTensor::wrap(xr.t.shape(), forward(&g, gy.t.data(), w.t.data(), None))
+    PyTensor::wrap(
+        xr.t.shape(),
+        forward(&g, gy.t.data(), w.t.data(), None).py()?,
+    )
 }
 
 /// `(planes, h, w)` of a 4-D tensor shape.
@@ -411,7 +417,7 @@ fn _upsample_nearest2d_forward(
     let (p, h, w) = planes(who, xs)?;
     let d = xs.dims();
     let shape = Shape::new(&[d[0], d[1], h * scale.0, w * scale.1]).py()?;
-    PyTensor::wrap(shape, upsample_forward(x.t.data(), p, h, w, scale))
+    PyTensor::wrap(shape, upsample_forward(x.t.data(), p, h, w, scale).py()?)
 }
 
 /// The input gradient (of shape `shape`) of a nearest upsampling by `scale`.
@@ -431,7 +437,7 @@ fn _upsample_nearest2d_backward(
             gy.t.shape()
         )));
     }
-    PyTensor::wrap(xs, upsample_backward(gy.t.data(), p, h, w, scale))
+    PyTensor::wrap(xs, upsample_backward(gy.t.data(), p, h, w, scale).py()?)
 }
 
 /// Register the kernels' functions.
