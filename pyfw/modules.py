@@ -492,6 +492,17 @@ class Linear(Module):
 
     _forward_state = ("_input", "_thread")
 
+    # The layer table's entries (see LAYERS).
+    _params = ("in_features", "out_features")
+    _buffers: tuple = ()
+
+    @staticmethod
+    def _param_shapes(in_features: int, out_features: int) -> dict:
+        """The shapes of the parameters, in ``state_dict`` order, for these arguments."""
+        in_f = check_size(in_features, "Linear", "in_features")
+        out_f = check_size(out_features, "Linear", "out_features")
+        return {"weight": (out_f, in_f), "bias": (out_f,)}
+
     def _check_restored(self) -> None:
         super()._check_restored()
         who = "Linear"
@@ -601,6 +612,10 @@ class Dropout(Module):
         self._p = p
 
     _forward_state = ("_mask", "_shape", "_thread")
+
+    # The layer table's entries (see LAYERS).
+    _params = ("p",)
+    _buffers: tuple = ()
 
     def _check_restored(self) -> None:
         super()._check_restored()
@@ -727,7 +742,15 @@ class Sequential(Module):
 
 
 LAYERS: dict = {cls.__name__: cls for cls in (Linear, Dropout, Sequential)}
-"""The members of the layer family, by class name, in table order."""
+"""The members of the layer family, by class name, in table order.
+
+Each member but the container ``Sequential`` lists, as class attributes,
+``_params``: the constructor arguments a model file stores (read back from the
+attributes of the same names); ``_buffers``: its buffer slots; and, when it has
+parameters, ``_param_shapes(**args)``: their slots and shapes in ``state_dict``
+order, which also checks the arguments. A member with parameters draws their
+initial values from the ``generator`` its constructor takes. Model files, copies
+and the tests read these entries; nothing else names a layer."""
 
 
 class _ParameterType(type):

@@ -1,9 +1,14 @@
-//! The layer family's kernels, mirroring `pyfw/modules.py`: `Linear` and `Dropout`.
+//! The layer family's kernels, mirroring `pyfw/modules.py`: `Linear` and `Dropout`,
+//! the family's table (`layer_table!`), and the one stack runner ([`Stack`]).
 //!
 //! The kernels are free functions over row-major slices, so that the binding
 //! layer runs them on the live storage of Python-visible tensors. Each layer
 //! also has a small state struct (`LinearState`, `DropoutState`) that keeps what
 //! `backward` needs in plain buffers; the bindings hold one per Python object.
+//! A [`Layer`] lends any of them, with its parameter slots in table order, to
+//! the [`Stack`], which runs a stack of layers for both the native `Sequential`
+//! and the native epoch of `fit`; it is the only code that dispatches on the
+//! kind of a layer.
 //!
 //! Linear, for `g = dL/dy` (docs/NUMERICS.md, "Linear"):
 //!
@@ -16,6 +21,7 @@
 //! element and runs its innermost loop across independent outputs (contiguous in
 //! memory), so the compiler vectorizes it without changing any result.
 
+use crate::activations::ActState;
 use crate::error::{
     check_grad, checked_size, copy_into, not_forwarded, try_zeros, Error, Owner, Result,
 };
@@ -672,6 +678,453 @@ impl DropoutState {
     }
 }
 
+// ---------------------------------------------------------------- the family's table
+
+/// The members of the family. `layer_table!(m)` calls the macro `m` with one line
+/// per member: `Name [parameter slots] [buffer slots] "(python signature)";`.
+/// The slots are the member's `state_dict` keys, in order; the signature is its
+/// constructor's, as `pyfw` and the stub write it.
+#[macro_export]
+macro_rules! layer_table {
+    ($callback:ident) => {
+        $callback! {
+            /// `y = x W^T + b`.
+            Linear ["weight", "bias"] [] "(in_features, out_features, bias=True, generator=None)";
+            /// `y = x * m` with a fresh mask in training mode; the identity in eval mode.
+            Dropout [] [] "(p=0.5, generator=None)";
+            /// The container: its children in order.
+            Sequential [] [] "(*modules)";
+        }
+    };
+}
+
+/// One member of the layer family as its table line lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// The class name.
+    pub name: &'static str,
+    /// The parameter slots, in `state_dict` order.
+    pub params: &'static [&'static str],
+    /// The buffer slots, in `state_dict` order.
+    pub buffers: &'static [&'static str],
+    /// The constructor's Python signature.
+    pub signature: &'static str,
+}
+
+macro_rules! layer_infos {
+    ($($(#[$doc:meta])* $name:ident [$($p:literal),*] [$($b:literal),*] $sig:literal;)*) => {
+        /// The members, in table order.
+        pub const LAYERS: &[LayerInfo] = &[$(LayerInfo {
+            name: stringify!($name),
+            params: &[$($p),*],
+            buffers: &[$($b),*],
+            signature: $sig,
+        }),*];
+    };
+}
+crate::layer_table!(layer_infos);
+
+// ---------------------------------------------------------------- the stack runner
+
+/// A parameter slot of a layer, borrowed for a run: its values and its gradient.
+pub struct Slot<'a> {
+    /// The values.
+    pub value: &'a mut [f64],
+    /// The gradient, accumulated by `backward`.
+    pub grad: &'a mut [f64],
+}
+
+/// What runs one layer of a stack: its kernel state, borrowed from its module.
+pub enum LayerKind<'a> {
+    /// A `Linear`; its slots are `weight` (out, in) and `bias` (out,).
+    Linear(&'a mut LinearState),
+    /// Any member of the activation family.
+    Activation(&'a mut ActState),
+    /// A `Dropout`, and the index in the runner's generators of the one it
+    /// draws from, or `None` when it is the identity (eval mode, or `p = 0`).
+    Dropout(&'a mut DropoutState, Option<usize>),
+}
+
+/// One layer of a stack: its kernel state and its parameter slots, in the
+/// order of its table line.
+pub struct Layer<'a> {
+    /// The kernel state.
+    pub kind: LayerKind<'a>,
+    /// The parameter slots.
+    pub params: Vec<Slot<'a>>,
+}
+
+impl Layer<'_> {
+    /// The output width for an input of `width` columns.
+    pub fn width_out(&self, width: usize) -> usize {
+        match &self.kind {
+            LayerKind::Linear(s) => s.out_features(),
+            _ => width,
+        }
+    }
+
+    /// The input width the layer requires, if it fixes one.
+    pub fn in_width(&self) -> Option<usize> {
+        match &self.kind {
+            LayerKind::Linear(s) => Some(s.in_features()),
+            _ => None,
+        }
+    }
+
+    /// The name its kernel errors start with, when a subclass's name should
+    /// replace it (`None`: the errors name the layer's sizes).
+    pub fn kind_name(&self) -> Option<&'static str> {
+        match &self.kind {
+            LayerKind::Linear(_) => None,
+            LayerKind::Activation(a) => Some(a.kind().name()),
+            LayerKind::Dropout(..) => Some("Dropout"),
+        }
+    }
+
+    /// Multiply-adds of a forward on an input of `numel` elements (`backward`
+    /// false), or of a backward from a gradient of `numel` elements.
+    pub fn work(&self, numel: usize, backward: bool) -> usize {
+        match &self.kind {
+            LayerKind::Linear(s) if backward => numel.saturating_mul(s.in_features()),
+            LayerKind::Linear(s) => numel.saturating_mul(s.out_features()),
+            _ => 0,
+        }
+    }
+
+    /// Forward on `x` of `shape`, keeping what `backward_kept` needs in the
+    /// layer's own state; returns the output and its shape.
+    pub fn forward_kept(
+        &mut self,
+        x: Vec<f64>,
+        shape: Shape,
+        gens: &mut [&mut Generator],
+    ) -> Result<(Vec<f64>, Shape)> {
+        match &mut self.kind {
+            LayerKind::Linear(s) => s.forward(x, shape, self.params[0].value, self.params[1].value),
+            LayerKind::Activation(a) => Ok((a.forward(x, shape)?, shape)),
+            LayerKind::Dropout(d, gen) => {
+                let g = gen.map(|i| &mut *gens[i]);
+                Ok((d.forward(x, shape, g)?, shape))
+            }
+        }
+    }
+
+    /// Backward from `g` of `shape` with what the last `forward_kept` kept:
+    /// accumulates the parameter gradients and returns dL/dx and its shape.
+    pub fn backward_kept(&mut self, g: Vec<f64>, shape: Shape) -> Result<(Vec<f64>, Shape)> {
+        match &mut self.kind {
+            LayerKind::Linear(s) => {
+                let [w, b] = &mut self.params[..] else {
+                    unreachable!("a Linear has two slots")
+                };
+                s.backward(&g, shape, w.value, w.grad, b.grad)
+            }
+            LayerKind::Activation(a) => Ok((a.backward(&g, shape)?, shape)),
+            LayerKind::Dropout(d, _) => Ok((d.backward(g, shape)?, shape)),
+        }
+    }
+
+    /// Whether the forward draws a mask.
+    fn draws(&self) -> bool {
+        matches!(self.kind, LayerKind::Dropout(_, Some(_)))
+    }
+
+    /// `y` from `x`, both (rows, width) buffers, drawing a fresh `mask` if it draws.
+    fn forward(
+        &mut self,
+        x: &[f64],
+        rows: usize,
+        (wi, wo): (usize, usize),
+        y: &mut [f64],
+        mask: &mut [f64],
+        gens: &mut [&mut Generator],
+    ) -> Result<()> {
+        match &mut self.kind {
+            LayerKind::Linear(_) => {
+                let d = Dims {
+                    batch: rows,
+                    in_f: wi,
+                    out_f: wo,
+                };
+                let (w, b) = (&*self.params[0].value, &*self.params[1].value);
+                with_terms(|terms| {
+                    dispatch(LinearForward {
+                        d,
+                        x,
+                        w,
+                        b,
+                        y,
+                        terms,
+                    })
+                });
+            }
+            LayerKind::Activation(a) => a.kind().forward(x, Shape::Matrix(rows, wi), y)?,
+            LayerKind::Dropout(d, gen) => match gen {
+                Some(g) => {
+                    d.draw_mask(gens[*g], mask);
+                    for ((o, &v), &m) in y.iter_mut().zip(x.iter()).zip(mask.iter()) {
+                        *o = v * m;
+                    }
+                }
+                None => y.copy_from_slice(x),
+            },
+        }
+        Ok(())
+    }
+
+    /// Accumulate the parameter gradients and write `dx` (unless `None`: nothing
+    /// reads it) from the input `x`, output `y`, mask and output gradient `gy`.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &mut self,
+        x: &[f64],
+        y: &[f64],
+        mask: &[f64],
+        gy: &[f64],
+        rows: usize,
+        (wi, wo): (usize, usize),
+        dx: Option<&mut [f64]>,
+    ) -> Result<()> {
+        match &mut self.kind {
+            LayerKind::Linear(_) => {
+                let d = Dims {
+                    batch: rows,
+                    in_f: wi,
+                    out_f: wo,
+                };
+                let [w, b] = &mut self.params[..] else {
+                    unreachable!("a Linear has two slots")
+                };
+                with_terms(|terms| {
+                    dispatch(LinearBackward {
+                        d,
+                        x,
+                        g: gy,
+                        w: w.value,
+                        gw: w.grad,
+                        gb: b.grad,
+                        dx,
+                        terms,
+                    })
+                });
+            }
+            _ if dx.is_none() => {}
+            LayerKind::Activation(a) => {
+                if let Some(dx) = dx {
+                    a.kind().backward(x, y, gy, Shape::Matrix(rows, wi), dx)?;
+                }
+            }
+            LayerKind::Dropout(_, gen) => {
+                if let Some(out) = dx {
+                    if gen.is_some() {
+                        for ((o, &v), &m) in out.iter_mut().zip(gy).zip(mask) {
+                            *o = v * m;
+                        }
+                    } else {
+                        out.copy_from_slice(gy);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Keep what `forward` keeps for `backward`, from the buffers of a run.
+    fn remember(&mut self, x: &[f64], y: &[f64], mask: &[f64], shape: Shape) -> Result<()> {
+        match &mut self.kind {
+            LayerKind::Linear(state) => state.remember(x),
+            LayerKind::Activation(a) => a.remember(x, y, shape),
+            LayerKind::Dropout(d, gen) => {
+                let mask: &[f64] = if gen.is_some() { mask } else { &[] };
+                d.remember(mask, shape)
+            }
+        }
+    }
+}
+
+/// The one runner of a stack of layers: the native `Sequential` and the native
+/// epoch of `fit` both run their layers through it. It holds the buffers between
+/// the layers, allocated once for batches of up to `rows` samples, so a forward
+/// and backward pass allocate nothing.
+pub struct Stack {
+    /// The input of layer `l` is `acts[l]`; the stack's output is `acts[layers]`.
+    acts: Vec<Vec<f64>>,
+    /// The widths of `acts`.
+    widths: Vec<usize>,
+    /// One mask per layer (empty but for drawing `Dropout` layers).
+    masks: Vec<Vec<f64>>,
+    /// Two gradient buffers, used in turn; `grad[0]` takes the output gradient.
+    grad: [Vec<f64>; 2],
+    /// The layers whose forward has run in the current pass.
+    done: usize,
+}
+
+impl Stack {
+    /// The buffers for `layers` on inputs of up to `rows` rows of `width` columns.
+    pub fn new(layers: &[Layer<'_>], width: usize, rows: usize, who: &str) -> Result<Stack> {
+        let size = |w: usize| {
+            rows.checked_mul(w)
+                .ok_or_else(|| Error::Memory(format!("{who}: batch too large")))
+        };
+        let mut widths = vec![width];
+        for l in layers {
+            let w = l.width_out(*widths.last().unwrap_or(&width));
+            widths.push(w);
+        }
+        let mut acts = Vec::new();
+        for &w in &widths {
+            acts.push(try_zeros(size(w)?, who)?);
+        }
+        let mut masks = Vec::new();
+        for (l, &w) in layers.iter().zip(&widths) {
+            let n = if l.draws() { size(w)? } else { 0 };
+            masks.push(try_zeros(n, who)?);
+        }
+        let widest = size(widths.iter().copied().max().unwrap_or(0))?;
+        let grad = [try_zeros(widest, who)?, try_zeros(widest, who)?];
+        Ok(Stack {
+            acts,
+            widths,
+            masks,
+            grad,
+            done: 0,
+        })
+    }
+
+    /// The width of the stack's output.
+    pub fn out_width(&self) -> usize {
+        *self.widths.last().unwrap_or(&0)
+    }
+
+    /// The input buffer for `rows` rows, to fill before `forward`.
+    pub fn input_mut(&mut self, rows: usize) -> &mut [f64] {
+        &mut self.acts[0][..rows * self.widths[0]]
+    }
+
+    /// The output of the last `forward` on `rows` rows.
+    pub fn output(&self, rows: usize) -> &[f64] {
+        let n = self.widths.len() - 1;
+        &self.acts[n][..rows * self.widths[n]]
+    }
+
+    /// The output gradient buffer for `rows` rows, to fill before `backward`.
+    pub fn grad_mut(&mut self, rows: usize) -> &mut [f64] {
+        let w = self.out_width();
+        &mut self.grad[0][..rows * w]
+    }
+
+    /// `optimizer.zero_grad()` over the layers' parameter slots.
+    pub fn zero_grad(layers: &mut [Layer<'_>]) {
+        for l in layers.iter_mut() {
+            for s in l.params.iter_mut() {
+                s.grad.fill(0.0);
+            }
+        }
+    }
+
+    /// Run every layer's forward, in order, on the input's `rows` rows; `gens` are
+    /// the generators the drawing `Dropout`s name.
+    pub fn forward(
+        &mut self,
+        layers: &mut [Layer<'_>],
+        rows: usize,
+        gens: &mut [&mut Generator],
+    ) -> Result<()> {
+        self.done = 0;
+        for (l, layer) in layers.iter_mut().enumerate() {
+            let (wi, wo) = (self.widths[l], self.widths[l + 1]);
+            let (before, after) = self.acts.split_at_mut(l + 1);
+            let (x, y) = (&before[l][..rows * wi], &mut after[0][..rows * wo]);
+            let mask = &mut self.masks[l];
+            let mask = if mask.is_empty() {
+                &mut mask[..]
+            } else {
+                &mut mask[..rows * wi]
+            };
+            layer.forward(x, rows, (wi, wo), y, mask, gens)?;
+            self.done = l + 1;
+        }
+        Ok(())
+    }
+
+    /// Run every layer's backward, in reverse, from the output gradient in
+    /// `grad_mut(rows)`; the first layer computes no input gradient (nothing reads it).
+    pub fn backward(&mut self, layers: &mut [Layer<'_>], rows: usize) -> Result<()> {
+        let [ga, gb] = &mut self.grad;
+        let (mut g, mut dx) = (ga, gb);
+        for l in (0..layers.len()).rev() {
+            let (wi, wo) = (self.widths[l], self.widths[l + 1]);
+            let x = &self.acts[l][..rows * wi];
+            let y = &self.acts[l + 1][..rows * wo];
+            let mask = &self.masks[l];
+            let mask = if mask.is_empty() {
+                &mask[..]
+            } else {
+                &mask[..rows * wi]
+            };
+            let dxs = if l == 0 {
+                None
+            } else {
+                Some(&mut dx[..rows * wi])
+            };
+            layers[l].backward(x, y, mask, &g[..rows * wo], rows, (wi, wo), dxs)?;
+            std::mem::swap(&mut g, &mut dx);
+        }
+        Ok(())
+    }
+
+    /// The native `Sequential`'s forward pass: each layer in order, keeping
+    /// what its `backward` needs in its own state (between a forward and a
+    /// backward, a caller may run any layer alone). On an error, the index of
+    /// the layer that raised it.
+    pub fn forward_kept(
+        layers: &mut [Layer<'_>],
+        mut x: Vec<f64>,
+        mut shape: Shape,
+        gens: &mut [&mut Generator],
+    ) -> std::result::Result<(Vec<f64>, Shape), (usize, Error)> {
+        for (l, layer) in layers.iter_mut().enumerate() {
+            (x, shape) = layer.forward_kept(x, shape, gens).map_err(|e| (l, e))?;
+        }
+        Ok((x, shape))
+    }
+
+    /// The native `Sequential`'s backward pass: each layer in reverse, from
+    /// what its last forward kept. On an error, the index of the layer.
+    pub fn backward_kept(
+        layers: &mut [Layer<'_>],
+        mut g: Vec<f64>,
+        mut shape: Shape,
+    ) -> std::result::Result<(Vec<f64>, Shape), (usize, Error)> {
+        for (l, layer) in layers.iter_mut().enumerate().rev() {
+            (g, shape) = layer.backward_kept(g, shape).map_err(|e| (l, e))?;
+        }
+        Ok((g, shape))
+    }
+
+    /// Let every layer whose forward ran in the last pass, on `rows` rows, keep
+    /// what its own `forward` would have kept. A layer whose forward failed, and
+    /// those after it, keep what they had.
+    pub fn remember(&self, layers: &mut [Layer<'_>], rows: usize) -> Result<()> {
+        for (l, layer) in layers.iter_mut().enumerate().take(self.done) {
+            let (wi, wo) = (self.widths[l], self.widths[l + 1]);
+            let mask = &self.masks[l];
+            let mask = if mask.is_empty() {
+                &mask[..]
+            } else {
+                &mask[..rows * wi]
+            };
+            layer.remember(
+                &self.acts[l][..rows * wi],
+                &self.acts[l + 1][..rows * wo],
+                mask,
+                Shape::Matrix(rows, wi),
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 // The references spell each fold out literally, index by index.
 #[allow(clippy::needless_range_loop, clippy::assign_op_pattern)]
@@ -953,5 +1406,100 @@ mod tests {
             d.backward(vec![1.0], Shape::Vector(1)),
             Err(Error::Runtime(_))
         ));
+    }
+
+    /// The stack runner gives the same bits on its preallocated buffers (the
+    /// native epoch) as through each layer's own state (the native `Sequential`):
+    /// outputs, parameter gradients, masks, and what a layer keeps.
+    #[test]
+    fn the_stack_runs_the_same_bits_on_buffers_and_through_the_states() {
+        let (rows, widths) = (5usize, [3usize, 4, 4, 4, 2]);
+        let mut g = Generator::new(3);
+        let (w1, b1) = linear_init(&mut g, widths[0], widths[1]).unwrap();
+        let (w2, b2) = linear_init(&mut g, widths[3], widths[4]).unwrap();
+        let x: Vec<f64> = (0..rows * widths[0])
+            .map(|i| 0.37 * i as f64 - 2.0)
+            .collect();
+        let gy: Vec<f64> = (0..rows * widths[4])
+            .map(|i| 0.11 * i as f64 - 0.4)
+            .collect();
+        let relu = crate::activations::Activation::from(crate::activations::ReLU::default());
+        // Two copies of every state and tensor: one per way of running.
+        let run = |kept: bool| {
+            let (mut s1, mut s2) = (LinearState::new(3, 4), LinearState::new(4, 2));
+            let mut a = ActState::new(relu);
+            let mut d = DropoutState::new(0.25).unwrap();
+            let (mut w1, mut b1, mut w2, mut b2) = (w1.clone(), b1.clone(), w2.clone(), b2.clone());
+            let (mut gw1, mut gb1) = (vec![0.0; w1.len()], vec![0.0; b1.len()]);
+            let (mut gw2, mut gb2) = (vec![0.0; w2.len()], vec![0.0; b2.len()]);
+            let mut gen = Generator::new(11);
+            let mut layers = vec![
+                Layer {
+                    kind: LayerKind::Linear(&mut s1),
+                    params: vec![
+                        Slot {
+                            value: &mut w1,
+                            grad: &mut gw1,
+                        },
+                        Slot {
+                            value: &mut b1,
+                            grad: &mut gb1,
+                        },
+                    ],
+                },
+                Layer {
+                    kind: LayerKind::Activation(&mut a),
+                    params: Vec::new(),
+                },
+                Layer {
+                    kind: LayerKind::Dropout(&mut d, Some(0)),
+                    params: Vec::new(),
+                },
+                Layer {
+                    kind: LayerKind::Linear(&mut s2),
+                    params: vec![
+                        Slot {
+                            value: &mut w2,
+                            grad: &mut gw2,
+                        },
+                        Slot {
+                            value: &mut b2,
+                            grad: &mut gb2,
+                        },
+                    ],
+                },
+            ];
+            let mut gens = [&mut gen];
+            let shape = Shape::Matrix(rows, widths[0]);
+            let y = if kept {
+                let (y, _) = Stack::forward_kept(&mut layers, x.clone(), shape, &mut gens).unwrap();
+                Stack::backward_kept(&mut layers, gy.clone(), Shape::Matrix(rows, 2)).unwrap();
+                y
+            } else {
+                let mut stack = Stack::new(&layers, widths[0], rows, "test").unwrap();
+                stack.input_mut(rows).copy_from_slice(&x);
+                stack.forward(&mut layers, rows, &mut gens).unwrap();
+                stack.grad_mut(rows).copy_from_slice(&gy);
+                stack.backward(&mut layers, rows).unwrap();
+                stack.remember(&mut layers, rows).unwrap();
+                stack.output(rows).to_vec()
+            };
+            drop(layers);
+            // What each layer kept: its backward from the same gradient gives the same bits.
+            let g4 = vec![0.5; rows * 4];
+            let kept = (
+                bits(&a.backward(&g4, Shape::Matrix(rows, 4)).unwrap()),
+                bits(&d.backward(g4.clone(), Shape::Matrix(rows, 4)).unwrap()),
+            );
+            (
+                bits(&y),
+                bits(&gw1),
+                bits(&gb1),
+                bits(&gw2),
+                bits(&gb2),
+                kept,
+            )
+        };
+        assert_eq!(run(false), run(true));
     }
 }

@@ -108,6 +108,7 @@ class Activation(Module):
 
 ACTIVATIONS: list[str]
 LAYERS: list[str]
+LAYER_TABLE: list[tuple[str, list[str], list[str], str]]
 LOSSES: list[str]
 OPTIMIZERS: list[str]
 

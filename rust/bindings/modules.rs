@@ -1,12 +1,12 @@
 //! Binding of the layer family: `Linear`, `Dropout` and `Sequential` (see `pyfw/modules.py`).
 //!
 //! Each layer holds its kernel-side state struct and its tensors. A native
-//! `Sequential` sorts its children once, into a fixed set of arms that never
-//! grows: a `Linear`, an `Activation` (any member of that family), a `Dropout`,
-//! a nested `Sequential`, and any other module, which runs through Python. The
-//! first four run in Rust with plain buffers between them whenever the child's
-//! class does not override `forward`/`backward`. No borrow is held while Python
-//! code runs.
+//! `Sequential` sorts its children once, into three arms that never grow: a
+//! native layer (a class of [`NATIVE`], whose class does not override
+//! `forward`/`backward`), a nested `Sequential`, and any other module, which
+//! runs through Python. Each run of consecutive native layers is borrowed at
+//! once and goes through the kernels' stack runner, `Stack`, as the native
+//! epoch of `fit` does. No borrow is held while Python code runs.
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use pyo3::exceptions::{PyRecursionError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyList, PySlice, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyList, PySlice, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::activations::Activation;
@@ -22,11 +22,14 @@ use super::base::{keeps, module_base, runs_natively, Module};
 use super::generator::{resolve, PyGenerator};
 use super::tensor::{tensor_data, tensor_data_with, PyTensor};
 use super::{
-    check_size, described, is_integral, mixed, py_repr, renamed, type_name, Borrow, Given,
-    IntoPyResult, Truthy,
+    check_size, described, is_integral, mixed, py_repr, renamed, to_pyerr, type_name, Borrow,
+    Given, IntoPyResult, Truthy,
 };
 use crate::error::try_zeros;
-use crate::modules::{linear_init, DropoutState, LinearState};
+use crate::generator::Generator;
+use crate::modules::{
+    linear_init, DropoutState, Layer, LayerKind, LinearState, Slot, Stack, LAYERS,
+};
 use crate::tensor::Shape;
 
 // ---------------------------------------------------------------- Linear
@@ -488,11 +491,178 @@ impl Dropout {
 
 // ---------------------------------------------------------------- Sequential
 
-/// A child of a Sequential: the native arms run in Rust, any other module through Python.
+/// A native layer borrowed for a run of the stack runner: the borrows of its
+/// module and its tensors, from which it lends the runner its [`Layer`] view.
+pub(crate) trait HeldLayer {
+    /// The runner's view of the layer.
+    fn layer(&mut self) -> Layer<'_>;
+    /// Its parameter slots in table order: the parameter, the gradient tensor
+    /// the layer accumulates into, and the parameter's `.grad`.
+    fn slots(&self) -> Vec<SlotRefs<'_>>;
+}
+
+/// A held layer.
+pub(crate) type Held<'py> = Box<dyn HeldLayer + 'py>;
+
+/// A parameter slot's tensors: the parameter, the gradient tensor the layer
+/// accumulates into, and the parameter's `.grad`.
+pub(crate) type SlotRefs<'a> = (&'a Py<PyTensor>, &'a Py<PyTensor>, Option<&'a Py<PyTensor>>);
+
+/// See [`LayerClass::hold`].
+type HoldFn =
+    for<'py> fn(&Bound<'py, PyAny>, &mut Vec<Bound<'py, PyGenerator>>, bool) -> PyResult<Held<'py>>;
+
+/// How the bindings run one native layer class; [`NATIVE`] lists them.
+pub(crate) struct LayerClass {
+    /// Whether a module is an instance that overrides none of these methods.
+    keeps: for<'a, 'b, 'py> fn(
+        &'a Bound<'py, PyAny>,
+        &'b [&'b Bound<'py, PyString>],
+    ) -> PyResult<bool>,
+    /// The module's name in a message about its input.
+    who: fn(&Bound<'_, PyAny>) -> PyResult<String>,
+    /// Borrow the module (an instance of the class) for a run; with `draw`, a
+    /// drawing `Dropout` adds the generator it draws from to the list.
+    hold: HoldFn,
+}
+
+/// The native layer classes: a module of one of them that overrides neither
+/// `forward` nor `backward` runs through the stack runner.
+const NATIVE: [LayerClass; 3] = [
+    LayerClass {
+        keeps: keeps::<Linear>,
+        who: |m| m.cast::<Linear>()?.busy_ref()?.who(),
+        hold: hold_linear,
+    },
+    LayerClass {
+        keeps: keeps::<Activation>,
+        who: |m| Ok(type_name(m)),
+        hold: |m, _, _| {
+            let a = m.cast::<Activation>()?.busy_mut()?;
+            Ok(Box::new(a))
+        },
+    },
+    LayerClass {
+        keeps: keeps::<Dropout>,
+        who: |m| Ok(type_name(m)),
+        hold: hold_dropout,
+    },
+];
+
+impl HeldLayer for PyRefMut<'_, Activation> {
+    fn layer(&mut self) -> Layer<'_> {
+        Layer {
+            kind: LayerKind::Activation(&mut self.state),
+            params: Vec::new(),
+        }
+    }
+
+    fn slots(&self) -> Vec<SlotRefs<'_>> {
+        Vec::new()
+    }
+}
+
+/// A Linear and its four tensors, borrowed.
+struct HeldLinear<'py> {
+    lin: PyRefMut<'py, Linear>,
+    w: PyRefMut<'py, PyTensor>,
+    b: PyRefMut<'py, PyTensor>,
+    gw: PyRefMut<'py, PyTensor>,
+    gb: PyRefMut<'py, PyTensor>,
+}
+
+fn hold_linear<'py>(
+    m: &Bound<'py, PyAny>,
+    _gens: &mut Vec<Bound<'py, PyGenerator>>,
+    _draw: bool,
+) -> PyResult<Held<'py>> {
+    let py = m.py();
+    let lin = m.cast::<Linear>()?.busy_mut()?;
+    let p = lin.params()?;
+    let tensors = [&p.weight, &p.bias, &p.weight_grad, &p.bias_grad].map(|t| t.bind(py).clone());
+    let [w, b, gw, gb] = tensors;
+    Ok(Box::new(HeldLinear {
+        w: w.busy_mut()?,
+        b: b.busy_mut()?,
+        gw: gw.busy_mut()?,
+        gb: gb.busy_mut()?,
+        lin,
+    }))
+}
+
+impl HeldLayer for HeldLinear<'_> {
+    fn layer(&mut self) -> Layer<'_> {
+        let p = self.lin.p.as_mut().expect("held only once initialized");
+        Layer {
+            kind: LayerKind::Linear(&mut p.state),
+            params: vec![
+                Slot {
+                    value: self.w.t.data_mut(),
+                    grad: self.gw.t.data_mut(),
+                },
+                Slot {
+                    value: self.b.t.data_mut(),
+                    grad: self.gb.t.data_mut(),
+                },
+            ],
+        }
+    }
+
+    fn slots(&self) -> Vec<SlotRefs<'_>> {
+        match self.lin.p.as_ref() {
+            Some(p) => vec![
+                (&p.weight, &p.weight_grad, self.w.grad.as_ref()),
+                (&p.bias, &p.bias_grad, self.b.grad.as_ref()),
+            ],
+            None => Vec::new(),
+        }
+    }
+}
+
+/// A Dropout, borrowed, and the index of its generator in the run's list.
+struct HeldDropout<'py>(PyRefMut<'py, Dropout>, Option<usize>);
+
+fn hold_dropout<'py>(
+    m: &Bound<'py, PyAny>,
+    gens: &mut Vec<Bound<'py, PyGenerator>>,
+    draw: bool,
+) -> PyResult<Held<'py>> {
+    let py = m.py();
+    let d = m.cast::<Dropout>()?;
+    let training = d.as_super().busy_ref()?.training;
+    let me = d.busy_mut()?;
+    let gen = if draw && me.state.draws(training) {
+        let g = resolve(py, me.generator.as_ref().map(|g| g.bind(py).as_any()))?;
+        Some(match gens.iter().position(|h| h.is(&g)) {
+            Some(i) => i,
+            None => {
+                gens.push(g);
+                gens.len() - 1
+            }
+        })
+    } else {
+        None
+    };
+    Ok(Box::new(HeldDropout(me, gen)))
+}
+
+impl HeldLayer for HeldDropout<'_> {
+    fn layer(&mut self) -> Layer<'_> {
+        Layer {
+            kind: LayerKind::Dropout(&mut self.0.state, self.1),
+            params: Vec::new(),
+        }
+    }
+
+    fn slots(&self) -> Vec<SlotRefs<'_>> {
+        Vec::new()
+    }
+}
+
+/// A child of a Sequential: a native layer runs through the stack runner, any
+/// other module through Python.
 pub(crate) enum Child {
-    Linear(Py<Linear>),
-    Activation(Py<Activation>),
-    Dropout(Py<Dropout>),
+    Layer(Py<PyAny>, &'static LayerClass),
     Seq(Py<Sequential>),
     Other(Py<PyAny>),
 }
@@ -500,33 +670,45 @@ pub(crate) enum Child {
 impl Child {
     fn clone_ref(&self, py: Python<'_>) -> Child {
         match self {
-            Child::Linear(m) => Child::Linear(m.clone_ref(py)),
-            Child::Activation(m) => Child::Activation(m.clone_ref(py)),
-            Child::Dropout(m) => Child::Dropout(m.clone_ref(py)),
+            Child::Layer(m, c) => Child::Layer(m.clone_ref(py), c),
             Child::Seq(m) => Child::Seq(m.clone_ref(py)),
             Child::Other(m) => Child::Other(m.clone_ref(py)),
         }
     }
 
     fn of(m: &Bound<'_, PyAny>) -> PyResult<Child> {
-        Ok(if runs_natively::<Linear>(m)? {
-            Child::Linear(m.cast::<Linear>()?.clone().unbind())
-        } else if runs_natively::<Activation>(m)? {
-            Child::Activation(m.cast::<Activation>()?.clone().unbind())
-        } else if runs_natively::<Dropout>(m)? {
-            Child::Dropout(m.cast::<Dropout>()?.clone().unbind())
-        } else if runs_natively::<Sequential>(m)? {
+        let py = m.py();
+        let names = [intern!(py, "forward"), intern!(py, "backward")];
+        for class in &NATIVE {
+            if (class.keeps)(m, &names)? {
+                return Ok(Child::Layer(m.clone().unbind(), class));
+            }
+        }
+        Ok(if runs_natively::<Sequential>(m)? {
             Child::Seq(m.cast::<Sequential>()?.clone().unbind())
         } else {
             Child::Other(m.clone().unbind())
         })
     }
+
+    /// Borrow this child, a native layer, for a run (see [`LayerClass::hold`]).
+    pub(crate) fn hold<'py>(
+        &self,
+        py: Python<'py>,
+        gens: &mut Vec<Bound<'py, PyGenerator>>,
+        draw: bool,
+    ) -> PyResult<Option<Held<'py>>> {
+        match self {
+            Child::Layer(m, class) => Ok(Some((class.hold)(m.bind(py), gens, draw)?)),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// The layers of `model`, nested `Sequential`s flattened, when calling `model`
 /// runs them all natively (neither `model`'s class nor the instance overrides
-/// `forward`, `backward` or `__call__`); else `None`. Only `Linear`,
-/// `Activation` and `Dropout` arms are returned.
+/// `forward`, `backward` or `__call__`); else `None`. Only native layers
+/// are returned.
 pub(crate) fn native_layers(model: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Child>>> {
     let py = model.py();
     let names = [
@@ -534,10 +716,10 @@ pub(crate) fn native_layers(model: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Chi
         intern!(py, "backward"),
         intern!(py, "__call__"),
     ];
-    let own = keeps::<Sequential>(model, &names)?
-        || keeps::<Linear>(model, &names)?
-        || keeps::<Activation>(model, &names)?
-        || keeps::<Dropout>(model, &names)?;
+    let mut own = keeps::<Sequential>(model, &names)?;
+    for class in &NATIVE {
+        own = own || (class.keeps)(model, &names)?;
+    }
     if !own {
         return Ok(None);
     }
@@ -612,6 +794,64 @@ fn check_depth(py: Python<'_>, depth: usize) -> PyResult<()> {
     Ok(())
 }
 
+/// Run `run`, consecutive native layers, through the stack runner: forward
+/// from `x`, or (`backward`) backward from the gradient `x`.
+fn run_native<'py>(
+    py: Python<'py>,
+    run: &[Child],
+    x: Flow<'py>,
+    backward: bool,
+) -> PyResult<Flow<'py>> {
+    let first = if backward { run.last() } else { run.first() };
+    let (data, shape) = x.into_buf(|| match first {
+        Some(Child::Layer(m, class)) => (class.who)(m.bind(py)),
+        _ => Ok(String::new()),
+    })?;
+    let mut gens = Vec::new();
+    let mut held = Vec::with_capacity(run.len());
+    for kid in run {
+        if let Some(h) = kid.hold(py, &mut gens, !backward)? {
+            held.push(h);
+        }
+    }
+    let mut gen_refs = Vec::with_capacity(gens.len());
+    for g in &gens {
+        gen_refs.push(g.busy_mut()?);
+    }
+    let mut gmut: Vec<&mut Generator> = gen_refs.iter_mut().map(|g| &mut g.g).collect();
+    let mut layers: Vec<Layer<'_>> = held.iter_mut().map(|h| h.layer()).collect();
+    let work = layers
+        .iter()
+        .map(|l| l.work(data.len(), backward))
+        .fold(0, usize::saturating_add);
+    let pass = || {
+        if backward {
+            Stack::backward_kept(&mut layers, data, shape)
+        } else {
+            Stack::forward_kept(&mut layers, data, shape, &mut gmut)
+        }
+    };
+    let out = if work >= DETACH_WORK {
+        py.detach(pass)
+    } else {
+        pass()
+    };
+    match out {
+        Ok((v, s)) => Ok(Flow::Buf(v, s)),
+        Err((l, e)) => Err(match (layers[l].kind_name(), &run[l]) {
+            (Some(kind), Child::Layer(m, _)) => renamed(e, kind, m.bind(py)),
+            _ => to_pyerr(e),
+        }),
+    }
+}
+
+/// The length of the run of native layers at the start of `kids`.
+fn native_run(kids: &[Child]) -> usize {
+    kids.iter()
+        .take_while(|k| matches!(k, Child::Layer(..)))
+        .count()
+}
+
 fn run_forward<'py>(
     py: Python<'py>,
     kids: &[Child],
@@ -619,33 +859,25 @@ fn run_forward<'py>(
     depth: usize,
 ) -> PyResult<Flow<'py>> {
     check_depth(py, depth)?;
-    for kid in kids {
-        x = match kid {
-            Child::Linear(l) => {
-                let l = l.bind(py);
-                let (data, shape) = x.into_buf(|| l.busy_ref()?.who())?;
-                let (y, shape) = l.busy_mut()?.forward_buf(py, data, shape)?;
-                Flow::Buf(y, shape)
-            }
-            Child::Activation(a) => {
-                let a = a.bind(py);
-                let (data, shape) = x.into_buf(|| Ok(type_name(a.as_any())))?;
-                Flow::Buf(a.busy_mut()?.forward_buf(a.as_any(), data, shape)?, shape)
-            }
-            Child::Dropout(d) => {
-                let d = d.bind(py);
-                let (data, shape) = x.into_buf(|| Ok(type_name(d.as_any())))?;
-                Flow::Buf(Dropout::forward_buf(d, data, shape)?, shape)
-            }
+    let mut i = 0;
+    while i < kids.len() {
+        let n = native_run(&kids[i..]);
+        if n > 0 {
+            x = run_native(py, &kids[i..i + n], x, false)?;
+            i += n;
+            continue;
+        }
+        x = match &kids[i] {
             Child::Seq(s) => {
                 let inner = s.bind(py).busy_ref()?.kids.clone();
                 run_forward(py, &inner, x, depth + 1)?
             }
-            Child::Other(m) => {
+            Child::Other(m) | Child::Layer(m, _) => {
                 let arg = x.into_obj(py)?;
                 Flow::Obj(m.bind(py).call_method1(intern!(py, "forward"), (arg,))?)
             }
         };
+        i += 1;
     }
     Ok(x)
 }
@@ -657,33 +889,29 @@ fn run_backward<'py>(
     depth: usize,
 ) -> PyResult<Flow<'py>> {
     check_depth(py, depth)?;
-    for kid in kids.iter().rev() {
-        g = match kid {
-            Child::Linear(l) => {
-                let l = l.bind(py);
-                let (data, shape) = g.into_buf(|| l.busy_ref()?.who())?;
-                let (dx, shape) = l.busy_ref()?.backward_buf(py, &data, shape)?;
-                Flow::Buf(dx, shape)
-            }
-            Child::Activation(a) => {
-                let a = a.bind(py);
-                let (data, shape) = g.into_buf(|| Ok(type_name(a.as_any())))?;
-                Flow::Buf(a.busy_ref()?.backward_buf(a.as_any(), &data, shape)?, shape)
-            }
-            Child::Dropout(d) => {
-                let d = d.bind(py);
-                let (data, shape) = g.into_buf(|| Ok(type_name(d.as_any())))?;
-                Flow::Buf(Dropout::backward_buf(d, data, shape)?, shape)
-            }
+    let mut end = kids.len();
+    while end > 0 {
+        let n = kids[..end]
+            .iter()
+            .rev()
+            .take_while(|k| matches!(k, Child::Layer(..)))
+            .count();
+        if n > 0 {
+            g = run_native(py, &kids[end - n..end], g, true)?;
+            end -= n;
+            continue;
+        }
+        g = match &kids[end - 1] {
             Child::Seq(s) => {
                 let inner = s.bind(py).busy_ref()?.kids.clone();
                 run_backward(py, &inner, g, depth + 1)?
             }
-            Child::Other(m) => {
+            Child::Other(m) | Child::Layer(m, _) => {
                 let arg = g.into_obj(py)?;
                 Flow::Obj(m.bind(py).call_method1(intern!(py, "backward"), (arg,))?)
             }
         };
+        end -= 1;
     }
     Ok(g)
 }
@@ -887,11 +1115,8 @@ impl Sequential {
         }
         for kid in self.kids.iter() {
             match kid {
-                Child::Linear(l) => visit.call(l)?,
-                Child::Activation(a) => visit.call(a)?,
-                Child::Dropout(d) => visit.call(d)?,
+                Child::Layer(m, _) | Child::Other(m) => visit.call(m)?,
                 Child::Seq(q) => visit.call(q)?,
-                Child::Other(o) => visit.call(o)?,
             }
         }
         Ok(())
@@ -938,11 +1163,18 @@ impl Sequential {
     }
 }
 
-/// Register `Module`, the layer classes, and `LAYERS`, their names in table order.
+/// Register `Module`, the layer classes, `LAYERS`, their names in table order,
+/// and `LAYER_TABLE`, one `(name, parameter slots, buffer slots, signature)` per
+/// line of `layer_table!`.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Module>()?;
     m.add_class::<Linear>()?;
     m.add_class::<Dropout>()?;
     m.add_class::<Sequential>()?;
-    m.add("LAYERS", vec!["Linear", "Dropout", "Sequential"])
+    m.add("LAYERS", LAYERS.iter().map(|l| l.name).collect::<Vec<_>>())?;
+    let table = LAYERS
+        .iter()
+        .map(|l| (l.name, l.params.to_vec(), l.buffers.to_vec(), l.signature))
+        .collect::<Vec<_>>();
+    m.add("LAYER_TABLE", table)
 }
