@@ -686,6 +686,14 @@ def _reference(kind: str) -> Any:
     return _member(modules, kind) if kind in modules.LAYERS else activations.ACTIVATIONS.get(kind)
 
 
+def _arg_value(fw: ModuleType, v: Any) -> Any:
+    """A constructor argument as a model file stores it. An argument named as a parameter
+    slot (torch's ``bias=True``) reads as the slot, a tensor or None: stored as whether it is there."""
+    if v is None or isinstance(v, fw.Tensor):
+        return v is not None
+    return list(v) if isinstance(v, tuple) else v
+
+
 def _describe(m: Any, depth: int) -> dict:
     """The architecture entry of module ``m`` (see docs/FILES.md)."""
     if depth > MAX_DEPTH:
@@ -695,7 +703,8 @@ def _describe(m: Any, depth: int) -> dict:
         if cls is fw.Sequential:
             return {"kind": "Sequential", "layers": [_describe(c, depth + 1) for c in m]}
         if _member(fw, cls.__name__) is cls:
-            return {"kind": cls.__name__, "args": {a: getattr(m, a) for a in _arg_names(_reference(cls.__name__))}}
+            return {"kind": cls.__name__, "args": {a: _arg_value(fw, getattr(m, a))
+                                                   for a in _arg_names(_reference(cls.__name__))}}
     if any(isinstance(m, fw.Module) for fw in _loaded_backends()):
         # A class of the user's own: its state dict is stored, its code is not.
         return {"kind": "Module", "class": f"{cls.__module__}.{cls.__qualname__}"}

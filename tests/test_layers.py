@@ -141,3 +141,47 @@ def test_members_train_natively_and_bit_identically(name: str) -> None:
             native = r._native._train_epoch(model, r.MSELoss(), opt, x, y, 5, r.Generator(1), True)
             assert native is not None
     assert out["pyfw"] == out["pyfw_rs"]
+
+
+def wider(fw: ModuleType) -> Any:
+    """An input one column wider than :func:`example`'s members take."""
+    return fw.tensor([[0.5, -1.0, 2.0, 1.5], [0.25, 0.0, -3.0, 0.75]])
+
+
+@pytest.mark.parametrize("name", MEMBERS)
+def test_members_pass_gradcheck(fw: ModuleType, name: str) -> None:
+    """Central differences agree with every member's input and parameter gradients (in eval
+    mode: a member that draws is refused in training mode)."""
+    m = example(fw, name)
+    m.eval()
+    x = fw.tensor([[0.5, -1.0, 2.0], [0.25, 0.125, -3.0], [1.0, 2.0, 0.5]])
+    assert fw.gradcheck(m, x)
+
+
+@pytest.mark.parametrize("name", [n for n in MEMBERS if getattr(pyfw.LAYERS[n], "_param_shapes", None)])
+def test_a_member_with_parameters_refuses_an_input_of_another_width(name: str) -> None:
+    """The same exception type in both backends, naming the member."""
+    errors = []
+    for fw in (pyfw, rs()):
+        with pytest.raises((ValueError, TypeError)) as e:
+            example(fw, name)(wider(fw))
+        assert name in str(e.value)
+        errors.append(type(e.value))
+    assert errors[0] is errors[1]
+
+
+@pytest.mark.parametrize("name", MEMBERS)
+@pytest.mark.parametrize("bad", [0, -2, 2.5, "3", None])
+def test_bad_required_arguments_get_the_same_error(name: str, bad: Any) -> None:
+    """Each required argument, given a bad value, gets the same exception type in both backends."""
+    required = [p.name for p in inspect.signature(pyfw.LAYERS[name]).parameters.values()
+                if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+    for arg in required:
+        errors = []
+        for fw in (pyfw, rs()):
+            kw = {a: 3 for a in required}
+            kw[arg] = bad
+            with pytest.raises((ValueError, TypeError)) as e:
+                fw.LAYERS[name](**kw)
+            errors.append(type(e.value))
+        assert errors[0] is errors[1], (arg, bad, errors)

@@ -10,8 +10,8 @@ A Python subclass of a native class (``class Block(pyfw_rs.Linear)``) is not
 registered: the native base classes' ``__reduce__`` calls :func:`reduce`, which
 rebuilds it without calling its own constructor: the native class's
 ``__new__``, then its native state set through the native class (``__init__``
-with the member's arguments, or the tensors themselves for a layer with
-parameters), then
+with the member's arguments, and for a layer with parameters ``_adopt`` with
+the tensors themselves), then
 its ``__dict__``, copied by Python's rules. Tensors shared with an optimizer
 stay shared, as for the native classes.
 """
@@ -42,14 +42,36 @@ def _module(cls: type, args: tuple, kwargs: dict, training: bool) -> Any:
     return m
 
 
-def _layer(cls: type, tensors: tuple, training: bool) -> Any:
-    m = cls._from_tensors(*tensors)
+def _rebuild(obj: Any, base: type, kwargs: dict, tensors: tuple) -> None:
+    """Set the native state of ``obj``, an instance of (a subclass of) the layer member
+    ``base``: its constructor with ``kwargs`` (initial values drawn from a throwaway
+    generator, so the default one does not move), then these tensors, adopted as they are."""
+    if "generator" in inspect.signature(base).parameters:
+        kwargs = {**kwargs, "generator": _native.Generator(0)}
+    base.__init__(obj, **kwargs)
+    base._adopt(obj, *tensors)
+
+
+def _layer(cls: type, kwargs: dict, tensors: tuple, training: bool) -> Any:
+    m = cls.__new__(cls)
+    _rebuild(m, cls, kwargs, tensors)
     m.train(training)
     return m
 
 
 _SLOTS = {name: params for name, params, _buffers, _signature in _native.LAYER_TABLE}
 """The parameter slots of each member of the layer table."""
+
+
+def _layer_arguments(obj: Any, cls: type) -> dict:
+    """The constructor arguments of ``obj``, an instance of the layer member ``cls``, but its
+    generator; an argument named as a parameter slot (``bias``) is whether the slot is there."""
+    out = {}
+    for name in inspect.signature(cls).parameters:
+        if name != "generator":
+            v = getattr(cls, name).__get__(obj)
+            out[name] = v is not None if name in _SLOTS[cls.__name__] else v
+    return out
 
 
 def _tensors(obj: Any, cls: type) -> tuple:
@@ -78,7 +100,7 @@ def _reduce_member(m: Any) -> tuple:
 
 def _reduce_layer(m: Any) -> tuple:
     # The tensors themselves, so that a copy of a model and of its optimizer share them.
-    return _layer, (type(m), _tensors(m, type(m)), m.training)
+    return _layer, (type(m), _layer_arguments(m, type(m)), _tensors(m, type(m)), m.training)
 
 
 def _reduce_sequential(s: Any) -> tuple:
@@ -117,6 +139,14 @@ def _subclass(cls: type, base: type, setup: str, args: tuple, kwargs: dict, trai
     return obj
 
 
+def _subclass_layer(cls: type, base: type, kwargs: dict, tensors: tuple, training: bool) -> Any:
+    """As :func:`_subclass`, for a subclass of a layer member with parameters."""
+    obj = base.__new__(cls)
+    _rebuild(obj, base, kwargs, tensors)
+    _native.Module.training.__set__(obj, training)
+    return obj
+
+
 def _subclass_optimizer(cls: type, base: type, params: list, hyper: dict, state: dict) -> Any:
     obj = base.__new__(cls)
     base.__init__(obj, params, **hyper)
@@ -132,14 +162,15 @@ def reduce(obj: Any) -> tuple:
     state = dict(vars(obj)) if hasattr(obj, "__dict__") else None
     if issubclass(base, _native.Optimizer):
         return _subclass_optimizer, (cls, base, *_optimizer_parts(obj, base)), state
-    setup, args, kwargs = "", (), {}
+    training = _native.Module.training.__get__(obj)
     if _SLOTS.get(base.__name__):
-        setup, args = "_adopt", _tensors(obj, base)
-    elif base is _native.Sequential:
+        return _subclass_layer, (cls, base, _layer_arguments(obj, base), _tensors(obj, base), training), state
+    setup, args, kwargs = "", (), {}
+    if base is _native.Sequential:
         setup, args = "__init__", tuple(_native.Sequential.__iter__(obj))
     elif base is not _native.Module:  # a member of the layer, activation or loss family
         setup, kwargs = "__init__", _arguments(obj, base)
-    return _subclass, (cls, base, setup, args, kwargs, _native.Module.training.__get__(obj)), state
+    return _subclass, (cls, base, setup, args, kwargs, training), state
 
 
 def register() -> None:
