@@ -806,12 +806,12 @@ def _build(desc: dict, fw: ModuleType) -> Any:
     if kind == "Sequential":
         return fw.Sequential(*[_build(c, fw) for c in desc["layers"]])
     args = desc["args"]
-    cls = _member(fw, kind)
-    if getattr(_reference(kind), "_param_shapes", None) is not None:
+    ref = _reference(kind)
+    if getattr(ref, "_param_shapes", None) is not None and "generator" in inspect.signature(ref).parameters:
         # A throwaway generator: building draws the initial values, which the file replaces,
         # and must not move the default generator.
-        return cls(**args, generator=fw.Generator(0))
-    return cls(**args)
+        return _member(fw, kind)(**args, generator=fw.Generator(0))
+    return _member(fw, kind)(**args)
 
 
 def build_model(metadata: dict, tensors: dict, fw: Optional[ModuleType] = None, source: str = "build_model") -> Any:
