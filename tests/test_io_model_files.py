@@ -20,6 +20,7 @@ import pytest
 
 from conftest import load_backend
 from fwtest import hexes, sd_hex, seed_model, state_hex, th
+import pyfw
 from pyfw import io, task
 
 SEED_PRE = {"kind": "affine", "shift": -0.5, "scale": task.SCALE}
@@ -40,11 +41,19 @@ def every_activation(fw: ModuleType, other: bool) -> list:
 
 
 def big_model(fw: ModuleType, seed: int = 0) -> Any:
-    """Linear, every activation (twice: default and other arguments), Dropout, nested Sequentials."""
+    """Linear, every activation (twice: default and other arguments), every member of the layer
+    table (its required arguments 4), Dropout, nested Sequentials."""
     g = fw.Generator(seed)
     layers: list = [fw.Linear(3, 4, generator=g)]
     for a, b in zip(every_activation(fw, False), every_activation(fw, True)):
         layers += [a, b]
+    for name, cls in fw.LAYERS.items():
+        if name != "Sequential":
+            params = inspect.signature(pyfw.LAYERS[name]).parameters.values()
+            kw = {p.name: 4 for p in params if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD}
+            if any(p.name == "generator" for p in params):
+                kw["generator"] = g
+            layers.append(cls(**kw))
     inner = fw.Sequential(fw.Linear(4, 5, generator=g), fw.Dropout(0.25), fw.Sequential(fw.Linear(5, 4, generator=g)))
     return fw.Sequential(*layers, inner, fw.Dropout(0.0), fw.Linear(4, 2, generator=g))
 
