@@ -653,6 +653,149 @@ class Dropout(Module):
         return f"{type(self).__name__}(p={self.p!r})"
 
 
+def _normalized_shape(v: Any) -> tuple:
+    """``LayerNorm``'s ``normalized_shape``: an int or a sequence of one int (the last dimension)."""
+    if isinstance(v, (list, tuple)):
+        if len(v) != 1:
+            raise ValueError(f"LayerNorm: normalized_shape must have one dimension (the last), got {tuple(v)!r}")
+        v = v[0]
+    return (check_size(v, "LayerNorm", "normalized_shape"),)
+
+
+class LayerNorm(Module):
+    """Normalize each row over its last dimension, of size ``C = normalized_shape[0]``::
+
+        mean  = sum of x / C
+        var   = sum of (x - mean)^2 / C          (biased)
+        xhat  = (x - mean) * (1 / sqrt(var + eps))
+        y     = xhat * weight + bias
+
+    ``weight`` (C,) starts at 1 and ``bias`` (C,) at 0, as in PyTorch; without
+    ``elementwise_affine`` there is neither, without ``bias`` no bias. Backward,
+    for ``g = dL/dy`` and ``gx = g * weight``::
+
+        dL/dweight += g * xhat,   dL/dbias += g
+        dL/dx = ((gx - sum(gx) / C) - xhat * (sum(gx * xhat) / C)) * (1 / sqrt(var + eps))
+
+    Every sum is a left fold from 0.0 in index order (docs/NUMERICS.md, "LayerNorm").
+    """
+
+    def __init__(self, normalized_shape: Any, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True) -> None:
+        super().__init__()
+        self.normalized_shape = _normalized_shape(normalized_shape)
+        self.eps = check_real(eps, "LayerNorm", "eps")
+        self.elementwise_affine = bool(elementwise_affine)
+        c = self.normalized_shape[0]
+        shapes = LayerNorm._param_shapes(c, eps, elementwise_affine, bias)
+        for name in ("weight", "bias"):
+            t = g = None
+            if name in shapes:
+                t = Tensor._wrap([[1.0 if name == "weight" else 0.0] * c], (c,))
+                g = Tensor._wrap([[0.0] * c], (c,))
+                t.grad = g
+            setattr(self, name, t)
+            setattr(self, f"{name}_grad", g)
+        self._input: Optional[Tensor] = None
+        self._thread: Optional[int] = None
+
+    _forward_state = ("_input", "_thread")
+
+    # The layer table's entries (see LAYERS).
+    _params = ("normalized_shape", "eps", "elementwise_affine", "bias")
+    _buffers: tuple = ()
+
+    @staticmethod
+    def _param_shapes(normalized_shape: Any, eps: float = 1e-5, elementwise_affine: bool = True,
+                      bias: bool = True) -> dict:
+        """The shapes of the parameters, in ``state_dict`` order, for these arguments."""
+        c = _normalized_shape(normalized_shape)
+        check_real(eps, "LayerNorm", "eps")
+        if not elementwise_affine:
+            return {}
+        return {"weight": c, "bias": c} if bias else {"weight": c}
+
+    def _name(self) -> str:
+        return f"LayerNorm({self.normalized_shape[0]})"
+
+    def _rows(self, x: Any) -> Tensor:
+        who = self._name()
+        x = as_tensor(x, who)
+        if x.shape[-1] != self.normalized_shape[0]:
+            raise ValueError(f"{who}: expected an input whose last dimension is {self.normalized_shape[0]}, "
+                             f"got shape {x.shape}")
+        return x
+
+    def _stats(self, r: list) -> tuple:
+        """``(x - mean, 1 / sqrt(var + eps))`` of one row."""
+        c = len(r)
+        acc = 0.0
+        for v in r:
+            acc = acc + v
+        mean = acc / c
+        d = [v - mean for v in r]
+        acc = 0.0
+        for v in d:
+            acc = acc + v * v
+        return d, 1.0 / math.sqrt(acc / c + self.eps)
+
+    def forward(self, x: Any) -> Tensor:
+        """Normalize every row of ``x`` over its last dimension."""
+        x = self._rows(x)
+        self._input = Tensor._wrap(list(x._rows), x.shape)
+        self._thread = threading.get_ident()
+        w = self.weight._rows[0] if self.weight is not None else None
+        b = self.bias._rows[0] if self.bias is not None else None
+        out = []
+        for r in x._rows:
+            d, rstd = self._stats(r)
+            y = [v * rstd for v in d]
+            if w is not None:
+                y = [v * wv for v, wv in zip(y, w)]
+            if b is not None:
+                y = [v + bv for v, bv in zip(y, b)]
+            out.append(y)
+        return Tensor._wrap(out, x.shape)
+
+    def backward(self, grad: Any) -> Tensor:
+        """Accumulate dL/dweight and dL/dbias; return dL/dx."""
+        who = self._name()
+        if self._input is None:
+            raise not_forwarded(who)
+        check_thread(self._thread, who)
+        g = check_grad(grad, self._input.shape, who)._rows
+        w = self.weight._rows[0] if self.weight is not None else None
+        c = self.normalized_shape[0]
+        gx = []
+        for r, gr in zip(self._input._rows, g):
+            d, rstd = self._stats(r)
+            xhat = [v * rstd for v in d]
+            if self.weight_grad is not None:
+                self.weight_grad._rows[0] = [a + gv * xv for a, gv, xv in zip(self.weight_grad._rows[0], gr, xhat)]
+            if self.bias_grad is not None:
+                self.bias_grad._rows[0] = [a + gv for a, gv in zip(self.bias_grad._rows[0], gr)]
+            gh = [gv * wv for gv, wv in zip(gr, w)] if w is not None else list(gr)
+            s1 = 0.0
+            s2 = 0.0
+            for gv, xv in zip(gh, xhat):
+                s1 = s1 + gv
+                s2 = s2 + gv * xv
+            m1, m2 = s1 / c, s2 / c
+            gx.append([((gv - m1) - xv * m2) * rstd for gv, xv in zip(gh, xhat)])
+        return Tensor._wrap(gx, self._input.shape)
+
+    def param(self) -> list:
+        """``[(weight, weight_grad), (bias, bias_grad)]``, those that are there."""
+        return [(getattr(self, n), getattr(self, f"{n}_grad")) for n in self._param_names()]
+
+    def _param_names(self) -> list:
+        return [n for n in ("weight", "bias") if getattr(self, n) is not None]
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.normalized_shape}, eps={self.eps!r}, "
+                f"elementwise_affine={self.elementwise_affine})")
+
+
 def check_children(owner: Any, modules: list, who: str) -> None:
     """Check the modules a container is about to hold, with all they hold in turn.
 
@@ -741,7 +884,7 @@ class Sequential(Module):
         return f"Sequential({inner}\n)"
 
 
-LAYERS: dict = {cls.__name__: cls for cls in (Linear, Dropout, Sequential)}
+LAYERS: dict = {cls.__name__: cls for cls in (Linear, Dropout, LayerNorm, Sequential)}
 """The members of the layer family, by class name, in table order.
 
 Each member but the container ``Sequential`` lists, as class attributes,

@@ -678,6 +678,207 @@ impl DropoutState {
     }
 }
 
+// ---------------------------------------------------------------- LayerNorm
+
+/// `(x - mean, 1 / sqrt(var + eps))` of one row, into `d` (docs/NUMERICS.md, "LayerNorm").
+fn layer_norm_stats(r: &[f64], eps: f64, d: &mut [f64]) -> f64 {
+    let c = r.len() as f64;
+    let mut acc = 0.0;
+    for &v in r {
+        acc += v;
+    }
+    let mean = acc / c;
+    for (o, &v) in d.iter_mut().zip(r) {
+        *o = v - mean;
+    }
+    let mut acc = 0.0;
+    for &v in d.iter() {
+        acc += v * v;
+    }
+    1.0 / (acc / c + eps).sqrt()
+}
+
+/// `y` from `x`, rows of `c` values: each row normalized, times `w`, plus `b`.
+pub fn layer_norm_forward(
+    x: &[f64],
+    c: usize,
+    eps: f64,
+    w: Option<&[f64]>,
+    b: Option<&[f64]>,
+    y: &mut [f64],
+) {
+    for (r, out) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+        let rstd = layer_norm_stats(r, eps, out);
+        for o in out.iter_mut() {
+            *o *= rstd;
+        }
+        if let Some(w) = w {
+            for (o, &wv) in out.iter_mut().zip(w) {
+                *o *= wv;
+            }
+        }
+        if let Some(b) = b {
+            for (o, &bv) in out.iter_mut().zip(b) {
+                *o += bv;
+            }
+        }
+    }
+}
+
+/// Accumulate `gw` and `gb` and write `dx` (unless `None`) from the input `x`
+/// and the output gradient `g`, rows of `c` values.
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_backward(
+    x: &[f64],
+    c: usize,
+    eps: f64,
+    w: Option<&[f64]>,
+    g: &[f64],
+    mut gw: Option<&mut [f64]>,
+    mut gb: Option<&mut [f64]>,
+    mut dx: Option<&mut [f64]>,
+) {
+    let mut xhat = vec![0.0; c];
+    let mut gh = vec![0.0; c];
+    for (n, (r, gr)) in x.chunks_exact(c).zip(g.chunks_exact(c)).enumerate() {
+        let rstd = layer_norm_stats(r, eps, &mut xhat);
+        for v in xhat.iter_mut() {
+            *v *= rstd;
+        }
+        if let Some(gw) = gw.as_deref_mut() {
+            for ((a, &gv), &xv) in gw.iter_mut().zip(gr).zip(&xhat) {
+                *a += gv * xv;
+            }
+        }
+        if let Some(gb) = gb.as_deref_mut() {
+            for (a, &gv) in gb.iter_mut().zip(gr) {
+                *a += gv;
+            }
+        }
+        let Some(dx) = dx.as_deref_mut() else {
+            continue;
+        };
+        match w {
+            Some(w) => {
+                for ((o, &gv), &wv) in gh.iter_mut().zip(gr).zip(w) {
+                    *o = gv * wv;
+                }
+            }
+            None => gh.copy_from_slice(gr),
+        }
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for (&gv, &xv) in gh.iter().zip(&xhat) {
+            s1 += gv;
+            s2 += gv * xv;
+        }
+        let (m1, m2) = (s1 / c as f64, s2 / c as f64);
+        for ((o, &gv), &xv) in dx[n * c..(n + 1) * c].iter_mut().zip(&gh).zip(&xhat) {
+            *o = ((gv - m1) - xv * m2) * rstd;
+        }
+    }
+}
+
+/// What a LayerNorm keeps between `forward` and `backward`: its arguments and the last input.
+#[derive(Clone, Debug)]
+pub struct LayerNormState {
+    c: usize,
+    eps: f64,
+    affine: bool,
+    bias: bool,
+    input: Option<(Vec<f64>, Shape)>,
+    owner: Owner,
+}
+
+impl LayerNormState {
+    /// `LayerNorm(c, eps, elementwise_affine, bias)` before any forward.
+    pub fn new(c: usize, eps: f64, affine: bool, bias: bool) -> LayerNormState {
+        LayerNormState {
+            c,
+            eps,
+            affine,
+            bias: affine && bias,
+            input: None,
+            owner: Owner::default(),
+        }
+    }
+
+    /// The size of the normalized (last) dimension.
+    pub fn size(&self) -> usize {
+        self.c
+    }
+
+    /// `eps`.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+
+    /// Whether it has a weight, and whether it has a bias.
+    pub fn slots(&self) -> (bool, bool) {
+        (self.affine, self.bias)
+    }
+
+    /// `LayerNorm(c)`, for error messages.
+    pub fn name(&self) -> String {
+        format!("LayerNorm({})", self.c)
+    }
+
+    fn check_input(&self, shape: Shape) -> Result<()> {
+        if shape.cols() != self.c {
+            return Err(Error::Value(format!(
+                "{}: expected an input whose last dimension is {}, got shape {shape}",
+                self.name(),
+                self.c
+            )));
+        }
+        Ok(())
+    }
+
+    /// The output for `x` of `shape`; keeps `x` for `backward`.
+    pub fn forward(
+        &mut self,
+        x: Vec<f64>,
+        shape: Shape,
+        w: Option<&[f64]>,
+        b: Option<&[f64]>,
+    ) -> Result<Vec<f64>> {
+        self.check_input(shape)?;
+        let mut y = try_zeros(x.len(), "LayerNorm")?;
+        layer_norm_forward(&x, self.c, self.eps, w, b, &mut y);
+        self.input = Some((x, shape));
+        self.owner.set();
+        Ok(y)
+    }
+
+    /// Keep `x` of `shape` for `backward`, as `forward` does.
+    pub fn remember(&mut self, x: &[f64], shape: Shape) -> Result<()> {
+        let (kept, s) = self.input.get_or_insert_with(|| (Vec::new(), shape));
+        copy_into(kept, x, "LayerNorm")?;
+        *s = shape;
+        self.owner.set();
+        Ok(())
+    }
+
+    /// Accumulate the weight and bias gradients from `g` of `shape`; returns dL/dx.
+    pub fn backward(
+        &self,
+        g: &[f64],
+        shape: Shape,
+        w: Option<&[f64]>,
+        gw: Option<&mut [f64]>,
+        gb: Option<&mut [f64]>,
+    ) -> Result<Vec<f64>> {
+        let (x, s) = self
+            .input
+            .as_ref()
+            .ok_or_else(|| not_forwarded(&self.name()))?;
+        self.owner.check(&self.name())?;
+        check_grad(&self.name(), shape, *s)?;
+        let mut dx = try_zeros(x.len(), "LayerNorm")?;
+        layer_norm_backward(x, self.c, self.eps, w, g, gw, gb, Some(&mut dx));
+        Ok(dx)
+    }
+}
+
 // ---------------------------------------------------------------- the family's table
 
 /// The members of the family. `layer_table!(m)` calls the macro `m` with one line
@@ -692,6 +893,8 @@ macro_rules! layer_table {
             Linear ["weight", "bias"] [] "(in_features, out_features, bias=True, generator=None)";
             /// `y = x * m` with a fresh mask in training mode; the identity in eval mode.
             Dropout [] [] "(p=0.5, generator=None)";
+            /// Each row normalized over its last dimension, times `weight`, plus `bias`.
+            LayerNorm ["weight", "bias"] [] "(normalized_shape, eps=1e-05, elementwise_affine=True, bias=True)";
             /// The container: its children in order.
             Sequential [] [] "(*modules)";
         }
@@ -743,6 +946,41 @@ pub enum LayerKind<'a> {
     /// A `Dropout`, and the index in the runner's generators of the one it
     /// draws from, or `None` when it is the identity (eval mode, or `p = 0`).
     Dropout(&'a mut DropoutState, Option<usize>),
+    /// A `LayerNorm`; its slots are those of `weight` and `bias` it has.
+    LayerNorm(&'a mut LayerNormState),
+}
+
+/// The values of the optional `weight` and `bias` slots, which are there as `has` says.
+fn weight_bias<'s>(
+    params: &'s [Slot<'_>],
+    has: (bool, bool),
+) -> (Option<&'s [f64]>, Option<&'s [f64]>) {
+    let mut it = params.iter().map(|s| &*s.value);
+    let w = if has.0 { it.next() } else { None };
+    let b = if has.1 { it.next() } else { None };
+    (w, b)
+}
+
+/// The optional `weight` slot's values and the gradients of `weight` and `bias`.
+#[allow(clippy::type_complexity)]
+fn weight_grads<'s>(
+    params: &'s mut [Slot<'_>],
+    has: (bool, bool),
+) -> (
+    Option<&'s [f64]>,
+    Option<&'s mut [f64]>,
+    Option<&'s mut [f64]>,
+) {
+    let mut it = params.iter_mut();
+    let (w, gw) = match if has.0 { it.next() } else { None } {
+        Some(s) => (Some(&*s.value), Some(&mut *s.grad)),
+        None => (None, None),
+    };
+    let gb = match if has.1 { it.next() } else { None } {
+        Some(s) => Some(&mut *s.grad),
+        None => None,
+    };
+    (w, gw, gb)
 }
 
 /// One layer of a stack: its kernel state and its parameter slots, in the
@@ -767,6 +1005,7 @@ impl Layer<'_> {
     pub fn in_width(&self) -> Option<usize> {
         match &self.kind {
             LayerKind::Linear(s) => Some(s.in_features()),
+            LayerKind::LayerNorm(s) => Some(s.size()),
             _ => None,
         }
     }
@@ -775,7 +1014,7 @@ impl Layer<'_> {
     /// replace it (`None`: the errors name the layer's sizes).
     pub fn kind_name(&self) -> Option<&'static str> {
         match &self.kind {
-            LayerKind::Linear(_) => None,
+            LayerKind::Linear(_) | LayerKind::LayerNorm(_) => None,
             LayerKind::Activation(a) => Some(a.kind().name()),
             LayerKind::Dropout(..) => Some("Dropout"),
         }
@@ -806,6 +1045,10 @@ impl Layer<'_> {
                 let g = gen.map(|i| &mut *gens[i]);
                 Ok((d.forward(x, shape, g)?, shape))
             }
+            LayerKind::LayerNorm(s) => {
+                let (w, b) = weight_bias(&self.params, s.slots());
+                Ok((s.forward(x, shape, w, b)?, shape))
+            }
         }
     }
 
@@ -821,6 +1064,10 @@ impl Layer<'_> {
             }
             LayerKind::Activation(a) => Ok((a.backward(&g, shape)?, shape)),
             LayerKind::Dropout(d, _) => Ok((d.backward(g, shape)?, shape)),
+            LayerKind::LayerNorm(s) => {
+                let (w, gw, gb) = weight_grads(&mut self.params, s.slots());
+                Ok((s.backward(&g, shape, w, gw, gb)?, shape))
+            }
         }
     }
 
@@ -868,6 +1115,10 @@ impl Layer<'_> {
                 }
                 None => y.copy_from_slice(x),
             },
+            LayerKind::LayerNorm(s) => {
+                let (w, b) = weight_bias(&self.params, s.slots());
+                layer_norm_forward(x, wi, s.eps(), w, b, y);
+            }
         }
         Ok(())
     }
@@ -908,6 +1159,10 @@ impl Layer<'_> {
                     })
                 });
             }
+            LayerKind::LayerNorm(s) => {
+                let (w, gw, gb) = weight_grads(&mut self.params, s.slots());
+                layer_norm_backward(x, wi, s.eps(), w, gy, gw, gb, dx);
+            }
             _ if dx.is_none() => {}
             LayerKind::Activation(a) => {
                 if let Some(dx) = dx {
@@ -938,6 +1193,7 @@ impl Layer<'_> {
                 let mask: &[f64] = if gen.is_some() { mask } else { &[] };
                 d.remember(mask, shape)
             }
+            LayerKind::LayerNorm(s) => s.remember(x, shape),
         }
     }
 }

@@ -28,7 +28,7 @@ use super::{
 use crate::error::try_zeros;
 use crate::generator::Generator;
 use crate::modules::{
-    linear_init, DropoutState, Layer, LayerKind, LinearState, Slot, Stack, LAYERS,
+    linear_init, DropoutState, Layer, LayerKind, LayerNormState, LinearState, Slot, Stack, LAYERS,
 };
 use crate::tensor::Shape;
 
@@ -489,6 +489,288 @@ impl Dropout {
     }
 }
 
+// ---------------------------------------------------------------- LayerNorm
+
+/// Each row normalized over its last dimension, times `weight`, plus `bias`
+/// (docs/NUMERICS.md, "LayerNorm"). `weight` starts at 1 and `bias` at 0.
+#[pyclass(extends = Module, subclass, module = "pyfw_rs", name = "LayerNorm")]
+pub struct LayerNorm {
+    state: LayerNormState,
+    /// `weight` and `bias`, each with its gradient, those that are there.
+    slots: Vec<(Py<PyTensor>, Py<PyTensor>)>,
+}
+
+/// The run of one LayerNorm.
+const LAYER_NORM: LayerClass = LayerClass {
+    keeps: keeps::<LayerNorm>,
+    who: |m| Ok(m.cast::<LayerNorm>()?.busy_ref()?.state.name()),
+    hold: |m, _, _| {
+        let py = m.py();
+        let me = m.cast::<LayerNorm>()?.busy_mut()?;
+        let mut tensors = Vec::new();
+        for (t, g) in &me.slots {
+            let (t, g) = (t.bind(py).clone(), g.bind(py).clone());
+            tensors.push((t.busy_mut()?, g.busy_mut()?));
+        }
+        Ok(Box::new(HeldLayerNorm(me, tensors)))
+    },
+};
+
+/// A LayerNorm and its tensors, borrowed.
+struct HeldLayerNorm<'py>(
+    PyRefMut<'py, LayerNorm>,
+    Vec<(PyRefMut<'py, PyTensor>, PyRefMut<'py, PyTensor>)>,
+);
+
+impl HeldLayer for HeldLayerNorm<'_> {
+    fn layer(&mut self) -> Layer<'_> {
+        Layer {
+            kind: LayerKind::LayerNorm(&mut self.0.state),
+            params: self
+                .1
+                .iter_mut()
+                .map(|(t, g)| Slot {
+                    value: t.t.data_mut(),
+                    grad: g.t.data_mut(),
+                })
+                .collect(),
+        }
+    }
+
+    fn slots(&self) -> Vec<SlotRefs<'_>> {
+        self.0
+            .slots
+            .iter()
+            .zip(&self.1)
+            .map(|((t, g), (tr, _))| (t, g, tr.grad.as_ref()))
+            .collect()
+    }
+}
+
+/// `normalized_shape`: an int, or a sequence of one int.
+fn normalized_shape(v: &Bound<'_, PyAny>) -> PyResult<usize> {
+    if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
+        let items: Vec<Bound<'_, PyAny>> = v.try_iter()?.collect::<PyResult<_>>()?;
+        if items.len() != 1 {
+            return Err(PyValueError::new_err(format!(
+                "LayerNorm: normalized_shape must have one dimension (the last), got {}",
+                py_repr(v)?
+            )));
+        }
+        return check_size(&items[0], "LayerNorm", "normalized_shape");
+    }
+    check_size(v, "LayerNorm", "normalized_shape")
+}
+
+impl LayerNorm {
+    fn slot(&self, py: Python<'_>, name: &str, grad: bool) -> Option<Py<PyTensor>> {
+        let (w, b) = self.state.slots();
+        let i = match name {
+            "weight" if w => 0,
+            "bias" if b => usize::from(w),
+            _ => return None,
+        };
+        let (t, g) = &self.slots[i];
+        Some(if grad { g } else { t }.clone_ref(py))
+    }
+
+    /// One run of this LayerNorm through the stack runner.
+    fn run<'py>(
+        slf: &Bound<'py, Self>,
+        x: &Bound<'py, PyAny>,
+        backward: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let run = [Child::Layer(slf.clone().into_any().unbind(), &LAYER_NORM)];
+        run_native(py, &run, Flow::Obj(x.clone()), backward)?.into_obj(py)
+    }
+}
+
+#[pymethods]
+impl LayerNorm {
+    /// Accepts any arguments; `__init__` checks and sets them.
+    #[new]
+    #[pyo3(
+        signature = (*_args, **_kwargs),
+        text_signature = "(normalized_shape, eps=1e-05, elementwise_affine=True, bias=True)"
+    )]
+    fn new(
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyClassInitializer<LayerNorm> {
+        module_base().add_subclass(LayerNorm {
+            state: LayerNormState::new(1, 1e-5, false, false),
+            slots: Vec::new(),
+        })
+    }
+
+    #[pyo3(signature = (normalized_shape, eps = Given::Missing, elementwise_affine = Truthy(true), bias = Truthy(true)))]
+    fn __init__<'py>(
+        slf: &Bound<'py, Self>,
+        normalized_shape: &Bound<'py, PyAny>,
+        eps: Given<'py>,
+        elementwise_affine: Truthy,
+        bias: Truthy,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let c = self::normalized_shape(normalized_shape)?;
+        let eps = eps.or(1e-5, "LayerNorm", "eps")?;
+        let state = LayerNormState::new(c, eps, elementwise_affine.0, bias.0);
+        let (w, b) = state.slots();
+        let mut slots = Vec::new();
+        for (there, value) in [(w, 1.0), (b, 0.0)] {
+            if there {
+                let data = vec![value; c];
+                slots.push(parameter(py, Shape::Vector(c), data)?);
+            }
+        }
+        let mut me = slf.busy_mut()?;
+        me.state = state;
+        me.slots = slots;
+        Ok(())
+    }
+
+    /// Adopt these tensors, as they are (for `copy` and `pickle`); None for a slot that is not there.
+    fn _adopt(
+        slf: &Bound<'_, Self>,
+        weight: Option<Bound<'_, PyTensor>>,
+        bias: Option<Bound<'_, PyTensor>>,
+        weight_grad: Option<Bound<'_, PyTensor>>,
+        bias_grad: Option<Bound<'_, PyTensor>>,
+    ) -> PyResult<()> {
+        let (c, has) = {
+            let me = slf.busy_ref()?;
+            (me.state.size(), me.state.slots())
+        };
+        let mut slots = Vec::new();
+        for (there, t, g) in [(has.0, weight, weight_grad), (has.1, bias, bias_grad)] {
+            match (there, t, g) {
+                (false, None, None) => {}
+                (true, Some(t), Some(g)) => {
+                    let fits = t.busy_ref()?.t.shape() == Shape::Vector(c)
+                        && g.busy_ref()?.t.shape() == Shape::Vector(c);
+                    if !fits {
+                        return Err(PyValueError::new_err(format!(
+                            "LayerNorm._adopt: tensors do not fit a LayerNorm({c})"
+                        )));
+                    }
+                    t.busy_mut()?.grad = Some(g.clone().unbind());
+                    slots.push((t.unbind(), g.unbind()));
+                }
+                _ => {
+                    return Err(PyValueError::new_err(
+                        "LayerNorm._adopt: the tensors do not match its slots",
+                    ))
+                }
+            }
+        }
+        slf.busy_mut()?.slots = slots;
+        Ok(())
+    }
+
+    #[getter]
+    fn normalized_shape<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let c = slf.busy_ref()?.state.size();
+        PyTuple::new(slf.py(), [c])
+    }
+
+    #[getter]
+    fn eps(slf: &Bound<'_, Self>) -> PyResult<f64> {
+        Ok(slf.busy_ref()?.state.eps())
+    }
+
+    #[getter]
+    fn elementwise_affine(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(slf.busy_ref()?.state.slots().0)
+    }
+
+    #[getter]
+    fn weight(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyTensor>>> {
+        Ok(slf.busy_ref()?.slot(slf.py(), "weight", false))
+    }
+
+    #[getter]
+    fn bias(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyTensor>>> {
+        Ok(slf.busy_ref()?.slot(slf.py(), "bias", false))
+    }
+
+    #[getter]
+    fn weight_grad(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyTensor>>> {
+        Ok(slf.busy_ref()?.slot(slf.py(), "weight", true))
+    }
+
+    #[getter]
+    fn bias_grad(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyTensor>>> {
+        Ok(slf.busy_ref()?.slot(slf.py(), "bias", true))
+    }
+
+    /// Normalize every row of `x` over its last dimension.
+    fn forward<'py>(slf: &Bound<'py, Self>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        LayerNorm::run(slf, x, false)
+    }
+
+    /// Accumulate dL/dweight and dL/dbias; return dL/dx.
+    fn backward<'py>(
+        slf: &Bound<'py, Self>,
+        grad: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        LayerNorm::run(slf, grad, true)
+    }
+
+    #[pyo3(signature = (*input))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        input: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if input.len() == 1 && runs_natively::<LayerNorm>(slf.as_any())? {
+            return LayerNorm::forward(slf, &input.get_item(0)?);
+        }
+        slf.call_method1(intern!(slf.py(), "forward"), input)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for (t, g) in &self.slots {
+            visit.call(t)?;
+            visit.call(g)?;
+        }
+        Ok(())
+    }
+
+    /// `[(weight, weight_grad), (bias, bias_grad)]`, those that are there.
+    fn param<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let this = slf.busy_ref()?;
+        PyList::new(
+            py,
+            this.slots
+                .iter()
+                .map(|(t, g)| (t.clone_ref(py), g.clone_ref(py))),
+        )
+    }
+
+    fn _param_names<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let (w, b) = slf.busy_ref()?.state.slots();
+        let names = [("weight", w), ("bias", b)];
+        PyList::new(py, names.iter().filter(|(_, t)| *t).map(|(n, _)| *n))
+    }
+
+    fn _name(slf: &Bound<'_, Self>) -> PyResult<String> {
+        Ok(slf.busy_ref()?.state.name())
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let (c, eps, affine) = {
+            let me = slf.busy_ref()?;
+            (me.state.size(), me.state.eps(), me.state.slots().0)
+        };
+        Ok(format!(
+            "{}(({c},), eps={}, elementwise_affine={})",
+            type_name(slf.as_any()),
+            py_repr(&PyFloat::new(slf.py(), eps))?,
+            if affine { "True" } else { "False" }
+        ))
+    }
+}
+
 // ---------------------------------------------------------------- Sequential
 
 /// A native layer borrowed for a run of the stack runner: the borrows of its
@@ -528,7 +810,7 @@ pub(crate) struct LayerClass {
 
 /// The native layer classes: a module of one of them that overrides neither
 /// `forward` nor `backward` runs through the stack runner.
-const NATIVE: [LayerClass; 3] = [
+const NATIVE: [LayerClass; 4] = [
     LayerClass {
         keeps: keeps::<Linear>,
         who: |m| m.cast::<Linear>()?.busy_ref()?.who(),
@@ -547,6 +829,7 @@ const NATIVE: [LayerClass; 3] = [
         who: |m| Ok(type_name(m)),
         hold: hold_dropout,
     },
+    LAYER_NORM,
 ];
 
 impl HeldLayer for PyRefMut<'_, Activation> {
@@ -1170,6 +1453,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Module>()?;
     m.add_class::<Linear>()?;
     m.add_class::<Dropout>()?;
+    m.add_class::<LayerNorm>()?;
     m.add_class::<Sequential>()?;
     m.add("LAYERS", LAYERS.iter().map(|l| l.name).collect::<Vec<_>>())?;
     let table = LAYERS
