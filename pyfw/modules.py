@@ -1,4 +1,4 @@
-"""The layer family: ``Module`` (the contract), ``Linear``, ``Dropout`` and ``Sequential``.
+"""The layer family: ``Module`` (the contract), ``Linear``, ``Dropout``, ``LayerNorm`` and ``Sequential``.
 
 Every module follows the same contract (modules of your own register their children,
 parameters and buffers by assignment, as in torch: see ``Module``):
@@ -449,7 +449,9 @@ class Linear(Module):
     ``weight`` has shape (out, in) and ``bias`` shape (out,), both drawn from
     U(-k, k) with ``k = 1 / sqrt(in)`` as in PyTorch: all of ``weight`` in
     row-major order, then ``bias``. ``weight.grad`` is ``weight_grad`` and
-    ``bias.grad`` is ``bias_grad``.
+    ``bias.grad`` is ``bias_grad``. With ``bias=False``, ``bias`` and
+    ``bias_grad`` are None, nothing is drawn for them, and the sums of ``y``
+    start at 0.0.
 
     Forward and backward, for ``g = dL/dy``::
 
@@ -467,8 +469,6 @@ class Linear(Module):
         super().__init__()
         self.in_features = check_size(in_features, "Linear", "in_features")
         self.out_features = check_size(out_features, "Linear", "out_features")
-        if not bias:
-            raise ValueError("Linear: bias=False is not supported")
         n = self.in_features * self.out_features
         if n > sys.maxsize // 8 or n * _BYTES_PER_WEIGHT > _memory_bytes():
             gib = n * _BYTES_PER_WEIGHT / 2**30
@@ -480,28 +480,31 @@ class Linear(Module):
         lo, span = -k, k - -k
         rnd = g.random
         w = [[lo + span * rnd() for _ in range(self.in_features)] for _ in range(self.out_features)]
-        b = [lo + span * rnd() for _ in range(self.out_features)]
         self.weight = Tensor._wrap(w, (self.out_features, self.in_features))
-        self.bias = Tensor._wrap([b], (self.out_features,))
         self.weight_grad = Tensor._wrap(zeros_like_rows(self.weight.shape), self.weight.shape)
-        self.bias_grad = Tensor._wrap(zeros_like_rows(self.bias.shape), self.bias.shape)
         self.weight.grad = self.weight_grad
-        self.bias.grad = self.bias_grad
+        self.bias: Optional[Tensor] = None
+        self.bias_grad: Optional[Tensor] = None
+        if bias:
+            b = [lo + span * rnd() for _ in range(self.out_features)]
+            self.bias = Tensor._wrap([b], (self.out_features,))
+            self.bias_grad = Tensor._wrap(zeros_like_rows(self.bias.shape), self.bias.shape)
+            self.bias.grad = self.bias_grad
         self._input: Optional[Tensor] = None
         self._thread: Optional[int] = None
 
     _forward_state = ("_input", "_thread")
 
     # The layer table's entries (see LAYERS).
-    _params = ("in_features", "out_features")
+    _params = ("in_features", "out_features", "bias")
     _buffers: tuple = ()
 
     @staticmethod
-    def _param_shapes(in_features: int, out_features: int) -> dict:
+    def _param_shapes(in_features: int, out_features: int, bias: bool = True) -> dict:
         """The shapes of the parameters, in ``state_dict`` order, for these arguments."""
         in_f = check_size(in_features, "Linear", "in_features")
         out_f = check_size(out_features, "Linear", "out_features")
-        return {"weight": (out_f, in_f), "bias": (out_f,)}
+        return {"weight": (out_f, in_f), "bias": (out_f,)} if bias else {"weight": (out_f, in_f)}
 
     def _check_restored(self) -> None:
         super()._check_restored()
@@ -511,6 +514,8 @@ class Linear(Module):
         who = self._name()
         shape = (self.out_features, self.in_features)
         for name, want in (("weight", shape), ("bias", shape[:1]), ("weight_grad", shape), ("bias_grad", shape[:1])):
+            if name.startswith("bias") and self.__dict__.get("bias") is None and self.__dict__.get(name) is None:
+                continue  # bias=False
             _check_tensor(self.__dict__.get(name), want, who, name)
 
     def forward(self, x: Any) -> Tensor:
@@ -526,7 +531,7 @@ class Linear(Module):
         self._thread = threading.get_ident()
         with _WEIGHTS_LOCK:
             wt = list(zip(*self.weight._rows))
-            b = self.bias._rows[0]
+            b = self.bias._rows[0] if self.bias is not None else [0.0] * self.out_features
         out = []
         for xr in x._rows:
             acc = b
@@ -551,11 +556,12 @@ class Linear(Module):
                 if gn:
                     acc = [a + gn * v for a, v in zip(acc, xr)]
             gw[o] = acc
-        gb = self.bias_grad._rows
-        acc = gb[0]
-        for gr in g:
-            acc = [a + v for a, v in zip(acc, gr)]
-        gb[0] = acc
+        if self.bias_grad is not None:
+            gb = self.bias_grad._rows
+            acc = gb[0]
+            for gr in g:
+                acc = [a + v for a, v in zip(acc, gr)]
+            gb[0] = acc
         w = self.weight._rows
         zero = [0.0] * self.in_features
         gx = []
@@ -568,17 +574,18 @@ class Linear(Module):
         return Tensor._wrap(gx, self._input.shape)
 
     def param(self) -> list:
-        """``[(weight, weight_grad), (bias, bias_grad)]``."""
-        return [(self.weight, self.weight_grad), (self.bias, self.bias_grad)]
+        """``[(weight, weight_grad), (bias, bias_grad)]`` (no bias for ``bias=False``)."""
+        return [(getattr(self, n), getattr(self, f"{n}_grad")) for n in self._param_names()]
 
     def _param_names(self) -> list:
-        return ["weight", "bias"]
+        return ["weight", "bias"] if self.bias is not None else ["weight"]
 
     def _name(self) -> str:
         return f"Linear({self.in_features} -> {self.out_features})"
 
     def __repr__(self) -> str:
-        return f"Linear(in_features={self.in_features}, out_features={self.out_features}, bias=True)"
+        return (f"Linear(in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None})")
 
 
 class Dropout(Module):

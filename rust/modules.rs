@@ -47,16 +47,17 @@ pub fn linear_name(in_features: usize, out_features: usize) -> String {
 
 /// The initial `(weight, bias)` of `Linear(in, out)`: U(-k, k) with `k = 1 / sqrt(in)`,
 /// each value `lo + span * random()` with `lo = -k` and `span = k - lo`; all of the
-/// weight in row-major order, then the bias.
+/// weight in row-major order, then the bias (none, and no draw, without `bias`).
 pub fn linear_init(
     g: &mut Generator,
     in_features: usize,
     out_features: usize,
+    bias: bool,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     let who = linear_name(in_features, out_features);
     let n = checked_size(in_features, out_features, &who)?;
     let mut w = try_zeros(n, &who)?;
-    let mut b = try_zeros(out_features, &who)?;
+    let mut b = try_zeros(if bias { out_features } else { 0 }, &who)?;
     let k = 1.0 / (in_features as f64).sqrt();
     let lo = -k;
     let span = k - lo;
@@ -346,7 +347,7 @@ pub struct LinearForward<'a> {
     pub x: &'a [f64],
     /// The weight, (out, in).
     pub w: &'a [f64],
-    /// The bias, (out,).
+    /// The bias, (out,), or empty for none (the sums start at 0.0).
     pub b: &'a [f64],
     /// The output, (batch, out).
     pub y: &'a mut [f64],
@@ -360,7 +361,11 @@ impl LinearForward<'_> {
     fn go<const W: usize>(self) {
         let Dims { batch, in_f, out_f } = self.d;
         for yr in self.y.chunks_exact_mut(out_f) {
-            yr.copy_from_slice(self.b);
+            if self.b.is_empty() {
+                yr.fill(0.0);
+            } else {
+                yr.copy_from_slice(self.b);
+            }
         }
         let x = self.x;
         skip_gemm::<W>(
@@ -387,7 +392,7 @@ pub struct LinearBackward<'a> {
     pub w: &'a [f64],
     /// The weight gradient, accumulated in place.
     pub gw: &'a mut [f64],
-    /// The bias gradient, accumulated in place.
+    /// The bias gradient, accumulated in place; empty for no bias.
     pub gb: &'a mut [f64],
     /// `dL/dx`, written.
     pub dx: Option<&'a mut [f64]>,
@@ -950,6 +955,13 @@ pub enum LayerKind<'a> {
     LayerNorm(&'a mut LayerNormState),
 }
 
+/// A Linear's `weight` slot and its bias gradient (empty without a bias).
+fn linear_slots<'s, 'a>(params: &'s mut [Slot<'a>]) -> (&'s mut Slot<'a>, &'s mut [f64]) {
+    let (w, rest) = params.split_first_mut().expect("a Linear has a weight");
+    let gb = rest.first_mut().map_or(&mut [][..], |s| &mut *s.grad);
+    (w, gb)
+}
+
 /// The values of the optional `weight` and `bias` slots, which are there as `has` says.
 fn weight_bias<'s>(
     params: &'s [Slot<'_>],
@@ -1039,7 +1051,10 @@ impl Layer<'_> {
         gens: &mut [&mut Generator],
     ) -> Result<(Vec<f64>, Shape)> {
         match &mut self.kind {
-            LayerKind::Linear(s) => s.forward(x, shape, self.params[0].value, self.params[1].value),
+            LayerKind::Linear(s) => {
+                let b = self.params.get(1).map_or(&[][..], |s| &*s.value);
+                s.forward(x, shape, self.params[0].value, b)
+            }
             LayerKind::Activation(a) => Ok((a.forward(x, shape)?, shape)),
             LayerKind::Dropout(d, gen) => {
                 let g = gen.map(|i| &mut *gens[i]);
@@ -1057,10 +1072,8 @@ impl Layer<'_> {
     pub fn backward_kept(&mut self, g: Vec<f64>, shape: Shape) -> Result<(Vec<f64>, Shape)> {
         match &mut self.kind {
             LayerKind::Linear(s) => {
-                let [w, b] = &mut self.params[..] else {
-                    unreachable!("a Linear has two slots")
-                };
-                s.backward(&g, shape, w.value, w.grad, b.grad)
+                let (w, gb) = linear_slots(&mut self.params);
+                s.backward(&g, shape, w.value, w.grad, gb)
             }
             LayerKind::Activation(a) => Ok((a.backward(&g, shape)?, shape)),
             LayerKind::Dropout(d, _) => Ok((d.backward(g, shape)?, shape)),
@@ -1093,7 +1106,8 @@ impl Layer<'_> {
                     in_f: wi,
                     out_f: wo,
                 };
-                let (w, b) = (&*self.params[0].value, &*self.params[1].value);
+                let w = &*self.params[0].value;
+                let b = self.params.get(1).map_or(&[][..], |s| &*s.value);
                 with_terms(|terms| {
                     dispatch(LinearForward {
                         d,
@@ -1143,9 +1157,7 @@ impl Layer<'_> {
                     in_f: wi,
                     out_f: wo,
                 };
-                let [w, b] = &mut self.params[..] else {
-                    unreachable!("a Linear has two slots")
-                };
+                let (w, gb) = linear_slots(&mut self.params);
                 with_terms(|terms| {
                     dispatch(LinearBackward {
                         d,
@@ -1153,7 +1165,7 @@ impl Layer<'_> {
                         g: gy,
                         w: w.value,
                         gw: w.grad,
-                        gb: b.grad,
+                        gb,
                         dx,
                         terms,
                     })
@@ -1457,7 +1469,7 @@ mod tests {
         let mut g = Generator::new(1);
         for &(batch, in_f, out_f) in &SHAPES {
             let d = Dims { batch, in_f, out_f };
-            let (w, b) = linear_init(&mut g, in_f, out_f).unwrap();
+            let (w, b) = linear_init(&mut g, in_f, out_f, true).unwrap();
             let x = rand_vec(&mut g, batch * in_f, 3);
             let mut st = LinearState::new(in_f, out_f);
             let (y, shape) = st
@@ -1546,7 +1558,7 @@ mod tests {
     #[test]
     fn init_draws_weight_then_bias() {
         let mut g = Generator::new(0);
-        let (w, b) = linear_init(&mut g, 4, 3).unwrap();
+        let (w, b) = linear_init(&mut g, 4, 3, true).unwrap();
         let mut h = Generator::new(0);
         let k = 1.0 / 2.0;
         let expect: Vec<f64> = (0..15).map(|_| -k + (k - -k) * h.random()).collect();
@@ -1558,7 +1570,7 @@ mod tests {
     fn linear_gradients_match_finite_differences() {
         let (batch, in_f, out_f) = (3, 5, 4);
         let mut g = Generator::new(2);
-        let (w, b) = linear_init(&mut g, in_f, out_f).unwrap();
+        let (w, b) = linear_init(&mut g, in_f, out_f, true).unwrap();
         let x = rand_vec(&mut g, batch * in_f, 0);
         let c = rand_vec(&mut g, batch * out_f, 0);
         let xs = Shape::Matrix(batch, in_f);
@@ -1651,7 +1663,7 @@ mod tests {
             Err(Error::Value(_))
         ));
         assert!(matches!(
-            linear_init(&mut Generator::new(0), usize::MAX, 3),
+            linear_init(&mut Generator::new(0), usize::MAX, 3, true),
             Err(Error::Memory(_))
         ));
         for p in [-0.1, 1.0, f64::NAN, f64::INFINITY] {
@@ -1671,8 +1683,8 @@ mod tests {
     fn the_stack_runs_the_same_bits_on_buffers_and_through_the_states() {
         let (rows, widths) = (5usize, [3usize, 4, 4, 4, 2]);
         let mut g = Generator::new(3);
-        let (w1, b1) = linear_init(&mut g, widths[0], widths[1]).unwrap();
-        let (w2, b2) = linear_init(&mut g, widths[3], widths[4]).unwrap();
+        let (w1, b1) = linear_init(&mut g, widths[0], widths[1], true).unwrap();
+        let (w2, b2) = linear_init(&mut g, widths[3], widths[4], true).unwrap();
         let x: Vec<f64> = (0..rows * widths[0])
             .map(|i| 0.37 * i as f64 - 2.0)
             .collect();

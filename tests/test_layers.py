@@ -185,3 +185,35 @@ def test_bad_required_arguments_get_the_same_error(name: str, bad: Any) -> None:
                 fw.LAYERS[name](**kw)
             errors.append(type(e.value))
         assert errors[0] is errors[1], (arg, bad, errors)
+
+
+@pytest.mark.parametrize("bias", [False, None, 0])
+def test_linear_without_bias(bias: Any, tmp_path: Path) -> None:
+    """``Linear(in, out, bias=False)``: ``y = x W^T`` (sums from 0.0), only ``weight`` in the
+    state dict and the parameters, the weight drawn as with a bias (the bias is not drawn),
+    bit-identical in both backends, trained natively, and saved, loaded and copied."""
+    out = {}
+    for fw in (pyfw, rs()):
+        with_bias = fw.Linear(3, 2, generator=fw.Generator(5))
+        m = fw.Linear(3, 2, bias=bias, generator=fw.Generator(5))
+        assert m.bias is None and m.bias_grad is None
+        assert repr(m) == "Linear(in_features=3, out_features=2, bias=False)"
+        assert list(m.state_dict()) == ["weight"] and len(m.param()) == 1
+        assert th(m.weight) == th(with_bias.weight)
+        x = fw.tensor([[0.5, -1.0, 2.0], [0.0, 0.0, 0.0]])
+        y = m(x)
+        assert th(y)[1] == [float(0.0).hex()] * 2
+        assert fw.gradcheck(m, x)
+        model = fw.Sequential(m, fw.Tanh(), fw.Linear(2, 1, bias=False, generator=fw.Generator(6)))
+        opt = fw.SGD(model.parameters(), lr=0.1)
+        data, target = fw.tensor([[0.1 * i, 0.3, -0.2 * i] for i in range(8)]), fw.tensor([[0.5]] * 8)
+        fw.fit(model, fw.MSELoss(), opt, data, target, epochs=2, batch_size=3, generator=fw.Generator(1))
+        if fw is not pyfw:
+            twin = copy.deepcopy((model, opt))
+            assert fw._native._train_epoch(twin[0], fw.MSELoss(), twin[1], data, target, 3, None, False) is not None
+        path = tmp_path / f"{fw.__name__}.safetensors"
+        fw.io.save_model(model, path)
+        for other in (fw.io.load_model(path), copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+            assert repr(other) == repr(model) and sd_hex(other.state_dict()) == sd_hex(model.state_dict())
+        out[fw.__name__] = (th(y), sd_hex(model.state_dict()))
+    assert out["pyfw"] == out["pyfw_rs"]

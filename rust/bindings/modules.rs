@@ -58,46 +58,54 @@ pub struct Linear {
     pub(crate) p: Option<LinearParams>,
 }
 
-/// What an initialized Linear holds: its kernel state and its four tensors.
+/// What an initialized Linear holds: its kernel state and its tensors (no bias
+/// and no bias gradient for `bias=False`).
 pub(crate) struct LinearParams {
     pub(crate) state: LinearState,
     pub(crate) weight: Py<PyTensor>,
-    pub(crate) bias: Py<PyTensor>,
+    pub(crate) bias: Option<Py<PyTensor>>,
     pub(crate) weight_grad: Py<PyTensor>,
-    pub(crate) bias_grad: Py<PyTensor>,
+    pub(crate) bias_grad: Option<Py<PyTensor>>,
 }
 
 impl LinearParams {
-    /// Adopt these four tensors, as they are, after checking that their shapes fit a Linear.
+    /// Adopt these tensors, as they are, after checking that their shapes fit a
+    /// Linear (the bias and its gradient both None for `bias=False`).
     fn adopt(
         weight: Bound<'_, PyTensor>,
-        bias: Bound<'_, PyTensor>,
+        bias: Option<Bound<'_, PyTensor>>,
         weight_grad: Bound<'_, PyTensor>,
-        bias_grad: Bound<'_, PyTensor>,
+        bias_grad: Option<Bound<'_, PyTensor>>,
     ) -> PyResult<LinearParams> {
         let ws = weight.busy_ref()?.t.shape();
-        let (Shape::Matrix(out_f, in_f), Shape::Vector(nb)) = (ws, bias.busy_ref()?.t.shape())
-        else {
+        let Shape::Matrix(out_f, in_f) = ws else {
             return Err(PyValueError::new_err(
                 "Linear._from_tensors: expected a 2-D weight and a 1-D bias",
             ));
         };
-        let ok = nb == out_f
-            && weight_grad.busy_ref()?.t.shape() == ws
-            && bias_grad.busy_ref()?.t.shape() == Shape::Vector(nb);
-        if !ok {
+        let bias_fits = match (&bias, &bias_grad) {
+            (None, None) => true,
+            (Some(b), Some(g)) => {
+                b.busy_ref()?.t.shape() == Shape::Vector(out_f)
+                    && g.busy_ref()?.t.shape() == Shape::Vector(out_f)
+            }
+            _ => false,
+        };
+        if !bias_fits || weight_grad.busy_ref()?.t.shape() != ws {
             return Err(PyValueError::new_err(format!(
                 "Linear._from_tensors: shapes do not fit a Linear({in_f} -> {out_f})"
             )));
         }
         weight.busy_mut()?.grad = Some(weight_grad.clone().unbind());
-        bias.busy_mut()?.grad = Some(bias_grad.clone().unbind());
+        if let (Some(b), Some(g)) = (&bias, &bias_grad) {
+            b.busy_mut()?.grad = Some(g.clone().unbind());
+        }
         Ok(LinearParams {
             state: LinearState::new(in_f, out_f),
             weight: weight.unbind(),
-            bias: bias.unbind(),
+            bias: bias.map(Bound::unbind),
             weight_grad: weight_grad.unbind(),
-            bias_grad: bias_grad.unbind(),
+            bias_grad: bias_grad.map(Bound::unbind),
         })
     }
 }
@@ -141,8 +149,8 @@ impl Linear {
             ..
         } = self.p.as_mut().ok_or_else(not_initialized)?;
         let w = weight.bind(py).busy_ref()?;
-        let b = bias.bind(py).busy_ref()?;
-        let (wd, bd) = (w.t.data(), b.t.data());
+        let b = bias.as_ref().map(|b| b.bind(py).busy_ref()).transpose()?;
+        let (wd, bd) = (w.t.data(), b.as_ref().map_or(&[][..], |b| b.t.data()));
         let work = shape.numel().saturating_mul(state.out_features());
         if work >= DETACH_WORK {
             py.detach(|| state.forward(x, shape, wd, bd)).py()
@@ -156,8 +164,13 @@ impl Linear {
         let p = self.params()?;
         let w = p.weight.bind(py).busy_ref()?;
         let mut gw = p.weight_grad.bind(py).busy_mut()?;
-        let mut gb = p.bias_grad.bind(py).busy_mut()?;
-        let (wd, gwd, gbd, state) = (w.t.data(), gw.t.data_mut(), gb.t.data_mut(), &p.state);
+        let mut gb = p
+            .bias_grad
+            .as_ref()
+            .map(|g| g.bind(py).busy_mut())
+            .transpose()?;
+        let gbd = gb.as_mut().map_or(&mut [][..], |g| g.t.data_mut());
+        let (wd, gwd, state) = (w.t.data(), gw.t.data_mut(), &p.state);
         let work = shape.numel().saturating_mul(state.in_features());
         if work >= DETACH_WORK {
             py.detach(|| state.backward(g, shape, wd, gwd, gbd)).py()
@@ -206,13 +219,16 @@ impl Linear {
         let py = slf.py();
         let in_f = check_size(in_features, "Linear", "in_features")?;
         let out_f = check_size(out_features, "Linear", "out_features")?;
-        if !bias.0 {
-            return Err(PyValueError::new_err("Linear: bias=False is not supported"));
-        }
         let g = resolve(py, generator)?;
-        let (w, b) = linear_init(&mut g.busy_mut()?.g, in_f, out_f).py()?;
+        let (w, b) = linear_init(&mut g.busy_mut()?.g, in_f, out_f, bias.0).py()?;
         let (weight, weight_grad) = parameter(py, Shape::Matrix(out_f, in_f), w)?;
-        let (bias, bias_grad) = parameter(py, Shape::Vector(out_f), b)?;
+        let (bias, bias_grad) = match bias.0 {
+            true => {
+                let (b, g) = parameter(py, Shape::Vector(out_f), b)?;
+                (Some(b), Some(g))
+            }
+            false => (None, None),
+        };
         slf.busy_mut()?.p = Some(LinearParams {
             state: LinearState::new(in_f, out_f),
             weight,
@@ -229,9 +245,9 @@ impl Linear {
     fn _from_tensors(
         py: Python<'_>,
         weight: Bound<'_, PyTensor>,
-        bias: Bound<'_, PyTensor>,
+        bias: Option<Bound<'_, PyTensor>>,
         weight_grad: Bound<'_, PyTensor>,
-        bias_grad: Bound<'_, PyTensor>,
+        bias_grad: Option<Bound<'_, PyTensor>>,
     ) -> PyResult<Py<Linear>> {
         let p = LinearParams::adopt(weight, bias, weight_grad, bias_grad)?;
         Py::new(py, module_base().add_subclass(Linear { p: Some(p) }))
@@ -242,9 +258,9 @@ impl Linear {
     fn _adopt(
         slf: &Bound<'_, Self>,
         weight: Bound<'_, PyTensor>,
-        bias: Bound<'_, PyTensor>,
+        bias: Option<Bound<'_, PyTensor>>,
         weight_grad: Bound<'_, PyTensor>,
-        bias_grad: Bound<'_, PyTensor>,
+        bias_grad: Option<Bound<'_, PyTensor>>,
     ) -> PyResult<()> {
         let p = LinearParams::adopt(weight, bias, weight_grad, bias_grad)?;
         slf.busy_mut()?.p = Some(p);
@@ -270,9 +286,9 @@ impl Linear {
     }
 
     #[getter]
-    fn bias(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+    fn bias(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Option<Py<PyTensor>>> {
         let this = slf.busy_ref()?;
-        Ok(this.params()?.bias.clone_ref(py))
+        Ok(this.params()?.bias.as_ref().map(|b| b.clone_ref(py)))
     }
 
     #[getter]
@@ -282,9 +298,9 @@ impl Linear {
     }
 
     #[getter]
-    fn bias_grad(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+    fn bias_grad(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Option<Py<PyTensor>>> {
         let this = slf.busy_ref()?;
-        Ok(this.params()?.bias_grad.clone_ref(py))
+        Ok(this.params()?.bias_grad.as_ref().map(|b| b.clone_ref(py)))
     }
 
     /// `x W^T + b` for a (batch, in) input.
@@ -317,28 +333,35 @@ impl Linear {
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         if let Some(p) = &self.p {
             visit.call(&p.weight)?;
-            visit.call(&p.bias)?;
+            if let Some(b) = &p.bias {
+                visit.call(b)?;
+            }
             visit.call(&p.weight_grad)?;
-            visit.call(&p.bias_grad)?;
+            if let Some(b) = &p.bias_grad {
+                visit.call(b)?;
+            }
         }
         Ok(())
     }
 
-    /// `[(weight, weight_grad), (bias, bias_grad)]`.
+    /// `[(weight, weight_grad), (bias, bias_grad)]` (no bias for `bias=False`).
     fn param<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let this = slf.busy_ref()?;
         let p = this.params()?;
-        PyList::new(
-            py,
-            [
-                (p.weight.clone_ref(py), p.weight_grad.clone_ref(py)),
-                (p.bias.clone_ref(py), p.bias_grad.clone_ref(py)),
-            ],
-        )
+        let mut out = vec![(p.weight.clone_ref(py), p.weight_grad.clone_ref(py))];
+        if let (Some(b), Some(g)) = (&p.bias, &p.bias_grad) {
+            out.push((b.clone_ref(py), g.clone_ref(py)));
+        }
+        PyList::new(py, out)
     }
 
-    fn _param_names<'py>(_slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, ["weight", "bias"])
+    fn _param_names<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let this = slf.busy_ref()?;
+        let names: &[&str] = match this.params()?.bias {
+            Some(_) => &["weight", "bias"],
+            None => &["weight"],
+        };
+        PyList::new(py, names)
     }
 
     fn _name(slf: &Bound<'_, Self>) -> PyResult<String> {
@@ -351,9 +374,10 @@ impl Linear {
         Ok({
             match &this.p {
                 Some(p) => format!(
-                    "Linear(in_features={}, out_features={}, bias=True)",
+                    "Linear(in_features={}, out_features={}, bias={})",
                     p.state.in_features(),
-                    p.state.out_features()
+                    p.state.out_features(),
+                    if p.bias.is_some() { "True" } else { "False" }
                 ),
                 None => "Linear(not initialized)".to_string(),
             }
@@ -849,9 +873,9 @@ impl HeldLayer for PyRefMut<'_, Activation> {
 struct HeldLinear<'py> {
     lin: PyRefMut<'py, Linear>,
     w: PyRefMut<'py, PyTensor>,
-    b: PyRefMut<'py, PyTensor>,
+    b: Option<PyRefMut<'py, PyTensor>>,
     gw: PyRefMut<'py, PyTensor>,
-    gb: PyRefMut<'py, PyTensor>,
+    gb: Option<PyRefMut<'py, PyTensor>>,
 }
 
 fn hold_linear<'py>(
@@ -862,13 +886,13 @@ fn hold_linear<'py>(
     let py = m.py();
     let lin = m.cast::<Linear>()?.busy_mut()?;
     let p = lin.params()?;
-    let tensors = [&p.weight, &p.bias, &p.weight_grad, &p.bias_grad].map(|t| t.bind(py).clone());
-    let [w, b, gw, gb] = tensors;
+    let [w, gw] = [&p.weight, &p.weight_grad].map(|t| t.bind(py).clone());
+    let [b, gb] = [&p.bias, &p.bias_grad].map(|t| t.as_ref().map(|t| t.bind(py).clone()));
     Ok(Box::new(HeldLinear {
         w: w.busy_mut()?,
-        b: b.busy_mut()?,
+        b: b.as_ref().map(|b| b.busy_mut()).transpose()?,
         gw: gw.busy_mut()?,
-        gb: gb.busy_mut()?,
+        gb: gb.as_ref().map(|g| g.busy_mut()).transpose()?,
         lin,
     }))
 }
@@ -876,27 +900,31 @@ fn hold_linear<'py>(
 impl HeldLayer for HeldLinear<'_> {
     fn layer(&mut self) -> Layer<'_> {
         let p = self.lin.p.as_mut().expect("held only once initialized");
+        let mut params = vec![Slot {
+            value: self.w.t.data_mut(),
+            grad: self.gw.t.data_mut(),
+        }];
+        if let (Some(b), Some(g)) = (self.b.as_mut(), self.gb.as_mut()) {
+            params.push(Slot {
+                value: b.t.data_mut(),
+                grad: g.t.data_mut(),
+            });
+        }
         Layer {
             kind: LayerKind::Linear(&mut p.state),
-            params: vec![
-                Slot {
-                    value: self.w.t.data_mut(),
-                    grad: self.gw.t.data_mut(),
-                },
-                Slot {
-                    value: self.b.t.data_mut(),
-                    grad: self.gb.t.data_mut(),
-                },
-            ],
+            params,
         }
     }
 
     fn slots(&self) -> Vec<SlotRefs<'_>> {
         match self.lin.p.as_ref() {
-            Some(p) => vec![
-                (&p.weight, &p.weight_grad, self.w.grad.as_ref()),
-                (&p.bias, &p.bias_grad, self.b.grad.as_ref()),
-            ],
+            Some(p) => {
+                let mut out = vec![(&p.weight, &p.weight_grad, self.w.grad.as_ref())];
+                if let (Some(b), Some(g), Some(bt)) = (&p.bias, &p.bias_grad, &self.b) {
+                    out.push((b, g, bt.grad.as_ref()));
+                }
+                out
+            }
             None => Vec::new(),
         }
     }
