@@ -12,7 +12,10 @@ or the groups ``seed``, ``wide``, ``mnist``, ``all``):
 * ``threads``: ``fw.fit`` of one model alone against two models trained in two
   threads at once, for ``seed`` and ``w256b100``: the throughput of two threads
   as a multiple of one's;
-* ``memory``: the resident memory over 1,500 epochs of the seed task's ``fw.fit``.
+* ``memory``: the resident memory over 1,500 epochs of the seed task's ``fw.fit``;
+* ``playground``: the playground's step-and-redraw cycle (one epoch, then the
+  snapshot the page draws: losses, the 50x50 output grid, the neuron grids) of a
+  2-8-8-1 network on 500 training points, per backend, in cycles a second.
 
 Implementations, each timed on training alone (setup excluded):
 
@@ -416,8 +419,33 @@ def memory_profile(rs: Any, case: Case, epochs: int = 1500) -> list:
     return seen
 
 
+PLAYGROUND = {"problem": "regression", "regDataset": "reg-plane", "points": "1000", "percTrainData": "50",
+              "networkShape": "8,8", "batchSize": "10", "activation": "tanh", "learningRate": "0.03"}
+"""The playground case: a 2-8-8-1 network on 500 training points (the README's frame-rate figure)."""
+
+
+def playground_cycle(fw: Any, repeat: int, cycles: int = 20) -> float:
+    """Seconds per step-and-redraw cycle of the playground on backend ``fw`` (fastest of ``repeat``)."""
+    from pyfw import playground
+
+    config, page = playground.config_of(dict(PLAYGROUND))
+    run = playground.Run(fw, config, page)
+    best = float("inf")
+    try:
+        with run.lock:
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                for _ in range(cycles):
+                    run.step()
+                    run.snapshot = run._measure()
+                best = min(best, (time.perf_counter() - t0) / cycles)
+    finally:
+        run.close()
+    return best
+
+
 def print_extras(rs: Any, known: dict, chosen: list, repeat: int) -> None:
-    """The thread-scaling and memory lines (cases ``threads`` and ``memory``)."""
+    """The thread-scaling, memory and playground lines (cases ``threads``, ``memory``, ``playground``)."""
     if "threads" in chosen:
         print("\nthreads: fw.fit of one model alone, and of two models in two threads at once (fastest of "
               f"{repeat}); throughput of two = 2 x alone / together")
@@ -432,6 +460,13 @@ def print_extras(rs: Any, known: dict, chosen: list, repeat: int) -> None:
         growth = prof[-1][1] - prof[2][1]
         print(f"\nmemory: resident MiB over 1,500 epochs of the seed task's fw.fit: {marks}; "
               f"epoch 150 to 1,500: {growth:+.1f} MiB")
+    if "playground" in chosen:
+        import pyfw
+        print("\nplayground: one epoch and the page's snapshot of a 2-8-8-1 network on 500 training points "
+              f"(fastest of {repeat})")
+        for fw in (rs, pyfw):
+            sec = playground_cycle(fw, repeat, cycles=20 if fw is rs else 3)
+            print(f"  {fw.__name__:8s} {sec * 1e3:7.1f} ms a cycle, {1 / sec:6.1f} a second", flush=True)
 
 
 def main() -> int:
@@ -451,7 +486,7 @@ def main() -> int:
     args = ap.parse_args()
 
     known = all_cases(args.epoch_scale)
-    extras = ["threads", "memory"]
+    extras = ["threads", "memory", "playground"]
     groups = {"all": [*known, *extras], "wide": [k for k in known if k.startswith("w")], "seed": ["seed"],
               "mnist": ["mnist"]}
     chosen: list = []

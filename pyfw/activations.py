@@ -12,11 +12,12 @@ the same order, under the same names.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import threading
 
-from .error import check_grad, check_int, check_real, check_thread, not_forwarded
+from .error import NO_GRAD, check_grad, check_int, check_real, check_thread, not_forwarded
+from .grad_mode import is_grad_enabled
 from .modules import Module
 from .tensor import Tensor, as_tensor
 
@@ -35,7 +36,7 @@ class Activation(Module):
     """
 
     _params: tuple = ()
-    _saved: Optional[tuple] = None
+    _saved: Any = None  # what forward kept: a tuple, NO_GRAD (under no_grad) or None
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in type(self)._params and name in self.__dict__:
@@ -53,18 +54,18 @@ class Activation(Module):
             self.__dict__[name] = fresh.__dict__[name]
 
     def forward(self, x: Any) -> Tensor:
-        """Apply the activation to a 1-D or 2-D input."""
+        """Apply the activation to an input of any shape."""
         x = as_tensor(x, self._name())
         ys = self._forward(x._rows, x.shape)
-        # Shallow copies are snapshots: no row list is ever changed in place.
-        self._saved = (list(x._rows), ys, x.shape, threading.get_ident())
+        # Shallow copies are snapshots: no row list is ever changed in place. Under no_grad, nothing.
+        self._saved = (list(x._rows), ys, x.shape, threading.get_ident()) if is_grad_enabled() else NO_GRAD
         return Tensor._wrap(list(ys), x.shape)
 
     def backward(self, grad: Any) -> Tensor:
         """The gradient with respect to the input."""
         who = self._name()
-        if self._saved is None:
-            raise not_forwarded(who)
+        if self._saved is None or self._saved is NO_GRAD:
+            raise not_forwarded(who, self._saved)
         xs, ys, shape, owner = self._saved
         check_thread(owner, who)
         gs = check_grad(grad, shape, who)._rows
@@ -225,14 +226,30 @@ class Softplus(Activation):
 
 
 def _lines(rows: Rows, shape: tuple, dim: int, who: str) -> tuple:
-    """The lines along ``dim`` (rows, or columns for dim 0 of a 2-D input) and a function
-    that turns per-line results back into rows."""
+    """The lines along ``dim`` (each in order along ``dim``; the lines in row-major order of
+    the other dims) and a function that turns per-line results back into rows."""
     nd = len(shape)
     if not -nd <= dim < nd:
         raise ValueError(f"{who}: dim {dim} is out of range for a {nd}-D input of shape {shape}")
-    if dim % nd == nd - 1:
+    d = dim % nd
+    if d == nd - 1:
         return rows, lambda lines: lines
-    return [list(c) for c in zip(*rows)], lambda lines: [list(r) for r in zip(*lines)]
+    n = shape[d]
+    inner = 1
+    for s in shape[d + 1:]:
+        inner *= s
+    outer = len(rows) * len(rows[0]) // (n * inner)
+    flat = [v for r in rows for v in r]
+    starts = [o * n * inner + i for o in range(outer) for i in range(inner)]
+    lines = [flat[s:s + n * inner:inner] for s in starts]
+    cols = shape[-1]
+
+    def back(out: list) -> Rows:
+        res = [0.0] * len(flat)
+        for s, line in zip(starts, out):
+            res[s:s + n * inner:inner] = line
+        return [res[k:k + cols] for k in range(0, len(res), cols)]
+    return lines, back
 
 
 class _AlongDim(Activation):

@@ -203,9 +203,21 @@ def load_backend(name: str, quiet: bool = False) -> Any:
                        f"({e}); {BUILD_HINT}") from None
 
 
+def _short_name(fw: Any) -> str:
+    """The short name of a backend module (``py``, ``rs``), as ``--backend`` and results give it."""
+    return {module: k for k, module in task.BACKENDS.items()}.get(fw.__name__, fw.__name__)
+
+
+def sessions_label(backends: list) -> str:
+    """The ``"backend"`` of a run from the backends of its sessions, in order: one name when
+    they are all the same (``rs``), else each change of backend (``py, then rs``)."""
+    changes = [b for i, b in enumerate(backends) if i == 0 or b != backends[i - 1]]
+    return ", then ".join(changes)
+
+
 def backend_line(fw: Any) -> str:
     """The line that says which backend a run uses, e.g. ``backend rs (pyfw_rs 0.1.0, Rust kernels)``."""
-    short = {module: k for k, module in task.BACKENDS.items()}.get(fw.__name__, fw.__name__)
+    short = _short_name(fw)
     kind = "Rust kernels" if short == "rs" else "pure Python"
     return f"backend {short} ({fw.__name__} {getattr(fw, '__version__', '?')}, {kind})"
 
@@ -263,6 +275,21 @@ class Progress:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
 
+    def line(self, text: str) -> None:
+        """Show ``text`` on ``stream``: as the live line on a terminal (replacing the one
+        before), else as a line of its own."""
+        if self.live:
+            self.stream.write("\r\x1b[K" + text)
+            self.stream.flush()
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def keep(self) -> None:
+        """End the live line, leaving its last text shown."""
+        if self.live:
+            self.stream.write("\n")
+            self.stream.flush()
+
     def end_epoch(self, epoch: int, loss: float) -> None:
         """Clear the live line and log the epoch's loss."""
         self.clear()
@@ -318,9 +345,10 @@ def _field_type(f: "dataclasses.Field[Any]", kind: type) -> Callable[[str], Any]
     return parse
 
 
-def add_config_options(p: argparse.ArgumentParser) -> None:
+def add_config_options(p: argparse.ArgumentParser, leave_out: tuple = ()) -> None:
     """One option per field of :class:`pyfw.task.Config`: ``--batch-size`` for ``batch_size``,
-    with the field's help, choices (or checked type) and metavar, and ``--preset``.
+    with the field's help, its default (an empty text shown as "empty"), choices (or checked
+    type) and metavar, and ``--preset``. The fields named in ``leave_out`` get no option.
 
     An option left out is absent from the parsed arguments (its default shows in
     the help), so that :func:`config_from_args` can tell it from one given
@@ -332,8 +360,11 @@ def add_config_options(p: argparse.ArgumentParser) -> None:
                    + "; the options given override it")
     hints = typing.get_type_hints(task.Config)
     for f in dataclasses.fields(task.Config):
+        if f.name in leave_out:
+            continue
         md = f.metadata
-        kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{md['help']} (default: {f.default})"}
+        shown = "empty" if f.default == "" else f.default
+        kw: dict = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{md['help']} (default: {shown})"}
         if "choices" in md:
             kw["choices"] = md["choices"]
         else:
@@ -371,10 +402,24 @@ def _add_force(s: argparse.ArgumentParser) -> None:
                         "under another option, nor a --checkpoint)")
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with "(default: X)" after each option whose default means something: not
+    after a required option or a positional one, nor after a default of None, False or an
+    empty list (an output not written, a flag not given, nothing added)."""
+
+    def _get_help_string(self, action: argparse.Action) -> Optional[str]:
+        d = action.default
+        if (action.required or not action.option_strings or d is None or d is False or d is argparse.SUPPRESS
+                or (isinstance(d, list) and not d)):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
     """The argument parser of the ``pyfw`` command (``prog``: how it was run, as usage lines
-    show it, e.g. ``python -m pyfw``); ``--help`` shows every default."""
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    show it, e.g. ``python -m pyfw``); ``--help`` shows every default that means something
+    (:class:`DefaultsHelpFormatter`)."""
+    fmt = DefaultsHelpFormatter
     p = ArgumentParser(prog=prog, description=plain(__doc__.split("\n\n")[0]), formatter_class=fmt)
     sub = p.add_subparsers(dest="command", required=True, metavar="{train,predict,plot,demo,sweep,playground}")
     for name, helptext in (("train", "train the seed task (disk classification) or a Playground task"),
@@ -512,7 +557,7 @@ def _check_resume(args: argparse.Namespace, config: task.Config) -> Optional[int
     stored, here = {**defaults, **extra["config"]}, dataclasses.asdict(config)
     diff = {k: (stored.get(k), v) for k, v in here.items() if stored.get(k) != v}
     if set(diff) - {"epochs"}:
-        said = ", ".join(f"{k} {a!r} there, {b!r} here" for k, (a, b) in diff.items())
+        said = ", ".join(f"--{k.replace('_', '-')} {a!r} there, {b!r} here" for k, (a, b) in diff.items())
         raise CLIError(f"--checkpoint {path} belongs to another run ({said})", 2)
     if diff:
         before = stored.get("epochs")
@@ -551,6 +596,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CLIError("--resume needs --checkpoint PATH", 2)
     log = sys.stderr if args.json == "-" else sys.stdout
     fw = load_backend(args.backend)
+    backends = [_short_name(fw)]  # one per session of this run, this one last
+    if args.checkpoint:
+        if done is not None:
+            earlier = (task.stored_run(args.checkpoint)[1] or {}).get("backends")
+            ok = isinstance(earlier, list) and earlier and all(isinstance(b, str) for b in earlier)
+            backends = (earlier if ok else ["unknown"]) + backends  # "unknown": a checkpoint that did not say
+        fit_options["checkpoint_extra"]["backends"] = backends
     print(backend_line(fw), file=log, flush=True)
     if done is not None:
         print(f"resuming from {args.checkpoint} after epoch {done} of {config.epochs}", file=log, flush=True)
@@ -573,11 +625,16 @@ def cmd_train(args: argparse.Namespace) -> int:
                               f"{config.epochs}; continue it with: {_resume_command(args)}") from None
         raise
     model = res.pop("model")
+    res["backend"] = sessions_label(backends)
     if res["train_error"] is None:  # a regression task: its losses over the whole splits
         measured = f"train loss {res['train_loss']:.6f}  test loss {res['test_loss']:.6f}"
     else:
         measured = f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%"
-    print(f"{measured}  final loss {res['final_loss']:.6f}  ({res['epochs']} epochs, {res['seconds']:.2f} s, "
+    timing = f"{res['seconds']:.2f} s"
+    if done is not None:  # the time is this session's alone: say so
+        n = config.epochs - done
+        timing = f"this session: {n} epoch{'s' * (n != 1)} in {timing}"
+    print(f"{measured}  final loss {res['final_loss']:.6f}  ({res['epochs']} epochs, {timing}, "
           f"backend {res['backend']})", file=log, flush=True)
     if res["train_error"] is not None and res["train_error"] >= 0.4 and res["epochs"] >= 5:
         print(f"pyfw: warning: the training error is {100 * res['train_error']:.1f}%, about chance: the run did "
@@ -708,7 +765,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model, pre = _load_model(args.model, fw)
     rows = _read_rows(args.input)
     try:
-        out = model(pre(fw.tensor(rows))).tolist()
+        with fw.no_grad():  # inference: the modules keep nothing for backward
+            out = model(pre(fw.tensor(rows))).tolist()
     except (ValueError, TypeError) as e:
         source = "standard input" if args.input == "-" else args.input
         raise CLIError(f"{args.model}: cannot apply the model to {source}: {e}") from None
@@ -755,6 +813,25 @@ def _plot_data(path: str) -> tuple:
     return points, labels
 
 
+def _input_width(model: Any, pre: io.Preprocess) -> Optional[int]:
+    """The number of raw input columns a model file takes (before its preprocessing), when it
+    says so: 2 for a feature map, the length of a per-column affine map, else the
+    ``in_features`` of the model's first layer that has one; None when nothing says."""
+    spec = pre.spec or {}
+    if spec.get("kind") == "features":
+        return 2
+    for key in ("shift", "scale"):
+        if isinstance(spec.get(key), list):
+            return len(spec[key])
+    try:
+        for m in model.modules():
+            if isinstance(getattr(m, "in_features", None), int):
+                return int(m.in_features)
+    except (AttributeError, TypeError):
+        pass
+    return None
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     """Write the curves of a run, or the decision regions of a model, as SVG."""
     prog = getattr(args, "prog", "pyfw")
@@ -779,6 +856,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     else:
         fw = load_backend(args.backend)
         model, pre = _load_model(args.model, fw)
+        width = _input_width(model, pre)
+        if width is not None and width != 2:
+            raise CLIError(f"--model {args.model}: plot draws the decision regions of models of 2 inputs; "
+                           f"this model takes {width} input{'s' * (width != 1)}")
         if args.data is not None:
             points, labels = _plot_data(args.data)
         else:
@@ -787,6 +868,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
             x, y = fw.data.disk(args.n_test, generator=g)
             points, labels = x.tolist(), list(y)
 
+        @fw.no_grad()
         def outputs(rows: list) -> list:
             return model(pre(fw.tensor(rows))).tolist() if rows else []
 
@@ -883,8 +965,16 @@ def add_sweep_parser(sub: Any, fmt: Any) -> None:
     s.add_argument("--plot", metavar="SVG", help="also draw the error against each swept setting as SVG")
     s.add_argument("--force", action="store_true", help="replace an existing --plot file")
     s.add_argument("--quiet", action="store_true", help="no progress line")
-    add_config_options(s)
+    add_config_options(s, leave_out=("seed",))
+    # Not an option of the sweep (its help leaves it out): an early refusal that points to --seeds,
+    # rather than argparse taking --seed for an abbreviation of --seeds.
+    s.add_argument("--seed", type=_no_seed, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     _add_backend(s)
+
+
+def _no_seed(text: str) -> NoReturn:
+    raise argparse.ArgumentTypeError(f"a sweep's seeds are given by --seeds (e.g. --seeds {text}), "
+                                     "each run's seed being the sweep's seed itself")
 
 
 def _positive_int(text: str) -> int:
@@ -949,8 +1039,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from . import sweeps as sw
     spec = parse_grid(args.grid)
     seeds = parse_seeds(args.seeds)
-    if hasattr(args, "seed"):
-        raise CLIError(f"--seed {args.seed}: a sweep's seeds are given by --seeds (e.g. --seeds {args.seed})", 2)
     base = config_from_args(args)
     check_output(args.out, "--out")
     if os.path.exists(args.out) and not args.resume:
@@ -966,12 +1054,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CLIError(str(e), 2) from None
     fw = load_backend(args.backend)
-    best: dict = {}  # the test errors of each setting's finished runs, by its label
+    errors: dict = {}  # {setting's label: {seed: test error}} of the finished runs
+    labels = [sw.label(s) for s in settings]
     pool = "threads" if fw.__name__ == "pyfw_rs" else "processes"
     start, first = time.perf_counter(), [None]
+    prog = Progress(0, args.quiet, stream=sys.stderr)  # a live line on a terminal, else a line per run
 
     def count(rec: dict) -> None:
-        best.setdefault(sw.label(rec["setting"]), []).append(rec["test_error"])
+        errors.setdefault(sw.label(rec["setting"]), {})[rec["seed"]] = rec["test_error"]
+
+    def best_so_far() -> str:
+        """The best setting by its mean over the seeds every setting has finished (a paired
+        comparison: the same data and initialization for each), and how many they are."""
+        common = set(seeds)
+        for name in labels:
+            common &= set(errors.get(name, {}))
+        if not common:
+            return "none yet (no seed finished by every setting)"
+        paired = sorted(common)
+        means = {name: _mean([errors[name][s] for s in paired]) for name in labels}
+        name = min(labels, key=lambda k: means[k])
+        k = len(paired)
+        return (f"{name} {100 * means[name]:.2f}% mean test error over the {k} seed{'s' * (k != 1)} "
+                "every setting has finished")
 
     def resumed(recs: list, n: int) -> None:
         """Called once before any run: the header line; the runs already in --out count
@@ -986,15 +1091,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         if first[0] is None:
             first[0] = done - 1  # runs that were already in --out
         count(rec)
-        means = {k: _mean(v) for k, v in best.items()}
-        name = min(means, key=lambda k: means[k])
         new = done - first[0]
         eta = (time.perf_counter() - start) / new * (n - done)
         if not args.quiet:
-            runs = len(best[name])
-            print(f"[{done}/{n}] ETA {int(eta) // 60}:{int(eta) % 60:02d}  best so far: {name} "
-                  f"{100 * means[name]:.2f}% mean test error over {runs} seed{'s' * (runs != 1)}",
-                  file=sys.stderr, flush=True)
+            prog.line(f"[{done}/{n}] ETA {int(eta) // 60}:{int(eta) % 60:02d}  best so far: {best_so_far()}")
 
     try:
         results = sw.sweep(settings, seeds, None, fw=fw, base=base, workers=args.workers, out=args.out,
@@ -1003,7 +1103,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise Interrupted(f"interrupted; the finished runs are in {args.out}; continue the sweep with: "
                           f"{_resume_command(args)}") from None
     except ValueError as e:
+        prog.clear()
         raise CLIError(str(e)) from None
+    if first[0] is not None:  # a run finished in this session: its line stays
+        prog.keep()
     summary = sw.summarize(results)
     sys.stdout.write(sw.table(summary))
     if args.plot:

@@ -2,8 +2,8 @@
 
 Each check raises the exception that DESIGN.md names for the bad input: a
 ``TypeError`` for a value of the wrong kind, a ``ValueError`` for a wrong value
-or shape, a ``RuntimeError`` for ``backward`` before ``forward``. Messages start
-with the module that raised them.
+or shape, a ``RuntimeError`` for ``backward`` before ``forward`` (or after one
+under ``no_grad``). Messages start with the module that raised them.
 """
 
 from __future__ import annotations
@@ -83,6 +83,23 @@ def check_thread(owner: Optional[int], who: str) -> None:
                            "give each thread its own model")
 
 
-def not_forwarded(who: str) -> RuntimeError:
-    """The error of ``backward`` before ``forward``."""
+class _NoGrad:
+    """The type of :data:`NO_GRAD`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_GRAD"
+
+
+NO_GRAD = _NoGrad()
+"""What a module keeps of a ``forward`` run under ``no_grad``: nothing but that fact."""
+
+
+def not_forwarded(who: str, kept: Any = None) -> RuntimeError:
+    """The error of ``backward`` with nothing kept: before any ``forward``, or, when
+    ``kept`` is :data:`NO_GRAD`, after a ``forward`` under ``no_grad``."""
+    if kept is NO_GRAD:
+        return RuntimeError(f"{who}: backward after a forward under no_grad, which keeps nothing for backward; "
+                            "run the forward with grad enabled")
     return RuntimeError(f"{who}: backward called before forward")

@@ -112,7 +112,8 @@ def gradcheck(module: Any, *inputs: Any, eps: float = 1e-6, atol: float = 1e-5, 
     gradients and the buffers (running statistics) hold what they held before (the
     forward state is that of ``inputs``).
     A module in training mode that draws random numbers (``Dropout``) is refused
-    with a ``ValueError`` suggesting ``eval()``.
+    with a ``ValueError`` suggesting ``eval()``. It runs with grad enabled, inside
+    ``no_grad`` too.
     """
     for name, v in (("eps", eps), ("atol", atol), ("rtol", rtol)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0.0 or v == float("inf"):
@@ -123,6 +124,12 @@ def gradcheck(module: Any, *inputs: Any, eps: float = 1e-6, atol: float = 1e-5, 
         raise TypeError(f"gradcheck: give the inputs of {type(module).__name__} after the module")
     fw = backend_of(module)
     _refuse_random(module, fw)
+    with fw.enable_grad():  # the forwards must keep what backward needs, even inside no_grad
+        return _check(fw, module, inputs, eps, atol, rtol)
+
+
+def _check(fw: Any, module: Any, inputs: tuple, eps: float, atol: float, rtol: float) -> bool:
+    """:func:`gradcheck` once its arguments are checked, with grad enabled."""
     args = [_as_input(fw, x) for x in inputs]
     pairs = list(module.param())
     saved_params = [p.tolist() for p, _ in pairs]

@@ -15,10 +15,9 @@ kernels, in the same order, under the same names.
 Names, defaults and formulas are torch's (``torch.nn.MSELoss`` ...), with these
 differences: ``reduction`` is ``"mean"`` or ``"sum"`` only (torch's ``"none"``
 would need a tensor result, and ``loss(out, target)`` returns a Python float);
-class indices are a list (or tuple) of ints rather than a LongTensor (an integer
-array works too, through its ``tolist()``; a float tensor of indices is refused
-with a ``TypeError``, since pyfw's tensors are float); the class
-losses take a 2-D input (N, C) only; there are no ``weight``, ``pos_weight`` or
+class indices are a (nested) list of ints rather than a LongTensor (an integer
+array works too, through its ``tolist()``, and so does a float tensor of integral
+values, since pyfw's tensors are float); there are no ``weight``, ``pos_weight`` or
 ``ignore_index`` arguments; and the member's own arguments come first, so
 ``HuberLoss(2.0)`` sets ``delta``.
 """
@@ -28,10 +27,11 @@ from __future__ import annotations
 import math
 import numbers
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from .activations import _sigmoid
-from .error import check_real, check_thread, not_forwarded
+from .error import NO_GRAD, check_real, check_thread, not_forwarded
+from .grad_mode import is_grad_enabled
 from .modules import Module
 from .tensor import Tensor, _items, as_tensor
 
@@ -62,7 +62,13 @@ def _is_seq(v: Any) -> bool:
 
 
 def _position(shape: tuple, r: int, k: int) -> str:
-    return f"({k},)" if len(shape) == 1 else f"({r}, {k})"
+    """The index tuple of element ``k`` of storage row ``r`` of a tensor of ``shape``."""
+    i = r * shape[-1] + k
+    at = []
+    for d in reversed(shape):
+        at.append(i % d)
+        i //= d
+    return str(tuple(reversed(at)))
 
 
 def _check_probabilities(rows: Rows, shape: tuple, who: str, what: str) -> None:
@@ -74,30 +80,98 @@ def _check_probabilities(rows: Rows, shape: tuple, who: str, what: str) -> None:
                                  f"got {v!r} at {_position(shape, r, k)} of shape {shape}")
 
 
-def _class_indices(target: Any, shape: tuple, who: str) -> list:
-    """One class index per row of an (N, C) input: the count, then each index's type and range."""
-    n, c = shape
-    if len(target) != n:
-        raise ValueError(f"{who}: input shape {shape} needs {n} class indices, got {len(target)}")
+def _rank(v: Any) -> int:
+    """The nesting depth of a list or tuple, along its first items (0 for anything else)."""
+    r = 0
+    while _is_seq(v):
+        r += 1
+        items = _items(v)
+        v = items[0] if items else None
+    return r
+
+
+def _nested_items(target: Any, depth: int, who: str) -> tuple:
+    """``(items, shape)`` of a nested list of class indices ``depth`` levels deep: the items in
+    row-major order; a ``ValueError`` where it is ragged."""
+    level = [target]
+    shape: list = []
+    for d in range(depth):
+        size = len(_items(level[0]))
+        nxt = []
+        for v in level:
+            items = _items(v) if _is_seq(v) else None
+            if items is None or len(items) != size:
+                got = f"{len(items)} items" if items is not None else f"a {type(v).__name__}"
+                raise ValueError(f"{who}: ragged class indices: {got} at depth {d}, the first entry has "
+                                 f"{size} items")
+            nxt.extend(items)
+        shape.append(size)
+        level = nxt
+    return level, tuple(shape)
+
+
+def _class_indices(target: Any, shape: tuple, who: str, floats: bool) -> list:
+    """The class indices for an input of ``shape`` (N, C, d1, ...), in row-major order: a list
+    of N indices for (N, C), else nested lists of shape (N, d1, ...). The shape (the count for
+    (N, C)), then each index's type and range; ``floats`` admits integral floats (a tensor's)."""
+    c = shape[1]
+    want = shape[:1] + shape[2:]
+    if len(shape) == 2:
+        items = _items(target)
+        if len(items) != shape[0]:
+            raise ValueError(f"{who}: input shape {shape} needs {shape[0]} class indices, got {len(items)}")
+    else:
+        items, got = _nested_items(target, len(want), who)
+        if got != want:
+            raise ValueError(f"{who}: input shape {shape} needs class indices of shape {want}, got shape {got}")
     out = []
-    for i, v in enumerate(target):
+    for i, v in enumerate(items):
+        pos = str(i) if len(shape) == 2 else _position(want, 0, i)
+        if floats and isinstance(v, float) and v.is_integer():
+            v = int(v)
         if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"{who}: class indices must be ints, got {type(v).__name__} at position {i}")
+            kind = "ints (or a tensor of integral values)" if floats else "ints"
+            raise TypeError(f"{who}: class indices must be {kind}, got {type(v).__name__} at position {pos}")
         k = int(v)
         if not 0 <= k < c:
-            raise ValueError(f"{who}: class index {k} at position {i} is out of range "
+            raise ValueError(f"{who}: class index {k} at position {pos} is out of range "
                              f"for input shape {shape} ({c} classes)")
         out.append(k)
     return out
+
+
+def _class_rows(rows: Rows, shape: tuple) -> Rows:
+    """The lines along dim 1 of an (N, C, d1, ...) tensor as rows of C, in row-major order of
+    (n, d1, ...): the (N * d1 * ..., C) input the class kernels see."""
+    if len(shape) == 2:
+        return rows
+    flat = [v for r in rows for v in r]
+    c = shape[1]
+    inner = len(flat) // (shape[0] * c)
+    return [flat[n * c * inner + j:(n + 1) * c * inner:inner] for n in range(shape[0]) for j in range(inner)]
+
+
+def _class_unrows(rows: Rows, shape: tuple) -> Rows:
+    """The inverse of :func:`_class_rows`: rows of C back into the storage rows of ``shape``."""
+    if len(shape) == 2:
+        return rows
+    c = shape[1]
+    inner = len(rows) // shape[0]
+    flat = [0.0] * (len(rows) * c)
+    for r, row in enumerate(rows):
+        n, j = divmod(r, inner)
+        flat[n * c * inner + j:(n + 1) * c * inner:inner] = row
+    cols = shape[-1]
+    return [flat[k:k + cols] for k in range(0, len(flat), cols)]
 
 
 class Loss(Module):
     """Base of the family: the reduction, the target, the fold, and the gradient for ``backward``.
 
     A member sets what it takes: ``_targets`` is ``"values"`` (a tensor of the
-    input's shape), ``"classes"`` (a list of N class indices for an (N, C)
-    input) or ``"either"`` (class indices, or an (N, C) tensor of class
-    probabilities); ``_input_probs`` and ``_target_probs`` require values in
+    input's shape), ``"classes"`` (class indices: N for an (N, C) input, of shape
+    (N, d1, ...) for (N, C, d1, ...)) or ``"either"`` (class indices, or a tensor of
+    class probabilities of the input's shape, told apart by rank); ``_input_probs`` and ``_target_probs`` require values in
     [0, 1]. ``_params`` names the member's own constructor arguments, in order,
     for ``repr``. The member's ``_terms(xs, ts)`` returns the terms and the
     derivative rows; ``ts`` is the target's row list, or the list of class
@@ -110,7 +184,7 @@ class Loss(Module):
     _targets: str = "values"
     _input_probs: bool = False
     _target_probs: bool = False
-    _saved: Optional[tuple] = None
+    _saved: Any = None  # what forward kept: a tuple, NO_GRAD (under no_grad) or None
 
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
@@ -139,18 +213,21 @@ class Loss(Module):
         who = self._member()
         x = as_tensor(input, f"{who} input")
         ts = self._target(x, target, who)
-        terms, deriv = self._terms(x._rows, ts)
+        classes = self._targets != "values"
+        terms, deriv = self._terms(_class_rows(x._rows, x.shape) if classes else x._rows, ts)
+        if classes:
+            deriv = _class_unrows(deriv, x.shape)
         total = 0.0
         for v in terms:
             total = total + v
         n = float(len(terms)) if self.reduction == "mean" else None
-        self._saved = (deriv, n, x.shape, threading.get_ident())
+        self._saved = (deriv, n, x.shape, threading.get_ident()) if is_grad_enabled() else NO_GRAD
         return total if n is None else total / n
 
     def backward(self) -> Tensor:
         """dL/d(input) of the last ``forward``, in the input's shape."""
-        if self._saved is None:
-            raise not_forwarded(self._member())
+        if self._saved is None or self._saved is NO_GRAD:
+            raise not_forwarded(self._member(), self._saved)
         deriv, n, shape, owner = self._saved
         check_thread(owner, self._member())
         rows = [list(r) for r in deriv] if n is None else [[d / n for d in r] for r in deriv]
@@ -167,23 +244,26 @@ class Loss(Module):
             if self._target_probs:
                 _check_probabilities(t._rows, t.shape, who, "target")
             return t._rows
-        if x.ndim != 2:
-            raise ValueError(f"{who}: expected an input of shape (N, C), got shape {x.shape}")
-        if hasattr(target, "tolist") and hasattr(target, "shape") and not _is_seq(target):
+        if x.ndim < 2:
+            raise ValueError(f"{who}: expected an input of shape (N, C) or (N, C, d1, ...), got shape {x.shape}")
+        floats = hasattr(target, "tolist") and hasattr(target, "shape") and not _is_seq(target)
+        if floats:
             target = target.tolist()  # a tensor of either backend, or an array
-        if _is_seq(target):
-            target = _items(target)  # the storage: a subclass's __len__ or __getitem__ may lie
-            if not (len(target) > 0 and _is_seq(target[0])):
-                return _class_indices(target, x.shape, who)
+        if _is_seq(target) and _rank(target) == x.ndim - 1:
+            # The storage is read: a subclass's __len__ or __getitem__ may lie.
+            return _class_indices(target, x.shape, who, floats)
         if self._targets == "classes":
-            raise TypeError(f"{who}: target must be a list of class indices (ints), "
-                            f"one per row of input shape {x.shape}")
+            if x.ndim == 2:
+                raise TypeError(f"{who}: target must be a list of class indices (ints), "
+                                f"one per row of input shape {x.shape}")
+            raise TypeError(f"{who}: target must be class indices (ints) of shape {x.shape[:1] + x.shape[2:]} "
+                            f"for input shape {x.shape}")
         t = as_tensor(target, f"{who} target")
         if t.shape != x.shape:
             raise ValueError(f"{who}: input shape {x.shape} and target shape {t.shape} differ")
         if self._target_probs:
             _check_probabilities(t._rows, t.shape, who, "target")
-        return t._rows
+        return _class_rows(t._rows, t.shape)
 
     def _terms(self, xs: Rows, ts: Any) -> tuple:
         raise NotImplementedError

@@ -23,8 +23,9 @@ from typing import Any, Iterator, NamedTuple, Optional
 
 import threading
 
-from .error import check_grad, check_real, check_size, check_thread, described, mixed, not_forwarded
+from .error import NO_GRAD, check_grad, check_real, check_size, check_thread, described, mixed, not_forwarded
 from .generator import Generator, _resolve
+from .grad_mode import is_grad_enabled
 from .tensor import Tensor, _parse, as_tensor, zeros_like_rows
 
 
@@ -383,7 +384,21 @@ class Module:
         missing = [n for n in names if n not in state_dict]
         extra = [k for k in state_dict if k not in names]
         if strict and (missing or extra):
-            raise ValueError(f"{who}: missing keys {missing}, unexpected keys {extra}")
+            # Only the parts that are not empty; for the keys both have, the shapes that differ.
+            parts = [f"{what} {keys}" for what, keys in (("missing keys", missing), ("unexpected keys", extra))
+                     if keys]
+            differ = []
+            for name, p, _, _ in named:
+                if name in state_dict:
+                    try:
+                        shape = _parse(state_dict[name], f"{who}[{name!r}]")[1]
+                    except (ValueError, TypeError):
+                        continue  # not a tensor at all: reported once the keys match
+                    if shape != p.shape:
+                        differ.append(f"{name!r} {shape} given, {p.shape} in the module")
+            if differ:
+                parts.append("shapes that differ: " + ", ".join(differ))
+            raise ValueError(f"{who}: " + "; ".join(parts))
         staged = []
         for name, p, _, _ in named:
             if name not in state_dict:
@@ -490,7 +505,7 @@ class Linear(Module):
             self.bias = Tensor._wrap([b], (self.out_features,))
             self.bias_grad = Tensor._wrap(zeros_like_rows(self.bias.shape), self.bias.shape)
             self.bias.grad = self.bias_grad
-        self._input: Optional[Tensor] = None
+        self._input: Any = None  # a Tensor, NO_GRAD (under no_grad) or None
         self._thread: Optional[int] = None
 
     _forward_state = ("_input", "_thread")
@@ -519,15 +534,15 @@ class Linear(Module):
             _check_tensor(self.__dict__.get(name), want, who, name)
 
     def forward(self, x: Any) -> Tensor:
-        """``x W^T + b`` for a (batch, in) input."""
+        """``x W^T + b`` for an input ``(..., in)`` of any rank, over its last dim: the rows of
+        all dims but the last are the batch, and the output is ``(..., out)``."""
         who = self._name()
         x = as_tensor(x, who)
-        if x.ndim != 2:
-            raise ValueError(f"{who}: expected a 2-D input (batch, {self.in_features}), got shape {x.shape}")
-        if x.shape[1] != self.in_features:
+        if x.shape[-1] != self.in_features:
             raise ValueError(f"{who}: expected input with {self.in_features} columns, "
-                             f"got {x.shape[1]} (input shape {x.shape})")
-        self._input = Tensor._wrap(list(x._rows), x.shape)  # a snapshot: in-place ops replace rows
+                             f"got {x.shape[-1]} (input shape {x.shape})")
+        # A snapshot (in-place ops replace rows); under no_grad, nothing.
+        self._input = Tensor._wrap(list(x._rows), x.shape) if is_grad_enabled() else NO_GRAD
         self._thread = threading.get_ident()
         with _WEIGHTS_LOCK:
             wt = list(zip(*self.weight._rows))
@@ -539,16 +554,16 @@ class Linear(Module):
                 if xi:
                     acc = [a + xi * w for a, w in zip(acc, wc)]
             out.append(acc if acc is not b else list(b))
-        return Tensor._wrap(out, (x.shape[0], self.out_features))
+        return Tensor._wrap(out, x.shape[:-1] + (self.out_features,))
 
     def backward(self, grad: Any) -> Tensor:
         """Accumulate dL/dW and dL/db; return dL/dx."""
         who = self._name()
-        if self._input is None:
-            raise not_forwarded(who)
+        if self._input is None or self._input is NO_GRAD:
+            raise not_forwarded(who, self._input)
         check_thread(self._thread, who)
         xs = self._input._rows
-        g = list(check_grad(grad, (len(xs), self.out_features), who)._rows)  # snapshot, as the input
+        g = list(check_grad(grad, self._input.shape[:-1] + (self.out_features,), who)._rows)  # a snapshot
         gw = self.weight_grad._rows
         for o, gcol in enumerate(zip(*g)):
             acc = gw[o]
@@ -602,7 +617,7 @@ class Dropout(Module):
         if generator is not None:
             _resolve(generator)
         self.generator = generator
-        self._mask: Optional[list] = None
+        self._mask: Any = None  # a list, NO_GRAD (under no_grad) or None
         self._shape: Optional[tuple] = None
         self._thread: Optional[int] = None
 
@@ -636,20 +651,21 @@ class Dropout(Module):
         x = as_tensor(x, self._name())
         self._shape = x.shape
         self._thread = threading.get_ident()
+        keep = is_grad_enabled()
         if not self.training or self.p == 0.0:
-            self._mask = []  # the identity
+            self._mask = [] if keep else NO_GRAD  # [] is the identity
             return Tensor._wrap(list(x._rows), x.shape)
         rnd, p = _resolve(self.generator).random, self.p
         scale = 1.0 / (1.0 - p)
         mask = [[0.0 if rnd() < p else scale for _ in r] for r in x._rows]
-        self._mask = mask
+        self._mask = mask if keep else NO_GRAD
         return Tensor._wrap([[v * m for v, m in zip(r, mr)] for r, mr in zip(x._rows, mask)], x.shape)
 
     def backward(self, grad: Any) -> Tensor:
         """``g * m`` with the mask of the last forward."""
         who = self._name()
-        if self._mask is None:
-            raise not_forwarded(who)
+        if self._mask is None or self._mask is NO_GRAD:
+            raise not_forwarded(who, self._mask)
         check_thread(self._thread, who)
         g = check_grad(grad, self._shape, who)
         if not self._mask:
@@ -703,7 +719,7 @@ class LayerNorm(Module):
                 t.grad = g
             setattr(self, name, t)
             setattr(self, f"{name}_grad", g)
-        self._input: Optional[Tensor] = None
+        self._input: Any = None  # a Tensor, NO_GRAD (under no_grad) or None
         self._thread: Optional[int] = None
 
     _forward_state = ("_input", "_thread")
@@ -749,7 +765,8 @@ class LayerNorm(Module):
     def forward(self, x: Any) -> Tensor:
         """Normalize every row of ``x`` over its last dimension."""
         x = self._rows(x)
-        self._input = Tensor._wrap(list(x._rows), x.shape)
+        # A snapshot (in-place ops replace rows); under no_grad, nothing.
+        self._input = Tensor._wrap(list(x._rows), x.shape) if is_grad_enabled() else NO_GRAD
         self._thread = threading.get_ident()
         w = self.weight._rows[0] if self.weight is not None else None
         b = self.bias._rows[0] if self.bias is not None else None
@@ -767,8 +784,8 @@ class LayerNorm(Module):
     def backward(self, grad: Any) -> Tensor:
         """Accumulate dL/dweight and dL/dbias; return dL/dx."""
         who = self._name()
-        if self._input is None:
-            raise not_forwarded(who)
+        if self._input is None or self._input is NO_GRAD:
+            raise not_forwarded(who, self._input)
         check_thread(self._thread, who)
         g = check_grad(grad, self._input.shape, who)._rows
         w = self.weight._rows[0] if self.weight is not None else None

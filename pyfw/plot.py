@@ -33,7 +33,7 @@ from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 from . import io
 
-__all__ = ["curves_svg", "boundary_svg", "write_svg", "nice_ticks", "DISK_CENTER", "DISK_RADIUS"]
+__all__ = ["curves_svg", "boundary_svg", "write_svg", "nice_ticks", "DISK_CENTER", "DISK_RADIUS", "UNIT_MARGIN"]
 
 DISK_CENTER = (0.5, 0.5)
 """The centre of the seed task's disk (``fw.data.disk``): label 1 inside, 0 outside."""
@@ -41,10 +41,13 @@ DISK_CENTER = (0.5, 0.5)
 DISK_RADIUS = 1.0 / math.sqrt(2.0 * math.pi)
 """The radius of the seed task's disk, ``1 / sqrt(2 pi)``: the disk covers half of [0, 1]²."""
 
-# Okabe-Ito colours, and light tints of the two class colours for the regions.
+# Okabe-Ito colours, and light tints of the class colours for the regions.
 _BLUE, _VERMILLION, _GREEN, _ORANGE = "#0072B2", "#D55E00", "#009E73", "#E69F00"
 _CLASS_COLOURS = (_BLUE, _VERMILLION)
-_REGION_COLOURS = ("#D3E5F2", "#F7DCC8")
+# Tints of the eight class colours (see _PALETTE), each mixed with white: the lightest mix for
+# which every two differ by a CIE76 colour difference of at least 14 (sky blue, class 4, needs a
+# stronger tint than blue's, class 0; black's, class 7, stays apart from the grey of no prediction).
+_REGION_COLOURS = ("#D3E5F2", "#F7DCC8", "#BFE7DC", "#F6DDA6", "#A2D6F3", "#EBC9DC", "#FBF8D0", "#B2B2B2")
 _INK, _MUTED, _GRID, _MISSING = "#222222", "#555555", "#E6E6E6", "#D9D9D9"
 
 _FONT = 'font-family="sans-serif"'
@@ -372,7 +375,7 @@ def _subtitle(run: Mapping[str, Any]) -> str:
 
 
 def _percent(v: float) -> str:
-    return f"{100 * v:.2f} %"
+    return f"{100 * v:.2f}%"
 
 
 def _loss_axis(finite: List[float]) -> Tuple[bool, float, float, list, list]:
@@ -608,12 +611,8 @@ def _class_colour(k: int) -> str:
 
 
 def _region_colour(k: int) -> str:
-    """A light tint of the class colour: the two seed classes' own, else 80 % white."""
-    if k < len(_REGION_COLOURS):
-        return _REGION_COLOURS[k]
-    c = _class_colour(k)
-    rgb = [int(c[i:i + 2], 16) for i in (1, 3, 5)]
-    return "#" + "".join(f"{round(v + (255 - v) * 0.8):02X}" for v in rgb)
+    """A light tint of the class colour, cycling with it after 8 classes."""
+    return _REGION_COLOURS[k % len(_REGION_COLOURS)]
 
 
 def _triangle(x: float, y: float, r: float, down: bool = False) -> str:
@@ -639,9 +638,16 @@ def _marker(k: int, x: float, y: float, r: float, extra: str = "") -> str:
     return f'<polygon points="{_triangle(x, y, r, down=True)}"{extra}/>'
 
 
+UNIT_MARGIN = 0.03
+"""How far the default rectangle of points in [0, 1]² reaches beyond it on each side, so that
+points on its edges are drawn whole."""
+
+
 def _domain(pts: List[Tuple[float, float]], domain: Any) -> Tuple[float, float, float, float]:
-    """``(x0, x1, y0, y1)``: the given ``domain``, checked; [0, 1]² when every point lies in it;
-    else each axis's range of the points, widened by 5 % on each side."""
+    """``(x0, x1, y0, y1)``: the given ``domain``, checked; [0, 1]² widened by :data:`UNIT_MARGIN`
+    on each side when every point lies in it; else the points' range, widened by 5% on each
+    side, and then the shorter axis widened about its middle to the longer one's length, so
+    that one unit is as long on both axes (the plot area is square)."""
     if domain is not None:
         try:
             x0, x1, y0, y1 = (float(v) for v in domain)
@@ -651,13 +657,18 @@ def _domain(pts: List[Tuple[float, float]], domain: Any) -> Tuple[float, float, 
             raise ValueError(f"boundary_svg: domain must be finite, with x0 < x1 and y0 < y1, got {domain!r}")
         return x0, x1, y0, y1
     if all(0.0 <= x <= 1.0 and 0.0 <= y <= 1.0 for x, y in pts):
-        return 0.0, 1.0, 0.0, 1.0
+        return -UNIT_MARGIN, 1.0 + UNIT_MARGIN, -UNIT_MARGIN, 1.0 + UNIT_MARGIN
     bounds = []
     for axis in (0, 1):
         lo, hi = min(p[axis] for p in pts), max(p[axis] for p in pts)
         pad = 0.05 * (hi - lo) if hi > lo else max(abs(lo) * 0.05, 0.5)
-        bounds += [lo - pad, hi + pad]
-    return bounds[0], bounds[1], bounds[2], bounds[3]
+        bounds.append((lo - pad, hi + pad))
+    length = max(hi - lo for lo, hi in bounds)
+    equal = []
+    for lo, hi in bounds:
+        widen = (length - (hi - lo)) / 2
+        equal += [lo - widen, hi + widen]
+    return equal[0], equal[1], equal[2], equal[3]
 
 
 def _ticks_within(lo: float, hi: float) -> list:
@@ -690,13 +701,14 @@ def boundary_svg(predict: Callable[[List[List[float]]], Any], points: Any, label
     triangle, square, diamond, ...): class 0 blue circles, class 1 vermillion
     triangles. Points whose prediction differs from their label (or that have no
     prediction) are circled in black (``id="misclassified"``). The rectangle is
-    ``domain`` ``(x0, x1, y0, y1)``; by default [0, 1]² when every point lies in
-    it, else the points' range, widened by 5 % on each side. The seed
+    ``domain`` ``(x0, x1, y0, y1)``; by default [0, 1]² with a margin of
+    :data:`UNIT_MARGIN` when every point lies in it, else the points' range, widened
+    by 5% on each side and made as long on both axes, so that both scales are equal. The seed
     task's true boundary, the circle of centre :data:`DISK_CENTER` and radius
     :data:`DISK_RADIUS`, is drawn as a dashed outline unless ``circle`` is false.
     ``class_names`` name the classes in the legend (by default "outside" and
     "inside" with the circle). ``error`` (a fraction) is appended to the title as
-    "(``error_label`` 2.40 %)". Raises ``ValueError`` for points that are not
+    "(``error_label`` 2.40%)". Raises ``ValueError`` for points that are not
     finite pairs, labels or predictions out of range, or predictions of the wrong
     length.
     """

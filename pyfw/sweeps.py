@@ -8,7 +8,8 @@ every setting in ``configs`` and every seed in ``seeds``, each run on a
 ``distributed.Client(...).get_executor()`` for a cluster.
 
 A run's seed is the sweep's seed value itself, so every setting sees the same
-data, initialization and shuffling for a given seed (a paired comparison), and
+data, initialization and shuffling for a given seed (a paired comparison; the runs
+are started seed by seed, every setting's run of one seed before the next), and
 a run's numbers depend on its ``Config`` alone: the results are the same bits
 whatever the executor, the number of workers and the order in which runs finish.
 A worker receives the backend's name and the ``Config`` fields, nothing else.
@@ -206,7 +207,10 @@ def sweep(configs: Iterable[Any], seeds: Iterable[int], executor: Optional[concu
     if on_resumed is not None:
         on_resumed([done[k] for k, _, _ in runs if k in done], total)
     results = dict(done)
-    todo = [(k, setting, c) for k, setting, c in runs if k not in done]
+    # Seed by seed (every setting's run of the first seed, then of the second, ...), so that
+    # the settings can be compared early over the same seeds; the results do not depend on it.
+    position = {s: i for i, s in enumerate(seeds)}
+    todo = sorted([(k, setting, c) for k, setting, c in runs if k not in done], key=lambda r: position[r[2].seed])
     own = executor is None and bool(todo)
     if own:
         executor = default_executor(fw, min(workers or (os.cpu_count() or 1), len(todo)))

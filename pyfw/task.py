@@ -2,7 +2,7 @@
 
 ``Config.task`` also picks one of Playground's data sets (:data:`TASKS`), with the
 input ``features``, hidden ``layers``, ``noise`` and L1/L2 regularization on the
-weights (:class:`Regularized`); :func:`build_run` builds any task's run. What
+weights (``fw.optim.Regularized``); :func:`build_run` builds any task's run. What
 follows describes the seed task, ``task="disk"``.
 
 The task: the disk data set (``fw.data.disk``) and a network of 2 inputs, three
@@ -146,46 +146,6 @@ def _valid_layers(text: str) -> bool:
 def _valid_features(text: str) -> bool:
     names = text.split(",")
     return all(n in _data.FEATURES for n in names) and len(set(names)) == len(names)
-
-
-class Regularized:
-    """An optimizer that first adds the L1 and L2 penalties' gradients to the weights' gradients
-    (never the biases'), as Playground regularizes: per element ``g += l1 * sign(w) + l2 * w``
-    (``sign(0) = 0``), computed in Python in this order, then ``optimizer.step()``. It passes
-    ``zero_grad``, ``param_groups``, ``defaults`` and the state dict on to ``optimizer``."""
-
-    def __init__(self, fw: Any, optimizer: Any, weights: list, l1: float, l2: float) -> None:
-        self.fw, self.optimizer, self.weights, self.l1, self.l2 = fw, optimizer, weights, l1, l2
-
-    @property
-    def param_groups(self) -> list:
-        """The wrapped optimizer's ``param_groups``."""
-        return self.optimizer.param_groups
-
-    @property
-    def defaults(self) -> dict:
-        """The wrapped optimizer's ``defaults``."""
-        return self.optimizer.defaults
-
-    def zero_grad(self) -> None:
-        """Zero the gradients (the wrapped optimizer's ``zero_grad``)."""
-        self.optimizer.zero_grad()
-
-    def step(self) -> None:
-        """Add the penalties' gradients to each weight's gradient, then step."""
-        l1, l2 = self.l1, self.l2
-        for w in self.weights:
-            delta = [[l1 * (1.0 if v > 0.0 else -1.0 if v < 0.0 else 0.0) + l2 * v for v in row] for row in w.tolist()]
-            w.grad.add_(self.fw.tensor(delta))
-        self.optimizer.step()
-
-    def state_dict(self) -> dict:
-        """The wrapped optimizer's state dict."""
-        return self.optimizer.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        """Load the wrapped optimizer's state dict."""
-        self.optimizer.load_state_dict(state)
 
 
 def make_scheduler(fw: Any, optimizer: Any, name: Optional[str], epochs: int) -> Any:
@@ -352,7 +312,7 @@ def build_run(fw: Any, config: "Config") -> dict:
     """Everything a run of ``config`` needs, drawn from one ``fw.Generator(config.seed)`` in the
     documented order: ``generator``, ``x_train``, ``y_train``, ``x_test``, ``y_test``, ``targets``
     and ``test_targets`` (what the loss takes), ``model``, ``criterion``, ``optimizer`` (wrapped in
-    :class:`Regularized` when ``l1`` or ``l2`` is set), ``scheduler`` and ``regression``."""
+    ``fw.optim.Regularized`` when ``l1`` or ``l2`` is set), ``scheduler`` and ``regression``."""
     g = fw.Generator(config.seed)
     x_train, y_train, x_test, y_test = make_task_data(fw, g, config)
     loss_name = LOSS_CHOICES[config.loss]
@@ -367,7 +327,7 @@ def build_run(fw: Any, config: "Config") -> dict:
     optimizer = inner
     if config.l1 > 0.0 or config.l2 > 0.0:
         weights = [m.weight for m in model if isinstance(m, fw.Linear)]
-        optimizer = Regularized(fw, inner, weights, config.l1, config.l2)
+        optimizer = fw.optim.Regularized(inner, weights, config.l1, config.l2)
     scheduler = make_scheduler(fw, inner, SCHEDULE_CHOICES[config.schedule], config.epochs)
 
     def targets_of(labels: list) -> Any:
@@ -501,6 +461,7 @@ def train(fw: Any, config: Config = Config(),
     test_targets = run["test_targets"]
     test_criterion = getattr(fw, loss_name)()
 
+    @fw.no_grad()  # inference: the modules keep nothing for backward
     def measure() -> None:
         """Record the errors and the test loss of the model as it is now."""
         model.eval()
@@ -529,12 +490,14 @@ def train(fw: Any, config: Config = Config(),
     seconds = time.perf_counter() - start
     model.eval()
     backend = {module: short for short, module in BACKENDS.items()}.get(fw.__name__, fw.__name__)
-    if regression:
-        measured = {"train_error": None, "test_error": None,
-                    "train_loss": getattr(fw, loss_name)()(model(x_train), targets),
-                    "test_loss": getattr(fw, loss_name)()(model(x_test), test_targets)}
-    else:
-        measured = {"train_error": error_rate(model(x_train), y_train), "test_error": error_rate(model(x_test), y_test)}
+    with fw.no_grad():
+        if regression:
+            measured = {"train_error": None, "test_error": None,
+                        "train_loss": getattr(fw, loss_name)()(model(x_train), targets),
+                        "test_loss": getattr(fw, loss_name)()(model(x_test), test_targets)}
+        else:
+            measured = {"train_error": error_rate(model(x_train), y_train),
+                        "test_error": error_rate(model(x_test), y_test)}
     return {
         "backend": backend, **dataclasses.asdict(config), **measured,
         "final_loss": losses[-1], "losses": losses, "seconds": seconds, "model": model,

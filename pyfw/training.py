@@ -8,6 +8,7 @@ import sys
 from typing import Any, Callable, Optional
 
 from . import io
+from .optim import Regularized
 from .optim.lr_scheduler import ReduceLROnPlateau
 
 
@@ -111,6 +112,9 @@ def _prepare(model: Any, inputs: Any, targets: Any, batch_size: Any, who: str) -
     if batch_size <= 0:
         raise ValueError(f"{who}: batch_size must be positive, got {batch_size}")
     fw = _backend(model, inputs, who)
+    if not fw.is_grad_enabled():
+        raise RuntimeError(f"{who}: grad is disabled in this thread (inside {fw.__name__}.no_grad()), so no module "
+                           "would keep what backward needs: train outside no_grad")
     x = _as_inputs(inputs, fw, who)
     t = _as_targets(targets, fw, who)
     if len(t) != len(x):
@@ -130,7 +134,8 @@ def train_epoch(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets
     ``k*batch_size`` to ``(k+1)*batch_size - 1`` of the order (the last batch may
     be smaller). The epoch loss is the fold ``((0.0 + l_0 * m_0) + l_1 * m_1) + ...``
     divided by ``n``, for batch losses ``l_k`` over ``m_k`` samples. ``inputs`` and ``targets`` are
-    converted as :func:`fit` says.
+    converted as :func:`fit` says. With grad disabled in the calling thread (inside the
+    backend's ``no_grad``) it raises a ``RuntimeError`` before the model changes.
 
     In ``pyfw_rs``, when the model, the loss and the optimizer are native (no
     Python subclass overrides what the loop calls) and there is no ``on_batch``,
@@ -138,13 +143,20 @@ def train_epoch(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets
     steps in the same order, so the same bits. ``param_groups[0]`` is then read
     once, at the epoch's start (a change another thread makes during the epoch
     applies from the next one), and Ctrl-C is acted on at the epoch's end; pass
-    an ``on_batch`` to have the Python loop, which does both at every step.
+    an ``on_batch`` to have the Python loop, which does both at every step. A
+    ``pyfw_rs.optim.Regularized`` around a native optimizer keeps the epoch native:
+    its ``regularize_`` runs in Rust before each step.
     """
     fw, inputs, targets = _prepare(model, inputs, targets, batch_size, "train_epoch")
     n = len(inputs)
     native = getattr(fw, "_train_epoch", None)  # pyfw_rs: the same loop in Rust, when all is native
     if native is not None and on_batch is None:
-        total = native(model, criterion, optimizer, inputs, targets, min(batch_size, n), generator, bool(shuffle))
+        inner, extra = optimizer, {}
+        if isinstance(optimizer, Regularized) and type(optimizer).step is Regularized.step \
+                and optimizer.regularize is fw.optim.regularize_:  # the same steps, natively
+            inner, extra = optimizer.optimizer, {"regularize": (optimizer.params, optimizer.l1, optimizer.l2)}
+        total = native(model, criterion, inner, inputs, targets, min(batch_size, n), generator, bool(shuffle),
+                       **extra)
         if total is not None:
             return total / n
     order = fw.randperm(n, generator=generator) if shuffle else list(range(n))
@@ -184,7 +196,8 @@ def fit(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets: Any, e
     (converted the same way), or a list or 1-D integer array of class indices,
     kept as a list of ints (for ``CrossEntropyLoss`` and ``NLLLoss``). Anything
     else is a ``TypeError`` that says what ``fit`` needs; every check runs before
-    the model changes.
+    the model changes. Inside the backend's ``no_grad`` (grad disabled in the calling
+    thread) it is a ``RuntimeError``: no module would keep what ``backward`` needs.
 
     With ``checkpoint`` (a path), after every epoch (after the scheduler step,
     before ``on_epoch``) the model, the optimizer, the scheduler, the generator

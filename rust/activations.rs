@@ -9,7 +9,7 @@
 //! [`ActivationKernel`] impl below. The order of floating-point operations of
 //! each kernel is in docs/NUMERICS.md, section "Activations".
 
-use crate::error::{check_grad, copy_into, not_forwarded, try_zeros, Error, Owner, Result};
+use crate::error::{check_grad, copy_into, try_zeros, Error, Owner, Result};
 use crate::tensor::Shape;
 
 /// The members of the family. `activation_table!(m)` calls the macro `m` with
@@ -46,7 +46,7 @@ macro_rules! activation_table {
     };
 }
 
-/// One member's two kernels over a whole 1-D or 2-D buffer of `shape`.
+/// One member's two kernels over a whole buffer of `shape`, of any rank.
 pub trait ActivationKernel {
     /// Check the arguments; the constructors call it.
     fn check(&self) -> Result<()> {
@@ -117,10 +117,15 @@ impl ActState {
         self.kind
     }
 
-    /// The output for `x` of `shape`; keeps `x` and the output for `backward`.
+    /// The output for `x` of `shape`; keeps `x` and the output for `backward`, unless
+    /// grad mode is off.
     pub fn forward(&mut self, x: Vec<f64>, shape: Shape) -> Result<Vec<f64>> {
         let mut y = try_zeros(x.len(), self.kind.name())?;
         self.kind.forward(&x, shape, &mut y)?;
+        if !self.owner.forward() {
+            self.saved = None; // under no_grad: nothing kept, the last forward's state dropped
+            return Ok(y);
+        }
         match &mut self.saved {
             Some((sx, sy, s)) => {
                 *sx = x;
@@ -134,7 +139,6 @@ impl ActState {
                 self.saved = Some((x, copy, shape));
             }
         }
-        self.owner.set();
         Ok(y)
     }
 
@@ -155,7 +159,10 @@ impl ActState {
     /// The input gradient from `g` of `shape`, the shape of the last output.
     pub fn backward(&self, g: &[f64], shape: Shape) -> Result<Vec<f64>> {
         let who = self.kind.name();
-        let (x, y, s) = self.saved.as_ref().ok_or_else(|| not_forwarded(who))?;
+        let (x, y, s) = self
+            .saved
+            .as_ref()
+            .ok_or_else(|| self.owner.not_forwarded(who))?;
         self.owner.check(who)?;
         check_grad(who, shape, *s)?;
         let mut dx = try_zeros(y.len(), who)?;
@@ -329,17 +336,17 @@ impl ActivationKernel for Softplus {
     }
 }
 
-/// The lines of a buffer along one dimension: `count` lines of `len` elements;
-/// element `k` of line `l` is at `l * line_step + k * elem_step`.
+/// The lines of a buffer along one dimension: `count` lines of `len` elements,
+/// in row-major order of the other dims; element `k` of line `l` is at
+/// `(l / inner) * len * inner + l % inner + k * inner`.
 struct Lines {
     count: usize,
     len: usize,
-    line_step: usize,
-    elem_step: usize,
+    inner: usize,
 }
 
 impl Lines {
-    /// The lines of `shape` along `dim` (rows, or the columns for dim 0 of a 2-D shape).
+    /// The lines of `shape` along `dim`, any dim of any rank.
     fn of(shape: Shape, dim: i64, who: &str) -> Result<Lines> {
         let nd = shape.ndim() as i64;
         if !(-nd..nd).contains(&dim) {
@@ -347,27 +354,21 @@ impl Lines {
                 "{who}: dim {dim} is out of range for a {nd}-D input of shape {shape}"
             )));
         }
-        let (rows, cols) = (shape.rows(), shape.cols());
-        Ok(if dim.rem_euclid(nd) == nd - 1 {
-            Lines {
-                count: rows,
-                len: cols,
-                line_step: cols,
-                elem_step: 1,
-            }
-        } else {
-            Lines {
-                count: cols,
-                len: rows,
-                line_step: 1,
-                elem_step: cols,
-            }
+        let d = dim.rem_euclid(nd) as usize;
+        let dims = shape.dims();
+        let len = dims[d];
+        let inner: usize = dims[d + 1..].iter().product();
+        Ok(Lines {
+            count: shape.numel() / len,
+            len,
+            inner,
         })
     }
 
     /// The buffer indices of line `l`, in order.
     fn at(&self, l: usize) -> impl Iterator<Item = usize> + '_ {
-        (0..self.len).map(move |k| l * self.line_step + k * self.elem_step)
+        let start = (l / self.inner) * self.len * self.inner + l % self.inner;
+        (0..self.len).map(move |k| start + k * self.inner)
     }
 
     /// The first maximal value of line `l` of `x`.

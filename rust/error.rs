@@ -91,18 +91,43 @@ pub fn check_grad(who: &str, got: Shape, expected: Shape) -> Result<()> {
 /// A model shared by threads keeps one saved input per module; a forward in
 /// another thread replaces it, and `backward` would then compute with the wrong
 /// input. `check` turns that into a `RuntimeError` instead of a wrong number.
+/// It also records whether that `forward` ran under `no_grad`, for the error of a
+/// `backward` that finds nothing kept.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Owner(Option<std::thread::ThreadId>);
+pub struct Owner {
+    thread: Option<std::thread::ThreadId>,
+    no_grad: bool,
+}
 
 impl Owner {
-    /// Record the calling thread (at `forward`).
+    /// Record the calling thread (when a training loop keeps what `forward` would keep).
     pub fn set(&mut self) {
-        self.0 = Some(std::thread::current().id());
+        self.thread = Some(std::thread::current().id());
+        self.no_grad = false;
+    }
+
+    /// Record a `forward` in the calling thread and its grad mode (one thread-local
+    /// read); returns whether that `forward` keeps what `backward` needs.
+    pub fn forward(&mut self) -> bool {
+        let keep = crate::grad_mode::is_enabled();
+        self.thread = Some(std::thread::current().id());
+        self.no_grad = !keep;
+        keep
+    }
+
+    /// The error of a `backward` that finds nothing kept: before any `forward`, or
+    /// after one under `no_grad`.
+    pub fn not_forwarded(&self, who: &str) -> Error {
+        if self.no_grad {
+            forwarded_without_grad(who)
+        } else {
+            not_forwarded(who)
+        }
     }
 
     /// `RuntimeError` unless the calling thread is the one recorded (at `backward`).
     pub fn check(&self, who: &str) -> Result<()> {
-        match self.0 {
+        match self.thread {
             Some(t) if t != std::thread::current().id() => Err(Error::Runtime(format!(
                 "{who}: backward in another thread than the last forward, whose input it would use; \
                  give each thread its own model"
@@ -115,6 +140,14 @@ impl Owner {
 /// The `RuntimeError` of `backward` before `forward`.
 pub fn not_forwarded(who: &str) -> Error {
     Error::Runtime(format!("{who}: backward called before forward"))
+}
+
+/// The `RuntimeError` of `backward` after a `forward` under `no_grad`.
+pub fn forwarded_without_grad(who: &str) -> Error {
+    Error::Runtime(format!(
+        "{who}: backward after a forward under no_grad, which keeps nothing for backward; \
+         run the forward with grad enabled"
+    ))
 }
 
 /// A finite real argument, or the `ValueError` of `pyfw.error.check_real`.

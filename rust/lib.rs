@@ -16,6 +16,7 @@ pub mod data;
 pub mod error;
 pub mod family;
 pub mod generator;
+pub mod grad_mode;
 pub mod losses;
 pub mod modules;
 pub mod optim;

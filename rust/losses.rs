@@ -16,7 +16,7 @@
 //! docs/NUMERICS.md, section "Losses".
 
 use crate::activations::sigmoid;
-use crate::error::{not_forwarded, try_zeros, Error, Owner, Result};
+use crate::error::{try_zeros, Error, Owner, Result};
 use crate::tensor::{py_float_repr, Shape};
 
 /// The members of the family. `loss_table!(m)` calls the macro `m` with one
@@ -227,27 +227,60 @@ pub fn check_same_shape(who: &str, input: Shape, target: Shape) -> Result<()> {
 pub fn check_probabilities(who: &str, what: &str, v: &[f64], shape: Shape) -> Result<()> {
     for (i, &p) in v.iter().enumerate() {
         if !(0.0..=1.0).contains(&p) {
-            let cols = shape.cols();
-            let at = match shape {
-                Shape::Vector(_) => format!("({i},)"),
-                Shape::Matrix(..) => format!("({}, {})", i / cols, i % cols),
-            };
             return Err(Error::Value(format!(
-                "{who}: {what} values must be probabilities in [0, 1], got {} at {at} of shape {shape}",
-                py_float_repr(p)
+                "{who}: {what} values must be probabilities in [0, 1], got {} at {} of shape {shape}",
+                py_float_repr(p),
+                position(shape.dims(), i)
             )));
         }
     }
     Ok(())
 }
 
-/// `(N, C)` of the input of a class member, or the `ValueError` of a 1-D input.
+/// The index tuple of element `i` (in row-major order) of a tensor of sizes `dims`, as
+/// Python prints it: `(3,)`, `(1, 2)`.
+pub fn position(dims: &[usize], mut i: usize) -> String {
+    let mut at = vec![0; dims.len()];
+    for (a, &d) in at.iter_mut().zip(dims).rev() {
+        *a = i % d;
+        i /= d;
+    }
+    match at.as_slice() {
+        [k] => format!("({k},)"),
+        _ => {
+            let parts: Vec<String> = at.iter().map(|k| k.to_string()).collect();
+            format!("({})", parts.join(", "))
+        }
+    }
+}
+
+/// `(N * d1 * ..., C)` of the input `(N, C, d1, ...)` of a class member (the number of
+/// class indices it needs, and the number of classes), or the `ValueError` of a 1-D input.
 pub fn class_input(who: &str, shape: Shape) -> Result<(usize, usize)> {
-    match shape {
-        Shape::Matrix(n, c) => Ok((n, c)),
-        Shape::Vector(_) => Err(Error::Value(format!(
-            "{who}: expected an input of shape (N, C), got shape {shape}"
-        ))),
+    let d = shape.dims();
+    if d.len() < 2 {
+        return Err(Error::Value(format!(
+            "{who}: expected an input of shape (N, C) or (N, C, d1, ...), got shape {shape}"
+        )));
+    }
+    Ok((shape.numel() / d[1], d[1]))
+}
+
+/// The sizes `(N, d1, ...)` of the class indices of an input `(N, C, d1, ...)`.
+pub fn class_dims(shape: Shape) -> Vec<usize> {
+    let d = shape.dims();
+    let mut out = vec![d[0]];
+    out.extend_from_slice(d.get(2..).unwrap_or(&[]));
+    out
+}
+
+/// The position of class index `pos` (in row-major order) for an input of `shape`, as in
+/// the messages: `3` for an (N, C) input, `(0, 2)` for (N, C, d1).
+fn class_position(shape: Shape, pos: usize) -> String {
+    if shape.ndim() == 2 {
+        pos.to_string()
+    } else {
+        position(&class_dims(shape), pos)
     }
 }
 
@@ -262,35 +295,83 @@ pub fn check_class_count(who: &str, shape: Shape, got: usize) -> Result<()> {
     Ok(())
 }
 
-/// The `TypeError` of a class index that is not an int; `type_name` is its Python type's name.
-pub fn class_not_int(who: &str, type_name: &str, pos: usize) -> Error {
+/// The `ValueError` of nested class indices of sizes `got` other than `(N, d1, ...)`.
+pub fn check_class_dims(who: &str, shape: Shape, got: &[usize]) -> Result<()> {
+    let want = class_dims(shape);
+    if got != want.as_slice() {
+        let text = |d: &[usize]| Shape::new(d).map_or_else(|_| "()".into(), |s| s.to_string());
+        return Err(Error::Value(format!(
+            "{who}: input shape {shape} needs class indices of shape {}, got shape {}",
+            text(&want),
+            text(got)
+        )));
+    }
+    Ok(())
+}
+
+/// The `TypeError` of a class index that is not an int; `type_name` is its Python type's
+/// name; `floats` says that integral floats were admitted (a tensor's indices).
+pub fn class_not_int(who: &str, shape: Shape, type_name: &str, pos: usize, floats: bool) -> Error {
+    let kind = if floats {
+        "ints (or a tensor of integral values)"
+    } else {
+        "ints"
+    };
     Error::Type(format!(
-        "{who}: class indices must be ints, got {type_name} at position {pos}"
+        "{who}: class indices must be {kind}, got {type_name} at position {}",
+        class_position(shape, pos)
     ))
 }
 
 /// The `ValueError` of a class index out of range; `value` is the index as Python prints it.
 pub fn class_out_of_range(who: &str, shape: Shape, pos: usize, value: &str) -> Error {
     Error::Value(format!(
-        "{who}: class index {value} at position {pos} is out of range \
+        "{who}: class index {value} at position {} is out of range \
          for input shape {shape} ({} classes)",
-        shape.cols()
+        class_position(shape, pos),
+        shape.dims().get(1).copied().unwrap_or(0)
     ))
 }
 
-/// The class index `k` at position `pos` as an index below the input's number of columns.
+/// The class index `k` at position `pos` as an index below the input's number of classes.
 pub fn check_class(who: &str, shape: Shape, pos: usize, k: i64) -> Result<usize> {
     match usize::try_from(k) {
-        Ok(u) if u < shape.cols() => Ok(u),
+        Ok(u) if shape.ndim() >= 2 && u < shape.dims()[1] => Ok(u),
         _ => Err(class_out_of_range(who, shape, pos, &k.to_string())),
     }
 }
 
 /// The `TypeError` of a target other than class indices for a member that takes only those.
 pub fn not_class_indices(who: &str, shape: Shape) -> Error {
+    if shape.ndim() == 2 {
+        return Error::Type(format!(
+            "{who}: target must be a list of class indices (ints), one per row of input shape {shape}"
+        ));
+    }
+    let want = Shape::new(&class_dims(shape)).map_or_else(|_| String::new(), |s| s.to_string());
     Error::Type(format!(
-        "{who}: target must be a list of class indices (ints), one per row of input shape {shape}"
+        "{who}: target must be class indices (ints) of shape {want} for input shape {shape}"
     ))
+}
+
+/// The lines along dim 1 of `x`, of shape `(N, C, d1, ...)`, as rows of C in row-major order
+/// of `(n, d1, ...)`: the `(N * d1 * ..., C)` input the class kernels see. `back` reverses it.
+fn class_rows(x: &[f64], shape: Shape, back: bool, out: &mut [f64]) {
+    let d = shape.dims();
+    let (n, c) = (d[0], d[1]);
+    let inner = x.len() / (n * c);
+    for b in 0..n {
+        for j in 0..inner {
+            for k in 0..c {
+                let (src, dst) = ((b * c + k) * inner + j, (b * inner + j) * c + k);
+                if back {
+                    out[src] = x[dst];
+                } else {
+                    out[dst] = x[src];
+                }
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------- the base
@@ -345,6 +426,9 @@ impl LossState {
     pub fn forward(&mut self, x: &[f64], shape: Shape, target: Target<'_>) -> Result<f64> {
         let kind = self.kind;
         let who = kind.name();
+        // A class member's input (N, C, d1, ...) is seen as the (N * d1 * ..., C) input of its
+        // lines along dim 1 (docs/NUMERICS.md, "Losses"); `lines` holds them, and the target's.
+        let mut lines: Option<(Vec<f64>, Vec<f64>)> = None;
         let checked = match (kind.targets(), target) {
             (Targets::Values, Target::Values(t, ts)) => {
                 check_same_shape(who, shape, ts)?;
@@ -385,6 +469,25 @@ impl LossState {
                 }
             }
         };
+        let in_shape = shape;
+        let (x, shape, checked) = if kind.targets() != Targets::Values && shape.ndim() > 2 {
+            let mut xl = try_zeros(x.len(), who)?;
+            class_rows(x, shape, false, &mut xl);
+            let mut tl = Vec::new();
+            if let Checked::Values(t) = checked {
+                tl = try_zeros(t.len(), who)?;
+                class_rows(t, shape, false, &mut tl);
+            }
+            let (xl, tl) = lines.insert((xl, tl));
+            let (rows, c) = class_input(who, shape)?;
+            let checked = match checked {
+                Checked::Values(_) => Checked::Values(tl),
+                classes => classes,
+            };
+            (&xl[..], Shape::Matrix(rows, c), checked)
+        } else {
+            (x, shape, checked)
+        };
         // The buffer of the last gradient is reused: a training loop allocates nothing per step.
         let mut deriv = self.saved.take().map(|s| s.deriv).unwrap_or_default();
         deriv.clear();
@@ -394,6 +497,11 @@ impl LossState {
         deriv.resize(x.len(), 0.0);
         self.terms.clear();
         kind.terms(x, shape, checked, &mut self.terms, &mut deriv);
+        if let Some((xl, _)) = lines.as_mut() {
+            // The derivative of the lines, back in the input's layout.
+            class_rows(&deriv, in_shape, true, xl);
+            deriv.copy_from_slice(xl);
+        }
         let mut total = 0.0;
         for &v in &self.terms {
             total += v;
@@ -402,12 +510,18 @@ impl LossState {
             Reduction::Mean => Some(self.terms.len() as f64),
             Reduction::Sum => None,
         };
-        self.saved = Some(Saved {
-            deriv,
-            divisor,
-            shape,
-        });
-        self.owner.set();
+        // Under no_grad, nothing is kept: the gradient's buffer is dropped, and the
+        // scratch buffers that a training loop reuses at every step too.
+        if self.owner.forward() {
+            self.saved = Some(Saved {
+                deriv,
+                divisor,
+                shape: in_shape,
+            });
+        } else {
+            self.terms = Vec::new();
+            self.classes = Vec::new();
+        }
         Ok(match divisor {
             Some(n) => total / n,
             None => total,
@@ -444,7 +558,10 @@ impl LossState {
     /// What the last `forward` kept, on the thread that ran it.
     fn saved(&self) -> Result<&Saved> {
         let who = self.kind.name();
-        let s = self.saved.as_ref().ok_or_else(|| not_forwarded(who))?;
+        let s = self
+            .saved
+            .as_ref()
+            .ok_or_else(|| self.owner.not_forwarded(who))?;
         self.owner.check(who)?;
         Ok(s)
     }
@@ -974,7 +1091,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.message(),
-            "CrossEntropyLoss: expected an input of shape (N, C), got shape (3,)"
+            "CrossEntropyLoss: expected an input of shape (N, C) or (N, C, d1, ...), got shape (3,)"
         );
         let p = [0.5, 0.5, 0.0, 1.5, 0.0, 0.0];
         let e = ce.forward(&x, m, Target::Values(&p, m)).unwrap_err();

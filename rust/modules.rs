@@ -22,9 +22,7 @@
 //! memory), so the compiler vectorizes it without changing any result.
 
 use crate::activations::ActState;
-use crate::error::{
-    check_grad, checked_size, copy_into, not_forwarded, try_zeros, Error, Owner, Result,
-};
+use crate::error::{check_grad, checked_size, copy_into, try_zeros, Error, Owner, Result};
 use crate::generator::Generator;
 use crate::simd::{dispatch, Kernel};
 use crate::tensor::Shape;
@@ -70,20 +68,26 @@ pub fn linear_init(
     Ok((w, b))
 }
 
-/// Check a Linear input shape; returns the batch size.
+/// Check a Linear input shape `(..., in)` of any rank; returns the batch size, the
+/// number of rows of all dims but the last.
 pub fn check_linear_input(in_features: usize, out_features: usize, shape: Shape) -> Result<usize> {
-    let who = || linear_name(in_features, out_features);
-    match shape {
-        Shape::Vector(_) => Err(Error::Value(format!(
-            "{}: expected a 2-D input (batch, {in_features}), got shape {shape}",
-            who()
-        ))),
-        Shape::Matrix(_, c) if c != in_features => Err(Error::Value(format!(
+    let c = shape.cols();
+    if c != in_features {
+        return Err(Error::Value(format!(
             "{}: expected input with {in_features} columns, got {c} (input shape {shape})",
-            who()
-        ))),
-        Shape::Matrix(r, _) => Ok(r),
+            linear_name(in_features, out_features)
+        )));
     }
+    Ok(shape.rows())
+}
+
+/// `shape` with its last size replaced by `n`: the output shape `(..., out)` of an input `(..., in)`.
+pub fn with_cols(shape: Shape, n: usize) -> Shape {
+    let mut dims = [0; crate::tensor::MAX_RANK];
+    let d = shape.dims();
+    dims[..d.len()].copy_from_slice(d);
+    dims[d.len() - 1] = n;
+    Shape::new(&dims[..d.len()]).unwrap_or(shape)
 }
 
 /// Rows a register tile holds at once: their partial sums stay in registers, and
@@ -180,7 +184,7 @@ fn axpy<const W: usize>(acc: &mut [f64; W], v: f64, s: &[f64]) {
 
 /// The right-hand matrix of [`skip_gemm`], (depth, cols), in either layout.
 #[derive(Clone, Copy)]
-enum Right<'a> {
+pub(crate) enum Right<'a> {
     /// Row-major: `b[k][j]` at `k * cols + j`.
     Rows(&'a [f64]),
     /// Stored transposed, as (cols, depth): `b[k][j]` at `j * depth + k`. A
@@ -202,7 +206,7 @@ enum Right<'a> {
 /// blocked for the cache. `W` is the width a SIMD path chooses; every `W` gives
 /// the same bits.
 #[inline(always)]
-fn skip_gemm<const W: usize>(
+pub(crate) fn skip_gemm<const W: usize>(
     (rows, depth, cols): (usize, usize, usize),
     a: impl Fn(usize, usize) -> f64,
     right: Right<'_>,
@@ -476,6 +480,8 @@ pub struct LinearState {
     in_f: usize,
     out_f: usize,
     input: Option<Vec<f64>>,
+    /// The shape of the kept input; None for a (batch, in) input kept by `remember`.
+    in_shape: Option<Shape>,
     owner: Owner,
 }
 
@@ -486,6 +492,7 @@ impl LinearState {
             in_f,
             out_f,
             input: None,
+            in_shape: None,
             owner: Owner::default(),
         }
     }
@@ -505,8 +512,9 @@ impl LinearState {
         linear_name(self.in_f, self.out_f)
     }
 
-    /// `x W^T + b` for `x` of `shape` (batch, in), with `w` (out, in) and `b` (out,);
-    /// keeps `x` for `backward`.
+    /// `x W^T + b` for `x` of `shape` (..., in), with `w` (out, in) and `b` (out,), over
+    /// the rows of all dims but the last; the output is (..., out). Keeps `x` for
+    /// `backward`, unless grad mode is off.
     pub fn forward(
         &mut self,
         x: Vec<f64>,
@@ -531,9 +539,10 @@ impl LinearState {
                 terms,
             })
         });
-        self.input = Some(x);
-        self.owner.set();
-        Ok((y, Shape::Matrix(batch, d.out_f)))
+        // Under no_grad, nothing is kept and the last input is dropped.
+        self.input = self.owner.forward().then_some(x);
+        self.in_shape = Some(shape);
+        Ok((y, with_cols(shape, d.out_f)))
     }
 
     /// Keep `x`, a (batch, in) input, for `backward`, as `forward` does; for a
@@ -541,12 +550,13 @@ impl LinearState {
     pub fn remember(&mut self, x: &[f64]) -> Result<()> {
         let kept = self.input.get_or_insert_with(Vec::new);
         copy_into(kept, x, "Linear")?;
+        self.in_shape = None;
         self.owner.set();
         Ok(())
     }
 
     /// Accumulate the weight and bias gradients into `gw` and `gb` from `g` of `shape`
-    /// (batch, out); returns `dL/dx`.
+    /// (..., out), the output's; returns `dL/dx`, of the input's shape.
     pub fn backward(
         &self,
         g: &[f64],
@@ -558,12 +568,14 @@ impl LinearState {
         let x = self
             .input
             .as_ref()
-            .ok_or_else(|| not_forwarded(&self.name()))?;
+            .ok_or_else(|| self.owner.not_forwarded(&self.name()))?;
         let batch = x.len() / self.in_f;
+        let in_shape = self.in_shape.unwrap_or(Shape::Matrix(batch, self.in_f));
+        let out_shape = with_cols(in_shape, self.out_f);
         // The name is formatted only for an error: this runs at every step.
-        if self.owner.check("").is_err() || shape != Shape::Matrix(batch, self.out_f) {
+        if self.owner.check("").is_err() || shape != out_shape {
             self.owner.check(&self.name())?;
-            check_grad(&self.name(), shape, Shape::Matrix(batch, self.out_f))?;
+            check_grad(&self.name(), shape, out_shape)?;
         }
         let mut dx = try_zeros(x.len(), "Linear")?;
         let d = Dims {
@@ -583,7 +595,7 @@ impl LinearState {
                 terms,
             })
         });
-        Ok((dx, Shape::Matrix(batch, self.in_f)))
+        Ok((dx, in_shape))
     }
 }
 
@@ -636,9 +648,9 @@ impl DropoutState {
         shape: Shape,
         rng: Option<&mut Generator>,
     ) -> Result<Vec<f64>> {
-        self.owner.set();
+        let keep = self.owner.forward();
         let Some(g) = rng else {
-            self.mask = Some((Vec::new(), shape));
+            self.mask = keep.then(|| (Vec::new(), shape));
             return Ok(x);
         };
         let mut mask = try_zeros(x.len(), "Dropout")?;
@@ -646,7 +658,7 @@ impl DropoutState {
         for (v, &m) in x.iter_mut().zip(&mask) {
             *v *= m;
         }
-        self.mask = Some((mask, shape));
+        self.mask = keep.then_some((mask, shape));
         Ok(x)
     }
 
@@ -671,7 +683,10 @@ impl DropoutState {
 
     /// `dx = g * m` with the mask of the last forward.
     pub fn backward(&self, mut g: Vec<f64>, shape: Shape) -> Result<Vec<f64>> {
-        let (mask, ms) = self.mask.as_ref().ok_or_else(|| not_forwarded("Dropout"))?;
+        let (mask, ms) = self
+            .mask
+            .as_ref()
+            .ok_or_else(|| self.owner.not_forwarded("Dropout"))?;
         self.owner.check("Dropout")?;
         check_grad("Dropout", shape, *ms)?;
         if !mask.is_empty() {
@@ -838,7 +853,7 @@ impl LayerNormState {
         Ok(())
     }
 
-    /// The output for `x` of `shape`; keeps `x` for `backward`.
+    /// The output for `x` of `shape`; keeps `x` for `backward`, unless grad mode is off.
     pub fn forward(
         &mut self,
         x: Vec<f64>,
@@ -849,8 +864,8 @@ impl LayerNormState {
         self.check_input(shape)?;
         let mut y = try_zeros(x.len(), "LayerNorm")?;
         layer_norm_forward(&x, self.c, self.eps, w, b, &mut y);
-        self.input = Some((x, shape));
-        self.owner.set();
+        // Under no_grad, nothing is kept and the last input is dropped.
+        self.input = self.owner.forward().then_some((x, shape));
         Ok(y)
     }
 
@@ -875,7 +890,7 @@ impl LayerNormState {
         let (x, s) = self
             .input
             .as_ref()
-            .ok_or_else(|| not_forwarded(&self.name()))?;
+            .ok_or_else(|| self.owner.not_forwarded(&self.name()))?;
         self.owner.check(&self.name())?;
         check_grad(&self.name(), shape, *s)?;
         let mut dx = try_zeros(x.len(), "LayerNorm")?;
@@ -1639,9 +1654,25 @@ mod tests {
         let mut st = LinearState::new(2, 3);
         let (w, b) = (vec![0.5; 6], vec![0.0; 3]);
         let e = st
-            .forward(vec![1.0, 2.0], Shape::Vector(2), &w, &b)
+            .forward(vec![1.0, 2.0, 3.0], Shape::Vector(3), &w, &b)
             .unwrap_err();
         assert!(matches!(e, Error::Value(_)));
+        // Any rank: the rows of all dims but the last are the batch.
+        let x: Vec<f64> = (0..12).map(|k| k as f64 * 0.25 - 1.0).collect();
+        let s3 = Shape::new(&[2, 3, 2]).unwrap();
+        let (y3, ys) = st.forward(x.clone(), s3, &w, &b).unwrap();
+        assert_eq!(ys, Shape::new(&[2, 3, 3]).unwrap());
+        let (dx3, dxs) = st
+            .backward(&y3, ys, &w, &mut [0.0; 6], &mut [0.0; 3])
+            .unwrap();
+        assert_eq!(dxs, s3);
+        let (y2, _) = st.forward(x, Shape::Matrix(6, 2), &w, &b).unwrap();
+        assert_eq!(y2, y3);
+        let (dx2, _) = st
+            .backward(&y2, Shape::Matrix(6, 3), &w, &mut [0.0; 6], &mut [0.0; 3])
+            .unwrap();
+        assert_eq!(dx2, dx3);
+        let mut st = LinearState::new(2, 3);
         let e = st
             .forward(vec![1.0, 2.0, 3.0], Shape::Matrix(1, 3), &w, &b)
             .unwrap_err();

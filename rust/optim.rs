@@ -705,6 +705,30 @@ fn rmsprop_loop<const WD: bool, const CENTERED: bool, const MOMENTUM: bool, cons
     }
 }
 
+/// The checks of [`regularize`]'s rates: finite (the binding checks) and non-negative.
+pub fn check_penalties(who: &str, l1: f64, l2: f64) -> Result<()> {
+    non_negative(who, "l1", l1)?;
+    non_negative(who, "l2", l2)
+}
+
+/// Playground's L1 and L2 regularization: the gradient of the penalty
+/// `l1 * sum(|w|) + l2 / 2 * sum(w * w)` added to `g` in place, per element
+/// `g = g + (l1 * sign(w) + l2 * w)`, with `sign(w)` 1, -1 or 0 (0 for 0 and
+/// NaN), in this order (docs/NUMERICS.md, "Regularization"). `w` and `g` have
+/// the same length.
+pub fn regularize(w: &[f64], g: &mut [f64], l1: f64, l2: f64) {
+    for (gi, &wi) in g.iter_mut().zip(w) {
+        let sign = if wi > 0.0 {
+            1.0
+        } else if wi < 0.0 {
+            -1.0
+        } else {
+            0.0
+        };
+        *gi = *gi + (l1 * sign + l2 * wi);
+    }
+}
+
 #[cfg(test)]
 // The references spell each formula out element by element.
 #[allow(clippy::needless_range_loop)]

@@ -17,7 +17,7 @@ use crate::generator::Generator;
 use crate::losses::{LossState, Target};
 use crate::modules::Stack;
 pub use crate::modules::{Layer, LayerKind, Slot};
-use crate::optim::{Optimizer, ParamState};
+use crate::optim::{regularize, Optimizer, ParamState};
 use crate::tensor::Shape;
 
 /// The targets of the whole data set, one row per sample.
@@ -41,6 +41,11 @@ pub struct Epoch<'a> {
     pub rule: Optimizer,
     /// The optimizer's entries in its order: the layer, its parameter slot, its state.
     pub params: Vec<(usize, usize, &'a mut ParamState)>,
+    /// `fw.optim.Regularized`: which entries of `params` get the penalties'
+    /// gradient before the step (empty: none), and the rates `(l1, l2)`.
+    pub regularized: Vec<bool>,
+    /// The L1 and L2 rates of `regularized`.
+    pub penalties: (f64, f64),
     /// The inputs, (samples, in) row-major.
     pub x: &'a [f64],
     /// The number of input columns.
@@ -144,6 +149,12 @@ fn step(e: &mut Epoch<'_>, buf: &mut Buffers, idx: &[usize]) -> Result<f64> {
         .forward(buf.stack.output(rows), Shape::Matrix(rows, wl), target)?;
     e.loss.backward_into(buf.stack.grad_mut(rows))?;
     buf.stack.backward(&mut e.layers, rows)?;
+    // Regularized.step(): the penalties' gradient on every regularized entry, then the rule
+    let (l1, l2) = e.penalties;
+    for ((l, slot, _), _) in e.params.iter().zip(&e.regularized).filter(|(_, &on)| on) {
+        let s = &mut e.layers[*l].params[*slot];
+        regularize(s.value, s.grad, l1, l2);
+    }
     // optimizer.step()
     for (l, slot, state) in e.params.iter_mut() {
         let s = &mut e.layers[*l].params[*slot];

@@ -25,6 +25,12 @@ FIELDS = [f.name for f in dataclasses.fields(task.Config)]
 JSON_KEYS = {"train_error", "test_error", "final_loss", "losses", "seconds", "backend", *FIELDS}
 CLI_ONLY = {"train": {"backend", "json", "save", "checkpoint", "resume", "track_errors", "quiet", "preset", "force"},
             "demo": {"quiet", "preset"}}
+CLI_ONLY_WITH_DEFAULTS = {"train": {"backend", "preset"}, "demo": {"preset"}}
+
+
+def shown_default(value: object) -> str:
+    """How ``--help`` shows a Config field's default: an empty text as "empty"."""
+    return "empty" if value == "" else str(value)
 
 
 def run_cli(*args: str, timeout: float = 120, site: bool = False) -> subprocess.CompletedProcess:
@@ -129,9 +135,30 @@ def test_parser_has_one_option_per_config_field(command: str, capsys: pytest.Cap
     for f in dataclasses.fields(task.Config):
         option = "--" + f.name.replace("_", "-")
         assert len(re.findall(rf"(?<![\w-]){option}(?![\w-])", text)) == 2, option  # usage, then the list
-        assert f"{' '.join(f.metadata['help'].split())} (default: {f.default})" in text, option
+        assert f"{' '.join(f.metadata['help'].split())} (default: {shown_default(f.default)})" in text, option
     for name in CLI_ONLY[command]:
         assert f" --{name.replace('_', '-')}" in text
+
+
+@pytest.mark.parametrize("command", ["train", "demo", "predict", "plot", "sweep", "playground"])
+def test_help_shows_only_defaults_that_mean_something(command: str, capsys: pytest.CaptureFixture) -> None:
+    """No "(default: None)" or "(default: False)", none after a required or positional argument;
+    the options whose default is a value keep it."""
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args([command, "--help"])
+    text = capsys.readouterr().out
+    flat = " ".join(text.split())
+    for noise in ("(default: None)", "(default: False)", "(default: [])", "(default: )"):
+        assert noise not in flat, noise
+    if command == "plot":
+        assert "the SVG file to write (ending in .svg) --force" in flat  # -o is required: no default
+        assert "a run written by 'train --json' options:" in flat  # the positional RUN.json: no default
+        assert "--n-train N with --model: training points (default: 1000)" in flat
+    if command == "sweep":
+        assert "--seeds LIST the seeds: 0-9, 0,3,7 or 0-4,10 (default: 0-9)" in flat
+        assert re.search(r"--seed(?!s)", text) is None, "a sweep's seeds are --seeds; --seed is not listed"
+    if command in ("train", "predict", "plot", "sweep", "playground"):
+        assert "(default: auto)" in flat
 
 
 def test_options_set_the_config_fields() -> None:
@@ -147,8 +174,10 @@ def test_help_shows_every_default_from_a_bare_checkout() -> None:
     assert p.returncode == 0, p.stderr
     text = " ".join(p.stdout.split())
     for f in dataclasses.fields(task.Config):
-        assert f"(default: {f.default})" in text, f.name
-    assert text.count("(default: ") == len(FIELDS) + len(CLI_ONLY["train"])
+        assert f"(default: {shown_default(f.default)})" in text, f.name
+    # Every Config field, and the CLI-only options whose default is a value: not the flags
+    # (False) nor the outputs that are not written unless named (None).
+    assert text.count("(default: ") == len(FIELDS) + len(CLI_ONLY_WITH_DEFAULTS["train"])
     assert "{" + ",".join(task.ACTIVATION_CHOICES) + "}" in text.replace(" ", "")
 
 

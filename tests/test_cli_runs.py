@@ -24,6 +24,7 @@ import pyfw
 from pyfw import cli, io, task
 
 SMALL = ["--n-train", "60", "--n-test", "40", "--quiet"]
+BACKEND_NAME = {module: name for name, module in task.BACKENDS.items()}
 
 
 def hexes(values: list) -> list:
@@ -189,12 +190,35 @@ def test_the_cli_history_of_a_stopped_and_resumed_run(tmp_path: Path) -> None:
     assert {"curve-loss", "curve-test-loss", "curve-train-error", "curve-test-error"} <= ids
 
 
+def test_a_run_resumed_on_another_backend_names_both(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Started on py and resumed on rs: the JSON, the checkpoint and the plot say "py, then rs",
+    and the time printed is said to be this session's; resumed again on rs it stays so."""
+    load_backend("rs")
+    ck, out, svg = tmp_path / "ck.safetensors", tmp_path / "r.json", tmp_path / "r.svg"
+    base = ["train", *SMALL, "--checkpoint", str(ck), "--json", str(out), "--force"]
+    assert cli.main([*base, "--backend", "py", "--epochs", "2"]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["backend"] == "py"
+    assert "this session" not in capsys.readouterr().out
+    assert cli.main([*base, "--backend", "rs", "--epochs", "3", "--resume"]) == 0
+    printed = capsys.readouterr().out
+    assert json.loads(out.read_text(encoding="utf-8"))["backend"] == "py, then rs"
+    assert task.stored_run(str(ck))[1]["backends"] == ["py", "rs"]
+    (line,) = [x for x in printed.splitlines() if "final loss" in x]
+    assert "(3 epochs, this session: 1 epoch in " in line and line.endswith(" s, backend py, then rs)"), line
+    assert cli.main(["plot", str(out), "-o", str(svg)]) == 0
+    assert "backend py, then rs" in svg.read_text(encoding="utf-8")
+    assert cli.main([*base, "--backend", "rs", "--epochs", "4", "--resume"]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["backend"] == "py, then rs"
+    assert task.stored_run(str(ck))[1]["backends"] == ["py", "rs", "rs"]
+
+
 @pytest.mark.parametrize("args, words", [
     (["--epochs", "6", "--schedule", "cosineannealing"], ["schedule cosineannealing", "built for 3 epochs",
                                                           "new run"]),
     (["--epochs", "2"], ["already holds 3 epochs", "--epochs 2"]),
     (["--epochs", "3", "--track-errors"], ["without --track-errors"]),
-    (["--epochs", "3", "--lr", "0.5"], ["belongs to another run", "lr 0.1 there, 0.5 here"]),
+    (["--epochs", "3", "--lr", "0.5"], ["belongs to another run", "(--lr 0.1 there, 0.5 here)"]),
+    (["--epochs", "3", "--batch-size", "7"], ["belongs to another run", "(--batch-size 10 there, 7 here)"]),
 ])
 def test_resume_explains_why_a_run_cannot_continue(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                    args: list, words: list) -> None:
@@ -379,8 +403,30 @@ def test_plot_model_with_k_classes_over_the_users_points(tmp_path: Path) -> None
     wrong = sum(1 for p_, (_, _, k) in zip(pred, rows) if p_ != k)
     assert wrong > 0
     assert len(list(ids["misclassified"])) == wrong
-    assert f"(error {100 * wrong / len(rows):.2f} %)" in "".join(ids["plot-title"].itertext())
+    assert f"(error {100 * wrong / len(rows):.2f}%)" in "".join(ids["plot-title"].itertext())
 
+
+
+def test_plot_model_of_other_than_2_inputs_says_plot_draws_2(fw: ModuleType, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    """A model of 3 inputs: one line saying that plot draws models of 2 inputs and naming the
+    model's width; a model of 2 raw inputs whose feature map widens them to 4 is drawn."""
+    g = fw.Generator(0)
+    model, out = tmp_path / "m3.safetensors", tmp_path / "b.svg"
+    io.save_model(fw.Sequential(fw.Linear(3, 4, generator=g), fw.ReLU(), fw.Linear(4, 2, generator=g)), str(model))
+    csv = tmp_path / "p.csv"
+    csv.write_text("0.1,0.2,0\n0.7,0.4,1\n", encoding="utf-8")
+    for extra in ([], ["--data", str(csv)]):
+        assert cli.main(["plot", "--model", str(model), *extra, "-o", str(out), "--n-train", "20", "--n-test",
+                         "20", "--backend", BACKEND_NAME[fw.__name__]]) == 1
+        (line,) = capsys.readouterr().err.splitlines()
+        assert "plot draws the decision regions of models of 2 inputs; this model takes 3 inputs" in line, line
+        assert str(model) in line and not out.exists()
+    featured = tmp_path / "f.safetensors"
+    io.save_model(fw.Sequential(fw.Linear(4, 2, generator=g)), str(featured),
+                  preprocess={"kind": "features", "names": ["x1", "x2", "x1^2", "x2^2"]})
+    assert cli.main(["plot", "--model", str(featured), "-o", str(out), "--n-train", "20", "--n-test", "20",
+                     "--backend", BACKEND_NAME[fw.__name__]]) == 0, capsys.readouterr().err
 
 
 def test_plot_data_labels_must_be_classes_of_the_model(tmp_path: Path) -> None:

@@ -136,3 +136,10 @@ def test_buffers_are_restored(fw: ModuleType) -> None:
     m = Counting()
     assert fw.gradcheck(m, X) is True
     assert m.seen.tolist() == [0.0]
+
+
+def test_it_runs_inside_no_grad(fw: ModuleType) -> None:
+    m = fw.Sequential(fw.Linear(3, 4, generator=fw.Generator(1)), fw.Tanh())
+    with fw.no_grad():
+        assert fw.gradcheck(m, X) is True
+        assert not fw.is_grad_enabled()

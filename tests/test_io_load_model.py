@@ -106,6 +106,26 @@ def test_model_argument_checks_names_and_shapes_and_changes_nothing(fw: ModuleTy
         fw.io.load_model(path, model="not a module")
 
 
+def test_model_argument_names_only_what_differs(fw: ModuleType, tmp_path: Path) -> None:
+    """A module of other layers: the message lists the missing or the unexpected keys (never an
+    empty list), and the shapes that differ for the keys both have, the file's first."""
+    path = tmp_path / "m.safetensors"
+    g = fw.Generator(0)
+    fw.io.save_model(fw.Sequential(fw.Linear(2, 4, generator=g), fw.ReLU(), fw.Linear(4, 2, generator=g)), path)
+    longer = fw.Sequential(fw.Linear(3, 4, generator=g), fw.ReLU(), fw.Linear(4, 2, generator=g), fw.ReLU(),
+                           fw.Linear(2, 1, generator=g))
+    with pytest.raises(ValueError) as e:
+        fw.io.load_model(path, model=longer)
+    message = str(e.value)
+    assert message.endswith("Sequential.load_state_dict: missing keys ['4.weight', '4.bias']; "
+                            "shapes that differ: '0.weight' (4, 2) given, (4, 3) in the module"), message
+    with pytest.raises(ValueError) as e:
+        fw.io.load_model(path, model=fw.Sequential(fw.Linear(2, 4, generator=g)))
+    message = str(e.value)
+    assert "unexpected keys ['2.weight', '2.bias']" in message or "unexpected keys ['2.bias', '2.weight']" in message
+    assert "missing" not in message and "[]" not in message and "shapes" not in message, message
+
+
 @pytest.mark.parametrize("other", BACKENDS)
 def test_model_argument_and_fw_must_agree(fw: ModuleType, other: str, tmp_path: Path) -> None:
     ofw = load_backend(other)

@@ -331,8 +331,8 @@ def bad_uses(name: str) -> dict:
             "none index": lambda fw, m: m(x, [None, 0]),
             "str index": lambda fw, m: m(x, ["0", 0]),
             "float before out of range": lambda fw, m: m(x, [7, 1.5]),
-            "1-D float tensor target": lambda fw, m: m(x, fw.tensor([0.0, 1.0])),
-            "other backend's 1-D tensor target": lambda fw, m: m(x, other(fw).tensor([0.0, 1.0])),
+            "1-D float tensor target of a fraction": lambda fw, m: m(x, fw.tensor([0.0, 1.5])),
+            "other backend's 1-D tensor target of a fraction": lambda fw, m: m(x, other(fw).tensor([0.5, 1.0])),
             "probabilities of the wrong shape": lambda fw, m: m(x, [[0.5, 0.5]] * 2),
             "probabilities of too many rows": lambda fw, m: m(x, fw.tensor([[0.5, 0.5, 0.5]] * 3)),
             "probability above 1": lambda fw, m: m(x, [[0.5, 0.5, 0.5], [0.5, 1.5, 0.5]]),
@@ -706,7 +706,7 @@ def test_bad_targets_get_clear_messages(fw: ModuleType) -> None:
         fw.NLLLoss()(x, [1.0, 2])
     with pytest.raises(ValueError, match=re.escape("NLLLoss: input shape (2, 3) needs 2 class indices, got 3")):
         fw.NLLLoss()(x, [0, 1, 2])
-    with pytest.raises(ValueError, match=re.escape("expected an input of shape (N, C), got shape (3,)")):
+    with pytest.raises(ValueError, match=re.escape("expected an input of shape (N, C) or (N, C, d1, ...), got shape (3,)")):
         fw.CrossEntropyLoss()([0.5, 1.0, 2.0], [0])
     with pytest.raises(ValueError, match=re.escape(
             "CrossEntropyLoss: target values must be probabilities in [0, 1], got 1.5 at (1, 2) of shape (2, 3)")):

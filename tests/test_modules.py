@@ -435,12 +435,12 @@ def test_wrong_width_inside_sequential(fw: ModuleType) -> None:
         model([[1.0, 2.0, 3.0]])
 
 
-def test_linear_rejects_1d_input(fw: ModuleType) -> None:
+def test_linear_takes_1d_input_as_torch_and_checks_its_width(fw: ModuleType) -> None:
     lin = fw.Linear(2, 3)
-    with pytest.raises(ValueError, match=re.escape("Linear(2 -> 3)")):
-        lin(fw.tensor([0.1, 0.2]))
-    with pytest.raises(ValueError):
-        lin([0.1, 0.2])
+    assert lin(fw.tensor([0.1, 0.2])).shape == (3,)
+    assert lin.backward([1.0, 0.5, -1.0]).shape == (2,)
+    with pytest.raises(ValueError, match=re.escape("Linear(2 -> 3): expected input with 2 columns, got 3")):
+        lin([0.1, 0.2, 0.3])
 
 
 @pytest.mark.parametrize("bad, exc", [

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shlex
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -139,3 +143,78 @@ def test_runs_are_capped(server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(playground, "MAX_RUNS", 2)
     keys = [call(server, "POST", "/api/run", {"settings": SMALL})[1]["id"] for _ in range(3)]
     assert len(server.runs.runs) == 2 and keys[0] not in server.runs.runs
+
+
+def test_export_at_epoch_0_gives_no_command(server: Any) -> None:
+    """At epoch 0 no ``pyfw train`` command repeats the page's run (it trains one epoch or more)."""
+    key = call(server, "POST", "/api/run", {"settings": SMALL})[1]["id"]
+    ex = call(server, "GET", f"/api/run/{key}/export")[1]
+    assert ex["epoch"] == 0 and ex["command"] is None and ex["python"] is None
+    call(server, "POST", f"/api/run/{key}", {"action": "step"})
+    ex = call(server, "GET", f"/api/run/{key}/export")[1]
+    assert " --epochs 1 " in ex["command"] and "epochs=1)" in ex["python"]
+    with pytest.raises(ValueError, match="at least one epoch"):
+        playground.command_of(playground.config_of(SMALL)[0], 0)
+
+
+def _start(args: list, env: Any = None) -> tuple:
+    """``pyfw playground ARGS`` in a subprocess, and the address it prints once it serves."""
+    proc = subprocess.Popen([sys.executable, "-m", "pyfw", "playground", "--port", "0", "--backend", "py", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+    line = proc.stdout.readline()
+    assert "http://127.0.0.1:" in line, (line, proc.stderr.read() if proc.poll() is not None else "")
+    return proc, line.split()[-4]
+
+
+def test_ctrl_c_stops_with_status_130() -> None:
+    proc, url = _start([])
+    try:
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/api/info")
+        assert conn.getresponse().status == 200
+        conn.close()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+        err = proc.stderr.read()
+        assert err.strip() == "pyfw: interrupted" and "Traceback" not in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_failed_request_is_one_line(capsys: pytest.CaptureFixture) -> None:
+    """A request that fails where the handler cannot answer (a client gone, a stopping server) prints
+    at most one line, never socketserver's traceback."""
+    srv = playground.make_server("127.0.0.1", 0)
+    try:
+        for stopping, exc, lines in ((False, ValueError("boom"), 1), (False, ConnectionResetError(), 0),
+                                     (True, ValueError("late"), 0)):
+            srv.stopping = stopping
+            try:
+                raise exc
+            except Exception:
+                srv.handle_error(None, ("127.0.0.1", 1))
+            err = capsys.readouterr().err
+            assert len(err.splitlines()) == lines and "Traceback" not in err and "----" not in err, err
+    finally:
+        srv.server_close()
+
+
+def test_open_opens_the_page_in_the_browser(tmp_path: Path) -> None:
+    """``--open`` hands the printed address to the web browser (here a fake one named by BROWSER)."""
+    seen = tmp_path / "opened.txt"
+    fake = tmp_path / "fake-browser"
+    fake.write_text(f"#!{sys.executable}\nimport sys\nopen({str(seen)!r}, 'w').write(sys.argv[1])\n")
+    fake.chmod(0o755)
+    proc, url = _start(["--open"], {"BROWSER": str(fake), "DISPLAY": "", "WAYLAND_DISPLAY": ""})
+    try:
+        deadline = time.monotonic() + 20
+        while not (seen.exists() and seen.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen.read_text() == url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)

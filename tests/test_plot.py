@@ -130,7 +130,7 @@ def test_curves_has_axes_ticks_titles_legend_and_one_point_per_epoch() -> None:
     ys = [y for _, y in subpaths[0]]
     assert ys == sorted(ys)  # the loss decreases, so its pixel y increases
     # The final errors are written under the title.
-    assert any("train 1.30 %" in t and "test 2.40 %" in t for t in texts(root))
+    assert any("train 1.30%" in t and "test 2.40%" in t for t in texts(root))
     assert not has_id(root, "errors-plot-area")
 
 
@@ -156,7 +156,7 @@ def test_curves_accepts_error_lists_under_the_scalar_keys() -> None:
     root = parse(plot.curves_svg(run))
     assert [len(s) for s in path_points(by_id(root, "curve-train-error"))] == [5]
     assert [len(s) for s in path_points(by_id(root, "curve-test-error"))] == [2, 2]
-    assert any("train 5.00 %, test 10.00 %" in t for t in texts(root))
+    assert any("train 5.00%, test 10.00%" in t for t in texts(root))
 
 
 def test_curves_skips_nan_inf_and_null_and_marks_the_breaks() -> None:
@@ -278,7 +278,7 @@ def test_boundary_has_regions_circle_points_axes_and_legend() -> None:
     svg = plot.boundary_svg(predict, pts, labels, error=0.024)
     root = parse(svg)
     assert calls == [100 * 100 + len(pts)]  # the grid's cells, then the points
-    assert "".join(by_id(root, "plot-title").itertext()) == "Decision regions (test error 2.40 %)"
+    assert "".join(by_id(root, "plot-title").itertext()) == "Decision regions (test error 2.40%)"
     # One marker per point, shaped by class.
     zeros, ones = by_id(root, "points-0"), by_id(root, "points-1")
     assert len(list(zeros.iter(SVG + "circle"))) == labels.count(0)
@@ -289,7 +289,8 @@ def test_boundary_has_regions_circle_points_axes_and_legend() -> None:
     circle = by_id(root, "true-circle")
     area = by_id(root, "plot-area")
     size = float(area.get("width"))
-    assert float(circle.get("r")) == pytest.approx(plot.DISK_RADIUS * size, abs=0.01)
+    span = 1 + 2 * plot.UNIT_MARGIN  # [0, 1]² and a margin, so that points on the edges are whole
+    assert float(circle.get("r")) == pytest.approx(plot.DISK_RADIUS * size / span, abs=0.01)
     assert float(circle.get("cx")) == pytest.approx(float(area.get("x")) + size / 2)
     assert circle.get("fill") == "none"
     # Regions: rects that tile the plot area once, merged per row run.
@@ -304,7 +305,7 @@ def test_boundary_has_regions_circle_points_axes_and_legend() -> None:
     region_area_1 = 0.0
     for r in rects[1]:
         region_area_1 += float(r.get("width")) * float(r.get("height"))
-    assert region_area_1 / (size * size) == pytest.approx(0.5, abs=0.01)  # the disk is half the square
+    assert region_area_1 / (size * size) == pytest.approx(0.5 / span ** 2, abs=0.01)  # the disk: half of [0, 1]²
     # Axes 0..1 with ticks, and a legend.
     assert texts(by_id(root, "x-axis")) == ["0", "0.2", "0.4", "0.6", "0.8", "1.0"]
     assert texts(by_id(root, "y-axis")) == ["0", "0.2", "0.4", "0.6", "0.8", "1.0"]
@@ -535,3 +536,61 @@ def test_boundary_with_k_classes_a_domain_and_misclassified_points() -> None:
     assert len(list(by_id(root, "region-none"))) == 4 and len(list(by_id(root, "misclassified"))) == 4
     y_ticks = [float(t) for t in texts(by_id(root, "y-axis"))]
     assert y_ticks == [-3, -2, -1, 0, 1, 2, 3], "the ticks of the given domain"
+
+
+def _tick_scale(root: ET.Element, axis: str) -> float:
+    """Pixels per data unit along ``axis`` ("x-axis" or "y-axis"), from its labelled ticks."""
+    el = by_id(root, axis)
+    attr = "x1" if axis == "x-axis" else "y1"
+    pixels = [float(e.get(attr)) for e in el.iter(SVG + "line") if e.get("class") == "tick"]
+    values = [float(t) for t in texts(el)]
+    return abs((pixels[-1] - pixels[0]) / (values[-1] - values[0]))
+
+
+def test_boundary_draws_points_on_the_edges_of_the_unit_square_whole() -> None:
+    pts = [[0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0], [0.5, 0.5]]
+    root = parse(plot.boundary_svg(lambda rows: [0] * len(rows), pts, [0] * 5, grid=10, circle=False))
+    area = by_id(root, "plot-area")
+    x0, y0 = float(area.get("x")), float(area.get("y"))
+    x1, y1 = x0 + float(area.get("width")), y0 + float(area.get("height"))
+    markers = list(by_id(root, "points-0"))
+    assert len(markers) == 5
+    for m in markers:
+        cx, cy, r = float(m.get("cx")), float(m.get("cy")), float(m.get("r"))
+        assert x0 <= cx - r and cx + r <= x1 and y0 <= cy - r and cy + r <= y1, "a marker cut by the edge"
+    assert texts(by_id(root, "x-axis")) == ["0", "0.2", "0.4", "0.6", "0.8", "1.0"]
+
+
+def test_boundary_of_user_data_has_equal_scales_on_both_axes() -> None:
+    for pts in ([[-4.0, 1.0], [0.0, -2.0], [5.0, 2.0]], [[0.0, -30.0], [1.0, 50.0], [2.0, 0.0]]):
+        root = parse(plot.boundary_svg(lambda rows: [0] * len(rows), pts, None, grid=10, circle=False))
+        assert _tick_scale(root, "x-axis") == pytest.approx(_tick_scale(root, "y-axis"), rel=1e-3), pts
+        area = by_id(root, "plot-area")
+        x0, y0 = float(area.get("x")), float(area.get("y"))
+        for m in by_id(root, "points-unlabelled"):
+            assert x0 < float(m.get("cx")) < x0 + float(area.get("width"))
+            assert y0 < float(m.get("cy")) < y0 + float(area.get("height"))
+
+
+def _lab(colour: str) -> tuple:
+    """CIELAB (D65) of a ``#RRGGBB`` colour."""
+    rgb = [int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    xyz = ((0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047, 0.2126 * r + 0.7152 * g + 0.0722 * b,
+           (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883)
+    f = [t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116 for t in xyz]
+    return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+
+def test_boundary_region_tints_of_eight_classes_stay_distinct() -> None:
+    """Every two classes' regions differ by a CIE76 colour difference of at least 14 (class 4's
+    sky blue was 3.9 from class 0's blue), and each is apart from the grey of no prediction."""
+    pts = [[float(k), 0.0] for k in range(8)]
+    root = parse(plot.boundary_svg(lambda rows: [min(7, max(0, round(x))) for x, _ in rows], pts, list(range(8)),
+                                   classes=8, grid=8, circle=False))
+    fills = [by_id(root, f"region-{c}").get("fill") for c in range(8)]
+    for i in range(8):
+        for j in range(i + 1, 8):
+            d = math.dist(_lab(fills[i]), _lab(fills[j]))
+            assert d >= 14, (i, j, fills[i], fills[j], d)
+        assert math.dist(_lab(fills[i]), _lab("#D9D9D9")) >= 9.5, (i, fills[i])

@@ -4,6 +4,7 @@ executor and worker count (paired seeds), streamed to JSON lines, resumed, summa
 from __future__ import annotations
 
 import concurrent.futures
+import io
 import json
 import os
 import signal
@@ -173,8 +174,8 @@ def test_cli_sweep_one_worker_two_threads_and_resume(tmp_path: Path) -> None:
 
 
 def test_cli_sweep_best_so_far_counts_the_runs_already_in_a_resumed_file(tmp_path: Path) -> None:
-    """The progress line of a resumed sweep: its best setting and mean over every run of --out,
-    those of the earlier session included."""
+    """The progress line of a resumed sweep: its best setting and mean over the seeds that every
+    setting has finished in --out, those of the earlier session included (a paired comparison)."""
     load_backend("rs")
     out = tmp_path / "r.jsonl"
     args = ["sweep", "--grid", "activation=relu,silu", "--out", str(out), "--backend", "rs", "--workers", "1",
@@ -188,16 +189,59 @@ def test_cli_sweep_best_so_far_counts_the_runs_already_in_a_resumed_file(tmp_pat
     for line, upto in zip(lines, (5, 6)):
         errors: dict = {}
         for r in recs[:upto]:
-            errors.setdefault(sw.label(r["setting"]), []).append(r["test_error"])
+            errors.setdefault(sw.label(r["setting"]), {})[r["seed"]] = r["test_error"]
+        common = sorted(set(errors["activation=relu"]) & set(errors["activation=silu"]))
+        assert len(common) == (2 if upto == 5 else 3)
         means = {}
         for k, v in errors.items():
             total = 0.0
-            for e in v:
-                total += e
-            means[k] = total / len(v)
+            for seed in common:
+                total += v[seed]
+            means[k] = total / len(common)
         name = min(means, key=lambda k: means[k])
-        assert line.endswith(f"best so far: {name} {100 * means[name]:.2f}% mean test error over "
-                             f"{len(errors[name])} seeds"), (line, errors)
+        assert line.endswith(f"best so far: {name} {100 * means[name]:.2f}% mean test error over the "
+                             f"{len(common)} seeds every setting has finished"), (line, errors)
+
+
+def test_cli_sweep_best_so_far_is_paired_and_live_on_a_terminal(monkeypatch: pytest.MonkeyPatch,
+                                                                tmp_path: Path) -> None:
+    """On a terminal: one live line, redrawn after each run, kept at the end. The best so far
+    compares the settings over the seeds every one of them has finished: a setting ahead on
+    seeds the others have not finished yet is not counted as better."""
+    load_backend("rs")
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    out = tmp_path / "t.jsonl"
+    assert cli.main(["sweep", "--grid", "activation=relu,silu", "--seeds", "0-2", "--out", str(out),
+                     "--backend", "rs", "--workers", "1", *SMALL]) == 0
+    text = err.getvalue()
+    header, live, rest = text.split("\n", 2)
+    assert header.startswith("sweep: 2 settings x 3 seeds = 6 runs") and rest == "", text
+    frames = live.split("\r\x1b[K")
+    assert frames[0] == "" and len(frames) == 7, frames  # six runs, one live line
+    recs = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["seed"] for r in recs] == [0, 0, 1, 1, 2, 2], "started seed by seed"
+    assert frames[1].endswith("best so far: none yet (no seed finished by every setting)"), frames[1]
+    errors = {(sw.label(r["setting"]), r["seed"]): r["test_error"] for r in recs}
+    for k, frame in zip(range(1, 4), (frames[2], frames[4], frames[6])):
+        means = {}
+        for name in ("activation=relu", "activation=silu"):
+            total = 0.0
+            for seed in range(k):
+                total += errors[name, seed]
+            means[name] = total / k
+        name = min(means, key=lambda n: means[n])
+        assert frame.endswith(f"best so far: {name} {100 * means[name]:.2f}% mean test error over the {k} "
+                              f"seed{'s' * (k != 1)} every setting has finished"), frame
+    # Not a terminal: one line per run, as before.
+    p = run_cli("sweep", "--grid", "activation=relu,silu", "--seeds", "0-1", "--out", str(tmp_path / "p.jsonl"),
+                "--backend", "rs", "--workers", "1", *SMALL, cwd=tmp_path)
+    assert p.returncode == 0 and "\r" not in p.stderr and "\x1b" not in p.stderr
+    assert len([x for x in p.stderr.splitlines() if "best so far" in x]) == 4
 
 
 def _children(pid: int) -> list:
@@ -277,13 +321,14 @@ def test_cli_sweep_resumed_counts_its_finished_runs_in_the_best_so_far(tmp_path:
             *SMALL]
     p = run_cli(*args, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
-    assert "over 1 seed\n" in p.stderr and "over 4 seeds" in p.stderr, p.stderr
+    assert "over the 1 seed every setting has finished\n" in p.stderr, p.stderr
+    assert "over the 4 seeds every setting has finished" in p.stderr, p.stderr
     out.write_text("".join(out.read_text(encoding="utf-8").splitlines(keepends=True)[:2]), encoding="utf-8")
     p = run_cli(*args, "--resume", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     head, first = p.stderr.splitlines()[:2]
     assert f"(2 finished in {out})" in head, head
-    assert first.startswith("[3/4]") and first.endswith("over 3 seeds"), first
+    assert first.startswith("[3/4]") and first.endswith("over the 3 seeds every setting has finished"), first
 
 
 def test_cli_sweep_interrupted_names_the_command_that_continues_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

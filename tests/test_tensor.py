@@ -145,8 +145,8 @@ def test_one_d_index_out_of_range(fw: ModuleType) -> None:
         fw.tensor([1.0, 2.0])[-3]
 
 
-@pytest.mark.parametrize("index", [1.0, "0", None, (0, 1), [0.0], ["1"], True, [True]],
-                         ids=["float", "str", "none", "tuple", "list-float", "list-str", "bool", "list-bool"])
+@pytest.mark.parametrize("index", [1.0, "0", None, (0, None), [0.0], ["1"], True, [True]],
+                         ids=["float", "str", "none", "tuple-none", "list-float", "list-str", "bool", "list-bool"])
 def test_bad_index_type(fw: ModuleType, index: object) -> None:
     with pytest.raises(TypeError):
         fw.tensor(ROWS)[index]
@@ -198,11 +198,24 @@ def test_empty_is_value_error(fw: ModuleType, data: list) -> None:
         fw.tensor(data)
 
 
-@pytest.mark.parametrize("data", [[[[1.0]]], [[[1.0, 2.0], [3.0, 4.0]]], [[1.0, [2.0]]]],
-                         ids=["1x1x1", "1x2x2", "mixed"])
-def test_three_d_is_value_error(fw: ModuleType, data: list) -> None:
+@pytest.mark.parametrize("data", [[[1.0, [2.0]]], [[[1.0]], [[1.0, 2.0]]], [[[1.0]], [1.0]], [[[1.0]], [[[1.0]]]],
+                                  [[[1.0]], [[]]]],
+                         ids=["mixed", "ragged-3d", "shallower", "deeper", "empty-inner"])
+def test_ragged_any_depth_is_value_error(fw: ModuleType, data: list) -> None:
     with pytest.raises(ValueError):
         fw.tensor(data)
+
+
+@pytest.mark.parametrize("data, shape", [([[[1.0]]], (1, 1, 1)), ([[[1.0, 2.0], [3.0, 4.0]]], (1, 2, 2)),
+                                         ([[[[float(i + 2 * j + 4 * k + 8 * m) for i in range(2)] for j in range(3)]
+                                            for k in range(1)] for m in range(2)], (2, 1, 3, 2))],
+                         ids=["1x1x1", "1x2x2", "2x1x3x2"])
+def test_any_rank_round_trips(fw: ModuleType, data: list, shape: tuple) -> None:
+    from test_tensor_ops import require_nd
+    require_nd(fw)
+    x = fw.tensor(data)
+    assert x.shape == shape and x.ndim == len(shape) and x.dim() == len(shape)
+    assert x.tolist() == data and fw.tensor(tuple(data)).tolist() == data
 
 
 @pytest.mark.parametrize("data", [1.0, 3, None, "ab", {"a": 1}], ids=["float", "int", "none", "str", "dict"])
@@ -232,7 +245,10 @@ def test_in_place_ops_follow_their_formula(fw: ModuleType) -> None:
 @pytest.mark.parametrize("op", ["add_", "copy_"])
 def test_in_place_ops_reject_bad_input_and_change_nothing(fw: ModuleType, op: str) -> None:
     t = fw.tensor([[1.0, 2.0], [3.0, 4.0]])
-    for other, exc in (([[1.0, 2.0]], ValueError), ([1.0, 2.0], ValueError), ([[1.0, 2.0], [3.0]], ValueError),
+    broadcastable = [([[1.0, 2.0]], ValueError), ([1.0, 2.0], ValueError)]  # add_ broadcasts these
+    for other, exc in (*(broadcastable if op == "copy_" else ()),
+                       ([[1.0, 2.0, 3.0]], ValueError), ([1.0, 2.0, 3.0], ValueError), ([[1.0, 2.0], [3.0]], ValueError),
+                       ([[[1.0, 2.0], [3.0, 4.0]]] * 2, ValueError),
                        ([[1.0, "x"], [3.0, 4.0]], TypeError), ([[1.0, float("nan")], [3.0, 4.0]], ValueError),
                        ("abc", TypeError)):
         with pytest.raises(exc):

@@ -639,7 +639,78 @@ class RMSprop(Optimizer):
                 p[r] = [pv + div(neg_lr * dv, a) for pv, dv, a in zip(pr, d, avg)]
 
 
+# ---------------------------------------------------------------- L1 and L2 regularization
+
+def _penalties(who: str, l1: Any, l2: Any) -> tuple:
+    """``(l1, l2)`` checked: finite and non-negative reals."""
+    l1, l2 = check_real(l1, who, "l1"), check_real(l2, who, "l2")
+    _non_negative(who, "l1", l1)
+    _non_negative(who, "l2", l2)
+    return l1, l2
+
+
+def regularize_(params: Iterable, l1: float, l2: float) -> None:
+    """Add the gradient of the penalty ``l1 * sum(|w|) + l2 / 2 * sum(w * w)`` to each parameter's
+    gradient, in place: per element ``g = g + (l1 * sign(w) + l2 * w)``, with ``sign(w)`` 1, -1 or 0
+    (0 for 0 and NaN), in this order (docs/NUMERICS.md, "Regularization"). ``params`` as an
+    optimizer takes them: tensors whose ``.grad`` is read (one without is skipped) or
+    ``(parameter, gradient)`` pairs. ``l1`` and ``l2`` are finite and non-negative; everything is
+    checked before any gradient changes. This is Playground's regularization: give it the weights
+    only, never the biases (:class:`Regularized` does it before each step)."""
+    l1, l2 = _penalties("regularize_", l1, l2)
+    pairs = [(p, p.grad if g is None else g) for p, g in _param_list(params, "regularize_")]
+    for p, g in pairs:
+        if g is None:
+            continue
+        # new row lists (a row list is never changed in place: pyfw/tensor.py)
+        g._rows = [[gv + (l1 * (1.0 if v > 0.0 else -1.0 if v < 0.0 else 0.0) + l2 * v) for gv, v in zip(gr, wr)]
+                   for gr, wr in zip(g._rows, p._rows)]
+
+
+class Regularized:
+    """``optimizer`` with Playground's L1 and L2 regularization of ``params`` (the weights, never
+    the biases): ``step()`` runs ``regularize_(params, l1, l2)``, then ``optimizer.step()``. It
+    passes ``zero_grad``, ``param_groups``, ``defaults`` and the state dict on to ``optimizer``
+    (a checkpoint stores the inner optimizer's state: the penalties hold none). ``fit`` and
+    ``train_epoch`` keep ``pyfw_rs``'s native epoch for it when ``optimizer`` is native."""
+
+    regularize = staticmethod(regularize_)
+    """The kernel (each backend's own)."""
+
+    def __init__(self, optimizer: Any, params: Iterable, l1: float, l2: float) -> None:
+        self.l1, self.l2 = _penalties("Regularized", l1, l2)
+        self.optimizer = optimizer
+        self.params = list(params)
+
+    @property
+    def param_groups(self) -> list:
+        """The wrapped optimizer's ``param_groups``."""
+        return self.optimizer.param_groups
+
+    @property
+    def defaults(self) -> dict:
+        """The wrapped optimizer's ``defaults``."""
+        return self.optimizer.defaults
+
+    def zero_grad(self) -> None:
+        """Zero the gradients (the wrapped optimizer's ``zero_grad``)."""
+        self.optimizer.zero_grad()
+
+    def step(self) -> None:
+        """Add the penalties' gradient to each regularized parameter's gradient, then step."""
+        self.regularize(self.params, self.l1, self.l2)
+        self.optimizer.step()
+
+    def state_dict(self) -> dict:
+        """The wrapped optimizer's state dict."""
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Load the wrapped optimizer's state dict."""
+        self.optimizer.load_state_dict(state)
+
+
 OPTIMIZERS: dict = {cls.__name__: cls for cls in (SGD, Adam, AdamW, Adagrad, RMSprop)}
 """The members of the family, by class name, in table order."""
 
-__all__ = ["Optimizer", "OPTIMIZERS", "lr_scheduler", *OPTIMIZERS]
+__all__ = ["Optimizer", "OPTIMIZERS", "Regularized", "lr_scheduler", "regularize_", *OPTIMIZERS]

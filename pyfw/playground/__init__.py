@@ -14,7 +14,8 @@ API (JSON in and out; a bad request gets a 400 with ``{"error": ...}``):
 - ``POST /api/run/ID`` with ``{"action": "play" | "pause" | "step" | "reset" | "regenerate"}``
   or ``{"settings": {...}}`` (rebuilds the run, paused at epoch 0).
 - ``GET /api/run/ID``: the latest snapshot; ``GET /api/run/ID/export``: the
-  ``pyfw train`` command, a Python snippet and the configuration;
+  ``pyfw train`` command, a Python snippet (both ``null`` at epoch 0: ``pyfw train``
+  runs at least one epoch) and the configuration;
   ``GET /api/run/ID/model``: the model file (safetensors) after the current epoch.
 - ``GET /api/info``: the backend and the bounds of every setting.
 """
@@ -168,7 +169,10 @@ def config_of(settings: Any) -> tuple:
 
 
 def command_of(config: task.Config, epochs: int) -> str:
-    """The ``pyfw train`` command that repeats ``config``'s run for ``epochs`` epochs and saves the model."""
+    """The ``pyfw train`` command that repeats ``config``'s run for ``epochs`` epochs (one or more:
+    ``pyfw train`` runs at least one) and saves the model."""
+    if epochs < 1:
+        raise ValueError(f"command_of: a pyfw train command runs at least one epoch, got {epochs}")
     defaults = {**{f.name: f.default for f in dataclasses.fields(task.Config)}, **task.TASK_DEFAULTS[config.task]}
     argv = ["pyfw", "train", "--task", config.task]
     for f in dataclasses.fields(task.Config):
@@ -176,16 +180,18 @@ def command_of(config: task.Config, epochs: int) -> str:
         if f.name in ("task", "epochs") or value == defaults[f.name]:
             continue
         argv += ["--" + f.name.replace("_", "-"), repr(value) if isinstance(value, float) else str(value)]
-    argv += ["--epochs", str(max(1, epochs)), "--save", "model.safetensors"]
+    argv += ["--epochs", str(epochs), "--save", "model.safetensors"]
     return " ".join(shlex.quote(a) for a in argv)
 
 
 def python_of(config: task.Config, epochs: int) -> str:
-    """A Python snippet that repeats the run and saves the same model file."""
+    """A Python snippet that repeats the run for ``epochs`` epochs (one or more) and saves the same model file."""
+    if epochs < 1:
+        raise ValueError(f"python_of: the snippet trains at least one epoch, got {epochs}")
     fields = {k: v for k, v in dataclasses.asdict(config).items() if k != "epochs"}
     return ("import pyfw_rs as fw  # or: import pyfw as fw (the same bits)\n"
             "from pyfw import task\n"
-            f"config = task.Config(**{fields!r}, epochs={max(1, epochs)})\n"
+            f"config = task.Config(**{fields!r}, epochs={epochs})\n"
             "res = task.train(fw, config)\n"
             "fw.io.save_model(res['model'], 'model.safetensors', preprocess=task.preprocess_of(config))\n")
 
@@ -220,11 +226,12 @@ class Run:
         model = p["model"]
         model.eval()
         criterion = getattr(fw, task.LOSS_CHOICES[self.config.loss])()
-        train_loss = criterion(model(p["x_train"]), p["targets"])
-        test_loss = criterion(model(p["x_test"]), p["test_targets"])
-        names = self.config.features.split(",")
-        out = self._grid(GRID, names)[-1]
-        neurons = self._grid(NEURON_GRID, names)
+        with fw.no_grad():  # inference: the modules keep nothing for backward
+            train_loss = criterion(model(p["x_train"]), p["targets"])
+            test_loss = criterion(model(p["x_test"]), p["test_targets"])
+            names = self.config.features.split(",")
+            out = self._grid(GRID, names)[-1]
+            neurons = self._grid(NEURON_GRID, names)
         model.train()
         if not self.history or self.history[-1][0] != self.epoch:
             self.history.append([self.epoch, _finite(train_loss), _finite(test_loss)])
@@ -458,7 +465,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if tail == ["export"]:
                     with run.lock:
                         config, epoch = run.config, run.epoch
-                    return self._json(200, {"command": command_of(config, epoch), "python": python_of(config, epoch),
+                    # at epoch 0 there is no command: pyfw train runs at least one epoch
+                    return self._json(200, {"command": command_of(config, epoch) if epoch else None,
+                                            "python": python_of(config, epoch) if epoch else None,
                                             "epoch": epoch, "config": dataclasses.asdict(config)})
                 if tail == ["model"]:
                     return self._send(200, run.model_file(), "application/octet-stream",
@@ -531,6 +540,18 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.fw = fw
         self.runs = Runs(fw)
         self.public_host = host
+        self.stopping = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A request that failed outside the handler's own answers (a client gone, or the server
+        stopping under Ctrl-C): one line on stderr, never a traceback; nothing once stopping."""
+        if self.stopping:
+            return
+        e = sys.exc_info()[1]
+        if isinstance(e, ConnectionError):
+            return
+        print(f"pyfw: playground: a request from {client_address[0]} failed: {type(e).__name__}: {e}",
+              file=sys.stderr, flush=True)
 
 
 def make_server(host: str = "127.0.0.1", port: int = 8000, fw: Any = None) -> Server:
@@ -555,4 +576,5 @@ def serve(host: str, port: int, fw: Any, open_browser: bool = False, out: Any = 
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
+        server.stopping = True
         server.server_close()

@@ -18,18 +18,30 @@ from pyfw.gradcheck import GradcheckError, gradcheck
 from pyfw.metrics import argmax_rows, error_rate
 from pyfw.training import fit, train_epoch
 
-from . import _native, _pickle, activations, data, io, losses, modules, optim
+from . import _native, _pickle, activations, data, grad_mode, io, losses, modules, optim
 from ._native import (
     Generator,
     Module,
     Tensor,
+    cat,
     default_generator,
+    full,
     manual_seed,
+    matmul,
+    maximum,
+    minimum,
+    ones,
+    ones_like,
+    rand,
+    randn,
     randperm,
     _train_epoch,
     tensor,
+    zeros,
+    zeros_like,
 )
 from .activations import ACTIVATIONS
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .modules import ModuleList, Parameter
 from .losses import LOSSES
 from .optim import OPTIMIZERS

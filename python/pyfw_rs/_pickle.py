@@ -132,6 +132,8 @@ def _native_base(cls: type) -> type:
 def _subclass(cls: type, base: type, setup: str, args: tuple, kwargs: dict, training: bool) -> Any:
     """An instance of ``cls`` made by ``base.__new__``, its native state set by ``base``'s method
     ``setup`` (nothing for ``""``); its ``__dict__`` follows, from the reduce tuple's state."""
+    if not isinstance(setup, str):  # a tampered pickle (a tensor here has no truth value)
+        raise TypeError(f"{cls.__name__}: the pickled setup must be a method name, got {type(setup).__name__}")
     obj = base.__new__(cls)
     if setup:
         getattr(base, setup)(obj, *args, **kwargs)

@@ -60,7 +60,7 @@ impl Activation {
 
 #[pymethods]
 impl Activation {
-    /// Apply the activation to a 1-D or 2-D input.
+    /// Apply the activation to an input of any shape.
     fn forward(slf: &Bound<'_, Self>, x: &Bound<'_, PyAny>) -> PyResult<PyTensor> {
         // Parse before borrowing, so that no borrow is held while Python code runs.
         let (data, shape) = tensor_data_with(x, || type_name(slf.as_any()))?;

@@ -310,10 +310,41 @@ impl Module {
             }
         }
         if strict && (!missing.is_empty() || !extra.is_empty()) {
+            // Only the parts that are not empty; for the keys both have, the shapes that differ.
+            let mut parts = Vec::new();
+            if !missing.is_empty() {
+                parts.push(format!("missing keys {}", py_repr(&missing)?));
+            }
+            if !extra.is_empty() {
+                parts.push(format!("unexpected keys {}", py_repr(&extra)?));
+            }
+            let mut differ = Vec::new();
+            for (name, p) in &named {
+                let Some(value) = sd.get_item(name)? else {
+                    continue;
+                };
+                let name_repr = py_repr(name)?;
+                // Not a tensor at all: reported once the keys match.
+                let Ok((_, shape)) = checked_tensor_data(&value, &format!("{who}[{name_repr}]"))
+                else {
+                    continue;
+                };
+                let Ok(p) = p.cast::<PyTensor>() else {
+                    continue;
+                };
+                let expected = p.busy_ref()?.t.shape();
+                if shape != expected {
+                    differ.push(format!(
+                        "{name_repr} {shape} given, {expected} in the module"
+                    ));
+                }
+            }
+            if !differ.is_empty() {
+                parts.push(format!("shapes that differ: {}", differ.join(", ")));
+            }
             return Err(PyValueError::new_err(format!(
-                "{who}: missing keys {}, unexpected keys {}",
-                py_repr(&missing)?,
-                py_repr(&extra)?
+                "{who}: {}",
+                parts.join("; ")
             )));
         }
         let mut staged = Vec::new();

@@ -8,13 +8,15 @@
 //!
 //! What depends on Python objects is decided here, in the order of
 //! `pyfw.losses.Loss._target`: a tensor or array target of a class member is
-//! read through `tolist()`, a list or tuple of non-sequences is a list of class
-//! indices, anything else a tensor. Every check on numbers and shapes is the
+//! read through `tolist()` (its integral floats count as indices), a list or
+//! tuple nested one level less deep than the input's rank holds class indices,
+//! anything else is a tensor. Every check on numbers and shapes is the
 //! kernel crate's.
 
+use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyInt, PyTuple};
 
 use super::base::{module_base, runs_natively, Module};
 use super::tensor::{reserve, seq_first, seq_items, seq_len, tensor_data, PyTensor};
@@ -41,16 +43,86 @@ enum Parsed<'py> {
     Classes(Vec<i64>),
 }
 
-/// The class indices of a list or tuple, checked as `pyfw.losses._class_indices`:
-/// the count, then each index's type and range.
-fn class_indices(target: &Bound<'_, PyAny>, who: &str, shape: Shape) -> PyResult<Vec<i64>> {
-    kernels::check_class_count(who, shape, seq_len(target)?).py()?;
-    let items = seq_items(target, who)?;
+/// The nesting depth of a list or tuple along its first items (0 for anything else).
+fn seq_rank(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let mut r = 0;
+    let mut v = Some(obj.clone());
+    while let Some(x) = v {
+        if !is_seq(&x) {
+            break;
+        }
+        r += 1;
+        v = seq_first(&x)?;
+    }
+    Ok(r)
+}
+
+/// The items of nested lists `depth` levels deep, in row-major order, and their sizes;
+/// the `ValueError` of a ragged list (as `pyfw.losses._nested_items`).
+fn nested_items<'py>(
+    target: &Bound<'py, PyAny>,
+    depth: usize,
+    who: &str,
+) -> PyResult<(Vec<Bound<'py, PyAny>>, Vec<usize>)> {
+    let mut level = vec![target.clone()];
+    let mut dims = Vec::new();
+    for d in 0..depth {
+        let size = seq_len(&level[0])?;
+        let mut next = Vec::new();
+        for v in &level {
+            let got = if is_seq(v) {
+                let items = seq_items(v, who)?;
+                if items.len() == size {
+                    next.extend(items);
+                    continue;
+                }
+                format!("{} items", items.len())
+            } else {
+                format!("a {}", type_name(v))
+            };
+            return Err(PyValueError::new_err(format!(
+                "{who}: ragged class indices: {got} at depth {d}, the first entry has {size} items"
+            )));
+        }
+        dims.push(size);
+        level = next;
+    }
+    Ok((level, dims))
+}
+
+/// The class indices of (nested) lists for an input of `shape` (N, C, d1, ...), in
+/// row-major order, checked as `pyfw.losses._class_indices`: the shape (the count for an
+/// (N, C) input), then each index's type and range. `floats` admits integral floats
+/// (the values of a tensor).
+fn class_indices(
+    target: &Bound<'_, PyAny>,
+    who: &str,
+    shape: Shape,
+    floats: bool,
+) -> PyResult<Vec<i64>> {
+    let items = if shape.ndim() == 2 {
+        kernels::check_class_count(who, shape, seq_len(target)?).py()?;
+        seq_items(target, who)?
+    } else {
+        let (items, dims) = nested_items(target, shape.ndim() - 1, who)?;
+        kernels::check_class_dims(who, shape, &dims).py()?;
+        items
+    };
     let mut out = Vec::new();
     reserve(&mut out, items.len(), who)?;
     for (i, v) in items.iter().enumerate() {
-        if !is_integral(v)? {
-            return Err(to_pyerr(kernels::class_not_int(who, &type_name(v), i)));
+        let mut v = v.clone();
+        if floats && v.is_instance_of::<PyFloat>() && v.call_method0("is_integer")?.is_truthy()? {
+            v = v.py().get_type::<PyInt>().call1((v,))?;
+        }
+        if !is_integral(&v)? {
+            return Err(to_pyerr(kernels::class_not_int(
+                who,
+                shape,
+                &type_name(&v),
+                i,
+                floats,
+            )));
         }
         match v.extract::<i64>() {
             Ok(k) => {
@@ -59,7 +131,7 @@ fn class_indices(target: &Bound<'_, PyAny>, who: &str, shape: Shape) -> PyResult
             }
             // Too large for i64, so out of range; Python prints every digit.
             Err(_) => {
-                let value = py_str(v)?;
+                let value = py_str(&v)?;
                 return Err(to_pyerr(kernels::class_out_of_range(who, shape, i, &value)));
             }
         }
@@ -67,7 +139,8 @@ fn class_indices(target: &Bound<'_, PyAny>, who: &str, shape: Shape) -> PyResult
     Ok(out)
 }
 
-/// The target of member `kind` for an input of `shape`.
+/// The target of member `kind` for an input of `shape`: class indices when its rank is
+/// the input's less one, else values.
 fn parse_target<'py>(
     kind: kernels::Loss,
     shape: Shape,
@@ -83,8 +156,9 @@ fn parse_target<'py>(
         return Ok(Parsed::Values(Values::Owned(v, s)));
     }
     kernels::class_input(who, shape).py()?;
+    let rank = shape.ndim();
     if let Ok(t) = target.cast::<PyTensor>() {
-        if t.busy_ref()?.t.shape().ndim() == 2 {
+        if t.busy_ref()?.t.shape().ndim() != rank - 1 {
             if targets == Targets::Classes {
                 return Err(to_pyerr(kernels::not_class_indices(who, shape)));
             }
@@ -93,15 +167,14 @@ fn parse_target<'py>(
     }
     let converted;
     let mut target = target;
-    if !is_seq(target) && target.hasattr("tolist")? && target.hasattr("shape")? {
+    let floats = !is_seq(target) && target.hasattr("tolist")? && target.hasattr("shape")?;
+    if floats {
         converted = target.call_method0("tolist")?; // a tensor of either backend, or an array
         target = &converted;
     }
-    if is_seq(target) {
-        // Read from the storage, as `class_indices` does: a subclass's `__len__` may lie.
-        if !seq_first(target)?.is_some_and(|v| is_seq(&v)) {
-            return Ok(Parsed::Classes(class_indices(target, who, shape)?));
-        }
+    // Read from the storage, as `class_indices` does: a subclass's `__len__` may lie.
+    if is_seq(target) && seq_rank(target)? == rank - 1 {
+        return Ok(Parsed::Classes(class_indices(target, who, shape, floats)?));
     }
     if targets == Targets::Classes {
         return Err(to_pyerr(kernels::not_class_indices(who, shape)));

@@ -78,7 +78,7 @@ impl LinearParams {
         bias_grad: Option<Bound<'_, PyTensor>>,
     ) -> PyResult<LinearParams> {
         let ws = weight.busy_ref()?.t.shape();
-        let Shape::Matrix(out_f, in_f) = ws else {
+        let Some((out_f, in_f)) = ws.as_matrix() else {
             return Err(PyValueError::new_err(
                 "Linear._from_tensors: expected a 2-D weight and a 1-D bias",
             ));
@@ -1474,10 +1474,27 @@ impl Sequential {
     }
 }
 
+// ---------------------------------------------------------------- grad mode
+
+/// Whether a `forward` in the calling thread keeps what `backward` needs
+/// (`rust/grad_mode.rs`; `pyfw_rs.no_grad` turns it off).
+#[pyfunction]
+fn is_grad_enabled() -> bool {
+    crate::grad_mode::is_enabled()
+}
+
+/// Set the calling thread's grad mode; returns the mode it had.
+#[pyfunction]
+fn _set_grad_enabled(mode: bool) -> bool {
+    crate::grad_mode::set_enabled(mode)
+}
+
 /// Register `Module`, the layer classes, `LAYERS`, their names in table order,
-/// and `LAYER_TABLE`, one `(name, parameter slots, buffer slots, signature)` per
-/// line of `layer_table!`.
+/// `LAYER_TABLE`, one `(name, parameter slots, buffer slots, signature)` per
+/// line of `layer_table!`, and the grad mode's two functions.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(is_grad_enabled, m)?)?;
+    m.add_function(wrap_pyfunction!(_set_grad_enabled, m)?)?;
     m.add_class::<Module>()?;
     m.add_class::<Linear>()?;
     m.add_class::<Dropout>()?;

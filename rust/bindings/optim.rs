@@ -245,6 +245,30 @@ impl Optimizer {
     }
 }
 
+/// `regularize_(params, l1, l2)`: Playground's L1 and L2 penalties' gradient
+/// added to every gradient of `params` (see `pyfw.optim.regularize_`), every
+/// argument checked before any gradient changes.
+#[pyfunction]
+pub(crate) fn regularize_(
+    params: &Bound<'_, PyAny>,
+    l1: &Bound<'_, PyAny>,
+    l2: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let who = "regularize_";
+    let l1 = <f64 as Arg>::extract(l1, who, "l1")?;
+    let l2 = <f64 as Arg>::extract(l2, who, "l2")?;
+    kernels::check_penalties(who, l1, l2).py()?;
+    let py = params.py();
+    for e in &param_list(params, who)? {
+        let Some(g) = Optimizer::grad_of(e, py)? else {
+            continue;
+        };
+        let w = e.p.bind(py).busy_ref()?.t.data().to_vec();
+        kernels::regularize(&w, g.bind(py).busy_mut()?.t.data_mut(), l1, l2);
+    }
+    Ok(())
+}
+
 /// The parameter tensors as a new list (`param_groups[0]["params"]`).
 fn param_tensors<'py>(py: Python<'py>, entries: &[Entry]) -> PyResult<Bound<'py, PyList>> {
     list_of(py, entries.iter().map(|e| e.p.bind(py).clone().into_any()))
@@ -711,6 +735,7 @@ macro_rules! py_members {
         pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
             m.add_class::<Optimizer>()?;
             $(m.add_class::<$name>()?;)*
+            m.add_function(wrap_pyfunction!(regularize_, m)?)?;
             m.add("OPTIMIZERS", kernels::Optimizer::NAMES.to_vec())?;
             Ok(())
         }

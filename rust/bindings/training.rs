@@ -20,7 +20,7 @@ use super::optim::Optimizer;
 use super::tensor::PyTensor;
 use super::IntoPyResult;
 use crate::losses::Targets as LossTargets;
-use crate::tensor::Shape;
+use crate::optim::check_penalties;
 use crate::training::{train_epoch, Epoch, Layer, Targets};
 
 /// `Ok(None)` from a failed borrow: the object is in use, and the Python loop
@@ -38,9 +38,12 @@ macro_rules! borrow_or_none {
 /// is `randperm(n, generator)` with `shuffle` (drawn once every check has
 /// passed, as the Python loop draws it first), else `0..n`. Returns the fold of
 /// `loss * batch size` over the batches, or `None`, having drawn nothing, when
-/// the Python loop must run instead.
+/// the Python loop must run instead. `regularize`, `(params, l1, l2)`, is a
+/// `fw.optim.Regularized` around `optimizer`: `params` (weight or bias tensors
+/// of the model, each once, whose `.grad` the model accumulates into) get the
+/// penalties' gradient before each step.
 #[pyfunction]
-#[pyo3(signature = (model, criterion, optimizer, inputs, targets, batch_size, generator, shuffle))]
+#[pyo3(signature = (model, criterion, optimizer, inputs, targets, batch_size, generator, shuffle, regularize=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn _train_epoch(
     py: Python<'_>,
@@ -52,7 +55,13 @@ pub(crate) fn _train_epoch(
     batch_size: usize,
     generator: Option<&Bound<'_, PyAny>>,
     shuffle: bool,
+    regularize: Option<(Vec<Bound<'_, PyAny>>, f64, f64)>,
 ) -> PyResult<Option<f64>> {
+    let (reg_params, l1, l2) = regularize.unwrap_or((Vec::new(), 0.0, 0.0));
+    // Bad rates: the Python loop's regularize_ says so.
+    if !(l1.is_finite() && l2.is_finite()) || check_penalties("regularize_", l1, l2).is_err() {
+        return Ok(None);
+    }
     let Some(kids) = native_layers(model)? else {
         return Ok(None);
     };
@@ -84,7 +93,7 @@ pub(crate) fn _train_epoch(
         return Ok(None);
     };
     let x = borrow_or_none!(x.try_borrow());
-    let Shape::Matrix(n, in_f) = x.t.shape() else {
+    let Some((n, in_f)) = x.t.shape().as_matrix() else {
         return Ok(None);
     };
     if batch_size == 0 {
@@ -99,7 +108,7 @@ pub(crate) fn _train_epoch(
     let class_targets: Vec<i64>;
     let targets = if let Ok(t) = targets.cast::<PyTensor>() {
         value_targets = borrow_or_none!(t.try_borrow());
-        let Shape::Matrix(rows, cols) = value_targets.t.shape() else {
+        let Some((rows, cols)) = value_targets.t.shape().as_matrix() else {
             return Ok(None);
         };
         if rows != n {
@@ -140,6 +149,7 @@ pub(crate) fn _train_epoch(
     let mut opt_ref = borrow_or_none!(opt.try_borrow_mut());
     let opt_mut = &mut *opt_ref;
     let mut params = Vec::new();
+    let mut regularized = Vec::new();
     let mut seen: Vec<Vec<bool>> = held.iter().map(|h| vec![false; h.slots().len()]).collect();
     for (e, state) in opt_mut.params.iter().zip(opt_mut.states.iter_mut()) {
         let mut found = None;
@@ -152,10 +162,15 @@ pub(crate) fn _train_epoch(
                 if !grad.is_some_and(|gr| gr.is(g)) {
                     return Ok(None);
                 }
-                found = Some((l, slot));
+                // regularize_ reads the parameter's own `.grad`
+                let reg = reg_params.iter().any(|r| r.is(param));
+                if reg && !param_grad.is_some_and(|gr| gr.is(g)) {
+                    return Ok(None);
+                }
+                found = Some((l, slot, reg));
             }
         }
-        let Some((l, slot)) = found else {
+        let Some((l, slot, reg)) = found else {
             return Ok(None);
         };
         let seen_slot = &mut seen[l][slot];
@@ -164,8 +179,12 @@ pub(crate) fn _train_epoch(
         }
         *seen_slot = true;
         params.push((l, slot, state));
+        regularized.push(reg);
     }
-    if !seen.iter().all(|s| s.iter().all(|&b| b)) {
+    // Every regularized tensor is one of the entries, each once.
+    if !seen.iter().all(|s| s.iter().all(|&b| b))
+        || regularized.iter().filter(|&&r| r).count() != reg_params.len()
+    {
         return Ok(None);
     }
     let layers: Vec<Layer<'_>> = held.iter_mut().map(|h| h.layer()).collect();
@@ -197,6 +216,8 @@ pub(crate) fn _train_epoch(
         loss: &mut loss_ref.state,
         rule,
         params,
+        regularized,
+        penalties: (l1, l2),
         x: x.t.data(),
         in_f,
         targets,

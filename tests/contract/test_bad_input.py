@@ -30,7 +30,7 @@ def _cases(fw: ModuleType) -> list:
         ("tensor-empty", lambda: fw.tensor([]), ValueError),
         # modules
         ("linear-width", lambda: lin([[1.0, 2.0, 3.0]]), ValueError),
-        ("linear-1d", lambda: lin([1.0, 2.0]), ValueError),
+        ("linear-1d-width", lambda: lin([1.0, 2.0, 3.0]), ValueError),
         ("linear-ragged", lambda: lin([[1.0, 2.0], [1.0]]), ValueError),
         ("linear-nan", lambda: lin([[1.0, NAN]]), ValueError),
         ("linear-str", lambda: lin([[1.0, "2"]]), TypeError),

@@ -334,7 +334,7 @@ TAMPERED_TENSORS = [
     ("item-str", (2, 2), "_rows", [[1.0, 2.0], [3.0, "x"]], TypeError, r"expected real numbers, got str 'x'"),
     ("item-bool", (2,), "_rows", [[1.0, True]], TypeError, r"expected real numbers, got bool"),
     ("item-nan", (2,), "_rows", [[1.0, float("nan")]], ValueError, r"expected finite numbers, got nan"),
-    ("item-list", (1, 2), "_rows", [[1.0, [2.0]]], ValueError, r"ragged or deeper"),
+    ("item-list", (1, 2), "_rows", [[1.0, [2.0]]], ValueError, r"ragged or too deeply nested"),
     ("shape-list", (2,), "_shape", [2], ValueError, r"the shape must be a tuple of one or more positive ints"),
     ("shape-empty", (2,), "_shape", (), ValueError, r"the shape must be a tuple"),
     ("shape-zero", (2,), "_shape", (0, 2), ValueError, r"the shape must be a tuple"),

@@ -5,13 +5,17 @@ bare checkout), while ``pyfw_rs``'s Python part lives in ``python/``, where
 maturin builds its native module. Scripts run from the root (``python -m pyfw``,
 ``bench/bench.py``) put the root first on ``sys.path``; a ``pyfw_rs`` there
 would hide the installed one. The slow test installs the wheel into a fresh
-virtual environment, offline, and runs the CLI and the benchmark from the root.
+virtual environment, offline, and runs the CLI and the benchmark from the root,
+and ``pyfw playground`` from another folder: the wheel carries the page.
 """
 
 from __future__ import annotations
 
+import http.client
 import importlib.machinery
+import json
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -61,6 +65,7 @@ def test_installed_wheel_runs_from_the_root(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     sources = {p.relative_to(REPO).as_posix() for p in (REPO / "pyfw").rglob("*.py")}
     sources |= {"pyfw/py.typed"}
+    sources |= {p.relative_to(REPO).as_posix() for p in (REPO / "pyfw" / "playground" / "static").iterdir()}
     sources |= {"pyfw_rs/" + p.relative_to(REPO / "python" / "pyfw_rs").as_posix()
                 for p in (REPO / "python" / "pyfw_rs").rglob("*")
                 if p.suffix in (".py", ".pyi", ".typed")}
@@ -89,3 +94,37 @@ def test_installed_wheel_runs_from_the_root(tmp_path: Path) -> None:
                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert bench.returncode == 0, bench.stderr
     assert "pyfw_rs: " in bench.stdout and "pyfw_rs is not importable" not in bench.stdout, bench.stdout
+
+    _serve_the_playground(venv / ("Scripts" if os.name == "nt" else "bin") / "pyfw", tmp_path, env)
+
+
+def _serve_the_playground(pyfw: Path, folder: Path, env: dict) -> None:
+    """``pyfw playground`` from the venv, started in ``folder`` (no checkout in sight): it serves
+    the wheel's copy of the page, byte for byte the checkout's, and trains a run."""
+    proc = subprocess.Popen([str(pyfw), "playground", "--port", "0", "--backend", "rs"], cwd=folder, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert "pyfw playground on pyfw_rs: http://127.0.0.1:" in line, (line, proc.stderr.read())
+        port = int(line.split()[-4].rstrip("/").rsplit(":", 1)[1])
+
+        def call(method: str, path: str, body: object = None) -> tuple:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request(method, path, body=None if body is None else json.dumps(body).encode())
+            res = conn.getresponse()
+            data = res.read()
+            conn.close()
+            return res.status, data
+
+        static = REPO / "pyfw" / "playground" / "static"
+        assert call("GET", "/") == (200, (static / "index.html").read_bytes())
+        for f in static.iterdir():
+            assert call("GET", "/static/" + f.name) == (200, f.read_bytes()), f.name
+        status, data = call("POST", "/api/run", {"settings": {"dataset": "circle", "points": "100"}})
+        assert status == 200, data
+        key = json.loads(data)["id"]
+        status, data = call("POST", f"/api/run/{key}", {"action": "step"})
+        assert status == 200 and json.loads(data)["epoch"] == 1, data
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130, proc.stderr.read()

@@ -201,8 +201,9 @@ async function refresh() {
   render();
   if (!snap.playing) {
     const ex = await api("GET", "/api/run/" + runId + "/export");
-    $("export-command").textContent = ex.command;
-    $("export-python").textContent = ex.python;
+    const none = "(step or play first: pyfw train runs at least one epoch; the model file holds the initial network)";
+    $("export-command").textContent = ex.command === null ? none : ex.command;
+    $("export-python").textContent = ex.python === null ? none : ex.python;
   }
   $("export-model").href = "/api/run/" + runId + "/model";
 }
@@ -338,6 +339,8 @@ function buildNetwork() {
   const out = document.createElement("div"); out.className = "layer";
   out.appendChild(Object.assign(document.createElement("div"), {className: "buttons"}));
   const node = document.createElement("div"); node.className = "node"; node.dataset.output = "1";
+  node.title = "the output (the heatmap on the right, small)";
+  const cv = document.createElement("canvas"); cv.width = cv.height = GRID; node.appendChild(cv);
   out.appendChild(node); nodes.appendChild(out);
 }
 
@@ -353,6 +356,8 @@ function drawNetwork() {
     const values = grid[+node.dataset.neuron];
     if (values) paint(node.firstChild, NGRID, (i) => colorOf(values[i]));
   }
+  const output = document.querySelector(".node[data-output] canvas");
+  if (output) paint(output, GRID, (i) => outputColor(snap.output[i]));
   const svg = $("links"), box = $("network").getBoundingClientRect();
   svg.setAttribute("width", box.width); svg.setAttribute("height", box.height);
   svg.innerHTML = "";
