@@ -957,6 +957,69 @@ pub struct Slot<'a> {
     pub grad: &'a mut [f64],
 }
 
+/// The most parameter slots a layer has (a `weight` and a `bias`).
+pub const MAX_SLOTS: usize = 2;
+
+/// A layer's parameter slots, in the order of its table line: a fixed array, so
+/// that lending a layer to the runner allocates nothing. It reads as a slice of
+/// the slots that are there.
+pub struct Slots<'a> {
+    slots: [Slot<'a>; MAX_SLOTS],
+    len: usize,
+}
+
+impl<'a> Slots<'a> {
+    /// No slots.
+    pub fn new() -> Slots<'a> {
+        Slots {
+            slots: std::array::from_fn(|_| Slot {
+                value: &mut [],
+                grad: &mut [],
+            }),
+            len: 0,
+        }
+    }
+
+    /// Add `slot` after the others; a layer has at most [`MAX_SLOTS`].
+    pub fn push(&mut self, slot: Slot<'a>) {
+        assert!(
+            self.len < MAX_SLOTS,
+            "a layer has at most {MAX_SLOTS} parameter slots"
+        );
+        self.slots[self.len] = slot;
+        self.len += 1;
+    }
+}
+
+impl Default for Slots<'_> {
+    fn default() -> Self {
+        Slots::new()
+    }
+}
+
+impl<'a> FromIterator<Slot<'a>> for Slots<'a> {
+    fn from_iter<I: IntoIterator<Item = Slot<'a>>>(iter: I) -> Self {
+        let mut out = Slots::new();
+        for s in iter {
+            out.push(s);
+        }
+        out
+    }
+}
+
+impl<'a> std::ops::Deref for Slots<'a> {
+    type Target = [Slot<'a>];
+    fn deref(&self) -> &[Slot<'a>] {
+        &self.slots[..self.len]
+    }
+}
+
+impl<'a> std::ops::DerefMut for Slots<'a> {
+    fn deref_mut(&mut self) -> &mut [Slot<'a>] {
+        &mut self.slots[..self.len]
+    }
+}
+
 /// What runs one layer of a stack: its kernel state, borrowed from its module.
 pub enum LayerKind<'a> {
     /// A `Linear`; its slots are `weight` (out, in) and `bias` (out,).
@@ -1016,7 +1079,7 @@ pub struct Layer<'a> {
     /// The kernel state.
     pub kind: LayerKind<'a>,
     /// The parameter slots.
-    pub params: Vec<Slot<'a>>,
+    pub params: Slots<'a>,
 }
 
 impl Layer<'_> {
@@ -1707,6 +1770,34 @@ mod tests {
         ));
     }
 
+    /// A layer's slots read as a slice of those pushed, in order, up to two.
+    #[test]
+    fn slots_hold_up_to_two_in_order() {
+        let (mut a, mut ga, mut b, mut gb) = ([1.0], [2.0], [3.0, 4.0], [5.0, 6.0]);
+        let mut s = Slots::new();
+        assert!(s.is_empty());
+        s.push(Slot {
+            value: &mut a,
+            grad: &mut ga,
+        });
+        s.push(Slot {
+            value: &mut b,
+            grad: &mut gb,
+        });
+        assert_eq!(s.len(), 2);
+        s[1].grad.fill(0.0);
+        assert_eq!((&*s[0].value, &*s[1].value), (&[1.0][..], &[3.0, 4.0][..]));
+        let more = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let mut s = s;
+            s.push(Slot {
+                value: &mut [],
+                grad: &mut [],
+            })
+        }));
+        assert!(more.is_err());
+        assert_eq!(gb, [0.0, 0.0]);
+    }
+
     /// The stack runner gives the same bits on its preallocated buffers (the
     /// native epoch) as through each layer's own state (the native `Sequential`):
     /// outputs, parameter gradients, masks, and what a layer keeps.
@@ -1735,7 +1826,7 @@ mod tests {
             let mut layers = vec![
                 Layer {
                     kind: LayerKind::Linear(&mut s1),
-                    params: vec![
+                    params: [
                         Slot {
                             value: &mut w1,
                             grad: &mut gw1,
@@ -1744,19 +1835,21 @@ mod tests {
                             value: &mut b1,
                             grad: &mut gb1,
                         },
-                    ],
+                    ]
+                    .into_iter()
+                    .collect(),
                 },
                 Layer {
                     kind: LayerKind::Activation(&mut a),
-                    params: Vec::new(),
+                    params: Slots::new(),
                 },
                 Layer {
                     kind: LayerKind::Dropout(&mut d, Some(0)),
-                    params: Vec::new(),
+                    params: Slots::new(),
                 },
                 Layer {
                     kind: LayerKind::Linear(&mut s2),
-                    params: vec![
+                    params: [
                         Slot {
                             value: &mut w2,
                             grad: &mut gw2,
@@ -1765,7 +1858,9 @@ mod tests {
                             value: &mut b2,
                             grad: &mut gb2,
                         },
-                    ],
+                    ]
+                    .into_iter()
+                    .collect(),
                 },
             ];
             let mut gens = [&mut gen];

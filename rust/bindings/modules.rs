@@ -28,7 +28,8 @@ use super::{
 use crate::error::try_zeros;
 use crate::generator::Generator;
 use crate::modules::{
-    linear_init, DropoutState, Layer, LayerKind, LayerNormState, LinearState, Slot, Stack, LAYERS,
+    linear_init, DropoutState, Layer, LayerKind, LayerNormState, LinearState, Slot, Slots, Stack,
+    LAYERS,
 };
 use crate::tensor::Shape;
 
@@ -531,20 +532,20 @@ const LAYER_NORM: LayerClass = LayerClass {
     hold: |m, _, _| {
         let py = m.py();
         let me = m.cast::<LayerNorm>()?.busy_mut()?;
-        let mut tensors = Vec::new();
-        for (t, g) in &me.slots {
+        let mut tensors = [None, None];
+        for ((t, g), held) in me.slots.iter().zip(&mut tensors) {
             let (t, g) = (t.bind(py).clone(), g.bind(py).clone());
-            tensors.push((t.busy_mut()?, g.busy_mut()?));
+            *held = Some((t.busy_mut()?, g.busy_mut()?));
         }
-        Ok(Box::new(HeldLayerNorm(me, tensors)))
+        Ok(Held::LayerNorm(HeldLayerNorm(me, tensors)))
     },
 };
 
-/// A LayerNorm and its tensors, borrowed.
-struct HeldLayerNorm<'py>(
-    PyRefMut<'py, LayerNorm>,
-    Vec<(PyRefMut<'py, PyTensor>, PyRefMut<'py, PyTensor>)>,
-);
+/// A borrowed parameter tensor and its gradient tensor.
+type HeldPair<'py> = (PyRefMut<'py, PyTensor>, PyRefMut<'py, PyTensor>);
+
+/// A LayerNorm and its tensors, borrowed (as many as it has slots).
+pub(crate) struct HeldLayerNorm<'py>(PyRefMut<'py, LayerNorm>, [Option<HeldPair<'py>>; 2]);
 
 impl HeldLayer for HeldLayerNorm<'_> {
     fn layer(&mut self) -> Layer<'_> {
@@ -553,6 +554,7 @@ impl HeldLayer for HeldLayerNorm<'_> {
             params: self
                 .1
                 .iter_mut()
+                .flatten()
                 .map(|(t, g)| Slot {
                     value: t.t.data_mut(),
                     grad: g.t.data_mut(),
@@ -565,7 +567,7 @@ impl HeldLayer for HeldLayerNorm<'_> {
         self.0
             .slots
             .iter()
-            .zip(&self.1)
+            .zip(self.1.iter().flatten())
             .map(|((t, g), (tr, _))| (t, g, tr.grad.as_ref()))
             .collect()
     }
@@ -807,8 +809,36 @@ pub(crate) trait HeldLayer {
     fn slots(&self) -> Vec<SlotRefs<'_>>;
 }
 
-/// A held layer.
-pub(crate) type Held<'py> = Box<dyn HeldLayer + 'py>;
+/// A held layer: one arm per class of [`NATIVE`], so that holding a layer
+/// allocates nothing.
+pub(crate) enum Held<'py> {
+    Linear(HeldLinear<'py>),
+    Activation(PyRefMut<'py, Activation>),
+    Dropout(HeldDropout<'py>),
+    LayerNorm(HeldLayerNorm<'py>),
+}
+
+impl Held<'_> {
+    /// The runner's view of the layer.
+    pub(crate) fn layer(&mut self) -> Layer<'_> {
+        match self {
+            Held::Linear(h) => h.layer(),
+            Held::Activation(h) => h.layer(),
+            Held::Dropout(h) => h.layer(),
+            Held::LayerNorm(h) => h.layer(),
+        }
+    }
+
+    /// Its parameter slots in table order (see [`HeldLayer::slots`]).
+    pub(crate) fn slots(&self) -> Vec<SlotRefs<'_>> {
+        match self {
+            Held::Linear(h) => h.slots(),
+            Held::Activation(h) => h.slots(),
+            Held::Dropout(h) => h.slots(),
+            Held::LayerNorm(h) => h.slots(),
+        }
+    }
+}
 
 /// A parameter slot's tensors: the parameter, the gradient tensor the layer
 /// accumulates into, and the parameter's `.grad`.
@@ -845,7 +875,7 @@ const NATIVE: [LayerClass; 4] = [
         who: |m| Ok(type_name(m)),
         hold: |m, _, _| {
             let a = m.cast::<Activation>()?.busy_mut()?;
-            Ok(Box::new(a))
+            Ok(Held::Activation(a))
         },
     },
     LayerClass {
@@ -860,7 +890,7 @@ impl HeldLayer for PyRefMut<'_, Activation> {
     fn layer(&mut self) -> Layer<'_> {
         Layer {
             kind: LayerKind::Activation(&mut self.state),
-            params: Vec::new(),
+            params: Slots::new(),
         }
     }
 
@@ -870,7 +900,7 @@ impl HeldLayer for PyRefMut<'_, Activation> {
 }
 
 /// A Linear and its four tensors, borrowed.
-struct HeldLinear<'py> {
+pub(crate) struct HeldLinear<'py> {
     lin: PyRefMut<'py, Linear>,
     w: PyRefMut<'py, PyTensor>,
     b: Option<PyRefMut<'py, PyTensor>>,
@@ -888,7 +918,7 @@ fn hold_linear<'py>(
     let p = lin.params()?;
     let [w, gw] = [&p.weight, &p.weight_grad].map(|t| t.bind(py).clone());
     let [b, gb] = [&p.bias, &p.bias_grad].map(|t| t.as_ref().map(|t| t.bind(py).clone()));
-    Ok(Box::new(HeldLinear {
+    Ok(Held::Linear(HeldLinear {
         w: w.busy_mut()?,
         b: b.as_ref().map(|b| b.busy_mut()).transpose()?,
         gw: gw.busy_mut()?,
@@ -900,10 +930,11 @@ fn hold_linear<'py>(
 impl HeldLayer for HeldLinear<'_> {
     fn layer(&mut self) -> Layer<'_> {
         let p = self.lin.p.as_mut().expect("held only once initialized");
-        let mut params = vec![Slot {
+        let mut params = Slots::new();
+        params.push(Slot {
             value: self.w.t.data_mut(),
             grad: self.gw.t.data_mut(),
-        }];
+        });
         if let (Some(b), Some(g)) = (self.b.as_mut(), self.gb.as_mut()) {
             params.push(Slot {
                 value: b.t.data_mut(),
@@ -931,7 +962,7 @@ impl HeldLayer for HeldLinear<'_> {
 }
 
 /// A Dropout, borrowed, and the index of its generator in the run's list.
-struct HeldDropout<'py>(PyRefMut<'py, Dropout>, Option<usize>);
+pub(crate) struct HeldDropout<'py>(PyRefMut<'py, Dropout>, Option<usize>);
 
 fn hold_dropout<'py>(
     m: &Bound<'py, PyAny>,
@@ -954,14 +985,14 @@ fn hold_dropout<'py>(
     } else {
         None
     };
-    Ok(Box::new(HeldDropout(me, gen)))
+    Ok(Held::Dropout(HeldDropout(me, gen)))
 }
 
 impl HeldLayer for HeldDropout<'_> {
     fn layer(&mut self) -> Layer<'_> {
         Layer {
             kind: LayerKind::Dropout(&mut self.0.state, self.1),
-            params: Vec::new(),
+            params: Slots::new(),
         }
     }
 
