@@ -671,6 +671,29 @@ def _arg_names(cls: type) -> tuple:
     return tuple(params)
 
 
+def _member(fw: ModuleType, kind: str) -> Any:
+    """The class of a layer kind a model file may name in backend ``fw`` (a member of the
+    layer table but its container, or of the activation table), or None."""
+    if kind != "Sequential" and kind in fw.LAYERS:
+        return fw.LAYERS[kind]
+    return fw.ACTIVATIONS.get(kind)
+
+
+def _reference(kind: str) -> Any:
+    """The pure-Python class of a layer kind, whose table entries (``_params``,
+    ``_param_shapes``) describe the member in both backends."""
+    from . import activations, modules
+    return _member(modules, kind) if kind in modules.LAYERS else activations.ACTIVATIONS.get(kind)
+
+
+def _arg_value(fw: ModuleType, v: Any) -> Any:
+    """A constructor argument as a model file stores it. An argument named as a parameter
+    slot (torch's ``bias=True``) reads as the slot, a tensor or None: stored as whether it is there."""
+    if v is None or isinstance(v, fw.Tensor):
+        return v is not None
+    return list(v) if isinstance(v, tuple) else v
+
+
 def _describe(m: Any, depth: int) -> dict:
     """The architecture entry of module ``m`` (see docs/FILES.md)."""
     if depth > MAX_DEPTH:
@@ -679,12 +702,9 @@ def _describe(m: Any, depth: int) -> dict:
     for fw in _loaded_backends():
         if cls is fw.Sequential:
             return {"kind": "Sequential", "layers": [_describe(c, depth + 1) for c in m]}
-        if cls is fw.Linear:
-            return {"kind": "Linear", "args": {"in_features": int(m.in_features), "out_features": int(m.out_features)}}
-        if cls is fw.Dropout:
-            return {"kind": "Dropout", "args": {"p": float(m.p)}}
-        if fw.ACTIVATIONS.get(cls.__name__) is cls:
-            return {"kind": cls.__name__, "args": {a: getattr(m, a) for a in _arg_names(cls)}}
+        if _member(fw, cls.__name__) is cls:
+            return {"kind": cls.__name__, "args": {a: _arg_value(fw, getattr(m, a))
+                                                   for a in _arg_names(_reference(cls.__name__))}}
     if any(isinstance(m, fw.Module) for fw in _loaded_backends()):
         # A class of the user's own: its state dict is stored, its code is not.
         return {"kind": "Module", "class": f"{cls.__module__}.{cls.__qualname__}"}
@@ -722,8 +742,8 @@ def save_model(model: Any, path: PathLike, preprocess: Any = None) -> None:
     layer with its constructor arguments, and ``preprocess``: None, a
     :class:`Preprocess`, or its spec ``{"kind": "affine", "shift": s, "scale": c}``.
 
-    ``model`` is a module of either backend. Sequential, Linear, Dropout and the
-    activation table are described with their arguments; a module of any other
+    ``model`` is a module of either backend. The members of the layer and the
+    activation tables are described with their arguments; a module of any other
     class (a Python-defined one, or a subclass of a member) is stored as its state
     dict and its class name only, so :func:`load_model` then needs ``model=``, an
     instance to load into, as torch does. A Dropout's generator is not stored.
@@ -764,23 +784,20 @@ def _plan(desc: Any, prefix: str, params: dict, fw: ModuleType, depth: int, wher
     if set(desc) != {"kind", "args"} or not isinstance(desc["args"], dict):
         raise ValueError(f"layer {where or 'root'} ({kind:.40}) must have exactly 'kind' and a dict 'args'")
     args = desc["args"]
-    if kind == "Linear":
-        if set(args) != {"in_features", "out_features"} or not all(
-                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in args.values()):
-            raise ValueError(f"Linear {where or 'root'} needs positive integers in_features and out_features, "
-                             f"got {args!r:.200}")
-        params[f"{prefix}weight"] = (args["out_features"], args["in_features"])
-        params[f"{prefix}bias"] = (args["out_features"],)
-        return
-    if kind == "Dropout":
-        allowed: tuple = ("p",)
-    elif kind in fw.ACTIVATIONS:
-        allowed = _arg_names(fw.ACTIVATIONS[kind])
-    else:
+    ref = _reference(kind)
+    if ref is None or _member(fw, kind) is None:
         raise ValueError(f"layer {where or 'root'} has the unknown kind {kind!r:.40}")
-    unknown = [a for a in args if a not in allowed]
+    unknown = [a for a in args if a not in _arg_names(ref)]
     if unknown:
         raise ValueError(f"{kind} {where or 'root'} has unknown arguments {unknown!r:.200}")
+    shapes = getattr(ref, "_param_shapes", None)
+    if shapes is not None:
+        try:
+            found = shapes(**args)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{kind} {where or 'root'} has bad arguments {args!r:.200}: {e}") from None
+        for name, shape in found.items():
+            params[f"{prefix}{name}"] = shape
 
 
 def _build(desc: dict, fw: ModuleType) -> Any:
@@ -789,12 +806,12 @@ def _build(desc: dict, fw: ModuleType) -> Any:
     if kind == "Sequential":
         return fw.Sequential(*[_build(c, fw) for c in desc["layers"]])
     args = desc["args"]
-    if kind == "Linear":
+    ref = _reference(kind)
+    if getattr(ref, "_param_shapes", None) is not None and "generator" in inspect.signature(ref).parameters:
         # A throwaway generator: building draws the initial values, which the file replaces,
         # and must not move the default generator.
-        return fw.Linear(args["in_features"], args["out_features"], generator=fw.Generator(0))
-    cls = fw.Dropout if kind == "Dropout" else fw.ACTIVATIONS[kind]
-    return cls(**args)
+        return _member(fw, kind)(**args, generator=fw.Generator(0))
+    return _member(fw, kind)(**args)
 
 
 def build_model(metadata: dict, tensors: dict, fw: Optional[ModuleType] = None, source: str = "build_model") -> Any:

@@ -1,4 +1,4 @@
-"""The layer family: ``Module`` (the contract), ``Linear``, ``Dropout`` and ``Sequential``.
+"""The layer family: ``Module`` (the contract), ``Linear``, ``Dropout``, ``LayerNorm`` and ``Sequential``.
 
 Every module follows the same contract (modules of your own register their children,
 parameters and buffers by assignment, as in torch: see ``Module``):
@@ -464,7 +464,9 @@ class Linear(Module):
     ``weight`` has shape (out, in) and ``bias`` shape (out,), both drawn from
     U(-k, k) with ``k = 1 / sqrt(in)`` as in PyTorch: all of ``weight`` in
     row-major order, then ``bias``. ``weight.grad`` is ``weight_grad`` and
-    ``bias.grad`` is ``bias_grad``.
+    ``bias.grad`` is ``bias_grad``. With ``bias=False``, ``bias`` and
+    ``bias_grad`` are None, nothing is drawn for them, and the sums of ``y``
+    start at 0.0.
 
     Forward and backward, for ``g = dL/dy``::
 
@@ -482,8 +484,6 @@ class Linear(Module):
         super().__init__()
         self.in_features = check_size(in_features, "Linear", "in_features")
         self.out_features = check_size(out_features, "Linear", "out_features")
-        if not bias:
-            raise ValueError("Linear: bias=False is not supported")
         n = self.in_features * self.out_features
         if n > sys.maxsize // 8 or n * _BYTES_PER_WEIGHT > _memory_bytes():
             gib = n * _BYTES_PER_WEIGHT / 2**30
@@ -495,17 +495,31 @@ class Linear(Module):
         lo, span = -k, k - -k
         rnd = g.random
         w = [[lo + span * rnd() for _ in range(self.in_features)] for _ in range(self.out_features)]
-        b = [lo + span * rnd() for _ in range(self.out_features)]
         self.weight = Tensor._wrap(w, (self.out_features, self.in_features))
-        self.bias = Tensor._wrap([b], (self.out_features,))
         self.weight_grad = Tensor._wrap(zeros_like_rows(self.weight.shape), self.weight.shape)
-        self.bias_grad = Tensor._wrap(zeros_like_rows(self.bias.shape), self.bias.shape)
         self.weight.grad = self.weight_grad
-        self.bias.grad = self.bias_grad
+        self.bias: Optional[Tensor] = None
+        self.bias_grad: Optional[Tensor] = None
+        if bias:
+            b = [lo + span * rnd() for _ in range(self.out_features)]
+            self.bias = Tensor._wrap([b], (self.out_features,))
+            self.bias_grad = Tensor._wrap(zeros_like_rows(self.bias.shape), self.bias.shape)
+            self.bias.grad = self.bias_grad
         self._input: Any = None  # a Tensor, NO_GRAD (under no_grad) or None
         self._thread: Optional[int] = None
 
     _forward_state = ("_input", "_thread")
+
+    # The layer table's entries (see LAYERS).
+    _params = ("in_features", "out_features", "bias")
+    _buffers: tuple = ()
+
+    @staticmethod
+    def _param_shapes(in_features: int, out_features: int, bias: bool = True) -> dict:
+        """The shapes of the parameters, in ``state_dict`` order, for these arguments."""
+        in_f = check_size(in_features, "Linear", "in_features")
+        out_f = check_size(out_features, "Linear", "out_features")
+        return {"weight": (out_f, in_f), "bias": (out_f,)} if bias else {"weight": (out_f, in_f)}
 
     def _check_restored(self) -> None:
         super()._check_restored()
@@ -515,6 +529,8 @@ class Linear(Module):
         who = self._name()
         shape = (self.out_features, self.in_features)
         for name, want in (("weight", shape), ("bias", shape[:1]), ("weight_grad", shape), ("bias_grad", shape[:1])):
+            if name.startswith("bias") and self.__dict__.get("bias") is None and self.__dict__.get(name) is None:
+                continue  # bias=False
             _check_tensor(self.__dict__.get(name), want, who, name)
 
     def forward(self, x: Any) -> Tensor:
@@ -530,7 +546,7 @@ class Linear(Module):
         self._thread = threading.get_ident()
         with _WEIGHTS_LOCK:
             wt = list(zip(*self.weight._rows))
-            b = self.bias._rows[0]
+            b = self.bias._rows[0] if self.bias is not None else [0.0] * self.out_features
         out = []
         for xr in x._rows:
             acc = b
@@ -555,11 +571,12 @@ class Linear(Module):
                 if gn:
                     acc = [a + gn * v for a, v in zip(acc, xr)]
             gw[o] = acc
-        gb = self.bias_grad._rows
-        acc = gb[0]
-        for gr in g:
-            acc = [a + v for a, v in zip(acc, gr)]
-        gb[0] = acc
+        if self.bias_grad is not None:
+            gb = self.bias_grad._rows
+            acc = gb[0]
+            for gr in g:
+                acc = [a + v for a, v in zip(acc, gr)]
+            gb[0] = acc
         w = self.weight._rows
         zero = [0.0] * self.in_features
         gx = []
@@ -572,17 +589,18 @@ class Linear(Module):
         return Tensor._wrap(gx, self._input.shape)
 
     def param(self) -> list:
-        """``[(weight, weight_grad), (bias, bias_grad)]``."""
-        return [(self.weight, self.weight_grad), (self.bias, self.bias_grad)]
+        """``[(weight, weight_grad), (bias, bias_grad)]`` (no bias for ``bias=False``)."""
+        return [(getattr(self, n), getattr(self, f"{n}_grad")) for n in self._param_names()]
 
     def _param_names(self) -> list:
-        return ["weight", "bias"]
+        return ["weight", "bias"] if self.bias is not None else ["weight"]
 
     def _name(self) -> str:
         return f"Linear({self.in_features} -> {self.out_features})"
 
     def __repr__(self) -> str:
-        return f"Linear(in_features={self.in_features}, out_features={self.out_features}, bias=True)"
+        return (f"Linear(in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None})")
 
 
 class Dropout(Module):
@@ -616,6 +634,10 @@ class Dropout(Module):
         self._p = p
 
     _forward_state = ("_mask", "_shape", "_thread")
+
+    # The layer table's entries (see LAYERS).
+    _params = ("p",)
+    _buffers: tuple = ()
 
     def _check_restored(self) -> None:
         super()._check_restored()
@@ -652,6 +674,150 @@ class Dropout(Module):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(p={self.p!r})"
+
+
+def _normalized_shape(v: Any) -> tuple:
+    """``LayerNorm``'s ``normalized_shape``: an int or a sequence of one int (the last dimension)."""
+    if isinstance(v, (list, tuple)):
+        if len(v) != 1:
+            raise ValueError(f"LayerNorm: normalized_shape must have one dimension (the last), got {tuple(v)!r}")
+        v = v[0]
+    return (check_size(v, "LayerNorm", "normalized_shape"),)
+
+
+class LayerNorm(Module):
+    """Normalize each row over its last dimension, of size ``C = normalized_shape[0]``::
+
+        mean  = sum of x / C
+        var   = sum of (x - mean)^2 / C          (biased)
+        xhat  = (x - mean) * (1 / sqrt(var + eps))
+        y     = xhat * weight + bias
+
+    ``weight`` (C,) starts at 1 and ``bias`` (C,) at 0, as in PyTorch; without
+    ``elementwise_affine`` there is neither, without ``bias`` no bias. Backward,
+    for ``g = dL/dy`` and ``gx = g * weight``::
+
+        dL/dweight += g * xhat,   dL/dbias += g
+        dL/dx = ((gx - sum(gx) / C) - xhat * (sum(gx * xhat) / C)) * (1 / sqrt(var + eps))
+
+    Every sum is a left fold from 0.0 in index order (docs/NUMERICS.md, "LayerNorm").
+    """
+
+    def __init__(self, normalized_shape: Any, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True) -> None:
+        super().__init__()
+        self.normalized_shape = _normalized_shape(normalized_shape)
+        self.eps = check_real(eps, "LayerNorm", "eps")
+        self.elementwise_affine = bool(elementwise_affine)
+        c = self.normalized_shape[0]
+        shapes = LayerNorm._param_shapes(c, eps, elementwise_affine, bias)
+        for name in ("weight", "bias"):
+            t = g = None
+            if name in shapes:
+                t = Tensor._wrap([[1.0 if name == "weight" else 0.0] * c], (c,))
+                g = Tensor._wrap([[0.0] * c], (c,))
+                t.grad = g
+            setattr(self, name, t)
+            setattr(self, f"{name}_grad", g)
+        self._input: Any = None  # a Tensor, NO_GRAD (under no_grad) or None
+        self._thread: Optional[int] = None
+
+    _forward_state = ("_input", "_thread")
+
+    # The layer table's entries (see LAYERS).
+    _params = ("normalized_shape", "eps", "elementwise_affine", "bias")
+    _buffers: tuple = ()
+
+    @staticmethod
+    def _param_shapes(normalized_shape: Any, eps: float = 1e-5, elementwise_affine: bool = True,
+                      bias: bool = True) -> dict:
+        """The shapes of the parameters, in ``state_dict`` order, for these arguments."""
+        c = _normalized_shape(normalized_shape)
+        check_real(eps, "LayerNorm", "eps")
+        if not elementwise_affine:
+            return {}
+        return {"weight": c, "bias": c} if bias else {"weight": c}
+
+    def _name(self) -> str:
+        return f"LayerNorm({self.normalized_shape[0]})"
+
+    def _rows(self, x: Any) -> Tensor:
+        who = self._name()
+        x = as_tensor(x, who)
+        if x.shape[-1] != self.normalized_shape[0]:
+            raise ValueError(f"{who}: expected an input whose last dimension is {self.normalized_shape[0]}, "
+                             f"got shape {x.shape}")
+        return x
+
+    def _stats(self, r: list) -> tuple:
+        """``(x - mean, 1 / sqrt(var + eps))`` of one row."""
+        c = len(r)
+        acc = 0.0
+        for v in r:
+            acc = acc + v
+        mean = acc / c
+        d = [v - mean for v in r]
+        acc = 0.0
+        for v in d:
+            acc = acc + v * v
+        return d, 1.0 / math.sqrt(acc / c + self.eps)
+
+    def forward(self, x: Any) -> Tensor:
+        """Normalize every row of ``x`` over its last dimension."""
+        x = self._rows(x)
+        # A snapshot (in-place ops replace rows); under no_grad, nothing.
+        self._input = Tensor._wrap(list(x._rows), x.shape) if is_grad_enabled() else NO_GRAD
+        self._thread = threading.get_ident()
+        w = self.weight._rows[0] if self.weight is not None else None
+        b = self.bias._rows[0] if self.bias is not None else None
+        out = []
+        for r in x._rows:
+            d, rstd = self._stats(r)
+            y = [v * rstd for v in d]
+            if w is not None:
+                y = [v * wv for v, wv in zip(y, w)]
+            if b is not None:
+                y = [v + bv for v, bv in zip(y, b)]
+            out.append(y)
+        return Tensor._wrap(out, x.shape)
+
+    def backward(self, grad: Any) -> Tensor:
+        """Accumulate dL/dweight and dL/dbias; return dL/dx."""
+        who = self._name()
+        if self._input is None or self._input is NO_GRAD:
+            raise not_forwarded(who, self._input)
+        check_thread(self._thread, who)
+        g = check_grad(grad, self._input.shape, who)._rows
+        w = self.weight._rows[0] if self.weight is not None else None
+        c = self.normalized_shape[0]
+        gx = []
+        for r, gr in zip(self._input._rows, g):
+            d, rstd = self._stats(r)
+            xhat = [v * rstd for v in d]
+            if self.weight_grad is not None:
+                self.weight_grad._rows[0] = [a + gv * xv for a, gv, xv in zip(self.weight_grad._rows[0], gr, xhat)]
+            if self.bias_grad is not None:
+                self.bias_grad._rows[0] = [a + gv for a, gv in zip(self.bias_grad._rows[0], gr)]
+            gh = [gv * wv for gv, wv in zip(gr, w)] if w is not None else list(gr)
+            s1 = 0.0
+            s2 = 0.0
+            for gv, xv in zip(gh, xhat):
+                s1 = s1 + gv
+                s2 = s2 + gv * xv
+            m1, m2 = s1 / c, s2 / c
+            gx.append([((gv - m1) - xv * m2) * rstd for gv, xv in zip(gh, xhat)])
+        return Tensor._wrap(gx, self._input.shape)
+
+    def param(self) -> list:
+        """``[(weight, weight_grad), (bias, bias_grad)]``, those that are there."""
+        return [(getattr(self, n), getattr(self, f"{n}_grad")) for n in self._param_names()]
+
+    def _param_names(self) -> list:
+        return [n for n in ("weight", "bias") if getattr(self, n) is not None]
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.normalized_shape}, eps={self.eps!r}, "
+                f"elementwise_affine={self.elementwise_affine})")
 
 
 def check_children(owner: Any, modules: list, who: str) -> None:
@@ -742,8 +908,16 @@ class Sequential(Module):
         return f"Sequential({inner}\n)"
 
 
-LAYERS: dict = {cls.__name__: cls for cls in (Linear, Dropout, Sequential)}
-"""The members of the layer family, by class name, in table order."""
+LAYERS: dict = {cls.__name__: cls for cls in (Linear, Dropout, LayerNorm, Sequential)}
+"""The members of the layer family, by class name, in table order.
+
+Each member but the container ``Sequential`` lists, as class attributes,
+``_params``: the constructor arguments a model file stores (read back from the
+attributes of the same names); ``_buffers``: its buffer slots; and, when it has
+parameters, ``_param_shapes(**args)``: their slots and shapes in ``state_dict``
+order, which also checks the arguments. A member with parameters draws their
+initial values from the ``generator`` its constructor takes. Model files, copies
+and the tests read these entries; nothing else names a layer."""
 
 
 class _ParameterType(type):

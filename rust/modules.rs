@@ -1,9 +1,14 @@
-//! The layer family's kernels, mirroring `pyfw/modules.py`: `Linear` and `Dropout`.
+//! The layer family's kernels, mirroring `pyfw/modules.py`: `Linear` and `Dropout`,
+//! the family's table (`layer_table!`), and the one stack runner ([`Stack`]).
 //!
 //! The kernels are free functions over row-major slices, so that the binding
 //! layer runs them on the live storage of Python-visible tensors. Each layer
 //! also has a small state struct (`LinearState`, `DropoutState`) that keeps what
 //! `backward` needs in plain buffers; the bindings hold one per Python object.
+//! A [`Layer`] lends any of them, with its parameter slots in table order, to
+//! the [`Stack`], which runs a stack of layers for both the native `Sequential`
+//! and the native epoch of `fit`; it is the only code that dispatches on the
+//! kind of a layer.
 //!
 //! Linear, for `g = dL/dy` (docs/NUMERICS.md, "Linear"):
 //!
@@ -16,6 +21,7 @@
 //! element and runs its innermost loop across independent outputs (contiguous in
 //! memory), so the compiler vectorizes it without changing any result.
 
+use crate::activations::ActState;
 use crate::error::{check_grad, checked_size, copy_into, try_zeros, Error, Owner, Result};
 use crate::generator::Generator;
 use crate::simd::{dispatch, Kernel};
@@ -39,16 +45,17 @@ pub fn linear_name(in_features: usize, out_features: usize) -> String {
 
 /// The initial `(weight, bias)` of `Linear(in, out)`: U(-k, k) with `k = 1 / sqrt(in)`,
 /// each value `lo + span * random()` with `lo = -k` and `span = k - lo`; all of the
-/// weight in row-major order, then the bias.
+/// weight in row-major order, then the bias (none, and no draw, without `bias`).
 pub fn linear_init(
     g: &mut Generator,
     in_features: usize,
     out_features: usize,
+    bias: bool,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
     let who = linear_name(in_features, out_features);
     let n = checked_size(in_features, out_features, &who)?;
     let mut w = try_zeros(n, &who)?;
-    let mut b = try_zeros(out_features, &who)?;
+    let mut b = try_zeros(if bias { out_features } else { 0 }, &who)?;
     let k = 1.0 / (in_features as f64).sqrt();
     let lo = -k;
     let span = k - lo;
@@ -344,7 +351,7 @@ pub struct LinearForward<'a> {
     pub x: &'a [f64],
     /// The weight, (out, in).
     pub w: &'a [f64],
-    /// The bias, (out,).
+    /// The bias, (out,), or empty for none (the sums start at 0.0).
     pub b: &'a [f64],
     /// The output, (batch, out).
     pub y: &'a mut [f64],
@@ -358,7 +365,11 @@ impl LinearForward<'_> {
     fn go<const W: usize>(self) {
         let Dims { batch, in_f, out_f } = self.d;
         for yr in self.y.chunks_exact_mut(out_f) {
-            yr.copy_from_slice(self.b);
+            if self.b.is_empty() {
+                yr.fill(0.0);
+            } else {
+                yr.copy_from_slice(self.b);
+            }
         }
         let x = self.x;
         skip_gemm::<W>(
@@ -385,7 +396,7 @@ pub struct LinearBackward<'a> {
     pub w: &'a [f64],
     /// The weight gradient, accumulated in place.
     pub gw: &'a mut [f64],
-    /// The bias gradient, accumulated in place.
+    /// The bias gradient, accumulated in place; empty for no bias.
     pub gb: &'a mut [f64],
     /// `dL/dx`, written.
     pub dx: Option<&'a mut [f64]>,
@@ -687,6 +698,779 @@ impl DropoutState {
     }
 }
 
+// ---------------------------------------------------------------- LayerNorm
+
+/// `(x - mean, 1 / sqrt(var + eps))` of one row, into `d` (docs/NUMERICS.md, "LayerNorm").
+fn layer_norm_stats(r: &[f64], eps: f64, d: &mut [f64]) -> f64 {
+    let c = r.len() as f64;
+    let mut acc = 0.0;
+    for &v in r {
+        acc += v;
+    }
+    let mean = acc / c;
+    for (o, &v) in d.iter_mut().zip(r) {
+        *o = v - mean;
+    }
+    let mut acc = 0.0;
+    for &v in d.iter() {
+        acc += v * v;
+    }
+    1.0 / (acc / c + eps).sqrt()
+}
+
+/// `y` from `x`, rows of `c` values: each row normalized, times `w`, plus `b`.
+pub fn layer_norm_forward(
+    x: &[f64],
+    c: usize,
+    eps: f64,
+    w: Option<&[f64]>,
+    b: Option<&[f64]>,
+    y: &mut [f64],
+) {
+    for (r, out) in x.chunks_exact(c).zip(y.chunks_exact_mut(c)) {
+        let rstd = layer_norm_stats(r, eps, out);
+        for o in out.iter_mut() {
+            *o *= rstd;
+        }
+        if let Some(w) = w {
+            for (o, &wv) in out.iter_mut().zip(w) {
+                *o *= wv;
+            }
+        }
+        if let Some(b) = b {
+            for (o, &bv) in out.iter_mut().zip(b) {
+                *o += bv;
+            }
+        }
+    }
+}
+
+/// Accumulate `gw` and `gb` and write `dx` (unless `None`) from the input `x`
+/// and the output gradient `g`, rows of `c` values.
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_backward(
+    x: &[f64],
+    c: usize,
+    eps: f64,
+    w: Option<&[f64]>,
+    g: &[f64],
+    mut gw: Option<&mut [f64]>,
+    mut gb: Option<&mut [f64]>,
+    mut dx: Option<&mut [f64]>,
+) {
+    let mut xhat = vec![0.0; c];
+    let mut gh = vec![0.0; c];
+    for (n, (r, gr)) in x.chunks_exact(c).zip(g.chunks_exact(c)).enumerate() {
+        let rstd = layer_norm_stats(r, eps, &mut xhat);
+        for v in xhat.iter_mut() {
+            *v *= rstd;
+        }
+        if let Some(gw) = gw.as_deref_mut() {
+            for ((a, &gv), &xv) in gw.iter_mut().zip(gr).zip(&xhat) {
+                *a += gv * xv;
+            }
+        }
+        if let Some(gb) = gb.as_deref_mut() {
+            for (a, &gv) in gb.iter_mut().zip(gr) {
+                *a += gv;
+            }
+        }
+        let Some(dx) = dx.as_deref_mut() else {
+            continue;
+        };
+        match w {
+            Some(w) => {
+                for ((o, &gv), &wv) in gh.iter_mut().zip(gr).zip(w) {
+                    *o = gv * wv;
+                }
+            }
+            None => gh.copy_from_slice(gr),
+        }
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for (&gv, &xv) in gh.iter().zip(&xhat) {
+            s1 += gv;
+            s2 += gv * xv;
+        }
+        let (m1, m2) = (s1 / c as f64, s2 / c as f64);
+        for ((o, &gv), &xv) in dx[n * c..(n + 1) * c].iter_mut().zip(&gh).zip(&xhat) {
+            *o = ((gv - m1) - xv * m2) * rstd;
+        }
+    }
+}
+
+/// What a LayerNorm keeps between `forward` and `backward`: its arguments and the last input.
+#[derive(Clone, Debug)]
+pub struct LayerNormState {
+    c: usize,
+    eps: f64,
+    affine: bool,
+    bias: bool,
+    input: Option<(Vec<f64>, Shape)>,
+    owner: Owner,
+}
+
+impl LayerNormState {
+    /// `LayerNorm(c, eps, elementwise_affine, bias)` before any forward.
+    pub fn new(c: usize, eps: f64, affine: bool, bias: bool) -> LayerNormState {
+        LayerNormState {
+            c,
+            eps,
+            affine,
+            bias: affine && bias,
+            input: None,
+            owner: Owner::default(),
+        }
+    }
+
+    /// The size of the normalized (last) dimension.
+    pub fn size(&self) -> usize {
+        self.c
+    }
+
+    /// `eps`.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+
+    /// Whether it has a weight, and whether it has a bias.
+    pub fn slots(&self) -> (bool, bool) {
+        (self.affine, self.bias)
+    }
+
+    /// `LayerNorm(c)`, for error messages.
+    pub fn name(&self) -> String {
+        format!("LayerNorm({})", self.c)
+    }
+
+    fn check_input(&self, shape: Shape) -> Result<()> {
+        if shape.cols() != self.c {
+            return Err(Error::Value(format!(
+                "{}: expected an input whose last dimension is {}, got shape {shape}",
+                self.name(),
+                self.c
+            )));
+        }
+        Ok(())
+    }
+
+    /// The output for `x` of `shape`; keeps `x` for `backward`, unless grad mode is off.
+    pub fn forward(
+        &mut self,
+        x: Vec<f64>,
+        shape: Shape,
+        w: Option<&[f64]>,
+        b: Option<&[f64]>,
+    ) -> Result<Vec<f64>> {
+        self.check_input(shape)?;
+        let mut y = try_zeros(x.len(), "LayerNorm")?;
+        layer_norm_forward(&x, self.c, self.eps, w, b, &mut y);
+        // Under no_grad, nothing is kept and the last input is dropped.
+        self.input = self.owner.forward().then_some((x, shape));
+        Ok(y)
+    }
+
+    /// Keep `x` of `shape` for `backward`, as `forward` does.
+    pub fn remember(&mut self, x: &[f64], shape: Shape) -> Result<()> {
+        let (kept, s) = self.input.get_or_insert_with(|| (Vec::new(), shape));
+        copy_into(kept, x, "LayerNorm")?;
+        *s = shape;
+        self.owner.set();
+        Ok(())
+    }
+
+    /// Accumulate the weight and bias gradients from `g` of `shape`; returns dL/dx.
+    pub fn backward(
+        &self,
+        g: &[f64],
+        shape: Shape,
+        w: Option<&[f64]>,
+        gw: Option<&mut [f64]>,
+        gb: Option<&mut [f64]>,
+    ) -> Result<Vec<f64>> {
+        let (x, s) = self
+            .input
+            .as_ref()
+            .ok_or_else(|| self.owner.not_forwarded(&self.name()))?;
+        self.owner.check(&self.name())?;
+        check_grad(&self.name(), shape, *s)?;
+        let mut dx = try_zeros(x.len(), "LayerNorm")?;
+        layer_norm_backward(x, self.c, self.eps, w, g, gw, gb, Some(&mut dx));
+        Ok(dx)
+    }
+}
+
+// ---------------------------------------------------------------- the family's table
+
+/// The members of the family. `layer_table!(m)` calls the macro `m` with one line
+/// per member: `Name [parameter slots] [buffer slots] "(python signature)";`.
+/// The slots are the member's `state_dict` keys, in order; the signature is its
+/// constructor's, as `pyfw` and the stub write it.
+#[macro_export]
+macro_rules! layer_table {
+    ($callback:ident) => {
+        $callback! {
+            /// `y = x W^T + b`.
+            Linear ["weight", "bias"] [] "(in_features, out_features, bias=True, generator=None)";
+            /// `y = x * m` with a fresh mask in training mode; the identity in eval mode.
+            Dropout [] [] "(p=0.5, generator=None)";
+            /// Each row normalized over its last dimension, times `weight`, plus `bias`.
+            LayerNorm ["weight", "bias"] [] "(normalized_shape, eps=1e-05, elementwise_affine=True, bias=True)";
+            /// The container: its children in order.
+            Sequential [] [] "(*modules)";
+        }
+    };
+}
+
+/// One member of the layer family as its table line lists it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// The class name.
+    pub name: &'static str,
+    /// The parameter slots, in `state_dict` order.
+    pub params: &'static [&'static str],
+    /// The buffer slots, in `state_dict` order.
+    pub buffers: &'static [&'static str],
+    /// The constructor's Python signature.
+    pub signature: &'static str,
+}
+
+macro_rules! layer_infos {
+    ($($(#[$doc:meta])* $name:ident [$($p:literal),*] [$($b:literal),*] $sig:literal;)*) => {
+        /// The members, in table order.
+        pub const LAYERS: &[LayerInfo] = &[$(LayerInfo {
+            name: stringify!($name),
+            params: &[$($p),*],
+            buffers: &[$($b),*],
+            signature: $sig,
+        }),*];
+    };
+}
+crate::layer_table!(layer_infos);
+
+// ---------------------------------------------------------------- the stack runner
+
+/// A parameter slot of a layer, borrowed for a run: its values and its gradient.
+pub struct Slot<'a> {
+    /// The values.
+    pub value: &'a mut [f64],
+    /// The gradient, accumulated by `backward`.
+    pub grad: &'a mut [f64],
+}
+
+/// The most parameter slots a layer has (a `weight` and a `bias`).
+pub const MAX_SLOTS: usize = 2;
+
+/// A layer's parameter slots, in the order of its table line: a fixed array, so
+/// that lending a layer to the runner allocates nothing. It reads as a slice of
+/// the slots that are there.
+pub struct Slots<'a> {
+    slots: [Slot<'a>; MAX_SLOTS],
+    len: usize,
+}
+
+impl<'a> Slots<'a> {
+    /// No slots.
+    pub fn new() -> Slots<'a> {
+        Slots {
+            slots: std::array::from_fn(|_| Slot {
+                value: &mut [],
+                grad: &mut [],
+            }),
+            len: 0,
+        }
+    }
+
+    /// Add `slot` after the others; a layer has at most [`MAX_SLOTS`].
+    pub fn push(&mut self, slot: Slot<'a>) {
+        assert!(
+            self.len < MAX_SLOTS,
+            "a layer has at most {MAX_SLOTS} parameter slots"
+        );
+        self.slots[self.len] = slot;
+        self.len += 1;
+    }
+}
+
+impl Default for Slots<'_> {
+    fn default() -> Self {
+        Slots::new()
+    }
+}
+
+impl<'a> FromIterator<Slot<'a>> for Slots<'a> {
+    fn from_iter<I: IntoIterator<Item = Slot<'a>>>(iter: I) -> Self {
+        let mut out = Slots::new();
+        for s in iter {
+            out.push(s);
+        }
+        out
+    }
+}
+
+impl<'a> std::ops::Deref for Slots<'a> {
+    type Target = [Slot<'a>];
+    fn deref(&self) -> &[Slot<'a>] {
+        &self.slots[..self.len]
+    }
+}
+
+impl<'a> std::ops::DerefMut for Slots<'a> {
+    fn deref_mut(&mut self) -> &mut [Slot<'a>] {
+        &mut self.slots[..self.len]
+    }
+}
+
+/// What runs one layer of a stack: its kernel state, borrowed from its module.
+pub enum LayerKind<'a> {
+    /// A `Linear`; its slots are `weight` (out, in) and `bias` (out,).
+    Linear(&'a mut LinearState),
+    /// Any member of the activation family.
+    Activation(&'a mut ActState),
+    /// A `Dropout`, and the index in the runner's generators of the one it
+    /// draws from, or `None` when it is the identity (eval mode, or `p = 0`).
+    Dropout(&'a mut DropoutState, Option<usize>),
+    /// A `LayerNorm`; its slots are those of `weight` and `bias` it has.
+    LayerNorm(&'a mut LayerNormState),
+}
+
+/// A Linear's `weight` slot and its bias gradient (empty without a bias).
+fn linear_slots<'s, 'a>(params: &'s mut [Slot<'a>]) -> (&'s mut Slot<'a>, &'s mut [f64]) {
+    let (w, rest) = params.split_first_mut().expect("a Linear has a weight");
+    let gb = rest.first_mut().map_or(&mut [][..], |s| &mut *s.grad);
+    (w, gb)
+}
+
+/// The values of the optional `weight` and `bias` slots, which are there as `has` says.
+fn weight_bias<'s>(
+    params: &'s [Slot<'_>],
+    has: (bool, bool),
+) -> (Option<&'s [f64]>, Option<&'s [f64]>) {
+    let mut it = params.iter().map(|s| &*s.value);
+    let w = if has.0 { it.next() } else { None };
+    let b = if has.1 { it.next() } else { None };
+    (w, b)
+}
+
+/// The optional `weight` slot's values and the gradients of `weight` and `bias`.
+#[allow(clippy::type_complexity)]
+fn weight_grads<'s>(
+    params: &'s mut [Slot<'_>],
+    has: (bool, bool),
+) -> (
+    Option<&'s [f64]>,
+    Option<&'s mut [f64]>,
+    Option<&'s mut [f64]>,
+) {
+    let mut it = params.iter_mut();
+    let (w, gw) = match if has.0 { it.next() } else { None } {
+        Some(s) => (Some(&*s.value), Some(&mut *s.grad)),
+        None => (None, None),
+    };
+    let gb = match if has.1 { it.next() } else { None } {
+        Some(s) => Some(&mut *s.grad),
+        None => None,
+    };
+    (w, gw, gb)
+}
+
+/// One layer of a stack: its kernel state and its parameter slots, in the
+/// order of its table line.
+pub struct Layer<'a> {
+    /// The kernel state.
+    pub kind: LayerKind<'a>,
+    /// The parameter slots.
+    pub params: Slots<'a>,
+}
+
+impl Layer<'_> {
+    /// The output width for an input of `width` columns.
+    pub fn width_out(&self, width: usize) -> usize {
+        match &self.kind {
+            LayerKind::Linear(s) => s.out_features(),
+            _ => width,
+        }
+    }
+
+    /// The input width the layer requires, if it fixes one.
+    pub fn in_width(&self) -> Option<usize> {
+        match &self.kind {
+            LayerKind::Linear(s) => Some(s.in_features()),
+            LayerKind::LayerNorm(s) => Some(s.size()),
+            _ => None,
+        }
+    }
+
+    /// The name its kernel errors start with, when a subclass's name should
+    /// replace it (`None`: the errors name the layer's sizes).
+    pub fn kind_name(&self) -> Option<&'static str> {
+        match &self.kind {
+            LayerKind::Linear(_) | LayerKind::LayerNorm(_) => None,
+            LayerKind::Activation(a) => Some(a.kind().name()),
+            LayerKind::Dropout(..) => Some("Dropout"),
+        }
+    }
+
+    /// Multiply-adds of a forward on an input of `numel` elements (`backward`
+    /// false), or of a backward from a gradient of `numel` elements.
+    pub fn work(&self, numel: usize, backward: bool) -> usize {
+        match &self.kind {
+            LayerKind::Linear(s) if backward => numel.saturating_mul(s.in_features()),
+            LayerKind::Linear(s) => numel.saturating_mul(s.out_features()),
+            _ => 0,
+        }
+    }
+
+    /// Forward on `x` of `shape`, keeping what `backward_kept` needs in the
+    /// layer's own state; returns the output and its shape.
+    pub fn forward_kept(
+        &mut self,
+        x: Vec<f64>,
+        shape: Shape,
+        gens: &mut [&mut Generator],
+    ) -> Result<(Vec<f64>, Shape)> {
+        match &mut self.kind {
+            LayerKind::Linear(s) => {
+                let b = self.params.get(1).map_or(&[][..], |s| &*s.value);
+                s.forward(x, shape, self.params[0].value, b)
+            }
+            LayerKind::Activation(a) => Ok((a.forward(x, shape)?, shape)),
+            LayerKind::Dropout(d, gen) => {
+                let g = gen.map(|i| &mut *gens[i]);
+                Ok((d.forward(x, shape, g)?, shape))
+            }
+            LayerKind::LayerNorm(s) => {
+                let (w, b) = weight_bias(&self.params, s.slots());
+                Ok((s.forward(x, shape, w, b)?, shape))
+            }
+        }
+    }
+
+    /// Backward from `g` of `shape` with what the last `forward_kept` kept:
+    /// accumulates the parameter gradients and returns dL/dx and its shape.
+    pub fn backward_kept(&mut self, g: Vec<f64>, shape: Shape) -> Result<(Vec<f64>, Shape)> {
+        match &mut self.kind {
+            LayerKind::Linear(s) => {
+                let (w, gb) = linear_slots(&mut self.params);
+                s.backward(&g, shape, w.value, w.grad, gb)
+            }
+            LayerKind::Activation(a) => Ok((a.backward(&g, shape)?, shape)),
+            LayerKind::Dropout(d, _) => Ok((d.backward(g, shape)?, shape)),
+            LayerKind::LayerNorm(s) => {
+                let (w, gw, gb) = weight_grads(&mut self.params, s.slots());
+                Ok((s.backward(&g, shape, w, gw, gb)?, shape))
+            }
+        }
+    }
+
+    /// Whether the forward draws a mask.
+    fn draws(&self) -> bool {
+        matches!(self.kind, LayerKind::Dropout(_, Some(_)))
+    }
+
+    /// `y` from `x`, both (rows, width) buffers, drawing a fresh `mask` if it draws.
+    fn forward(
+        &mut self,
+        x: &[f64],
+        rows: usize,
+        (wi, wo): (usize, usize),
+        y: &mut [f64],
+        mask: &mut [f64],
+        gens: &mut [&mut Generator],
+    ) -> Result<()> {
+        match &mut self.kind {
+            LayerKind::Linear(_) => {
+                let d = Dims {
+                    batch: rows,
+                    in_f: wi,
+                    out_f: wo,
+                };
+                let w = &*self.params[0].value;
+                let b = self.params.get(1).map_or(&[][..], |s| &*s.value);
+                with_terms(|terms| {
+                    dispatch(LinearForward {
+                        d,
+                        x,
+                        w,
+                        b,
+                        y,
+                        terms,
+                    })
+                });
+            }
+            LayerKind::Activation(a) => a.kind().forward(x, Shape::Matrix(rows, wi), y)?,
+            LayerKind::Dropout(d, gen) => match gen {
+                Some(g) => {
+                    d.draw_mask(gens[*g], mask);
+                    for ((o, &v), &m) in y.iter_mut().zip(x.iter()).zip(mask.iter()) {
+                        *o = v * m;
+                    }
+                }
+                None => y.copy_from_slice(x),
+            },
+            LayerKind::LayerNorm(s) => {
+                let (w, b) = weight_bias(&self.params, s.slots());
+                layer_norm_forward(x, wi, s.eps(), w, b, y);
+            }
+        }
+        Ok(())
+    }
+
+    /// Accumulate the parameter gradients and write `dx` (unless `None`: nothing
+    /// reads it) from the input `x`, output `y`, mask and output gradient `gy`.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &mut self,
+        x: &[f64],
+        y: &[f64],
+        mask: &[f64],
+        gy: &[f64],
+        rows: usize,
+        (wi, wo): (usize, usize),
+        dx: Option<&mut [f64]>,
+    ) -> Result<()> {
+        match &mut self.kind {
+            LayerKind::Linear(_) => {
+                let d = Dims {
+                    batch: rows,
+                    in_f: wi,
+                    out_f: wo,
+                };
+                let (w, gb) = linear_slots(&mut self.params);
+                with_terms(|terms| {
+                    dispatch(LinearBackward {
+                        d,
+                        x,
+                        g: gy,
+                        w: w.value,
+                        gw: w.grad,
+                        gb,
+                        dx,
+                        terms,
+                    })
+                });
+            }
+            LayerKind::LayerNorm(s) => {
+                let (w, gw, gb) = weight_grads(&mut self.params, s.slots());
+                layer_norm_backward(x, wi, s.eps(), w, gy, gw, gb, dx);
+            }
+            _ if dx.is_none() => {}
+            LayerKind::Activation(a) => {
+                if let Some(dx) = dx {
+                    a.kind().backward(x, y, gy, Shape::Matrix(rows, wi), dx)?;
+                }
+            }
+            LayerKind::Dropout(_, gen) => {
+                if let Some(out) = dx {
+                    if gen.is_some() {
+                        for ((o, &v), &m) in out.iter_mut().zip(gy).zip(mask) {
+                            *o = v * m;
+                        }
+                    } else {
+                        out.copy_from_slice(gy);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Keep what `forward` keeps for `backward`, from the buffers of a run.
+    fn remember(&mut self, x: &[f64], y: &[f64], mask: &[f64], shape: Shape) -> Result<()> {
+        match &mut self.kind {
+            LayerKind::Linear(state) => state.remember(x),
+            LayerKind::Activation(a) => a.remember(x, y, shape),
+            LayerKind::Dropout(d, gen) => {
+                let mask: &[f64] = if gen.is_some() { mask } else { &[] };
+                d.remember(mask, shape)
+            }
+            LayerKind::LayerNorm(s) => s.remember(x, shape),
+        }
+    }
+}
+
+/// The one runner of a stack of layers: the native `Sequential` and the native
+/// epoch of `fit` both run their layers through it. It holds the buffers between
+/// the layers, allocated once for batches of up to `rows` samples, so a forward
+/// and backward pass allocate nothing.
+pub struct Stack {
+    /// The input of layer `l` is `acts[l]`; the stack's output is `acts[layers]`.
+    acts: Vec<Vec<f64>>,
+    /// The widths of `acts`.
+    widths: Vec<usize>,
+    /// One mask per layer (empty but for drawing `Dropout` layers).
+    masks: Vec<Vec<f64>>,
+    /// Two gradient buffers, used in turn; `grad[0]` takes the output gradient.
+    grad: [Vec<f64>; 2],
+    /// The layers whose forward has run in the current pass.
+    done: usize,
+}
+
+impl Stack {
+    /// The buffers for `layers` on inputs of up to `rows` rows of `width` columns.
+    pub fn new(layers: &[Layer<'_>], width: usize, rows: usize, who: &str) -> Result<Stack> {
+        let size = |w: usize| {
+            rows.checked_mul(w)
+                .ok_or_else(|| Error::Memory(format!("{who}: batch too large")))
+        };
+        let mut widths = vec![width];
+        for l in layers {
+            let w = l.width_out(*widths.last().unwrap_or(&width));
+            widths.push(w);
+        }
+        let mut acts = Vec::new();
+        for &w in &widths {
+            acts.push(try_zeros(size(w)?, who)?);
+        }
+        let mut masks = Vec::new();
+        for (l, &w) in layers.iter().zip(&widths) {
+            let n = if l.draws() { size(w)? } else { 0 };
+            masks.push(try_zeros(n, who)?);
+        }
+        let widest = size(widths.iter().copied().max().unwrap_or(0))?;
+        let grad = [try_zeros(widest, who)?, try_zeros(widest, who)?];
+        Ok(Stack {
+            acts,
+            widths,
+            masks,
+            grad,
+            done: 0,
+        })
+    }
+
+    /// The width of the stack's output.
+    pub fn out_width(&self) -> usize {
+        *self.widths.last().unwrap_or(&0)
+    }
+
+    /// The input buffer for `rows` rows, to fill before `forward`.
+    pub fn input_mut(&mut self, rows: usize) -> &mut [f64] {
+        &mut self.acts[0][..rows * self.widths[0]]
+    }
+
+    /// The output of the last `forward` on `rows` rows.
+    pub fn output(&self, rows: usize) -> &[f64] {
+        let n = self.widths.len() - 1;
+        &self.acts[n][..rows * self.widths[n]]
+    }
+
+    /// The output gradient buffer for `rows` rows, to fill before `backward`.
+    pub fn grad_mut(&mut self, rows: usize) -> &mut [f64] {
+        let w = self.out_width();
+        &mut self.grad[0][..rows * w]
+    }
+
+    /// `optimizer.zero_grad()` over the layers' parameter slots.
+    pub fn zero_grad(layers: &mut [Layer<'_>]) {
+        for l in layers.iter_mut() {
+            for s in l.params.iter_mut() {
+                s.grad.fill(0.0);
+            }
+        }
+    }
+
+    /// Run every layer's forward, in order, on the input's `rows` rows; `gens` are
+    /// the generators the drawing `Dropout`s name.
+    pub fn forward(
+        &mut self,
+        layers: &mut [Layer<'_>],
+        rows: usize,
+        gens: &mut [&mut Generator],
+    ) -> Result<()> {
+        self.done = 0;
+        for (l, layer) in layers.iter_mut().enumerate() {
+            let (wi, wo) = (self.widths[l], self.widths[l + 1]);
+            let (before, after) = self.acts.split_at_mut(l + 1);
+            let (x, y) = (&before[l][..rows * wi], &mut after[0][..rows * wo]);
+            let mask = &mut self.masks[l];
+            let mask = if mask.is_empty() {
+                &mut mask[..]
+            } else {
+                &mut mask[..rows * wi]
+            };
+            layer.forward(x, rows, (wi, wo), y, mask, gens)?;
+            self.done = l + 1;
+        }
+        Ok(())
+    }
+
+    /// Run every layer's backward, in reverse, from the output gradient in
+    /// `grad_mut(rows)`; the first layer computes no input gradient (nothing reads it).
+    pub fn backward(&mut self, layers: &mut [Layer<'_>], rows: usize) -> Result<()> {
+        let [ga, gb] = &mut self.grad;
+        let (mut g, mut dx) = (ga, gb);
+        for l in (0..layers.len()).rev() {
+            let (wi, wo) = (self.widths[l], self.widths[l + 1]);
+            let x = &self.acts[l][..rows * wi];
+            let y = &self.acts[l + 1][..rows * wo];
+            let mask = &self.masks[l];
+            let mask = if mask.is_empty() {
+                &mask[..]
+            } else {
+                &mask[..rows * wi]
+            };
+            let dxs = if l == 0 {
+                None
+            } else {
+                Some(&mut dx[..rows * wi])
+            };
+            layers[l].backward(x, y, mask, &g[..rows * wo], rows, (wi, wo), dxs)?;
+            std::mem::swap(&mut g, &mut dx);
+        }
+        Ok(())
+    }
+
+    /// The native `Sequential`'s forward pass: each layer in order, keeping
+    /// what its `backward` needs in its own state (between a forward and a
+    /// backward, a caller may run any layer alone). On an error, the index of
+    /// the layer that raised it.
+    pub fn forward_kept(
+        layers: &mut [Layer<'_>],
+        mut x: Vec<f64>,
+        mut shape: Shape,
+        gens: &mut [&mut Generator],
+    ) -> std::result::Result<(Vec<f64>, Shape), (usize, Error)> {
+        for (l, layer) in layers.iter_mut().enumerate() {
+            (x, shape) = layer.forward_kept(x, shape, gens).map_err(|e| (l, e))?;
+        }
+        Ok((x, shape))
+    }
+
+    /// The native `Sequential`'s backward pass: each layer in reverse, from
+    /// what its last forward kept. On an error, the index of the layer.
+    pub fn backward_kept(
+        layers: &mut [Layer<'_>],
+        mut g: Vec<f64>,
+        mut shape: Shape,
+    ) -> std::result::Result<(Vec<f64>, Shape), (usize, Error)> {
+        for (l, layer) in layers.iter_mut().enumerate().rev() {
+            (g, shape) = layer.backward_kept(g, shape).map_err(|e| (l, e))?;
+        }
+        Ok((g, shape))
+    }
+
+    /// Let every layer whose forward ran in the last pass, on `rows` rows, keep
+    /// what its own `forward` would have kept. A layer whose forward failed, and
+    /// those after it, keep what they had.
+    pub fn remember(&self, layers: &mut [Layer<'_>], rows: usize) -> Result<()> {
+        for (l, layer) in layers.iter_mut().enumerate().take(self.done) {
+            let (wi, wo) = (self.widths[l], self.widths[l + 1]);
+            let mask = &self.masks[l];
+            let mask = if mask.is_empty() {
+                &mask[..]
+            } else {
+                &mask[..rows * wi]
+            };
+            layer.remember(
+                &self.acts[l][..rows * wi],
+                &self.acts[l + 1][..rows * wo],
+                mask,
+                Shape::Matrix(rows, wi),
+            )?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 // The references spell each fold out literally, index by index.
 #[allow(clippy::needless_range_loop, clippy::assign_op_pattern)]
@@ -763,7 +1547,7 @@ mod tests {
         let mut g = Generator::new(1);
         for &(batch, in_f, out_f) in &SHAPES {
             let d = Dims { batch, in_f, out_f };
-            let (w, b) = linear_init(&mut g, in_f, out_f).unwrap();
+            let (w, b) = linear_init(&mut g, in_f, out_f, true).unwrap();
             let x = rand_vec(&mut g, batch * in_f, 3);
             let mut st = LinearState::new(in_f, out_f);
             let (y, shape) = st
@@ -852,7 +1636,7 @@ mod tests {
     #[test]
     fn init_draws_weight_then_bias() {
         let mut g = Generator::new(0);
-        let (w, b) = linear_init(&mut g, 4, 3).unwrap();
+        let (w, b) = linear_init(&mut g, 4, 3, true).unwrap();
         let mut h = Generator::new(0);
         let k = 1.0 / 2.0;
         let expect: Vec<f64> = (0..15).map(|_| -k + (k - -k) * h.random()).collect();
@@ -864,7 +1648,7 @@ mod tests {
     fn linear_gradients_match_finite_differences() {
         let (batch, in_f, out_f) = (3, 5, 4);
         let mut g = Generator::new(2);
-        let (w, b) = linear_init(&mut g, in_f, out_f).unwrap();
+        let (w, b) = linear_init(&mut g, in_f, out_f, true).unwrap();
         let x = rand_vec(&mut g, batch * in_f, 0);
         let c = rand_vec(&mut g, batch * out_f, 0);
         let xs = Shape::Matrix(batch, in_f);
@@ -973,7 +1757,7 @@ mod tests {
             Err(Error::Value(_))
         ));
         assert!(matches!(
-            linear_init(&mut Generator::new(0), usize::MAX, 3),
+            linear_init(&mut Generator::new(0), usize::MAX, 3, true),
             Err(Error::Memory(_))
         ));
         for p in [-0.1, 1.0, f64::NAN, f64::INFINITY] {
@@ -984,5 +1768,132 @@ mod tests {
             d.backward(vec![1.0], Shape::Vector(1)),
             Err(Error::Runtime(_))
         ));
+    }
+
+    /// A layer's slots read as a slice of those pushed, in order, up to two.
+    #[test]
+    fn slots_hold_up_to_two_in_order() {
+        let (mut a, mut ga, mut b, mut gb) = ([1.0], [2.0], [3.0, 4.0], [5.0, 6.0]);
+        let mut s = Slots::new();
+        assert!(s.is_empty());
+        s.push(Slot {
+            value: &mut a,
+            grad: &mut ga,
+        });
+        s.push(Slot {
+            value: &mut b,
+            grad: &mut gb,
+        });
+        assert_eq!(s.len(), 2);
+        s[1].grad.fill(0.0);
+        assert_eq!((&*s[0].value, &*s[1].value), (&[1.0][..], &[3.0, 4.0][..]));
+        let more = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let mut s = s;
+            s.push(Slot {
+                value: &mut [],
+                grad: &mut [],
+            })
+        }));
+        assert!(more.is_err());
+        assert_eq!(gb, [0.0, 0.0]);
+    }
+
+    /// The stack runner gives the same bits on its preallocated buffers (the
+    /// native epoch) as through each layer's own state (the native `Sequential`):
+    /// outputs, parameter gradients, masks, and what a layer keeps.
+    #[test]
+    fn the_stack_runs_the_same_bits_on_buffers_and_through_the_states() {
+        let (rows, widths) = (5usize, [3usize, 4, 4, 4, 2]);
+        let mut g = Generator::new(3);
+        let (w1, b1) = linear_init(&mut g, widths[0], widths[1], true).unwrap();
+        let (w2, b2) = linear_init(&mut g, widths[3], widths[4], true).unwrap();
+        let x: Vec<f64> = (0..rows * widths[0])
+            .map(|i| 0.37 * i as f64 - 2.0)
+            .collect();
+        let gy: Vec<f64> = (0..rows * widths[4])
+            .map(|i| 0.11 * i as f64 - 0.4)
+            .collect();
+        let relu = crate::activations::Activation::from(crate::activations::ReLU::default());
+        // Two copies of every state and tensor: one per way of running.
+        let run = |kept: bool| {
+            let (mut s1, mut s2) = (LinearState::new(3, 4), LinearState::new(4, 2));
+            let mut a = ActState::new(relu);
+            let mut d = DropoutState::new(0.25).unwrap();
+            let (mut w1, mut b1, mut w2, mut b2) = (w1.clone(), b1.clone(), w2.clone(), b2.clone());
+            let (mut gw1, mut gb1) = (vec![0.0; w1.len()], vec![0.0; b1.len()]);
+            let (mut gw2, mut gb2) = (vec![0.0; w2.len()], vec![0.0; b2.len()]);
+            let mut gen = Generator::new(11);
+            let mut layers = vec![
+                Layer {
+                    kind: LayerKind::Linear(&mut s1),
+                    params: [
+                        Slot {
+                            value: &mut w1,
+                            grad: &mut gw1,
+                        },
+                        Slot {
+                            value: &mut b1,
+                            grad: &mut gb1,
+                        },
+                    ]
+                    .into_iter()
+                    .collect(),
+                },
+                Layer {
+                    kind: LayerKind::Activation(&mut a),
+                    params: Slots::new(),
+                },
+                Layer {
+                    kind: LayerKind::Dropout(&mut d, Some(0)),
+                    params: Slots::new(),
+                },
+                Layer {
+                    kind: LayerKind::Linear(&mut s2),
+                    params: [
+                        Slot {
+                            value: &mut w2,
+                            grad: &mut gw2,
+                        },
+                        Slot {
+                            value: &mut b2,
+                            grad: &mut gb2,
+                        },
+                    ]
+                    .into_iter()
+                    .collect(),
+                },
+            ];
+            let mut gens = [&mut gen];
+            let shape = Shape::Matrix(rows, widths[0]);
+            let y = if kept {
+                let (y, _) = Stack::forward_kept(&mut layers, x.clone(), shape, &mut gens).unwrap();
+                Stack::backward_kept(&mut layers, gy.clone(), Shape::Matrix(rows, 2)).unwrap();
+                y
+            } else {
+                let mut stack = Stack::new(&layers, widths[0], rows, "test").unwrap();
+                stack.input_mut(rows).copy_from_slice(&x);
+                stack.forward(&mut layers, rows, &mut gens).unwrap();
+                stack.grad_mut(rows).copy_from_slice(&gy);
+                stack.backward(&mut layers, rows).unwrap();
+                stack.remember(&mut layers, rows).unwrap();
+                stack.output(rows).to_vec()
+            };
+            drop(layers);
+            // What each layer kept: its backward from the same gradient gives the same bits.
+            let g4 = vec![0.5; rows * 4];
+            let kept = (
+                bits(&a.backward(&g4, Shape::Matrix(rows, 4)).unwrap()),
+                bits(&d.backward(g4.clone(), Shape::Matrix(rows, 4)).unwrap()),
+            );
+            (
+                bits(&y),
+                bits(&gw1),
+                bits(&gb1),
+                bits(&gw2),
+                bits(&gb2),
+                kept,
+            )
+        };
+        assert_eq!(run(false), run(true));
     }
 }

@@ -20,6 +20,7 @@ import pytest
 
 from conftest import load_backend
 from fwtest import hexes, sd_hex, seed_model, state_hex, th
+import pyfw
 from pyfw import io, task
 
 SEED_PRE = {"kind": "affine", "shift": -0.5, "scale": task.SCALE}
@@ -40,11 +41,19 @@ def every_activation(fw: ModuleType, other: bool) -> list:
 
 
 def big_model(fw: ModuleType, seed: int = 0) -> Any:
-    """Linear, every activation (twice: default and other arguments), Dropout, nested Sequentials."""
+    """Linear, every activation (twice: default and other arguments), every member of the layer
+    table (its required arguments 4), Dropout, nested Sequentials."""
     g = fw.Generator(seed)
     layers: list = [fw.Linear(3, 4, generator=g)]
     for a, b in zip(every_activation(fw, False), every_activation(fw, True)):
         layers += [a, b]
+    for name, cls in fw.LAYERS.items():
+        if name != "Sequential":
+            params = inspect.signature(pyfw.LAYERS[name]).parameters.values()
+            kw = {p.name: 4 for p in params if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD}
+            if any(p.name == "generator" for p in params):
+                kw["generator"] = g
+            layers.append(cls(**kw))
     inner = fw.Sequential(fw.Linear(4, 5, generator=g), fw.Dropout(0.25), fw.Sequential(fw.Linear(5, 4, generator=g)))
     return fw.Sequential(*layers, inner, fw.Dropout(0.0), fw.Linear(4, 2, generator=g))
 
@@ -80,7 +89,7 @@ def test_metadata_of_the_seed_model(tmp_path: Path) -> None:
     meta = io.load_safetensors_metadata(path)
     assert meta["pyfw.format"] == "model" and meta["pyfw.format_version"] == "1"
     assert json.loads(meta["pyfw.preprocess"]) == SEED_PRE
-    lin = [{"kind": "Linear", "args": {"in_features": i, "out_features": o}} for i, o in
+    lin = [{"kind": "Linear", "args": {"in_features": i, "out_features": o, "bias": True}} for i, o in
            ((2, 25), (25, 25), (25, 25), (25, 2))]
     relu = {"kind": "ReLU", "args": {}}
     assert arch(path) == {"kind": "Sequential", "layers": [lin[0], relu, lin[1], relu, lin[2], relu, lin[3]]}
@@ -416,3 +425,14 @@ def test_torch_sequential_loads_our_file(fw: ModuleType, tmp_path: Path) -> None
     with torch.no_grad():
         out = net(torch.tensor(x.tolist(), dtype=torch.float64)).tolist()
     assert max(abs(a - b) for r, s in zip(out, model(x).tolist()) for a, b in zip(r, s)) < 1e-12
+
+
+def test_a_linear_without_the_bias_argument_loads_with_a_bias(fw: ModuleType, tmp_path: Path) -> None:
+    """Files written before ``bias=False`` existed name no ``bias``: the Linear has one."""
+    lin = fw.Linear(2, 3, generator=fw.Generator(2))
+    path = tmp_path / "old.safetensors"
+    meta = io.model_metadata(lin)
+    meta["pyfw.architecture"] = json.dumps({"kind": "Linear", "args": {"in_features": 2, "out_features": 3}})
+    io.save_safetensors(lin.state_dict(), path, meta)
+    loaded = io.load_model(path, fw=fw)
+    assert loaded.bias is not None and sd_hex(loaded.state_dict()) == sd_hex(lin.state_dict())

@@ -116,3 +116,30 @@ def test_regularized_passes_the_optimizer_on(fw: ModuleType) -> None:
     assert opt.state_dict() == inner.state_dict()
     with pytest.raises(ValueError, match="Regularized: l2"):
         fw.optim.Regularized(inner, [lin.weight], 0.0, -1.0)
+
+
+def _run_family(fw: ModuleType, python_loop: bool) -> tuple:
+    """A stack with a LayerNorm and a bias-free Linear, its LayerNorm weight regularized too."""
+    g = fw.Generator(7)
+    model = fw.Sequential(fw.Linear(2, 4, generator=g), fw.LayerNorm(4), fw.Tanh(),
+                          fw.Linear(4, 1, bias=False, generator=g))
+    weights = [model[0].weight, model[1].weight, model[3].weight]
+    opt = fw.optim.Regularized(fw.SGD(model.parameters(), lr=0.1), weights, 0.003, 0.01)
+    x = fw.tensor([[0.25 * i - 1.0, 0.5 - 0.125 * i] for i in range(12)])
+    t = fw.tensor([[0.1 * i] for i in range(12)])
+    losses = [train_epoch(model, fw.MSELoss(), opt, x, t, 5, g, True,
+                          on_batch=(lambda *a: None) if python_loop else None).hex() for _ in range(3)]
+    return losses, state_hex(model)
+
+
+def test_every_layer_family_slot_is_regularized_natively() -> None:
+    """The native epoch regularizes any parameter slot of the layer table (a LayerNorm's weight,
+    a Linear without bias), with the bits of the Python loop and of pyfw."""
+    rs = load_backend("rs")
+    native, loop, py = _run_family(rs, False), _run_family(rs, True), _run_family(pyfw, False)
+    assert native == loop == py
+    model = rs.Sequential(rs.Linear(2, 3), rs.LayerNorm(3), rs.Linear(3, 1, bias=False))
+    weights = [model[1].weight, model[1].bias, model[2].weight]
+    opt = rs.SGD(model.parameters(), lr=0.1)
+    args = (model, rs.MSELoss(), opt, rs.tensor([[0.5, -0.5]] * 4), rs.tensor([[1.0]] * 4), 2, None, False)
+    assert rs._train_epoch(*args, regularize=(weights, 0.003, 0.01)) is not None

@@ -10,7 +10,8 @@ A Python subclass of a native class (``class Block(pyfw_rs.Linear)``) is not
 registered: the native base classes' ``__reduce__`` calls :func:`reduce`, which
 rebuilds it without calling its own constructor: the native class's
 ``__new__``, then its native state set through the native class (``__init__``
-with the member's arguments, or the tensors themselves for ``Linear``), then
+with the member's arguments, and for a layer with parameters ``_adopt`` with
+the tensors themselves), then
 its ``__dict__``, copied by Python's rules. Tensors shared with an optimizer
 stay shared, as for the native classes.
 """
@@ -41,10 +42,43 @@ def _module(cls: type, args: tuple, kwargs: dict, training: bool) -> Any:
     return m
 
 
-def _linear(weight: Any, bias: Any, weight_grad: Any, bias_grad: Any, training: bool) -> Any:
-    lin = _native.Linear._from_tensors(weight, bias, weight_grad, bias_grad)
-    lin.train(training)
-    return lin
+def _rebuild(obj: Any, base: type, kwargs: dict, tensors: tuple) -> None:
+    """Set the native state of ``obj``, an instance of (a subclass of) the layer member
+    ``base``: its constructor with ``kwargs`` (initial values drawn from a throwaway
+    generator, so the default one does not move), then these tensors, adopted as they are."""
+    if "generator" in inspect.signature(base).parameters:
+        kwargs = {**kwargs, "generator": _native.Generator(0)}
+    base.__init__(obj, **kwargs)
+    base._adopt(obj, *tensors)
+
+
+def _layer(cls: type, kwargs: dict, tensors: tuple, training: bool) -> Any:
+    m = cls.__new__(cls)
+    _rebuild(m, cls, kwargs, tensors)
+    m.train(training)
+    return m
+
+
+_SLOTS = {name: params for name, params, _buffers, _signature in _native.LAYER_TABLE}
+"""The parameter slots of each member of the layer table."""
+
+
+def _layer_arguments(obj: Any, cls: type) -> dict:
+    """The constructor arguments of ``obj``, an instance of the layer member ``cls``, but its
+    generator; an argument named as a parameter slot (``bias``) is whether the slot is there."""
+    out = {}
+    for name in inspect.signature(cls).parameters:
+        if name != "generator":
+            v = getattr(cls, name).__get__(obj)
+            out[name] = v is not None if name in _SLOTS[cls.__name__] else v
+    return out
+
+
+def _tensors(obj: Any, cls: type) -> tuple:
+    """The tensors of ``obj``, an instance of the layer member ``cls``, read through ``cls``'s
+    getters: every parameter slot, then every slot's gradient (``_from_tensors``'s order)."""
+    names = _SLOTS[cls.__name__]
+    return tuple(getattr(cls, n).__get__(obj) for n in (*names, *(f"{n}_grad" for n in names)))
 
 
 def _optimizer(cls: type, params: list, hyper: dict, state: dict) -> Any:
@@ -64,17 +98,14 @@ def _reduce_member(m: Any) -> tuple:
     return _module, (type(m), (), _arguments(m, type(m)), m.training)
 
 
-def _reduce_linear(lin: Any) -> tuple:
+def _reduce_layer(m: Any) -> tuple:
     # The tensors themselves, so that a copy of a model and of its optimizer share them.
-    return _linear, (lin.weight, lin.bias, lin.weight_grad, lin.bias_grad, lin.training)
+    return _layer, (type(m), _layer_arguments(m, type(m)), _tensors(m, type(m)), m.training)
 
 
 def _reduce_sequential(s: Any) -> tuple:
     return _module, (_native.Sequential, tuple(s), {}, s.training)
 
-
-def _reduce_dropout(d: Any) -> tuple:
-    return _module, (_native.Dropout, (d.p, d.generator), {}, d.training)
 
 
 def _optimizer_parts(opt: Any, cls: type) -> tuple:
@@ -89,9 +120,6 @@ def _reduce_optimizer(opt: Any) -> tuple:
 
 
 # ---- Python subclasses of native classes
-
-_LINEAR_TENSORS = ("weight", "bias", "weight_grad", "bias_grad")
-
 
 def _native_base(cls: type) -> type:
     """The first class of ``cls``'s MRO that ``pyfw_rs._native`` defines."""
@@ -109,6 +137,14 @@ def _subclass(cls: type, base: type, setup: str, args: tuple, kwargs: dict, trai
     obj = base.__new__(cls)
     if setup:
         getattr(base, setup)(obj, *args, **kwargs)
+    _native.Module.training.__set__(obj, training)
+    return obj
+
+
+def _subclass_layer(cls: type, base: type, kwargs: dict, tensors: tuple, training: bool) -> Any:
+    """As :func:`_subclass`, for a subclass of a layer member with parameters."""
+    obj = base.__new__(cls)
+    _rebuild(obj, base, kwargs, tensors)
     _native.Module.training.__set__(obj, training)
     return obj
 
@@ -131,25 +167,25 @@ def reduce(obj: Any) -> tuple:
             state[name] = None  # what the last forward kept, as pyfw's Module.__getstate__
     if issubclass(base, _native.Optimizer):
         return _subclass_optimizer, (cls, base, *_optimizer_parts(obj, base)), state
+    training = _native.Module.training.__get__(obj)
+    if _SLOTS.get(base.__name__):
+        return _subclass_layer, (cls, base, _layer_arguments(obj, base), _tensors(obj, base), training), state
     setup, args, kwargs = "", (), {}
-    if base is _native.Linear:
-        setup, args = "_adopt", tuple(getattr(base, n).__get__(obj) for n in _LINEAR_TENSORS)
-    elif base is _native.Sequential:
+    if base is _native.Sequential:
         setup, args = "__init__", tuple(_native.Sequential.__iter__(obj))
-    elif base is _native.Dropout:
-        setup, args = "__init__", (base.p.__get__(obj), base.generator.__get__(obj))
-    elif base is not _native.Module:  # a member of the activation or the loss family
+    elif base is not _native.Module:  # a member of the layer, activation or loss family
         setup, kwargs = "__init__", _arguments(obj, base)
-    return _subclass, (cls, base, setup, args, kwargs, _native.Module.training.__get__(obj)), state
+    return _subclass, (cls, base, setup, args, kwargs, training), state
 
 
 def register() -> None:
     """Register the reducers of every native class with :mod:`copyreg`."""
     copyreg.pickle(_native.Tensor, lambda t: (_tensor, (t.tolist(), t.grad)))
     copyreg.pickle(_native.Generator, lambda g: (_generator, (g.get_state(),)))
-    copyreg.pickle(_native.Linear, _reduce_linear)
     copyreg.pickle(_native.Sequential, _reduce_sequential)
-    copyreg.pickle(_native.Dropout, _reduce_dropout)
+    for name in _native.LAYERS:
+        if name != "Sequential":
+            copyreg.pickle(getattr(_native, name), _reduce_layer if _SLOTS[name] else _reduce_member)
     for name in (*_native.ACTIVATIONS, *_native.LOSSES):
         copyreg.pickle(getattr(_native, name), _reduce_member)
     for name in _native.OPTIMIZERS:

@@ -1,12 +1,12 @@
 //! Binding of the layer family: `Linear`, `Dropout` and `Sequential` (see `pyfw/modules.py`).
 //!
 //! Each layer holds its kernel-side state struct and its tensors. A native
-//! `Sequential` sorts its children once, into a fixed set of arms that never
-//! grows: a `Linear`, an `Activation` (any member of that family), a `Dropout`,
-//! a nested `Sequential`, and any other module, which runs through Python. The
-//! first four run in Rust with plain buffers between them whenever the child's
-//! class does not override `forward`/`backward`. No borrow is held while Python
-//! code runs.
+//! `Sequential` sorts its children once, into three arms that never grow: a
+//! native layer (a class of [`NATIVE`], whose class does not override
+//! `forward`/`backward`), a nested `Sequential`, and any other module, which
+//! runs through Python. Each run of consecutive native layers is borrowed at
+//! once and goes through the kernels' stack runner, `Stack`, as the native
+//! epoch of `fit` does. No borrow is held while Python code runs.
 
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use pyo3::exceptions::{PyRecursionError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyFloat, PyList, PySlice, PyTuple};
+use pyo3::types::{PyDict, PyFloat, PyList, PySlice, PyString, PyTuple};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::activations::Activation;
@@ -22,11 +22,15 @@ use super::base::{keeps, module_base, runs_natively, Module};
 use super::generator::{resolve, PyGenerator};
 use super::tensor::{tensor_data, tensor_data_with, PyTensor};
 use super::{
-    check_size, described, is_integral, mixed, py_repr, renamed, type_name, Borrow, Given,
-    IntoPyResult, Truthy,
+    check_size, described, is_integral, mixed, py_repr, renamed, to_pyerr, type_name, Borrow,
+    Given, IntoPyResult, Truthy,
 };
 use crate::error::try_zeros;
-use crate::modules::{linear_init, DropoutState, LinearState};
+use crate::generator::Generator;
+use crate::modules::{
+    linear_init, DropoutState, Layer, LayerKind, LayerNormState, LinearState, Slot, Slots, Stack,
+    LAYERS,
+};
 use crate::tensor::Shape;
 
 // ---------------------------------------------------------------- Linear
@@ -55,47 +59,54 @@ pub struct Linear {
     pub(crate) p: Option<LinearParams>,
 }
 
-/// What an initialized Linear holds: its kernel state and its four tensors.
+/// What an initialized Linear holds: its kernel state and its tensors (no bias
+/// and no bias gradient for `bias=False`).
 pub(crate) struct LinearParams {
     pub(crate) state: LinearState,
     pub(crate) weight: Py<PyTensor>,
-    pub(crate) bias: Py<PyTensor>,
+    pub(crate) bias: Option<Py<PyTensor>>,
     pub(crate) weight_grad: Py<PyTensor>,
-    pub(crate) bias_grad: Py<PyTensor>,
+    pub(crate) bias_grad: Option<Py<PyTensor>>,
 }
 
 impl LinearParams {
-    /// Adopt these four tensors, as they are, after checking that their shapes fit a Linear.
+    /// Adopt these tensors, as they are, after checking that their shapes fit a
+    /// Linear (the bias and its gradient both None for `bias=False`).
     fn adopt(
         weight: Bound<'_, PyTensor>,
-        bias: Bound<'_, PyTensor>,
+        bias: Option<Bound<'_, PyTensor>>,
         weight_grad: Bound<'_, PyTensor>,
-        bias_grad: Bound<'_, PyTensor>,
+        bias_grad: Option<Bound<'_, PyTensor>>,
     ) -> PyResult<LinearParams> {
         let ws = weight.busy_ref()?.t.shape();
-        let (Some((out_f, in_f)), Some(nb)) =
-            (ws.as_matrix(), bias.busy_ref()?.t.shape().as_vector())
-        else {
+        let Some((out_f, in_f)) = ws.as_matrix() else {
             return Err(PyValueError::new_err(
                 "Linear._from_tensors: expected a 2-D weight and a 1-D bias",
             ));
         };
-        let ok = nb == out_f
-            && weight_grad.busy_ref()?.t.shape() == ws
-            && bias_grad.busy_ref()?.t.shape() == Shape::Vector(nb);
-        if !ok {
+        let bias_fits = match (&bias, &bias_grad) {
+            (None, None) => true,
+            (Some(b), Some(g)) => {
+                b.busy_ref()?.t.shape() == Shape::Vector(out_f)
+                    && g.busy_ref()?.t.shape() == Shape::Vector(out_f)
+            }
+            _ => false,
+        };
+        if !bias_fits || weight_grad.busy_ref()?.t.shape() != ws {
             return Err(PyValueError::new_err(format!(
                 "Linear._from_tensors: shapes do not fit a Linear({in_f} -> {out_f})"
             )));
         }
         weight.busy_mut()?.grad = Some(weight_grad.clone().unbind());
-        bias.busy_mut()?.grad = Some(bias_grad.clone().unbind());
+        if let (Some(b), Some(g)) = (&bias, &bias_grad) {
+            b.busy_mut()?.grad = Some(g.clone().unbind());
+        }
         Ok(LinearParams {
             state: LinearState::new(in_f, out_f),
             weight: weight.unbind(),
-            bias: bias.unbind(),
+            bias: bias.map(Bound::unbind),
             weight_grad: weight_grad.unbind(),
-            bias_grad: bias_grad.unbind(),
+            bias_grad: bias_grad.map(Bound::unbind),
         })
     }
 }
@@ -139,8 +150,8 @@ impl Linear {
             ..
         } = self.p.as_mut().ok_or_else(not_initialized)?;
         let w = weight.bind(py).busy_ref()?;
-        let b = bias.bind(py).busy_ref()?;
-        let (wd, bd) = (w.t.data(), b.t.data());
+        let b = bias.as_ref().map(|b| b.bind(py).busy_ref()).transpose()?;
+        let (wd, bd) = (w.t.data(), b.as_ref().map_or(&[][..], |b| b.t.data()));
         let work = shape.numel().saturating_mul(state.out_features());
         if work >= DETACH_WORK {
             py.detach(|| state.forward(x, shape, wd, bd)).py()
@@ -154,8 +165,13 @@ impl Linear {
         let p = self.params()?;
         let w = p.weight.bind(py).busy_ref()?;
         let mut gw = p.weight_grad.bind(py).busy_mut()?;
-        let mut gb = p.bias_grad.bind(py).busy_mut()?;
-        let (wd, gwd, gbd, state) = (w.t.data(), gw.t.data_mut(), gb.t.data_mut(), &p.state);
+        let mut gb = p
+            .bias_grad
+            .as_ref()
+            .map(|g| g.bind(py).busy_mut())
+            .transpose()?;
+        let gbd = gb.as_mut().map_or(&mut [][..], |g| g.t.data_mut());
+        let (wd, gwd, state) = (w.t.data(), gw.t.data_mut(), &p.state);
         let work = shape.numel().saturating_mul(state.in_features());
         if work >= DETACH_WORK {
             py.detach(|| state.backward(g, shape, wd, gwd, gbd)).py()
@@ -204,13 +220,16 @@ impl Linear {
         let py = slf.py();
         let in_f = check_size(in_features, "Linear", "in_features")?;
         let out_f = check_size(out_features, "Linear", "out_features")?;
-        if !bias.0 {
-            return Err(PyValueError::new_err("Linear: bias=False is not supported"));
-        }
         let g = resolve(py, generator)?;
-        let (w, b) = linear_init(&mut g.busy_mut()?.g, in_f, out_f).py()?;
+        let (w, b) = linear_init(&mut g.busy_mut()?.g, in_f, out_f, bias.0).py()?;
         let (weight, weight_grad) = parameter(py, Shape::Matrix(out_f, in_f), w)?;
-        let (bias, bias_grad) = parameter(py, Shape::Vector(out_f), b)?;
+        let (bias, bias_grad) = match bias.0 {
+            true => {
+                let (b, g) = parameter(py, Shape::Vector(out_f), b)?;
+                (Some(b), Some(g))
+            }
+            false => (None, None),
+        };
         slf.busy_mut()?.p = Some(LinearParams {
             state: LinearState::new(in_f, out_f),
             weight,
@@ -227,9 +246,9 @@ impl Linear {
     fn _from_tensors(
         py: Python<'_>,
         weight: Bound<'_, PyTensor>,
-        bias: Bound<'_, PyTensor>,
+        bias: Option<Bound<'_, PyTensor>>,
         weight_grad: Bound<'_, PyTensor>,
-        bias_grad: Bound<'_, PyTensor>,
+        bias_grad: Option<Bound<'_, PyTensor>>,
     ) -> PyResult<Py<Linear>> {
         let p = LinearParams::adopt(weight, bias, weight_grad, bias_grad)?;
         Py::new(py, module_base().add_subclass(Linear { p: Some(p) }))
@@ -240,9 +259,9 @@ impl Linear {
     fn _adopt(
         slf: &Bound<'_, Self>,
         weight: Bound<'_, PyTensor>,
-        bias: Bound<'_, PyTensor>,
+        bias: Option<Bound<'_, PyTensor>>,
         weight_grad: Bound<'_, PyTensor>,
-        bias_grad: Bound<'_, PyTensor>,
+        bias_grad: Option<Bound<'_, PyTensor>>,
     ) -> PyResult<()> {
         let p = LinearParams::adopt(weight, bias, weight_grad, bias_grad)?;
         slf.busy_mut()?.p = Some(p);
@@ -268,9 +287,9 @@ impl Linear {
     }
 
     #[getter]
-    fn bias(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+    fn bias(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Option<Py<PyTensor>>> {
         let this = slf.busy_ref()?;
-        Ok(this.params()?.bias.clone_ref(py))
+        Ok(this.params()?.bias.as_ref().map(|b| b.clone_ref(py)))
     }
 
     #[getter]
@@ -280,9 +299,9 @@ impl Linear {
     }
 
     #[getter]
-    fn bias_grad(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Py<PyTensor>> {
+    fn bias_grad(slf: &Bound<'_, Self>, py: Python<'_>) -> PyResult<Option<Py<PyTensor>>> {
         let this = slf.busy_ref()?;
-        Ok(this.params()?.bias_grad.clone_ref(py))
+        Ok(this.params()?.bias_grad.as_ref().map(|b| b.clone_ref(py)))
     }
 
     /// `x W^T + b` for a (batch, in) input.
@@ -315,28 +334,35 @@ impl Linear {
     fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
         if let Some(p) = &self.p {
             visit.call(&p.weight)?;
-            visit.call(&p.bias)?;
+            if let Some(b) = &p.bias {
+                visit.call(b)?;
+            }
             visit.call(&p.weight_grad)?;
-            visit.call(&p.bias_grad)?;
+            if let Some(b) = &p.bias_grad {
+                visit.call(b)?;
+            }
         }
         Ok(())
     }
 
-    /// `[(weight, weight_grad), (bias, bias_grad)]`.
+    /// `[(weight, weight_grad), (bias, bias_grad)]` (no bias for `bias=False`).
     fn param<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let this = slf.busy_ref()?;
         let p = this.params()?;
-        PyList::new(
-            py,
-            [
-                (p.weight.clone_ref(py), p.weight_grad.clone_ref(py)),
-                (p.bias.clone_ref(py), p.bias_grad.clone_ref(py)),
-            ],
-        )
+        let mut out = vec![(p.weight.clone_ref(py), p.weight_grad.clone_ref(py))];
+        if let (Some(b), Some(g)) = (&p.bias, &p.bias_grad) {
+            out.push((b.clone_ref(py), g.clone_ref(py)));
+        }
+        PyList::new(py, out)
     }
 
-    fn _param_names<'py>(_slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        PyList::new(py, ["weight", "bias"])
+    fn _param_names<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let this = slf.busy_ref()?;
+        let names: &[&str] = match this.params()?.bias {
+            Some(_) => &["weight", "bias"],
+            None => &["weight"],
+        };
+        PyList::new(py, names)
     }
 
     fn _name(slf: &Bound<'_, Self>) -> PyResult<String> {
@@ -349,9 +375,10 @@ impl Linear {
         Ok({
             match &this.p {
                 Some(p) => format!(
-                    "Linear(in_features={}, out_features={}, bias=True)",
+                    "Linear(in_features={}, out_features={}, bias={})",
                     p.state.in_features(),
-                    p.state.out_features()
+                    p.state.out_features(),
+                    if p.bias.is_some() { "True" } else { "False" }
                 ),
                 None => "Linear(not initialized)".to_string(),
             }
@@ -487,13 +514,497 @@ impl Dropout {
     }
 }
 
+// ---------------------------------------------------------------- LayerNorm
+
+/// Each row normalized over its last dimension, times `weight`, plus `bias`
+/// (docs/NUMERICS.md, "LayerNorm"). `weight` starts at 1 and `bias` at 0.
+#[pyclass(extends = Module, subclass, module = "pyfw_rs", name = "LayerNorm")]
+pub struct LayerNorm {
+    state: LayerNormState,
+    /// `weight` and `bias`, each with its gradient, those that are there.
+    slots: Vec<(Py<PyTensor>, Py<PyTensor>)>,
+}
+
+/// The run of one LayerNorm.
+const LAYER_NORM: LayerClass = LayerClass {
+    keeps: keeps::<LayerNorm>,
+    who: |m| Ok(m.cast::<LayerNorm>()?.busy_ref()?.state.name()),
+    hold: |m, _, _| {
+        let py = m.py();
+        let me = m.cast::<LayerNorm>()?.busy_mut()?;
+        let mut tensors = [None, None];
+        for ((t, g), held) in me.slots.iter().zip(&mut tensors) {
+            let (t, g) = (t.bind(py).clone(), g.bind(py).clone());
+            *held = Some((t.busy_mut()?, g.busy_mut()?));
+        }
+        Ok(Held::LayerNorm(HeldLayerNorm(me, tensors)))
+    },
+};
+
+/// A borrowed parameter tensor and its gradient tensor.
+type HeldPair<'py> = (PyRefMut<'py, PyTensor>, PyRefMut<'py, PyTensor>);
+
+/// A LayerNorm and its tensors, borrowed (as many as it has slots).
+pub(crate) struct HeldLayerNorm<'py>(PyRefMut<'py, LayerNorm>, [Option<HeldPair<'py>>; 2]);
+
+impl HeldLayer for HeldLayerNorm<'_> {
+    fn layer(&mut self) -> Layer<'_> {
+        Layer {
+            kind: LayerKind::LayerNorm(&mut self.0.state),
+            params: self
+                .1
+                .iter_mut()
+                .flatten()
+                .map(|(t, g)| Slot {
+                    value: t.t.data_mut(),
+                    grad: g.t.data_mut(),
+                })
+                .collect(),
+        }
+    }
+
+    fn slots(&self) -> Vec<SlotRefs<'_>> {
+        self.0
+            .slots
+            .iter()
+            .zip(self.1.iter().flatten())
+            .map(|((t, g), (tr, _))| (t, g, tr.grad.as_ref()))
+            .collect()
+    }
+}
+
+/// `normalized_shape`: an int, or a sequence of one int.
+fn normalized_shape(v: &Bound<'_, PyAny>) -> PyResult<usize> {
+    if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
+        let items: Vec<Bound<'_, PyAny>> = v.try_iter()?.collect::<PyResult<_>>()?;
+        if items.len() != 1 {
+            return Err(PyValueError::new_err(format!(
+                "LayerNorm: normalized_shape must have one dimension (the last), got {}",
+                py_repr(v)?
+            )));
+        }
+        return check_size(&items[0], "LayerNorm", "normalized_shape");
+    }
+    check_size(v, "LayerNorm", "normalized_shape")
+}
+
+impl LayerNorm {
+    fn slot(&self, py: Python<'_>, name: &str, grad: bool) -> Option<Py<PyTensor>> {
+        let (w, b) = self.state.slots();
+        let i = match name {
+            "weight" if w => 0,
+            "bias" if b => usize::from(w),
+            _ => return None,
+        };
+        let (t, g) = &self.slots[i];
+        Some(if grad { g } else { t }.clone_ref(py))
+    }
+
+    /// One run of this LayerNorm through the stack runner.
+    fn run<'py>(
+        slf: &Bound<'py, Self>,
+        x: &Bound<'py, PyAny>,
+        backward: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let run = [Child::Layer(slf.clone().into_any().unbind(), &LAYER_NORM)];
+        run_native(py, &run, Flow::Obj(x.clone()), backward)?.into_obj(py)
+    }
+}
+
+#[pymethods]
+impl LayerNorm {
+    /// Accepts any arguments; `__init__` checks and sets them.
+    #[new]
+    #[pyo3(
+        signature = (*_args, **_kwargs),
+        text_signature = "(normalized_shape, eps=1e-05, elementwise_affine=True, bias=True)"
+    )]
+    fn new(
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyClassInitializer<LayerNorm> {
+        module_base().add_subclass(LayerNorm {
+            state: LayerNormState::new(1, 1e-5, false, false),
+            slots: Vec::new(),
+        })
+    }
+
+    #[pyo3(signature = (normalized_shape, eps = Given::Missing, elementwise_affine = Truthy(true), bias = Truthy(true)))]
+    fn __init__<'py>(
+        slf: &Bound<'py, Self>,
+        normalized_shape: &Bound<'py, PyAny>,
+        eps: Given<'py>,
+        elementwise_affine: Truthy,
+        bias: Truthy,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let c = self::normalized_shape(normalized_shape)?;
+        let eps = eps.or(1e-5, "LayerNorm", "eps")?;
+        let state = LayerNormState::new(c, eps, elementwise_affine.0, bias.0);
+        let (w, b) = state.slots();
+        let mut slots = Vec::new();
+        for (there, value) in [(w, 1.0), (b, 0.0)] {
+            if there {
+                let data = vec![value; c];
+                slots.push(parameter(py, Shape::Vector(c), data)?);
+            }
+        }
+        let mut me = slf.busy_mut()?;
+        me.state = state;
+        me.slots = slots;
+        Ok(())
+    }
+
+    /// Adopt these tensors, as they are (for `copy` and `pickle`); None for a slot that is not there.
+    fn _adopt(
+        slf: &Bound<'_, Self>,
+        weight: Option<Bound<'_, PyTensor>>,
+        bias: Option<Bound<'_, PyTensor>>,
+        weight_grad: Option<Bound<'_, PyTensor>>,
+        bias_grad: Option<Bound<'_, PyTensor>>,
+    ) -> PyResult<()> {
+        let (c, has) = {
+            let me = slf.busy_ref()?;
+            (me.state.size(), me.state.slots())
+        };
+        let mut slots = Vec::new();
+        for (there, t, g) in [(has.0, weight, weight_grad), (has.1, bias, bias_grad)] {
+            match (there, t, g) {
+                (false, None, None) => {}
+                (true, Some(t), Some(g)) => {
+                    let fits = t.busy_ref()?.t.shape() == Shape::Vector(c)
+                        && g.busy_ref()?.t.shape() == Shape::Vector(c);
+                    if !fits {
+                        return Err(PyValueError::new_err(format!(
+                            "LayerNorm._adopt: tensors do not fit a LayerNorm({c})"
+                        )));
+                    }
+                    t.busy_mut()?.grad = Some(g.clone().unbind());
+                    slots.push((t.unbind(), g.unbind()));
+                }
+                _ => {
+                    return Err(PyValueError::new_err(
+                        "LayerNorm._adopt: the tensors do not match its slots",
+                    ))
+                }
+            }
+        }
+        slf.busy_mut()?.slots = slots;
+        Ok(())
+    }
+
+    #[getter]
+    fn normalized_shape<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let c = slf.busy_ref()?.state.size();
+        PyTuple::new(slf.py(), [c])
+    }
+
+    #[getter]
+    fn eps(slf: &Bound<'_, Self>) -> PyResult<f64> {
+        Ok(slf.busy_ref()?.state.eps())
+    }
+
+    #[getter]
+    fn elementwise_affine(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(slf.busy_ref()?.state.slots().0)
+    }
+
+    #[getter]
+    fn weight(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyTensor>>> {
+        Ok(slf.busy_ref()?.slot(slf.py(), "weight", false))
+    }
+
+    #[getter]
+    fn bias(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyTensor>>> {
+        Ok(slf.busy_ref()?.slot(slf.py(), "bias", false))
+    }
+
+    #[getter]
+    fn weight_grad(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyTensor>>> {
+        Ok(slf.busy_ref()?.slot(slf.py(), "weight", true))
+    }
+
+    #[getter]
+    fn bias_grad(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyTensor>>> {
+        Ok(slf.busy_ref()?.slot(slf.py(), "bias", true))
+    }
+
+    /// Normalize every row of `x` over its last dimension.
+    fn forward<'py>(slf: &Bound<'py, Self>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        LayerNorm::run(slf, x, false)
+    }
+
+    /// Accumulate dL/dweight and dL/dbias; return dL/dx.
+    fn backward<'py>(
+        slf: &Bound<'py, Self>,
+        grad: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        LayerNorm::run(slf, grad, true)
+    }
+
+    #[pyo3(signature = (*input))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        input: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if input.len() == 1 && runs_natively::<LayerNorm>(slf.as_any())? {
+            return LayerNorm::forward(slf, &input.get_item(0)?);
+        }
+        slf.call_method1(intern!(slf.py(), "forward"), input)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for (t, g) in &self.slots {
+            visit.call(t)?;
+            visit.call(g)?;
+        }
+        Ok(())
+    }
+
+    /// `[(weight, weight_grad), (bias, bias_grad)]`, those that are there.
+    fn param<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let this = slf.busy_ref()?;
+        PyList::new(
+            py,
+            this.slots
+                .iter()
+                .map(|(t, g)| (t.clone_ref(py), g.clone_ref(py))),
+        )
+    }
+
+    fn _param_names<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let (w, b) = slf.busy_ref()?.state.slots();
+        let names = [("weight", w), ("bias", b)];
+        PyList::new(py, names.iter().filter(|(_, t)| *t).map(|(n, _)| *n))
+    }
+
+    fn _name(slf: &Bound<'_, Self>) -> PyResult<String> {
+        Ok(slf.busy_ref()?.state.name())
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let (c, eps, affine) = {
+            let me = slf.busy_ref()?;
+            (me.state.size(), me.state.eps(), me.state.slots().0)
+        };
+        Ok(format!(
+            "{}(({c},), eps={}, elementwise_affine={})",
+            type_name(slf.as_any()),
+            py_repr(&PyFloat::new(slf.py(), eps))?,
+            if affine { "True" } else { "False" }
+        ))
+    }
+}
+
 // ---------------------------------------------------------------- Sequential
 
-/// A child of a Sequential: the native arms run in Rust, any other module through Python.
+/// A native layer borrowed for a run of the stack runner: the borrows of its
+/// module and its tensors, from which it lends the runner its [`Layer`] view.
+pub(crate) trait HeldLayer {
+    /// The runner's view of the layer.
+    fn layer(&mut self) -> Layer<'_>;
+    /// Its parameter slots in table order: the parameter, the gradient tensor
+    /// the layer accumulates into, and the parameter's `.grad`.
+    fn slots(&self) -> Vec<SlotRefs<'_>>;
+}
+
+/// A held layer: one arm per class of [`NATIVE`], so that holding a layer
+/// allocates nothing.
+pub(crate) enum Held<'py> {
+    Linear(HeldLinear<'py>),
+    Activation(PyRefMut<'py, Activation>),
+    Dropout(HeldDropout<'py>),
+    LayerNorm(HeldLayerNorm<'py>),
+}
+
+impl Held<'_> {
+    /// The runner's view of the layer.
+    pub(crate) fn layer(&mut self) -> Layer<'_> {
+        match self {
+            Held::Linear(h) => h.layer(),
+            Held::Activation(h) => h.layer(),
+            Held::Dropout(h) => h.layer(),
+            Held::LayerNorm(h) => h.layer(),
+        }
+    }
+
+    /// Its parameter slots in table order (see [`HeldLayer::slots`]).
+    pub(crate) fn slots(&self) -> Vec<SlotRefs<'_>> {
+        match self {
+            Held::Linear(h) => h.slots(),
+            Held::Activation(h) => h.slots(),
+            Held::Dropout(h) => h.slots(),
+            Held::LayerNorm(h) => h.slots(),
+        }
+    }
+}
+
+/// A parameter slot's tensors: the parameter, the gradient tensor the layer
+/// accumulates into, and the parameter's `.grad`.
+pub(crate) type SlotRefs<'a> = (&'a Py<PyTensor>, &'a Py<PyTensor>, Option<&'a Py<PyTensor>>);
+
+/// See [`LayerClass::hold`].
+type HoldFn =
+    for<'py> fn(&Bound<'py, PyAny>, &mut Vec<Bound<'py, PyGenerator>>, bool) -> PyResult<Held<'py>>;
+
+/// How the bindings run one native layer class; [`NATIVE`] lists them.
+pub(crate) struct LayerClass {
+    /// Whether a module is an instance that overrides none of these methods.
+    keeps: for<'a, 'b, 'py> fn(
+        &'a Bound<'py, PyAny>,
+        &'b [&'b Bound<'py, PyString>],
+    ) -> PyResult<bool>,
+    /// The module's name in a message about its input.
+    who: fn(&Bound<'_, PyAny>) -> PyResult<String>,
+    /// Borrow the module (an instance of the class) for a run; with `draw`, a
+    /// drawing `Dropout` adds the generator it draws from to the list.
+    hold: HoldFn,
+}
+
+/// The native layer classes: a module of one of them that overrides neither
+/// `forward` nor `backward` runs through the stack runner.
+const NATIVE: [LayerClass; 4] = [
+    LayerClass {
+        keeps: keeps::<Linear>,
+        who: |m| m.cast::<Linear>()?.busy_ref()?.who(),
+        hold: hold_linear,
+    },
+    LayerClass {
+        keeps: keeps::<Activation>,
+        who: |m| Ok(type_name(m)),
+        hold: |m, _, _| {
+            let a = m.cast::<Activation>()?.busy_mut()?;
+            Ok(Held::Activation(a))
+        },
+    },
+    LayerClass {
+        keeps: keeps::<Dropout>,
+        who: |m| Ok(type_name(m)),
+        hold: hold_dropout,
+    },
+    LAYER_NORM,
+];
+
+impl HeldLayer for PyRefMut<'_, Activation> {
+    fn layer(&mut self) -> Layer<'_> {
+        Layer {
+            kind: LayerKind::Activation(&mut self.state),
+            params: Slots::new(),
+        }
+    }
+
+    fn slots(&self) -> Vec<SlotRefs<'_>> {
+        Vec::new()
+    }
+}
+
+/// A Linear and its four tensors, borrowed.
+pub(crate) struct HeldLinear<'py> {
+    lin: PyRefMut<'py, Linear>,
+    w: PyRefMut<'py, PyTensor>,
+    b: Option<PyRefMut<'py, PyTensor>>,
+    gw: PyRefMut<'py, PyTensor>,
+    gb: Option<PyRefMut<'py, PyTensor>>,
+}
+
+fn hold_linear<'py>(
+    m: &Bound<'py, PyAny>,
+    _gens: &mut Vec<Bound<'py, PyGenerator>>,
+    _draw: bool,
+) -> PyResult<Held<'py>> {
+    let py = m.py();
+    let lin = m.cast::<Linear>()?.busy_mut()?;
+    let p = lin.params()?;
+    let [w, gw] = [&p.weight, &p.weight_grad].map(|t| t.bind(py).clone());
+    let [b, gb] = [&p.bias, &p.bias_grad].map(|t| t.as_ref().map(|t| t.bind(py).clone()));
+    Ok(Held::Linear(HeldLinear {
+        w: w.busy_mut()?,
+        b: b.as_ref().map(|b| b.busy_mut()).transpose()?,
+        gw: gw.busy_mut()?,
+        gb: gb.as_ref().map(|g| g.busy_mut()).transpose()?,
+        lin,
+    }))
+}
+
+impl HeldLayer for HeldLinear<'_> {
+    fn layer(&mut self) -> Layer<'_> {
+        let p = self.lin.p.as_mut().expect("held only once initialized");
+        let mut params = Slots::new();
+        params.push(Slot {
+            value: self.w.t.data_mut(),
+            grad: self.gw.t.data_mut(),
+        });
+        if let (Some(b), Some(g)) = (self.b.as_mut(), self.gb.as_mut()) {
+            params.push(Slot {
+                value: b.t.data_mut(),
+                grad: g.t.data_mut(),
+            });
+        }
+        Layer {
+            kind: LayerKind::Linear(&mut p.state),
+            params,
+        }
+    }
+
+    fn slots(&self) -> Vec<SlotRefs<'_>> {
+        match self.lin.p.as_ref() {
+            Some(p) => {
+                let mut out = vec![(&p.weight, &p.weight_grad, self.w.grad.as_ref())];
+                if let (Some(b), Some(g), Some(bt)) = (&p.bias, &p.bias_grad, &self.b) {
+                    out.push((b, g, bt.grad.as_ref()));
+                }
+                out
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
+/// A Dropout, borrowed, and the index of its generator in the run's list.
+pub(crate) struct HeldDropout<'py>(PyRefMut<'py, Dropout>, Option<usize>);
+
+fn hold_dropout<'py>(
+    m: &Bound<'py, PyAny>,
+    gens: &mut Vec<Bound<'py, PyGenerator>>,
+    draw: bool,
+) -> PyResult<Held<'py>> {
+    let py = m.py();
+    let d = m.cast::<Dropout>()?;
+    let training = d.as_super().busy_ref()?.training;
+    let me = d.busy_mut()?;
+    let gen = if draw && me.state.draws(training) {
+        let g = resolve(py, me.generator.as_ref().map(|g| g.bind(py).as_any()))?;
+        Some(match gens.iter().position(|h| h.is(&g)) {
+            Some(i) => i,
+            None => {
+                gens.push(g);
+                gens.len() - 1
+            }
+        })
+    } else {
+        None
+    };
+    Ok(Held::Dropout(HeldDropout(me, gen)))
+}
+
+impl HeldLayer for HeldDropout<'_> {
+    fn layer(&mut self) -> Layer<'_> {
+        Layer {
+            kind: LayerKind::Dropout(&mut self.0.state, self.1),
+            params: Slots::new(),
+        }
+    }
+
+    fn slots(&self) -> Vec<SlotRefs<'_>> {
+        Vec::new()
+    }
+}
+
+/// A child of a Sequential: a native layer runs through the stack runner, any
+/// other module through Python.
 pub(crate) enum Child {
-    Linear(Py<Linear>),
-    Activation(Py<Activation>),
-    Dropout(Py<Dropout>),
+    Layer(Py<PyAny>, &'static LayerClass),
     Seq(Py<Sequential>),
     Other(Py<PyAny>),
 }
@@ -501,33 +1012,45 @@ pub(crate) enum Child {
 impl Child {
     fn clone_ref(&self, py: Python<'_>) -> Child {
         match self {
-            Child::Linear(m) => Child::Linear(m.clone_ref(py)),
-            Child::Activation(m) => Child::Activation(m.clone_ref(py)),
-            Child::Dropout(m) => Child::Dropout(m.clone_ref(py)),
+            Child::Layer(m, c) => Child::Layer(m.clone_ref(py), c),
             Child::Seq(m) => Child::Seq(m.clone_ref(py)),
             Child::Other(m) => Child::Other(m.clone_ref(py)),
         }
     }
 
     fn of(m: &Bound<'_, PyAny>) -> PyResult<Child> {
-        Ok(if runs_natively::<Linear>(m)? {
-            Child::Linear(m.cast::<Linear>()?.clone().unbind())
-        } else if runs_natively::<Activation>(m)? {
-            Child::Activation(m.cast::<Activation>()?.clone().unbind())
-        } else if runs_natively::<Dropout>(m)? {
-            Child::Dropout(m.cast::<Dropout>()?.clone().unbind())
-        } else if runs_natively::<Sequential>(m)? {
+        let py = m.py();
+        let names = [intern!(py, "forward"), intern!(py, "backward")];
+        for class in &NATIVE {
+            if (class.keeps)(m, &names)? {
+                return Ok(Child::Layer(m.clone().unbind(), class));
+            }
+        }
+        Ok(if runs_natively::<Sequential>(m)? {
             Child::Seq(m.cast::<Sequential>()?.clone().unbind())
         } else {
             Child::Other(m.clone().unbind())
         })
     }
+
+    /// Borrow this child, a native layer, for a run (see [`LayerClass::hold`]).
+    pub(crate) fn hold<'py>(
+        &self,
+        py: Python<'py>,
+        gens: &mut Vec<Bound<'py, PyGenerator>>,
+        draw: bool,
+    ) -> PyResult<Option<Held<'py>>> {
+        match self {
+            Child::Layer(m, class) => Ok(Some((class.hold)(m.bind(py), gens, draw)?)),
+            _ => Ok(None),
+        }
+    }
 }
 
 /// The layers of `model`, nested `Sequential`s flattened, when calling `model`
 /// runs them all natively (neither `model`'s class nor the instance overrides
-/// `forward`, `backward` or `__call__`); else `None`. Only `Linear`,
-/// `Activation` and `Dropout` arms are returned.
+/// `forward`, `backward` or `__call__`); else `None`. Only native layers
+/// are returned.
 pub(crate) fn native_layers(model: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Child>>> {
     let py = model.py();
     let names = [
@@ -535,10 +1058,10 @@ pub(crate) fn native_layers(model: &Bound<'_, PyAny>) -> PyResult<Option<Vec<Chi
         intern!(py, "backward"),
         intern!(py, "__call__"),
     ];
-    let own = keeps::<Sequential>(model, &names)?
-        || keeps::<Linear>(model, &names)?
-        || keeps::<Activation>(model, &names)?
-        || keeps::<Dropout>(model, &names)?;
+    let mut own = keeps::<Sequential>(model, &names)?;
+    for class in &NATIVE {
+        own = own || (class.keeps)(model, &names)?;
+    }
     if !own {
         return Ok(None);
     }
@@ -613,6 +1136,64 @@ fn check_depth(py: Python<'_>, depth: usize) -> PyResult<()> {
     Ok(())
 }
 
+/// Run `run`, consecutive native layers, through the stack runner: forward
+/// from `x`, or (`backward`) backward from the gradient `x`.
+fn run_native<'py>(
+    py: Python<'py>,
+    run: &[Child],
+    x: Flow<'py>,
+    backward: bool,
+) -> PyResult<Flow<'py>> {
+    let first = if backward { run.last() } else { run.first() };
+    let (data, shape) = x.into_buf(|| match first {
+        Some(Child::Layer(m, class)) => (class.who)(m.bind(py)),
+        _ => Ok(String::new()),
+    })?;
+    let mut gens = Vec::new();
+    let mut held = Vec::with_capacity(run.len());
+    for kid in run {
+        if let Some(h) = kid.hold(py, &mut gens, !backward)? {
+            held.push(h);
+        }
+    }
+    let mut gen_refs = Vec::with_capacity(gens.len());
+    for g in &gens {
+        gen_refs.push(g.busy_mut()?);
+    }
+    let mut gmut: Vec<&mut Generator> = gen_refs.iter_mut().map(|g| &mut g.g).collect();
+    let mut layers: Vec<Layer<'_>> = held.iter_mut().map(|h| h.layer()).collect();
+    let work = layers
+        .iter()
+        .map(|l| l.work(data.len(), backward))
+        .fold(0, usize::saturating_add);
+    let pass = || {
+        if backward {
+            Stack::backward_kept(&mut layers, data, shape)
+        } else {
+            Stack::forward_kept(&mut layers, data, shape, &mut gmut)
+        }
+    };
+    let out = if work >= DETACH_WORK {
+        py.detach(pass)
+    } else {
+        pass()
+    };
+    match out {
+        Ok((v, s)) => Ok(Flow::Buf(v, s)),
+        Err((l, e)) => Err(match (layers[l].kind_name(), &run[l]) {
+            (Some(kind), Child::Layer(m, _)) => renamed(e, kind, m.bind(py)),
+            _ => to_pyerr(e),
+        }),
+    }
+}
+
+/// The length of the run of native layers at the start of `kids`.
+fn native_run(kids: &[Child]) -> usize {
+    kids.iter()
+        .take_while(|k| matches!(k, Child::Layer(..)))
+        .count()
+}
+
 fn run_forward<'py>(
     py: Python<'py>,
     kids: &[Child],
@@ -620,33 +1201,25 @@ fn run_forward<'py>(
     depth: usize,
 ) -> PyResult<Flow<'py>> {
     check_depth(py, depth)?;
-    for kid in kids {
-        x = match kid {
-            Child::Linear(l) => {
-                let l = l.bind(py);
-                let (data, shape) = x.into_buf(|| l.busy_ref()?.who())?;
-                let (y, shape) = l.busy_mut()?.forward_buf(py, data, shape)?;
-                Flow::Buf(y, shape)
-            }
-            Child::Activation(a) => {
-                let a = a.bind(py);
-                let (data, shape) = x.into_buf(|| Ok(type_name(a.as_any())))?;
-                Flow::Buf(a.busy_mut()?.forward_buf(a.as_any(), data, shape)?, shape)
-            }
-            Child::Dropout(d) => {
-                let d = d.bind(py);
-                let (data, shape) = x.into_buf(|| Ok(type_name(d.as_any())))?;
-                Flow::Buf(Dropout::forward_buf(d, data, shape)?, shape)
-            }
+    let mut i = 0;
+    while i < kids.len() {
+        let n = native_run(&kids[i..]);
+        if n > 0 {
+            x = run_native(py, &kids[i..i + n], x, false)?;
+            i += n;
+            continue;
+        }
+        x = match &kids[i] {
             Child::Seq(s) => {
                 let inner = s.bind(py).busy_ref()?.kids.clone();
                 run_forward(py, &inner, x, depth + 1)?
             }
-            Child::Other(m) => {
+            Child::Other(m) | Child::Layer(m, _) => {
                 let arg = x.into_obj(py)?;
                 Flow::Obj(m.bind(py).call_method1(intern!(py, "forward"), (arg,))?)
             }
         };
+        i += 1;
     }
     Ok(x)
 }
@@ -658,33 +1231,29 @@ fn run_backward<'py>(
     depth: usize,
 ) -> PyResult<Flow<'py>> {
     check_depth(py, depth)?;
-    for kid in kids.iter().rev() {
-        g = match kid {
-            Child::Linear(l) => {
-                let l = l.bind(py);
-                let (data, shape) = g.into_buf(|| l.busy_ref()?.who())?;
-                let (dx, shape) = l.busy_ref()?.backward_buf(py, &data, shape)?;
-                Flow::Buf(dx, shape)
-            }
-            Child::Activation(a) => {
-                let a = a.bind(py);
-                let (data, shape) = g.into_buf(|| Ok(type_name(a.as_any())))?;
-                Flow::Buf(a.busy_ref()?.backward_buf(a.as_any(), &data, shape)?, shape)
-            }
-            Child::Dropout(d) => {
-                let d = d.bind(py);
-                let (data, shape) = g.into_buf(|| Ok(type_name(d.as_any())))?;
-                Flow::Buf(Dropout::backward_buf(d, data, shape)?, shape)
-            }
+    let mut end = kids.len();
+    while end > 0 {
+        let n = kids[..end]
+            .iter()
+            .rev()
+            .take_while(|k| matches!(k, Child::Layer(..)))
+            .count();
+        if n > 0 {
+            g = run_native(py, &kids[end - n..end], g, true)?;
+            end -= n;
+            continue;
+        }
+        g = match &kids[end - 1] {
             Child::Seq(s) => {
                 let inner = s.bind(py).busy_ref()?.kids.clone();
                 run_backward(py, &inner, g, depth + 1)?
             }
-            Child::Other(m) => {
+            Child::Other(m) | Child::Layer(m, _) => {
                 let arg = g.into_obj(py)?;
                 Flow::Obj(m.bind(py).call_method1(intern!(py, "backward"), (arg,))?)
             }
         };
+        end -= 1;
     }
     Ok(g)
 }
@@ -888,11 +1457,8 @@ impl Sequential {
         }
         for kid in self.kids.iter() {
             match kid {
-                Child::Linear(l) => visit.call(l)?,
-                Child::Activation(a) => visit.call(a)?,
-                Child::Dropout(d) => visit.call(d)?,
+                Child::Layer(m, _) | Child::Other(m) => visit.call(m)?,
                 Child::Seq(q) => visit.call(q)?,
-                Child::Other(o) => visit.call(o)?,
             }
         }
         Ok(())
@@ -954,14 +1520,21 @@ fn _set_grad_enabled(mode: bool) -> bool {
     crate::grad_mode::set_enabled(mode)
 }
 
-/// Register `Module`, the layer classes, `LAYERS` (their names in table order) and
-/// the grad mode's two functions.
+/// Register `Module`, the layer classes, `LAYERS`, their names in table order,
+/// `LAYER_TABLE`, one `(name, parameter slots, buffer slots, signature)` per
+/// line of `layer_table!`, and the grad mode's two functions.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_grad_enabled, m)?)?;
     m.add_function(wrap_pyfunction!(_set_grad_enabled, m)?)?;
     m.add_class::<Module>()?;
     m.add_class::<Linear>()?;
     m.add_class::<Dropout>()?;
+    m.add_class::<LayerNorm>()?;
     m.add_class::<Sequential>()?;
-    m.add("LAYERS", vec!["Linear", "Dropout", "Sequential"])
+    m.add("LAYERS", LAYERS.iter().map(|l| l.name).collect::<Vec<_>>())?;
+    let table = LAYERS
+        .iter()
+        .map(|l| (l.name, l.params.to_vec(), l.buffers.to_vec(), l.signature))
+        .collect::<Vec<_>>();
+    m.add("LAYER_TABLE", table)
 }

@@ -12,32 +12,16 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::activations::Activation;
 use super::base::keeps;
 use super::generator::{resolve, PyGenerator};
 use super::losses::{is_member, Loss};
-use super::modules::{native_layers, Child, Dropout, Linear};
+use super::modules::native_layers;
 use super::optim::Optimizer;
 use super::tensor::PyTensor;
 use super::IntoPyResult;
 use crate::losses::Targets as LossTargets;
 use crate::optim::check_penalties;
-use crate::training::{train_epoch, Epoch, Layer, Targets, Which};
-
-/// The borrowed tensors of one Linear: weight, bias, and their gradients.
-struct LinearTensors<'py> {
-    w: PyRefMut<'py, PyTensor>,
-    b: PyRefMut<'py, PyTensor>,
-    gw: PyRefMut<'py, PyTensor>,
-    gb: PyRefMut<'py, PyTensor>,
-}
-
-/// A borrowed layer.
-enum Held<'py> {
-    Linear(PyRefMut<'py, Linear>, LinearTensors<'py>),
-    Activation(PyRefMut<'py, Activation>),
-    Dropout(PyRefMut<'py, Dropout>, Option<usize>),
-}
+use crate::training::{train_epoch, Epoch, Layer, Targets};
 
 /// `Ok(None)` from a failed borrow: the object is in use, and the Python loop
 /// reports that as it always does.
@@ -146,51 +130,14 @@ pub(crate) fn _train_epoch(
     };
 
     // Borrow every layer and the generators its Dropouts draw from.
-    let mut held = Vec::new();
+    let mut held = Vec::with_capacity(kids.len());
     let mut gens: Vec<Bound<'_, PyGenerator>> = Vec::new();
-    let mut width = in_f;
     for kid in &kids {
-        held.push(match kid {
-            Child::Linear(l) => {
-                let l = l.bind(py);
-                let lin = borrow_or_none!(l.try_borrow_mut());
-                // Not initialized, or the wrong width: the Python loop says so.
-                let Some(p) = lin.p.as_ref() else {
-                    return Ok(None);
-                };
-                if p.state.in_features() != width {
-                    return Ok(None);
-                }
-                width = p.state.out_features();
-                let t = LinearTensors {
-                    w: borrow_or_none!(p.weight.bind(py).try_borrow_mut()),
-                    b: borrow_or_none!(p.bias.bind(py).try_borrow_mut()),
-                    gw: borrow_or_none!(p.weight_grad.bind(py).try_borrow_mut()),
-                    gb: borrow_or_none!(p.bias_grad.bind(py).try_borrow_mut()),
-                };
-                Held::Linear(lin, t)
-            }
-            Child::Activation(a) => Held::Activation(borrow_or_none!(a.bind(py).try_borrow_mut())),
-            Child::Dropout(d) => {
-                let d = d.bind(py);
-                let training = borrow_or_none!(d.as_super().try_borrow()).training;
-                let me = borrow_or_none!(d.try_borrow_mut());
-                let gen = if me.state.draws(training) {
-                    let g = resolve(py, me.generator.as_ref().map(|g| g.bind(py).as_any()))?;
-                    Some(match gens.iter().position(|h| h.is(&g)) {
-                        Some(i) => i,
-                        None => {
-                            gens.push(g);
-                            gens.len() - 1
-                        }
-                    })
-                } else {
-                    None
-                };
-                Held::Dropout(me, gen)
-            }
-            Child::Seq(_) | Child::Other(_) => return Ok(None),
-        });
+        // In use, or not initialized: the Python loop says so.
+        match kid.hold(py, &mut gens, true) {
+            Ok(Some(h)) => held.push(h),
+            _ => return Ok(None),
+        }
     }
     let mut gen_refs = Vec::new();
     for g in &gens {
@@ -203,53 +150,51 @@ pub(crate) fn _train_epoch(
     let opt_mut = &mut *opt_ref;
     let mut params = Vec::new();
     let mut regularized = Vec::new();
-    let mut seen = vec![[false; 2]; held.len()];
+    let mut seen: Vec<Vec<bool>> = held.iter().map(|h| vec![false; h.slots().len()]).collect();
     for (e, state) in opt_mut.params.iter().zip(opt_mut.states.iter_mut()) {
         let mut found = None;
         for (l, h) in held.iter().enumerate() {
-            if let Held::Linear(lin, t) = h {
-                let Some(p) = lin.p.as_ref() else {
-                    return Ok(None);
-                };
-                let pairs = [
-                    (Which::Weight, &p.weight, &p.weight_grad, &t.w),
-                    (Which::Bias, &p.bias, &p.bias_grad, &t.b),
-                ];
-                for (which, param, g, pt) in pairs {
-                    if !e.p.is(param) {
-                        continue;
-                    }
-                    let grad = e.g.as_ref().or(pt.grad.as_ref());
-                    if !grad.is_some_and(|gr| gr.is(g)) {
-                        return Ok(None);
-                    }
-                    // regularize_ reads the parameter's own `.grad`
-                    let reg = reg_params.iter().any(|r| r.is(param));
-                    if reg && !pt.grad.as_ref().is_some_and(|gr| gr.is(g)) {
-                        return Ok(None);
-                    }
-                    found = Some((l, which, reg));
+            for (slot, (param, g, param_grad)) in h.slots().into_iter().enumerate() {
+                if !e.p.is(param) {
+                    continue;
                 }
+                let grad = e.g.as_ref().or(param_grad);
+                if !grad.is_some_and(|gr| gr.is(g)) {
+                    return Ok(None);
+                }
+                // regularize_ reads the parameter's own `.grad`
+                let reg = reg_params.iter().any(|r| r.is(param));
+                if reg && !param_grad.is_some_and(|gr| gr.is(g)) {
+                    return Ok(None);
+                }
+                found = Some((l, slot, reg));
             }
         }
-        let Some((l, which, reg)) = found else {
+        let Some((l, slot, reg)) = found else {
             return Ok(None);
         };
-        let slot = &mut seen[l][which as usize];
-        if *slot {
+        let seen_slot = &mut seen[l][slot];
+        if *seen_slot {
             return Ok(None);
         }
-        *slot = true;
-        params.push((l, which, state));
+        *seen_slot = true;
+        params.push((l, slot, state));
         regularized.push(reg);
     }
-    let all_seen = held
-        .iter()
-        .zip(&seen)
-        .all(|(h, s)| !matches!(h, Held::Linear(..)) || s == &[true, true]);
     // Every regularized tensor is one of the entries, each once.
-    if !all_seen || regularized.iter().filter(|&&r| r).count() != reg_params.len() {
+    if !seen.iter().all(|s| s.iter().all(|&b| b))
+        || regularized.iter().filter(|&&r| r).count() != reg_params.len()
+    {
         return Ok(None);
+    }
+    let layers: Vec<Layer<'_>> = held.iter_mut().map(|h| h.layer()).collect();
+    // The wrong widths: the Python loop says so.
+    let mut width = in_f;
+    for l in &layers {
+        if l.in_width().is_some_and(|w| w != width) {
+            return Ok(None);
+        }
+        width = l.width_out(width);
     }
 
     let mut loss_ref = borrow_or_none!(loss.try_borrow_mut());
@@ -265,23 +210,6 @@ pub(crate) fn _train_epoch(
             .randperm(n)
             .py()?
     };
-    let mut layers = Vec::new();
-    for h in held.iter_mut() {
-        layers.push(match h {
-            Held::Linear(lin, t) => Layer::Linear {
-                state: match lin.p.as_mut() {
-                    Some(p) => &mut p.state,
-                    None => return Ok(None),
-                },
-                w: t.w.t.data_mut(),
-                b: t.b.t.data_mut(),
-                gw: t.gw.t.data_mut(),
-                gb: t.gb.t.data_mut(),
-            },
-            Held::Activation(a) => Layer::Activation(&mut a.state),
-            Held::Dropout(d, gen) => Layer::Dropout(&mut d.state, *gen),
-        });
-    }
     let epoch = Epoch {
         layers,
         generators: gen_refs.iter_mut().map(|g| &mut g.g).collect(),

@@ -1,0 +1,221 @@
+"""The layer family, tested from its tables: ``pyfw.LAYERS`` (with each member's
+``_params``, ``_buffers`` and ``_param_shapes``) and ``pyfw_rs``'s ``LAYER_TABLE``
+(generated from ``layer_table!`` in rust/modules.rs). Every member is built from
+its signature, checked against both tables and the ``.pyi`` stub, saved and
+loaded, copied and pickled, and run natively inside ``fit``. A new member is
+tested here without new test code."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import inspect
+import pickle
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from conftest import load_backend
+from fwtest import sd_hex, th
+
+import pyfw
+
+MEMBERS = [n for n in pyfw.LAYERS if n != "Sequential"]
+STUB = Path(__file__).resolve().parent.parent / "python" / "pyfw_rs" / "_native.pyi"
+
+
+def rs() -> ModuleType:
+    return load_backend("rs")
+
+
+def example(fw: ModuleType, name: str) -> Any:
+    """Member ``name`` of ``fw``, its required arguments 3 and a fixed generator if it takes one."""
+    kw: dict = {}
+    for p in inspect.signature(pyfw.LAYERS[name]).parameters.values():
+        if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD:
+            kw[p.name] = 3
+        elif p.name == "generator":
+            kw[p.name] = fw.Generator(7)
+    return fw.LAYERS[name](**kw)
+
+
+def params(sig: inspect.Signature) -> list:
+    """``(name, kind, default)`` of each parameter: what a signature must agree on."""
+    return [(p.name, p.kind, p.default) for p in sig.parameters.values()]
+
+
+def parsed(text: str) -> inspect.Signature:
+    """The signature written ``text`` (``"(a, b=1.0)"``)."""
+    return inspect.signature(eval(f"lambda {text[1:-1]}: None"))  # noqa: S307 (the tables' own literals)
+
+
+def stub_signature(name: str) -> inspect.Signature:
+    """The signature of ``__init__`` of class ``name`` in the stub, without ``self``."""
+    tree = ast.parse(STUB.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            for f in node.body:
+                if isinstance(f, ast.FunctionDef) and f.name == "__init__":
+                    a = f.args
+                    names = [x.arg for x in a.args[1:]]
+                    defaults = [ast.literal_eval(d) for d in a.defaults]
+                    parts = [n if i < len(names) - len(defaults) else f"{n}={defaults[i - len(names) + len(defaults)]!r}"
+                             for i, n in enumerate(names)]
+                    if a.vararg is not None:
+                        parts.append(f"*{a.vararg.arg}")
+                    return parsed(f"({', '.join(parts)})")
+    raise AssertionError(f"the stub has no class {name} with an __init__")
+
+
+def test_both_tables_list_the_same_members() -> None:
+    r = rs()
+    table = r._native.LAYER_TABLE
+    assert [row[0] for row in table] == list(r.LAYERS) == list(pyfw.LAYERS)
+    for name in pyfw.LAYERS:
+        assert getattr(pyfw, name) is pyfw.LAYERS[name] and getattr(r, name) is r.LAYERS[name]
+
+
+@pytest.mark.parametrize("name", list(pyfw.LAYERS))
+def test_signatures_match_the_tables_and_the_stub(name: str) -> None:
+    """pyfw's constructor, the Rust table's signature, the native class's text signature
+    and the stub's ``__init__`` agree on names, kinds and defaults."""
+    r = rs()
+    row = next(row for row in r._native.LAYER_TABLE if row[0] == name)
+    want = params(inspect.signature(pyfw.LAYERS[name]))
+    assert params(parsed(row[3])) == want
+    assert params(inspect.signature(r.LAYERS[name])) == want
+    assert params(stub_signature(name)) == want
+
+
+@pytest.mark.parametrize("name", MEMBERS)
+def test_slots_match_the_tables_and_the_state_dict(name: str) -> None:
+    r = rs()
+    _, slots, buffers, _ = next(row for row in r._native.LAYER_TABLE if row[0] == name)
+    ref = pyfw.LAYERS[name]
+    assert list(ref._buffers) == buffers
+    m = example(pyfw, name)
+    # The arguments as a model file stores them (a bias slot reads as whether it is there).
+    args = {a: pyfw.io._arg_value(pyfw, getattr(m, a)) for a in ref._params}
+    shapes = ref._param_shapes(**args) if slots else {}
+    assert list(shapes) == slots
+    for fw in (pyfw, r):
+        m = example(fw, name)
+        sd = m.state_dict()
+        assert list(sd) == slots + buffers
+        for key, shape in shapes.items():
+            assert tuple(sd[key].shape) == shape
+        assert [n for n, _ in m.named_parameters()] == slots
+
+
+@pytest.mark.parametrize("name", MEMBERS)
+@pytest.mark.parametrize("backend", ["py", "rs"])
+def test_members_save_load_copy_and_pickle(name: str, backend: str, tmp_path: Path) -> None:
+    fw = load_backend(backend)
+    m = example(fw, name)
+    m.eval()
+    x = fw.tensor([[0.5, -1.0, 2.0], [0.25, 0.0, -3.0]])
+    want = th(m(x))
+    path = tmp_path / "m.safetensors"
+    fw.io.save_model(m, path)
+    loaded = fw.io.load_model(path)
+    assert type(loaded) is type(m) and sd_hex(loaded.state_dict()) == sd_hex(m.state_dict())
+    for other in (copy.deepcopy(m), pickle.loads(pickle.dumps(m)), loaded):
+        assert type(other) is type(m) and repr(other) == repr(m)
+        assert th(other(x)) == want
+
+
+@pytest.mark.parametrize("name", MEMBERS)
+def test_members_train_natively_and_bit_identically(name: str) -> None:
+    """``fit`` of ``Linear(2, 3) -> member -> Linear(3, 2)`` (a member that draws, in
+    training mode) gives the same bits in both backends, and pyfw_rs runs the epoch natively."""
+    r = rs()
+    out = {}
+    for fw in (pyfw, r):
+        fw.manual_seed(0)
+        model = fw.Sequential(fw.Linear(2, 3), example(fw, name), fw.Linear(3, 2))
+        x = fw.tensor([[0.1 * i, 0.2 - 0.05 * i] for i in range(12)])
+        y = fw.tensor([[0.3 * (i % 3), 0.1 * (i % 2)] for i in range(12)])
+        opt = fw.SGD(model.parameters(), lr=0.1)
+        fw.fit(model, fw.MSELoss(), opt, x, y, epochs=2, batch_size=5, generator=fw.Generator(1))
+        out[fw.__name__] = sd_hex(model.state_dict())
+        if fw is r:
+            native = r._native._train_epoch(model, r.MSELoss(), opt, x, y, 5, r.Generator(1), True)
+            assert native is not None
+    assert out["pyfw"] == out["pyfw_rs"]
+
+
+def wider(fw: ModuleType) -> Any:
+    """An input one column wider than :func:`example`'s members take."""
+    return fw.tensor([[0.5, -1.0, 2.0, 1.5], [0.25, 0.0, -3.0, 0.75]])
+
+
+@pytest.mark.parametrize("name", MEMBERS)
+def test_members_pass_gradcheck(fw: ModuleType, name: str) -> None:
+    """Central differences agree with every member's input and parameter gradients (in eval
+    mode: a member that draws is refused in training mode)."""
+    m = example(fw, name)
+    m.eval()
+    x = fw.tensor([[0.5, -1.0, 2.0], [0.25, 0.125, -3.0], [1.0, 2.0, 0.5]])
+    assert fw.gradcheck(m, x)
+
+
+@pytest.mark.parametrize("name", [n for n in MEMBERS if getattr(pyfw.LAYERS[n], "_param_shapes", None)])
+def test_a_member_with_parameters_refuses_an_input_of_another_width(name: str) -> None:
+    """The same exception type in both backends, naming the member."""
+    errors = []
+    for fw in (pyfw, rs()):
+        with pytest.raises((ValueError, TypeError)) as e:
+            example(fw, name)(wider(fw))
+        assert name in str(e.value)
+        errors.append(type(e.value))
+    assert errors[0] is errors[1]
+
+
+@pytest.mark.parametrize("name", MEMBERS)
+@pytest.mark.parametrize("bad", [0, -2, 2.5, "3", None])
+def test_bad_required_arguments_get_the_same_error(name: str, bad: Any) -> None:
+    """Each required argument, given a bad value, gets the same exception type in both backends."""
+    required = [p.name for p in inspect.signature(pyfw.LAYERS[name]).parameters.values()
+                if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+    for arg in required:
+        errors = []
+        for fw in (pyfw, rs()):
+            kw = {a: 3 for a in required}
+            kw[arg] = bad
+            with pytest.raises((ValueError, TypeError)) as e:
+                fw.LAYERS[name](**kw)
+            errors.append(type(e.value))
+        assert errors[0] is errors[1], (arg, bad, errors)
+
+
+@pytest.mark.parametrize("bias", [False, None, 0])
+def test_linear_without_bias(bias: Any, tmp_path: Path) -> None:
+    """``Linear(in, out, bias=False)``: ``y = x W^T`` (sums from 0.0), only ``weight`` in the
+    state dict and the parameters, the weight drawn as with a bias (the bias is not drawn),
+    bit-identical in both backends, trained natively, and saved, loaded and copied."""
+    out = {}
+    for fw in (pyfw, rs()):
+        with_bias = fw.Linear(3, 2, generator=fw.Generator(5))
+        m = fw.Linear(3, 2, bias=bias, generator=fw.Generator(5))
+        assert m.bias is None and m.bias_grad is None
+        assert repr(m) == "Linear(in_features=3, out_features=2, bias=False)"
+        assert list(m.state_dict()) == ["weight"] and len(m.param()) == 1
+        assert th(m.weight) == th(with_bias.weight)
+        x = fw.tensor([[0.5, -1.0, 2.0], [0.0, 0.0, 0.0]])
+        y = m(x)
+        assert th(y)[1] == [float(0.0).hex()] * 2
+        assert fw.gradcheck(m, x)
+        model = fw.Sequential(m, fw.Tanh(), fw.Linear(2, 1, bias=False, generator=fw.Generator(6)))
+        opt = fw.SGD(model.parameters(), lr=0.1)
+        data, target = fw.tensor([[0.1 * i, 0.3, -0.2 * i] for i in range(8)]), fw.tensor([[0.5]] * 8)
+        fw.fit(model, fw.MSELoss(), opt, data, target, epochs=2, batch_size=3, generator=fw.Generator(1))
+        if fw is not pyfw:
+            twin = copy.deepcopy((model, opt))
+            assert fw._native._train_epoch(twin[0], fw.MSELoss(), twin[1], data, target, 3, None, False) is not None
+        path = tmp_path / f"{fw.__name__}.safetensors"
+        fw.io.save_model(model, path)
+        for other in (fw.io.load_model(path), copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+            assert repr(other) == repr(model) and sd_hex(other.state_dict()) == sd_hex(model.state_dict())
+        out[fw.__name__] = (th(y), sd_hex(model.state_dict()))
+    assert out["pyfw"] == out["pyfw_rs"]
