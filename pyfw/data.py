@@ -528,3 +528,98 @@ def features(x: Any, names: Any) -> Any:
     if len(x.shape) != 2:
         raise ValueError(f"data.features: x must have shape (n, 2), got {tuple(x.shape)}")
     return fw.tensor(feature_rows(x.tolist(), names))
+
+
+# --------------------------------------------------------------------------- the denoiser's images
+
+DENOISE_SHAPES = ("disk", "rectangle", "stripes")
+"""The shapes of :func:`denoise_pairs`' clean images, by the index ``randbelow(3)`` draws."""
+
+
+def _check_denoise_args(n: Any, size: Any, channels: Any, noise: Any, who: str) -> tuple:
+    """``(n, size, channels, noise)`` checked: positive ints and a finite noise std >= 0."""
+    from .error import check_size
+    n, size, channels = check_size(n, who, "n"), check_size(size, who, "size"), check_size(channels, who, "channels")
+    if isinstance(noise, bool) or not isinstance(noise, numbers.Real):
+        raise TypeError(f"{who}: noise must be a number (the noise's standard deviation), got {type(noise).__name__}")
+    std = float(noise)
+    if not (math.isfinite(std) and std >= 0.0):
+        raise ValueError(f"{who}: noise must be a finite standard deviation >= 0, got {noise!r}")
+    if n * channels * size * size > sys.maxsize // 64:
+        raise MemoryError(f"{who}: {n} images of {channels}x{size}x{size} are too many to hold in memory")
+    return n, size, channels, std
+
+
+def clean_images(n: int, size: int, channels: int, generator: Any) -> list:
+    """The clean images of :func:`denoise_pairs`: a flat list of ``n * channels * size * size``
+    floats in [0, 1], row-major over (n, channels, size, size), drawn from ``generator`` (a
+    generator of either backend) image by image, as docs/NUMERICS.md ("Draw order") lists."""
+    u, pick = generator.uniform, generator.randbelow
+    coords = [(i + 0.5) / size for i in range(size)]  # pixel centres in (0, 1)
+    plane = size * size
+    out: list = []
+    for _ in range(n):
+        # The background: a colour per channel, shaded along x or y.
+        colour = [u(0.0, 1.0) for _ in range(channels)]
+        along_y = pick(2)
+        shade = u(0.0, 0.5)
+        level = [1.0 - shade * coords[(p // size) if along_y else (p % size)] for p in range(plane)]
+        image = [[c * v for v in level] for c in colour]
+        for _ in range(2 + pick(3)):
+            kind = pick(3)
+            colour = [u(0.0, 1.0) for _ in range(channels)]
+            shade = u(0.0, 0.5)
+            if kind == 0:  # a disk, darker towards its rim
+                cx, cy, r = u(0.0, 1.0), u(0.0, 1.0), u(0.1, 0.35)
+            else:  # a rectangle, or vertical stripes in a rectangle, shaded left to right / top to bottom
+                x0, y0, w, h = u(0.0, 0.8), u(0.0, 0.8), u(0.1, 0.5), u(0.1, 0.5)
+                period = u(0.05, 0.2) if kind == 2 else 0.0
+            for p in range(plane):
+                x, y = coords[p % size], coords[p // size]
+                if kind == 0:
+                    dx, dy = x - cx, y - cy
+                    d2 = dx * dx + dy * dy
+                    if not d2 < r * r:
+                        continue
+                    t = math.sqrt(d2) / r
+                else:
+                    if not (x0 <= x < x0 + w and y0 <= y < y0 + h):
+                        continue
+                    if kind == 2 and math.floor((x - x0) / period) % 2 == 1:
+                        continue
+                    t = (x - x0) / w if kind == 1 else (y - y0) / h
+                v = 1.0 - shade * t
+                for c in range(channels):
+                    image[c][p] = colour[c] * v
+        for plane_values in image:
+            out.extend(plane_values)
+    return out
+
+
+def _denoise_pairs(fw: Any, n: Any, size: Any, channels: Any, noise: Any, generator: Any) -> tuple:
+    """:func:`denoise_pairs` with tensors of the backend ``fw`` and a generator of it (already resolved)."""
+    n, size, channels, std = _check_denoise_args(n, size, channels, noise, "data.denoise_pairs")
+    flat = clean_images(n, size, channels, generator)
+    shape = (n, channels, size, size)
+    if fw.Tensor is Tensor:
+        clean = Tensor._wrap([flat[i:i + size] for i in range(0, len(flat), size)], shape)
+    else:
+        clean = fw.tensor(flat).reshape(*shape)
+    noisy_a = (clean + fw.randn(*shape, generator=generator) * std).clamp(0.0, 1.0)
+    noisy_b = (clean + fw.randn(*shape, generator=generator) * std).clamp(0.0, 1.0)
+    return noisy_a, noisy_b, clean
+
+
+def denoise_pairs(n: int, size: int = 32, channels: int = 3, noise: float = 0.1,
+                  generator: Optional[Generator] = None) -> tuple:
+    """The denoiser's data: ``(noisy_a, noisy_b, clean)``, three (n, channels, size, size) tensors in [0, 1].
+
+    ``clean`` holds synthetic images (:func:`clean_images`): a shaded background and 2 to 4
+    overlapping shapes (disks, rectangles, vertical stripes) with smooth shading, every
+    channel its own colour. ``noisy_a`` and ``noisy_b`` are two independently noisy copies,
+    ``clamp(clean + z * noise, 0, 1)`` with ``z`` one standard normal draw per element
+    (``noise`` is the standard deviation). Draws: the clean images, then ``randn`` of the
+    whole shape for ``noisy_a``, then for ``noisy_b`` (docs/NUMERICS.md, "Draw order").
+    Written once; ``pyfw_rs.data.denoise_pairs`` is the same with pyfw_rs tensors.
+    """
+    return _denoise_pairs(importlib.import_module("pyfw"), n, size, channels, noise, _resolve(generator))
