@@ -623,3 +623,105 @@ def denoise_pairs(n: int, size: int = 32, channels: int = 3, noise: float = 0.1,
     Written once; ``pyfw_rs.data.denoise_pairs`` is the same with pyfw_rs tensors.
     """
     return _denoise_pairs(importlib.import_module("pyfw"), n, size, channels, noise, _resolve(generator))
+
+
+# --------------------------------------------------------------------------- IDX files (MNIST)
+
+IDX_TYPES = {0x08: ("B", 1), 0x09: ("b", 1), 0x0B: ("h", 2), 0x0C: ("i", 4), 0x0D: ("f", 4), 0x0E: ("d", 8)}
+"""The IDX data types by their code: ``struct`` format (big-endian) and size in bytes."""
+
+_IDX_CHUNK = 1 << 20
+
+
+def _read_idx_values(path: str, who: str) -> tuple:
+    """``(values, dims, code)`` of an IDX file (gzip-compressed when its name ends in ``.gz``)."""
+    import gzip
+    import os
+    import stat
+    import struct
+    import zlib
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{who}: {path} is not a valid IDX file: {what}")
+
+    with open(path, "rb") as raw:
+        if not stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
+            raise ValueError(f"{who}: {path} is not a regular file")
+        size = os.fstat(raw.fileno()).st_size
+        compressed = path.endswith(".gz")
+        f: Any = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        try:
+            head = f.read(4)
+            if len(head) != 4:
+                raise bad(f"it has {len(head)} bytes, fewer than the 4 of the magic number")
+            if head[0] != 0 or head[1] != 0 or head[2] not in IDX_TYPES:
+                raise bad(f"the magic number {head.hex()} is not 0000, a type code "
+                          f"({', '.join(f'{c:02x}' for c in IDX_TYPES)}) and a number of dimensions")
+            code, ndims = head[2], head[3]
+            if ndims == 0:
+                raise bad("it has 0 dimensions")
+            sizes = f.read(4 * ndims)
+            if len(sizes) != 4 * ndims:
+                raise bad(f"it ends inside the {ndims} sizes")
+            dims = struct.unpack(f">{ndims}I", sizes)
+            if 0 in dims:
+                raise bad(f"its sizes {list(dims)} hold a 0; pyfw tensors are never empty")
+            fmt, width = IDX_TYPES[code]
+            count = 1
+            for d in dims:
+                count *= d
+            need = count * width
+            if not compressed and 4 + 4 * ndims + need != size:
+                raise bad(f"its sizes {list(dims)} of {width}-byte values need {4 + 4 * ndims + need} bytes, "
+                          f"the file has {size}")
+            chunks = []
+            got = 0
+            while got < need:  # what is read is what the file holds, never more than the sizes say
+                part = f.read(min(_IDX_CHUNK, need - got))
+                if not part:
+                    raise bad(f"its data ends after {got} of the {need} bytes its sizes {list(dims)} need")
+                chunks.append(part)
+                got += len(part)
+            if compressed and f.read(1):
+                raise bad(f"it has more data than the {need} bytes its sizes {list(dims)} need")
+        except (OSError, EOFError, zlib.error) as e:
+            if not compressed:
+                raise
+            raise bad(f"it is not a readable gzip stream ({type(e).__name__}: {e})") from None
+        finally:
+            if compressed:
+                f.close()
+    values = struct.unpack(f">{count}{fmt}", b"".join(chunks))
+    if code in (0x0D, 0x0E) and not all(map(math.isfinite, values)):
+        raise ValueError(f"{who}: {path} holds a value that is not finite; pyfw tensors are finite")
+    return values, dims, code
+
+
+def _read_idx(fw: Any, path: Any, who: str = "data.read_idx") -> Any:
+    """:func:`read_idx` with tensors of the backend ``fw``."""
+    import os
+    from .io import MAX_RANK, _make_tensor
+    path = os.fspath(path)
+    values, dims, code = _read_idx_values(path, who)
+    if len(dims) == 1 and code not in (0x0D, 0x0E):
+        return list(values)
+    if len(dims) > MAX_RANK:
+        raise ValueError(f"{who}: {path} has {len(dims)} dimensions; a tensor has at most {MAX_RANK}")
+    cols = dims[-1]
+    rows = [[float(v) for v in values[i:i + cols]] for i in range(0, len(values), cols)]
+    return _make_tensor(fw, rows, tuple(dims))
+
+
+def read_idx(path: Any) -> Any:
+    """Read one IDX file, the format of MNIST's files (``.gz`` too, through ``gzip``).
+
+    The format: a 4-byte magic number (two zero bytes, the type code, the number of
+    dimensions), then each dimension's size as a big-endian unsigned 32-bit integer,
+    then the values, big-endian, row-major. Type codes: ``0x08`` u8 (MNIST's), ``0x09`` i8,
+    ``0x0B`` i16, ``0x0C`` i32, ``0x0D`` f32, ``0x0E`` f64. Returns a float64 tensor of the
+    file's shape with the values as stored (0 to 255 for MNIST's images), or for a 1-D file
+    of integers (labels) a list of ints. A file that is truncated, longer than its sizes
+    say, or otherwise not an IDX file gets a ``ValueError`` naming it; the sizes are
+    checked against the file before its data is read.
+    """
+    return _read_idx(importlib.import_module("pyfw"), path)

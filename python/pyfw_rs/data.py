@@ -71,7 +71,8 @@ class DataLoader(_data.DataLoader):
 
 
 __all__ = ["CLASSIFICATION_SETS", "DISK_RADIUS2", "DataLoader", "FEATURES", "REGRESSION_SETS", "TensorDataset",
-           "circle", "denoise_pairs", "disk", "features", "gauss", "gauss_regression", "moons", "one_hot", "plane", "spiral", "xor"]
+           "circle", "denoise_pairs", "disk", "features", "gauss", "gauss_regression", "moons", "one_hot", "plane",
+           "read_idx", "spiral", "xor"]
 
 
 def denoise_pairs(n: int, size: int = 32, channels: int = 3, noise: float = 0.1,
@@ -82,3 +83,8 @@ def denoise_pairs(n: int, size: int = 32, channels: int = 3, noise: float = 0.1,
     elif not isinstance(generator, Generator):
         raise TypeError(f"data.denoise_pairs: generator must be a pyfw_rs.Generator, got {type(generator).__name__}")
     return _data._denoise_pairs(sys.modules["pyfw_rs"], n, size, channels, noise, generator)
+
+
+def read_idx(path: Any) -> Any:
+    """:func:`pyfw.data.read_idx`, with a pyfw_rs tensor for images."""
+    return _data._read_idx(sys.modules["pyfw_rs"], path)
