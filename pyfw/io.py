@@ -796,8 +796,8 @@ def model_metadata(model: Any, preprocess: Any = None) -> dict:
     """The ``__metadata__`` that :func:`save_model` writes for ``model``: a ``{str: str}`` map.
 
     ``"pyfw.format": "model"``, ``"pyfw.format_version"`` (``"2"`` when the model holds a member
-    of the convolution family, else ``"1"``), ``"pyfw.architecture"`` (JSON of the module tree) and ``"pyfw.preprocess"`` (JSON of the preprocessing
-    spec, ``null`` for none). ``TypeError`` for a module that cannot be described.
+    of the convolution family, else ``"1"``), ``"pyfw.architecture"`` (JSON of the module tree)
+    and ``"pyfw.preprocess"`` (JSON of the preprocessing spec, ``null`` for none). ``TypeError`` for a module that cannot be described.
     """
     arch = _describe(model, 0)
     spec = _check_preprocess(preprocess, "save_model")

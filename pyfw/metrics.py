@@ -160,9 +160,10 @@ def psnr(output: Any, target: Any, data_range: float = 1.0, *, max_val: Optional
     ``mse`` is ``MSELoss``'s mean (docs/NUMERICS.md, "PSNR"): the fold, starting at
     ``0.0``, of ``e * e`` with ``e = output - target`` over all elements in row-major
     order, divided by their number; then ``10.0 * log10((data_range * data_range) / mse)``,
-    ``inf`` when ``mse`` is 0 (``-inf`` when the ratio underflows to 0). ``output`` and ``target`` are tensors of either backend
-    or nested lists of one shape; ``data_range`` (``max_val`` is the same argument under
-    another name) is the span of the values, a positive finite number.
+    ``inf`` when ``mse`` is 0 (``-inf`` when the ratio underflows to 0). ``output`` and
+    ``target`` are tensors of either backend or nested lists of one shape; ``data_range``
+    (``max_val`` is the same argument under another name) is the span of the values, a
+    positive finite number.
     """
     who = "psnr"
     if max_val is not None:
