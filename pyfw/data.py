@@ -528,3 +528,200 @@ def features(x: Any, names: Any) -> Any:
     if len(x.shape) != 2:
         raise ValueError(f"data.features: x must have shape (n, 2), got {tuple(x.shape)}")
     return fw.tensor(feature_rows(x.tolist(), names))
+
+
+# --------------------------------------------------------------------------- the denoiser's images
+
+DENOISE_SHAPES = ("disk", "rectangle", "stripes")
+"""The shapes of :func:`denoise_pairs`' clean images, by the index ``randbelow(3)`` draws."""
+
+
+def _check_denoise_args(n: Any, size: Any, channels: Any, noise: Any, who: str) -> tuple:
+    """``(n, size, channels, noise)`` checked: positive ints and a finite noise std >= 0."""
+    from .error import check_size
+    n, size, channels = check_size(n, who, "n"), check_size(size, who, "size"), check_size(channels, who, "channels")
+    if isinstance(noise, bool) or not isinstance(noise, numbers.Real):
+        raise TypeError(f"{who}: noise must be a number (the noise's standard deviation), got {type(noise).__name__}")
+    std = float(noise)
+    if not (math.isfinite(std) and std >= 0.0):
+        raise ValueError(f"{who}: noise must be a finite standard deviation >= 0, got {noise!r}")
+    if n * channels * size * size > sys.maxsize // 64:
+        raise MemoryError(f"{who}: {n} images of {channels}x{size}x{size} are too many to hold in memory")
+    return n, size, channels, std
+
+
+def clean_images(n: int, size: int, channels: int, generator: Any) -> list:
+    """The clean images of :func:`denoise_pairs`: a flat list of ``n * channels * size * size``
+    floats in [0, 1], row-major over (n, channels, size, size), drawn from ``generator`` (a
+    generator of either backend) image by image, as docs/NUMERICS.md ("Draw order") lists."""
+    u, pick = generator.uniform, generator.randbelow
+    coords = [(i + 0.5) / size for i in range(size)]  # pixel centres in (0, 1)
+    plane = size * size
+    out: list = []
+    for _ in range(n):
+        # The background: a colour per channel, shaded along x or y.
+        colour = [u(0.0, 1.0) for _ in range(channels)]
+        along_y = pick(2)
+        shade = u(0.0, 0.5)
+        level = [1.0 - shade * coords[(p // size) if along_y else (p % size)] for p in range(plane)]
+        image = [[c * v for v in level] for c in colour]
+        for _ in range(2 + pick(3)):
+            kind = pick(3)
+            colour = [u(0.0, 1.0) for _ in range(channels)]
+            shade = u(0.0, 0.5)
+            if kind == 0:  # a disk, darker towards its rim
+                cx, cy, r = u(0.0, 1.0), u(0.0, 1.0), u(0.1, 0.35)
+            else:  # a rectangle, or vertical stripes in a rectangle, shaded left to right / top to bottom
+                x0, y0, w, h = u(0.0, 0.8), u(0.0, 0.8), u(0.1, 0.5), u(0.1, 0.5)
+                period = u(0.05, 0.2) if kind == 2 else 0.0
+            for p in range(plane):
+                x, y = coords[p % size], coords[p // size]
+                if kind == 0:
+                    dx, dy = x - cx, y - cy
+                    d2 = dx * dx + dy * dy
+                    if not d2 < r * r:
+                        continue
+                    t = math.sqrt(d2) / r
+                else:
+                    if not (x0 <= x < x0 + w and y0 <= y < y0 + h):
+                        continue
+                    if kind == 2 and math.floor((x - x0) / period) % 2 == 1:
+                        continue
+                    t = (x - x0) / w if kind == 1 else (y - y0) / h
+                v = 1.0 - shade * t
+                for c in range(channels):
+                    image[c][p] = colour[c] * v
+        for plane_values in image:
+            out.extend(plane_values)
+    return out
+
+
+def _denoise_pairs(fw: Any, n: Any, size: Any, channels: Any, noise: Any, generator: Any) -> tuple:
+    """:func:`denoise_pairs` with tensors of the backend ``fw`` and a generator of it (already resolved)."""
+    n, size, channels, std = _check_denoise_args(n, size, channels, noise, "data.denoise_pairs")
+    flat = clean_images(n, size, channels, generator)
+    shape = (n, channels, size, size)
+    if fw.Tensor is Tensor:
+        clean = Tensor._wrap([flat[i:i + size] for i in range(0, len(flat), size)], shape)
+    else:
+        clean = fw.tensor(flat).reshape(*shape)
+    noisy_a = (clean + fw.randn(*shape, generator=generator) * std).clamp(0.0, 1.0)
+    noisy_b = (clean + fw.randn(*shape, generator=generator) * std).clamp(0.0, 1.0)
+    return noisy_a, noisy_b, clean
+
+
+def denoise_pairs(n: int, size: int = 32, channels: int = 3, noise: float = 0.1,
+                  generator: Optional[Generator] = None) -> tuple:
+    """The denoiser's data: ``(noisy_a, noisy_b, clean)``, three (n, channels, size, size) tensors in [0, 1].
+
+    ``clean`` holds synthetic images (:func:`clean_images`): a shaded background and 2 to 4
+    overlapping shapes (disks, rectangles, vertical stripes) with smooth shading, every
+    channel its own colour. ``noisy_a`` and ``noisy_b`` are two independently noisy copies,
+    ``clamp(clean + z * noise, 0, 1)`` with ``z`` one standard normal draw per element
+    (``noise`` is the standard deviation). Draws: the clean images, then ``randn`` of the
+    whole shape for ``noisy_a``, then for ``noisy_b`` (docs/NUMERICS.md, "Draw order").
+    Written once; ``pyfw_rs.data.denoise_pairs`` is the same with pyfw_rs tensors.
+    """
+    return _denoise_pairs(importlib.import_module("pyfw"), n, size, channels, noise, _resolve(generator))
+
+
+# --------------------------------------------------------------------------- IDX files (MNIST)
+
+IDX_TYPES = {0x08: ("B", 1), 0x09: ("b", 1), 0x0B: ("h", 2), 0x0C: ("i", 4), 0x0D: ("f", 4), 0x0E: ("d", 8)}
+"""The IDX data types by their code: ``struct`` format (big-endian) and size in bytes."""
+
+_IDX_CHUNK = 1 << 20
+
+
+def _read_idx_values(path: str, who: str) -> tuple:
+    """``(values, dims, code)`` of an IDX file (gzip-compressed when its name ends in ``.gz``)."""
+    import gzip
+    import os
+    import stat
+    import struct
+    import zlib
+
+    def bad(what: str) -> ValueError:
+        return ValueError(f"{who}: {path} is not a valid IDX file: {what}")
+
+    with open(path, "rb") as raw:
+        if not stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
+            raise ValueError(f"{who}: {path} is not a regular file")
+        size = os.fstat(raw.fileno()).st_size
+        compressed = path.endswith(".gz")
+        f: Any = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        try:
+            head = f.read(4)
+            if len(head) != 4:
+                raise bad(f"it has {len(head)} bytes, fewer than the 4 of the magic number")
+            if head[0] != 0 or head[1] != 0 or head[2] not in IDX_TYPES:
+                raise bad(f"the magic number {head.hex()} is not 0000, a type code "
+                          f"({', '.join(f'{c:02x}' for c in IDX_TYPES)}) and a number of dimensions")
+            code, ndims = head[2], head[3]
+            if ndims == 0:
+                raise bad("it has 0 dimensions")
+            sizes = f.read(4 * ndims)
+            if len(sizes) != 4 * ndims:
+                raise bad(f"it ends inside the {ndims} sizes")
+            dims = struct.unpack(f">{ndims}I", sizes)
+            if 0 in dims:
+                raise bad(f"its sizes {list(dims)} hold a 0; pyfw tensors are never empty")
+            fmt, width = IDX_TYPES[code]
+            count = 1
+            for d in dims:
+                count *= d
+            need = count * width
+            if not compressed and 4 + 4 * ndims + need != size:
+                raise bad(f"its sizes {list(dims)} of {width}-byte values need {4 + 4 * ndims + need} bytes, "
+                          f"the file has {size}")
+            chunks = []
+            got = 0
+            while got < need:  # what is read is what the file holds, never more than the sizes say
+                part = f.read(min(_IDX_CHUNK, need - got))
+                if not part:
+                    raise bad(f"its data ends after {got} of the {need} bytes its sizes {list(dims)} need")
+                chunks.append(part)
+                got += len(part)
+            if compressed and f.read(1):
+                raise bad(f"it has more data than the {need} bytes its sizes {list(dims)} need")
+        except (OSError, EOFError, zlib.error) as e:
+            if not compressed:
+                raise
+            raise bad(f"it is not a readable gzip stream ({type(e).__name__}: {e})") from None
+        finally:
+            if compressed:
+                f.close()
+    values = struct.unpack(f">{count}{fmt}", b"".join(chunks))
+    if code in (0x0D, 0x0E) and not all(map(math.isfinite, values)):
+        raise ValueError(f"{who}: {path} holds a value that is not finite; pyfw tensors are finite")
+    return values, dims, code
+
+
+def _read_idx(fw: Any, path: Any, who: str = "data.read_idx") -> Any:
+    """:func:`read_idx` with tensors of the backend ``fw``."""
+    import os
+    from .io import MAX_RANK, _make_tensor
+    path = os.fspath(path)
+    values, dims, code = _read_idx_values(path, who)
+    if len(dims) == 1 and code not in (0x0D, 0x0E):
+        return list(values)
+    if len(dims) > MAX_RANK:
+        raise ValueError(f"{who}: {path} has {len(dims)} dimensions; a tensor has at most {MAX_RANK}")
+    cols = dims[-1]
+    rows = [[float(v) for v in values[i:i + cols]] for i in range(0, len(values), cols)]
+    return _make_tensor(fw, rows, tuple(dims))
+
+
+def read_idx(path: Any) -> Any:
+    """Read one IDX file, the format of MNIST's files (``.gz`` too, through ``gzip``).
+
+    The format: a 4-byte magic number (two zero bytes, the type code, the number of
+    dimensions), then each dimension's size as a big-endian unsigned 32-bit integer,
+    then the values, big-endian, row-major. Type codes: ``0x08`` u8 (MNIST's), ``0x09`` i8,
+    ``0x0B`` i16, ``0x0C`` i32, ``0x0D`` f32, ``0x0E`` f64. Returns a float64 tensor of the
+    file's shape with the values as stored (0 to 255 for MNIST's images), or for a 1-D file
+    of integers (labels) a list of ints. A file that is truncated, longer than its sizes
+    say, or otherwise not an IDX file gets a ``ValueError`` naming it; the sizes are
+    checked against the file before its data is read.
+    """
+    return _read_idx(importlib.import_module("pyfw"), path)

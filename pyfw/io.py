@@ -66,8 +66,28 @@ READ_DTYPES = {"F64": "d", "F32": "f"}
 
 MODEL_FORMAT = "model"
 """The value of the ``"pyfw.format"`` metadata key in a model file."""
-MODEL_VERSION = "1"
-"""The value of the ``"pyfw.format_version"`` metadata key this module writes and reads."""
+MODEL_VERSION = "2"
+"""The newest ``"pyfw.format_version"`` of a model file: version 2 adds the convolution family
+(:data:`CONV_ARGS`), whose files carry tensors of rank 3 and 4. A model without those members is
+written as version ``"1"``, byte for byte as before, so older pyfw still reads it."""
+MODEL_VERSIONS = ("1", "2")
+"""The model file versions this module reads."""
+
+CONV_ARGS = {
+    "Conv1d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "bias"),
+    "Conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "bias"),
+    "ConvTranspose2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "bias"),
+    "MaxPool2d": ("kernel_size", "stride", "padding"),
+    "AvgPool2d": ("kernel_size", "stride", "padding"),
+    "Upsample": ("scale_factor", "mode"),
+}
+"""The members of the convolution family a model file describes, with the constructor arguments it
+stores for each (all of them, always): sizes as lists of ints, ``bias`` as a bool, ``mode`` as
+``"nearest"``."""
+
+MAX_RANK = 16
+"""The most dimensions a tensor read from a file has: as many as a pyfw_rs tensor can have, so
+every file one backend reads, the other reads too."""
 
 MAX_DEPTH = 64
 """The deepest nesting of ``Sequential`` in a model file that is written or read."""
@@ -194,11 +214,22 @@ def _backend(fw: Optional[ModuleType], who: str) -> ModuleType:
     return fw
 
 
+def _nest(rows: list, shape: tuple) -> list:
+    """The nested list of a tensor of ``shape`` whose last-axis rows are ``rows`` (row-major):
+    ``rows[0]`` for 1-D, ``rows`` for 2-D, the rows grouped axis by axis for higher ranks."""
+    if len(shape) == 1:
+        return rows[0]
+    level = rows
+    for size in reversed(shape[1:-1]):
+        level = [level[i:i + size] for i in range(0, len(level), size)]
+    return level
+
+
 def _make_tensor(fw: ModuleType, rows: list, shape: tuple) -> Any:
     """A tensor of ``fw`` holding ``rows`` (already checked finite)."""
     if getattr(fw, "Tensor", None) is Tensor:
         return Tensor._wrap(rows, shape)
-    return fw.tensor(rows[0] if len(shape) == 1 else rows)
+    return fw.tensor(_nest(rows, shape))
 
 
 def _loaded_backends() -> Iterator[ModuleType]:
@@ -215,7 +246,7 @@ def _loaded_backends() -> Iterator[ModuleType]:
 def save_safetensors(tensors: dict, path: PathLike, metadata: Optional[dict] = None) -> None:
     """Write ``{name: tensor}`` to ``path`` as a safetensors file of F64 tensors, atomically.
 
-    Values are tensors of either backend or nested lists (1-D or 2-D, finite),
+    Values are tensors of either backend or nested lists (of any rank >= 1, finite),
     checked as ``tensor()`` checks its data before anything is written.
     ``metadata``, if given, is a ``{str: str}`` map stored as ``__metadata__``.
 
@@ -235,7 +266,7 @@ def save_safetensors(tensors: dict, path: PathLike, metadata: Optional[dict] = N
             raise TypeError(f"{who}: tensor names must be strings, got {type(name).__name__}")
         if name == "__metadata__":
             raise ValueError(f"{who}: '__metadata__' is reserved and cannot name a tensor")
-        rows, shape = _parse(value, f"{who}[{name!r}]")
+        rows, shape = _parse(value, f"{who}[{name!r}]", any_rank=True)
         for r in rows:  # _parse trusts a pyfw Tensor, whose in-place arithmetic may overflow
             if not all(map(math.isfinite, r)):
                 bad = next(v for v in r if not math.isfinite(v))
@@ -484,8 +515,12 @@ def _read_header(f: Any, size: int, path: str, who: str) -> _Header:
     for name, dtype, shape, _, _ in entries:
         if dtype not in READ_DTYPES:
             raise ValueError(f"{who}: {path}: tensor {name!r:.80} has dtype {dtype}; pyfw reads F64 and F32")
-        if len(shape) not in (1, 2):
-            raise ValueError(f"{who}: {path}: tensor {name!r:.80} has shape {shape!r:.80}; pyfw tensors are 1-D or 2-D")
+        if not shape:
+            raise ValueError(f"{who}: {path}: tensor {name!r:.80} has shape []; pyfw tensors have at least one "
+                             f"dimension")
+        if len(shape) > MAX_RANK:
+            raise ValueError(f"{who}: {path}: tensor {name!r:.80} has {len(shape)} dimensions; pyfw reads at most "
+                             f"{MAX_RANK} (as many as a pyfw_rs tensor can have)")
         if 0 in shape:
             raise ValueError(f"{who}: {path}: tensor {name!r:.80} has shape {shape!r:.80}; pyfw tensors are never empty")
     return _Header(entries, metadata)
@@ -525,7 +560,7 @@ def load_safetensors(path: PathLike, fw: Optional[ModuleType] = None) -> dict:
     """Read a safetensors file: ``{name: tensor}`` in file order, tensors of the backend ``fw``.
 
     ``fw`` is ``pyfw`` (the default) or ``pyfw_rs``. F64 and F32 tensors are read
-    (F32 widened exactly to float64), 1-D or 2-D, with finite values. The whole
+    (F32 widened exactly to float64), of any rank >= 1, with finite values. The whole
     file is checked before anything is returned: a truncated, corrupt or hostile
     file, or one pyfw cannot hold, gets a ``ValueError`` that names it (docs/FILES.md
     lists every check). A file that cannot be opened gets the ``OSError`` of ``open``.
@@ -705,11 +740,72 @@ def _describe(m: Any, depth: int) -> dict:
         if _member(fw, cls.__name__) is cls:
             return {"kind": cls.__name__, "args": {a: _arg_value(fw, getattr(m, a))
                                                    for a in _arg_names(_reference(cls.__name__))}}
+        if fw.conv.CONV.get(cls.__name__) is cls:
+            return {"kind": cls.__name__, "args": _conv_args(m)}
     if any(isinstance(m, fw.Module) for fw in _loaded_backends()):
         # A class of the user's own: its state dict is stored, its code is not.
         return {"kind": "Module", "class": f"{cls.__module__}.{cls.__qualname__}"}
     raise TypeError(f"save_model: cannot describe a {cls.__module__}.{cls.__qualname__}: it is not a module "
                     f"of pyfw or pyfw_rs")
+
+
+def _conv_args(m: Any) -> dict:
+    """The stored constructor arguments of a member of the convolution family (:data:`CONV_ARGS`)."""
+    args: dict = {}
+    for a in CONV_ARGS[type(m).__name__]:
+        if a == "bias":
+            args[a] = m.bias is not None
+        elif a == "mode":
+            args[a] = str(m.mode)
+        elif a in ("in_channels", "out_channels"):
+            args[a] = int(getattr(m, a))
+        else:
+            args[a] = [int(v) for v in getattr(m, a)]
+    return args
+
+
+def _uses_conv(desc: dict) -> bool:
+    """Whether an architecture holds a member of the convolution family (a version 2 file)."""
+    stack = [desc]
+    while stack:
+        d = stack.pop()
+        if d["kind"] in CONV_ARGS:
+            return True
+        stack.extend(d.get("layers", ()))
+    return False
+
+
+def _plan_conv(kind: str, args: dict, prefix: str, params: dict, where: str) -> None:
+    """Check the arguments of a member of the convolution family and collect its parameter shapes."""
+    names = CONV_ARGS[kind]
+    if set(args) != set(names):
+        raise ValueError(f"{kind} {where} must have exactly the arguments {list(names)}, got {sorted(args)!r:.200}")
+    dims = 1 if kind == "Conv1d" else 2
+
+    def count(v: Any, least: int) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and least <= v < 2**31
+
+    for a in names:
+        v = args[a]
+        if a == "bias":
+            ok = isinstance(v, bool)
+        elif a == "mode":
+            ok = v == "nearest"
+        elif a in ("in_channels", "out_channels"):
+            ok = count(v, 1)
+        else:
+            least = 0 if a in ("padding", "output_padding") else 1
+            ok = isinstance(v, list) and len(v) == dims and all(count(x, least) for x in v)
+        if not ok:
+            raise ValueError(f"{kind} {where} has an invalid {a}: {v!r:.80}")
+    if kind in ("Conv1d", "Conv2d"):
+        params[f"{prefix}weight"] = (args["out_channels"], args["in_channels"], *args["kernel_size"])
+    elif kind == "ConvTranspose2d":
+        params[f"{prefix}weight"] = (args["in_channels"], args["out_channels"], *args["kernel_size"])
+    else:
+        return
+    if args["bias"]:
+        params[f"{prefix}bias"] = (args["out_channels"],)
 
 
 class _NeedsModel(ValueError):
@@ -719,15 +815,15 @@ class _NeedsModel(ValueError):
 def model_metadata(model: Any, preprocess: Any = None) -> dict:
     """The ``__metadata__`` that :func:`save_model` writes for ``model``: a ``{str: str}`` map.
 
-    ``"pyfw.format": "model"``, ``"pyfw.format_version": "1"``, ``"pyfw.architecture"``
-    (JSON of the module tree) and ``"pyfw.preprocess"`` (JSON of the preprocessing
-    spec, ``null`` for none). ``TypeError`` for a module that cannot be described.
+    ``"pyfw.format": "model"``, ``"pyfw.format_version"`` (``"2"`` when the model holds a member
+    of the convolution family, else ``"1"``), ``"pyfw.architecture"`` (JSON of the module tree)
+    and ``"pyfw.preprocess"`` (JSON of the preprocessing spec, ``null`` for none). ``TypeError`` for a module that cannot be described.
     """
     arch = _describe(model, 0)
     spec = _check_preprocess(preprocess, "save_model")
     return {
         "pyfw.format": MODEL_FORMAT,
-        "pyfw.format_version": MODEL_VERSION,
+        "pyfw.format_version": MODEL_VERSION if _uses_conv(arch) else "1",
         "pyfw.architecture": json.dumps(arch, allow_nan=False),
         "pyfw.preprocess": json.dumps(spec, allow_nan=False),
     }
@@ -758,9 +854,9 @@ def _model_meta(header: _Header, path: str, who: str) -> dict:
     if meta.get("pyfw.format") != MODEL_FORMAT:
         raise ValueError(f"{who}: {path} is not a pyfw model file (its metadata has no \"pyfw.format\": "
                          f"\"model\"); read its tensors with load_safetensors")
-    if meta.get("pyfw.format_version") != MODEL_VERSION:
+    if meta.get("pyfw.format_version") not in MODEL_VERSIONS:
         raise ValueError(f"{who}: {path} has model format version {meta.get('pyfw.format_version')!r:.40}, "
-                         f"this pyfw reads {MODEL_VERSION!r}")
+                         f"this pyfw reads {' and '.join(map(repr, MODEL_VERSIONS))}")
     return meta
 
 
@@ -784,6 +880,9 @@ def _plan(desc: Any, prefix: str, params: dict, fw: ModuleType, depth: int, wher
     if set(desc) != {"kind", "args"} or not isinstance(desc["args"], dict):
         raise ValueError(f"layer {where or 'root'} ({kind:.40}) must have exactly 'kind' and a dict 'args'")
     args = desc["args"]
+    if kind in CONV_ARGS:
+        _plan_conv(kind, args, prefix, params, where or "root")
+        return
     ref = _reference(kind)
     if ref is None or _member(fw, kind) is None:
         raise ValueError(f"layer {where or 'root'} has the unknown kind {kind!r:.40}")
@@ -806,6 +905,10 @@ def _build(desc: dict, fw: ModuleType) -> Any:
     if kind == "Sequential":
         return fw.Sequential(*[_build(c, fw) for c in desc["layers"]])
     args = desc["args"]
+    if kind in ("Conv1d", "Conv2d", "ConvTranspose2d"):
+        return fw.conv.CONV[kind](**args, generator=fw.Generator(0))  # a throwaway generator, as below
+    if kind in CONV_ARGS:
+        return fw.conv.CONV[kind](**args)
     ref = _reference(kind)
     if getattr(ref, "_param_shapes", None) is not None and "generator" in inspect.signature(ref).parameters:
         # A throwaway generator: building draws the initial values, which the file replaces,
@@ -831,7 +934,7 @@ def build_model(metadata: dict, tensors: dict, fw: Optional[ModuleType] = None, 
         raise TypeError(f"{source}: tensors must be a dict, got {type(tensors).__name__}")
     staged = {}
     for name, value in tensors.items():
-        rows, shape = _parse(value, f"{source}[{name!r}]")
+        rows, shape = _parse(value, f"{source}[{name!r}]", any_rank=True)
         staged[name] = (rows, shape)
     return _build_checked(metadata, staged, fw, source)
 
@@ -862,7 +965,7 @@ def _build_checked(metadata: Any, tensors: dict, fw: ModuleType, source: str) ->
         model = _build(desc, fw)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{source}: invalid architecture: {e}") from None
-    model.load_state_dict({k: rows[0] if len(shape) == 1 else rows for k, (rows, shape) in tensors.items()})
+    model.load_state_dict({k: _nest(rows, shape) for k, (rows, shape) in tensors.items()})
     model.eval()
     return model
 
@@ -902,7 +1005,7 @@ def _load_model(path: PathLike, fw: Optional[ModuleType], model: Any, default: O
         path = os.fspath(path)
         _, tensors = _read(path, who)
         try:
-            model.load_state_dict({k: rows[0] if len(shape) == 1 else rows for k, (rows, shape) in tensors.items()})
+            model.load_state_dict({k: _nest(rows, shape) for k, (rows, shape) in tensors.items()})
         except (TypeError, ValueError) as e:
             raise ValueError(f"{who}: {path} does not fit the given {type(model).__name__}: {e}") from None
         model.eval()
@@ -1224,8 +1327,8 @@ def save(state_dict: dict, path: PathLike) -> None:
     for name, value in state_dict.items():
         if not isinstance(name, str):
             raise TypeError(f"save: keys must be strings, got {type(name).__name__}")
-        rows, shape = _parse(value, f"save[{name!r}]")
-        tensors[name] = {"shape": list(shape), "data": rows[0] if len(shape) == 1 else rows}
+        rows, shape = _parse(value, f"save[{name!r}]", any_rank=True)
+        tensors[name] = {"shape": list(shape), "data": _nest(rows, shape)}
     try:
         text = json.dumps({"format": FORMAT, "version": VERSION, "tensors": tensors}, allow_nan=False)
     except ValueError:
@@ -1271,7 +1374,7 @@ def load(path: PathLike) -> dict:
         if not isinstance(entry, dict) or "data" not in entry or "shape" not in entry:
             raise ValueError(f"load: {path}: entry {name!r} is malformed")
         try:
-            _, shape = _parse(entry["data"], f"load: {path}: entry {name!r}")
+            _, shape = _parse(entry["data"], f"load: {path}: entry {name!r}", any_rank=True)
         except TypeError as e:
             raise ValueError(str(e)) from None
         if list(shape) != entry["shape"]:

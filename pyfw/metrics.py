@@ -20,6 +20,7 @@ one-column output a column of 0.0 / 1.0 targets.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Optional
 
@@ -141,3 +142,47 @@ def confusion_matrix(output: Any, labels: Any, binary: Optional[str] = None) -> 
     for p, t in zip(pred, truth):
         counts[t][p] += 1
     return counts
+
+
+def _flat_values(v: Any, who: str, what: str) -> tuple:
+    """``(values, shape)`` of a tensor of either backend or a rectangular nested list, row-major."""
+    from .tensor import _parse
+    try:
+        rows, shape = _parse(v, f"{who}: {what}", any_rank=True)
+    except TypeError as e:
+        raise TypeError(str(e)) from None
+    return [x for r in rows for x in r], tuple(shape)
+
+
+def psnr(output: Any, target: Any, data_range: float = 1.0, *, max_val: Optional[float] = None) -> float:
+    """The peak signal-to-noise ratio of ``output`` against ``target``, in dB.
+
+    ``mse`` is ``MSELoss``'s mean (docs/NUMERICS.md, "PSNR"): the fold, starting at
+    ``0.0``, of ``e * e`` with ``e = output - target`` over all elements in row-major
+    order, divided by their number; then ``10.0 * log10((data_range * data_range) / mse)``,
+    ``inf`` when ``mse`` is 0 (``-inf`` when the ratio underflows to 0). ``output`` and
+    ``target`` are tensors of either backend or nested lists of one shape; ``data_range``
+    (``max_val`` is the same argument under another name) is the span of the values, a
+    positive finite number.
+    """
+    who = "psnr"
+    if max_val is not None:
+        data_range = max_val
+    if isinstance(data_range, bool) or not isinstance(data_range, numbers.Real):
+        raise TypeError(f"{who}: data_range must be a number, got {type(data_range).__name__}")
+    span = float(data_range)
+    if not (math.isfinite(span) and span > 0.0):
+        raise ValueError(f"{who}: data_range must be a positive finite number, got {data_range!r}")
+    out, out_shape = _flat_values(output, who, "output")
+    tgt, tgt_shape = _flat_values(target, who, "target")
+    if out_shape != tgt_shape:
+        raise ValueError(f"{who}: output has shape {out_shape}, target {tgt_shape}; they must match")
+    acc = 0.0
+    for o, t in zip(out, tgt):
+        e = o - t
+        acc = acc + e * e
+    mse = acc / float(len(out))
+    if mse == 0.0:
+        return math.inf
+    ratio = (span * span) / mse
+    return -math.inf if ratio == 0.0 else 10.0 * math.log10(ratio)

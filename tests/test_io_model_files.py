@@ -313,7 +313,7 @@ def _deep(n: int) -> dict:
 BAD_MODELS = {
     "no-metadata": (W, None),
     "other-format": (W, {**_meta(LIN), "pyfw.format": "checkpoint"}),
-    "version-2": (W, {**_meta(LIN), "pyfw.format_version": "2"}),
+    "version-3": (W, {**_meta(LIN), "pyfw.format_version": "3"}),
     "no-version": (W, {k: v for k, v in _meta(LIN).items() if k != "pyfw.format_version"}),
     "no-architecture": (W, {k: v for k, v in _meta(LIN).items() if k != "pyfw.architecture"}),
     "architecture-not-json": (W, _meta("{kind: Linear")),
@@ -368,7 +368,7 @@ def test_bad_model_file_is_a_value_error_naming_it(fw: ModuleType, name: str, tm
 
 
 @pytest.mark.parametrize("name", [n for n in BAD_MODELS if n.startswith("preprocess")]
-                         + ["no-metadata", "other-format", "version-2", "no-version", "no-architecture"])
+                         + ["no-metadata", "other-format", "version-3", "no-version", "no-architecture"])
 def test_bad_model_file_preprocess(name: str, tmp_path: Path) -> None:
     tensors, meta = BAD_MODELS[name]
     path = tmp_path / f"{name}.safetensors"

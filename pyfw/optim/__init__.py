@@ -355,7 +355,7 @@ class Optimizer:
                 if name == "step":
                     out["step"] = _step_count(entry["step"], place)
                     continue
-                rows, got = _parse(entry[name], f"{place}[{name!r}]")
+                rows, got = _parse(entry[name], f"{place}[{name!r}]", any_rank=True)
                 if got != shape:
                     raise ValueError(f"{place}[{name!r}] has shape {got}, the parameter has shape {shape}")
                 if name in self._non_negative_buffers:

@@ -3,6 +3,7 @@ Playground's data sets, ``features``, ``TensorDataset`` and ``DataLoader`` are p
 written once for both backends, with pyfw_rs as the backend of the tensors they build
 when nothing else says."""
 
+import sys
 from typing import Any, Optional
 
 from pyfw import data as _data
@@ -70,4 +71,20 @@ class DataLoader(_data.DataLoader):
 
 
 __all__ = ["CLASSIFICATION_SETS", "DISK_RADIUS2", "DataLoader", "FEATURES", "REGRESSION_SETS", "TensorDataset",
-           "circle", "disk", "features", "gauss", "gauss_regression", "moons", "one_hot", "plane", "spiral", "xor"]
+           "circle", "denoise_pairs", "disk", "features", "gauss", "gauss_regression", "moons", "one_hot", "plane",
+           "read_idx", "spiral", "xor"]
+
+
+def denoise_pairs(n: int, size: int = 32, channels: int = 3, noise: float = 0.1,
+                  generator: Optional[Generator] = None) -> tuple:
+    """:func:`pyfw.data.denoise_pairs` with pyfw_rs tensors and generator, bit-identical."""
+    if generator is None:
+        generator = _native.default_generator
+    elif not isinstance(generator, Generator):
+        raise TypeError(f"data.denoise_pairs: generator must be a pyfw_rs.Generator, got {type(generator).__name__}")
+    return _data._denoise_pairs(sys.modules["pyfw_rs"], n, size, channels, noise, generator)
+
+
+def read_idx(path: Any) -> Any:
+    """:func:`pyfw.data.read_idx`, with a pyfw_rs tensor for images."""
+    return _data._read_idx(sys.modules["pyfw_rs"], path)
