@@ -1,6 +1,6 @@
 """Argument and shape checks shared by every family (mirrors ``rust/error.rs``).
 
-Each check raises the exception that DESIGN.md names for the bad input: a
+Each check raises the exception the README promises for the bad input: a
 ``TypeError`` for a value of the wrong kind, a ``ValueError`` for a wrong value
 or shape, a ``RuntimeError`` for ``backward`` before ``forward`` (or after one
 under ``no_grad``). Messages start with the module that raised them.

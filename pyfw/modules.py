@@ -698,7 +698,7 @@ class LayerNorm(Module):
     for ``g = dL/dy`` and ``gx = g * weight``::
 
         dL/dweight += g * xhat,   dL/dbias += g
-        dL/dx = ((gx - sum(gx) / C) - xhat * (sum(gx * xhat) / C)) * (1 / sqrt(var + eps))
+        dL/dx = ((gx - Σ gx / C) - xhat * (Σ(gx * xhat) / C)) * (1 / sqrt(var + eps))
 
     Every sum is a left fold from 0.0 in index order (docs/NUMERICS.md, "LayerNorm").
     """

@@ -966,7 +966,7 @@ def _min2(a: float, b: float) -> float:
 
 
 def _fold(terms: list) -> float:
-    """``acc = t_0; acc = acc + t_k`` left to right (no ``sum()``: it compensates)."""
+    """``acc = t_0; acc = acc + t_k`` left to right (never Python's built-in, which compensates)."""
     return reduce(operator.add, terms)
 
 

@@ -257,7 +257,7 @@ def test_signatures_match_and_follow_torch(name: str) -> None:
 
 
 def test_torch_defaults() -> None:
-    """DESIGN.md's API contract, as torch's defaults (SGD keeps pyfw's and torch's lr=1e-3)."""
+    """The optimizers' documented defaults, as torch's (SGD keeps pyfw's and torch's lr=1e-3)."""
     want = {
         "SGD": dict(lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False),
         "Adam": dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False),

@@ -650,7 +650,7 @@ def _penalties(who: str, l1: Any, l2: Any) -> tuple:
 
 
 def regularize_(params: Iterable, l1: float, l2: float) -> None:
-    """Add the gradient of the penalty ``l1 * sum(|w|) + l2 / 2 * sum(w * w)`` to each parameter's
+    """Add the gradient of the penalty ``l1 * Σ|w| + l2 / 2 * Σ w²`` to each parameter's
     gradient, in place: per element ``g = g + (l1 * sign(w) + l2 * w)``, with ``sign(w)`` 1, -1 or 0
     (0 for 0 and NaN), in this order (docs/NUMERICS.md, "Regularization"). ``params`` as an
     optimizer takes them: tensors whose ``.grad`` is read (one without is skipped) or

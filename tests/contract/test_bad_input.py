@@ -1,4 +1,4 @@
-"""DESIGN.md's Errors section, case by case, on every backend.
+"""The errors the README promises for bad input, case by case, on every backend.
 
 A wrong shape, a ragged nested list, a non-number or NaN/inf gets ValueError or
 TypeError; backward before forward gets RuntimeError; bad counts and learning
