@@ -582,6 +582,17 @@ def load_safetensors_metadata(path: PathLike) -> dict:
 
 # --------------------------------------------------------------------------- model files
 
+def _like(x: Any, rows: list, shape: tuple) -> Any:
+    """``rows`` of ``shape`` as the kind of thing ``x`` is: a tensor of its backend, or nested lists."""
+    if isinstance(x, Tensor):
+        return Tensor._wrap(rows, shape)
+    data = rows[0] if len(shape) == 1 else rows
+    for fw in _loaded_backends():
+        if isinstance(x, fw.Tensor):
+            return fw.tensor(data)
+    return data
+
+
 class Preprocess:
     """A fixed map applied to a model's inputs, stored in its model file.
 
@@ -616,14 +627,7 @@ class Preprocess:
                                  f"(shape {shape})")
             out = feature_rows(rows if len(shape) == 2 else [rows], self.spec["names"], "Preprocess")
             shape = (len(out), len(out[0])) if len(shape) == 2 else (len(out[0]),)
-            rows = out
-            if isinstance(x, Tensor):
-                return Tensor._wrap(out, shape)
-            data = out[0] if len(shape) == 1 else out
-            for fw in _loaded_backends():
-                if isinstance(x, fw.Tensor):
-                    return fw.tensor(data)
-            return data
+            return _like(x, out, shape)
         shift, scale = self.spec["shift"], self.spec["scale"]
         shifts = shift if isinstance(shift, list) else [shift] * cols
         scales = scale if isinstance(scale, list) else [scale] * cols
@@ -633,13 +637,7 @@ class Preprocess:
         out = [[(v + s) * c for v, s, c in zip(r, shifts, scales)] for r in rows]
         if not all(math.isfinite(v) for r in out for v in r):
             raise ValueError("Preprocess: the affine map overflows on this input")
-        if isinstance(x, Tensor):
-            return Tensor._wrap(out, shape)
-        data = out[0] if len(shape) == 1 else out
-        for fw in _loaded_backends():
-            if isinstance(x, fw.Tensor):
-                return fw.tensor(data)
-        return data
+        return _like(x, out, shape)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Preprocess) and self.spec == other.spec

@@ -24,7 +24,7 @@
 use crate::activations::ActState;
 use crate::error::{check_grad, checked_size, copy_into, try_zeros, Error, Owner, Result};
 use crate::generator::Generator;
-use crate::simd::{dispatch, Kernel};
+use crate::simd::dispatch;
 use crate::tensor::Shape;
 
 /// The sizes of one Linear call: `x` is (batch, in_f), `W` is (out_f, in_f).
@@ -454,10 +454,11 @@ impl LinearBackward<'_> {
     }
 }
 
-/// The Linear kernels run tiles 8 outputs wide, and 16 on the AVX-512 path.
+/// The tiled kernels (Linear's, and matmul's in `tensor.rs`) run tiles 8 outputs wide, and
+/// 16 on the AVX-512 path.
 macro_rules! tiled_kernels {
     ($($k:ident),*) => {$(
-        impl Kernel for $k<'_> {
+        impl $crate::simd::Kernel for $k<'_> {
             #[inline(always)]
             fn run(self) {
                 self.go::<8>()
@@ -472,6 +473,7 @@ macro_rules! tiled_kernels {
 }
 
 tiled_kernels!(LinearForward, LinearBackward);
+pub(crate) use tiled_kernels;
 
 /// What a Linear layer keeps between `forward` and `backward`: its sizes and the
 /// last input.
@@ -1499,7 +1501,7 @@ mod tests {
     const PATHS: [&str; 4] = ["portable", "dispatch", "avx2", "avx512"];
 
     /// Run `k` on `path`; false when this CPU lacks it (the comparison is skipped).
-    fn run_on<K: Kernel>(path: &str, k: K) -> bool {
+    fn run_on<K: crate::simd::Kernel>(path: &str, k: K) -> bool {
         match path {
             "portable" => portable(k),
             "dispatch" => dispatch(k),

@@ -1047,17 +1047,7 @@ impl Product<'_> {
     }
 }
 
-impl crate::simd::Kernel for Product<'_> {
-    #[inline(always)]
-    fn run(self) {
-        self.go::<8>()
-    }
-
-    #[inline(always)]
-    fn run_wide(self) {
-        self.go::<16>()
-    }
-}
+crate::modules::tiled_kernels!(Product);
 
 /// `a @ b` by [`matmul_plan`]: the values of the result in row-major order.
 pub fn matmul(a: &Tensor, b: &Tensor, plan: &MatmulPlan) -> Result<Vec<f64>> {
