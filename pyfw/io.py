@@ -42,7 +42,7 @@ import sys
 from types import ModuleType
 from typing import Any, Iterator, Optional, Union
 
-from .tensor import Tensor, _parse
+from .tensor import MAX_RANK, Tensor, _parse
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -85,9 +85,7 @@ CONV_ARGS = {
 stores for each (all of them, always): sizes as lists of ints, ``bias`` as a bool, ``mode`` as
 ``"nearest"``."""
 
-MAX_RANK = 16
-"""The most dimensions a tensor read from a file has: as many as a pyfw_rs tensor can have, so
-every file one backend reads, the other reads too."""
+# MAX_RANK (from tensor): the most dimensions a tensor read from a file has, as in both backends.
 
 MAX_DEPTH = 64
 """The deepest nesting of ``Sequential`` in a model file that is written or read."""

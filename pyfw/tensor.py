@@ -27,6 +27,9 @@ from .generator import _resolve
 
 Shape = tuple
 
+MAX_RANK = 16
+"""The most dimensions a tensor can have (as in pyfw_rs, whose shapes are stored inline)."""
+
 _NAN = math.inf - math.inf
 """The hardware's own NaN (docs/NUMERICS.md, "NaN"), where Python would raise."""
 
@@ -748,6 +751,8 @@ def _size_args(args: tuple, who: str, allow_infer: bool = False) -> tuple:
         args = tuple(args[0])
     if not args:
         raise ValueError(f"{who}: expected at least one size; tensors have rank >= 1")
+    if len(args) > MAX_RANK:
+        raise ValueError(f"{who}: {len(args)} sizes are more than the {MAX_RANK} dimensions a tensor can have")
     dims = []
     for d in args:
         if isinstance(d, bool) or not isinstance(d, numbers.Integral):
@@ -1268,6 +1273,8 @@ def _parse_nd(data: list, who: str) -> tuple:
         if not items:
             raise ValueError(f"{who}: empty list at depth {len(shape)}; tensors need at least one element")
         shape.append(len(items))
+        if len(shape) > MAX_RANK:
+            raise ValueError(f"{who}: nested deeper than the {MAX_RANK} dimensions a tensor can have")
         v = items[0]
     _reserve(_prod(shape), who)
     level = [data]

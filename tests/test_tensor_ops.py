@@ -941,3 +941,17 @@ def test_names_exported() -> None:
     for name in ("zeros", "ones", "full", "zeros_like", "ones_like", "rand", "randn", "cat", "maximum", "minimum",
                  "matmul"):
         assert name in pyfw.__all__ and callable(getattr(pyfw, name))
+
+
+def test_rank_is_at_most_16_in_both_backends(fw: ModuleType) -> None:
+    """Both backends hold 1 to 16 dimensions: a deeper list or a 17th size is refused alike."""
+    deep: Any = 1.0
+    for _ in range(17):
+        deep = [deep]
+    with pytest.raises(ValueError, match="16 dimensions"):
+        fw.tensor(deep)
+    with pytest.raises(ValueError, match="16 dimensions"):
+        fw.ones(*([1] * 17))
+    with pytest.raises(ValueError, match="16 dimensions"):
+        fw.ones(2).reshape(*([1] * 16 + [2]))
+    assert fw.ones(*([1] * 16)).ndim == 16

@@ -1735,6 +1735,16 @@ impl PyTensor {
         } else if is_integral(index)? {
             return this.first_dim_item(py, index_of(index, shape.len())?);
         }
+        if let Ok(l) = index.cast::<PyList>() {
+            // Rows gathered by a list (a mini-batch, at every step): whole blocks copied.
+            let mut idx = Vec::new();
+            reserve(&mut idx, l.len(), "Tensor")?;
+            for item in l.iter() {
+                idx.push(index_of(&item, shape.len())?);
+            }
+            let t = this.t.select(&idx).py()?;
+            return Ok(Bound::new(py, PyTensor::from_tensor(t))?.into_any());
+        }
         let (picks, keep) = selection(index, shape)?;
         let v = this.t.gather(&picks).py()?;
         tensor_or_float(py, v, &kept_sizes(&picks, &keep))

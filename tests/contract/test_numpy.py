@@ -72,7 +72,7 @@ def test_tensor_of_arrays_matches_across_backends(fw: ModuleType) -> None:
 
 
 @pytest.mark.parametrize("arr, exc", [
-    ("nan", ValueError), ("inf", ValueError), ("empty", ValueError), ("3d", ValueError),
+    ("nan", ValueError), ("inf", ValueError), ("empty", ValueError), ("0d", TypeError),
     ("empty-rows", ValueError), ("object", TypeError),
 ])
 def test_bad_arrays_get_the_same_errors(arr: str, exc: type) -> None:
@@ -83,7 +83,7 @@ def test_bad_arrays_get_the_same_errors(arr: str, exc: type) -> None:
         "nan": lambda: numpy.array([[1.0, numpy.nan]]),
         "inf": lambda: numpy.array([1.0, -numpy.inf]),
         "empty": lambda: numpy.zeros(0),
-        "3d": lambda: numpy.zeros((1, 1, 1)),
+        "0d": lambda: numpy.array(1.5),
         "empty-rows": lambda: numpy.zeros((2, 0)),
         "object": lambda: numpy.array([["a", 1.0]], dtype=object),
     }[arr]
