@@ -23,10 +23,11 @@ from typing import Any, Iterator, NamedTuple, Optional
 
 import threading
 
-from .error import NO_GRAD, check_grad, check_real, check_size, check_thread, described, mixed, not_forwarded
+from .error import (NO_GRAD, check_grad, check_int, check_real, check_size, check_thread, described, mixed,
+                    not_forwarded)
 from .generator import Generator, _resolve
 from .grad_mode import is_grad_enabled
-from .tensor import Tensor, _parse, as_tensor, zeros_like_rows
+from .tensor import Tensor, _dim, _parse, as_tensor, zeros_like_rows
 
 
 _WEIGHTS_LOCK = threading.RLock()
@@ -820,6 +821,132 @@ class LayerNorm(Module):
                 f"elementwise_affine={self.elementwise_affine})")
 
 
+class _Reshape(Module):
+    """What :class:`Flatten` and :class:`Unflatten` share: the values pass through
+    unchanged, in row-major order, in a new shape (``_out_shape``); backward gives
+    the gradient the shape of the last input (docs/NUMERICS.md, "Flatten and Unflatten")."""
+
+    _forward_state = ("_shapes", "_thread")
+    _buffers: tuple = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shapes: Any = None  # (input shape, output shape), NO_GRAD (under no_grad) or None
+        self._thread: Optional[int] = None
+
+    def _check_restored(self) -> None:
+        super()._check_restored()
+        args = self._checked(*(self.__dict__.get(a) for a in self._params))
+        for name, value in zip(self._params, args):
+            object.__setattr__(self, name, value)
+
+    @staticmethod
+    def _checked(*args: Any) -> tuple:
+        """The constructor's arguments, checked, in the order of ``_params``."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _out_shape(self, shape: tuple) -> tuple:
+        raise NotImplementedError  # pragma: no cover
+
+    def forward(self, x: Any) -> Tensor:
+        """The values of ``x``, unchanged, in the new shape."""
+        x = as_tensor(x, self._name())
+        out = self._out_shape(x.shape)
+        self._shapes = (x.shape, out) if is_grad_enabled() else NO_GRAD
+        self._thread = threading.get_ident()
+        return x.reshape(out)
+
+    def backward(self, grad: Any) -> Tensor:
+        """The values of ``grad``, unchanged, in the shape of the last input."""
+        who = self._name()
+        if self._shapes is None or self._shapes is NO_GRAD:
+            raise not_forwarded(who, self._shapes)
+        check_thread(self._thread, who)
+        return check_grad(grad, self._shapes[1], who).reshape(self._shapes[0])
+
+
+class Flatten(_Reshape):
+    """Dims ``start_dim..end_dim`` of the input merged into one, as torch's
+    ``nn.Flatten``: ``(N, C, L)`` becomes ``(N, C * L)`` with the defaults."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        self.start_dim, self.end_dim = Flatten._checked(start_dim, end_dim)
+
+    # The layer table's entries (see LAYERS).
+    _params = ("start_dim", "end_dim")
+
+    @staticmethod
+    def _checked(*args: Any) -> tuple:
+        start_dim, end_dim = args
+        return check_int(start_dim, "Flatten", "start_dim"), check_int(end_dim, "Flatten", "end_dim")
+
+    def _out_shape(self, shape: tuple) -> tuple:
+        who = self._name()
+        s = _dim(self.start_dim, len(shape), who)
+        e = _dim(self.end_dim, len(shape), who)
+        if s > e:
+            raise ValueError(f"{who}: start_dim {self.start_dim} comes after end_dim {self.end_dim} "
+                             f"(input shape {shape})")
+        n = 1
+        for d in shape[s:e + 1]:
+            n *= d
+        return shape[:s] + (n,) + shape[e + 1:]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(start_dim={self.start_dim}, end_dim={self.end_dim})"
+
+
+def _unflattened_size(v: Any) -> tuple:
+    """``Unflatten``'s ``unflattened_size``: a tuple or list of positive ints, one of which may be -1."""
+    who = "Unflatten"
+    if not isinstance(v, (list, tuple)):
+        raise TypeError(f"{who}: unflattened_size must be a tuple or list of ints, got {type(v).__name__}")
+    if not v:
+        raise ValueError(f"{who}: unflattened_size must hold at least one size")
+    sizes = tuple(check_int(k, who, "unflattened_size") for k in v)
+    if any(k < 1 and k != -1 for k in sizes):
+        raise ValueError(f"{who}: the sizes of unflattened_size must be positive (or one -1), got {v!r}")
+    if sizes.count(-1) > 1:
+        raise ValueError(f"{who}: only one size of unflattened_size may be -1, got {v!r}")
+    return sizes
+
+
+class Unflatten(_Reshape):
+    """Dim ``dim`` of the input split into ``unflattened_size`` (a tuple or list of
+    ints, one of which may be -1, inferred), as torch's ``nn.Unflatten``."""
+
+    def __init__(self, dim: int, unflattened_size: Any) -> None:
+        super().__init__()
+        self.dim, self.unflattened_size = Unflatten._checked(dim, unflattened_size)
+
+    # The layer table's entries (see LAYERS).
+    _params = ("dim", "unflattened_size")
+
+    @staticmethod
+    def _checked(*args: Any) -> tuple:
+        dim, unflattened_size = args
+        return check_int(dim, "Unflatten", "dim"), _unflattened_size(unflattened_size)
+
+    def _out_shape(self, shape: tuple) -> tuple:
+        who = self._name()
+        k = _dim(self.dim, len(shape), who)
+        n = shape[k]
+        known = 1
+        for d in self.unflattened_size:
+            if d != -1:
+                known *= d
+        fits = n % known == 0 if -1 in self.unflattened_size else known == n
+        if not fits:
+            raise ValueError(f"{who}: unflattened_size {self.unflattened_size} does not fit dim {self.dim} "
+                             f"of size {n} (input shape {shape})")
+        split = tuple(n // known if d == -1 else d for d in self.unflattened_size)
+        return shape[:k] + split + shape[k + 1:]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(dim={self.dim}, unflattened_size={self.unflattened_size})"
+
+
 def check_children(owner: Any, modules: list, who: str) -> None:
     """Check the modules a container is about to hold, with all they hold in turn.
 
@@ -908,7 +1035,7 @@ class Sequential(Module):
         return f"Sequential({inner}\n)"
 
 
-LAYERS: dict = {cls.__name__: cls for cls in (Linear, Dropout, LayerNorm, Sequential)}
+LAYERS: dict = {cls.__name__: cls for cls in (Linear, Dropout, LayerNorm, Flatten, Unflatten, Sequential)}
 """The members of the layer family, by class name, in table order.
 
 Each member but the container ``Sequential`` lists, as class attributes,

@@ -25,7 +25,7 @@ use crate::activations::ActState;
 use crate::error::{check_grad, checked_size, copy_into, try_zeros, Error, Owner, Result};
 use crate::generator::Generator;
 use crate::simd::dispatch;
-use crate::tensor::Shape;
+use crate::tensor::{normalize_dim, Shape};
 
 /// The sizes of one Linear call: `x` is (batch, in_f), `W` is (out_f, in_f).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -901,6 +901,149 @@ impl LayerNormState {
     }
 }
 
+// ---------------------------------------------------------------- Flatten and Unflatten
+
+/// What a reshaping layer does to the shape of its input (docs/NUMERICS.md,
+/// "Flatten and Unflatten"); the values pass through unchanged, in row-major order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reshape {
+    /// `Flatten(start_dim, end_dim)`: dims `start_dim..=end_dim` merged into one.
+    Flatten(i64, i64),
+    /// `Unflatten(dim, unflattened_size)`: dim `dim` split into these sizes, one
+    /// of which may be `None` (given as -1), inferred.
+    Unflatten(i64, Vec<Option<usize>>),
+}
+
+impl Reshape {
+    /// The class name, which its errors start with.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reshape::Flatten(..) => "Flatten",
+            Reshape::Unflatten(..) => "Unflatten",
+        }
+    }
+
+    /// The output shape for an input of `shape`.
+    pub fn out_shape(&self, shape: Shape) -> Result<Shape> {
+        let who = self.name();
+        let d = shape.dims();
+        let mut sizes = Vec::with_capacity(d.len() + 1);
+        match self {
+            Reshape::Flatten(start, end) => {
+                let s = normalize_dim(*start, d.len(), who)?;
+                let e = normalize_dim(*end, d.len(), who)?;
+                if s > e {
+                    return Err(Error::Value(format!(
+                        "{who}: start_dim {start} comes after end_dim {end} (input shape {shape})"
+                    )));
+                }
+                sizes.extend_from_slice(&d[..s]);
+                sizes.push(d[s..=e].iter().product());
+                sizes.extend_from_slice(&d[e + 1..]);
+            }
+            Reshape::Unflatten(dim, split) => {
+                let k = normalize_dim(*dim, d.len(), who)?;
+                let n = d[k];
+                let known = split
+                    .iter()
+                    .flatten()
+                    .fold(1usize, |a, &b| a.saturating_mul(b));
+                let fits = if split.contains(&None) {
+                    n.is_multiple_of(known)
+                } else {
+                    known == n
+                };
+                if !fits {
+                    return Err(Error::Value(format!(
+                        "{who}: unflattened_size {} does not fit dim {dim} of size {n} (input shape {shape})",
+                        size_text(split)
+                    )));
+                }
+                sizes.extend_from_slice(&d[..k]);
+                sizes.extend(split.iter().map(|v| v.unwrap_or(n / known)));
+                sizes.extend_from_slice(&d[k + 1..]);
+            }
+        }
+        Shape::new(&sizes)
+    }
+
+    /// Whether it maps every input of shape `(rows, width)` to the same shape,
+    /// as a stack's buffers need (a `Flatten` of one dim, an `Unflatten` of the
+    /// last dim into itself).
+    pub fn keeps_rows(&self, width: usize) -> bool {
+        let norm = |d: i64| normalize_dim(d, 2, "").ok();
+        match self {
+            Reshape::Flatten(s, e) => norm(*s).is_some() && norm(*s) == norm(*e),
+            Reshape::Unflatten(d, split) => {
+                norm(*d) == Some(1)
+                    && matches!(split[..], [None] | [Some(_)])
+                    && split[0].is_none_or(|k| k == width)
+            }
+        }
+    }
+}
+
+/// `(2, -1)`: sizes as Python writes a tuple of them.
+pub fn size_text(sizes: &[Option<usize>]) -> String {
+    let parts: Vec<String> = sizes
+        .iter()
+        .map(|v| v.map_or("-1".to_string(), |n| n.to_string()))
+        .collect();
+    match parts.len() {
+        1 => format!("({},)", parts[0]),
+        _ => format!("({})", parts.join(", ")),
+    }
+}
+
+/// What a `Flatten` or `Unflatten` keeps between `forward` and `backward`: the
+/// shapes of its last input and output.
+#[derive(Clone, Debug)]
+pub struct ReshapeState {
+    op: Reshape,
+    shapes: Option<(Shape, Shape)>,
+    owner: Owner,
+}
+
+impl ReshapeState {
+    /// The layer doing `op`, before any forward.
+    pub fn new(op: Reshape) -> ReshapeState {
+        ReshapeState {
+            op,
+            shapes: None,
+            owner: Owner::default(),
+        }
+    }
+
+    /// What it does to a shape.
+    pub fn op(&self) -> &Reshape {
+        &self.op
+    }
+
+    /// `x` of `shape`, unchanged, and its new shape; keeps both shapes for
+    /// `backward`, unless grad mode is off.
+    pub fn forward(&mut self, x: Vec<f64>, shape: Shape) -> Result<(Vec<f64>, Shape)> {
+        let out = self.op.out_shape(shape)?;
+        self.shapes = self.owner.forward().then_some((shape, out));
+        Ok((x, out))
+    }
+
+    /// Keep the shapes of an input of `shape`, as `forward` does.
+    pub fn remember(&mut self, shape: Shape) -> Result<()> {
+        self.shapes = Some((shape, self.op.out_shape(shape)?));
+        self.owner.set();
+        Ok(())
+    }
+
+    /// `g` of `shape` (the last output's), unchanged, with the last input's shape.
+    pub fn backward(&self, g: Vec<f64>, shape: Shape) -> Result<(Vec<f64>, Shape)> {
+        let who = self.op.name();
+        let (input, output) = self.shapes.ok_or_else(|| self.owner.not_forwarded(who))?;
+        self.owner.check(who)?;
+        check_grad(who, shape, output)?;
+        Ok((g, input))
+    }
+}
+
 // ---------------------------------------------------------------- the family's table
 
 /// The members of the family. `layer_table!(m)` calls the macro `m` with one line
@@ -917,6 +1060,10 @@ macro_rules! layer_table {
             Dropout [] [] "(p=0.5, generator=None)";
             /// Each row normalized over its last dimension, times `weight`, plus `bias`.
             LayerNorm ["weight", "bias"] [] "(normalized_shape, eps=1e-05, elementwise_affine=True, bias=True)";
+            /// Dims `start_dim..=end_dim` merged into one; the values unchanged.
+            Flatten [] [] "(start_dim=1, end_dim=-1)";
+            /// Dim `dim` split into `unflattened_size`; the values unchanged.
+            Unflatten [] [] "(dim, unflattened_size)";
             /// The container: its children in order.
             Sequential [] [] "(*modules)";
         }
@@ -1033,6 +1180,8 @@ pub enum LayerKind<'a> {
     Dropout(&'a mut DropoutState, Option<usize>),
     /// A `LayerNorm`; its slots are those of `weight` and `bias` it has.
     LayerNorm(&'a mut LayerNormState),
+    /// A `Flatten` or an `Unflatten`.
+    Reshape(&'a mut ReshapeState),
 }
 
 /// A Linear's `weight` slot and its bias gradient (empty without a bias).
@@ -1098,7 +1247,23 @@ impl Layer<'_> {
         match &self.kind {
             LayerKind::Linear(s) => Some(s.in_features()),
             LayerKind::LayerNorm(s) => Some(s.size()),
+            LayerKind::Reshape(s) => match s.op() {
+                Reshape::Unflatten(_, split) => match split[..] {
+                    [Some(k)] => Some(k),
+                    _ => None,
+                },
+                Reshape::Flatten(..) => None,
+            },
             _ => None,
+        }
+    }
+
+    /// Whether it maps inputs of shape `(rows, width)` to outputs of `rows` rows
+    /// and `width_out(width)` columns, as the buffers of [`Stack::new`] assume.
+    pub fn keeps_rows(&self, width: usize) -> bool {
+        match &self.kind {
+            LayerKind::Reshape(s) => s.op().keeps_rows(width),
+            _ => true,
         }
     }
 
@@ -1109,6 +1274,7 @@ impl Layer<'_> {
             LayerKind::Linear(_) | LayerKind::LayerNorm(_) => None,
             LayerKind::Activation(a) => Some(a.kind().name()),
             LayerKind::Dropout(..) => Some("Dropout"),
+            LayerKind::Reshape(s) => Some(s.op().name()),
         }
     }
 
@@ -1144,6 +1310,7 @@ impl Layer<'_> {
                 let (w, b) = weight_bias(&self.params, s.slots());
                 Ok((s.forward(x, shape, w, b)?, shape))
             }
+            LayerKind::Reshape(s) => s.forward(x, shape),
         }
     }
 
@@ -1161,6 +1328,7 @@ impl Layer<'_> {
                 let (w, gw, gb) = weight_grads(&mut self.params, s.slots());
                 Ok((s.backward(&g, shape, w, gw, gb)?, shape))
             }
+            LayerKind::Reshape(s) => s.backward(g, shape),
         }
     }
 
@@ -1213,6 +1381,7 @@ impl Layer<'_> {
                 let (w, b) = weight_bias(&self.params, s.slots());
                 layer_norm_forward(x, wi, s.eps(), w, b, y);
             }
+            LayerKind::Reshape(_) => y.copy_from_slice(x),
         }
         Ok(())
     }
@@ -1256,6 +1425,11 @@ impl Layer<'_> {
                 layer_norm_backward(x, wi, s.eps(), w, gy, gw, gb, dx);
             }
             _ if dx.is_none() => {}
+            LayerKind::Reshape(_) => {
+                if let Some(dx) = dx {
+                    dx.copy_from_slice(gy);
+                }
+            }
             LayerKind::Activation(a) => {
                 if let Some(dx) = dx {
                     a.kind().backward(x, y, gy, Shape::Matrix(rows, wi), dx)?;
@@ -1286,6 +1460,7 @@ impl Layer<'_> {
                 d.remember(mask, shape)
             }
             LayerKind::LayerNorm(s) => s.remember(x, shape),
+            LayerKind::Reshape(s) => s.remember(shape),
         }
     }
 }
@@ -1897,5 +2072,41 @@ mod tests {
             )
         };
         assert_eq!(run(false), run(true));
+    }
+
+    /// Flatten and Unflatten change the shape only, and the stack's buffers take
+    /// only those that keep a batch of rows as it is.
+    #[test]
+    fn reshapes_change_the_shape_only() {
+        let s3 = Shape::new(&[2, 3, 4]).unwrap();
+        let flat = Reshape::Flatten(1, -1);
+        assert_eq!(flat.out_shape(s3).unwrap(), Shape::Matrix(2, 12));
+        let un = Reshape::Unflatten(1, vec![Some(3), None]);
+        assert_eq!(un.out_shape(Shape::Matrix(2, 12)).unwrap(), s3);
+        assert!(matches!(
+            Reshape::Flatten(2, 1).out_shape(s3),
+            Err(Error::Value(_))
+        ));
+        assert!(matches!(
+            Reshape::Flatten(3, -1).out_shape(s3),
+            Err(Error::Index(_))
+        ));
+        assert!(matches!(
+            Reshape::Unflatten(1, vec![Some(5)]).out_shape(s3),
+            Err(Error::Value(_))
+        ));
+        let mut st = ReshapeState::new(un);
+        let x: Vec<f64> = (0..24).map(|k| k as f64).collect();
+        let (y, ys) = st.forward(x.clone(), Shape::Matrix(2, 12)).unwrap();
+        assert_eq!((y.clone(), ys), (x.clone(), s3));
+        assert_eq!(st.backward(y, s3).unwrap(), (x, Shape::Matrix(2, 12)));
+        assert!(st.backward(vec![0.0; 24], Shape::Matrix(2, 12)).is_err());
+        assert!(flat.keeps_rows(5) && Reshape::Flatten(0, 0).keeps_rows(5));
+        assert!(!Reshape::Flatten(0, 1).keeps_rows(5));
+        assert!(Reshape::Unflatten(-1, vec![None]).keeps_rows(5));
+        assert!(Reshape::Unflatten(1, vec![Some(5)]).keeps_rows(5));
+        assert!(!Reshape::Unflatten(1, vec![Some(4)]).keeps_rows(5));
+        assert!(!Reshape::Unflatten(0, vec![None]).keeps_rows(5));
+        assert!(!Reshape::Unflatten(1, vec![Some(5), Some(1)]).keeps_rows(5));
     }
 }

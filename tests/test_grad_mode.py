@@ -93,6 +93,8 @@ def _layers(fw: ModuleType) -> dict:
         "Linear": lambda: fw.Linear(5, 3, generator=fw.Generator(1)),
         "Dropout": lambda: fw.Dropout(0.4, generator=fw.Generator(2)),
         "LayerNorm": lambda: fw.LayerNorm(5),
+        "Flatten": lambda: fw.Flatten(),
+        "Unflatten": lambda: fw.Unflatten(1, (5,)),
         "Sequential": lambda: fw.Sequential(fw.Linear(5, 4, generator=fw.Generator(3)), fw.Tanh(),
                                             fw.LayerNorm(4), fw.Dropout(0.3, generator=fw.Generator(4)),
                                             fw.Linear(4, 3, bias=False, generator=fw.Generator(5))),

@@ -29,12 +29,17 @@ def rs() -> ModuleType:
     return load_backend("rs")
 
 
+EXAMPLE_ARGS: dict = {"Unflatten": {"dim": -1, "unflattened_size": (3,)}}
+"""Required arguments that cannot be 3: an Unflatten of the last of 3 columns into itself."""
+
+
 def example(fw: ModuleType, name: str) -> Any:
-    """Member ``name`` of ``fw``, its required arguments 3 and a fixed generator if it takes one."""
-    kw: dict = {}
+    """Member ``name`` of ``fw``, its required arguments 3 (or :data:`EXAMPLE_ARGS`) and a
+    fixed generator if it takes one."""
+    kw: dict = dict(EXAMPLE_ARGS.get(name, {}))
     for p in inspect.signature(pyfw.LAYERS[name]).parameters.values():
         if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD:
-            kw[p.name] = 3
+            kw.setdefault(p.name, 3)
         elif p.name == "generator":
             kw[p.name] = fw.Generator(7)
     return fw.LAYERS[name](**kw)
@@ -219,3 +224,85 @@ def test_linear_without_bias(bias: Any, tmp_path: Path) -> None:
             assert repr(other) == repr(model) and sd_hex(other.state_dict()) == sd_hex(model.state_dict())
         out[fw.__name__] = (th(y), sd_hex(model.state_dict()))
     assert out["pyfw"] == out["pyfw_rs"]
+
+
+def test_flatten_and_unflatten_reshape_and_back(fw: ModuleType) -> None:
+    """``Flatten`` and ``Unflatten`` move no value: forward gives the input's values in the new
+    shape, backward the gradient's in the input's shape, as torch's ``nn.Flatten``/``nn.Unflatten``."""
+    vals = [[[float(i * 12 + j * 4 + k) for k in range(4)] for j in range(3)] for i in range(2)]
+    x = fw.tensor(vals)
+    flat = fw.Flatten()
+    y = flat(x)
+    assert tuple(y.shape) == (2, 12) and y.tolist() == [sum(r, []) for r in vals]
+    un = fw.Unflatten(1, [3, -1])
+    assert repr(un) == "Unflatten(dim=1, unflattened_size=(3, -1))" and repr(flat) == "Flatten(start_dim=1, end_dim=-1)"
+    z = un(y)
+    assert tuple(z.shape) == (2, 3, 4) and z.tolist() == vals
+    g = un.backward(z)
+    assert tuple(g.shape) == (2, 12) and g.tolist() == y.tolist()
+    assert flat.backward(g).tolist() == vals
+    assert tuple(fw.Flatten(0, 1)(x).shape) == (6, 4)
+    assert tuple(fw.Unflatten(-1, (2, 1, 2))(x).shape) == (2, 3, 2, 1, 2)
+
+
+@pytest.mark.parametrize("make, arg, error", [
+    (lambda fw: fw.Flatten(2, 1), "x", ValueError),
+    (lambda fw: fw.Flatten(start_dim=3), "x", IndexError),
+    (lambda fw: fw.Unflatten(1, (4,)), "x", ValueError),
+    (lambda fw: fw.Unflatten(2, (2, -1)), "x", ValueError),
+    (lambda fw: fw.Flatten(), "backward", RuntimeError),
+    (lambda fw: fw.Flatten(), "grad", ValueError),
+    (lambda fw: fw.Unflatten(1, 3), None, TypeError),
+    (lambda fw: fw.Unflatten(1, ()), None, ValueError),
+    (lambda fw: fw.Unflatten(1, (-1, -1)), None, ValueError),
+    (lambda fw: fw.Unflatten(1, (0, 2)), None, ValueError),
+    (lambda fw: fw.Unflatten(1, (2, True)), None, TypeError),
+    (lambda fw: fw.Flatten(1.0), None, TypeError),
+])
+def test_flatten_and_unflatten_errors_agree(make: Any, arg: Any, error: type) -> None:
+    """The same exception and message in both backends, naming the class."""
+    messages = []
+    for fw in (pyfw, rs()):
+        with pytest.raises(error) as e:
+            m = make(fw)
+            x = fw.tensor([[[1.0, 2.0, 3.0]] * 3] * 2)
+            if arg == "x":
+                m(x)
+            elif arg == "backward":
+                m.backward(x)
+            else:
+                m(x)
+                m.backward(fw.tensor([[1.0] * 9]))
+        assert "latten" in str(e.value)
+        messages.append(str(e.value))
+    assert messages[0] == messages[1]
+
+
+def test_reshapes_train_bit_identically_natively_or_not() -> None:
+    """A reshape that keeps a batch of rows as it is (``Flatten()`` or ``Unflatten(-1, (C,))`` on
+    ``(N, C)``) runs in the native epoch of ``fit``; one that splits the rows into a new shape
+    falls back to the Python loop (None). Both give the same bits in both backends, and so
+    does a native Sequential on an input of rank 3."""
+    r = rs()
+    out = {}
+    for fw in (pyfw, r):
+        x = fw.tensor([[0.1 * i, 0.2 - 0.05 * i] for i in range(12)])
+        y = fw.tensor([[0.3 * (i % 3), 0.1 * (i % 2)] for i in range(12)])
+        models = [fw.Sequential(fw.Linear(2, 3, generator=fw.Generator(1)), fw.Flatten(), fw.Unflatten(-1, (3,)),
+                                fw.Tanh(), fw.Linear(3, 2, generator=fw.Generator(2))),
+                  fw.Sequential(fw.Linear(2, 6, generator=fw.Generator(3)), fw.Unflatten(1, (2, 3)),
+                                fw.Tanh(), fw.Flatten(), fw.Linear(6, 2, generator=fw.Generator(4)))]
+        for k, model in enumerate(models):
+            opt = fw.SGD(model.parameters(), lr=0.1)
+            fw.fit(model, fw.MSELoss(), opt, x, y, epochs=2, batch_size=5, generator=fw.Generator(1))
+            out[fw.__name__, k] = sd_hex(model.state_dict())
+            if fw is r:
+                native = r._native._train_epoch(model, r.MSELoss(), opt, x, y, 5, r.Generator(1), True)
+                assert (native is None) == (k == 1)
+        seq = fw.Sequential(fw.Flatten(), fw.Linear(6, 4, generator=fw.Generator(5)), fw.Unflatten(1, (2, 2)),
+                            fw.LayerNorm(2))
+        x3 = fw.tensor([[[0.5 * i - j, 0.25 * j, 1.0 - i] for j in range(2)] for i in range(3)])
+        z = seq(x3)
+        out[fw.__name__, "seq"] = (th(z), th(seq.backward(z)), sd_hex(seq.state_dict()))
+    for key in [(1, 0), (1, 1), (1, "seq")]:
+        assert out["pyfw", key[1]] == out["pyfw_rs", key[1]]

@@ -28,8 +28,8 @@ use super::{
 use crate::error::try_zeros;
 use crate::generator::Generator;
 use crate::modules::{
-    linear_init, DropoutState, Layer, LayerKind, LayerNormState, LinearState, Slot, Slots, Stack,
-    LAYERS,
+    linear_init, size_text, DropoutState, Layer, LayerKind, LayerNormState, LinearState, Reshape,
+    ReshapeState, Slot, Slots, Stack, LAYERS,
 };
 use crate::tensor::Shape;
 
@@ -797,6 +797,261 @@ impl LayerNorm {
     }
 }
 
+// ---------------------------------------------------------------- Flatten and Unflatten
+
+/// What `Flatten` and `Unflatten` share: each holds a [`ReshapeState`]
+/// and runs through the stack runner as `$class`.
+macro_rules! reshape_methods {
+    ($ty:ident, $class:ident) => {
+        impl HeldLayer for PyRefMut<'_, $ty> {
+            fn layer(&mut self) -> Layer<'_> {
+                Layer {
+                    kind: LayerKind::Reshape(&mut self.state),
+                    params: Slots::new(),
+                }
+            }
+
+            fn slots(&self) -> Vec<SlotRefs<'_>> {
+                Vec::new()
+            }
+        }
+
+        /// The run of one layer of this class.
+        const $class: LayerClass = LayerClass {
+            keeps: keeps::<$ty>,
+            who: |m| Ok(type_name(m)),
+            hold: |m, _, _| Ok(Held::$ty(m.cast::<$ty>()?.busy_mut()?)),
+        };
+
+        impl $ty {
+            /// One run of this layer through the stack runner.
+            fn run<'py>(
+                slf: &Bound<'py, Self>,
+                x: &Bound<'py, PyAny>,
+                backward: bool,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let py = slf.py();
+                let run = [Child::Layer(slf.clone().into_any().unbind(), &$class)];
+                run_native(py, &run, Flow::Obj(x.clone()), backward)?.into_obj(py)
+            }
+        }
+    };
+}
+
+/// Dims `start_dim..=end_dim` of the input merged into one, as torch's
+/// `nn.Flatten`; the values pass through unchanged (docs/NUMERICS.md,
+/// "Flatten and Unflatten").
+#[pyclass(extends = Module, subclass, module = "pyfw_rs", name = "Flatten")]
+pub struct Flatten {
+    state: ReshapeState,
+}
+
+reshape_methods!(Flatten, FLATTEN);
+
+#[pymethods]
+impl Flatten {
+    /// Accepts any arguments; `__init__` checks and sets them.
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs), text_signature = "(start_dim=1, end_dim=-1)")]
+    fn new(
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyClassInitializer<Flatten> {
+        module_base().add_subclass(Flatten {
+            state: ReshapeState::new(Reshape::Flatten(1, -1)),
+        })
+    }
+
+    #[pyo3(signature = (start_dim = Given::Missing, end_dim = Given::Missing))]
+    fn __init__(slf: &Bound<'_, Self>, start_dim: Given<'_>, end_dim: Given<'_>) -> PyResult<()> {
+        let s = start_dim.or(1i64, "Flatten", "start_dim")?;
+        let e = end_dim.or(-1i64, "Flatten", "end_dim")?;
+        slf.busy_mut()?.state = ReshapeState::new(Reshape::Flatten(s, e));
+        Ok(())
+    }
+
+    #[getter]
+    fn start_dim(slf: &Bound<'_, Self>) -> PyResult<i64> {
+        match slf.busy_ref()?.state.op() {
+            Reshape::Flatten(s, _) => Ok(*s),
+            Reshape::Unflatten(..) => unreachable!("a Flatten flattens"),
+        }
+    }
+
+    #[getter]
+    fn end_dim(slf: &Bound<'_, Self>) -> PyResult<i64> {
+        match slf.busy_ref()?.state.op() {
+            Reshape::Flatten(_, e) => Ok(*e),
+            Reshape::Unflatten(..) => unreachable!("a Flatten flattens"),
+        }
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        Ok(format!(
+            "{}(start_dim={}, end_dim={})",
+            type_name(slf.as_any()),
+            Flatten::start_dim(slf)?,
+            Flatten::end_dim(slf)?
+        ))
+    }
+
+    /// The input's values, unchanged, in the new shape.
+    fn forward<'py>(slf: &Bound<'py, Self>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Flatten::run(slf, x, false)
+    }
+
+    /// The gradient's values, unchanged, in the shape of the last input.
+    fn backward<'py>(
+        slf: &Bound<'py, Self>,
+        grad: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Flatten::run(slf, grad, true)
+    }
+
+    #[pyo3(signature = (*input))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        input: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if input.len() == 1 && runs_natively::<Flatten>(slf.as_any())? {
+            return Flatten::forward(slf, &input.get_item(0)?);
+        }
+        slf.call_method1(intern!(slf.py(), "forward"), input)
+    }
+
+    fn _name(slf: &Bound<'_, Self>) -> String {
+        type_name(slf.as_any())
+    }
+}
+
+/// Dim `dim` of the input split into `unflattened_size` (a tuple or list of
+/// ints, one of which may be -1), as torch's `nn.Unflatten`; the values pass
+/// through unchanged (docs/NUMERICS.md, "Flatten and Unflatten").
+#[pyclass(extends = Module, subclass, module = "pyfw_rs", name = "Unflatten")]
+pub struct Unflatten {
+    state: ReshapeState,
+}
+
+/// `unflattened_size`, checked as `pyfw.modules.Unflatten` checks it.
+fn unflattened_size(v: &Bound<'_, PyAny>) -> PyResult<Vec<Option<usize>>> {
+    let who = "Unflatten";
+    if !(v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>()) {
+        return Err(PyTypeError::new_err(format!(
+            "{who}: unflattened_size must be a tuple or list of ints, got {}",
+            type_name(v)
+        )));
+    }
+    let items: Vec<Bound<'_, PyAny>> = v.try_iter()?.collect::<PyResult<_>>()?;
+    if items.is_empty() {
+        return Err(PyValueError::new_err(format!(
+            "{who}: unflattened_size must hold at least one size"
+        )));
+    }
+    let mut sizes = Vec::with_capacity(items.len());
+    for item in &items {
+        let k = Given::Value(item.clone()).or(0i64, who, "unflattened_size")?;
+        if k < 1 && k != -1 {
+            return Err(PyValueError::new_err(format!(
+                "{who}: the sizes of unflattened_size must be positive (or one -1), got {}",
+                py_repr(v)?
+            )));
+        }
+        sizes.push(usize::try_from(k).ok());
+    }
+    if sizes.iter().filter(|k| k.is_none()).count() > 1 {
+        return Err(PyValueError::new_err(format!(
+            "{who}: only one size of unflattened_size may be -1, got {}",
+            py_repr(v)?
+        )));
+    }
+    Ok(sizes)
+}
+
+reshape_methods!(Unflatten, UNFLATTEN);
+
+#[pymethods]
+impl Unflatten {
+    /// Accepts any arguments; `__init__` checks and sets them.
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs), text_signature = "(dim, unflattened_size)")]
+    fn new(
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyClassInitializer<Unflatten> {
+        module_base().add_subclass(Unflatten {
+            state: ReshapeState::new(Reshape::Unflatten(-1, vec![None])),
+        })
+    }
+
+    fn __init__<'py>(
+        slf: &Bound<'py, Self>,
+        dim: &Bound<'py, PyAny>,
+        unflattened_size: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        let d = Given::Value(dim.clone()).or(0i64, "Unflatten", "dim")?;
+        let sizes = self::unflattened_size(unflattened_size)?;
+        slf.busy_mut()?.state = ReshapeState::new(Reshape::Unflatten(d, sizes));
+        Ok(())
+    }
+
+    #[getter]
+    fn dim(slf: &Bound<'_, Self>) -> PyResult<i64> {
+        match slf.busy_ref()?.state.op() {
+            Reshape::Unflatten(d, _) => Ok(*d),
+            Reshape::Flatten(..) => unreachable!("an Unflatten unflattens"),
+        }
+    }
+
+    #[getter]
+    fn unflattened_size<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let sizes: Vec<i64> = match slf.busy_ref()?.state.op() {
+            Reshape::Unflatten(_, s) => s.iter().map(|k| k.map_or(-1, |k| k as i64)).collect(),
+            Reshape::Flatten(..) => unreachable!("an Unflatten unflattens"),
+        };
+        PyTuple::new(slf.py(), sizes)
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let text = match slf.busy_ref()?.state.op() {
+            Reshape::Unflatten(_, s) => size_text(s),
+            Reshape::Flatten(..) => unreachable!("an Unflatten unflattens"),
+        };
+        Ok(format!(
+            "{}(dim={}, unflattened_size={text})",
+            type_name(slf.as_any()),
+            Unflatten::dim(slf)?
+        ))
+    }
+
+    /// The input's values, unchanged, in the new shape.
+    fn forward<'py>(slf: &Bound<'py, Self>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Unflatten::run(slf, x, false)
+    }
+
+    /// The gradient's values, unchanged, in the shape of the last input.
+    fn backward<'py>(
+        slf: &Bound<'py, Self>,
+        grad: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Unflatten::run(slf, grad, true)
+    }
+
+    #[pyo3(signature = (*input))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        input: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if input.len() == 1 && runs_natively::<Unflatten>(slf.as_any())? {
+            return Unflatten::forward(slf, &input.get_item(0)?);
+        }
+        slf.call_method1(intern!(slf.py(), "forward"), input)
+    }
+
+    fn _name(slf: &Bound<'_, Self>) -> String {
+        type_name(slf.as_any())
+    }
+}
+
 // ---------------------------------------------------------------- Sequential
 
 /// A native layer borrowed for a run of the stack runner: the borrows of its
@@ -816,6 +1071,8 @@ pub(crate) enum Held<'py> {
     Activation(PyRefMut<'py, Activation>),
     Dropout(HeldDropout<'py>),
     LayerNorm(HeldLayerNorm<'py>),
+    Flatten(PyRefMut<'py, Flatten>),
+    Unflatten(PyRefMut<'py, Unflatten>),
 }
 
 impl Held<'_> {
@@ -826,6 +1083,8 @@ impl Held<'_> {
             Held::Activation(h) => h.layer(),
             Held::Dropout(h) => h.layer(),
             Held::LayerNorm(h) => h.layer(),
+            Held::Flatten(h) => h.layer(),
+            Held::Unflatten(h) => h.layer(),
         }
     }
 
@@ -836,6 +1095,8 @@ impl Held<'_> {
             Held::Activation(h) => h.slots(),
             Held::Dropout(h) => h.slots(),
             Held::LayerNorm(h) => h.slots(),
+            Held::Flatten(h) => h.slots(),
+            Held::Unflatten(h) => h.slots(),
         }
     }
 }
@@ -864,7 +1125,7 @@ pub(crate) struct LayerClass {
 
 /// The native layer classes: a module of one of them that overrides neither
 /// `forward` nor `backward` runs through the stack runner.
-const NATIVE: [LayerClass; 4] = [
+const NATIVE: [LayerClass; 6] = [
     LayerClass {
         keeps: keeps::<Linear>,
         who: |m| m.cast::<Linear>()?.busy_ref()?.who(),
@@ -884,6 +1145,8 @@ const NATIVE: [LayerClass; 4] = [
         hold: hold_dropout,
     },
     LAYER_NORM,
+    FLATTEN,
+    UNFLATTEN,
 ];
 
 impl HeldLayer for PyRefMut<'_, Activation> {
@@ -1530,6 +1793,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Linear>()?;
     m.add_class::<Dropout>()?;
     m.add_class::<LayerNorm>()?;
+    m.add_class::<Flatten>()?;
+    m.add_class::<Unflatten>()?;
     m.add_class::<Sequential>()?;
     m.add("LAYERS", LAYERS.iter().map(|l| l.name).collect::<Vec<_>>())?;
     let table = LAYERS
