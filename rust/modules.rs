@@ -1044,6 +1044,345 @@ impl ReshapeState {
     }
 }
 
+// ---------------------------------------------------------------- BatchNorm1d
+
+/// The sizes of a BatchNorm1d input: `(n, c)` or `(n, c, l)` (then `l = 1`),
+/// channel `k` of sample `i` at position `j` is element `(i * c + k) * l + j`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BnDims {
+    /// Samples.
+    pub n: usize,
+    /// Channels.
+    pub c: usize,
+    /// Positions per channel (1 for an `(n, c)` input).
+    pub l: usize,
+}
+
+impl BnDims {
+    /// The values per channel, `n * l`.
+    fn m(&self) -> usize {
+        self.n * self.l
+    }
+
+    /// The indices of channel `k`'s values, sample by sample, position by position.
+    fn channel(&self, k: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..self.n).flat_map(move |i| {
+            let at = (i * self.c + k) * self.l;
+            at..at + self.l
+        })
+    }
+}
+
+/// The running statistics of a BatchNorm1d: `running_mean` (C,), `running_var`
+/// (C,) and `num_batches_tracked` (1,), a float.
+pub struct Running<'a> {
+    /// `running_mean`.
+    pub mean: &'a mut [f64],
+    /// `running_var`.
+    pub var: &'a mut [f64],
+    /// `num_batches_tracked`.
+    pub count: &'a mut [f64],
+}
+
+/// The `(mean, rstd)` a BatchNorm1d normalizes channel `k` with: `stats[k]` and
+/// `stats[c + k]`. In training mode (or without running statistics) from the
+/// batch, with the biased variance, updating `running` (docs/NUMERICS.md,
+/// "BatchNorm1d"); else from `running`.
+pub fn batch_norm_stats(
+    x: &[f64],
+    d: BnDims,
+    eps: f64,
+    momentum: Option<f64>,
+    batch: bool,
+    running: Option<&mut Running<'_>>,
+    stats: &mut [f64],
+) -> Result<()> {
+    let c = d.c;
+    if !batch {
+        let r = running.expect("eval mode with running statistics");
+        for k in 0..c {
+            stats[k] = r.mean[k];
+            stats[c + k] = 1.0 / (r.var[k] + eps).sqrt();
+        }
+        return Ok(());
+    }
+    let m = d.m();
+    if m < 2 {
+        return Err(Error::Value(format!(
+            "BatchNorm1d({c}): expected more than 1 value per channel when training, got {m}"
+        )));
+    }
+    let mut running = running;
+    let f = running.as_deref_mut().map(|r| {
+        r.count[0] += 1.0;
+        momentum.unwrap_or(1.0 / r.count[0])
+    });
+    for k in 0..c {
+        let mut acc = 0.0;
+        for i in d.channel(k) {
+            acc += x[i];
+        }
+        let mean = acc / m as f64;
+        let mut acc = 0.0;
+        for i in d.channel(k) {
+            let v = x[i] - mean;
+            acc += v * v;
+        }
+        stats[k] = mean;
+        stats[c + k] = 1.0 / (acc / m as f64 + eps).sqrt();
+        if let (Some(r), Some(f)) = (running.as_deref_mut(), f) {
+            r.mean[k] = (1.0 - f) * r.mean[k] + f * mean;
+            r.var[k] = (1.0 - f) * r.var[k] + f * (acc / (m - 1) as f64);
+        }
+    }
+    Ok(())
+}
+
+/// `y = ((x - mean) * rstd) * w + b`, channel by channel, with `stats` of [`batch_norm_stats`].
+pub fn batch_norm_forward(
+    x: &[f64],
+    d: BnDims,
+    stats: &[f64],
+    w: Option<&[f64]>,
+    b: Option<&[f64]>,
+    y: &mut [f64],
+) {
+    for k in 0..d.c {
+        let (mean, rstd) = (stats[k], stats[d.c + k]);
+        for i in d.channel(k) {
+            let mut v = (x[i] - mean) * rstd;
+            if let Some(w) = w {
+                v *= w[k];
+            }
+            if let Some(b) = b {
+                v += b[k];
+            }
+            y[i] = v;
+        }
+    }
+}
+
+/// Accumulate `gw` and `gb` and write `dx` (unless `None`) from the input `x`, the
+/// `stats` it was normalized with and the output gradient `g`; `batch`: the
+/// statistics came from the batch, and the gradient flows through them.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward(
+    x: &[f64],
+    d: BnDims,
+    stats: &[f64],
+    batch: bool,
+    w: Option<&[f64]>,
+    g: &[f64],
+    mut gw: Option<&mut [f64]>,
+    mut gb: Option<&mut [f64]>,
+    mut dx: Option<&mut [f64]>,
+) {
+    let m = d.m() as f64;
+    for k in 0..d.c {
+        let (mean, rstd) = (stats[k], stats[d.c + k]);
+        let wk = w.map(|w| w[k]);
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for i in d.channel(k) {
+            let xhat = (x[i] - mean) * rstd;
+            if let Some(gw) = gw.as_deref_mut() {
+                gw[k] += g[i] * xhat;
+            }
+            if let Some(gb) = gb.as_deref_mut() {
+                gb[k] += g[i];
+            }
+            let gh = wk.map_or(g[i], |wv| g[i] * wv);
+            s1 += gh;
+            s2 += gh * xhat;
+        }
+        let Some(dx) = dx.as_deref_mut() else {
+            continue;
+        };
+        let (m1, m2) = (s1 / m, s2 / m);
+        for i in d.channel(k) {
+            let gh = wk.map_or(g[i], |wv| g[i] * wv);
+            dx[i] = if batch {
+                let xhat = (x[i] - mean) * rstd;
+                ((gh - m1) - xhat * m2) * rstd
+            } else {
+                gh * rstd
+            };
+        }
+    }
+}
+
+/// What a BatchNorm1d keeps: its arguments, the statistics of its last forward
+/// and, for `backward`, its last input.
+#[derive(Clone, Debug)]
+pub struct BatchNormState {
+    c: usize,
+    eps: f64,
+    momentum: Option<f64>,
+    affine: bool,
+    track: bool,
+    /// `(mean, rstd)` per channel of the last forward, and whether from the batch.
+    stats: Vec<f64>,
+    batch: bool,
+    input: Option<(Vec<f64>, Shape)>,
+    owner: Owner,
+}
+
+impl BatchNormState {
+    /// `BatchNorm1d(c, eps, momentum, affine, track_running_stats)` before any forward.
+    pub fn new(
+        c: usize,
+        eps: f64,
+        momentum: Option<f64>,
+        affine: bool,
+        track: bool,
+    ) -> BatchNormState {
+        BatchNormState {
+            c,
+            eps,
+            momentum,
+            affine,
+            track,
+            stats: Vec::new(),
+            batch: true,
+            input: None,
+            owner: Owner::default(),
+        }
+    }
+
+    /// `num_features`.
+    pub fn size(&self) -> usize {
+        self.c
+    }
+
+    /// `eps`.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+
+    /// `momentum` (None: the cumulative average).
+    pub fn momentum(&self) -> Option<f64> {
+        self.momentum
+    }
+
+    /// `(affine, track_running_stats)`.
+    pub fn flags(&self) -> (bool, bool) {
+        (self.affine, self.track)
+    }
+
+    /// `BatchNorm1d(c)`, for error messages.
+    pub fn name(&self) -> String {
+        format!("BatchNorm1d({})", self.c)
+    }
+
+    /// The sizes of an input of `shape`: `(N, C)` or `(N, C, L)`.
+    pub fn dims(&self, shape: Shape) -> Result<BnDims> {
+        let d = shape.dims();
+        match d {
+            [n, c] | [n, c, _] if *c == self.c => Ok(BnDims {
+                n: *n,
+                c: *c,
+                l: d.get(2).copied().unwrap_or(1),
+            }),
+            _ => Err(Error::Value(format!(
+                "{}: expected an input of shape (N, {c}) or (N, {c}, L), got shape {shape}",
+                self.name(),
+                c = self.c
+            ))),
+        }
+    }
+
+    /// Normalize `x` (dims `d`) into `y`: from the batch in `training` mode or
+    /// without `running` statistics (updating them), else from them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_forward(
+        &mut self,
+        x: &[f64],
+        d: BnDims,
+        training: bool,
+        running: Option<&mut Running<'_>>,
+        w: Option<&[f64]>,
+        b: Option<&[f64]>,
+        y: &mut [f64],
+    ) -> Result<()> {
+        self.batch = training || running.is_none();
+        self.stats.resize(2 * self.c, 0.0);
+        batch_norm_stats(
+            x,
+            d,
+            self.eps,
+            self.momentum,
+            self.batch,
+            running,
+            &mut self.stats,
+        )?;
+        batch_norm_forward(x, d, &self.stats, w, b, y);
+        Ok(())
+    }
+
+    /// Accumulate the weight and bias gradients and write `dx` from the input `x`
+    /// of the last `run_forward` and the output gradient `g`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_backward(
+        &self,
+        x: &[f64],
+        d: BnDims,
+        w: Option<&[f64]>,
+        g: &[f64],
+        gw: Option<&mut [f64]>,
+        gb: Option<&mut [f64]>,
+        dx: Option<&mut [f64]>,
+    ) {
+        batch_norm_backward(x, d, &self.stats, self.batch, w, g, gw, gb, dx);
+    }
+
+    /// The output for `x` of `shape`; keeps `x` for `backward`, unless grad mode is off.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &mut self,
+        x: Vec<f64>,
+        shape: Shape,
+        training: bool,
+        running: Option<&mut Running<'_>>,
+        w: Option<&[f64]>,
+        b: Option<&[f64]>,
+    ) -> Result<Vec<f64>> {
+        let d = self.dims(shape)?;
+        let mut y = try_zeros(x.len(), "BatchNorm1d")?;
+        self.run_forward(&x, d, training, running, w, b, &mut y)?;
+        self.input = self.owner.forward().then_some((x, shape));
+        Ok(y)
+    }
+
+    /// Keep `x` of `shape` for `backward`, as `forward` does.
+    pub fn remember(&mut self, x: &[f64], shape: Shape) -> Result<()> {
+        let (kept, s) = self.input.get_or_insert_with(|| (Vec::new(), shape));
+        copy_into(kept, x, "BatchNorm1d")?;
+        *s = shape;
+        self.owner.set();
+        Ok(())
+    }
+
+    /// Accumulate the weight and bias gradients from `g` of `shape`; returns dL/dx.
+    pub fn backward(
+        &self,
+        g: &[f64],
+        shape: Shape,
+        w: Option<&[f64]>,
+        gw: Option<&mut [f64]>,
+        gb: Option<&mut [f64]>,
+    ) -> Result<Vec<f64>> {
+        let (x, s) = self
+            .input
+            .as_ref()
+            .ok_or_else(|| self.owner.not_forwarded(&self.name()))?;
+        self.owner.check(&self.name())?;
+        check_grad(&self.name(), shape, *s)?;
+        let d = self.dims(*s)?;
+        let mut dx = try_zeros(x.len(), "BatchNorm1d")?;
+        self.run_backward(x, d, w, g, gw, gb, Some(&mut dx));
+        Ok(dx)
+    }
+}
+
 // ---------------------------------------------------------------- the family's table
 
 /// The members of the family. `layer_table!(m)` calls the macro `m` with one line
@@ -1064,6 +1403,8 @@ macro_rules! layer_table {
             Flatten [] [] "(start_dim=1, end_dim=-1)";
             /// Dim `dim` split into `unflattened_size`; the values unchanged.
             Unflatten [] [] "(dim, unflattened_size)";
+            /// Each channel normalized over the batch (training) or by the running statistics (eval).
+            BatchNorm1d ["weight", "bias"] ["running_mean", "running_var", "num_batches_tracked"] "(num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)";
             /// The container: its children in order.
             Sequential [] [] "(*modules)";
         }
@@ -1182,6 +1523,10 @@ pub enum LayerKind<'a> {
     LayerNorm(&'a mut LayerNormState),
     /// A `Flatten` or an `Unflatten`.
     Reshape(&'a mut ReshapeState),
+    /// A `BatchNorm1d`, whether it is in training mode, and its running
+    /// statistics (None without `track_running_stats`); its slots are those
+    /// of `weight` and `bias` it has.
+    BatchNorm(&'a mut BatchNormState, bool, Option<Running<'a>>),
 }
 
 /// A Linear's `weight` slot and its bias gradient (empty without a bias).
@@ -1247,6 +1592,7 @@ impl Layer<'_> {
         match &self.kind {
             LayerKind::Linear(s) => Some(s.in_features()),
             LayerKind::LayerNorm(s) => Some(s.size()),
+            LayerKind::BatchNorm(s, ..) => Some(s.size()),
             LayerKind::Reshape(s) => match s.op() {
                 Reshape::Unflatten(_, split) => match split[..] {
                     [Some(k)] => Some(k),
@@ -1271,7 +1617,7 @@ impl Layer<'_> {
     /// replace it (`None`: the errors name the layer's sizes).
     pub fn kind_name(&self) -> Option<&'static str> {
         match &self.kind {
-            LayerKind::Linear(_) | LayerKind::LayerNorm(_) => None,
+            LayerKind::Linear(_) | LayerKind::LayerNorm(_) | LayerKind::BatchNorm(..) => None,
             LayerKind::Activation(a) => Some(a.kind().name()),
             LayerKind::Dropout(..) => Some("Dropout"),
             LayerKind::Reshape(s) => Some(s.op().name()),
@@ -1311,6 +1657,14 @@ impl Layer<'_> {
                 Ok((s.forward(x, shape, w, b)?, shape))
             }
             LayerKind::Reshape(s) => s.forward(x, shape),
+            LayerKind::BatchNorm(s, training, running) => {
+                let has = (s.flags().0, s.flags().0);
+                let (w, b) = weight_bias(&self.params, has);
+                Ok((
+                    s.forward(x, shape, *training, running.as_mut(), w, b)?,
+                    shape,
+                ))
+            }
         }
     }
 
@@ -1329,6 +1683,11 @@ impl Layer<'_> {
                 Ok((s.backward(&g, shape, w, gw, gb)?, shape))
             }
             LayerKind::Reshape(s) => s.backward(g, shape),
+            LayerKind::BatchNorm(s, ..) => {
+                let has = (s.flags().0, s.flags().0);
+                let (w, gw, gb) = weight_grads(&mut self.params, has);
+                Ok((s.backward(&g, shape, w, gw, gb)?, shape))
+            }
         }
     }
 
@@ -1382,6 +1741,16 @@ impl Layer<'_> {
                 layer_norm_forward(x, wi, s.eps(), w, b, y);
             }
             LayerKind::Reshape(_) => y.copy_from_slice(x),
+            LayerKind::BatchNorm(s, training, running) => {
+                let has = (s.flags().0, s.flags().0);
+                let (w, b) = weight_bias(&self.params, has);
+                let d = BnDims {
+                    n: rows,
+                    c: wi,
+                    l: 1,
+                };
+                s.run_forward(x, d, *training, running.as_mut(), w, b, y)?;
+            }
         }
         Ok(())
     }
@@ -1424,6 +1793,16 @@ impl Layer<'_> {
                 let (w, gw, gb) = weight_grads(&mut self.params, s.slots());
                 layer_norm_backward(x, wi, s.eps(), w, gy, gw, gb, dx);
             }
+            LayerKind::BatchNorm(s, ..) => {
+                let has = (s.flags().0, s.flags().0);
+                let (w, gw, gb) = weight_grads(&mut self.params, has);
+                let d = BnDims {
+                    n: rows,
+                    c: wi,
+                    l: 1,
+                };
+                s.run_backward(x, d, w, gy, gw, gb, dx);
+            }
             _ if dx.is_none() => {}
             LayerKind::Reshape(_) => {
                 if let Some(dx) = dx {
@@ -1461,6 +1840,7 @@ impl Layer<'_> {
             }
             LayerKind::LayerNorm(s) => s.remember(x, shape),
             LayerKind::Reshape(s) => s.remember(shape),
+            LayerKind::BatchNorm(s, ..) => s.remember(x, shape),
         }
     }
 }
@@ -2108,5 +2488,54 @@ mod tests {
         assert!(!Reshape::Unflatten(1, vec![Some(4)]).keeps_rows(5));
         assert!(!Reshape::Unflatten(0, vec![None]).keeps_rows(5));
         assert!(!Reshape::Unflatten(1, vec![Some(5), Some(1)]).keeps_rows(5));
+    }
+
+    /// BatchNorm1d: the batch statistics move the running ones by momentum (unbiased
+    /// variance) and count the batch; backward through them matches finite differences.
+    #[test]
+    fn batch_norm_moves_the_running_statistics_and_its_gradient_is_right() {
+        let (n, c, l) = (3, 2, 2);
+        let shape = Shape::new(&[n, c, l]).unwrap();
+        let x: Vec<f64> = (0..12).map(|k| ((k * 7) % 5) as f64 * 0.5 - 1.0).collect();
+        let (w, b) = (vec![1.5, -0.5], vec![0.25, 2.0]);
+        let mut st = BatchNormState::new(c, 1e-5, Some(0.1), true, true);
+        let (mut rm, mut rv, mut count) = (vec![0.0; 2], vec![1.0; 2], vec![0.0]);
+        let mut run = Running {
+            mean: &mut rm,
+            var: &mut rv,
+            count: &mut count,
+        };
+        st.forward(x.clone(), shape, true, Some(&mut run), Some(&w), Some(&b))
+            .unwrap();
+        let ch0: Vec<f64> = [0, 1, 4, 5, 8, 9].iter().map(|&i| x[i]).collect();
+        let mean = ch0.iter().sum::<f64>() / 6.0;
+        let var = ch0.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / 5.0;
+        assert!((rm[0] - 0.1 * mean).abs() < 1e-15 && (rv[0] - (0.9 + 0.1 * var)).abs() < 1e-15);
+        assert_eq!(count, [1.0]);
+        let gy: Vec<f64> = (0..12).map(|k| (k as f64 * 0.37).sin()).collect();
+        let loss = |x: &[f64]| {
+            let mut s = BatchNormState::new(c, 1e-5, Some(0.1), true, false);
+            let y = s
+                .forward(x.to_vec(), shape, true, None, Some(&w), Some(&b))
+                .unwrap();
+            weighted_sum(&y, &gy)
+        };
+        let (mut gw, mut gb) = (vec![0.0; 2], vec![0.0; 2]);
+        let dx = st
+            .backward(&gy, shape, Some(&w), Some(&mut gw), Some(&mut gb))
+            .unwrap();
+        for k in 0..12 {
+            let at = |h: f64| {
+                let mut x2 = x.clone();
+                x2[k] += h;
+                loss(&x2)
+            };
+            let numeric = (at(1e-6) - at(-1e-6)) / 2e-6;
+            assert!((numeric - dx[k]).abs() < 1e-6, "dx[{k}]");
+        }
+        assert!(matches!(
+            st.forward(vec![1.0, 2.0], Shape::Matrix(1, 2), true, None, None, None),
+            Err(Error::Value(_))
+        ));
     }
 }

@@ -10,7 +10,9 @@ from __future__ import annotations
 import ast
 import copy
 import inspect
+import math
 import pickle
+import random
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -306,3 +308,93 @@ def test_reshapes_train_bit_identically_natively_or_not() -> None:
         out[fw.__name__, "seq"] = (th(z), th(seq.backward(z)), sd_hex(seq.state_dict()))
     for key in [(1, 0), (1, 1), (1, "seq")]:
         assert out["pyfw", key[1]] == out["pyfw_rs", key[1]]
+
+
+def _bn_reference(x: list, eps: float) -> tuple:
+    """Batch norm of ``x`` (N, C, L) as torch defines it, written plainly: the output, and each
+    channel's (mean, biased var, unbiased var)."""
+    n, c, l = len(x), len(x[0]), len(x[0][0])
+    stats = []
+    for k in range(c):
+        vals = [x[i][k][j] for i in range(n) for j in range(l)]
+        mean = math.fsum(vals) / len(vals)
+        ss = math.fsum((v - mean) ** 2 for v in vals)
+        stats.append((mean, ss / len(vals), ss / (len(vals) - 1)))
+    y = [[[(x[i][k][j] - stats[k][0]) / math.sqrt(stats[k][1] + eps) for j in range(l)] for k in range(c)]
+         for i in range(n)]
+    return y, stats
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+def test_batchnorm1d_training_and_eval(rank: int) -> None:
+    """Training mode normalizes by the batch (biased variance) and moves the running statistics
+    by momentum (unbiased variance), counting batches; eval mode uses the running statistics;
+    momentum=None averages them. Both backends give the same bits, close to the plain formulas."""
+    g = random.Random(3)
+    x3 = [[[g.uniform(-2.0, 2.0) for _ in range(4 if rank == 3 else 1)] for _ in range(3)] for _ in range(5)]
+    xs = x3 if rank == 3 else [[v[0] for v in r] for r in x3]
+    want, stats = _bn_reference(x3, 1e-5)
+    out = []
+    for fw in (pyfw, rs()):
+        m = fw.BatchNorm1d(3)
+        y = m(fw.tensor(xs)).tolist()
+        flat = y if rank == 3 else [[[v] for v in r] for r in y]
+        assert all(abs(a - b) < 1e-12 for r, s in zip(flat, want) for p, q in zip(r, s) for a, b in zip(p, q))
+        rm, rv = m.running_mean.tolist(), m.running_var.tolist()
+        for k, (mean, _, unbiased) in enumerate(stats):
+            assert abs(rm[k] - 0.1 * mean) < 1e-15 and abs(rv[k] - (0.9 + 0.1 * unbiased)) < 1e-15
+        m(fw.tensor(xs))
+        assert m.num_batches_tracked.tolist() == [2.0]
+        m.eval()
+        ye = m(fw.tensor(xs)).tolist()
+        rm, rv = m.running_mean.tolist(), m.running_var.tolist()
+        assert m.num_batches_tracked.tolist() == [2.0]
+        first = ye[0] if rank == 2 else [r[0] for r in ye[0]]
+        x0 = xs[0] if rank == 2 else [r[0] for r in xs[0]]
+        assert all(abs(a - (v - rm[k]) / math.sqrt(rv[k] + 1e-5)) < 1e-12 for k, (a, v) in enumerate(zip(first, x0)))
+        avg = fw.BatchNorm1d(3, momentum=None)
+        avg(fw.tensor(xs))
+        assert [abs(a - s[0]) < 1e-15 for a, s in zip(avg.running_mean.tolist(), stats)] == [True] * 3
+        free = fw.BatchNorm1d(3, affine=False, track_running_stats=False).eval()
+        assert list(free.state_dict()) == [] and free.running_mean is None
+        assert th(free(fw.tensor(xs))) == th(fw.BatchNorm1d(3)(fw.tensor(xs)))  # eval: still the batch's
+        out.append((y, ye, sd_hex(m.state_dict()), repr(avg)))
+    assert out[0] == out[1]
+    assert out[0][3] == "BatchNorm1d(3, eps=1e-05, momentum=None, affine=True, track_running_stats=True)"
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_batchnorm1d_backward(training: bool) -> None:
+    """Backward through the batch statistics (training) or the affine map only (eval) passes
+    gradcheck, which leaves the buffers as they were, and gives the same bits in both backends."""
+    out = []
+    for fw in (pyfw, rs()):
+        m = fw.BatchNorm1d(2, momentum=0.3).train(training)
+        m.weight.copy_(fw.tensor([1.5, -0.5]))
+        m.bias.copy_(fw.tensor([0.25, 2.0]))
+        m.running_mean.copy_(fw.tensor([0.5, -0.25]))
+        m.running_var.copy_(fw.tensor([2.0, 0.5]))
+        x = fw.tensor([[[0.5, -1.0, 2.0], [0.25, 0.125, -3.0]], [[1.0, 2.0, 0.5], [-0.75, 1.5, 0.0]]])
+        before = sd_hex(m.state_dict())
+        assert fw.gradcheck(m, x)
+        assert sd_hex(m.state_dict()) == before
+        m.zero_grad()
+        y = m(x)
+        dx = m.backward(fw.tensor([[[0.3, -0.2, 0.1], [1.0, 0.5, -0.5]], [[0.7, 0.0, -0.4], [0.2, 0.2, 0.9]]]))
+        out.append((th(y), th(dx), th(m.weight_grad), th(m.bias_grad), sd_hex(m.state_dict())))
+    assert out[0] == out[1]
+
+
+def test_batchnorm1d_copies_keep_the_running_statistics_and_refuse_one_value(tmp_path: Path) -> None:
+    """Copies, pickles and model files keep the buffers; training on one value per channel is a
+    ValueError in both backends, as torch's."""
+    for fw in (pyfw, rs()):
+        m = fw.BatchNorm1d(3)
+        m(fw.tensor([[0.5, -1.0, 2.0], [0.25, 0.0, -3.0]]))
+        path = tmp_path / f"{fw.__name__}.safetensors"
+        fw.io.save_model(m, path)
+        for other in (copy.deepcopy(m), pickle.loads(pickle.dumps(m)), fw.io.load_model(path)):
+            assert sd_hex(other.state_dict()) == sd_hex(m.state_dict())
+            assert list(other.state_dict()) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+        with pytest.raises(ValueError, match=r"^BatchNorm1d\(3\): expected more than 1 value per channel"):
+            m(fw.tensor([[0.5, -1.0, 2.0]]))

@@ -28,8 +28,8 @@ use super::{
 use crate::error::try_zeros;
 use crate::generator::Generator;
 use crate::modules::{
-    linear_init, size_text, DropoutState, Layer, LayerKind, LayerNormState, LinearState, Reshape,
-    ReshapeState, Slot, Slots, Stack, LAYERS,
+    linear_init, size_text, BatchNormState, DropoutState, Layer, LayerKind, LayerNormState,
+    LinearState, Reshape, ReshapeState, Running, Slot, Slots, Stack, LAYERS,
 };
 use crate::tensor::Shape;
 
@@ -573,6 +573,43 @@ impl HeldLayer for HeldLayerNorm<'_> {
     }
 }
 
+/// A parameter tensor and its gradient tensor, if the slot is there.
+type MaybePair<'py> = (Option<Bound<'py, PyTensor>>, Option<Bound<'py, PyTensor>>);
+
+/// The `weight` and `bias` slots (each with its gradient) a normalization layer
+/// `kind` of `c` channels adopts as they are, for `copy` and `pickle`; `has` says
+/// which it has, and a slot it has not is `(None, None)`.
+fn adopt_slots(
+    kind: &str,
+    c: usize,
+    has: (bool, bool),
+    tensors: [MaybePair<'_>; 2],
+) -> PyResult<Vec<(Py<PyTensor>, Py<PyTensor>)>> {
+    let mut slots = Vec::new();
+    for (there, (t, g)) in [has.0, has.1].into_iter().zip(tensors) {
+        match (there, t, g) {
+            (false, None, None) => {}
+            (true, Some(t), Some(g)) => {
+                let fits = t.busy_ref()?.t.shape() == Shape::Vector(c)
+                    && g.busy_ref()?.t.shape() == Shape::Vector(c);
+                if !fits {
+                    return Err(PyValueError::new_err(format!(
+                        "{kind}._adopt: tensors do not fit a {kind}({c})"
+                    )));
+                }
+                t.busy_mut()?.grad = Some(g.clone().unbind());
+                slots.push((t.unbind(), g.unbind()));
+            }
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "{kind}._adopt: the tensors do not match its slots"
+                )))
+            }
+        }
+    }
+    Ok(slots)
+}
+
 /// `normalized_shape`: an int, or a sequence of one int.
 fn normalized_shape(v: &Bound<'_, PyAny>) -> PyResult<usize> {
     if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
@@ -668,29 +705,8 @@ impl LayerNorm {
             let me = slf.busy_ref()?;
             (me.state.size(), me.state.slots())
         };
-        let mut slots = Vec::new();
-        for (there, t, g) in [(has.0, weight, weight_grad), (has.1, bias, bias_grad)] {
-            match (there, t, g) {
-                (false, None, None) => {}
-                (true, Some(t), Some(g)) => {
-                    let fits = t.busy_ref()?.t.shape() == Shape::Vector(c)
-                        && g.busy_ref()?.t.shape() == Shape::Vector(c);
-                    if !fits {
-                        return Err(PyValueError::new_err(format!(
-                            "LayerNorm._adopt: tensors do not fit a LayerNorm({c})"
-                        )));
-                    }
-                    t.busy_mut()?.grad = Some(g.clone().unbind());
-                    slots.push((t.unbind(), g.unbind()));
-                }
-                _ => {
-                    return Err(PyValueError::new_err(
-                        "LayerNorm._adopt: the tensors do not match its slots",
-                    ))
-                }
-            }
-        }
-        slf.busy_mut()?.slots = slots;
+        let tensors = [(weight, weight_grad), (bias, bias_grad)];
+        slf.busy_mut()?.slots = adopt_slots("LayerNorm", c, has, tensors)?;
         Ok(())
     }
 
@@ -793,6 +809,351 @@ impl LayerNorm {
             type_name(slf.as_any()),
             py_repr(&PyFloat::new(slf.py(), eps))?,
             if affine { "True" } else { "False" }
+        ))
+    }
+}
+
+// ---------------------------------------------------------------- BatchNorm1d
+
+/// Each channel of an `(N, C)` or `(N, C, L)` input normalized by the batch's
+/// statistics (training mode, which updates the running ones) or the running
+/// statistics (eval mode), times `weight`, plus `bias` (docs/NUMERICS.md,
+/// "BatchNorm1d"). `weight` starts at 1 and `bias` at 0; the buffers
+/// `running_mean`, `running_var` and `num_batches_tracked` (a float tensor of
+/// shape (1,)) are registered as torch names them.
+#[pyclass(extends = Module, subclass, dict, module = "pyfw_rs", name = "BatchNorm1d")]
+pub struct BatchNorm1d {
+    state: BatchNormState,
+    /// `weight` and `bias`, each with its gradient, with `affine`.
+    slots: Vec<(Py<PyTensor>, Py<PyTensor>)>,
+}
+
+/// The buffers of a BatchNorm1d, in `state_dict` order.
+const BN_BUFFERS: [&str; 3] = ["running_mean", "running_var", "num_batches_tracked"];
+
+/// The run of one BatchNorm1d.
+const BATCH_NORM: LayerClass = LayerClass {
+    keeps: keeps::<BatchNorm1d>,
+    who: |m| Ok(m.cast::<BatchNorm1d>()?.busy_ref()?.state.name()),
+    hold: hold_batch_norm,
+};
+
+/// A BatchNorm1d, its parameter tensors, its training mode and its buffers, borrowed.
+pub(crate) struct HeldBatchNorm<'py>(
+    PyRefMut<'py, BatchNorm1d>,
+    [Option<HeldPair<'py>>; 2],
+    bool,
+    Option<[PyRefMut<'py, PyTensor>; 3]>,
+);
+
+fn hold_batch_norm<'py>(
+    m: &Bound<'py, PyAny>,
+    _gens: &mut Vec<Bound<'py, PyGenerator>>,
+    _draw: bool,
+) -> PyResult<Held<'py>> {
+    let py = m.py();
+    let bn = m.cast::<BatchNorm1d>()?;
+    let training = bn.as_super().busy_ref()?.training;
+    let (name, c) = {
+        let me = bn.busy_ref()?;
+        (me.state.name(), me.state.size())
+    };
+    // The buffers as they are now (None without running statistics).
+    let mut found = Vec::new();
+    for (k, b) in BN_BUFFERS.iter().enumerate() {
+        let v = m.getattr(*b)?;
+        if v.is_none() {
+            continue;
+        }
+        let want = Shape::Vector(if k == 2 { 1 } else { c });
+        let t = v.cast_into::<PyTensor>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{name}: buffer {b} must be a pyfw_rs Tensor or None"
+            ))
+        })?;
+        if t.busy_ref()?.t.shape() != want {
+            return Err(PyValueError::new_err(format!(
+                "{name}: buffer {b} must have shape {want}, got {}",
+                t.busy_ref()?.t.shape()
+            )));
+        }
+        found.push(t);
+    }
+    let running = match found.len() {
+        0 => None,
+        3 => Some([
+            found[0].busy_mut()?,
+            found[1].busy_mut()?,
+            found[2].busy_mut()?,
+        ]),
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "{name}: the buffers {} must all be tensors or all None",
+                BN_BUFFERS.join(", ")
+            )))
+        }
+    };
+    let me = bn.busy_mut()?;
+    let mut tensors = [None, None];
+    for ((t, g), held) in me.slots.iter().zip(&mut tensors) {
+        let (t, g) = (t.bind(py).clone(), g.bind(py).clone());
+        *held = Some((t.busy_mut()?, g.busy_mut()?));
+    }
+    Ok(Held::BatchNorm(HeldBatchNorm(
+        me, tensors, training, running,
+    )))
+}
+
+impl HeldLayer for HeldBatchNorm<'_> {
+    fn layer(&mut self) -> Layer<'_> {
+        let HeldBatchNorm(me, tensors, training, running) = self;
+        Layer {
+            kind: LayerKind::BatchNorm(
+                &mut me.state,
+                *training,
+                running.as_mut().map(|[a, b, c]| Running {
+                    mean: a.t.data_mut(),
+                    var: b.t.data_mut(),
+                    count: c.t.data_mut(),
+                }),
+            ),
+            params: tensors
+                .iter_mut()
+                .flatten()
+                .map(|(t, g)| Slot {
+                    value: t.t.data_mut(),
+                    grad: g.t.data_mut(),
+                })
+                .collect(),
+        }
+    }
+
+    fn slots(&self) -> Vec<SlotRefs<'_>> {
+        self.0
+            .slots
+            .iter()
+            .zip(self.1.iter().flatten())
+            .map(|((t, g), (tr, _))| (t, g, tr.grad.as_ref()))
+            .collect()
+    }
+}
+
+impl BatchNorm1d {
+    fn slot(&self, py: Python<'_>, i: usize, grad: bool) -> Option<Py<PyTensor>> {
+        let (t, g) = self.slots.get(i)?;
+        Some(if grad { g } else { t }.clone_ref(py))
+    }
+
+    /// One run of this BatchNorm1d through the stack runner.
+    fn run<'py>(
+        slf: &Bound<'py, Self>,
+        x: &Bound<'py, PyAny>,
+        backward: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let run = [Child::Layer(slf.clone().into_any().unbind(), &BATCH_NORM)];
+        run_native(py, &run, Flow::Obj(x.clone()), backward)?.into_obj(py)
+    }
+}
+
+#[pymethods]
+impl BatchNorm1d {
+    /// Accepts any arguments; `__init__` checks and sets them.
+    #[new]
+    #[pyo3(
+        signature = (*_args, **_kwargs),
+        text_signature = "(num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)"
+    )]
+    fn new(
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyClassInitializer<BatchNorm1d> {
+        module_base().add_subclass(BatchNorm1d {
+            state: BatchNormState::new(1, 1e-5, Some(0.1), false, false),
+            slots: Vec::new(),
+        })
+    }
+
+    #[pyo3(signature = (num_features, eps = Given::Missing, momentum = Given::Missing, affine = Truthy(true), track_running_stats = Truthy(true)))]
+    fn __init__<'py>(
+        slf: &Bound<'py, Self>,
+        num_features: &Bound<'py, PyAny>,
+        eps: Given<'py>,
+        momentum: Given<'py>,
+        affine: Truthy,
+        track_running_stats: Truthy,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let who = "BatchNorm1d";
+        let c = check_size(num_features, who, "num_features")?;
+        let eps = eps.or(1e-5, who, "eps")?;
+        let momentum = match &momentum {
+            Given::Value(v) if v.is_none() => None,
+            m => Some(m.or(0.1, who, "momentum")?),
+        };
+        let state = BatchNormState::new(c, eps, momentum, affine.0, track_running_stats.0);
+        let mut slots = Vec::new();
+        if affine.0 {
+            for value in [1.0, 0.0] {
+                slots.push(parameter(py, Shape::Vector(c), vec![value; c])?);
+            }
+        }
+        {
+            let mut me = slf.busy_mut()?;
+            me.state = state;
+            me.slots = slots;
+        }
+        for (name, value, n) in [
+            (BN_BUFFERS[0], 0.0, c),
+            (BN_BUFFERS[1], 1.0, c),
+            (BN_BUFFERS[2], 0.0, 1),
+        ] {
+            let t = if track_running_stats.0 {
+                Some(Py::new(
+                    py,
+                    PyTensor::wrap(Shape::Vector(n), vec![value; n])?,
+                )?)
+            } else {
+                None
+            };
+            slf.call_method1(intern!(py, "register_buffer"), (name, t))?;
+        }
+        Ok(())
+    }
+
+    /// Adopt these tensors, as they are (for `copy` and `pickle`); None for a slot that is not there.
+    fn _adopt(
+        slf: &Bound<'_, Self>,
+        weight: Option<Bound<'_, PyTensor>>,
+        bias: Option<Bound<'_, PyTensor>>,
+        weight_grad: Option<Bound<'_, PyTensor>>,
+        bias_grad: Option<Bound<'_, PyTensor>>,
+    ) -> PyResult<()> {
+        let (c, affine) = {
+            let me = slf.busy_ref()?;
+            (me.state.size(), me.state.flags().0)
+        };
+        let tensors = [(weight, weight_grad), (bias, bias_grad)];
+        slf.busy_mut()?.slots = adopt_slots("BatchNorm1d", c, (affine, affine), tensors)?;
+        Ok(())
+    }
+
+    #[getter]
+    fn num_features(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        Ok(slf.busy_ref()?.state.size())
+    }
+
+    #[getter]
+    fn eps(slf: &Bound<'_, Self>) -> PyResult<f64> {
+        Ok(slf.busy_ref()?.state.eps())
+    }
+
+    #[getter]
+    fn momentum(slf: &Bound<'_, Self>) -> PyResult<Option<f64>> {
+        Ok(slf.busy_ref()?.state.momentum())
+    }
+
+    #[getter]
+    fn affine(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(slf.busy_ref()?.state.flags().0)
+    }
+
+    #[getter]
+    fn track_running_stats(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(slf.busy_ref()?.state.flags().1)
+    }
+
+    #[getter]
+    fn weight(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyTensor>>> {
+        Ok(slf.busy_ref()?.slot(slf.py(), 0, false))
+    }
+
+    #[getter]
+    fn bias(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyTensor>>> {
+        Ok(slf.busy_ref()?.slot(slf.py(), 1, false))
+    }
+
+    #[getter]
+    fn weight_grad(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyTensor>>> {
+        Ok(slf.busy_ref()?.slot(slf.py(), 0, true))
+    }
+
+    #[getter]
+    fn bias_grad(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyTensor>>> {
+        Ok(slf.busy_ref()?.slot(slf.py(), 1, true))
+    }
+
+    /// Normalize every channel of `x`.
+    fn forward<'py>(slf: &Bound<'py, Self>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        BatchNorm1d::run(slf, x, false)
+    }
+
+    /// Accumulate dL/dweight and dL/dbias; return dL/dx.
+    fn backward<'py>(
+        slf: &Bound<'py, Self>,
+        grad: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        BatchNorm1d::run(slf, grad, true)
+    }
+
+    #[pyo3(signature = (*input))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        input: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if input.len() == 1 && runs_natively::<BatchNorm1d>(slf.as_any())? {
+            return BatchNorm1d::forward(slf, &input.get_item(0)?);
+        }
+        slf.call_method1(intern!(slf.py(), "forward"), input)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for (t, g) in &self.slots {
+            visit.call(t)?;
+            visit.call(g)?;
+        }
+        Ok(())
+    }
+
+    /// `[(weight, weight_grad), (bias, bias_grad)]` with `affine`, else `[]`.
+    fn param<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let this = slf.busy_ref()?;
+        PyList::new(
+            py,
+            this.slots
+                .iter()
+                .map(|(t, g)| (t.clone_ref(py), g.clone_ref(py))),
+        )
+    }
+
+    fn _param_names<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let affine = slf.busy_ref()?.state.flags().0;
+        let names: &[&str] = if affine { &["weight", "bias"] } else { &[] };
+        PyList::new(py, names)
+    }
+
+    fn _name(slf: &Bound<'_, Self>) -> PyResult<String> {
+        Ok(slf.busy_ref()?.state.name())
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let py = slf.py();
+        let (c, eps, momentum, (affine, track)) = {
+            let me = slf.busy_ref()?;
+            let s = &me.state;
+            (s.size(), s.eps(), s.momentum(), s.flags())
+        };
+        let momentum = match momentum {
+            Some(m) => py_repr(&PyFloat::new(py, m))?,
+            None => "None".to_string(),
+        };
+        let flag = |b: bool| if b { "True" } else { "False" };
+        Ok(format!(
+            "{}({c}, eps={}, momentum={momentum}, affine={}, track_running_stats={})",
+            type_name(slf.as_any()),
+            py_repr(&PyFloat::new(py, eps))?,
+            flag(affine),
+            flag(track)
         ))
     }
 }
@@ -1073,6 +1434,7 @@ pub(crate) enum Held<'py> {
     LayerNorm(HeldLayerNorm<'py>),
     Flatten(PyRefMut<'py, Flatten>),
     Unflatten(PyRefMut<'py, Unflatten>),
+    BatchNorm(HeldBatchNorm<'py>),
 }
 
 impl Held<'_> {
@@ -1085,6 +1447,7 @@ impl Held<'_> {
             Held::LayerNorm(h) => h.layer(),
             Held::Flatten(h) => h.layer(),
             Held::Unflatten(h) => h.layer(),
+            Held::BatchNorm(h) => h.layer(),
         }
     }
 
@@ -1097,6 +1460,7 @@ impl Held<'_> {
             Held::LayerNorm(h) => h.slots(),
             Held::Flatten(h) => h.slots(),
             Held::Unflatten(h) => h.slots(),
+            Held::BatchNorm(h) => h.slots(),
         }
     }
 }
@@ -1125,7 +1489,7 @@ pub(crate) struct LayerClass {
 
 /// The native layer classes: a module of one of them that overrides neither
 /// `forward` nor `backward` runs through the stack runner.
-const NATIVE: [LayerClass; 6] = [
+const NATIVE: [LayerClass; 7] = [
     LayerClass {
         keeps: keeps::<Linear>,
         who: |m| m.cast::<Linear>()?.busy_ref()?.who(),
@@ -1147,6 +1511,7 @@ const NATIVE: [LayerClass; 6] = [
     LAYER_NORM,
     FLATTEN,
     UNFLATTEN,
+    BATCH_NORM,
 ];
 
 impl HeldLayer for PyRefMut<'_, Activation> {
@@ -1795,6 +2160,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LayerNorm>()?;
     m.add_class::<Flatten>()?;
     m.add_class::<Unflatten>()?;
+    m.add_class::<BatchNorm1d>()?;
     m.add_class::<Sequential>()?;
     m.add("LAYERS", LAYERS.iter().map(|l| l.name).collect::<Vec<_>>())?;
     let table = LAYERS
