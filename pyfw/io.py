@@ -893,6 +893,10 @@ def _plan(desc: Any, prefix: str, params: dict, fw: ModuleType, depth: int, wher
             raise ValueError(f"{kind} {where or 'root'} has bad arguments {args!r:.200}: {e}") from None
         for name, shape in found.items():
             params[f"{prefix}{name}"] = shape
+    buffers = getattr(ref, "_buffer_shapes", None)
+    if buffers is not None:  # the table's buffer slots (a BatchNorm1d's running statistics)
+        for name, shape in buffers(**args).items():
+            params[f"{prefix}{name}"] = shape
 
 
 def _build(desc: dict, fw: ModuleType) -> Any:

@@ -23,10 +23,11 @@ from typing import Any, Iterator, NamedTuple, Optional
 
 import threading
 
-from .error import NO_GRAD, check_grad, check_real, check_size, check_thread, described, mixed, not_forwarded
+from .error import (NO_GRAD, check_grad, check_int, check_real, check_size, check_thread, described, mixed,
+                    not_forwarded)
 from .generator import Generator, _resolve
 from .grad_mode import is_grad_enabled
-from .tensor import Tensor, _parse, as_tensor, zeros_like_rows
+from .tensor import Tensor, _dim, _parse, as_tensor, zeros_like_rows
 
 
 _WEIGHTS_LOCK = threading.RLock()
@@ -820,6 +821,315 @@ class LayerNorm(Module):
                 f"elementwise_affine={self.elementwise_affine})")
 
 
+class _Reshape(Module):
+    """What :class:`Flatten` and :class:`Unflatten` share: the values pass through
+    unchanged, in row-major order, in a new shape (``_out_shape``); backward gives
+    the gradient the shape of the last input (docs/NUMERICS.md, "Flatten and Unflatten")."""
+
+    _forward_state = ("_shapes", "_thread")
+    _buffers: tuple = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._shapes: Any = None  # (input shape, output shape), NO_GRAD (under no_grad) or None
+        self._thread: Optional[int] = None
+
+    def _check_restored(self) -> None:
+        super()._check_restored()
+        args = self._checked(*(self.__dict__.get(a) for a in self._params))
+        for name, value in zip(self._params, args):
+            object.__setattr__(self, name, value)
+
+    @staticmethod
+    def _checked(*args: Any) -> tuple:
+        """The constructor's arguments, checked, in the order of ``_params``."""
+        raise NotImplementedError  # pragma: no cover
+
+    def _out_shape(self, shape: tuple) -> tuple:
+        raise NotImplementedError  # pragma: no cover
+
+    def forward(self, x: Any) -> Tensor:
+        """The values of ``x``, unchanged, in the new shape."""
+        x = as_tensor(x, self._name())
+        out = self._out_shape(x.shape)
+        self._shapes = (x.shape, out) if is_grad_enabled() else NO_GRAD
+        self._thread = threading.get_ident()
+        return x.reshape(out)
+
+    def backward(self, grad: Any) -> Tensor:
+        """The values of ``grad``, unchanged, in the shape of the last input."""
+        who = self._name()
+        if self._shapes is None or self._shapes is NO_GRAD:
+            raise not_forwarded(who, self._shapes)
+        check_thread(self._thread, who)
+        return check_grad(grad, self._shapes[1], who).reshape(self._shapes[0])
+
+
+class Flatten(_Reshape):
+    """Dims ``start_dim..end_dim`` of the input merged into one, as torch's
+    ``nn.Flatten``: ``(N, C, L)`` becomes ``(N, C * L)`` with the defaults."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        self.start_dim, self.end_dim = Flatten._checked(start_dim, end_dim)
+
+    # The layer table's entries (see LAYERS).
+    _params = ("start_dim", "end_dim")
+
+    @staticmethod
+    def _checked(*args: Any) -> tuple:
+        start_dim, end_dim = args
+        return check_int(start_dim, "Flatten", "start_dim"), check_int(end_dim, "Flatten", "end_dim")
+
+    def _out_shape(self, shape: tuple) -> tuple:
+        who = self._name()
+        s = _dim(self.start_dim, len(shape), who)
+        e = _dim(self.end_dim, len(shape), who)
+        if s > e:
+            raise ValueError(f"{who}: start_dim {self.start_dim} comes after end_dim {self.end_dim} "
+                             f"(input shape {shape})")
+        n = 1
+        for d in shape[s:e + 1]:
+            n *= d
+        return shape[:s] + (n,) + shape[e + 1:]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(start_dim={self.start_dim}, end_dim={self.end_dim})"
+
+
+def _unflattened_size(v: Any) -> tuple:
+    """``Unflatten``'s ``unflattened_size``: a tuple or list of positive ints, one of which may be -1."""
+    who = "Unflatten"
+    if not isinstance(v, (list, tuple)):
+        raise TypeError(f"{who}: unflattened_size must be a tuple or list of ints, got {type(v).__name__}")
+    if not v:
+        raise ValueError(f"{who}: unflattened_size must hold at least one size")
+    sizes = tuple(check_int(k, who, "unflattened_size") for k in v)
+    if any(k < 1 and k != -1 for k in sizes):
+        raise ValueError(f"{who}: the sizes of unflattened_size must be positive (or one -1), got {v!r}")
+    if sizes.count(-1) > 1:
+        raise ValueError(f"{who}: only one size of unflattened_size may be -1, got {v!r}")
+    return sizes
+
+
+class Unflatten(_Reshape):
+    """Dim ``dim`` of the input split into ``unflattened_size`` (a tuple or list of
+    ints, one of which may be -1, inferred), as torch's ``nn.Unflatten``."""
+
+    def __init__(self, dim: int, unflattened_size: Any) -> None:
+        super().__init__()
+        self.dim, self.unflattened_size = Unflatten._checked(dim, unflattened_size)
+
+    # The layer table's entries (see LAYERS).
+    _params = ("dim", "unflattened_size")
+
+    @staticmethod
+    def _checked(*args: Any) -> tuple:
+        dim, unflattened_size = args
+        return check_int(dim, "Unflatten", "dim"), _unflattened_size(unflattened_size)
+
+    def _out_shape(self, shape: tuple) -> tuple:
+        who = self._name()
+        k = _dim(self.dim, len(shape), who)
+        n = shape[k]
+        known = 1
+        for d in self.unflattened_size:
+            if d != -1:
+                known *= d
+        fits = n % known == 0 if -1 in self.unflattened_size else known == n
+        if not fits:
+            raise ValueError(f"{who}: unflattened_size {self.unflattened_size} does not fit dim {self.dim} "
+                             f"of size {n} (input shape {shape})")
+        split = tuple(n // known if d == -1 else d for d in self.unflattened_size)
+        return shape[:k] + split + shape[k + 1:]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(dim={self.dim}, unflattened_size={self.unflattened_size})"
+
+
+class BatchNorm1d(Module):
+    """Normalize each channel of an ``(N, C)`` or ``(N, C, L)`` input, as torch's
+    ``nn.BatchNorm1d`` (docs/NUMERICS.md, "BatchNorm1d"). Over the ``m = N * L``
+    values of a channel::
+
+        training:  mean, var = the batch's (var biased), rstd = 1 / sqrt(var + eps)
+                   running = (1 - momentum) * running + momentum * batch statistic
+                   (running_var from the unbiased var; momentum None: 1 / num_batches_tracked)
+        eval:      mean = running_mean, rstd = 1 / sqrt(running_var + eps)
+        y = ((x - mean) * rstd) * weight + bias
+
+    ``weight`` starts at 1 and ``bias`` at 0 (none without ``affine``). The buffers
+    ``running_mean`` (0), ``running_var`` (1) and ``num_batches_tracked`` (a float
+    tensor of shape (1,): the file formats hold floats) are None without
+    ``track_running_stats``, and then eval mode uses the batch's statistics too.
+    Backward, for ``gh = g * weight``: through the batch statistics,
+    ``dx = ((gh - sum(gh) / m) - xhat * (sum(gh * xhat) / m)) * rstd``; from the
+    running ones, ``dx = gh * rstd``.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
+                 track_running_stats: bool = True) -> None:
+        super().__init__()
+        c = check_size(num_features, "BatchNorm1d", "num_features")
+        self.num_features = c
+        self.eps = check_real(eps, "BatchNorm1d", "eps")
+        self.momentum = None if momentum is None else check_real(momentum, "BatchNorm1d", "momentum")
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        for name in ("weight", "bias"):
+            t = g = None
+            if self.affine:
+                t = Tensor._wrap([[1.0 if name == "weight" else 0.0] * c], (c,))
+                g = Tensor._wrap([[0.0] * c], (c,))
+                t.grad = g
+            setattr(self, name, t)
+            setattr(self, f"{name}_grad", g)
+        track = self.track_running_stats
+        for name, value, n in (("running_mean", 0.0, c), ("running_var", 1.0, c), ("num_batches_tracked", 0.0, 1)):
+            self.register_buffer(name, Tensor._wrap([[value] * n], (n,)) if track else None)
+        self._kept: Any = None  # (input, stats, from the batch), NO_GRAD (under no_grad) or None
+        self._thread: Optional[int] = None
+
+    _forward_state = ("_kept", "_thread")
+
+    # The layer table's entries (see LAYERS).
+    _params = ("num_features", "eps", "momentum", "affine", "track_running_stats")
+    _buffers = ("running_mean", "running_var", "num_batches_tracked")
+
+    @staticmethod
+    def _param_shapes(num_features: Any, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
+                      track_running_stats: bool = True) -> dict:
+        """The shapes of the parameters, in ``state_dict`` order, for these arguments."""
+        c = check_size(num_features, "BatchNorm1d", "num_features")
+        check_real(eps, "BatchNorm1d", "eps")
+        return {"weight": (c,), "bias": (c,)} if affine else {}
+
+    @staticmethod
+    def _buffer_shapes(num_features: Any, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
+                       track_running_stats: bool = True) -> dict:
+        """The shapes of the buffers, in ``state_dict`` order, for these arguments (none without
+        ``track_running_stats``)."""
+        c = check_size(num_features, "BatchNorm1d", "num_features")
+        return {"running_mean": (c,), "running_var": (c,), "num_batches_tracked": (1,)} if track_running_stats else {}
+
+    def _name(self) -> str:
+        return f"BatchNorm1d({self.num_features})"
+
+    def _dims(self, shape: tuple) -> tuple:
+        """``(n, c, l)`` of an input of ``shape``."""
+        c = self.num_features
+        if len(shape) not in (2, 3) or shape[1] != c:
+            raise ValueError(f"{self._name()}: expected an input of shape (N, {c}) or (N, {c}, L), "
+                             f"got shape {shape}")
+        return shape[0], c, shape[2] if len(shape) == 3 else 1
+
+    @staticmethod
+    def _channel(n: int, c: int, l: int, k: int) -> list:
+        """The flat indices of channel ``k``, sample by sample, position by position."""
+        return [(i * c + k) * l + j for i in range(n) for j in range(l)]
+
+    def _stats(self, flat: list, dims: tuple, batch: bool) -> list:
+        """``[(mean, rstd), ...]`` per channel; from the batch, updating the running statistics."""
+        n, c, l = dims
+        if not batch:
+            rm, rv = self.running_mean._rows[0], self.running_var._rows[0]
+            return [(rm[k], 1.0 / math.sqrt(rv[k] + self.eps)) for k in range(c)]
+        m = n * l
+        if m < 2:
+            raise ValueError(f"{self._name()}: expected more than 1 value per channel when training, got {m}")
+        stats, unbiased = [], []
+        for k in range(c):
+            idx = self._channel(n, c, l, k)
+            acc = 0.0
+            for i in idx:
+                acc = acc + flat[i]
+            mean = acc / m
+            acc = 0.0
+            for i in idx:
+                v = flat[i] - mean
+                acc = acc + v * v
+            stats.append((mean, 1.0 / math.sqrt(acc / m + self.eps)))
+            unbiased.append(acc / (m - 1))
+        if self.running_mean is not None:
+            count = self.num_batches_tracked._rows[0]
+            count[0] = count[0] + 1.0
+            f = self.momentum if self.momentum is not None else 1.0 / count[0]
+            rm, rv = self.running_mean._rows[0], self.running_var._rows[0]
+            for k in range(c):
+                rm[k] = (1.0 - f) * rm[k] + f * stats[k][0]
+                rv[k] = (1.0 - f) * rv[k] + f * unbiased[k]
+        return stats
+
+    def forward(self, x: Any) -> Tensor:
+        """Normalize every channel of ``x``."""
+        x = as_tensor(x, self._name())
+        dims = self._dims(x.shape)
+        n, c, l = dims
+        flat = [v for r in x._rows for v in r]
+        batch = self.training or self.running_mean is None
+        stats = self._stats(flat, dims, batch)
+        w = self.weight._rows[0] if self.weight is not None else None
+        b = self.bias._rows[0] if self.bias is not None else None
+        y = [0.0] * len(flat)
+        for k, (mean, rstd) in enumerate(stats):
+            for i in self._channel(n, c, l, k):
+                v = (flat[i] - mean) * rstd
+                if w is not None:
+                    v = v * w[k]
+                if b is not None:
+                    v = v + b[k]
+                y[i] = v
+        self._kept = (flat, x.shape, stats, batch) if is_grad_enabled() else NO_GRAD
+        self._thread = threading.get_ident()
+        width = x.shape[-1]
+        return Tensor._wrap([y[i:i + width] for i in range(0, len(y), width)], x.shape)
+
+    def backward(self, grad: Any) -> Tensor:
+        """Accumulate dL/dweight and dL/dbias; return dL/dx."""
+        who = self._name()
+        if self._kept is None or self._kept is NO_GRAD:
+            raise not_forwarded(who, self._kept)
+        check_thread(self._thread, who)
+        flat, shape, stats, batch = self._kept
+        g = [v for r in check_grad(grad, shape, who)._rows for v in r]
+        n, c, l = self._dims(shape)
+        m = n * l
+        w = self.weight._rows[0] if self.weight is not None else None
+        gw = self.weight_grad._rows[0] if self.weight_grad is not None else None
+        gb = self.bias_grad._rows[0] if self.bias_grad is not None else None
+        dx = [0.0] * len(flat)
+        for k, (mean, rstd) in enumerate(stats):
+            idx = self._channel(n, c, l, k)
+            s1 = 0.0
+            s2 = 0.0
+            for i in idx:
+                xhat = (flat[i] - mean) * rstd
+                if gw is not None:
+                    gw[k] = gw[k] + g[i] * xhat
+                if gb is not None:
+                    gb[k] = gb[k] + g[i]
+                gh = g[i] * w[k] if w is not None else g[i]
+                s1 = s1 + gh
+                s2 = s2 + gh * xhat
+            m1, m2 = s1 / m, s2 / m
+            for i in idx:
+                gh = g[i] * w[k] if w is not None else g[i]
+                dx[i] = ((gh - m1) - ((flat[i] - mean) * rstd) * m2) * rstd if batch else gh * rstd
+        width = shape[-1]
+        return Tensor._wrap([dx[i:i + width] for i in range(0, len(dx), width)], shape)
+
+    def param(self) -> list:
+        """``[(weight, weight_grad), (bias, bias_grad)]`` with ``affine``, else ``[]``."""
+        return [(getattr(self, n), getattr(self, f"{n}_grad")) for n in self._param_names()]
+
+    def _param_names(self) -> list:
+        return ["weight", "bias"] if self.weight is not None else []
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.num_features}, eps={self.eps!r}, momentum={self.momentum!r}, "
+                f"affine={self.affine}, track_running_stats={self.track_running_stats})")
+
+
 def check_children(owner: Any, modules: list, who: str) -> None:
     """Check the modules a container is about to hold, with all they hold in turn.
 
@@ -908,7 +1218,8 @@ class Sequential(Module):
         return f"Sequential({inner}\n)"
 
 
-LAYERS: dict = {cls.__name__: cls for cls in (Linear, Dropout, LayerNorm, Sequential)}
+LAYERS: dict = {cls.__name__: cls for cls in (Linear, Dropout, LayerNorm, Flatten, Unflatten, BatchNorm1d,
+                                                  Sequential)}
 """The members of the layer family, by class name, in table order.
 
 Each member but the container ``Sequential`` lists, as class attributes,

@@ -25,7 +25,7 @@ use crate::activations::ActState;
 use crate::error::{check_grad, checked_size, copy_into, try_zeros, Error, Owner, Result};
 use crate::generator::Generator;
 use crate::simd::dispatch;
-use crate::tensor::Shape;
+use crate::tensor::{normalize_dim, Shape};
 
 /// The sizes of one Linear call: `x` is (batch, in_f), `W` is (out_f, in_f).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -901,6 +901,488 @@ impl LayerNormState {
     }
 }
 
+// ---------------------------------------------------------------- Flatten and Unflatten
+
+/// What a reshaping layer does to the shape of its input (docs/NUMERICS.md,
+/// "Flatten and Unflatten"); the values pass through unchanged, in row-major order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reshape {
+    /// `Flatten(start_dim, end_dim)`: dims `start_dim..=end_dim` merged into one.
+    Flatten(i64, i64),
+    /// `Unflatten(dim, unflattened_size)`: dim `dim` split into these sizes, one
+    /// of which may be `None` (given as -1), inferred.
+    Unflatten(i64, Vec<Option<usize>>),
+}
+
+impl Reshape {
+    /// The class name, which its errors start with.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reshape::Flatten(..) => "Flatten",
+            Reshape::Unflatten(..) => "Unflatten",
+        }
+    }
+
+    /// The output shape for an input of `shape`.
+    pub fn out_shape(&self, shape: Shape) -> Result<Shape> {
+        let who = self.name();
+        let d = shape.dims();
+        let mut sizes = Vec::with_capacity(d.len() + 1);
+        match self {
+            Reshape::Flatten(start, end) => {
+                let s = normalize_dim(*start, d.len(), who)?;
+                let e = normalize_dim(*end, d.len(), who)?;
+                if s > e {
+                    return Err(Error::Value(format!(
+                        "{who}: start_dim {start} comes after end_dim {end} (input shape {shape})"
+                    )));
+                }
+                sizes.extend_from_slice(&d[..s]);
+                sizes.push(d[s..=e].iter().product());
+                sizes.extend_from_slice(&d[e + 1..]);
+            }
+            Reshape::Unflatten(dim, split) => {
+                let k = normalize_dim(*dim, d.len(), who)?;
+                let n = d[k];
+                let known = split
+                    .iter()
+                    .flatten()
+                    .fold(1usize, |a, &b| a.saturating_mul(b));
+                let fits = if split.contains(&None) {
+                    n.is_multiple_of(known)
+                } else {
+                    known == n
+                };
+                if !fits {
+                    return Err(Error::Value(format!(
+                        "{who}: unflattened_size {} does not fit dim {dim} of size {n} (input shape {shape})",
+                        size_text(split)
+                    )));
+                }
+                sizes.extend_from_slice(&d[..k]);
+                sizes.extend(split.iter().map(|v| v.unwrap_or(n / known)));
+                sizes.extend_from_slice(&d[k + 1..]);
+            }
+        }
+        Shape::new(&sizes)
+    }
+
+    /// Whether it maps every input of shape `(rows, width)` to the same shape,
+    /// as a stack's buffers need (a `Flatten` of one dim, an `Unflatten` of the
+    /// last dim into itself).
+    pub fn keeps_rows(&self, width: usize) -> bool {
+        let norm = |d: i64| normalize_dim(d, 2, "").ok();
+        match self {
+            Reshape::Flatten(s, e) => norm(*s).is_some() && norm(*s) == norm(*e),
+            Reshape::Unflatten(d, split) => {
+                norm(*d) == Some(1)
+                    && matches!(split[..], [None] | [Some(_)])
+                    && split[0].is_none_or(|k| k == width)
+            }
+        }
+    }
+}
+
+/// `(2, -1)`: sizes as Python writes a tuple of them.
+pub fn size_text(sizes: &[Option<usize>]) -> String {
+    let parts: Vec<String> = sizes
+        .iter()
+        .map(|v| v.map_or("-1".to_string(), |n| n.to_string()))
+        .collect();
+    match parts.len() {
+        1 => format!("({},)", parts[0]),
+        _ => format!("({})", parts.join(", ")),
+    }
+}
+
+/// What a `Flatten` or `Unflatten` keeps between `forward` and `backward`: the
+/// shapes of its last input and output.
+#[derive(Clone, Debug)]
+pub struct ReshapeState {
+    op: Reshape,
+    shapes: Option<(Shape, Shape)>,
+    owner: Owner,
+}
+
+impl ReshapeState {
+    /// The layer doing `op`, before any forward.
+    pub fn new(op: Reshape) -> ReshapeState {
+        ReshapeState {
+            op,
+            shapes: None,
+            owner: Owner::default(),
+        }
+    }
+
+    /// What it does to a shape.
+    pub fn op(&self) -> &Reshape {
+        &self.op
+    }
+
+    /// `x` of `shape`, unchanged, and its new shape; keeps both shapes for
+    /// `backward`, unless grad mode is off.
+    pub fn forward(&mut self, x: Vec<f64>, shape: Shape) -> Result<(Vec<f64>, Shape)> {
+        let out = self.op.out_shape(shape)?;
+        self.shapes = self.owner.forward().then_some((shape, out));
+        Ok((x, out))
+    }
+
+    /// Keep the shapes of an input of `shape`, as `forward` does.
+    pub fn remember(&mut self, shape: Shape) -> Result<()> {
+        self.shapes = Some((shape, self.op.out_shape(shape)?));
+        self.owner.set();
+        Ok(())
+    }
+
+    /// `g` of `shape` (the last output's), unchanged, with the last input's shape.
+    pub fn backward(&self, g: Vec<f64>, shape: Shape) -> Result<(Vec<f64>, Shape)> {
+        let who = self.op.name();
+        let (input, output) = self.shapes.ok_or_else(|| self.owner.not_forwarded(who))?;
+        self.owner.check(who)?;
+        check_grad(who, shape, output)?;
+        Ok((g, input))
+    }
+}
+
+// ---------------------------------------------------------------- BatchNorm1d
+
+/// The sizes of a BatchNorm1d input: `(n, c)` or `(n, c, l)` (then `l = 1`),
+/// channel `k` of sample `i` at position `j` is element `(i * c + k) * l + j`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BnDims {
+    /// Samples.
+    pub n: usize,
+    /// Channels.
+    pub c: usize,
+    /// Positions per channel (1 for an `(n, c)` input).
+    pub l: usize,
+}
+
+impl BnDims {
+    /// The values per channel, `n * l`.
+    fn m(&self) -> usize {
+        self.n * self.l
+    }
+
+    /// The indices of channel `k`'s values, sample by sample, position by position.
+    fn channel(&self, k: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..self.n).flat_map(move |i| {
+            let at = (i * self.c + k) * self.l;
+            at..at + self.l
+        })
+    }
+}
+
+/// The running statistics of a BatchNorm1d: `running_mean` (C,), `running_var`
+/// (C,) and `num_batches_tracked` (1,), a float.
+pub struct Running<'a> {
+    /// `running_mean`.
+    pub mean: &'a mut [f64],
+    /// `running_var`.
+    pub var: &'a mut [f64],
+    /// `num_batches_tracked`.
+    pub count: &'a mut [f64],
+}
+
+/// The `(mean, rstd)` a BatchNorm1d normalizes channel `k` with: `stats[k]` and
+/// `stats[c + k]`. In training mode (or without running statistics) from the
+/// batch, with the biased variance, updating `running` (docs/NUMERICS.md,
+/// "BatchNorm1d"); else from `running`.
+pub fn batch_norm_stats(
+    x: &[f64],
+    d: BnDims,
+    eps: f64,
+    momentum: Option<f64>,
+    batch: bool,
+    running: Option<&mut Running<'_>>,
+    stats: &mut [f64],
+) -> Result<()> {
+    let c = d.c;
+    if !batch {
+        let r = running.expect("eval mode with running statistics");
+        for k in 0..c {
+            stats[k] = r.mean[k];
+            stats[c + k] = 1.0 / (r.var[k] + eps).sqrt();
+        }
+        return Ok(());
+    }
+    let m = d.m();
+    if m < 2 {
+        return Err(Error::Value(format!(
+            "BatchNorm1d({c}): expected more than 1 value per channel when training, got {m}"
+        )));
+    }
+    let mut running = running;
+    let f = running.as_deref_mut().map(|r| {
+        r.count[0] += 1.0;
+        momentum.unwrap_or(1.0 / r.count[0])
+    });
+    for k in 0..c {
+        let mut acc = 0.0;
+        for i in d.channel(k) {
+            acc += x[i];
+        }
+        let mean = acc / m as f64;
+        let mut acc = 0.0;
+        for i in d.channel(k) {
+            let v = x[i] - mean;
+            acc += v * v;
+        }
+        stats[k] = mean;
+        stats[c + k] = 1.0 / (acc / m as f64 + eps).sqrt();
+        if let (Some(r), Some(f)) = (running.as_deref_mut(), f) {
+            r.mean[k] = (1.0 - f) * r.mean[k] + f * mean;
+            r.var[k] = (1.0 - f) * r.var[k] + f * (acc / (m - 1) as f64);
+        }
+    }
+    Ok(())
+}
+
+/// `y = ((x - mean) * rstd) * w + b`, channel by channel, with `stats` of [`batch_norm_stats`].
+pub fn batch_norm_forward(
+    x: &[f64],
+    d: BnDims,
+    stats: &[f64],
+    w: Option<&[f64]>,
+    b: Option<&[f64]>,
+    y: &mut [f64],
+) {
+    for k in 0..d.c {
+        let (mean, rstd) = (stats[k], stats[d.c + k]);
+        for i in d.channel(k) {
+            let mut v = (x[i] - mean) * rstd;
+            if let Some(w) = w {
+                v *= w[k];
+            }
+            if let Some(b) = b {
+                v += b[k];
+            }
+            y[i] = v;
+        }
+    }
+}
+
+/// Accumulate `gw` and `gb` and write `dx` (unless `None`) from the input `x`, the
+/// `stats` it was normalized with and the output gradient `g`; `batch`: the
+/// statistics came from the batch, and the gradient flows through them.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward(
+    x: &[f64],
+    d: BnDims,
+    stats: &[f64],
+    batch: bool,
+    w: Option<&[f64]>,
+    g: &[f64],
+    mut gw: Option<&mut [f64]>,
+    mut gb: Option<&mut [f64]>,
+    mut dx: Option<&mut [f64]>,
+) {
+    let m = d.m() as f64;
+    for k in 0..d.c {
+        let (mean, rstd) = (stats[k], stats[d.c + k]);
+        let wk = w.map(|w| w[k]);
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for i in d.channel(k) {
+            let xhat = (x[i] - mean) * rstd;
+            if let Some(gw) = gw.as_deref_mut() {
+                gw[k] += g[i] * xhat;
+            }
+            if let Some(gb) = gb.as_deref_mut() {
+                gb[k] += g[i];
+            }
+            let gh = wk.map_or(g[i], |wv| g[i] * wv);
+            s1 += gh;
+            s2 += gh * xhat;
+        }
+        let Some(dx) = dx.as_deref_mut() else {
+            continue;
+        };
+        let (m1, m2) = (s1 / m, s2 / m);
+        for i in d.channel(k) {
+            let gh = wk.map_or(g[i], |wv| g[i] * wv);
+            dx[i] = if batch {
+                let xhat = (x[i] - mean) * rstd;
+                ((gh - m1) - xhat * m2) * rstd
+            } else {
+                gh * rstd
+            };
+        }
+    }
+}
+
+/// What a BatchNorm1d keeps: its arguments, the statistics of its last forward
+/// and, for `backward`, its last input.
+#[derive(Clone, Debug)]
+pub struct BatchNormState {
+    c: usize,
+    eps: f64,
+    momentum: Option<f64>,
+    affine: bool,
+    track: bool,
+    /// `(mean, rstd)` per channel of the last forward, and whether from the batch.
+    stats: Vec<f64>,
+    batch: bool,
+    input: Option<(Vec<f64>, Shape)>,
+    owner: Owner,
+}
+
+impl BatchNormState {
+    /// `BatchNorm1d(c, eps, momentum, affine, track_running_stats)` before any forward.
+    pub fn new(
+        c: usize,
+        eps: f64,
+        momentum: Option<f64>,
+        affine: bool,
+        track: bool,
+    ) -> BatchNormState {
+        BatchNormState {
+            c,
+            eps,
+            momentum,
+            affine,
+            track,
+            stats: Vec::new(),
+            batch: true,
+            input: None,
+            owner: Owner::default(),
+        }
+    }
+
+    /// `num_features`.
+    pub fn size(&self) -> usize {
+        self.c
+    }
+
+    /// `eps`.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+
+    /// `momentum` (None: the cumulative average).
+    pub fn momentum(&self) -> Option<f64> {
+        self.momentum
+    }
+
+    /// `(affine, track_running_stats)`.
+    pub fn flags(&self) -> (bool, bool) {
+        (self.affine, self.track)
+    }
+
+    /// `BatchNorm1d(c)`, for error messages.
+    pub fn name(&self) -> String {
+        format!("BatchNorm1d({})", self.c)
+    }
+
+    /// The sizes of an input of `shape`: `(N, C)` or `(N, C, L)`.
+    pub fn dims(&self, shape: Shape) -> Result<BnDims> {
+        let d = shape.dims();
+        match d {
+            [n, c] | [n, c, _] if *c == self.c => Ok(BnDims {
+                n: *n,
+                c: *c,
+                l: d.get(2).copied().unwrap_or(1),
+            }),
+            _ => Err(Error::Value(format!(
+                "{}: expected an input of shape (N, {c}) or (N, {c}, L), got shape {shape}",
+                self.name(),
+                c = self.c
+            ))),
+        }
+    }
+
+    /// Normalize `x` (dims `d`) into `y`: from the batch in `training` mode or
+    /// without `running` statistics (updating them), else from them.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_forward(
+        &mut self,
+        x: &[f64],
+        d: BnDims,
+        training: bool,
+        running: Option<&mut Running<'_>>,
+        w: Option<&[f64]>,
+        b: Option<&[f64]>,
+        y: &mut [f64],
+    ) -> Result<()> {
+        self.batch = training || running.is_none();
+        self.stats.resize(2 * self.c, 0.0);
+        batch_norm_stats(
+            x,
+            d,
+            self.eps,
+            self.momentum,
+            self.batch,
+            running,
+            &mut self.stats,
+        )?;
+        batch_norm_forward(x, d, &self.stats, w, b, y);
+        Ok(())
+    }
+
+    /// Accumulate the weight and bias gradients and write `dx` from the input `x`
+    /// of the last `run_forward` and the output gradient `g`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_backward(
+        &self,
+        x: &[f64],
+        d: BnDims,
+        w: Option<&[f64]>,
+        g: &[f64],
+        gw: Option<&mut [f64]>,
+        gb: Option<&mut [f64]>,
+        dx: Option<&mut [f64]>,
+    ) {
+        batch_norm_backward(x, d, &self.stats, self.batch, w, g, gw, gb, dx);
+    }
+
+    /// The output for `x` of `shape`; keeps `x` for `backward`, unless grad mode is off.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &mut self,
+        x: Vec<f64>,
+        shape: Shape,
+        training: bool,
+        running: Option<&mut Running<'_>>,
+        w: Option<&[f64]>,
+        b: Option<&[f64]>,
+    ) -> Result<Vec<f64>> {
+        let d = self.dims(shape)?;
+        let mut y = try_zeros(x.len(), "BatchNorm1d")?;
+        self.run_forward(&x, d, training, running, w, b, &mut y)?;
+        self.input = self.owner.forward().then_some((x, shape));
+        Ok(y)
+    }
+
+    /// Keep `x` of `shape` for `backward`, as `forward` does.
+    pub fn remember(&mut self, x: &[f64], shape: Shape) -> Result<()> {
+        let (kept, s) = self.input.get_or_insert_with(|| (Vec::new(), shape));
+        copy_into(kept, x, "BatchNorm1d")?;
+        *s = shape;
+        self.owner.set();
+        Ok(())
+    }
+
+    /// Accumulate the weight and bias gradients from `g` of `shape`; returns dL/dx.
+    pub fn backward(
+        &self,
+        g: &[f64],
+        shape: Shape,
+        w: Option<&[f64]>,
+        gw: Option<&mut [f64]>,
+        gb: Option<&mut [f64]>,
+    ) -> Result<Vec<f64>> {
+        let (x, s) = self
+            .input
+            .as_ref()
+            .ok_or_else(|| self.owner.not_forwarded(&self.name()))?;
+        self.owner.check(&self.name())?;
+        check_grad(&self.name(), shape, *s)?;
+        let d = self.dims(*s)?;
+        let mut dx = try_zeros(x.len(), "BatchNorm1d")?;
+        self.run_backward(x, d, w, g, gw, gb, Some(&mut dx));
+        Ok(dx)
+    }
+}
+
 // ---------------------------------------------------------------- the family's table
 
 /// The members of the family. `layer_table!(m)` calls the macro `m` with one line
@@ -917,6 +1399,12 @@ macro_rules! layer_table {
             Dropout [] [] "(p=0.5, generator=None)";
             /// Each row normalized over its last dimension, times `weight`, plus `bias`.
             LayerNorm ["weight", "bias"] [] "(normalized_shape, eps=1e-05, elementwise_affine=True, bias=True)";
+            /// Dims `start_dim..=end_dim` merged into one; the values unchanged.
+            Flatten [] [] "(start_dim=1, end_dim=-1)";
+            /// Dim `dim` split into `unflattened_size`; the values unchanged.
+            Unflatten [] [] "(dim, unflattened_size)";
+            /// Each channel normalized over the batch (training) or by the running statistics (eval).
+            BatchNorm1d ["weight", "bias"] ["running_mean", "running_var", "num_batches_tracked"] "(num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)";
             /// The container: its children in order.
             Sequential [] [] "(*modules)";
         }
@@ -1033,6 +1521,12 @@ pub enum LayerKind<'a> {
     Dropout(&'a mut DropoutState, Option<usize>),
     /// A `LayerNorm`; its slots are those of `weight` and `bias` it has.
     LayerNorm(&'a mut LayerNormState),
+    /// A `Flatten` or an `Unflatten`.
+    Reshape(&'a mut ReshapeState),
+    /// A `BatchNorm1d`, whether it is in training mode, and its running
+    /// statistics (None without `track_running_stats`); its slots are those
+    /// of `weight` and `bias` it has.
+    BatchNorm(&'a mut BatchNormState, bool, Option<Running<'a>>),
 }
 
 /// A Linear's `weight` slot and its bias gradient (empty without a bias).
@@ -1098,7 +1592,24 @@ impl Layer<'_> {
         match &self.kind {
             LayerKind::Linear(s) => Some(s.in_features()),
             LayerKind::LayerNorm(s) => Some(s.size()),
+            LayerKind::BatchNorm(s, ..) => Some(s.size()),
+            LayerKind::Reshape(s) => match s.op() {
+                Reshape::Unflatten(_, split) => match split[..] {
+                    [Some(k)] => Some(k),
+                    _ => None,
+                },
+                Reshape::Flatten(..) => None,
+            },
             _ => None,
+        }
+    }
+
+    /// Whether it maps inputs of shape `(rows, width)` to outputs of `rows` rows
+    /// and `width_out(width)` columns, as the buffers of [`Stack::new`] assume.
+    pub fn keeps_rows(&self, width: usize) -> bool {
+        match &self.kind {
+            LayerKind::Reshape(s) => s.op().keeps_rows(width),
+            _ => true,
         }
     }
 
@@ -1106,9 +1617,10 @@ impl Layer<'_> {
     /// replace it (`None`: the errors name the layer's sizes).
     pub fn kind_name(&self) -> Option<&'static str> {
         match &self.kind {
-            LayerKind::Linear(_) | LayerKind::LayerNorm(_) => None,
+            LayerKind::Linear(_) | LayerKind::LayerNorm(_) | LayerKind::BatchNorm(..) => None,
             LayerKind::Activation(a) => Some(a.kind().name()),
             LayerKind::Dropout(..) => Some("Dropout"),
+            LayerKind::Reshape(s) => Some(s.op().name()),
         }
     }
 
@@ -1144,6 +1656,15 @@ impl Layer<'_> {
                 let (w, b) = weight_bias(&self.params, s.slots());
                 Ok((s.forward(x, shape, w, b)?, shape))
             }
+            LayerKind::Reshape(s) => s.forward(x, shape),
+            LayerKind::BatchNorm(s, training, running) => {
+                let has = (s.flags().0, s.flags().0);
+                let (w, b) = weight_bias(&self.params, has);
+                Ok((
+                    s.forward(x, shape, *training, running.as_mut(), w, b)?,
+                    shape,
+                ))
+            }
         }
     }
 
@@ -1159,6 +1680,12 @@ impl Layer<'_> {
             LayerKind::Dropout(d, _) => Ok((d.backward(g, shape)?, shape)),
             LayerKind::LayerNorm(s) => {
                 let (w, gw, gb) = weight_grads(&mut self.params, s.slots());
+                Ok((s.backward(&g, shape, w, gw, gb)?, shape))
+            }
+            LayerKind::Reshape(s) => s.backward(g, shape),
+            LayerKind::BatchNorm(s, ..) => {
+                let has = (s.flags().0, s.flags().0);
+                let (w, gw, gb) = weight_grads(&mut self.params, has);
                 Ok((s.backward(&g, shape, w, gw, gb)?, shape))
             }
         }
@@ -1213,6 +1740,17 @@ impl Layer<'_> {
                 let (w, b) = weight_bias(&self.params, s.slots());
                 layer_norm_forward(x, wi, s.eps(), w, b, y);
             }
+            LayerKind::Reshape(_) => y.copy_from_slice(x),
+            LayerKind::BatchNorm(s, training, running) => {
+                let has = (s.flags().0, s.flags().0);
+                let (w, b) = weight_bias(&self.params, has);
+                let d = BnDims {
+                    n: rows,
+                    c: wi,
+                    l: 1,
+                };
+                s.run_forward(x, d, *training, running.as_mut(), w, b, y)?;
+            }
         }
         Ok(())
     }
@@ -1255,7 +1793,22 @@ impl Layer<'_> {
                 let (w, gw, gb) = weight_grads(&mut self.params, s.slots());
                 layer_norm_backward(x, wi, s.eps(), w, gy, gw, gb, dx);
             }
+            LayerKind::BatchNorm(s, ..) => {
+                let has = (s.flags().0, s.flags().0);
+                let (w, gw, gb) = weight_grads(&mut self.params, has);
+                let d = BnDims {
+                    n: rows,
+                    c: wi,
+                    l: 1,
+                };
+                s.run_backward(x, d, w, gy, gw, gb, dx);
+            }
             _ if dx.is_none() => {}
+            LayerKind::Reshape(_) => {
+                if let Some(dx) = dx {
+                    dx.copy_from_slice(gy);
+                }
+            }
             LayerKind::Activation(a) => {
                 if let Some(dx) = dx {
                     a.kind().backward(x, y, gy, Shape::Matrix(rows, wi), dx)?;
@@ -1286,6 +1839,8 @@ impl Layer<'_> {
                 d.remember(mask, shape)
             }
             LayerKind::LayerNorm(s) => s.remember(x, shape),
+            LayerKind::Reshape(s) => s.remember(shape),
+            LayerKind::BatchNorm(s, ..) => s.remember(x, shape),
         }
     }
 }
@@ -1897,5 +2452,90 @@ mod tests {
             )
         };
         assert_eq!(run(false), run(true));
+    }
+
+    /// Flatten and Unflatten change the shape only, and the stack's buffers take
+    /// only those that keep a batch of rows as it is.
+    #[test]
+    fn reshapes_change_the_shape_only() {
+        let s3 = Shape::new(&[2, 3, 4]).unwrap();
+        let flat = Reshape::Flatten(1, -1);
+        assert_eq!(flat.out_shape(s3).unwrap(), Shape::Matrix(2, 12));
+        let un = Reshape::Unflatten(1, vec![Some(3), None]);
+        assert_eq!(un.out_shape(Shape::Matrix(2, 12)).unwrap(), s3);
+        assert!(matches!(
+            Reshape::Flatten(2, 1).out_shape(s3),
+            Err(Error::Value(_))
+        ));
+        assert!(matches!(
+            Reshape::Flatten(3, -1).out_shape(s3),
+            Err(Error::Index(_))
+        ));
+        assert!(matches!(
+            Reshape::Unflatten(1, vec![Some(5)]).out_shape(s3),
+            Err(Error::Value(_))
+        ));
+        let mut st = ReshapeState::new(un);
+        let x: Vec<f64> = (0..24).map(|k| k as f64).collect();
+        let (y, ys) = st.forward(x.clone(), Shape::Matrix(2, 12)).unwrap();
+        assert_eq!((y.clone(), ys), (x.clone(), s3));
+        assert_eq!(st.backward(y, s3).unwrap(), (x, Shape::Matrix(2, 12)));
+        assert!(st.backward(vec![0.0; 24], Shape::Matrix(2, 12)).is_err());
+        assert!(flat.keeps_rows(5) && Reshape::Flatten(0, 0).keeps_rows(5));
+        assert!(!Reshape::Flatten(0, 1).keeps_rows(5));
+        assert!(Reshape::Unflatten(-1, vec![None]).keeps_rows(5));
+        assert!(Reshape::Unflatten(1, vec![Some(5)]).keeps_rows(5));
+        assert!(!Reshape::Unflatten(1, vec![Some(4)]).keeps_rows(5));
+        assert!(!Reshape::Unflatten(0, vec![None]).keeps_rows(5));
+        assert!(!Reshape::Unflatten(1, vec![Some(5), Some(1)]).keeps_rows(5));
+    }
+
+    /// BatchNorm1d: the batch statistics move the running ones by momentum (unbiased
+    /// variance) and count the batch; backward through them matches finite differences.
+    #[test]
+    fn batch_norm_moves_the_running_statistics_and_its_gradient_is_right() {
+        let (n, c, l) = (3, 2, 2);
+        let shape = Shape::new(&[n, c, l]).unwrap();
+        let x: Vec<f64> = (0..12).map(|k| ((k * 7) % 5) as f64 * 0.5 - 1.0).collect();
+        let (w, b) = (vec![1.5, -0.5], vec![0.25, 2.0]);
+        let mut st = BatchNormState::new(c, 1e-5, Some(0.1), true, true);
+        let (mut rm, mut rv, mut count) = (vec![0.0; 2], vec![1.0; 2], vec![0.0]);
+        let mut run = Running {
+            mean: &mut rm,
+            var: &mut rv,
+            count: &mut count,
+        };
+        st.forward(x.clone(), shape, true, Some(&mut run), Some(&w), Some(&b))
+            .unwrap();
+        let ch0: Vec<f64> = [0, 1, 4, 5, 8, 9].iter().map(|&i| x[i]).collect();
+        let mean = ch0.iter().sum::<f64>() / 6.0;
+        let var = ch0.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / 5.0;
+        assert!((rm[0] - 0.1 * mean).abs() < 1e-15 && (rv[0] - (0.9 + 0.1 * var)).abs() < 1e-15);
+        assert_eq!(count, [1.0]);
+        let gy: Vec<f64> = (0..12).map(|k| (k as f64 * 0.37).sin()).collect();
+        let loss = |x: &[f64]| {
+            let mut s = BatchNormState::new(c, 1e-5, Some(0.1), true, false);
+            let y = s
+                .forward(x.to_vec(), shape, true, None, Some(&w), Some(&b))
+                .unwrap();
+            weighted_sum(&y, &gy)
+        };
+        let (mut gw, mut gb) = (vec![0.0; 2], vec![0.0; 2]);
+        let dx = st
+            .backward(&gy, shape, Some(&w), Some(&mut gw), Some(&mut gb))
+            .unwrap();
+        for k in 0..12 {
+            let at = |h: f64| {
+                let mut x2 = x.clone();
+                x2[k] += h;
+                loss(&x2)
+            };
+            let numeric = (at(1e-6) - at(-1e-6)) / 2e-6;
+            assert!((numeric - dx[k]).abs() < 1e-6, "dx[{k}]");
+        }
+        assert!(matches!(
+            st.forward(vec![1.0, 2.0], Shape::Matrix(1, 2), true, None, None, None),
+            Err(Error::Value(_))
+        ));
     }
 }

@@ -42,7 +42,7 @@ def every_activation(fw: ModuleType, other: bool) -> list:
 
 def big_model(fw: ModuleType, seed: int = 0) -> Any:
     """Linear, every activation (twice: default and other arguments), every member of the layer
-    table (its required arguments 4), Dropout, nested Sequentials."""
+    table (its required arguments 4; Unflatten's the last dim into itself), Dropout, nested Sequentials."""
     g = fw.Generator(seed)
     layers: list = [fw.Linear(3, 4, generator=g)]
     for a, b in zip(every_activation(fw, False), every_activation(fw, True)):
@@ -51,6 +51,8 @@ def big_model(fw: ModuleType, seed: int = 0) -> Any:
         if name != "Sequential":
             params = inspect.signature(pyfw.LAYERS[name]).parameters.values()
             kw = {p.name: 4 for p in params if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD}
+            if name == "Unflatten":  # the last of 4 columns into itself
+                kw = {"dim": -1, "unflattened_size": (4,)}
             if any(p.name == "generator" for p in params):
                 kw["generator"] = g
             layers.append(cls(**kw))

@@ -10,7 +10,9 @@ from __future__ import annotations
 import ast
 import copy
 import inspect
+import math
 import pickle
+import random
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,12 +31,17 @@ def rs() -> ModuleType:
     return load_backend("rs")
 
 
+EXAMPLE_ARGS: dict = {"Unflatten": {"dim": -1, "unflattened_size": (3,)}}
+"""Required arguments that cannot be 3: an Unflatten of the last of 3 columns into itself."""
+
+
 def example(fw: ModuleType, name: str) -> Any:
-    """Member ``name`` of ``fw``, its required arguments 3 and a fixed generator if it takes one."""
-    kw: dict = {}
+    """Member ``name`` of ``fw``, its required arguments 3 (or :data:`EXAMPLE_ARGS`) and a
+    fixed generator if it takes one."""
+    kw: dict = dict(EXAMPLE_ARGS.get(name, {}))
     for p in inspect.signature(pyfw.LAYERS[name]).parameters.values():
         if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD:
-            kw[p.name] = 3
+            kw.setdefault(p.name, 3)
         elif p.name == "generator":
             kw[p.name] = fw.Generator(7)
     return fw.LAYERS[name](**kw)
@@ -219,3 +226,175 @@ def test_linear_without_bias(bias: Any, tmp_path: Path) -> None:
             assert repr(other) == repr(model) and sd_hex(other.state_dict()) == sd_hex(model.state_dict())
         out[fw.__name__] = (th(y), sd_hex(model.state_dict()))
     assert out["pyfw"] == out["pyfw_rs"]
+
+
+def test_flatten_and_unflatten_reshape_and_back(fw: ModuleType) -> None:
+    """``Flatten`` and ``Unflatten`` move no value: forward gives the input's values in the new
+    shape, backward the gradient's in the input's shape, as torch's ``nn.Flatten``/``nn.Unflatten``."""
+    vals = [[[float(i * 12 + j * 4 + k) for k in range(4)] for j in range(3)] for i in range(2)]
+    x = fw.tensor(vals)
+    flat = fw.Flatten()
+    y = flat(x)
+    assert tuple(y.shape) == (2, 12) and y.tolist() == [sum(r, []) for r in vals]
+    un = fw.Unflatten(1, [3, -1])
+    assert repr(un) == "Unflatten(dim=1, unflattened_size=(3, -1))" and repr(flat) == "Flatten(start_dim=1, end_dim=-1)"
+    z = un(y)
+    assert tuple(z.shape) == (2, 3, 4) and z.tolist() == vals
+    g = un.backward(z)
+    assert tuple(g.shape) == (2, 12) and g.tolist() == y.tolist()
+    assert flat.backward(g).tolist() == vals
+    assert tuple(fw.Flatten(0, 1)(x).shape) == (6, 4)
+    assert tuple(fw.Unflatten(-1, (2, 1, 2))(x).shape) == (2, 3, 2, 1, 2)
+
+
+@pytest.mark.parametrize("make, arg, error", [
+    (lambda fw: fw.Flatten(2, 1), "x", ValueError),
+    (lambda fw: fw.Flatten(start_dim=3), "x", IndexError),
+    (lambda fw: fw.Unflatten(1, (4,)), "x", ValueError),
+    (lambda fw: fw.Unflatten(2, (2, -1)), "x", ValueError),
+    (lambda fw: fw.Flatten(), "backward", RuntimeError),
+    (lambda fw: fw.Flatten(), "grad", ValueError),
+    (lambda fw: fw.Unflatten(1, 3), None, TypeError),
+    (lambda fw: fw.Unflatten(1, ()), None, ValueError),
+    (lambda fw: fw.Unflatten(1, (-1, -1)), None, ValueError),
+    (lambda fw: fw.Unflatten(1, (0, 2)), None, ValueError),
+    (lambda fw: fw.Unflatten(1, (2, True)), None, TypeError),
+    (lambda fw: fw.Flatten(1.0), None, TypeError),
+])
+def test_flatten_and_unflatten_errors_agree(make: Any, arg: Any, error: type) -> None:
+    """The same exception and message in both backends, naming the class."""
+    messages = []
+    for fw in (pyfw, rs()):
+        with pytest.raises(error) as e:
+            m = make(fw)
+            x = fw.tensor([[[1.0, 2.0, 3.0]] * 3] * 2)
+            if arg == "x":
+                m(x)
+            elif arg == "backward":
+                m.backward(x)
+            else:
+                m(x)
+                m.backward(fw.tensor([[1.0] * 9]))
+        assert "latten" in str(e.value)
+        messages.append(str(e.value))
+    assert messages[0] == messages[1]
+
+
+def test_reshapes_train_bit_identically_natively_or_not() -> None:
+    """A reshape that keeps a batch of rows as it is (``Flatten()`` or ``Unflatten(-1, (C,))`` on
+    ``(N, C)``) runs in the native epoch of ``fit``; one that splits the rows into a new shape
+    falls back to the Python loop (None). Both give the same bits in both backends, and so
+    does a native Sequential on an input of rank 3."""
+    r = rs()
+    out = {}
+    for fw in (pyfw, r):
+        x = fw.tensor([[0.1 * i, 0.2 - 0.05 * i] for i in range(12)])
+        y = fw.tensor([[0.3 * (i % 3), 0.1 * (i % 2)] for i in range(12)])
+        models = [fw.Sequential(fw.Linear(2, 3, generator=fw.Generator(1)), fw.Flatten(), fw.Unflatten(-1, (3,)),
+                                fw.Tanh(), fw.Linear(3, 2, generator=fw.Generator(2))),
+                  fw.Sequential(fw.Linear(2, 6, generator=fw.Generator(3)), fw.Unflatten(1, (2, 3)),
+                                fw.Tanh(), fw.Flatten(), fw.Linear(6, 2, generator=fw.Generator(4)))]
+        for k, model in enumerate(models):
+            opt = fw.SGD(model.parameters(), lr=0.1)
+            fw.fit(model, fw.MSELoss(), opt, x, y, epochs=2, batch_size=5, generator=fw.Generator(1))
+            out[fw.__name__, k] = sd_hex(model.state_dict())
+            if fw is r:
+                native = r._native._train_epoch(model, r.MSELoss(), opt, x, y, 5, r.Generator(1), True)
+                assert (native is None) == (k == 1)
+        seq = fw.Sequential(fw.Flatten(), fw.Linear(6, 4, generator=fw.Generator(5)), fw.Unflatten(1, (2, 2)),
+                            fw.LayerNorm(2))
+        x3 = fw.tensor([[[0.5 * i - j, 0.25 * j, 1.0 - i] for j in range(2)] for i in range(3)])
+        z = seq(x3)
+        out[fw.__name__, "seq"] = (th(z), th(seq.backward(z)), sd_hex(seq.state_dict()))
+    for key in [(1, 0), (1, 1), (1, "seq")]:
+        assert out["pyfw", key[1]] == out["pyfw_rs", key[1]]
+
+
+def _bn_reference(x: list, eps: float) -> tuple:
+    """Batch norm of ``x`` (N, C, L) as torch defines it, written plainly: the output, and each
+    channel's (mean, biased var, unbiased var)."""
+    n, c, l = len(x), len(x[0]), len(x[0][0])
+    stats = []
+    for k in range(c):
+        vals = [x[i][k][j] for i in range(n) for j in range(l)]
+        mean = math.fsum(vals) / len(vals)
+        ss = math.fsum((v - mean) ** 2 for v in vals)
+        stats.append((mean, ss / len(vals), ss / (len(vals) - 1)))
+    y = [[[(x[i][k][j] - stats[k][0]) / math.sqrt(stats[k][1] + eps) for j in range(l)] for k in range(c)]
+         for i in range(n)]
+    return y, stats
+
+
+@pytest.mark.parametrize("rank", [2, 3])
+def test_batchnorm1d_training_and_eval(rank: int) -> None:
+    """Training mode normalizes by the batch (biased variance) and moves the running statistics
+    by momentum (unbiased variance), counting batches; eval mode uses the running statistics;
+    momentum=None averages them. Both backends give the same bits, close to the plain formulas."""
+    g = random.Random(3)
+    x3 = [[[g.uniform(-2.0, 2.0) for _ in range(4 if rank == 3 else 1)] for _ in range(3)] for _ in range(5)]
+    xs = x3 if rank == 3 else [[v[0] for v in r] for r in x3]
+    want, stats = _bn_reference(x3, 1e-5)
+    out = []
+    for fw in (pyfw, rs()):
+        m = fw.BatchNorm1d(3)
+        y = m(fw.tensor(xs)).tolist()
+        flat = y if rank == 3 else [[[v] for v in r] for r in y]
+        assert all(abs(a - b) < 1e-12 for r, s in zip(flat, want) for p, q in zip(r, s) for a, b in zip(p, q))
+        rm, rv = m.running_mean.tolist(), m.running_var.tolist()
+        for k, (mean, _, unbiased) in enumerate(stats):
+            assert abs(rm[k] - 0.1 * mean) < 1e-15 and abs(rv[k] - (0.9 + 0.1 * unbiased)) < 1e-15
+        m(fw.tensor(xs))
+        assert m.num_batches_tracked.tolist() == [2.0]
+        m.eval()
+        ye = m(fw.tensor(xs)).tolist()
+        rm, rv = m.running_mean.tolist(), m.running_var.tolist()
+        assert m.num_batches_tracked.tolist() == [2.0]
+        first = ye[0] if rank == 2 else [r[0] for r in ye[0]]
+        x0 = xs[0] if rank == 2 else [r[0] for r in xs[0]]
+        assert all(abs(a - (v - rm[k]) / math.sqrt(rv[k] + 1e-5)) < 1e-12 for k, (a, v) in enumerate(zip(first, x0)))
+        avg = fw.BatchNorm1d(3, momentum=None)
+        avg(fw.tensor(xs))
+        assert [abs(a - s[0]) < 1e-15 for a, s in zip(avg.running_mean.tolist(), stats)] == [True] * 3
+        free = fw.BatchNorm1d(3, affine=False, track_running_stats=False).eval()
+        assert list(free.state_dict()) == [] and free.running_mean is None
+        assert th(free(fw.tensor(xs))) == th(fw.BatchNorm1d(3)(fw.tensor(xs)))  # eval: still the batch's
+        out.append((y, ye, sd_hex(m.state_dict()), repr(avg)))
+    assert out[0] == out[1]
+    assert out[0][3] == "BatchNorm1d(3, eps=1e-05, momentum=None, affine=True, track_running_stats=True)"
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_batchnorm1d_backward(training: bool) -> None:
+    """Backward through the batch statistics (training) or the affine map only (eval) passes
+    gradcheck, which leaves the buffers as they were, and gives the same bits in both backends."""
+    out = []
+    for fw in (pyfw, rs()):
+        m = fw.BatchNorm1d(2, momentum=0.3).train(training)
+        m.weight.copy_(fw.tensor([1.5, -0.5]))
+        m.bias.copy_(fw.tensor([0.25, 2.0]))
+        m.running_mean.copy_(fw.tensor([0.5, -0.25]))
+        m.running_var.copy_(fw.tensor([2.0, 0.5]))
+        x = fw.tensor([[[0.5, -1.0, 2.0], [0.25, 0.125, -3.0]], [[1.0, 2.0, 0.5], [-0.75, 1.5, 0.0]]])
+        before = sd_hex(m.state_dict())
+        assert fw.gradcheck(m, x)
+        assert sd_hex(m.state_dict()) == before
+        m.zero_grad()
+        y = m(x)
+        dx = m.backward(fw.tensor([[[0.3, -0.2, 0.1], [1.0, 0.5, -0.5]], [[0.7, 0.0, -0.4], [0.2, 0.2, 0.9]]]))
+        out.append((th(y), th(dx), th(m.weight_grad), th(m.bias_grad), sd_hex(m.state_dict())))
+    assert out[0] == out[1]
+
+
+def test_batchnorm1d_copies_keep_the_running_statistics_and_refuse_one_value(tmp_path: Path) -> None:
+    """Copies, pickles and model files keep the buffers; training on one value per channel is a
+    ValueError in both backends, as torch's."""
+    for fw in (pyfw, rs()):
+        m = fw.BatchNorm1d(3)
+        m(fw.tensor([[0.5, -1.0, 2.0], [0.25, 0.0, -3.0]]))
+        path = tmp_path / f"{fw.__name__}.safetensors"
+        fw.io.save_model(m, path)
+        for other in (copy.deepcopy(m), pickle.loads(pickle.dumps(m)), fw.io.load_model(path)):
+            assert sd_hex(other.state_dict()) == sd_hex(m.state_dict())
+            assert list(other.state_dict()) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+        with pytest.raises(ValueError, match=r"^BatchNorm1d\(3\): expected more than 1 value per channel"):
+            m(fw.tensor([[0.5, -1.0, 2.0]]))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copyreg
 import inspect
-from typing import Any
+from typing import Any, Optional
 
 from . import _native
 
@@ -52,15 +52,20 @@ def _rebuild(obj: Any, base: type, kwargs: dict, tensors: tuple) -> None:
     base._adopt(obj, *tensors)
 
 
-def _layer(cls: type, kwargs: dict, tensors: tuple, training: bool) -> Any:
+def _layer(cls: type, kwargs: dict, tensors: tuple, training: bool, buffers: Optional[dict] = None) -> Any:
     m = cls.__new__(cls)
     _rebuild(m, cls, kwargs, tensors)
+    for name, b in (buffers or {}).items():
+        m.register_buffer(name, b)
     m.train(training)
     return m
 
 
 _SLOTS = {name: params for name, params, _buffers, _signature in _native.LAYER_TABLE}
 """The parameter slots of each member of the layer table."""
+
+_BUFFERS = {name: buffers for name, _params, buffers, _signature in _native.LAYER_TABLE}
+"""The buffer slots of each member of the layer table."""
 
 
 def _layer_arguments(obj: Any, cls: type) -> dict:
@@ -100,7 +105,9 @@ def _reduce_member(m: Any) -> tuple:
 
 def _reduce_layer(m: Any) -> tuple:
     # The tensors themselves, so that a copy of a model and of its optimizer share them.
-    return _layer, (type(m), _layer_arguments(m, type(m)), _tensors(m, type(m)), m.training)
+    # The buffers too (a BatchNorm1d's running statistics), by their table names.
+    buffers = {n: getattr(m, n) for n in _BUFFERS[type(m).__name__]}
+    return _layer, (type(m), _layer_arguments(m, type(m)), _tensors(m, type(m)), m.training, buffers)
 
 
 def _reduce_sequential(s: Any) -> tuple:

@@ -28,8 +28,8 @@ use super::{
 use crate::error::try_zeros;
 use crate::generator::Generator;
 use crate::modules::{
-    linear_init, DropoutState, Layer, LayerKind, LayerNormState, LinearState, Slot, Slots, Stack,
-    LAYERS,
+    linear_init, size_text, BatchNormState, DropoutState, Layer, LayerKind, LayerNormState,
+    LinearState, Reshape, ReshapeState, Running, Slot, Slots, Stack, LAYERS,
 };
 use crate::tensor::Shape;
 
@@ -573,6 +573,43 @@ impl HeldLayer for HeldLayerNorm<'_> {
     }
 }
 
+/// A parameter tensor and its gradient tensor, if the slot is there.
+type MaybePair<'py> = (Option<Bound<'py, PyTensor>>, Option<Bound<'py, PyTensor>>);
+
+/// The `weight` and `bias` slots (each with its gradient) a normalization layer
+/// `kind` of `c` channels adopts as they are, for `copy` and `pickle`; `has` says
+/// which it has, and a slot it has not is `(None, None)`.
+fn adopt_slots(
+    kind: &str,
+    c: usize,
+    has: (bool, bool),
+    tensors: [MaybePair<'_>; 2],
+) -> PyResult<Vec<(Py<PyTensor>, Py<PyTensor>)>> {
+    let mut slots = Vec::new();
+    for (there, (t, g)) in [has.0, has.1].into_iter().zip(tensors) {
+        match (there, t, g) {
+            (false, None, None) => {}
+            (true, Some(t), Some(g)) => {
+                let fits = t.busy_ref()?.t.shape() == Shape::Vector(c)
+                    && g.busy_ref()?.t.shape() == Shape::Vector(c);
+                if !fits {
+                    return Err(PyValueError::new_err(format!(
+                        "{kind}._adopt: tensors do not fit a {kind}({c})"
+                    )));
+                }
+                t.busy_mut()?.grad = Some(g.clone().unbind());
+                slots.push((t.unbind(), g.unbind()));
+            }
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "{kind}._adopt: the tensors do not match its slots"
+                )))
+            }
+        }
+    }
+    Ok(slots)
+}
+
 /// `normalized_shape`: an int, or a sequence of one int.
 fn normalized_shape(v: &Bound<'_, PyAny>) -> PyResult<usize> {
     if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
@@ -668,29 +705,8 @@ impl LayerNorm {
             let me = slf.busy_ref()?;
             (me.state.size(), me.state.slots())
         };
-        let mut slots = Vec::new();
-        for (there, t, g) in [(has.0, weight, weight_grad), (has.1, bias, bias_grad)] {
-            match (there, t, g) {
-                (false, None, None) => {}
-                (true, Some(t), Some(g)) => {
-                    let fits = t.busy_ref()?.t.shape() == Shape::Vector(c)
-                        && g.busy_ref()?.t.shape() == Shape::Vector(c);
-                    if !fits {
-                        return Err(PyValueError::new_err(format!(
-                            "LayerNorm._adopt: tensors do not fit a LayerNorm({c})"
-                        )));
-                    }
-                    t.busy_mut()?.grad = Some(g.clone().unbind());
-                    slots.push((t.unbind(), g.unbind()));
-                }
-                _ => {
-                    return Err(PyValueError::new_err(
-                        "LayerNorm._adopt: the tensors do not match its slots",
-                    ))
-                }
-            }
-        }
-        slf.busy_mut()?.slots = slots;
+        let tensors = [(weight, weight_grad), (bias, bias_grad)];
+        slf.busy_mut()?.slots = adopt_slots("LayerNorm", c, has, tensors)?;
         Ok(())
     }
 
@@ -797,6 +813,606 @@ impl LayerNorm {
     }
 }
 
+// ---------------------------------------------------------------- BatchNorm1d
+
+/// Each channel of an `(N, C)` or `(N, C, L)` input normalized by the batch's
+/// statistics (training mode, which updates the running ones) or the running
+/// statistics (eval mode), times `weight`, plus `bias` (docs/NUMERICS.md,
+/// "BatchNorm1d"). `weight` starts at 1 and `bias` at 0; the buffers
+/// `running_mean`, `running_var` and `num_batches_tracked` (a float tensor of
+/// shape (1,)) are registered as torch names them.
+#[pyclass(extends = Module, subclass, dict, module = "pyfw_rs", name = "BatchNorm1d")]
+pub struct BatchNorm1d {
+    state: BatchNormState,
+    /// `weight` and `bias`, each with its gradient, with `affine`.
+    slots: Vec<(Py<PyTensor>, Py<PyTensor>)>,
+}
+
+/// The buffers of a BatchNorm1d, in `state_dict` order.
+const BN_BUFFERS: [&str; 3] = ["running_mean", "running_var", "num_batches_tracked"];
+
+/// The run of one BatchNorm1d.
+const BATCH_NORM: LayerClass = LayerClass {
+    keeps: keeps::<BatchNorm1d>,
+    who: |m| Ok(m.cast::<BatchNorm1d>()?.busy_ref()?.state.name()),
+    hold: hold_batch_norm,
+};
+
+/// A BatchNorm1d, its parameter tensors, its training mode and its buffers, borrowed.
+pub(crate) struct HeldBatchNorm<'py>(
+    PyRefMut<'py, BatchNorm1d>,
+    [Option<HeldPair<'py>>; 2],
+    bool,
+    Option<[PyRefMut<'py, PyTensor>; 3]>,
+);
+
+fn hold_batch_norm<'py>(
+    m: &Bound<'py, PyAny>,
+    _gens: &mut Vec<Bound<'py, PyGenerator>>,
+    _draw: bool,
+) -> PyResult<Held<'py>> {
+    let py = m.py();
+    let bn = m.cast::<BatchNorm1d>()?;
+    let training = bn.as_super().busy_ref()?.training;
+    let (name, c) = {
+        let me = bn.busy_ref()?;
+        (me.state.name(), me.state.size())
+    };
+    // The buffers as they are now (None without running statistics).
+    let mut found = Vec::new();
+    for (k, b) in BN_BUFFERS.iter().enumerate() {
+        let v = m.getattr(*b)?;
+        if v.is_none() {
+            continue;
+        }
+        let want = Shape::Vector(if k == 2 { 1 } else { c });
+        let t = v.cast_into::<PyTensor>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{name}: buffer {b} must be a pyfw_rs Tensor or None"
+            ))
+        })?;
+        if t.busy_ref()?.t.shape() != want {
+            return Err(PyValueError::new_err(format!(
+                "{name}: buffer {b} must have shape {want}, got {}",
+                t.busy_ref()?.t.shape()
+            )));
+        }
+        found.push(t);
+    }
+    let running = match found.len() {
+        0 => None,
+        3 => Some([
+            found[0].busy_mut()?,
+            found[1].busy_mut()?,
+            found[2].busy_mut()?,
+        ]),
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "{name}: the buffers {} must all be tensors or all None",
+                BN_BUFFERS.join(", ")
+            )))
+        }
+    };
+    let me = bn.busy_mut()?;
+    let mut tensors = [None, None];
+    for ((t, g), held) in me.slots.iter().zip(&mut tensors) {
+        let (t, g) = (t.bind(py).clone(), g.bind(py).clone());
+        *held = Some((t.busy_mut()?, g.busy_mut()?));
+    }
+    Ok(Held::BatchNorm(HeldBatchNorm(
+        me, tensors, training, running,
+    )))
+}
+
+impl HeldLayer for HeldBatchNorm<'_> {
+    fn layer(&mut self) -> Layer<'_> {
+        let HeldBatchNorm(me, tensors, training, running) = self;
+        Layer {
+            kind: LayerKind::BatchNorm(
+                &mut me.state,
+                *training,
+                running.as_mut().map(|[a, b, c]| Running {
+                    mean: a.t.data_mut(),
+                    var: b.t.data_mut(),
+                    count: c.t.data_mut(),
+                }),
+            ),
+            params: tensors
+                .iter_mut()
+                .flatten()
+                .map(|(t, g)| Slot {
+                    value: t.t.data_mut(),
+                    grad: g.t.data_mut(),
+                })
+                .collect(),
+        }
+    }
+
+    fn slots(&self) -> Vec<SlotRefs<'_>> {
+        self.0
+            .slots
+            .iter()
+            .zip(self.1.iter().flatten())
+            .map(|((t, g), (tr, _))| (t, g, tr.grad.as_ref()))
+            .collect()
+    }
+}
+
+impl BatchNorm1d {
+    fn slot(&self, py: Python<'_>, i: usize, grad: bool) -> Option<Py<PyTensor>> {
+        let (t, g) = self.slots.get(i)?;
+        Some(if grad { g } else { t }.clone_ref(py))
+    }
+
+    /// One run of this BatchNorm1d through the stack runner.
+    fn run<'py>(
+        slf: &Bound<'py, Self>,
+        x: &Bound<'py, PyAny>,
+        backward: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let run = [Child::Layer(slf.clone().into_any().unbind(), &BATCH_NORM)];
+        run_native(py, &run, Flow::Obj(x.clone()), backward)?.into_obj(py)
+    }
+}
+
+#[pymethods]
+impl BatchNorm1d {
+    /// Accepts any arguments; `__init__` checks and sets them.
+    #[new]
+    #[pyo3(
+        signature = (*_args, **_kwargs),
+        text_signature = "(num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)"
+    )]
+    fn new(
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyClassInitializer<BatchNorm1d> {
+        module_base().add_subclass(BatchNorm1d {
+            state: BatchNormState::new(1, 1e-5, Some(0.1), false, false),
+            slots: Vec::new(),
+        })
+    }
+
+    #[pyo3(signature = (num_features, eps = Given::Missing, momentum = Given::Missing, affine = Truthy(true), track_running_stats = Truthy(true)))]
+    fn __init__<'py>(
+        slf: &Bound<'py, Self>,
+        num_features: &Bound<'py, PyAny>,
+        eps: Given<'py>,
+        momentum: Given<'py>,
+        affine: Truthy,
+        track_running_stats: Truthy,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let who = "BatchNorm1d";
+        let c = check_size(num_features, who, "num_features")?;
+        let eps = eps.or(1e-5, who, "eps")?;
+        let momentum = match &momentum {
+            Given::Value(v) if v.is_none() => None,
+            m => Some(m.or(0.1, who, "momentum")?),
+        };
+        let state = BatchNormState::new(c, eps, momentum, affine.0, track_running_stats.0);
+        let mut slots = Vec::new();
+        if affine.0 {
+            for value in [1.0, 0.0] {
+                slots.push(parameter(py, Shape::Vector(c), vec![value; c])?);
+            }
+        }
+        {
+            let mut me = slf.busy_mut()?;
+            me.state = state;
+            me.slots = slots;
+        }
+        for (name, value, n) in [
+            (BN_BUFFERS[0], 0.0, c),
+            (BN_BUFFERS[1], 1.0, c),
+            (BN_BUFFERS[2], 0.0, 1),
+        ] {
+            let t = if track_running_stats.0 {
+                Some(Py::new(
+                    py,
+                    PyTensor::wrap(Shape::Vector(n), vec![value; n])?,
+                )?)
+            } else {
+                None
+            };
+            slf.call_method1(intern!(py, "register_buffer"), (name, t))?;
+        }
+        Ok(())
+    }
+
+    /// Adopt these tensors, as they are (for `copy` and `pickle`); None for a slot that is not there.
+    fn _adopt(
+        slf: &Bound<'_, Self>,
+        weight: Option<Bound<'_, PyTensor>>,
+        bias: Option<Bound<'_, PyTensor>>,
+        weight_grad: Option<Bound<'_, PyTensor>>,
+        bias_grad: Option<Bound<'_, PyTensor>>,
+    ) -> PyResult<()> {
+        let (c, affine) = {
+            let me = slf.busy_ref()?;
+            (me.state.size(), me.state.flags().0)
+        };
+        let tensors = [(weight, weight_grad), (bias, bias_grad)];
+        slf.busy_mut()?.slots = adopt_slots("BatchNorm1d", c, (affine, affine), tensors)?;
+        Ok(())
+    }
+
+    #[getter]
+    fn num_features(slf: &Bound<'_, Self>) -> PyResult<usize> {
+        Ok(slf.busy_ref()?.state.size())
+    }
+
+    #[getter]
+    fn eps(slf: &Bound<'_, Self>) -> PyResult<f64> {
+        Ok(slf.busy_ref()?.state.eps())
+    }
+
+    #[getter]
+    fn momentum(slf: &Bound<'_, Self>) -> PyResult<Option<f64>> {
+        Ok(slf.busy_ref()?.state.momentum())
+    }
+
+    #[getter]
+    fn affine(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(slf.busy_ref()?.state.flags().0)
+    }
+
+    #[getter]
+    fn track_running_stats(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Ok(slf.busy_ref()?.state.flags().1)
+    }
+
+    #[getter]
+    fn weight(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyTensor>>> {
+        Ok(slf.busy_ref()?.slot(slf.py(), 0, false))
+    }
+
+    #[getter]
+    fn bias(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyTensor>>> {
+        Ok(slf.busy_ref()?.slot(slf.py(), 1, false))
+    }
+
+    #[getter]
+    fn weight_grad(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyTensor>>> {
+        Ok(slf.busy_ref()?.slot(slf.py(), 0, true))
+    }
+
+    #[getter]
+    fn bias_grad(slf: &Bound<'_, Self>) -> PyResult<Option<Py<PyTensor>>> {
+        Ok(slf.busy_ref()?.slot(slf.py(), 1, true))
+    }
+
+    /// Normalize every channel of `x`.
+    fn forward<'py>(slf: &Bound<'py, Self>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        BatchNorm1d::run(slf, x, false)
+    }
+
+    /// Accumulate dL/dweight and dL/dbias; return dL/dx.
+    fn backward<'py>(
+        slf: &Bound<'py, Self>,
+        grad: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        BatchNorm1d::run(slf, grad, true)
+    }
+
+    #[pyo3(signature = (*input))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        input: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if input.len() == 1 && runs_natively::<BatchNorm1d>(slf.as_any())? {
+            return BatchNorm1d::forward(slf, &input.get_item(0)?);
+        }
+        slf.call_method1(intern!(slf.py(), "forward"), input)
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for (t, g) in &self.slots {
+            visit.call(t)?;
+            visit.call(g)?;
+        }
+        Ok(())
+    }
+
+    /// `[(weight, weight_grad), (bias, bias_grad)]` with `affine`, else `[]`.
+    fn param<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let this = slf.busy_ref()?;
+        PyList::new(
+            py,
+            this.slots
+                .iter()
+                .map(|(t, g)| (t.clone_ref(py), g.clone_ref(py))),
+        )
+    }
+
+    fn _param_names<'py>(slf: &Bound<'py, Self>, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let affine = slf.busy_ref()?.state.flags().0;
+        let names: &[&str] = if affine { &["weight", "bias"] } else { &[] };
+        PyList::new(py, names)
+    }
+
+    fn _name(slf: &Bound<'_, Self>) -> PyResult<String> {
+        Ok(slf.busy_ref()?.state.name())
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let py = slf.py();
+        let (c, eps, momentum, (affine, track)) = {
+            let me = slf.busy_ref()?;
+            let s = &me.state;
+            (s.size(), s.eps(), s.momentum(), s.flags())
+        };
+        let momentum = match momentum {
+            Some(m) => py_repr(&PyFloat::new(py, m))?,
+            None => "None".to_string(),
+        };
+        let flag = |b: bool| if b { "True" } else { "False" };
+        Ok(format!(
+            "{}({c}, eps={}, momentum={momentum}, affine={}, track_running_stats={})",
+            type_name(slf.as_any()),
+            py_repr(&PyFloat::new(py, eps))?,
+            flag(affine),
+            flag(track)
+        ))
+    }
+}
+
+// ---------------------------------------------------------------- Flatten and Unflatten
+
+/// What `Flatten` and `Unflatten` share: each holds a [`ReshapeState`]
+/// and runs through the stack runner as `$class`.
+macro_rules! reshape_methods {
+    ($ty:ident, $class:ident) => {
+        impl HeldLayer for PyRefMut<'_, $ty> {
+            fn layer(&mut self) -> Layer<'_> {
+                Layer {
+                    kind: LayerKind::Reshape(&mut self.state),
+                    params: Slots::new(),
+                }
+            }
+
+            fn slots(&self) -> Vec<SlotRefs<'_>> {
+                Vec::new()
+            }
+        }
+
+        /// The run of one layer of this class.
+        const $class: LayerClass = LayerClass {
+            keeps: keeps::<$ty>,
+            who: |m| Ok(type_name(m)),
+            hold: |m, _, _| Ok(Held::$ty(m.cast::<$ty>()?.busy_mut()?)),
+        };
+
+        impl $ty {
+            /// One run of this layer through the stack runner.
+            fn run<'py>(
+                slf: &Bound<'py, Self>,
+                x: &Bound<'py, PyAny>,
+                backward: bool,
+            ) -> PyResult<Bound<'py, PyAny>> {
+                let py = slf.py();
+                let run = [Child::Layer(slf.clone().into_any().unbind(), &$class)];
+                run_native(py, &run, Flow::Obj(x.clone()), backward)?.into_obj(py)
+            }
+        }
+    };
+}
+
+/// Dims `start_dim..=end_dim` of the input merged into one, as torch's
+/// `nn.Flatten`; the values pass through unchanged (docs/NUMERICS.md,
+/// "Flatten and Unflatten").
+#[pyclass(extends = Module, subclass, module = "pyfw_rs", name = "Flatten")]
+pub struct Flatten {
+    state: ReshapeState,
+}
+
+reshape_methods!(Flatten, FLATTEN);
+
+#[pymethods]
+impl Flatten {
+    /// Accepts any arguments; `__init__` checks and sets them.
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs), text_signature = "(start_dim=1, end_dim=-1)")]
+    fn new(
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyClassInitializer<Flatten> {
+        module_base().add_subclass(Flatten {
+            state: ReshapeState::new(Reshape::Flatten(1, -1)),
+        })
+    }
+
+    #[pyo3(signature = (start_dim = Given::Missing, end_dim = Given::Missing))]
+    fn __init__(slf: &Bound<'_, Self>, start_dim: Given<'_>, end_dim: Given<'_>) -> PyResult<()> {
+        let s = start_dim.or(1i64, "Flatten", "start_dim")?;
+        let e = end_dim.or(-1i64, "Flatten", "end_dim")?;
+        slf.busy_mut()?.state = ReshapeState::new(Reshape::Flatten(s, e));
+        Ok(())
+    }
+
+    #[getter]
+    fn start_dim(slf: &Bound<'_, Self>) -> PyResult<i64> {
+        match slf.busy_ref()?.state.op() {
+            Reshape::Flatten(s, _) => Ok(*s),
+            Reshape::Unflatten(..) => unreachable!("a Flatten flattens"),
+        }
+    }
+
+    #[getter]
+    fn end_dim(slf: &Bound<'_, Self>) -> PyResult<i64> {
+        match slf.busy_ref()?.state.op() {
+            Reshape::Flatten(_, e) => Ok(*e),
+            Reshape::Unflatten(..) => unreachable!("a Flatten flattens"),
+        }
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        Ok(format!(
+            "{}(start_dim={}, end_dim={})",
+            type_name(slf.as_any()),
+            Flatten::start_dim(slf)?,
+            Flatten::end_dim(slf)?
+        ))
+    }
+
+    /// The input's values, unchanged, in the new shape.
+    fn forward<'py>(slf: &Bound<'py, Self>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Flatten::run(slf, x, false)
+    }
+
+    /// The gradient's values, unchanged, in the shape of the last input.
+    fn backward<'py>(
+        slf: &Bound<'py, Self>,
+        grad: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Flatten::run(slf, grad, true)
+    }
+
+    #[pyo3(signature = (*input))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        input: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if input.len() == 1 && runs_natively::<Flatten>(slf.as_any())? {
+            return Flatten::forward(slf, &input.get_item(0)?);
+        }
+        slf.call_method1(intern!(slf.py(), "forward"), input)
+    }
+
+    fn _name(slf: &Bound<'_, Self>) -> String {
+        type_name(slf.as_any())
+    }
+}
+
+/// Dim `dim` of the input split into `unflattened_size` (a tuple or list of
+/// ints, one of which may be -1), as torch's `nn.Unflatten`; the values pass
+/// through unchanged (docs/NUMERICS.md, "Flatten and Unflatten").
+#[pyclass(extends = Module, subclass, module = "pyfw_rs", name = "Unflatten")]
+pub struct Unflatten {
+    state: ReshapeState,
+}
+
+/// `unflattened_size`, checked as `pyfw.modules.Unflatten` checks it.
+fn unflattened_size(v: &Bound<'_, PyAny>) -> PyResult<Vec<Option<usize>>> {
+    let who = "Unflatten";
+    if !(v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>()) {
+        return Err(PyTypeError::new_err(format!(
+            "{who}: unflattened_size must be a tuple or list of ints, got {}",
+            type_name(v)
+        )));
+    }
+    let items: Vec<Bound<'_, PyAny>> = v.try_iter()?.collect::<PyResult<_>>()?;
+    if items.is_empty() {
+        return Err(PyValueError::new_err(format!(
+            "{who}: unflattened_size must hold at least one size"
+        )));
+    }
+    let mut sizes = Vec::with_capacity(items.len());
+    for item in &items {
+        let k = Given::Value(item.clone()).or(0i64, who, "unflattened_size")?;
+        if k < 1 && k != -1 {
+            return Err(PyValueError::new_err(format!(
+                "{who}: the sizes of unflattened_size must be positive (or one -1), got {}",
+                py_repr(v)?
+            )));
+        }
+        sizes.push(usize::try_from(k).ok());
+    }
+    if sizes.iter().filter(|k| k.is_none()).count() > 1 {
+        return Err(PyValueError::new_err(format!(
+            "{who}: only one size of unflattened_size may be -1, got {}",
+            py_repr(v)?
+        )));
+    }
+    Ok(sizes)
+}
+
+reshape_methods!(Unflatten, UNFLATTEN);
+
+#[pymethods]
+impl Unflatten {
+    /// Accepts any arguments; `__init__` checks and sets them.
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs), text_signature = "(dim, unflattened_size)")]
+    fn new(
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyClassInitializer<Unflatten> {
+        module_base().add_subclass(Unflatten {
+            state: ReshapeState::new(Reshape::Unflatten(-1, vec![None])),
+        })
+    }
+
+    fn __init__<'py>(
+        slf: &Bound<'py, Self>,
+        dim: &Bound<'py, PyAny>,
+        unflattened_size: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        let d = Given::Value(dim.clone()).or(0i64, "Unflatten", "dim")?;
+        let sizes = self::unflattened_size(unflattened_size)?;
+        slf.busy_mut()?.state = ReshapeState::new(Reshape::Unflatten(d, sizes));
+        Ok(())
+    }
+
+    #[getter]
+    fn dim(slf: &Bound<'_, Self>) -> PyResult<i64> {
+        match slf.busy_ref()?.state.op() {
+            Reshape::Unflatten(d, _) => Ok(*d),
+            Reshape::Flatten(..) => unreachable!("an Unflatten unflattens"),
+        }
+    }
+
+    #[getter]
+    fn unflattened_size<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let sizes: Vec<i64> = match slf.busy_ref()?.state.op() {
+            Reshape::Unflatten(_, s) => s.iter().map(|k| k.map_or(-1, |k| k as i64)).collect(),
+            Reshape::Flatten(..) => unreachable!("an Unflatten unflattens"),
+        };
+        PyTuple::new(slf.py(), sizes)
+    }
+
+    fn __repr__(slf: &Bound<'_, Self>) -> PyResult<String> {
+        let text = match slf.busy_ref()?.state.op() {
+            Reshape::Unflatten(_, s) => size_text(s),
+            Reshape::Flatten(..) => unreachable!("an Unflatten unflattens"),
+        };
+        Ok(format!(
+            "{}(dim={}, unflattened_size={text})",
+            type_name(slf.as_any()),
+            Unflatten::dim(slf)?
+        ))
+    }
+
+    /// The input's values, unchanged, in the new shape.
+    fn forward<'py>(slf: &Bound<'py, Self>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Unflatten::run(slf, x, false)
+    }
+
+    /// The gradient's values, unchanged, in the shape of the last input.
+    fn backward<'py>(
+        slf: &Bound<'py, Self>,
+        grad: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Unflatten::run(slf, grad, true)
+    }
+
+    #[pyo3(signature = (*input))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        input: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if input.len() == 1 && runs_natively::<Unflatten>(slf.as_any())? {
+            return Unflatten::forward(slf, &input.get_item(0)?);
+        }
+        slf.call_method1(intern!(slf.py(), "forward"), input)
+    }
+
+    fn _name(slf: &Bound<'_, Self>) -> String {
+        type_name(slf.as_any())
+    }
+}
+
 // ---------------------------------------------------------------- Sequential
 
 /// A native layer borrowed for a run of the stack runner: the borrows of its
@@ -816,6 +1432,9 @@ pub(crate) enum Held<'py> {
     Activation(PyRefMut<'py, Activation>),
     Dropout(HeldDropout<'py>),
     LayerNorm(HeldLayerNorm<'py>),
+    Flatten(PyRefMut<'py, Flatten>),
+    Unflatten(PyRefMut<'py, Unflatten>),
+    BatchNorm(HeldBatchNorm<'py>),
 }
 
 impl Held<'_> {
@@ -826,6 +1445,9 @@ impl Held<'_> {
             Held::Activation(h) => h.layer(),
             Held::Dropout(h) => h.layer(),
             Held::LayerNorm(h) => h.layer(),
+            Held::Flatten(h) => h.layer(),
+            Held::Unflatten(h) => h.layer(),
+            Held::BatchNorm(h) => h.layer(),
         }
     }
 
@@ -836,6 +1458,9 @@ impl Held<'_> {
             Held::Activation(h) => h.slots(),
             Held::Dropout(h) => h.slots(),
             Held::LayerNorm(h) => h.slots(),
+            Held::Flatten(h) => h.slots(),
+            Held::Unflatten(h) => h.slots(),
+            Held::BatchNorm(h) => h.slots(),
         }
     }
 }
@@ -864,7 +1489,7 @@ pub(crate) struct LayerClass {
 
 /// The native layer classes: a module of one of them that overrides neither
 /// `forward` nor `backward` runs through the stack runner.
-const NATIVE: [LayerClass; 4] = [
+const NATIVE: [LayerClass; 7] = [
     LayerClass {
         keeps: keeps::<Linear>,
         who: |m| m.cast::<Linear>()?.busy_ref()?.who(),
@@ -884,6 +1509,9 @@ const NATIVE: [LayerClass; 4] = [
         hold: hold_dropout,
     },
     LAYER_NORM,
+    FLATTEN,
+    UNFLATTEN,
+    BATCH_NORM,
 ];
 
 impl HeldLayer for PyRefMut<'_, Activation> {
@@ -1530,6 +2158,9 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Linear>()?;
     m.add_class::<Dropout>()?;
     m.add_class::<LayerNorm>()?;
+    m.add_class::<Flatten>()?;
+    m.add_class::<Unflatten>()?;
+    m.add_class::<BatchNorm1d>()?;
     m.add_class::<Sequential>()?;
     m.add("LAYERS", LAYERS.iter().map(|l| l.name).collect::<Vec<_>>())?;
     let table = LAYERS

@@ -191,7 +191,7 @@ pub(crate) fn _train_epoch(
     // The wrong widths: the Python loop says so.
     let mut width = in_f;
     for l in &layers {
-        if l.in_width().is_some_and(|w| w != width) {
+        if l.in_width().is_some_and(|w| w != width) || !l.keeps_rows(width) {
             return Ok(None);
         }
         width = l.width_out(width);
