@@ -918,15 +918,10 @@ fn hold_linear<'py>(
     let py = m.py();
     let lin = m.cast::<Linear>()?.busy_mut()?;
     let p = lin.params()?;
-    let [w, gw] = [&p.weight, &p.weight_grad].map(|t| t.bind(py).clone());
-    let [b, gb] = [&p.bias, &p.bias_grad].map(|t| t.as_ref().map(|t| t.bind(py).clone()));
-    Ok(Held::Linear(HeldLinear {
-        w: w.busy_mut()?,
-        b: b.as_ref().map(|b| b.busy_mut()).transpose()?,
-        gw: gw.busy_mut()?,
-        gb: gb.as_ref().map(|g| g.busy_mut()).transpose()?,
-        lin,
-    }))
+    let opt = |t: &Option<Py<PyTensor>>| t.as_ref().map(|t| t.bind(py).busy_mut()).transpose();
+    let (w, b) = (p.weight.bind(py).busy_mut()?, opt(&p.bias)?);
+    let (gw, gb) = (p.weight_grad.bind(py).busy_mut()?, opt(&p.bias_grad)?);
+    Ok(Held::Linear(HeldLinear { lin, w, b, gw, gb }))
 }
 
 impl HeldLayer for HeldLinear<'_> {
