@@ -1635,26 +1635,28 @@ impl Layer<'_> {
     }
 
     /// Forward on `x` of `shape`, keeping what `backward_kept` needs in the
-    /// layer's own state; returns the output and its shape.
+    /// layer's own state; replaces `x` and `shape` by the output and its shape
+    /// (in place: a shape is 136 bytes, and this runs for every layer of every call).
     pub fn forward_kept(
         &mut self,
-        x: Vec<f64>,
-        shape: Shape,
+        x: &mut Vec<f64>,
+        shape: &mut Shape,
         gens: &mut [&mut Generator],
-    ) -> Result<(Vec<f64>, Shape)> {
+    ) -> Result<()> {
+        let input = std::mem::take(x);
         match &mut self.kind {
             LayerKind::Linear(s) => {
                 let b = self.params.get(1).map_or(&[][..], |s| &*s.value);
-                s.forward(x, shape, self.params[0].value, b)
+                (*x, *shape) = s.forward(input, *shape, self.params[0].value, b)?;
             }
-            LayerKind::Activation(a) => Ok((a.forward(x, shape)?, shape)),
+            LayerKind::Activation(a) => *x = a.forward(input, *shape)?,
             LayerKind::Dropout(d, gen) => {
                 let g = gen.map(|i| &mut *gens[i]);
-                Ok((d.forward(x, shape, g)?, shape))
+                *x = d.forward(input, *shape, g)?;
             }
             LayerKind::LayerNorm(s) => {
                 let (w, b) = weight_bias(&self.params, s.slots());
-                Ok((s.forward(x, shape, w, b)?, shape))
+                *x = s.forward(input, *shape, w, b)?;
             }
             LayerKind::Reshape(s) => s.forward(x, shape),
             LayerKind::BatchNorm(s, training, running) => {
@@ -1666,21 +1668,23 @@ impl Layer<'_> {
                 ))
             }
         }
+        Ok(())
     }
 
     /// Backward from `g` of `shape` with what the last `forward_kept` kept:
-    /// accumulates the parameter gradients and returns dL/dx and its shape.
-    pub fn backward_kept(&mut self, g: Vec<f64>, shape: Shape) -> Result<(Vec<f64>, Shape)> {
+    /// accumulates the parameter gradients and replaces `g` and `shape` by
+    /// dL/dx and its shape.
+    pub fn backward_kept(&mut self, g: &mut Vec<f64>, shape: &mut Shape) -> Result<()> {
         match &mut self.kind {
             LayerKind::Linear(s) => {
                 let (w, gb) = linear_slots(&mut self.params);
-                s.backward(&g, shape, w.value, w.grad, gb)
+                (*g, *shape) = s.backward(g, *shape, w.value, w.grad, gb)?;
             }
-            LayerKind::Activation(a) => Ok((a.backward(&g, shape)?, shape)),
-            LayerKind::Dropout(d, _) => Ok((d.backward(g, shape)?, shape)),
+            LayerKind::Activation(a) => *g = a.backward(g, *shape)?,
+            LayerKind::Dropout(d, _) => *g = d.backward(std::mem::take(g), *shape)?,
             LayerKind::LayerNorm(s) => {
                 let (w, gw, gb) = weight_grads(&mut self.params, s.slots());
-                Ok((s.backward(&g, shape, w, gw, gb)?, shape))
+                *g = s.backward(g, *shape, w, gw, gb)?;
             }
             LayerKind::Reshape(s) => s.backward(g, shape),
             LayerKind::BatchNorm(s, ..) => {
@@ -1689,6 +1693,7 @@ impl Layer<'_> {
                 Ok((s.backward(&g, shape, w, gw, gb)?, shape))
             }
         }
+        Ok(())
     }
 
     /// Whether the forward draws a mask.
@@ -1978,31 +1983,32 @@ impl Stack {
 
     /// The native `Sequential`'s forward pass: each layer in order, keeping
     /// what its `backward` needs in its own state (between a forward and a
-    /// backward, a caller may run any layer alone). On an error, the index of
-    /// the layer that raised it.
+    /// backward, a caller may run any layer alone). `x` and `shape` become the
+    /// output and its shape. On an error, the index of the layer that raised it.
     pub fn forward_kept(
         layers: &mut [Layer<'_>],
-        mut x: Vec<f64>,
-        mut shape: Shape,
+        x: &mut Vec<f64>,
+        shape: &mut Shape,
         gens: &mut [&mut Generator],
-    ) -> std::result::Result<(Vec<f64>, Shape), (usize, Error)> {
+    ) -> std::result::Result<(), (usize, Error)> {
         for (l, layer) in layers.iter_mut().enumerate() {
-            (x, shape) = layer.forward_kept(x, shape, gens).map_err(|e| (l, e))?;
+            layer.forward_kept(x, shape, gens).map_err(|e| (l, e))?;
         }
-        Ok((x, shape))
+        Ok(())
     }
 
     /// The native `Sequential`'s backward pass: each layer in reverse, from
-    /// what its last forward kept. On an error, the index of the layer.
+    /// what its last forward kept; `g` and `shape` become dL/dx and its shape.
+    /// On an error, the index of the layer.
     pub fn backward_kept(
         layers: &mut [Layer<'_>],
-        mut g: Vec<f64>,
-        mut shape: Shape,
-    ) -> std::result::Result<(Vec<f64>, Shape), (usize, Error)> {
+        g: &mut Vec<f64>,
+        shape: &mut Shape,
+    ) -> std::result::Result<(), (usize, Error)> {
         for (l, layer) in layers.iter_mut().enumerate().rev() {
-            (g, shape) = layer.backward_kept(g, shape).map_err(|e| (l, e))?;
+            layer.backward_kept(g, shape).map_err(|e| (l, e))?;
         }
-        Ok((g, shape))
+        Ok(())
     }
 
     /// Let every layer whose forward ran in the last pass, on `rows` rows, keep
@@ -2423,8 +2429,10 @@ mod tests {
             let mut gens = [&mut gen];
             let shape = Shape::Matrix(rows, widths[0]);
             let y = if kept {
-                let (y, _) = Stack::forward_kept(&mut layers, x.clone(), shape, &mut gens).unwrap();
-                Stack::backward_kept(&mut layers, gy.clone(), Shape::Matrix(rows, 2)).unwrap();
+                let (mut y, mut s) = (x.clone(), shape);
+                Stack::forward_kept(&mut layers, &mut y, &mut s, &mut gens).unwrap();
+                let (mut g, mut s) = (gy.clone(), Shape::Matrix(rows, 2));
+                Stack::backward_kept(&mut layers, &mut g, &mut s).unwrap();
                 y
             } else {
                 let mut stack = Stack::new(&layers, widths[0], rows, "test").unwrap();

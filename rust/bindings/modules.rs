@@ -645,7 +645,9 @@ impl LayerNorm {
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let run = [Child::Layer(slf.clone().into_any().unbind(), &LAYER_NORM)];
-        run_native(py, &run, Flow::Obj(x.clone()), backward)?.into_obj(py)
+        let mut flow = Flow::Obj(x.clone());
+        run_native(py, &run, &mut flow, backward)?;
+        flow.into_obj(py)
     }
 }
 
@@ -1544,15 +1546,10 @@ fn hold_linear<'py>(
     let py = m.py();
     let lin = m.cast::<Linear>()?.busy_mut()?;
     let p = lin.params()?;
-    let [w, gw] = [&p.weight, &p.weight_grad].map(|t| t.bind(py).clone());
-    let [b, gb] = [&p.bias, &p.bias_grad].map(|t| t.as_ref().map(|t| t.bind(py).clone()));
-    Ok(Held::Linear(HeldLinear {
-        w: w.busy_mut()?,
-        b: b.as_ref().map(|b| b.busy_mut()).transpose()?,
-        gw: gw.busy_mut()?,
-        gb: gb.as_ref().map(|g| g.busy_mut()).transpose()?,
-        lin,
-    }))
+    let opt = |t: &Option<Py<PyTensor>>| t.as_ref().map(|t| t.bind(py).busy_mut()).transpose();
+    let (w, b) = (p.weight.bind(py).busy_mut()?, opt(&p.bias)?);
+    let (gw, gb) = (p.weight_grad.bind(py).busy_mut()?, opt(&p.bias_grad)?);
+    Ok(Held::Linear(HeldLinear { lin, w, b, gw, gb }))
 }
 
 impl HeldLayer for HeldLinear<'_> {
@@ -1727,14 +1724,6 @@ enum Flow<'py> {
 }
 
 impl<'py> Flow<'py> {
-    /// The buffer; `who` (for error messages) is built only when a Python value must be parsed.
-    fn into_buf(self, who: impl FnOnce() -> PyResult<String>) -> PyResult<(Vec<f64>, Shape)> {
-        match self {
-            Flow::Buf(v, s) => Ok((v, s)),
-            Flow::Obj(o) => tensor_data(&o, &who()?),
-        }
-    }
-
     fn into_obj(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         match self {
             Flow::Buf(v, s) => Ok(Bound::new(py, PyTensor::wrap(s, v)?)?.into_any()),
@@ -1765,18 +1754,26 @@ fn check_depth(py: Python<'_>, depth: usize) -> PyResult<()> {
 }
 
 /// Run `run`, consecutive native layers, through the stack runner: forward
-/// from `x`, or (`backward`) backward from the gradient `x`.
+/// from `x`, or (`backward`) backward from the gradient `x`; `x` becomes the
+/// result (in place: a buffer and its shape, 160 bytes, are not moved around).
 fn run_native<'py>(
     py: Python<'py>,
     run: &[Child],
-    x: Flow<'py>,
+    x: &mut Flow<'py>,
     backward: bool,
-) -> PyResult<Flow<'py>> {
-    let first = if backward { run.last() } else { run.first() };
-    let (data, shape) = x.into_buf(|| match first {
-        Some(Child::Layer(m, class)) => (class.who)(m.bind(py)),
-        _ => Ok(String::new()),
-    })?;
+) -> PyResult<()> {
+    if let Flow::Obj(o) = x {
+        let first = if backward { run.last() } else { run.first() };
+        let who = match first {
+            Some(Child::Layer(m, class)) => (class.who)(m.bind(py))?,
+            _ => String::new(),
+        };
+        let (data, shape) = tensor_data(o, &who)?;
+        *x = Flow::Buf(data, shape);
+    }
+    let Flow::Buf(data, shape) = x else {
+        unreachable!("the flow was just made a buffer")
+    };
     let mut gens = Vec::new();
     let mut held = Vec::with_capacity(run.len());
     for kid in run {
@@ -1794,7 +1791,7 @@ fn run_native<'py>(
         .iter()
         .map(|l| l.work(data.len(), backward))
         .fold(0, usize::saturating_add);
-    let pass = || {
+    let mut pass = || {
         if backward {
             Stack::backward_kept(&mut layers, data, shape)
         } else {
@@ -1806,13 +1803,10 @@ fn run_native<'py>(
     } else {
         pass()
     };
-    match out {
-        Ok((v, s)) => Ok(Flow::Buf(v, s)),
-        Err((l, e)) => Err(match (layers[l].kind_name(), &run[l]) {
-            (Some(kind), Child::Layer(m, _)) => renamed(e, kind, m.bind(py)),
-            _ => to_pyerr(e),
-        }),
-    }
+    out.map_err(|(l, e)| match (layers[l].kind_name(), &run[l]) {
+        (Some(kind), Child::Layer(m, _)) => renamed(e, kind, m.bind(py)),
+        _ => to_pyerr(e),
+    })
 }
 
 /// The length of the run of native layers at the start of `kids`.
@@ -1833,7 +1827,7 @@ fn run_forward<'py>(
     while i < kids.len() {
         let n = native_run(&kids[i..]);
         if n > 0 {
-            x = run_native(py, &kids[i..i + n], x, false)?;
+            run_native(py, &kids[i..i + n], &mut x, false)?;
             i += n;
             continue;
         }
@@ -1867,7 +1861,7 @@ fn run_backward<'py>(
             .take_while(|k| matches!(k, Child::Layer(..)))
             .count();
         if n > 0 {
-            g = run_native(py, &kids[end - n..end], g, true)?;
+            run_native(py, &kids[end - n..end], &mut g, true)?;
             end -= n;
             continue;
         }
