@@ -1658,14 +1658,11 @@ impl Layer<'_> {
                 let (w, b) = weight_bias(&self.params, s.slots());
                 *x = s.forward(input, *shape, w, b)?;
             }
-            LayerKind::Reshape(s) => s.forward(x, shape),
+            LayerKind::Reshape(s) => (*x, *shape) = s.forward(input, *shape)?,
             LayerKind::BatchNorm(s, training, running) => {
                 let has = (s.flags().0, s.flags().0);
                 let (w, b) = weight_bias(&self.params, has);
-                Ok((
-                    s.forward(x, shape, *training, running.as_mut(), w, b)?,
-                    shape,
-                ))
+                *x = s.forward(input, *shape, *training, running.as_mut(), w, b)?;
             }
         }
         Ok(())
@@ -1686,11 +1683,11 @@ impl Layer<'_> {
                 let (w, gw, gb) = weight_grads(&mut self.params, s.slots());
                 *g = s.backward(g, *shape, w, gw, gb)?;
             }
-            LayerKind::Reshape(s) => s.backward(g, shape),
+            LayerKind::Reshape(s) => (*g, *shape) = s.backward(std::mem::take(g), *shape)?,
             LayerKind::BatchNorm(s, ..) => {
                 let has = (s.flags().0, s.flags().0);
                 let (w, gw, gb) = weight_grads(&mut self.params, has);
-                Ok((s.backward(&g, shape, w, gw, gb)?, shape))
+                *g = s.backward(g, *shape, w, gw, gb)?;
             }
         }
         Ok(())

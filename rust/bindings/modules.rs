@@ -643,11 +643,7 @@ impl LayerNorm {
         x: &Bound<'py, PyAny>,
         backward: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let run = [Child::Layer(slf.clone().into_any().unbind(), &LAYER_NORM)];
-        let mut flow = Flow::Obj(x.clone());
-        run_native(py, &run, &mut flow, backward)?;
-        flow.into_obj(py)
+        run_alone(slf.as_any(), &LAYER_NORM, x, backward)
     }
 }
 
@@ -952,9 +948,7 @@ impl BatchNorm1d {
         x: &Bound<'py, PyAny>,
         backward: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let py = slf.py();
-        let run = [Child::Layer(slf.clone().into_any().unbind(), &BATCH_NORM)];
-        run_native(py, &run, Flow::Obj(x.clone()), backward)?.into_obj(py)
+        run_alone(slf.as_any(), &BATCH_NORM, x, backward)
     }
 }
 
@@ -1193,9 +1187,7 @@ macro_rules! reshape_methods {
                 x: &Bound<'py, PyAny>,
                 backward: bool,
             ) -> PyResult<Bound<'py, PyAny>> {
-                let py = slf.py();
-                let run = [Child::Layer(slf.clone().into_any().unbind(), &$class)];
-                run_native(py, &run, Flow::Obj(x.clone()), backward)?.into_obj(py)
+                run_alone(slf.as_any(), &$class, x, backward)
             }
         }
     };
@@ -1751,6 +1743,20 @@ fn check_depth(py: Python<'_>, depth: usize) -> PyResult<()> {
         ));
     }
     Ok(())
+}
+
+/// One layer's forward (or backward) through the stack runner, on its own.
+fn run_alone<'py>(
+    m: &Bound<'py, PyAny>,
+    class: &'static LayerClass,
+    x: &Bound<'py, PyAny>,
+    backward: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = m.py();
+    let run = [Child::Layer(m.clone().unbind(), class)];
+    let mut flow = Flow::Obj(x.clone());
+    run_native(py, &run, &mut flow, backward)?;
+    flow.into_obj(py)
 }
 
 /// Run `run`, consecutive native layers, through the stack runner: forward
