@@ -963,7 +963,7 @@ class BatchNorm1d(Module):
     tensor of shape (1,): the file formats hold floats) are None without
     ``track_running_stats``, and then eval mode uses the batch's statistics too.
     Backward, for ``gh = g * weight``: through the batch statistics,
-    ``dx = ((gh - sum(gh) / m) - xhat * (sum(gh * xhat) / m)) * rstd``; from the
+    ``dx = ((gh - Σ gh / m) - xhat * (Σ(gh * xhat) / m)) * rstd``; from the
     running ones, ``dx = gh * rstd``.
     """
 
