@@ -1219,6 +1219,8 @@ pub struct BatchNormState {
     momentum: Option<f64>,
     affine: bool,
     track: bool,
+    /// A `BatchNorm2d`: inputs `(N, C, H, W)`, whose `H * W` positions are its `L`.
+    two_d: bool,
     /// `(mean, rstd)` per channel of the last forward, and whether from the batch.
     stats: Vec<f64>,
     batch: bool,
@@ -1241,11 +1243,23 @@ impl BatchNormState {
             momentum,
             affine,
             track,
+            two_d: false,
             stats: Vec::new(),
             batch: true,
             input: None,
             owner: Owner::default(),
         }
+    }
+
+    /// The same layer as a `BatchNorm2d`, on inputs `(N, C, H, W)`.
+    pub fn two_d(mut self) -> BatchNormState {
+        self.two_d = true;
+        self
+    }
+
+    /// Whether it is a `BatchNorm2d`.
+    pub fn is_two_d(&self) -> bool {
+        self.two_d
     }
 
     /// `num_features`.
@@ -1268,14 +1282,29 @@ impl BatchNormState {
         (self.affine, self.track)
     }
 
-    /// `BatchNorm1d(c)`, for error messages.
+    /// `BatchNorm1d(c)` or `BatchNorm2d(c)`, for error messages.
     pub fn name(&self) -> String {
-        format!("BatchNorm1d({})", self.c)
+        format!("BatchNorm{}d({})", if self.two_d { 2 } else { 1 }, self.c)
     }
 
-    /// The sizes of an input of `shape`: `(N, C)` or `(N, C, L)`.
+    /// The sizes of an input of `shape`: `(N, C)` or `(N, C, L)`; `(N, C, H, W)`
+    /// for a `BatchNorm2d`, whose `L` is `H * W`.
     pub fn dims(&self, shape: Shape) -> Result<BnDims> {
         let d = shape.dims();
+        if self.two_d {
+            return match d {
+                [n, c, h, w] if *c == self.c => Ok(BnDims {
+                    n: *n,
+                    c: *c,
+                    l: h * w,
+                }),
+                _ => Err(Error::Value(format!(
+                    "{}: expected an input of shape (N, {c}, H, W), got shape {shape}",
+                    self.name(),
+                    c = self.c
+                ))),
+            };
+        }
         match d {
             [n, c] | [n, c, _] if *c == self.c => Ok(BnDims {
                 n: *n,
@@ -1304,6 +1333,13 @@ impl BatchNormState {
         y: &mut [f64],
     ) -> Result<()> {
         self.batch = training || running.is_none();
+        if self.batch && d.m() < 2 {
+            return Err(Error::Value(format!(
+                "{}: expected more than 1 value per channel when training, got {}",
+                self.name(),
+                d.m()
+            )));
+        }
         self.stats.resize(2 * self.c, 0.0);
         batch_norm_stats(
             x,
@@ -1405,6 +1441,8 @@ macro_rules! layer_table {
             Unflatten [] [] "(dim, unflattened_size)";
             /// Each channel normalized over the batch (training) or by the running statistics (eval).
             BatchNorm1d ["weight", "bias"] ["running_mean", "running_var", "num_batches_tracked"] "(num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)";
+            /// `BatchNorm1d` on `(N, C, H, W)`: each channel over its `N * H * W` values.
+            BatchNorm2d ["weight", "bias"] ["running_mean", "running_var", "num_batches_tracked"] "(num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)";
             /// The container: its children in order.
             Sequential [] [] "(*modules)";
         }
@@ -1609,6 +1647,7 @@ impl Layer<'_> {
     pub fn keeps_rows(&self, width: usize) -> bool {
         match &self.kind {
             LayerKind::Reshape(s) => s.op().keeps_rows(width),
+            LayerKind::BatchNorm(s, ..) => !s.is_two_d(),
             _ => true,
         }
     }

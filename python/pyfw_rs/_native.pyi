@@ -307,8 +307,9 @@ class Unflatten(Module):
     def __call__(self, *input: Any) -> Any: ...
     def __repr__(self) -> str: ...
 
-class BatchNorm1d(Module):
-    """Each channel normalized by the batch's statistics (training) or the running ones (eval)."""
+class _BatchNorm(Module):
+    """What BatchNorm1d and BatchNorm2d share: each channel normalized by the batch's statistics
+    (training) or the running ones (eval)."""
     def __init__(self, num_features: int, eps: float = 1e-05, momentum: Optional[float] = 0.1,
                  affine: bool = True, track_running_stats: bool = True) -> None: ...
     @property
@@ -334,6 +335,16 @@ class BatchNorm1d(Module):
     def __call__(self, *input: Any) -> Any: ...
     def param(self) -> list[tuple[Tensor, Tensor]]: ...
     def __repr__(self) -> str: ...
+
+class BatchNorm1d(_BatchNorm):
+    """Each channel of (N, C) or (N, C, L) normalized."""
+    def __init__(self, num_features: int, eps: float = 1e-05, momentum: Optional[float] = 0.1,
+                 affine: bool = True, track_running_stats: bool = True) -> None: ...
+
+class BatchNorm2d(_BatchNorm):
+    """Each channel of (N, C, H, W) normalized over its N * H * W values."""
+    def __init__(self, num_features: int, eps: float = 1e-05, momentum: Optional[float] = 0.1,
+                 affine: bool = True, track_running_stats: bool = True) -> None: ...
 
 class Sequential(Module):
     """Modules applied in order; backward runs them in reverse."""
