@@ -19,6 +19,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use super::activations::Activation;
 use super::base::{keeps, module_base, runs_natively, Module};
+use super::conv::{HeldSpatial, SpatialLayer, SPATIAL};
 use super::generator::{resolve, PyGenerator};
 use super::tensor::{tensor_data, tensor_data_with, PyTensor};
 use super::{
@@ -1467,6 +1468,7 @@ pub(crate) enum Held<'py> {
     Flatten(PyRefMut<'py, Flatten>),
     Unflatten(PyRefMut<'py, Unflatten>),
     BatchNorm(HeldBatchNorm<'py>),
+    Spatial(HeldSpatial<'py>),
 }
 
 impl Held<'_> {
@@ -1480,6 +1482,7 @@ impl Held<'_> {
             Held::Flatten(h) => h.layer(),
             Held::Unflatten(h) => h.layer(),
             Held::BatchNorm(h) => h.layer(),
+            Held::Spatial(h) => h.layer(),
         }
     }
 
@@ -1493,6 +1496,7 @@ impl Held<'_> {
             Held::Flatten(h) => h.slots(),
             Held::Unflatten(h) => h.slots(),
             Held::BatchNorm(h) => h.slots(),
+            Held::Spatial(h) => h.slots(),
         }
     }
 }
@@ -1502,26 +1506,26 @@ impl Held<'_> {
 pub(crate) type SlotRefs<'a> = (&'a Py<PyTensor>, &'a Py<PyTensor>, Option<&'a Py<PyTensor>>);
 
 /// See [`LayerClass::hold`].
-type HoldFn =
+pub(crate) type HoldFn =
     for<'py> fn(&Bound<'py, PyAny>, &mut Vec<Bound<'py, PyGenerator>>, bool) -> PyResult<Held<'py>>;
 
 /// How the bindings run one native layer class; [`NATIVE`] lists them.
 pub(crate) struct LayerClass {
     /// Whether a module is an instance that overrides none of these methods.
-    keeps: for<'a, 'b, 'py> fn(
+    pub(crate) keeps: for<'a, 'b, 'py> fn(
         &'a Bound<'py, PyAny>,
         &'b [&'b Bound<'py, PyString>],
     ) -> PyResult<bool>,
     /// The module's name in a message about its input.
-    who: fn(&Bound<'_, PyAny>) -> PyResult<String>,
+    pub(crate) who: fn(&Bound<'_, PyAny>) -> PyResult<String>,
     /// Borrow the module (an instance of the class) for a run; with `draw`, a
     /// drawing `Dropout` adds the generator it draws from to the list.
-    hold: HoldFn,
+    pub(crate) hold: HoldFn,
 }
 
 /// The native layer classes: a module of one of them that overrides neither
 /// `forward` nor `backward` runs through the stack runner.
-const NATIVE: [LayerClass; 7] = [
+const NATIVE: [LayerClass; 8] = [
     LayerClass {
         keeps: keeps::<Linear>,
         who: |m| m.cast::<Linear>()?.busy_ref()?.who(),
@@ -1544,6 +1548,7 @@ const NATIVE: [LayerClass; 7] = [
     FLATTEN,
     UNFLATTEN,
     BATCH_NORM,
+    SPATIAL,
 ];
 
 impl HeldLayer for PyRefMut<'_, Activation> {
@@ -1784,7 +1789,7 @@ fn check_depth(py: Python<'_>, depth: usize) -> PyResult<()> {
 }
 
 /// One layer's forward (or backward) through the stack runner, on its own.
-fn run_alone<'py>(
+pub(crate) fn run_alone<'py>(
     m: &Bound<'py, PyAny>,
     class: &'static LayerClass,
     x: &Bound<'py, PyAny>,
@@ -2201,6 +2206,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<BatchNorm>()?;
     m.add_class::<BatchNorm1d>()?;
     m.add_class::<BatchNorm2d>()?;
+    m.add_class::<SpatialLayer>()?;
     m.add_class::<Sequential>()?;
     m.add("LAYERS", LAYERS.iter().map(|l| l.name).collect::<Vec<_>>())?;
     let table = LAYERS
