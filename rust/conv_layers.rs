@@ -569,3 +569,205 @@ impl UpsampleState {
         Ok((self.run_backward(g, xs)?, xs))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activations::{ActState, Activation, ReLU};
+    use crate::generator::Generator;
+    use crate::modules::{
+        BatchNormState, Layer, LayerKind, Reshape, ReshapeState, Running, Slot, Slots, Stack,
+    };
+    use crate::testing::bits;
+
+    /// The slots `weight` and `bias`.
+    fn slots<'a>(
+        w: &'a mut [f64],
+        gw: &'a mut [f64],
+        b: &'a mut [f64],
+        gb: &'a mut [f64],
+    ) -> Slots<'a> {
+        [Slot { value: w, grad: gw }, Slot { value: b, grad: gb }]
+            .into_iter()
+            .collect()
+    }
+
+    fn conv(kind: ConvKind, i: usize, o: usize, k: usize, s: usize, p: usize) -> ConvConfig {
+        ConvConfig {
+            kind,
+            in_channels: i,
+            out_channels: o,
+            kernel: (k, k),
+            stride: (s, s),
+            padding: (p, p),
+            dilation: (1, 1),
+            output_padding: (s - 1, s - 1),
+        }
+    }
+
+    /// A network of every kind of layer on (N, 2, 6, 6) images (to (N, 8)) runs to the same bits on the
+    /// stack's buffers (the native epoch) and through each layer's own state (the native
+    /// `Sequential`): outputs, parameter gradients, running statistics, and what each keeps.
+    #[test]
+    fn a_conv_stack_runs_the_same_bits_on_buffers_and_through_the_states() {
+        let rows = 3;
+        let mut g = Generator::new(5);
+        let mut draw = |n: usize| (0..n).map(|_| g.uniform(-0.5, 0.5)).collect::<Vec<f64>>();
+        let (w1, b1) = (draw(4 * 2 * 9), draw(4));
+        let (w2, b2) = (draw(4 * 3 * 9), draw(3));
+        let (w3, b3) = (draw(2 * 3 * 3 * 3), draw(2));
+        let x = draw(rows * 2 * 6 * 6);
+        let gy = draw(rows * 8);
+        let run = |buffers: bool| {
+            let mut c1 = ConvState::new(conv(ConvKind::Conv2d, 2, 4, 3, 2, 1), "Conv2d");
+            let mut a = ActState::new(Activation::from(ReLU::default()));
+            let mut up = UpsampleState::new((2, 2));
+            let mut c2 = ConvState::new(
+                conv(ConvKind::ConvTranspose2d, 4, 3, 3, 2, 1),
+                "ConvTranspose2d",
+            );
+            let mut bn = BatchNormState::new(3, 1e-5, Some(0.1), false, true).two_d();
+            let mut mp = PoolState::new(
+                PoolConfig {
+                    kind: PoolKind::Max,
+                    kernel: (3, 3),
+                    stride: (2, 2),
+                    padding: (1, 1),
+                },
+                "MaxPool2d",
+            );
+            let mut ap = PoolState::new(
+                PoolConfig {
+                    kind: PoolKind::Avg,
+                    kernel: (2, 2),
+                    stride: (2, 2),
+                    padding: (1, 1),
+                },
+                "AvgPool2d",
+            );
+            let mut c3 = ConvState::new(conv(ConvKind::Conv2d, 3, 2, 3, 1, 0), "Conv2d");
+            let mut flat = ReshapeState::new(Reshape::Flatten(1, -1));
+            let (mut w1, mut b1, mut w2, mut b2, mut w3, mut b3) = (
+                w1.clone(),
+                b1.clone(),
+                w2.clone(),
+                b2.clone(),
+                w3.clone(),
+                b3.clone(),
+            );
+            let mut grads: Vec<Vec<f64>> = [&w1, &b1, &w2, &b2, &w3, &b3]
+                .iter()
+                .map(|v| vec![0.0; v.len()])
+                .collect();
+            let (mut rm, mut rv, mut count) = (vec![0.0; 3], vec![1.0; 3], vec![0.0]);
+            let [gw1, gb1, gw2, gb2, gw3, gb3] = &mut grads[..] else {
+                unreachable!()
+            };
+            let bare = |kind| Layer {
+                kind,
+                params: Slots::new(),
+            };
+            let mut layers = vec![
+                Layer {
+                    kind: LayerKind::Conv(&mut c1),
+                    params: slots(&mut w1, gw1, &mut b1, gb1),
+                },
+                bare(LayerKind::Activation(&mut a)),
+                bare(LayerKind::Upsample(&mut up)),
+                Layer {
+                    kind: LayerKind::Conv(&mut c2),
+                    params: slots(&mut w2, gw2, &mut b2, gb2),
+                },
+                bare(LayerKind::BatchNorm(
+                    &mut bn,
+                    true,
+                    Some(Running {
+                        mean: &mut rm,
+                        var: &mut rv,
+                        count: &mut count,
+                    }),
+                )),
+                bare(LayerKind::Pool(&mut mp)),
+                bare(LayerKind::Pool(&mut ap)),
+                Layer {
+                    kind: LayerKind::Conv(&mut c3),
+                    params: slots(&mut w3, gw3, &mut b3, gb3),
+                },
+                bare(LayerKind::Reshape(&mut flat)),
+            ];
+            let shape = Shape::new(&[rows, 2, 6, 6]).unwrap();
+            let y = if buffers {
+                let mut stack = Stack::with_sample(&layers, &[2, 6, 6], rows, "test").unwrap();
+                assert_eq!(stack.out_shape(rows), Shape::Matrix(rows, 8));
+                stack.input_mut(rows).copy_from_slice(&x);
+                stack.forward(&mut layers, rows, &mut []).unwrap();
+                stack.grad_mut(rows).copy_from_slice(&gy);
+                stack.backward(&mut layers, rows).unwrap();
+                stack.remember(&mut layers, rows).unwrap();
+                stack.output(rows).to_vec()
+            } else {
+                let (mut y, mut s) = (x.clone(), shape);
+                Stack::forward_kept(&mut layers, &mut y, &mut s, &mut []).unwrap();
+                assert_eq!(s, Shape::Matrix(rows, 8));
+                let (mut g, mut s) = (gy.clone(), Shape::Matrix(rows, 8));
+                Stack::backward_kept(&mut layers, &mut g, &mut s).unwrap();
+                assert_eq!(s, shape);
+                y
+            };
+            drop(layers);
+            // What the first convolution kept: its backward from the same gradient gives the same bits.
+            let g1 = vec![0.25; rows * 4 * 3 * 3];
+            let gs = Shape::new(&[rows, 4, 3, 3]).unwrap();
+            let (dx, _) = c1
+                .backward(&g1, gs, &w1, &mut vec![0.0; w1.len()], None)
+                .unwrap();
+            let (dmp, _) = mp
+                .backward(
+                    &vec![1.0; rows * 3 * 6 * 6],
+                    Shape::new(&[rows, 3, 6, 6]).unwrap(),
+                )
+                .unwrap();
+            let all: Vec<Vec<u64>> = grads.iter().map(|v| bits(v)).collect();
+            (
+                bits(&y),
+                all,
+                bits(&rm),
+                bits(&rv),
+                count,
+                bits(&dx),
+                bits(&dmp),
+            )
+        };
+        assert_eq!(run(true), run(false));
+    }
+
+    #[test]
+    fn bad_inputs_name_the_layer_and_the_shapes() {
+        let c = ConvState::new(conv(ConvKind::Conv2d, 3, 4, 3, 1, 0), "Conv2d");
+        let s = |d: &[usize]| Shape::new(d).unwrap();
+        assert_eq!(
+            c.out_shape(s(&[2, 3, 5])).unwrap_err().message(),
+            "Conv2d(3 -> 4, kernel_size=(3, 3)): expected a 4-D input (N, C, H, W) with C = 3, got shape (2, 3, 5)"
+        );
+        assert_eq!(
+            c.out_shape(s(&[2, 2, 5, 5])).unwrap_err().message(),
+            "Conv2d(3 -> 4, kernel_size=(3, 3)): expected 3 input channels, got 2 (input shape (2, 2, 5, 5))"
+        );
+        assert_eq!(
+            c.out_shape(s(&[2, 3, 2, 5])).unwrap_err().message(),
+            "Conv2d(3 -> 4, kernel_size=(3, 3)): input of size (2, 5) (padded to (2, 5)) is smaller than \
+             the kernel (dilated to (3, 3)) (input shape (2, 3, 2, 5))"
+        );
+        let mut one = conv(ConvKind::Conv1d, 1, 1, 3, 1, 0);
+        one.kernel = (1, 3);
+        let c1 = ConvState::new(one, "Conv1d");
+        assert_eq!(c1.name(), "Conv1d(1 -> 1, kernel_size=(3,))");
+        assert_eq!(c1.out_shape(s(&[2, 1, 7])).unwrap(), s(&[2, 1, 5]));
+        let u = UpsampleState::new((2, 2));
+        assert!(matches!(u.out_shape(s(&[2, 3])), Err(Error::Value(_))));
+        assert!(matches!(
+            u.backward(&[1.0], s(&[1])),
+            Err(Error::Runtime(_))
+        ));
+    }
+}
