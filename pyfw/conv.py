@@ -2,8 +2,11 @@
 ``AvgPool2d`` and ``Upsample``, with torch's arguments, output sizes and init.
 
 The classes are written once, for both backends (``_ConvBase`` holds them, as
-``_ModuleListBase`` does for ``ModuleList``); each backend gives them its kernels:
-here the loops below, in ``pyfw_rs`` the same loops in Rust (rust/conv.rs). Every
+``_ModuleListBase`` does for ``ModuleList``): their arguments, checks, init and
+``repr``. Here ``forward`` and ``backward`` run the loops below; ``pyfw_rs`` replaces
+them by those of its native ``_SpatialLayer``, which run the same loops in Rust
+(rust/conv.rs, rust/conv_layers.rs) through its stack runner, so that a native
+``Sequential`` and the native epoch of ``fit`` run these layers too. Every
 output is a left fold in the order of docs/NUMERICS.md ("Conv2d and Conv1d",
 "MaxPool2d and AvgPool2d"), so the two
 backends agree bit for bit. ``Conv1d`` runs the 2-D kernel with a height of 1.

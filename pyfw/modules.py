@@ -947,10 +947,9 @@ class Unflatten(_Reshape):
         return f"{type(self).__name__}(dim={self.dim}, unflattened_size={self.unflattened_size})"
 
 
-class BatchNorm1d(Module):
-    """Normalize each channel of an ``(N, C)`` or ``(N, C, L)`` input, as torch's
-    ``nn.BatchNorm1d`` (docs/NUMERICS.md, "BatchNorm1d"). Over the ``m = N * L``
-    values of a channel::
+class _BatchNorm(Module):
+    """What ``BatchNorm1d`` and ``BatchNorm2d`` share: each channel normalized over the
+    ``m`` values it has in the batch (docs/NUMERICS.md, "BatchNorm1d")::
 
         training:  mean, var = the batch's (var biased), rstd = 1 / sqrt(var + eps)
                    running = (1 - momentum) * running + momentum * batch statistic
@@ -970,10 +969,11 @@ class BatchNorm1d(Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
                  track_running_stats: bool = True) -> None:
         super().__init__()
-        c = check_size(num_features, "BatchNorm1d", "num_features")
+        who = self._kind
+        c = check_size(num_features, who, "num_features")
         self.num_features = c
-        self.eps = check_real(eps, "BatchNorm1d", "eps")
-        self.momentum = None if momentum is None else check_real(momentum, "BatchNorm1d", "momentum")
+        self.eps = check_real(eps, who, "eps")
+        self.momentum = None if momentum is None else check_real(momentum, who, "momentum")
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
         for name in ("weight", "bias"):
@@ -991,37 +991,34 @@ class BatchNorm1d(Module):
         self._thread: Optional[int] = None
 
     _forward_state = ("_kept", "_thread")
+    _kind = "BatchNorm1d"  # the class name its messages give
 
     # The layer table's entries (see LAYERS).
     _params = ("num_features", "eps", "momentum", "affine", "track_running_stats")
     _buffers = ("running_mean", "running_var", "num_batches_tracked")
 
-    @staticmethod
-    def _param_shapes(num_features: Any, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
-                      track_running_stats: bool = True) -> dict:
+    @classmethod
+    def _param_shapes(cls, num_features: Any, eps: float = 1e-5, momentum: Optional[float] = 0.1,
+                      affine: bool = True, track_running_stats: bool = True) -> dict:
         """The shapes of the parameters, in ``state_dict`` order, for these arguments."""
-        c = check_size(num_features, "BatchNorm1d", "num_features")
-        check_real(eps, "BatchNorm1d", "eps")
+        c = check_size(num_features, cls._kind, "num_features")
+        check_real(eps, cls._kind, "eps")
         return {"weight": (c,), "bias": (c,)} if affine else {}
 
-    @staticmethod
-    def _buffer_shapes(num_features: Any, eps: float = 1e-5, momentum: Optional[float] = 0.1, affine: bool = True,
-                       track_running_stats: bool = True) -> dict:
+    @classmethod
+    def _buffer_shapes(cls, num_features: Any, eps: float = 1e-5, momentum: Optional[float] = 0.1,
+                       affine: bool = True, track_running_stats: bool = True) -> dict:
         """The shapes of the buffers, in ``state_dict`` order, for these arguments (none without
         ``track_running_stats``)."""
-        c = check_size(num_features, "BatchNorm1d", "num_features")
+        c = check_size(num_features, cls._kind, "num_features")
         return {"running_mean": (c,), "running_var": (c,), "num_batches_tracked": (1,)} if track_running_stats else {}
 
     def _name(self) -> str:
-        return f"BatchNorm1d({self.num_features})"
+        return f"{self._kind}({self.num_features})"
 
     def _dims(self, shape: tuple) -> tuple:
-        """``(n, c, l)`` of an input of ``shape``."""
-        c = self.num_features
-        if len(shape) not in (2, 3) or shape[1] != c:
-            raise ValueError(f"{self._name()}: expected an input of shape (N, {c}) or (N, {c}, L), "
-                             f"got shape {shape}")
-        return shape[0], c, shape[2] if len(shape) == 3 else 1
+        """``(n, c, l)`` of an input of ``shape``: ``l`` values per channel in each sample."""
+        raise NotImplementedError
 
     @staticmethod
     def _channel(n: int, c: int, l: int, k: int) -> list:
@@ -1130,6 +1127,34 @@ class BatchNorm1d(Module):
                 f"affine={self.affine}, track_running_stats={self.track_running_stats})")
 
 
+class BatchNorm1d(_BatchNorm):
+    """Normalize each channel of an ``(N, C)`` or ``(N, C, L)`` input, as torch's
+    ``nn.BatchNorm1d`` (docs/NUMERICS.md, "BatchNorm1d"): ``m = N * L`` values per channel."""
+
+    _kind = "BatchNorm1d"
+
+    def _dims(self, shape: tuple) -> tuple:
+        c = self.num_features
+        if len(shape) not in (2, 3) or shape[1] != c:
+            raise ValueError(f"{self._name()}: expected an input of shape (N, {c}) or (N, {c}, L), "
+                             f"got shape {shape}")
+        return shape[0], c, shape[2] if len(shape) == 3 else 1
+
+
+class BatchNorm2d(_BatchNorm):
+    """Normalize each channel of an ``(N, C, H, W)`` input, as torch's ``nn.BatchNorm2d``
+    (docs/NUMERICS.md, "BatchNorm2d"): ``BatchNorm1d``'s formulas over the ``m = N * H * W``
+    values of a channel, the positions of each sample in row-major order."""
+
+    _kind = "BatchNorm2d"
+
+    def _dims(self, shape: tuple) -> tuple:
+        c = self.num_features
+        if len(shape) != 4 or shape[1] != c:
+            raise ValueError(f"{self._name()}: expected an input of shape (N, {c}, H, W), got shape {shape}")
+        return shape[0], c, shape[2] * shape[3]
+
+
 def check_children(owner: Any, modules: list, who: str) -> None:
     """Check the modules a container is about to hold, with all they hold in turn.
 
@@ -1219,7 +1244,7 @@ class Sequential(Module):
 
 
 LAYERS: dict = {cls.__name__: cls for cls in (Linear, Dropout, LayerNorm, Flatten, Unflatten, BatchNorm1d,
-                                                  Sequential)}
+                                                  BatchNorm2d, Sequential)}
 """The members of the layer family, by class name, in table order.
 
 Each member but the container ``Sequential`` lists, as class attributes,

@@ -13,6 +13,7 @@
 
 pub mod activations;
 pub mod conv;
+pub mod conv_layers;
 pub mod data;
 pub mod error;
 pub mod family;

@@ -22,6 +22,7 @@
 //! memory), so the compiler vectorizes it without changing any result.
 
 use crate::activations::ActState;
+use crate::conv_layers::{ConvState, PoolState, UpsampleState};
 use crate::error::{check_grad, checked_size, copy_into, try_zeros, Error, Owner, Result};
 use crate::generator::Generator;
 use crate::simd::dispatch;
@@ -844,7 +845,8 @@ impl LayerNormState {
         format!("LayerNorm({})", self.c)
     }
 
-    fn check_input(&self, shape: Shape) -> Result<()> {
+    /// Check that an input of `shape` has `c` values in its last dimension.
+    pub fn check_input(&self, shape: Shape) -> Result<()> {
         if shape.cols() != self.c {
             return Err(Error::Value(format!(
                 "{}: expected an input whose last dimension is {}, got shape {shape}",
@@ -1219,6 +1221,8 @@ pub struct BatchNormState {
     momentum: Option<f64>,
     affine: bool,
     track: bool,
+    /// A `BatchNorm2d`: inputs `(N, C, H, W)`, whose `H * W` positions are its `L`.
+    two_d: bool,
     /// `(mean, rstd)` per channel of the last forward, and whether from the batch.
     stats: Vec<f64>,
     batch: bool,
@@ -1241,11 +1245,23 @@ impl BatchNormState {
             momentum,
             affine,
             track,
+            two_d: false,
             stats: Vec::new(),
             batch: true,
             input: None,
             owner: Owner::default(),
         }
+    }
+
+    /// The same layer as a `BatchNorm2d`, on inputs `(N, C, H, W)`.
+    pub fn two_d(mut self) -> BatchNormState {
+        self.two_d = true;
+        self
+    }
+
+    /// Whether it is a `BatchNorm2d`.
+    pub fn is_two_d(&self) -> bool {
+        self.two_d
     }
 
     /// `num_features`.
@@ -1268,14 +1284,29 @@ impl BatchNormState {
         (self.affine, self.track)
     }
 
-    /// `BatchNorm1d(c)`, for error messages.
+    /// `BatchNorm1d(c)` or `BatchNorm2d(c)`, for error messages.
     pub fn name(&self) -> String {
-        format!("BatchNorm1d({})", self.c)
+        format!("BatchNorm{}d({})", if self.two_d { 2 } else { 1 }, self.c)
     }
 
-    /// The sizes of an input of `shape`: `(N, C)` or `(N, C, L)`.
+    /// The sizes of an input of `shape`: `(N, C)` or `(N, C, L)`; `(N, C, H, W)`
+    /// for a `BatchNorm2d`, whose `L` is `H * W`.
     pub fn dims(&self, shape: Shape) -> Result<BnDims> {
         let d = shape.dims();
+        if self.two_d {
+            return match d {
+                [n, c, h, w] if *c == self.c => Ok(BnDims {
+                    n: *n,
+                    c: *c,
+                    l: h * w,
+                }),
+                _ => Err(Error::Value(format!(
+                    "{}: expected an input of shape (N, {c}, H, W), got shape {shape}",
+                    self.name(),
+                    c = self.c
+                ))),
+            };
+        }
         match d {
             [n, c] | [n, c, _] if *c == self.c => Ok(BnDims {
                 n: *n,
@@ -1304,6 +1335,13 @@ impl BatchNormState {
         y: &mut [f64],
     ) -> Result<()> {
         self.batch = training || running.is_none();
+        if self.batch && d.m() < 2 {
+            return Err(Error::Value(format!(
+                "{}: expected more than 1 value per channel when training, got {}",
+                self.name(),
+                d.m()
+            )));
+        }
         self.stats.resize(2 * self.c, 0.0);
         batch_norm_stats(
             x,
@@ -1405,6 +1443,8 @@ macro_rules! layer_table {
             Unflatten [] [] "(dim, unflattened_size)";
             /// Each channel normalized over the batch (training) or by the running statistics (eval).
             BatchNorm1d ["weight", "bias"] ["running_mean", "running_var", "num_batches_tracked"] "(num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)";
+            /// `BatchNorm1d` on `(N, C, H, W)`: each channel over its `N * H * W` values.
+            BatchNorm2d ["weight", "bias"] ["running_mean", "running_var", "num_batches_tracked"] "(num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)";
             /// The container: its children in order.
             Sequential [] [] "(*modules)";
         }
@@ -1527,6 +1567,13 @@ pub enum LayerKind<'a> {
     /// statistics (None without `track_running_stats`); its slots are those
     /// of `weight` and `bias` it has.
     BatchNorm(&'a mut BatchNormState, bool, Option<Running<'a>>),
+    /// A `Conv1d`, `Conv2d` or `ConvTranspose2d`; its slots are `weight` and, if
+    /// it has one, `bias`.
+    Conv(&'a mut ConvState),
+    /// A `MaxPool2d` or an `AvgPool2d`.
+    Pool(&'a mut PoolState),
+    /// A nearest `Upsample`.
+    Upsample(&'a mut UpsampleState),
 }
 
 /// A Linear's `weight` slot and its bias gradient (empty without a bias).
@@ -1579,37 +1626,20 @@ pub struct Layer<'a> {
 }
 
 impl Layer<'_> {
-    /// The output width for an input of `width` columns.
-    pub fn width_out(&self, width: usize) -> usize {
+    /// The output shape for an input of `shape`, or the error its forward would raise.
+    pub fn out_shape(&self, shape: Shape) -> Result<Shape> {
         match &self.kind {
-            LayerKind::Linear(s) => s.out_features(),
-            _ => width,
-        }
-    }
-
-    /// The input width the layer requires, if it fixes one.
-    pub fn in_width(&self) -> Option<usize> {
-        match &self.kind {
-            LayerKind::Linear(s) => Some(s.in_features()),
-            LayerKind::LayerNorm(s) => Some(s.size()),
-            LayerKind::BatchNorm(s, ..) => Some(s.size()),
-            LayerKind::Reshape(s) => match s.op() {
-                Reshape::Unflatten(_, split) => match split[..] {
-                    [Some(k)] => Some(k),
-                    _ => None,
-                },
-                Reshape::Flatten(..) => None,
-            },
-            _ => None,
-        }
-    }
-
-    /// Whether it maps inputs of shape `(rows, width)` to outputs of `rows` rows
-    /// and `width_out(width)` columns, as the buffers of [`Stack::new`] assume.
-    pub fn keeps_rows(&self, width: usize) -> bool {
-        match &self.kind {
-            LayerKind::Reshape(s) => s.op().keeps_rows(width),
-            _ => true,
+            LayerKind::Linear(s) => {
+                check_linear_input(s.in_features(), s.out_features(), shape)?;
+                Ok(with_cols(shape, s.out_features()))
+            }
+            LayerKind::Activation(_) | LayerKind::Dropout(..) => Ok(shape),
+            LayerKind::LayerNorm(s) => s.check_input(shape).map(|()| shape),
+            LayerKind::BatchNorm(s, ..) => s.dims(shape).map(|_| shape),
+            LayerKind::Reshape(s) => s.op().out_shape(shape),
+            LayerKind::Conv(s) => s.out_shape(shape),
+            LayerKind::Pool(s) => s.out_shape(shape),
+            LayerKind::Upsample(s) => s.out_shape(shape),
         }
     }
 
@@ -1617,7 +1647,12 @@ impl Layer<'_> {
     /// replace it (`None`: the errors name the layer's sizes).
     pub fn kind_name(&self) -> Option<&'static str> {
         match &self.kind {
-            LayerKind::Linear(_) | LayerKind::LayerNorm(_) | LayerKind::BatchNorm(..) => None,
+            LayerKind::Linear(_)
+            | LayerKind::LayerNorm(_)
+            | LayerKind::BatchNorm(..)
+            | LayerKind::Conv(_)
+            | LayerKind::Pool(_)
+            | LayerKind::Upsample(_) => None,
             LayerKind::Activation(a) => Some(a.kind().name()),
             LayerKind::Dropout(..) => Some("Dropout"),
             LayerKind::Reshape(s) => Some(s.op().name()),
@@ -1630,6 +1665,12 @@ impl Layer<'_> {
         match &self.kind {
             LayerKind::Linear(s) if backward => numel.saturating_mul(s.in_features()),
             LayerKind::Linear(s) => numel.saturating_mul(s.out_features()),
+            LayerKind::Conv(s) => {
+                let c = s.config();
+                let k = c.kernel.0 * c.kernel.1;
+                numel.saturating_mul(k.saturating_mul(c.out_channels.max(c.in_channels)))
+            }
+            LayerKind::Pool(_) | LayerKind::Upsample(_) => numel,
             _ => 0,
         }
     }
@@ -1664,6 +1705,12 @@ impl Layer<'_> {
                 let (w, b) = weight_bias(&self.params, has);
                 *x = s.forward(input, *shape, *training, running.as_mut(), w, b)?;
             }
+            LayerKind::Conv(s) => {
+                let b = self.params.get(1).map(|s| &*s.value);
+                (*x, *shape) = s.forward(input, *shape, self.params[0].value, b)?;
+            }
+            LayerKind::Pool(s) => (*x, *shape) = s.forward(&input, *shape)?,
+            LayerKind::Upsample(s) => (*x, *shape) = s.forward(&input, *shape)?,
         }
         Ok(())
     }
@@ -1689,6 +1736,16 @@ impl Layer<'_> {
                 let (w, gw, gb) = weight_grads(&mut self.params, has);
                 *g = s.backward(g, *shape, w, gw, gb)?;
             }
+            LayerKind::Conv(s) => {
+                let (w, rest) = self
+                    .params
+                    .split_first_mut()
+                    .expect("a convolution has a weight");
+                let gb = rest.first_mut().map(|s| &mut *s.grad);
+                (*g, *shape) = s.backward(g, *shape, w.value, w.grad, gb)?;
+            }
+            LayerKind::Pool(s) => (*g, *shape) = s.backward(g, *shape)?,
+            LayerKind::Upsample(s) => (*g, *shape) = s.backward(g, *shape)?,
         }
         Ok(())
     }
@@ -1698,22 +1755,20 @@ impl Layer<'_> {
         matches!(self.kind, LayerKind::Dropout(_, Some(_)))
     }
 
-    /// `y` from `x`, both (rows, width) buffers, drawing a fresh `mask` if it draws.
+    /// `y` from `x`, buffers of the shapes `xs` and `ys`, drawing a fresh `mask` if it draws.
     fn forward(
         &mut self,
-        x: &[f64],
-        rows: usize,
-        (wi, wo): (usize, usize),
-        y: &mut [f64],
+        (x, xs): (&[f64], &Shape),
+        (y, ys): (&mut [f64], &Shape),
         mask: &mut [f64],
         gens: &mut [&mut Generator],
     ) -> Result<()> {
         match &mut self.kind {
             LayerKind::Linear(_) => {
                 let d = Dims {
-                    batch: rows,
-                    in_f: wi,
-                    out_f: wo,
+                    batch: xs.rows(),
+                    in_f: xs.cols(),
+                    out_f: ys.cols(),
                 };
                 let w = &*self.params[0].value;
                 let b = self.params.get(1).map_or(&[][..], |s| &*s.value);
@@ -1728,7 +1783,7 @@ impl Layer<'_> {
                     })
                 });
             }
-            LayerKind::Activation(a) => a.kind().forward(x, Shape::Matrix(rows, wi), y)?,
+            LayerKind::Activation(a) => a.kind().forward(x, *xs, y)?,
             LayerKind::Dropout(d, gen) => match gen {
                 Some(g) => {
                     d.draw_mask(gens[*g], mask);
@@ -1740,42 +1795,41 @@ impl Layer<'_> {
             },
             LayerKind::LayerNorm(s) => {
                 let (w, b) = weight_bias(&self.params, s.slots());
-                layer_norm_forward(x, wi, s.eps(), w, b, y);
+                layer_norm_forward(x, xs.cols(), s.eps(), w, b, y);
             }
             LayerKind::Reshape(_) => y.copy_from_slice(x),
             LayerKind::BatchNorm(s, training, running) => {
                 let has = (s.flags().0, s.flags().0);
                 let (w, b) = weight_bias(&self.params, has);
-                let d = BnDims {
-                    n: rows,
-                    c: wi,
-                    l: 1,
-                };
+                let d = s.dims(*xs)?;
                 s.run_forward(x, d, *training, running.as_mut(), w, b, y)?;
             }
+            LayerKind::Conv(s) => {
+                let b = self.params.get(1).map(|s| &*s.value);
+                y.copy_from_slice(&s.run_forward(x, *xs, self.params[0].value, b)?);
+            }
+            LayerKind::Pool(s) => y.copy_from_slice(&s.run_forward(x, *xs)?),
+            LayerKind::Upsample(s) => y.copy_from_slice(&s.run_forward(x, *xs)?),
         }
         Ok(())
     }
 
     /// Accumulate the parameter gradients and write `dx` (unless `None`: nothing
     /// reads it) from the input `x`, output `y`, mask and output gradient `gy`.
-    #[allow(clippy::too_many_arguments)]
     fn backward(
         &mut self,
-        x: &[f64],
-        y: &[f64],
+        (x, xs): (&[f64], &Shape),
+        (y, ys): (&[f64], &Shape),
         mask: &[f64],
         gy: &[f64],
-        rows: usize,
-        (wi, wo): (usize, usize),
         dx: Option<&mut [f64]>,
     ) -> Result<()> {
         match &mut self.kind {
             LayerKind::Linear(_) => {
                 let d = Dims {
-                    batch: rows,
-                    in_f: wi,
-                    out_f: wo,
+                    batch: xs.rows(),
+                    in_f: xs.cols(),
+                    out_f: ys.cols(),
                 };
                 let (w, gb) = linear_slots(&mut self.params);
                 with_terms(|terms| {
@@ -1793,17 +1847,25 @@ impl Layer<'_> {
             }
             LayerKind::LayerNorm(s) => {
                 let (w, gw, gb) = weight_grads(&mut self.params, s.slots());
-                layer_norm_backward(x, wi, s.eps(), w, gy, gw, gb, dx);
+                layer_norm_backward(x, xs.cols(), s.eps(), w, gy, gw, gb, dx);
             }
             LayerKind::BatchNorm(s, ..) => {
                 let has = (s.flags().0, s.flags().0);
                 let (w, gw, gb) = weight_grads(&mut self.params, has);
-                let d = BnDims {
-                    n: rows,
-                    c: wi,
-                    l: 1,
-                };
+                let d = s.dims(*xs)?;
                 s.run_backward(x, d, w, gy, gw, gb, dx);
+            }
+            LayerKind::Conv(s) => {
+                let (w, rest) = self
+                    .params
+                    .split_first_mut()
+                    .expect("a convolution has a weight");
+                let gb = rest.first_mut().map(|s| &mut *s.grad);
+                let want = dx.is_some();
+                let out = s.run_backward(x, *xs, w.value, gy, w.grad, gb, want)?;
+                if let (Some(dx), Some(out)) = (dx, out) {
+                    dx.copy_from_slice(&out);
+                }
             }
             _ if dx.is_none() => {}
             LayerKind::Reshape(_) => {
@@ -1813,7 +1875,7 @@ impl Layer<'_> {
             }
             LayerKind::Activation(a) => {
                 if let Some(dx) = dx {
-                    a.kind().backward(x, y, gy, Shape::Matrix(rows, wi), dx)?;
+                    a.kind().backward(x, y, gy, *xs, dx)?;
                 }
             }
             LayerKind::Dropout(_, gen) => {
@@ -1825,6 +1887,16 @@ impl Layer<'_> {
                     } else {
                         out.copy_from_slice(gy);
                     }
+                }
+            }
+            LayerKind::Pool(s) => {
+                if let Some(dx) = dx {
+                    dx.copy_from_slice(&s.run_backward(gy, *xs)?);
+                }
+            }
+            LayerKind::Upsample(s) => {
+                if let Some(dx) = dx {
+                    dx.copy_from_slice(&s.run_backward(gy, *xs)?);
                 }
             }
         }
@@ -1843,19 +1915,42 @@ impl Layer<'_> {
             LayerKind::LayerNorm(s) => s.remember(x, shape),
             LayerKind::Reshape(s) => s.remember(shape),
             LayerKind::BatchNorm(s, ..) => s.remember(x, shape),
+            LayerKind::Conv(s) => s.remember(x, shape),
+            LayerKind::Pool(s) => s.remember(shape),
+            LayerKind::Upsample(s) => s.remember(shape),
         }
     }
+}
+
+/// The shape of a batch of `rows` samples of shape `sample` (`(rows,)` for a sample of no dims).
+fn batch_shape(rows: usize, sample: &[usize]) -> Result<Shape> {
+    let mut dims = [0; crate::tensor::MAX_RANK];
+    if sample.len() >= dims.len() {
+        return Shape::new(&[0; crate::tensor::MAX_RANK + 1]);
+    }
+    dims[0] = rows;
+    dims[1..=sample.len()].copy_from_slice(sample);
+    Shape::new(&dims[..=sample.len()])
 }
 
 /// The one runner of a stack of layers: the native `Sequential` and the native
 /// epoch of `fit` both run their layers through it. It holds the buffers between
 /// the layers, allocated once for batches of up to `rows` samples, so a forward
-/// and backward pass allocate nothing.
+/// and backward pass allocate nothing but what a convolution's kernels do.
+///
+/// Each layer maps a batch of samples to a batch of as many samples: the
+/// buffers hold a batch as rows of one sample each, of the shape a sample has
+/// there (any rank: `(C,)` for a Linear's input, `(C, H, W)` for a Conv2d's).
 pub struct Stack {
     /// The input of layer `l` is `acts[l]`; the stack's output is `acts[layers]`.
     acts: Vec<Vec<f64>>,
-    /// The widths of `acts`.
+    /// The shape of one sample in each of `acts`, without the batch dimension.
+    samples: Vec<Vec<usize>>,
+    /// The values of one sample in each of `acts` (the product of its shape).
     widths: Vec<usize>,
+    /// The shapes of `acts` for a batch of `batch` samples (that of the last pass).
+    shapes: Vec<Shape>,
+    batch: usize,
     /// One mask per layer (empty but for drawing `Dropout` layers).
     masks: Vec<Vec<f64>>,
     /// Two gradient buffers, used in turn; `grad[0]` takes the output gradient.
@@ -1867,13 +1962,52 @@ pub struct Stack {
 impl Stack {
     /// The buffers for `layers` on inputs of up to `rows` rows of `width` columns.
     pub fn new(layers: &[Layer<'_>], width: usize, rows: usize, who: &str) -> Result<Stack> {
+        Stack::with_sample(layers, &[width], rows, who)
+    }
+
+    /// The shape of a sample after each layer, for samples of shape `sample`:
+    /// the error a layer's forward would raise on a batch of them, or a
+    /// `ValueError` for a layer that mixes the samples of a batch (a reshape
+    /// of the batch dimension), which a stack cannot hold.
+    pub fn samples(layers: &[Layer<'_>], sample: &[usize], rows: usize) -> Result<Vec<Vec<usize>>> {
+        let mut out = vec![sample.to_vec()];
+        for (l, layer) in layers.iter().enumerate() {
+            let cur = out.last().expect("the input's sample");
+            // On a batch of `rows` samples and on one sample: each gives as many
+            // samples, of the same shape.
+            let many = layer.out_shape(batch_shape(rows.max(1), cur)?)?;
+            let one = layer.out_shape(batch_shape(1, cur)?)?;
+            if many.dims()[0] != rows.max(1)
+                || one.dims()[0] != 1
+                || many.dims()[1..] != one.dims()[1..]
+            {
+                return Err(Error::Value(format!(
+                    "layer {l} does not map a batch of samples to as many samples"
+                )));
+            }
+            out.push(one.dims()[1..].to_vec());
+        }
+        Ok(out)
+    }
+
+    /// The buffers for `layers` on batches of up to `rows` samples of shape `sample`.
+    pub fn with_sample(
+        layers: &[Layer<'_>],
+        sample: &[usize],
+        rows: usize,
+        who: &str,
+    ) -> Result<Stack> {
         let size = |w: usize| {
             rows.checked_mul(w)
                 .ok_or_else(|| Error::Memory(format!("{who}: batch too large")))
         };
-        let mut widths = vec![width];
-        for l in layers {
-            let w = l.width_out(*widths.last().unwrap_or(&width));
+        let samples = Stack::samples(layers, sample, rows)?;
+        let mut widths = Vec::with_capacity(samples.len());
+        for s in &samples {
+            let w = s
+                .iter()
+                .try_fold(1usize, |a, &b| a.checked_mul(b))
+                .ok_or_else(|| Error::Memory(format!("{who}: sample too large")))?;
             widths.push(w);
         }
         let mut acts = Vec::new();
@@ -1887,18 +2021,41 @@ impl Stack {
         }
         let widest = size(widths.iter().copied().max().unwrap_or(0))?;
         let grad = [try_zeros(widest, who)?, try_zeros(widest, who)?];
+        let shapes = samples
+            .iter()
+            .map(|s| batch_shape(rows, s))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Stack {
             acts,
+            samples,
             widths,
+            shapes,
+            batch: rows,
             masks,
             grad,
             done: 0,
         })
     }
 
-    /// The width of the stack's output.
+    /// The values per sample of the stack's output.
     pub fn out_width(&self) -> usize {
         *self.widths.last().unwrap_or(&0)
+    }
+
+    /// The shape of the output of a batch of `rows` samples.
+    pub fn out_shape(&mut self, rows: usize) -> Shape {
+        self.set_batch(rows);
+        *self.shapes.last().expect("the output's shape")
+    }
+
+    /// Make `shapes` those of a batch of `rows` samples.
+    fn set_batch(&mut self, rows: usize) {
+        if rows != self.batch {
+            for (shape, s) in self.shapes.iter_mut().zip(&self.samples) {
+                *shape = batch_shape(rows, s).expect("checked by Stack::samples");
+            }
+            self.batch = rows;
+        }
     }
 
     /// The input buffer for `rows` rows, to fill before `forward`.
@@ -1935,9 +2092,11 @@ impl Stack {
         rows: usize,
         gens: &mut [&mut Generator],
     ) -> Result<()> {
+        self.set_batch(rows);
         self.done = 0;
         for (l, layer) in layers.iter_mut().enumerate() {
             let (wi, wo) = (self.widths[l], self.widths[l + 1]);
+            let (xs, ys) = (&self.shapes[l], &self.shapes[l + 1]);
             let (before, after) = self.acts.split_at_mut(l + 1);
             let (x, y) = (&before[l][..rows * wi], &mut after[0][..rows * wo]);
             let mask = &mut self.masks[l];
@@ -1946,7 +2105,7 @@ impl Stack {
             } else {
                 &mut mask[..rows * wi]
             };
-            layer.forward(x, rows, (wi, wo), y, mask, gens)?;
+            layer.forward((x, xs), (y, ys), mask, gens)?;
             self.done = l + 1;
         }
         Ok(())
@@ -1955,6 +2114,7 @@ impl Stack {
     /// Run every layer's backward, in reverse, from the output gradient in
     /// `grad_mut(rows)`; the first layer computes no input gradient (nothing reads it).
     pub fn backward(&mut self, layers: &mut [Layer<'_>], rows: usize) -> Result<()> {
+        self.set_batch(rows);
         let [ga, gb] = &mut self.grad;
         let (mut g, mut dx) = (ga, gb);
         for l in (0..layers.len()).rev() {
@@ -1972,7 +2132,8 @@ impl Stack {
             } else {
                 Some(&mut dx[..rows * wi])
             };
-            layers[l].backward(x, y, mask, &g[..rows * wo], rows, (wi, wo), dxs)?;
+            let (xs, ys) = (&self.shapes[l], &self.shapes[l + 1]);
+            layers[l].backward((x, xs), (y, ys), mask, &g[..rows * wo], dxs)?;
             std::mem::swap(&mut g, &mut dx);
         }
         Ok(())
@@ -2011,7 +2172,8 @@ impl Stack {
     /// Let every layer whose forward ran in the last pass, on `rows` rows, keep
     /// what its own `forward` would have kept. A layer whose forward failed, and
     /// those after it, keep what they had.
-    pub fn remember(&self, layers: &mut [Layer<'_>], rows: usize) -> Result<()> {
+    pub fn remember(&mut self, layers: &mut [Layer<'_>], rows: usize) -> Result<()> {
+        self.set_batch(rows);
         for (l, layer) in layers.iter_mut().enumerate().take(self.done) {
             let (wi, wo) = (self.widths[l], self.widths[l + 1]);
             let mask = &self.masks[l];
@@ -2024,7 +2186,7 @@ impl Stack {
                 &self.acts[l][..rows * wi],
                 &self.acts[l + 1][..rows * wo],
                 mask,
-                Shape::Matrix(rows, wi),
+                self.shapes[l],
             )?;
         }
         Ok(())

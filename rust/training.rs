@@ -48,8 +48,12 @@ pub struct Epoch<'a> {
     pub penalties: (f64, f64),
     /// The inputs, (samples, in) row-major.
     pub x: &'a [f64],
-    /// The number of input columns.
+    /// The number of input values per sample.
     pub in_f: usize,
+    /// The shape of one input sample (`[in_f]` for rows; `[C, H, W]` for images).
+    pub in_sample: &'a [usize],
+    /// The shape of one target sample, for value targets (`[cols]` for rows).
+    pub target_sample: &'a [usize],
     /// The targets.
     pub targets: Targets<'a>,
     /// The order of the samples (a permutation drawn by the caller), and the batch size.
@@ -68,7 +72,7 @@ struct Buffers {
 impl Buffers {
     fn new(e: &Epoch<'_>) -> Result<Buffers> {
         let rows = e.batch_size.min(e.order.len());
-        let stack = Stack::new(&e.layers, e.in_f, rows, "fit")?;
+        let stack = Stack::with_sample(&e.layers, e.in_sample, rows, "fit")?;
         let (values, classes) = match e.targets {
             Targets::Values(_, cols) => {
                 let n = rows
@@ -131,7 +135,11 @@ fn step(e: &mut Epoch<'_>, buf: &mut Buffers, idx: &[usize]) -> Result<f64> {
             for (r, &i) in idx.iter().enumerate() {
                 buf.values[r * cols..(r + 1) * cols].copy_from_slice(&t[i * cols..(i + 1) * cols]);
             }
-            Target::Values(&buf.values[..rows * cols], Shape::Matrix(rows, cols))
+            let mut dims = [0; crate::tensor::MAX_RANK];
+            dims[0] = rows;
+            dims[1..=e.target_sample.len()].copy_from_slice(e.target_sample);
+            let shape = Shape::new(&dims[..=e.target_sample.len()])?;
+            Target::Values(&buf.values[..rows * cols], shape)
         }
         Targets::Classes(k) => {
             buf.classes.clear();
@@ -143,10 +151,8 @@ fn step(e: &mut Epoch<'_>, buf: &mut Buffers, idx: &[usize]) -> Result<f64> {
     Stack::zero_grad(&mut e.layers);
     buf.stack.forward(&mut e.layers, rows, &mut e.generators)?;
     // loss, and its gradient
-    let wl = buf.stack.out_width();
-    let loss = e
-        .loss
-        .forward(buf.stack.output(rows), Shape::Matrix(rows, wl), target)?;
+    let out_shape = buf.stack.out_shape(rows);
+    let loss = e.loss.forward(buf.stack.output(rows), out_shape, target)?;
     e.loss.backward_into(buf.stack.grad_mut(rows))?;
     buf.stack.backward(&mut e.layers, rows)?;
     // Regularized.step(): the penalties' gradient on every regularized entry, then the rule

@@ -96,6 +96,7 @@ def _layers(fw: ModuleType) -> dict:
         "Flatten": lambda: fw.Flatten(),
         "Unflatten": lambda: fw.Unflatten(1, (5,)),
         "BatchNorm1d": lambda: fw.BatchNorm1d(5),
+        "BatchNorm2d": lambda: fw.Sequential(fw.Unflatten(1, (5, 1, 1)), fw.BatchNorm2d(5), fw.Flatten()),
         "Sequential": lambda: fw.Sequential(fw.Linear(5, 4, generator=fw.Generator(3)), fw.Tanh(),
                                             fw.LayerNorm(4), fw.Dropout(0.3, generator=fw.Generator(4)),
                                             fw.Linear(4, 3, bias=False, generator=fw.Generator(5))),

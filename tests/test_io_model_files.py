@@ -42,7 +42,8 @@ def every_activation(fw: ModuleType, other: bool) -> list:
 
 def big_model(fw: ModuleType, seed: int = 0) -> Any:
     """Linear, every activation (twice: default and other arguments), every member of the layer
-    table (its required arguments 4; Unflatten's the last dim into itself), Dropout, nested Sequentials."""
+    table (its required arguments 4; Unflatten's the last dim into itself; BatchNorm2d on planes of
+    1 x 1), Dropout, nested Sequentials."""
     g = fw.Generator(seed)
     layers: list = [fw.Linear(3, 4, generator=g)]
     for a, b in zip(every_activation(fw, False), every_activation(fw, True)):
@@ -55,7 +56,10 @@ def big_model(fw: ModuleType, seed: int = 0) -> Any:
                 kw = {"dim": -1, "unflattened_size": (4,)}
             if any(p.name == "generator" for p in params):
                 kw["generator"] = g
-            layers.append(cls(**kw))
+            if name == "BatchNorm2d":  # on (N, 4, 1, 1)
+                layers += [fw.Unflatten(1, (4, 1, 1)), cls(**kw), fw.Flatten()]
+            else:
+                layers.append(cls(**kw))
     inner = fw.Sequential(fw.Linear(4, 5, generator=g), fw.Dropout(0.25), fw.Sequential(fw.Linear(5, 4, generator=g)))
     return fw.Sequential(*layers, inner, fw.Dropout(0.0), fw.Linear(4, 2, generator=g))
 

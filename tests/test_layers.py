@@ -47,6 +47,25 @@ def example(fw: ModuleType, name: str) -> Any:
     return fw.LAYERS[name](**kw)
 
 
+SPATIAL = {"BatchNorm2d"}
+"""Members that take ``(N, C, H, W)``: :func:`shaped` gives each value of a row its own 2 x 2 plane."""
+
+
+def shaped(fw: ModuleType, name: str, rows: list) -> Any:
+    """The input member ``name`` takes for ``rows`` (one row of channels per sample): the rows
+    themselves, or for a member of :data:`SPATIAL` the same rows as planes ``(N, C, 2, 2)``."""
+    if name in SPATIAL:
+        rows = [[[[v, 0.5 * v - 0.25], [1.0 - v, 0.125 * v]] for v in r] for r in rows]
+    return fw.tensor(rows)
+
+
+def around(fw: ModuleType, name: str) -> tuple:
+    """The layers before and after member ``name`` inside a network of ``(N, C)`` rows."""
+    if name in SPATIAL:
+        return [fw.Unflatten(1, (3, 1, 1))], [fw.Flatten()]
+    return [], []
+
+
 def params(sig: inspect.Signature) -> list:
     """``(name, kind, default)`` of each parameter: what a signature must agree on."""
     return [(p.name, p.kind, p.default) for p in sig.parameters.values()]
@@ -121,7 +140,7 @@ def test_members_save_load_copy_and_pickle(name: str, backend: str, tmp_path: Pa
     fw = load_backend(backend)
     m = example(fw, name)
     m.eval()
-    x = fw.tensor([[0.5, -1.0, 2.0], [0.25, 0.0, -3.0]])
+    x = shaped(fw, name, [[0.5, -1.0, 2.0], [0.25, 0.0, -3.0]])
     want = th(m(x))
     path = tmp_path / "m.safetensors"
     fw.io.save_model(m, path)
@@ -140,7 +159,8 @@ def test_members_train_natively_and_bit_identically(name: str) -> None:
     out = {}
     for fw in (pyfw, r):
         fw.manual_seed(0)
-        model = fw.Sequential(fw.Linear(2, 3), example(fw, name), fw.Linear(3, 2))
+        before, after = around(fw, name)
+        model = fw.Sequential(fw.Linear(2, 3), *before, example(fw, name), *after, fw.Linear(3, 2))
         x = fw.tensor([[0.1 * i, 0.2 - 0.05 * i] for i in range(12)])
         y = fw.tensor([[0.3 * (i % 3), 0.1 * (i % 2)] for i in range(12)])
         opt = fw.SGD(model.parameters(), lr=0.1)
@@ -152,9 +172,9 @@ def test_members_train_natively_and_bit_identically(name: str) -> None:
     assert out["pyfw"] == out["pyfw_rs"]
 
 
-def wider(fw: ModuleType) -> Any:
-    """An input one column wider than :func:`example`'s members take."""
-    return fw.tensor([[0.5, -1.0, 2.0, 1.5], [0.25, 0.0, -3.0, 0.75]])
+def wider(fw: ModuleType, name: str) -> Any:
+    """An input one column (or channel) wider than :func:`example`'s members take."""
+    return shaped(fw, name, [[0.5, -1.0, 2.0, 1.5], [0.25, 0.0, -3.0, 0.75]])
 
 
 @pytest.mark.parametrize("name", MEMBERS)
@@ -163,7 +183,7 @@ def test_members_pass_gradcheck(fw: ModuleType, name: str) -> None:
     mode: a member that draws is refused in training mode)."""
     m = example(fw, name)
     m.eval()
-    x = fw.tensor([[0.5, -1.0, 2.0], [0.25, 0.125, -3.0], [1.0, 2.0, 0.5]])
+    x = shaped(fw, name, [[0.5, -1.0, 2.0], [0.25, 0.125, -3.0], [1.0, 2.0, 0.5]])
     assert fw.gradcheck(m, x)
 
 
@@ -173,7 +193,7 @@ def test_a_member_with_parameters_refuses_an_input_of_another_width(name: str) -
     errors = []
     for fw in (pyfw, rs()):
         with pytest.raises((ValueError, TypeError)) as e:
-            example(fw, name)(wider(fw))
+            example(fw, name)(wider(fw, name))
         assert name in str(e.value)
         errors.append(type(e.value))
     assert errors[0] is errors[1]
@@ -281,10 +301,11 @@ def test_flatten_and_unflatten_errors_agree(make: Any, arg: Any, error: type) ->
 
 
 def test_reshapes_train_bit_identically_natively_or_not() -> None:
-    """A reshape that keeps a batch of rows as it is (``Flatten()`` or ``Unflatten(-1, (C,))`` on
-    ``(N, C)``) runs in the native epoch of ``fit``; one that splits the rows into a new shape
-    falls back to the Python loop (None). Both give the same bits in both backends, and so
-    does a native Sequential on an input of rank 3."""
+    """A reshape that maps a batch of samples to as many samples (``Flatten()``, ``Unflatten(-1,
+    (C,))``, or ``Unflatten(1, (2, 3))`` into samples of rank 2) runs in the native epoch of
+    ``fit``; one that merges the samples of a batch (``Flatten(0, 1)``) falls back to the Python
+    loop (None). All give the same bits in both backends, and so does a native Sequential on an
+    input of rank 3."""
     r = rs()
     out = {}
     for fw in (pyfw, r):
@@ -293,20 +314,22 @@ def test_reshapes_train_bit_identically_natively_or_not() -> None:
         models = [fw.Sequential(fw.Linear(2, 3, generator=fw.Generator(1)), fw.Flatten(), fw.Unflatten(-1, (3,)),
                                 fw.Tanh(), fw.Linear(3, 2, generator=fw.Generator(2))),
                   fw.Sequential(fw.Linear(2, 6, generator=fw.Generator(3)), fw.Unflatten(1, (2, 3)),
-                                fw.Tanh(), fw.Flatten(), fw.Linear(6, 2, generator=fw.Generator(4)))]
+                                fw.Tanh(), fw.Flatten(), fw.Linear(6, 2, generator=fw.Generator(4))),
+                  fw.Sequential(fw.Linear(2, 3, generator=fw.Generator(6)), fw.Flatten(0, 1),
+                                fw.Unflatten(0, (-1, 3)), fw.Tanh(), fw.Linear(3, 2, generator=fw.Generator(7)))]
         for k, model in enumerate(models):
             opt = fw.SGD(model.parameters(), lr=0.1)
             fw.fit(model, fw.MSELoss(), opt, x, y, epochs=2, batch_size=5, generator=fw.Generator(1))
             out[fw.__name__, k] = sd_hex(model.state_dict())
             if fw is r:
                 native = r._native._train_epoch(model, r.MSELoss(), opt, x, y, 5, r.Generator(1), True)
-                assert (native is None) == (k == 1)
+                assert (native is None) == (k == 2)
         seq = fw.Sequential(fw.Flatten(), fw.Linear(6, 4, generator=fw.Generator(5)), fw.Unflatten(1, (2, 2)),
                             fw.LayerNorm(2))
         x3 = fw.tensor([[[0.5 * i - j, 0.25 * j, 1.0 - i] for j in range(2)] for i in range(3)])
         z = seq(x3)
         out[fw.__name__, "seq"] = (th(z), th(seq.backward(z)), sd_hex(seq.state_dict()))
-    for key in [(1, 0), (1, 1), (1, "seq")]:
+    for key in [(1, 0), (1, 1), (1, 2), (1, "seq")]:
         assert out["pyfw", key[1]] == out["pyfw_rs", key[1]]
 
 
@@ -398,3 +421,91 @@ def test_batchnorm1d_copies_keep_the_running_statistics_and_refuse_one_value(tmp
             assert list(other.state_dict()) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
         with pytest.raises(ValueError, match=r"^BatchNorm1d\(3\): expected more than 1 value per channel"):
             m(fw.tensor([[0.5, -1.0, 2.0]]))
+
+
+def _planes(g: random.Random, n: int, c: int, h: int, w: int) -> list:
+    return [[[[g.uniform(-2.0, 2.0) for _ in range(w)] for _ in range(h)] for _ in range(c)] for _ in range(n)]
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_batchnorm2d_is_batchnorm1d_over_the_planes(training: bool) -> None:
+    """BatchNorm2d on (N, C, H, W) gives the bits of BatchNorm1d on (N, C, H * W): outputs, input
+    and parameter gradients, running statistics; the same bits in both backends, and close to
+    the plain formulas."""
+    g = random.Random(5)
+    n, c, h, w = 3, 2, 2, 3
+    x4 = _planes(g, n, c, h, w)
+    x3 = [[[v for row in plane for v in row] for plane in s] for s in x4]
+    gy4 = _planes(g, n, c, h, w)
+    gy3 = [[[v for row in plane for v in row] for plane in s] for s in gy4]
+    want, _ = _bn_reference(x3, 1e-5)
+    out = []
+    for fw in (pyfw, rs()):
+        got = []
+        for m, x, gy in ((fw.BatchNorm2d(c, momentum=0.3), x4, gy4), (fw.BatchNorm1d(c, momentum=0.3), x3, gy3)):
+            m.weight.copy_(fw.tensor([1.5, -0.5]))
+            m.bias.copy_(fw.tensor([0.25, 2.0]))
+            m(fw.tensor(x))  # moves the running statistics once
+            m.train(training)
+            y = m(fw.tensor(x))
+            dx = m.backward(fw.tensor(gy))
+            assert tuple(y.shape) == tuple(dx.shape) == tuple(fw.tensor(x).shape)
+            got.append((th(y.reshape(n, c, h * w)), th(dx.reshape(n, c, h * w)), sd_hex(m.state_dict()),
+                        th(m.weight_grad), th(m.bias_grad)))
+        assert got[0] == got[1]
+        plain = fw.BatchNorm2d(c)(fw.tensor(x4)).reshape(n, c, h * w).tolist()
+        assert all(abs(a - b) < 1e-12 for r, s in zip(plain, want) for p, q in zip(r, s) for a, b in zip(p, q))
+        out.append(got[0])
+    assert out[0] == out[1]
+
+
+def test_batchnorm2d_refuses_other_ranks_and_channels() -> None:
+    """A wrong rank or number of channels: the same ValueError and message in both backends,
+    naming BatchNorm2d and the shapes; so is one value per channel in training mode."""
+    bad = [
+        ((2, 3), r"^BatchNorm2d\(3\): expected an input of shape \(N, 3, H, W\), got shape \(2, 3\)$"),
+        ((2, 3, 4), r"^BatchNorm2d\(3\): expected an input of shape \(N, 3, H, W\), got shape \(2, 3, 4\)$"),
+        ((2, 4, 2, 2), r"^BatchNorm2d\(3\): expected an input of shape \(N, 3, H, W\), got shape \(2, 4, 2, 2\)$"),
+        ((1, 3, 1, 1), r"^BatchNorm2d\(3\): expected more than 1 value per channel when training, got 1$"),
+    ]
+    for fw in (pyfw, rs()):
+        m = fw.BatchNorm2d(3)
+        for shape, message in bad:
+            with pytest.raises(ValueError, match=message):
+                m(fw.zeros(*shape))
+        with pytest.raises(ValueError, match=r"^BatchNorm2d: num_features"):
+            fw.BatchNorm2d(0)
+        assert m.num_batches_tracked.tolist() == [0.0]
+
+
+def test_batchnorm2d_matches_torch() -> None:
+    """Against torch's nn.BatchNorm2d in float64, training then eval mode: outputs, gradients
+    and buffers (num_batches_tracked as a float)."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    g = random.Random(8)
+    x = _planes(g, 4, 3, 3, 2)
+    gy = _planes(g, 4, 3, 3, 2)
+    for fw in (pyfw, rs()):
+        m = fw.BatchNorm2d(3, momentum=0.2)
+        ref = torch.nn.BatchNorm2d(3, momentum=0.2).double()
+        with torch.no_grad():
+            ref.weight.copy_(torch.tensor([1.5, -0.5, 2.0], dtype=torch.float64))
+            ref.bias.copy_(torch.tensor([0.25, 2.0, -1.0], dtype=torch.float64))
+        m.weight.copy_(fw.tensor([1.5, -0.5, 2.0]))
+        m.bias.copy_(fw.tensor([0.25, 2.0, -1.0]))
+        for training in (True, False):
+            m.train(training)
+            ref.train(training)
+            tx = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+            ty = ref(tx)
+            ty.backward(torch.tensor(gy, dtype=torch.float64))
+            m.zero_grad()
+            y = m(fw.tensor(x))
+            dx = m.backward(fw.tensor(gy))
+            close = lambda a, b: torch.allclose(torch.tensor(a, dtype=torch.float64), b, atol=1e-12)  # noqa: E731
+            assert close(y.tolist(), ty.detach()) and close(dx.tolist(), tx.grad)
+            assert close(m.weight_grad.tolist(), ref.weight.grad) and close(m.bias_grad.tolist(), ref.bias.grad)
+            ref.weight.grad = ref.bias.grad = None
+            assert close(m.running_mean.tolist(), ref.running_mean) and close(m.running_var.tolist(), ref.running_var)
+            assert m.num_batches_tracked.tolist() == [float(ref.num_batches_tracked)]

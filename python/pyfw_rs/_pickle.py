@@ -180,7 +180,7 @@ def reduce(obj: Any) -> tuple:
     setup, args, kwargs = "", (), {}
     if base is _native.Sequential:
         setup, args = "__init__", tuple(_native.Sequential.__iter__(obj))
-    elif base is not _native.Module:  # a member of the layer, activation or loss family
+    elif base not in (_native.Module, _native._SpatialLayer):  # a member of the layer, activation or loss family
         setup, kwargs = "__init__", _arguments(obj, base)
     return _subclass, (cls, base, setup, args, kwargs, training), state
 

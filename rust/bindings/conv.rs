@@ -1,20 +1,33 @@
-//! Binding of the convolution family's kernels (`rust/conv.rs`).
+//! Binding of the convolution family's kernels (`rust/conv.rs`) and layers
+//! (`rust/conv_layers.rs`).
 //!
 //! The classes (`Conv1d`, `Conv2d`, `MaxPool2d`, `AvgPool2d`, `ConvTranspose2d`,
-//! `Upsample`) are written once, in `pyfw/conv.py`, and
-//! bound to the native `Module` in `python/pyfw_rs/conv.py`; they call these
-//! functions with `pyfw_rs` tensors, as `pyfw`'s classes call its Python loops.
+//! `Upsample`) are written once, in `pyfw/conv.py`, and bound in
+//! `python/pyfw_rs/conv.py` to [`SpatialLayer`], a native `Module` whose
+//! `forward` and `backward` run the layer through the stack runner, as every
+//! native layer runs: alone, inside a native `Sequential`, or in the native
+//! epoch of `fit`. The functions below run the kernels on tensors, for tests
+//! and benchmarks.
 
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
 
+use super::base::{keeps, module_base, runs_natively, Module};
+use super::generator::PyGenerator;
+use super::modules::{run_alone, Held, HeldLayer, LayerClass, SlotRefs};
 use super::tensor::PyTensor;
-use super::{Borrow, IntoPyResult};
+use super::{type_name, Borrow, IntoPyResult};
 use crate::conv::{
     avg_pool_backward, avg_pool_forward, backward, channel_sums, forward, input_grad,
     max_pool_backward, max_pool_forward, upsample_backward, upsample_forward, weight_grad_into,
     Geom,
 };
+use crate::conv_layers::{
+    ConvConfig, ConvKind, ConvState, PoolConfig, PoolKind, PoolState, UpsampleState,
+};
+use crate::modules::{Layer, LayerKind, Slot, Slots};
 use crate::tensor::Shape;
 
 type Pair = (usize, usize);
@@ -438,6 +451,262 @@ fn _upsample_nearest2d_backward(
         )));
     }
     PyTensor::wrap(xs, upsample_backward(gy.t.data(), p, h, w, scale).py()?)
+}
+
+// ---------------------------------------------------------------- the layers
+
+/// What a member of the convolution family runs: its kernel state, set from
+/// the module's attributes each time the module is held.
+pub(crate) enum SpatialState {
+    /// Before the first run.
+    Empty,
+    /// `Conv1d`, `Conv2d` or `ConvTranspose2d`.
+    Conv(ConvState),
+    /// `MaxPool2d` or `AvgPool2d`.
+    Pool(PoolState),
+    /// `Upsample`.
+    Upsample(UpsampleState),
+}
+
+/// The native part of every member of the convolution family: the kernel
+/// state of the layer, whose arguments and tensors are the module's Python
+/// attributes (`pyfw/conv.py`), and the `forward` and `backward` that run it
+/// through the stack runner. The class attribute `_native_kind` names the
+/// member (`"Conv2d"`, ...).
+#[pyclass(extends = Module, subclass, dict, module = "pyfw_rs._native", name = "_SpatialLayer")]
+pub struct SpatialLayer {
+    state: SpatialState,
+}
+
+/// A pair attribute of `m` (a tuple of one or two ints): one int `v` is `(fill, v)`.
+fn pair_attr(m: &Bound<'_, PyAny>, name: &str, fill: usize) -> PyResult<Pair> {
+    let v: Vec<usize> = m.getattr(name)?.extract()?;
+    match v[..] {
+        [a] => Ok((fill, a)),
+        [a, b] => Ok((a, b)),
+        _ => Err(PyValueError::new_err(format!(
+            "{}: {name} must hold 1 or 2 ints, got {}",
+            type_name(m),
+            v.len()
+        ))),
+    }
+}
+
+/// Set `state` from the attributes of `m`, a member of the family.
+fn configure(m: &Bound<'_, PyAny>, state: &mut SpatialState) -> PyResult<()> {
+    let kind: String = m.getattr(intern!(m.py(), "_native_kind"))?.extract()?;
+    let class = type_name(m);
+    let conv = |kind: ConvKind| -> PyResult<ConvConfig> {
+        let one = kind == ConvKind::Conv1d;
+        let t = kind == ConvKind::ConvTranspose2d;
+        Ok(ConvConfig {
+            kind,
+            in_channels: m.getattr("in_channels")?.extract()?,
+            out_channels: m.getattr("out_channels")?.extract()?,
+            kernel: pair_attr(m, "kernel_size", 1)?,
+            stride: pair_attr(m, "stride", 1)?,
+            padding: pair_attr(m, "padding", 0)?,
+            dilation: if one || !t {
+                pair_attr(m, "dilation", 1)?
+            } else {
+                (1, 1)
+            },
+            output_padding: if t {
+                pair_attr(m, "output_padding", 0)?
+            } else {
+                (0, 0)
+            },
+        })
+    };
+    let pool = |kind: PoolKind| -> PyResult<PoolConfig> {
+        Ok(PoolConfig {
+            kind,
+            kernel: pair_attr(m, "kernel_size", 1)?,
+            stride: pair_attr(m, "stride", 1)?,
+            padding: pair_attr(m, "padding", 0)?,
+        })
+    };
+    match kind.as_str() {
+        "Conv1d" | "Conv2d" | "ConvTranspose2d" => {
+            let k = match kind.as_str() {
+                "Conv1d" => ConvKind::Conv1d,
+                "Conv2d" => ConvKind::Conv2d,
+                _ => ConvKind::ConvTranspose2d,
+            };
+            let cfg = conv(k)?;
+            match state {
+                SpatialState::Conv(s) => s.configure(cfg, &class),
+                _ => *state = SpatialState::Conv(ConvState::new(cfg, &class)),
+            }
+        }
+        "MaxPool2d" | "AvgPool2d" => {
+            let k = if kind == "MaxPool2d" {
+                PoolKind::Max
+            } else {
+                PoolKind::Avg
+            };
+            let cfg = pool(k)?;
+            match state {
+                SpatialState::Pool(s) => s.configure(cfg, &class),
+                _ => *state = SpatialState::Pool(PoolState::new(cfg, &class)),
+            }
+        }
+        "Upsample" => {
+            let scale = pair_attr(m, "scale_factor", 1)?;
+            match state {
+                SpatialState::Upsample(s) => s.configure(scale),
+                _ => *state = SpatialState::Upsample(UpsampleState::new(scale)),
+            }
+        }
+        other => {
+            return Err(PyTypeError::new_err(format!(
+                "{class}: _native_kind {other:?} is not a member of the convolution family"
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// A borrowed parameter tensor and the gradient tensor (its `.grad`) the layer accumulates into.
+type HeldPair<'py> = (PyRefMut<'py, PyTensor>, PyRefMut<'py, PyTensor>);
+
+/// A member of the family and its parameter tensors, borrowed.
+pub(crate) struct HeldSpatial<'py> {
+    me: PyRefMut<'py, SpatialLayer>,
+    tensors: [Option<HeldPair<'py>>; 2],
+    /// The parameters and their gradients, for [`HeldLayer::slots`].
+    refs: Vec<(Py<PyTensor>, Py<PyTensor>)>,
+}
+
+/// The `weight` (and `bias`) of a convolution `m`, checked against the shapes its arguments imply.
+fn conv_params(m: &Bound<'_, PyAny>, s: &ConvState) -> PyResult<Vec<(Py<PyTensor>, Py<PyTensor>)>> {
+    let py = m.py();
+    let who = s.name();
+    let c = s.config();
+    let mut out = Vec::new();
+    let out_c = c.out_channels;
+    for (name, want) in [
+        ("weight", Shape::new(&c.weight_shape()).py()?),
+        ("bias", Shape::Vector(out_c)),
+    ] {
+        let v = m.getattr(name)?;
+        if v.is_none() && name == "bias" {
+            continue;
+        }
+        let t = v
+            .cast_into::<PyTensor>()
+            .map_err(|_| PyTypeError::new_err(format!("{who}: {name} must be a pyfw_rs Tensor")))?;
+        let (shape, grad) = {
+            let r = t.busy_ref()?;
+            (r.t.shape(), r.grad.as_ref().map(|g| g.clone_ref(py)))
+        };
+        let Some(grad) = grad else {
+            return Err(PyValueError::new_err(format!(
+                "{who}: {name} has no .grad to accumulate into"
+            )));
+        };
+        if shape != want || grad.bind(py).busy_ref()?.t.shape() != want {
+            return Err(PyValueError::new_err(format!(
+                "{who}: {name} (and its .grad) must have shape {want}, got {shape}"
+            )));
+        }
+        out.push((t.unbind(), grad));
+    }
+    Ok(out)
+}
+
+fn hold_spatial<'py>(
+    m: &Bound<'py, PyAny>,
+    _gens: &mut Vec<Bound<'py, PyGenerator>>,
+    _draw: bool,
+) -> PyResult<Held<'py>> {
+    let py = m.py();
+    let layer = m.cast::<SpatialLayer>()?;
+    let refs = {
+        let mut me = layer.busy_mut()?;
+        configure(m, &mut me.state)?;
+        match &me.state {
+            SpatialState::Conv(s) => conv_params(m, s)?,
+            _ => Vec::new(),
+        }
+    };
+    let me = layer.busy_mut()?;
+    let mut tensors = [None, None];
+    for ((t, g), held) in refs.iter().zip(&mut tensors) {
+        *held = Some((t.bind(py).busy_mut()?, g.bind(py).busy_mut()?));
+    }
+    Ok(Held::Spatial(HeldSpatial { me, tensors, refs }))
+}
+
+impl HeldLayer for HeldSpatial<'_> {
+    fn layer(&mut self) -> Layer<'_> {
+        let params: Slots<'_> = self
+            .tensors
+            .iter_mut()
+            .flatten()
+            .map(|(t, g)| Slot {
+                value: t.t.data_mut(),
+                grad: g.t.data_mut(),
+            })
+            .collect();
+        let kind = match &mut self.me.state {
+            SpatialState::Conv(s) => LayerKind::Conv(s),
+            SpatialState::Pool(s) => LayerKind::Pool(s),
+            SpatialState::Upsample(s) => LayerKind::Upsample(s),
+            SpatialState::Empty => unreachable!("configured when held"),
+        };
+        Layer { kind, params }
+    }
+
+    fn slots(&self) -> Vec<SlotRefs<'_>> {
+        self.refs.iter().map(|(t, g)| (t, g, Some(g))).collect()
+    }
+}
+
+/// The run of one member of the convolution family.
+pub(crate) const SPATIAL: LayerClass = LayerClass {
+    keeps: keeps::<SpatialLayer>,
+    who: |m| Ok(type_name(m)),
+    hold: hold_spatial,
+};
+
+#[pymethods]
+impl SpatialLayer {
+    /// Accepts any arguments: the class of `pyfw/conv.py` checks and sets them.
+    #[new]
+    #[pyo3(signature = (*_args, **_kwargs))]
+    fn new(
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyClassInitializer<SpatialLayer> {
+        module_base().add_subclass(SpatialLayer {
+            state: SpatialState::Empty,
+        })
+    }
+
+    /// The layer's output for `x` (docs/NUMERICS.md gives each member's folds).
+    fn forward<'py>(slf: &Bound<'py, Self>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        run_alone(slf.as_any(), &SPATIAL, x, false)
+    }
+
+    /// Accumulate the parameter gradients; return dL/dx.
+    fn backward<'py>(
+        slf: &Bound<'py, Self>,
+        grad: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        run_alone(slf.as_any(), &SPATIAL, grad, true)
+    }
+
+    #[pyo3(signature = (*input))]
+    fn __call__<'py>(
+        slf: &Bound<'py, Self>,
+        input: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if input.len() == 1 && runs_natively::<SpatialLayer>(slf.as_any())? {
+            return SpatialLayer::forward(slf, &input.get_item(0)?);
+        }
+        slf.call_method1(intern!(slf.py(), "forward"), input)
+    }
 }
 
 /// Register the kernels' functions.

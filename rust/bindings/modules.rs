@@ -19,6 +19,7 @@ use pyo3::{PyTraverseError, PyVisit};
 
 use super::activations::Activation;
 use super::base::{keeps, module_base, runs_natively, Module};
+use super::conv::{HeldSpatial, SpatialLayer, SPATIAL};
 use super::generator::{resolve, PyGenerator};
 use super::tensor::{tensor_data, tensor_data_with, PyTensor};
 use super::{
@@ -811,34 +812,83 @@ impl LayerNorm {
     }
 }
 
-// ---------------------------------------------------------------- BatchNorm1d
+// ---------------------------------------------------------------- BatchNorm1d and BatchNorm2d
 
-/// Each channel of an `(N, C)` or `(N, C, L)` input normalized by the batch's
-/// statistics (training mode, which updates the running ones) or the running
-/// statistics (eval mode), times `weight`, plus `bias` (docs/NUMERICS.md,
+/// What `BatchNorm1d` and `BatchNorm2d` share: each channel normalized by the
+/// batch's statistics (training mode, which updates the running ones) or the
+/// running statistics (eval mode), times `weight`, plus `bias` (docs/NUMERICS.md,
 /// "BatchNorm1d"). `weight` starts at 1 and `bias` at 0; the buffers
 /// `running_mean`, `running_var` and `num_batches_tracked` (a float tensor of
 /// shape (1,)) are registered as torch names them.
-#[pyclass(extends = Module, subclass, dict, module = "pyfw_rs", name = "BatchNorm1d")]
-pub struct BatchNorm1d {
+#[pyclass(extends = Module, subclass, module = "pyfw_rs", name = "_BatchNorm")]
+pub struct BatchNorm {
     state: BatchNormState,
     /// `weight` and `bias`, each with its gradient, with `affine`.
     slots: Vec<(Py<PyTensor>, Py<PyTensor>)>,
 }
 
+/// Each channel of an `(N, C)` or `(N, C, L)` input normalized (docs/NUMERICS.md, "BatchNorm1d").
+#[pyclass(extends = BatchNorm, subclass, dict, module = "pyfw_rs", name = "BatchNorm1d")]
+pub struct BatchNorm1d;
+
+/// Each channel of an `(N, C, H, W)` input normalized over its `N * H * W` values
+/// (docs/NUMERICS.md, "BatchNorm2d").
+#[pyclass(extends = BatchNorm, subclass, dict, module = "pyfw_rs", name = "BatchNorm2d")]
+pub struct BatchNorm2d;
+
+/// The base part of a new BatchNorm1d or BatchNorm2d, before `__init__`.
+fn batch_norm_base() -> PyClassInitializer<BatchNorm> {
+    module_base().add_subclass(BatchNorm {
+        state: BatchNormState::new(1, 1e-5, Some(0.1), false, false),
+        slots: Vec::new(),
+    })
+}
+
+#[pymethods]
+impl BatchNorm1d {
+    /// Accepts any arguments; `__init__` checks and sets them.
+    #[new]
+    #[pyo3(
+        signature = (*_args, **_kwargs),
+        text_signature = "(num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)"
+    )]
+    fn new(
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyClassInitializer<BatchNorm1d> {
+        batch_norm_base().add_subclass(BatchNorm1d)
+    }
+}
+
+#[pymethods]
+impl BatchNorm2d {
+    /// Accepts any arguments; `__init__` checks and sets them.
+    #[new]
+    #[pyo3(
+        signature = (*_args, **_kwargs),
+        text_signature = "(num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)"
+    )]
+    fn new(
+        _args: &Bound<'_, PyTuple>,
+        _kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyClassInitializer<BatchNorm2d> {
+        batch_norm_base().add_subclass(BatchNorm2d)
+    }
+}
+
 /// The buffers of a BatchNorm1d, in `state_dict` order.
 const BN_BUFFERS: [&str; 3] = ["running_mean", "running_var", "num_batches_tracked"];
 
-/// The run of one BatchNorm1d.
+/// The run of one BatchNorm1d or BatchNorm2d.
 const BATCH_NORM: LayerClass = LayerClass {
-    keeps: keeps::<BatchNorm1d>,
-    who: |m| Ok(m.cast::<BatchNorm1d>()?.busy_ref()?.state.name()),
+    keeps: keeps::<BatchNorm>,
+    who: |m| Ok(m.cast::<BatchNorm>()?.busy_ref()?.state.name()),
     hold: hold_batch_norm,
 };
 
-/// A BatchNorm1d, its parameter tensors, its training mode and its buffers, borrowed.
+/// A BatchNorm1d or BatchNorm2d, its parameter tensors, its training mode and its buffers, borrowed.
 pub(crate) struct HeldBatchNorm<'py>(
-    PyRefMut<'py, BatchNorm1d>,
+    PyRefMut<'py, BatchNorm>,
     [Option<HeldPair<'py>>; 2],
     bool,
     Option<[PyRefMut<'py, PyTensor>; 3]>,
@@ -850,7 +900,7 @@ fn hold_batch_norm<'py>(
     _draw: bool,
 ) -> PyResult<Held<'py>> {
     let py = m.py();
-    let bn = m.cast::<BatchNorm1d>()?;
+    let bn = m.cast::<BatchNorm>()?;
     let training = bn.as_super().busy_ref()?.training;
     let (name, c) = {
         let me = bn.busy_ref()?;
@@ -936,13 +986,13 @@ impl HeldLayer for HeldBatchNorm<'_> {
     }
 }
 
-impl BatchNorm1d {
+impl BatchNorm {
     fn slot(&self, py: Python<'_>, i: usize, grad: bool) -> Option<Py<PyTensor>> {
         let (t, g) = self.slots.get(i)?;
         Some(if grad { g } else { t }.clone_ref(py))
     }
 
-    /// One run of this BatchNorm1d through the stack runner.
+    /// One run of this layer through the stack runner.
     fn run<'py>(
         slf: &Bound<'py, Self>,
         x: &Bound<'py, PyAny>,
@@ -953,23 +1003,7 @@ impl BatchNorm1d {
 }
 
 #[pymethods]
-impl BatchNorm1d {
-    /// Accepts any arguments; `__init__` checks and sets them.
-    #[new]
-    #[pyo3(
-        signature = (*_args, **_kwargs),
-        text_signature = "(num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)"
-    )]
-    fn new(
-        _args: &Bound<'_, PyTuple>,
-        _kwargs: Option<&Bound<'_, PyDict>>,
-    ) -> PyClassInitializer<BatchNorm1d> {
-        module_base().add_subclass(BatchNorm1d {
-            state: BatchNormState::new(1, 1e-5, Some(0.1), false, false),
-            slots: Vec::new(),
-        })
-    }
-
+impl BatchNorm {
     #[pyo3(signature = (num_features, eps = Given::Missing, momentum = Given::Missing, affine = Truthy(true), track_running_stats = Truthy(true)))]
     fn __init__<'py>(
         slf: &Bound<'py, Self>,
@@ -980,14 +1014,18 @@ impl BatchNorm1d {
         track_running_stats: Truthy,
     ) -> PyResult<()> {
         let py = slf.py();
-        let who = "BatchNorm1d";
+        let two_d = slf.is_instance_of::<BatchNorm2d>();
+        let who = if two_d { "BatchNorm2d" } else { "BatchNorm1d" };
         let c = check_size(num_features, who, "num_features")?;
         let eps = eps.or(1e-5, who, "eps")?;
         let momentum = match &momentum {
             Given::Value(v) if v.is_none() => None,
             m => Some(m.or(0.1, who, "momentum")?),
         };
-        let state = BatchNormState::new(c, eps, momentum, affine.0, track_running_stats.0);
+        let mut state = BatchNormState::new(c, eps, momentum, affine.0, track_running_stats.0);
+        if two_d {
+            state = state.two_d();
+        }
         let mut slots = Vec::new();
         if affine.0 {
             for value in [1.0, 0.0] {
@@ -1025,12 +1063,13 @@ impl BatchNorm1d {
         weight_grad: Option<Bound<'_, PyTensor>>,
         bias_grad: Option<Bound<'_, PyTensor>>,
     ) -> PyResult<()> {
-        let (c, affine) = {
+        let (c, affine, two_d) = {
             let me = slf.busy_ref()?;
-            (me.state.size(), me.state.flags().0)
+            (me.state.size(), me.state.flags().0, me.state.is_two_d())
         };
         let tensors = [(weight, weight_grad), (bias, bias_grad)];
-        slf.busy_mut()?.slots = adopt_slots("BatchNorm1d", c, (affine, affine), tensors)?;
+        let kind = if two_d { "BatchNorm2d" } else { "BatchNorm1d" };
+        slf.busy_mut()?.slots = adopt_slots(kind, c, (affine, affine), tensors)?;
         Ok(())
     }
 
@@ -1081,7 +1120,7 @@ impl BatchNorm1d {
 
     /// Normalize every channel of `x`.
     fn forward<'py>(slf: &Bound<'py, Self>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        BatchNorm1d::run(slf, x, false)
+        BatchNorm::run(slf, x, false)
     }
 
     /// Accumulate dL/dweight and dL/dbias; return dL/dx.
@@ -1089,7 +1128,7 @@ impl BatchNorm1d {
         slf: &Bound<'py, Self>,
         grad: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        BatchNorm1d::run(slf, grad, true)
+        BatchNorm::run(slf, grad, true)
     }
 
     #[pyo3(signature = (*input))]
@@ -1097,8 +1136,8 @@ impl BatchNorm1d {
         slf: &Bound<'py, Self>,
         input: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        if input.len() == 1 && runs_natively::<BatchNorm1d>(slf.as_any())? {
-            return BatchNorm1d::forward(slf, &input.get_item(0)?);
+        if input.len() == 1 && runs_natively::<BatchNorm>(slf.as_any())? {
+            return BatchNorm::forward(slf, &input.get_item(0)?);
         }
         slf.call_method1(intern!(slf.py(), "forward"), input)
     }
@@ -1429,6 +1468,7 @@ pub(crate) enum Held<'py> {
     Flatten(PyRefMut<'py, Flatten>),
     Unflatten(PyRefMut<'py, Unflatten>),
     BatchNorm(HeldBatchNorm<'py>),
+    Spatial(HeldSpatial<'py>),
 }
 
 impl Held<'_> {
@@ -1442,6 +1482,7 @@ impl Held<'_> {
             Held::Flatten(h) => h.layer(),
             Held::Unflatten(h) => h.layer(),
             Held::BatchNorm(h) => h.layer(),
+            Held::Spatial(h) => h.layer(),
         }
     }
 
@@ -1455,6 +1496,7 @@ impl Held<'_> {
             Held::Flatten(h) => h.slots(),
             Held::Unflatten(h) => h.slots(),
             Held::BatchNorm(h) => h.slots(),
+            Held::Spatial(h) => h.slots(),
         }
     }
 }
@@ -1464,26 +1506,26 @@ impl Held<'_> {
 pub(crate) type SlotRefs<'a> = (&'a Py<PyTensor>, &'a Py<PyTensor>, Option<&'a Py<PyTensor>>);
 
 /// See [`LayerClass::hold`].
-type HoldFn =
+pub(crate) type HoldFn =
     for<'py> fn(&Bound<'py, PyAny>, &mut Vec<Bound<'py, PyGenerator>>, bool) -> PyResult<Held<'py>>;
 
 /// How the bindings run one native layer class; [`NATIVE`] lists them.
 pub(crate) struct LayerClass {
     /// Whether a module is an instance that overrides none of these methods.
-    keeps: for<'a, 'b, 'py> fn(
+    pub(crate) keeps: for<'a, 'b, 'py> fn(
         &'a Bound<'py, PyAny>,
         &'b [&'b Bound<'py, PyString>],
     ) -> PyResult<bool>,
     /// The module's name in a message about its input.
-    who: fn(&Bound<'_, PyAny>) -> PyResult<String>,
+    pub(crate) who: fn(&Bound<'_, PyAny>) -> PyResult<String>,
     /// Borrow the module (an instance of the class) for a run; with `draw`, a
     /// drawing `Dropout` adds the generator it draws from to the list.
-    hold: HoldFn,
+    pub(crate) hold: HoldFn,
 }
 
 /// The native layer classes: a module of one of them that overrides neither
 /// `forward` nor `backward` runs through the stack runner.
-const NATIVE: [LayerClass; 7] = [
+const NATIVE: [LayerClass; 8] = [
     LayerClass {
         keeps: keeps::<Linear>,
         who: |m| m.cast::<Linear>()?.busy_ref()?.who(),
@@ -1506,6 +1548,7 @@ const NATIVE: [LayerClass; 7] = [
     FLATTEN,
     UNFLATTEN,
     BATCH_NORM,
+    SPATIAL,
 ];
 
 impl HeldLayer for PyRefMut<'_, Activation> {
@@ -1746,7 +1789,7 @@ fn check_depth(py: Python<'_>, depth: usize) -> PyResult<()> {
 }
 
 /// One layer's forward (or backward) through the stack runner, on its own.
-fn run_alone<'py>(
+pub(crate) fn run_alone<'py>(
     m: &Bound<'py, PyAny>,
     class: &'static LayerClass,
     x: &Bound<'py, PyAny>,
@@ -2160,7 +2203,10 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<LayerNorm>()?;
     m.add_class::<Flatten>()?;
     m.add_class::<Unflatten>()?;
+    m.add_class::<BatchNorm>()?;
     m.add_class::<BatchNorm1d>()?;
+    m.add_class::<BatchNorm2d>()?;
+    m.add_class::<SpatialLayer>()?;
     m.add_class::<Sequential>()?;
     m.add("LAYERS", LAYERS.iter().map(|l| l.name).collect::<Vec<_>>())?;
     let table = LAYERS

@@ -20,6 +20,7 @@ use super::optim::Optimizer;
 use super::tensor::PyTensor;
 use super::IntoPyResult;
 use crate::losses::Targets as LossTargets;
+use crate::modules::Stack;
 use crate::optim::check_penalties;
 use crate::training::{train_epoch, Epoch, Layer, Targets};
 
@@ -93,9 +94,13 @@ pub(crate) fn _train_epoch(
         return Ok(None);
     };
     let x = borrow_or_none!(x.try_borrow());
-    let Some((n, in_f)) = x.t.shape().as_matrix() else {
+    // One sample per entry of dim 0, of any shape.
+    let xd = x.t.shape().dims().to_vec();
+    if xd.len() < 2 {
         return Ok(None);
-    };
+    }
+    let (n, in_sample) = (xd[0], &xd[1..]);
+    let in_f = x.t.shape().numel() / n.max(1);
     if batch_size == 0 {
         return Ok(None);
     }
@@ -106,14 +111,16 @@ pub(crate) fn _train_epoch(
     let kind = borrow_or_none!(loss.try_borrow()).state.kind();
     let value_targets;
     let class_targets: Vec<i64>;
+    let mut target_sample = Vec::new();
     let targets = if let Ok(t) = targets.cast::<PyTensor>() {
         value_targets = borrow_or_none!(t.try_borrow());
-        let Some((rows, cols)) = value_targets.t.shape().as_matrix() else {
-            return Ok(None);
-        };
-        if rows != n {
+        let ts = value_targets.t.shape();
+        let td = ts.dims();
+        if td.len() < 2 || td[0] != n {
             return Ok(None);
         }
+        target_sample.extend_from_slice(&td[1..]);
+        let cols = value_targets.t.shape().numel() / n.max(1);
         Targets::Values(value_targets.t.data(), cols)
     } else if let Ok(list) = targets.cast::<PyList>() {
         // Class indices; a loss of values parses a list as a tensor instead.
@@ -188,13 +195,9 @@ pub(crate) fn _train_epoch(
         return Ok(None);
     }
     let layers: Vec<Layer<'_>> = held.iter_mut().map(|h| h.layer()).collect();
-    // The wrong widths: the Python loop says so.
-    let mut width = in_f;
-    for l in &layers {
-        if l.in_width().is_some_and(|w| w != width) || !l.keeps_rows(width) {
-            return Ok(None);
-        }
-        width = l.width_out(width);
+    // Shapes that do not chain, or a layer that mixes the samples: the Python loop says so.
+    if Stack::samples(&layers, in_sample, batch_size).is_err() {
+        return Ok(None);
     }
 
     let mut loss_ref = borrow_or_none!(loss.try_borrow_mut());
@@ -220,6 +223,8 @@ pub(crate) fn _train_epoch(
         penalties: (l1, l2),
         x: x.t.data(),
         in_f,
+        in_sample,
+        target_sample: &target_sample,
         targets,
         order: &order,
         batch_size,

@@ -445,7 +445,7 @@ SPECIAL = {"__call__", "__len__", "__getitem__", "__iter__", "__repr__"}
 def test_stub_matches_native_module():
     top, classes = _stub()
     native = {n for n in dir(_native) if not n.startswith("_")}
-    assert native == top
+    assert native == {n for n in top if not n.startswith("_")}  # a private base (_BatchNorm) is checked below
     for name, (members, bases) in classes.items():
         cls = getattr(_native, name)
         own = {n for n in vars(cls) if not n.startswith("_") or n in SPECIAL}
