@@ -14,7 +14,6 @@ from .generator import Generator, default_generator, manual_seed, randperm
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .losses import LOSSES
 from .metrics import argmax_rows, error_rate
-from .conv import CONV
 from .modules import LAYERS, Module, ModuleList, Parameter
 from .sweeps import sweep
 from .optim import OPTIMIZERS
@@ -25,7 +24,6 @@ from .training import fit, train_epoch
 __version__ = "0.1.0"
 
 globals().update(LAYERS)
-globals().update(CONV)
 globals().update(ACTIVATIONS)
 globals().update(LOSSES)
 globals().update(OPTIMIZERS)
@@ -36,5 +34,5 @@ __all__ = sorted([
     "is_grad_enabled", "manual_seed", "no_grad", "set_grad_enabled",
     "activations", "losses", "metrics", "optim", "randperm", "sweep", "tensor", "train_epoch", "training",
     "cat", "full", "matmul", "maximum", "minimum", "ones", "ones_like", "rand", "randn", "zeros", "zeros_like",
-    *LAYERS, *CONV, *ACTIVATIONS, *LOSSES, *OPTIMIZERS,
+    *LAYERS, *ACTIVATIONS, *LOSSES, *OPTIMIZERS,
 ])

@@ -10,6 +10,9 @@ them by those of its native ``_SpatialLayer``, which run the same loops in Rust
 output is a left fold in the order of docs/NUMERICS.md ("Conv2d and Conv1d",
 "MaxPool2d and AvgPool2d"), so the two
 backends agree bit for bit. ``Conv1d`` runs the 2-D kernel with a height of 1.
+
+The members are lines of the layer table (``pyfw.modules.LAYERS``, ``layer_table!`` in
+rust/modules.rs): model files, copies and the family's tests reach them from there.
 """
 
 from __future__ import annotations
@@ -246,8 +249,52 @@ def _tuple(v: Any, n: int, who: str, what: str, positive: bool) -> tuple:
     return tuple(out)
 
 
+def _file_arg(name: str, v: Any, dims: int) -> bool:
+    """Whether ``v`` is argument ``name`` as a model file stores it: a positive count for the
+    channels, a bool for ``bias``, ``"nearest"`` for ``mode``, else a list of ``dims`` sizes
+    (non-negative for a padding, positive otherwise)."""
+    def count(x: Any, least: int) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool) and least <= x < 2**31
+
+    if name == "bias":
+        return isinstance(v, bool)
+    if name == "mode":
+        return v == "nearest"
+    if name in ("in_channels", "out_channels"):
+        return count(v, 1)
+    least = 0 if name in ("padding", "output_padding") else 1
+    return isinstance(v, list) and len(v) == dims and all(count(x, least) for x in v)
+
+
 class _Spatial:
-    """What every member of the family shares: its backend, and the check of its input."""
+    """What every member of the family shares: its backend, the check of its input, and its
+    entries in the layer table (``pyfw.modules.LAYERS``)."""
+
+    _dims = 2
+    # The layer table's entries (see LAYERS). ``_file_version``: the model file version that
+    # brought the family; a file that holds one of its members is written as that version.
+    _params: tuple = ()
+    _buffers: tuple = ()
+    _file_version = "2"
+    _weight_channels: tuple = ()
+
+    @classmethod
+    def _param_shapes(cls, **args: Any) -> dict:
+        """The parameter slots and shapes, in ``state_dict`` order, that the arguments imply,
+        given as a model file stores them: exactly :attr:`_params`, every one written, sizes as
+        lists of ints (one per spatial dim). ``ValueError`` for anything else. A pooling and
+        ``Upsample`` have no parameter."""
+        if set(args) != set(cls._params):
+            raise ValueError(f"must have exactly the arguments {list(cls._params)}, got {sorted(args)!r:.200}")
+        for name in cls._params:
+            if not _file_arg(name, args[name], cls._dims):
+                raise ValueError(f"invalid {name}: {args[name]!r:.80}")
+        if not cls._weight_channels:
+            return {}
+        shapes = {"weight": (*(args[a] for a in cls._weight_channels), *args["kernel_size"])}
+        if args["bias"]:
+            shapes["bias"] = (args["out_channels"],)
+        return shapes
 
     def _fw(self) -> Any:
         """The namespace (``pyfw`` or ``pyfw_rs``) of this module's backend."""
@@ -272,9 +319,10 @@ class _ConvBase(_Spatial):
     Gradients accumulate into ``weight.grad`` and ``bias.grad`` until ``zero_grad()``.
     """
 
-    _dims = 2
     _forward_state = ("_input", "_out_shape", "_thread")
     _kernels: tuple = (conv2d_forward, conv2d_backward)
+    _params = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "bias")
+    _weight_channels = ("out_channels", "in_channels")
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
                  padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
@@ -402,6 +450,8 @@ class _ConvTransposeBase(_ConvBase):
     ``oH = (H - 1) sH - 2 pH + kH + output_padding`` (the same for ``oW``)."""
 
     _kernels: tuple = (conv_transpose2d_forward, conv_transpose2d_backward)
+    _params = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "bias")
+    _weight_channels = ("in_channels", "out_channels")
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
                  padding: Any = 0, output_padding: Any = 0, groups: int = 1, bias: bool = True,
@@ -490,6 +540,7 @@ class _UpsampleBase(_Spatial):
     ``y[n, c, h, w] = x[n, c, h // sH, w // sW]``."""
 
     _forward_state = ("_in_shape", "_out_shape", "_thread")
+    _params = ("scale_factor", "mode")
     _kernels: tuple = (upsample_nearest2d_forward, upsample_nearest2d_backward)
 
     def __init__(self, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
@@ -655,6 +706,7 @@ class _PoolBase(_Spatial):
     ``oH = (H + 2 pH - kH) // sH + 1`` (the same for ``oW``)."""
 
     _forward_state = ("_kept", "_out_shape", "_thread")
+    _params = ("kernel_size", "stride", "padding")
     _kernels: tuple = ()
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
@@ -738,7 +790,3 @@ class MaxPool2d(_MaxPoolBase, Module):
 class AvgPool2d(_AvgPoolBase, Module):
     """``torch.nn.AvgPool2d(kernel_size, stride=None, padding=0)`` over ``(N, C, H, W)``: the
     mean of each window over ``kH * kW`` values, the zero padding included (torch's default)."""
-
-
-CONV: dict = {cls.__name__: cls for cls in (Conv1d, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, Upsample)}
-"""The members of the convolution family, by class name."""

@@ -68,22 +68,11 @@ MODEL_FORMAT = "model"
 """The value of the ``"pyfw.format"`` metadata key in a model file."""
 MODEL_VERSION = "2"
 """The newest ``"pyfw.format_version"`` of a model file: version 2 adds the convolution family
-(:data:`CONV_ARGS`), whose files carry tensors of rank 3 and 4. A model without those members is
-written as version ``"1"``, byte for byte as before, so older pyfw still reads it."""
+(the members of the layer table whose ``_file_version`` is ``"2"``), whose files carry tensors of
+rank 3 and 4. A model without those members is written as version ``"1"``, byte for byte as
+before, so older pyfw still reads it."""
 MODEL_VERSIONS = ("1", "2")
 """The model file versions this module reads."""
-
-CONV_ARGS = {
-    "Conv1d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "bias"),
-    "Conv2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "bias"),
-    "ConvTranspose2d": ("in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding", "bias"),
-    "MaxPool2d": ("kernel_size", "stride", "padding"),
-    "AvgPool2d": ("kernel_size", "stride", "padding"),
-    "Upsample": ("scale_factor", "mode"),
-}
-"""The members of the convolution family a model file describes, with the constructor arguments it
-stores for each (all of them, always): sizes as lists of ints, ``bias`` as a bool, ``mode`` as
-``"nearest"``."""
 
 # MAX_RANK (from tensor): the most dimensions a tensor read from a file has, as in both backends.
 
@@ -736,8 +725,6 @@ def _describe(m: Any, depth: int) -> dict:
         if _member(fw, cls.__name__) is cls:
             return {"kind": cls.__name__, "args": {a: _arg_value(fw, getattr(m, a))
                                                    for a in _arg_names(_reference(cls.__name__))}}
-        if fw.conv.CONV.get(cls.__name__) is cls:
-            return {"kind": cls.__name__, "args": _conv_args(m)}
     if any(isinstance(m, fw.Module) for fw in _loaded_backends()):
         # A class of the user's own: its state dict is stored, its code is not.
         return {"kind": "Module", "class": f"{cls.__module__}.{cls.__qualname__}"}
@@ -745,63 +732,17 @@ def _describe(m: Any, depth: int) -> dict:
                     f"of pyfw or pyfw_rs")
 
 
-def _conv_args(m: Any) -> dict:
-    """The stored constructor arguments of a member of the convolution family (:data:`CONV_ARGS`)."""
-    args: dict = {}
-    for a in CONV_ARGS[type(m).__name__]:
-        if a == "bias":
-            args[a] = m.bias is not None
-        elif a == "mode":
-            args[a] = str(m.mode)
-        elif a in ("in_channels", "out_channels"):
-            args[a] = int(getattr(m, a))
-        else:
-            args[a] = [int(v) for v in getattr(m, a)]
-    return args
-
-
-def _uses_conv(desc: dict) -> bool:
-    """Whether an architecture holds a member of the convolution family (a version 2 file)."""
-    stack = [desc]
+def _file_version(desc: dict) -> str:
+    """The model file version an architecture needs: the newest ``_file_version`` of its members
+    (``"1"`` for those without one)."""
+    version, stack = "1", [desc]
     while stack:
         d = stack.pop()
-        if d["kind"] in CONV_ARGS:
-            return True
-        stack.extend(d.get("layers", ()))
-    return False
-
-
-def _plan_conv(kind: str, args: dict, prefix: str, params: dict, where: str) -> None:
-    """Check the arguments of a member of the convolution family and collect its parameter shapes."""
-    names = CONV_ARGS[kind]
-    if set(args) != set(names):
-        raise ValueError(f"{kind} {where} must have exactly the arguments {list(names)}, got {sorted(args)!r:.200}")
-    dims = 1 if kind == "Conv1d" else 2
-
-    def count(v: Any, least: int) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and least <= v < 2**31
-
-    for a in names:
-        v = args[a]
-        if a == "bias":
-            ok = isinstance(v, bool)
-        elif a == "mode":
-            ok = v == "nearest"
-        elif a in ("in_channels", "out_channels"):
-            ok = count(v, 1)
+        if d["kind"] == "Sequential":
+            stack.extend(d["layers"])
         else:
-            least = 0 if a in ("padding", "output_padding") else 1
-            ok = isinstance(v, list) and len(v) == dims and all(count(x, least) for x in v)
-        if not ok:
-            raise ValueError(f"{kind} {where} has an invalid {a}: {v!r:.80}")
-    if kind in ("Conv1d", "Conv2d"):
-        params[f"{prefix}weight"] = (args["out_channels"], args["in_channels"], *args["kernel_size"])
-    elif kind == "ConvTranspose2d":
-        params[f"{prefix}weight"] = (args["in_channels"], args["out_channels"], *args["kernel_size"])
-    else:
-        return
-    if args["bias"]:
-        params[f"{prefix}bias"] = (args["out_channels"],)
+            version = max(version, getattr(_reference(d["kind"]), "_file_version", "1"))
+    return version
 
 
 class _NeedsModel(ValueError):
@@ -812,14 +753,14 @@ def model_metadata(model: Any, preprocess: Any = None) -> dict:
     """The ``__metadata__`` that :func:`save_model` writes for ``model``: a ``{str: str}`` map.
 
     ``"pyfw.format": "model"``, ``"pyfw.format_version"`` (``"2"`` when the model holds a member
-    of the convolution family, else ``"1"``), ``"pyfw.architecture"`` (JSON of the module tree)
+    of the convolution family, else ``"1"``: see :func:`_file_version`), ``"pyfw.architecture"`` (JSON of the module tree)
     and ``"pyfw.preprocess"`` (JSON of the preprocessing spec, ``null`` for none). ``TypeError`` for a module that cannot be described.
     """
     arch = _describe(model, 0)
     spec = _check_preprocess(preprocess, "save_model")
     return {
         "pyfw.format": MODEL_FORMAT,
-        "pyfw.format_version": MODEL_VERSION if _uses_conv(arch) else "1",
+        "pyfw.format_version": _file_version(arch),
         "pyfw.architecture": json.dumps(arch, allow_nan=False),
         "pyfw.preprocess": json.dumps(spec, allow_nan=False),
     }
@@ -876,9 +817,6 @@ def _plan(desc: Any, prefix: str, params: dict, fw: ModuleType, depth: int, wher
     if set(desc) != {"kind", "args"} or not isinstance(desc["args"], dict):
         raise ValueError(f"layer {where or 'root'} ({kind:.40}) must have exactly 'kind' and a dict 'args'")
     args = desc["args"]
-    if kind in CONV_ARGS:
-        _plan_conv(kind, args, prefix, params, where or "root")
-        return
     ref = _reference(kind)
     if ref is None or _member(fw, kind) is None:
         raise ValueError(f"layer {where or 'root'} has the unknown kind {kind!r:.40}")
@@ -905,10 +843,6 @@ def _build(desc: dict, fw: ModuleType) -> Any:
     if kind == "Sequential":
         return fw.Sequential(*[_build(c, fw) for c in desc["layers"]])
     args = desc["args"]
-    if kind in ("Conv1d", "Conv2d", "ConvTranspose2d"):
-        return fw.conv.CONV[kind](**args, generator=fw.Generator(0))  # a throwaway generator, as below
-    if kind in CONV_ARGS:
-        return fw.conv.CONV[kind](**args)
     ref = _reference(kind)
     if getattr(ref, "_param_shapes", None) is not None and "generator" in inspect.signature(ref).parameters:
         # A throwaway generator: building draws the initial values, which the file replaces,

@@ -1243,15 +1243,22 @@ class Sequential(Module):
         return f"Sequential({inner}\n)"
 
 
+# The convolution family is written in conv.py, on the Module above.
+from .conv import AvgPool2d, Conv1d, Conv2d, ConvTranspose2d, MaxPool2d, Upsample  # noqa: E402
+
 LAYERS: dict = {cls.__name__: cls for cls in (Linear, Dropout, LayerNorm, Flatten, Unflatten, BatchNorm1d,
-                                                  BatchNorm2d, Sequential)}
+                                                  BatchNorm2d, Conv1d, Conv2d, ConvTranspose2d, MaxPool2d,
+                                                  AvgPool2d, Upsample, Sequential)}
 """The members of the layer family, by class name, in table order.
 
 Each member but the container ``Sequential`` lists, as class attributes,
 ``_params``: the constructor arguments a model file stores (read back from the
 attributes of the same names); ``_buffers``: its buffer slots; and, when it has
 parameters, ``_param_shapes(**args)``: their slots and shapes in ``state_dict``
-order, which also checks the arguments. A member with parameters draws their
+order, which also checks the arguments (the convolution family has it on every
+member, with none for a pooling, and takes the arguments only as a file writes
+them, every one given). A member whose files need a newer model file version
+than ``"1"`` says which in ``_file_version``. A member with parameters draws their
 initial values from the ``generator`` its constructor takes. Model files, copies
 and the tests read these entries; nothing else names a layer."""
 

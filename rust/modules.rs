@@ -1425,8 +1425,11 @@ impl BatchNormState {
 
 /// The members of the family. `layer_table!(m)` calls the macro `m` with one line
 /// per member: `Name [parameter slots] [buffer slots] "(python signature)";`.
-/// The slots are the member's `state_dict` keys, in order; the signature is its
-/// constructor's, as `pyfw` and the stub write it.
+/// The slots are the member's `state_dict` keys, in order (a slot a member may
+/// leave out, as `bias=False`, is listed); the signature is its constructor's,
+/// as `pyfw` and the stub write it. The convolution family (`Conv1d` to
+/// `Upsample`) are classes of `pyfw/conv.py` over the native `_SpatialLayer`
+/// (`rust/bindings/conv.rs`), the others native classes.
 #[macro_export]
 macro_rules! layer_table {
     ($callback:ident) => {
@@ -1445,6 +1448,18 @@ macro_rules! layer_table {
             BatchNorm1d ["weight", "bias"] ["running_mean", "running_var", "num_batches_tracked"] "(num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)";
             /// `BatchNorm1d` on `(N, C, H, W)`: each channel over its `N * H * W` values.
             BatchNorm2d ["weight", "bias"] ["running_mean", "running_var", "num_batches_tracked"] "(num_features, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)";
+            /// A 1-D convolution over `(N, C, L)`: `Conv2d`'s kernel with a height of 1.
+            Conv1d ["weight", "bias"] [] "(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True, padding_mode='zeros', generator=None)";
+            /// A 2-D convolution over `(N, C, H, W)`.
+            Conv2d ["weight", "bias"] [] "(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True, padding_mode='zeros', generator=None)";
+            /// The input gradient of a `Conv2d`, as a layer; weight `(in, out, kH, kW)`.
+            ConvTranspose2d ["weight", "bias"] [] "(in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1, bias=True, dilation=1, padding_mode='zeros', generator=None)";
+            /// The maximum of each window over `(N, C, H, W)`, the padding being -inf.
+            MaxPool2d [] [] "(kernel_size, stride=None, padding=0)";
+            /// The mean of each window over `(N, C, H, W)`, the zero padding counted.
+            AvgPool2d [] [] "(kernel_size, stride=None, padding=0)";
+            /// Nearest upsampling of `(N, C, H, W)` by an integer factor.
+            Upsample [] [] "(size=None, scale_factor=None, mode='nearest', align_corners=None, recompute_scale_factor=None)";
             /// The container: its children in order.
             Sequential [] [] "(*modules)";
         }

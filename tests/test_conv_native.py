@@ -1,6 +1,7 @@
 """The convolution family inside pyfw_rs's stack runner: a native ``Sequential`` and the native
-epoch of ``fit`` run every member (``pyfw.CONV``) and ``BatchNorm2d`` in Rust, on samples of any
-shape, with the bits of pyfw and of the Python loop; bad inputs fail as in the Python loop."""
+epoch of ``fit`` run image networks of its members and ``BatchNorm2d`` in Rust, with the bits of
+pyfw and of the Python loop; bad inputs fail as in the Python loop. (Each member alone trains
+natively in tests/test_layers.py, from the layer table.)"""
 
 from __future__ import annotations
 
@@ -19,19 +20,6 @@ def rs() -> ModuleType:
     return load_backend("rs")
 
 
-def _hex(v: Any) -> Any:
-    """``v`` with every float as ``float.hex`` (tensors through ``tolist``)."""
-    if isinstance(v, float):
-        return v.hex()
-    if isinstance(v, (list, tuple)):
-        return [_hex(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _hex(x) for k, x in v.items()}
-    if hasattr(v, "tolist"):
-        return _hex(v.tolist())
-    return v
-
-
 def _loop(*_: Any) -> None:
     """An ``on_batch`` that does nothing: it makes ``train_epoch`` run the Python loop."""
 
@@ -48,58 +36,6 @@ def _spy(monkeypatch: pytest.MonkeyPatch) -> list:
 
     monkeypatch.setattr(r, "_train_epoch", spy)
     return seen
-
-
-MEMBERS: dict = {
-    "Conv1d": (lambda fw, g: fw.Conv1d(2, 3, 3, stride=2, padding=1, dilation=1, generator=g), (2, 6)),
-    "Conv2d": (lambda fw, g: fw.Conv2d(2, 3, (3, 2), stride=(2, 1), padding=1, dilation=(1, 2), generator=g),
-               (2, 4, 5)),
-    "ConvTranspose2d": (lambda fw, g: fw.ConvTranspose2d(2, 3, 3, stride=2, padding=1, output_padding=1,
-                                                         generator=g), (2, 3, 2)),
-    "MaxPool2d": (lambda fw, g: fw.MaxPool2d(2, stride=1, padding=1), (2, 3, 4)),
-    "AvgPool2d": (lambda fw, g: fw.AvgPool2d((2, 3), stride=(1, 2), padding=1), (2, 4, 5)),
-    "Upsample": (lambda fw, g: fw.Upsample(scale_factor=(2, 1)), (2, 2, 3)),
-    "BatchNorm2d": (lambda fw, g: fw.BatchNorm2d(2, momentum=0.3), (2, 3, 2)),
-}
-"""Each member of the convolution family (and BatchNorm2d), made with ``generator``, and the shape
-of one input sample."""
-
-
-def test_every_member_of_the_family_is_covered() -> None:
-    assert set(pyfw.CONV) | {"BatchNorm2d"} == set(MEMBERS)
-
-
-def _member_net(fw: ModuleType, name: str) -> tuple:
-    """``Linear -> Unflatten -> member -> Tanh -> Flatten -> Linear`` and its data: 11 samples."""
-    g = fw.Generator(4)
-    make, sample = MEMBERS[name]
-    size = 1
-    for s in sample:
-        size *= s
-    member = make(fw, g)
-    probe = member(fw.zeros(2, *sample))
-    out = probe.numel() // 2
-    model = fw.Sequential(fw.Linear(3, size, generator=g), fw.Unflatten(1, sample), member, fw.Tanh(),
-                          fw.Flatten(), fw.Linear(out, 2, generator=g))
-    x = fw.tensor([[0.3 * ((i * 7) % 5) - 0.6, 0.1 * i, 0.5 - 0.05 * i] for i in range(11)])
-    y = fw.tensor([[0.2 * (i % 3), 0.1 * (i % 4)] for i in range(11)])
-    return model, x, y
-
-
-@pytest.mark.parametrize("name", list(MEMBERS))
-def test_each_member_trains_natively_and_bit_identically(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    """``fit`` of a network around the member: pyfw_rs runs every epoch natively, with the bits of
-    its Python loop and of pyfw (parameters, buffers, the optimizer's state, the losses)."""
-    seen = _spy(monkeypatch)
-    out = []
-    for fw, on_batch in ((pyfw, None), (rs(), _loop), (rs(), None)):
-        model, x, y = _member_net(fw, name)
-        opt = fw.Adam(model.parameters(), lr=0.01)
-        losses = fw.fit(model, fw.MSELoss(), opt, x, y, epochs=2, batch_size=4, generator=fw.Generator(1),
-                        on_batch=on_batch)
-        out.append(([v.hex() for v in losses], sd_hex(model.state_dict()), _hex(opt.state_dict()["state"])))
-    assert seen == [seen[0], seen[1]] and all(isinstance(v, float) for v in seen)
-    assert out[0] == out[1] == out[2]
 
 
 def _image_net(fw: ModuleType, transpose: bool) -> Any:

@@ -20,7 +20,7 @@ import pytest
 import test_activations
 import test_losses
 from conftest import load_backend
-from fwtest import hexes, th
+from fwtest import around, example, hexes, th
 
 import pyfw
 from pyfw import task
@@ -88,19 +88,21 @@ def test_every_loss(name: str, kw: dict) -> None:
 
 
 def _layers(fw: ModuleType) -> dict:
-    """A maker of each member of the layer table, in training mode."""
-    return {
-        "Linear": lambda: fw.Linear(5, 3, generator=fw.Generator(1)),
-        "Dropout": lambda: fw.Dropout(0.4, generator=fw.Generator(2)),
-        "LayerNorm": lambda: fw.LayerNorm(5),
-        "Flatten": lambda: fw.Flatten(),
-        "Unflatten": lambda: fw.Unflatten(1, (5,)),
-        "BatchNorm1d": lambda: fw.BatchNorm1d(5),
-        "BatchNorm2d": lambda: fw.Sequential(fw.Unflatten(1, (5, 1, 1)), fw.BatchNorm2d(5), fw.Flatten()),
-        "Sequential": lambda: fw.Sequential(fw.Linear(5, 4, generator=fw.Generator(3)), fw.Tanh(),
-                                            fw.LayerNorm(4), fw.Dropout(0.3, generator=fw.Generator(4)),
-                                            fw.Linear(4, 3, bias=False, generator=fw.Generator(5))),
-    }
+    """A maker of each member of the layer table, in training mode: fwtest's example of it on rows
+    of 3 values (a member that takes samples of another shape inside a Sequential, between the
+    layers of ``around``), and a Sequential of several layers."""
+    def member(name: str) -> Callable[[], Any]:
+        def make() -> Any:
+            before, after = around(fw, name, fw.Generator(1))
+            m = example(fw, name)
+            return fw.Sequential(*before, m, *after) if before else m
+        return make
+
+    makers = {name: member(name) for name in fw.LAYERS if name != "Sequential"}
+    makers["Sequential"] = lambda: fw.Sequential(fw.Linear(3, 4, generator=fw.Generator(3)), fw.Tanh(),
+                                                 fw.LayerNorm(4), fw.Dropout(0.3, generator=fw.Generator(4)),
+                                                 fw.Linear(4, 3, bias=False, generator=fw.Generator(5)))
+    return makers
 
 
 def test_the_layer_table_is_covered() -> None:
@@ -111,7 +113,7 @@ def test_the_layer_table_is_covered() -> None:
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 def test_every_layer(name: str, training: bool) -> None:
     """Dropout draws the same numbers under no_grad: its mask is still needed for the output."""
-    x = rows(3, 6, 5)
+    x = rows(3, 6, 3)
     out = []
     for fw in (pyfw, load_backend("rs")):
         def make() -> Any:
@@ -132,9 +134,9 @@ def test_a_native_sequential_keeps_nothing_in_any_child() -> None:
     rs = load_backend("rs")
     for fw in (pyfw, rs):
         model = _layers(fw)["Sequential"]()
-        model(fw.tensor(rows(4, 3, 5)))
+        model(fw.tensor(rows(4, 3, 3)))
         with fw.no_grad():
-            model(fw.tensor(rows(4, 3, 5)))
+            model(fw.tensor(rows(4, 3, 3)))
         for child in model:
             with pytest.raises(RuntimeError, match=NO_GRAD_ERROR):
                 child.backward(fw.tensor([[1.0] * (child.out_features if isinstance(child, fw.Linear) else 4)] * 3))
@@ -292,7 +294,7 @@ def test_training_is_refused_under_no_grad(fw: ModuleType, entry: str) -> None:
     model = _layers(fw)["Sequential"]()
     before = {k: th(v) for k, v in model.state_dict().items()}
     opt = fw.SGD(model.parameters(), lr=0.1)
-    args = (model, fw.MSELoss(), opt, rows(1, 4, 5), rows(2, 4, 3))
+    args = (model, fw.MSELoss(), opt, rows(1, 4, 3), rows(2, 4, 3))
     with fw.no_grad():
         with pytest.raises(RuntimeError, match=rf"^{entry}: grad is disabled in this thread \(inside "
                                                rf"{fw.__name__}.no_grad\(\)\)"):

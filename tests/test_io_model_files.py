@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from conftest import load_backend
-from fwtest import hexes, sd_hex, seed_model, state_hex, th
+from fwtest import around, example, hexes, sd_hex, seed_model, state_hex, th
 import pyfw
 from pyfw import io, task
 
@@ -42,25 +42,18 @@ def every_activation(fw: ModuleType, other: bool) -> list:
 
 def big_model(fw: ModuleType, seed: int = 0) -> Any:
     """Linear, every activation (twice: default and other arguments), every member of the layer
-    table (its required arguments 4; Unflatten's the last dim into itself; BatchNorm2d on planes of
-    1 x 1), Dropout, nested Sequentials."""
+    table (fwtest's example of it, between the layers of ``around`` for one that takes samples
+    other than rows of 3), Dropout, nested Sequentials."""
     g = fw.Generator(seed)
     layers: list = [fw.Linear(3, 4, generator=g)]
     for a, b in zip(every_activation(fw, False), every_activation(fw, True)):
         layers += [a, b]
-    for name, cls in fw.LAYERS.items():
+    layers.append(fw.Linear(4, 3, generator=g))
+    for name in fw.LAYERS:
         if name != "Sequential":
-            params = inspect.signature(pyfw.LAYERS[name]).parameters.values()
-            kw = {p.name: 4 for p in params if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD}
-            if name == "Unflatten":  # the last of 4 columns into itself
-                kw = {"dim": -1, "unflattened_size": (4,)}
-            if any(p.name == "generator" for p in params):
-                kw["generator"] = g
-            if name == "BatchNorm2d":  # on (N, 4, 1, 1)
-                layers += [fw.Unflatten(1, (4, 1, 1)), cls(**kw), fw.Flatten()]
-            else:
-                layers.append(cls(**kw))
-    inner = fw.Sequential(fw.Linear(4, 5, generator=g), fw.Dropout(0.25), fw.Sequential(fw.Linear(5, 4, generator=g)))
+            before, after = around(fw, name, g)
+            layers += [*before, example(fw, name), *after]
+    inner = fw.Sequential(fw.Linear(3, 5, generator=g), fw.Dropout(0.25), fw.Sequential(fw.Linear(5, 4, generator=g)))
     return fw.Sequential(*layers, inner, fw.Dropout(0.0), fw.Linear(4, 2, generator=g))
 
 

@@ -1,9 +1,11 @@
 """The layer family, tested from its tables: ``pyfw.LAYERS`` (with each member's
 ``_params``, ``_buffers`` and ``_param_shapes``) and ``pyfw_rs``'s ``LAYER_TABLE``
 (generated from ``layer_table!`` in rust/modules.rs). Every member is built from
-its signature, checked against both tables and the ``.pyi`` stub, saved and
-loaded, copied and pickled, and run natively inside ``fit``. A new member is
-tested here without new test code."""
+its signature, checked against both tables and the ``.pyi`` stubs, saved and
+loaded, copied and pickled, checked with finite differences, and run natively
+inside ``fit``. A new member is tested here without new test code: its example
+arguments and the shape of its input sample, when it is not a row, are data of
+tests/fwtest.py (``EXAMPLE_ARGS``, ``SAMPLES``)."""
 
 from __future__ import annotations
 
@@ -19,51 +21,16 @@ from typing import Any
 
 import pytest
 from conftest import load_backend
-from fwtest import sd_hex, th
+from fwtest import around, example, sd_hex, shaped, th
 
 import pyfw
 
 MEMBERS = [n for n in pyfw.LAYERS if n != "Sequential"]
-STUB = Path(__file__).resolve().parent.parent / "python" / "pyfw_rs" / "_native.pyi"
+STUBS = sorted((Path(__file__).resolve().parent.parent / "python" / "pyfw_rs").glob("*.pyi"))
 
 
 def rs() -> ModuleType:
     return load_backend("rs")
-
-
-EXAMPLE_ARGS: dict = {"Unflatten": {"dim": -1, "unflattened_size": (3,)}}
-"""Required arguments that cannot be 3: an Unflatten of the last of 3 columns into itself."""
-
-
-def example(fw: ModuleType, name: str) -> Any:
-    """Member ``name`` of ``fw``, its required arguments 3 (or :data:`EXAMPLE_ARGS`) and a
-    fixed generator if it takes one."""
-    kw: dict = dict(EXAMPLE_ARGS.get(name, {}))
-    for p in inspect.signature(pyfw.LAYERS[name]).parameters.values():
-        if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD:
-            kw.setdefault(p.name, 3)
-        elif p.name == "generator":
-            kw[p.name] = fw.Generator(7)
-    return fw.LAYERS[name](**kw)
-
-
-SPATIAL = {"BatchNorm2d"}
-"""Members that take ``(N, C, H, W)``: :func:`shaped` gives each value of a row its own 2 x 2 plane."""
-
-
-def shaped(fw: ModuleType, name: str, rows: list) -> Any:
-    """The input member ``name`` takes for ``rows`` (one row of channels per sample): the rows
-    themselves, or for a member of :data:`SPATIAL` the same rows as planes ``(N, C, 2, 2)``."""
-    if name in SPATIAL:
-        rows = [[[[v, 0.5 * v - 0.25], [1.0 - v, 0.125 * v]] for v in r] for r in rows]
-    return fw.tensor(rows)
-
-
-def around(fw: ModuleType, name: str) -> tuple:
-    """The layers before and after member ``name`` inside a network of ``(N, C)`` rows."""
-    if name in SPATIAL:
-        return [fw.Unflatten(1, (3, 1, 1))], [fw.Flatten()]
-    return [], []
 
 
 def params(sig: inspect.Signature) -> list:
@@ -77,9 +44,10 @@ def parsed(text: str) -> inspect.Signature:
 
 
 def stub_signature(name: str) -> inspect.Signature:
-    """The signature of ``__init__`` of class ``name`` in the stub, without ``self``."""
-    tree = ast.parse(STUB.read_text())
-    for node in tree.body:
+    """The signature of ``__init__`` of class ``name`` in pyfw_rs's stubs (``_native.pyi`` for a
+    native class, ``conv.pyi`` for the convolution family), without ``self``."""
+    nodes = [node for stub in STUBS for node in ast.parse(stub.read_text()).body]
+    for node in nodes:
         if isinstance(node, ast.ClassDef) and node.name == name:
             for f in node.body:
                 if isinstance(f, ast.FunctionDef) and f.name == "__init__":
@@ -153,23 +121,28 @@ def test_members_save_load_copy_and_pickle(name: str, backend: str, tmp_path: Pa
 
 @pytest.mark.parametrize("name", MEMBERS)
 def test_members_train_natively_and_bit_identically(name: str) -> None:
-    """``fit`` of ``Linear(2, 3) -> member -> Linear(3, 2)`` (a member that draws, in
-    training mode) gives the same bits in both backends, and pyfw_rs runs the epoch natively."""
+    """``fit`` of ``Linear(2, 3) -> member -> Linear(3, 2)`` (with the layers of :func:`around`
+    for a member that takes samples of another shape; a member that draws, in training mode)
+    gives the same bits (losses, state, the optimizer's state) in pyfw, in pyfw_rs's Python
+    loop (an ``on_batch`` makes ``fit`` run it) and in pyfw_rs's native epoch, which runs."""
     r = rs()
-    out = {}
-    for fw in (pyfw, r):
+    out = []
+    for fw, on_batch in ((pyfw, None), (r, lambda *_: None), (r, None)):
         fw.manual_seed(0)
         before, after = around(fw, name)
         model = fw.Sequential(fw.Linear(2, 3), *before, example(fw, name), *after, fw.Linear(3, 2))
         x = fw.tensor([[0.1 * i, 0.2 - 0.05 * i] for i in range(12)])
         y = fw.tensor([[0.3 * (i % 3), 0.1 * (i % 2)] for i in range(12)])
-        opt = fw.SGD(model.parameters(), lr=0.1)
-        fw.fit(model, fw.MSELoss(), opt, x, y, epochs=2, batch_size=5, generator=fw.Generator(1))
-        out[fw.__name__] = sd_hex(model.state_dict())
-        if fw is r:
+        opt = fw.Adam(model.parameters(), lr=0.01)
+        losses = fw.fit(model, fw.MSELoss(), opt, x, y, epochs=2, batch_size=5, generator=fw.Generator(1),
+                        on_batch=on_batch)
+        moments = {i: sd_hex({k: v for k, v in st.items() if hasattr(v, "tolist")})
+                   for i, st in opt.state_dict()["state"].items()}
+        out.append(([v.hex() for v in losses], sd_hex(model.state_dict()), moments))
+        if fw is r and on_batch is None:
             native = r._native._train_epoch(model, r.MSELoss(), opt, x, y, 5, r.Generator(1), True)
             assert native is not None
-    assert out["pyfw"] == out["pyfw_rs"]
+    assert out[0] == out[1] == out[2]
 
 
 def wider(fw: ModuleType, name: str) -> Any:
@@ -187,7 +160,7 @@ def test_members_pass_gradcheck(fw: ModuleType, name: str) -> None:
     assert fw.gradcheck(m, x)
 
 
-@pytest.mark.parametrize("name", [n for n in MEMBERS if getattr(pyfw.LAYERS[n], "_param_shapes", None)])
+@pytest.mark.parametrize("name", [n for n in MEMBERS if list(example(pyfw, n).parameters())])
 def test_a_member_with_parameters_refuses_an_input_of_another_width(name: str) -> None:
     """The same exception type in both backends, naming the member."""
     errors = []

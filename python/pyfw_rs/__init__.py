@@ -58,11 +58,11 @@ def sweep(configs: Any, seeds: Any, executor: Any = None, **options: Any) -> lis
 
 _pickle.register()
 
-LAYERS: dict = {name: getattr(_native, name) for name in _native.LAYERS}
-"""The members of the layer family, by class name, in the table order of rust/bindings/modules.rs."""
+LAYERS: dict = {name: getattr(conv, name, None) or getattr(_native, name) for name in _native.LAYERS}
+"""The members of the layer family, by class name, in the table order of ``layer_table!``
+(rust/modules.rs): native classes, and the convolution family's classes of :mod:`pyfw_rs.conv`."""
 
 globals().update(LAYERS)
-globals().update(conv.CONV)
 globals().update(ACTIVATIONS)
 globals().update(LOSSES)
 globals().update(OPTIMIZERS)

@@ -191,7 +191,7 @@ def register() -> None:
     copyreg.pickle(_native.Generator, lambda g: (_generator, (g.get_state(),)))
     copyreg.pickle(_native.Sequential, _reduce_sequential)
     for name in _native.LAYERS:
-        if name != "Sequential":
+        if name != "Sequential" and hasattr(_native, name):  # not the Python classes of pyfw_rs.conv
             copyreg.pickle(getattr(_native, name), _reduce_layer if _SLOTS[name] else _reduce_member)
     for name in (*_native.ACTIVATIONS, *_native.LOSSES):
         copyreg.pickle(getattr(_native, name), _reduce_member)

@@ -2,7 +2,8 @@
 bound to the native ``_SpatialLayer``: its ``forward`` and ``backward`` run the layer in Rust
 (rust/conv_layers.rs, over the kernels of rust/conv.rs) through the stack runner, so a native
 ``Sequential`` and the native epoch of ``fit`` run these layers without calling back into Python.
-``_native_kind`` names the member for the native side."""
+``_native_kind`` names the member for the native side. They are lines of the layer table
+(``layer_table!`` in rust/modules.rs), which ``pyfw_rs.LAYERS`` lists."""
 
 from __future__ import annotations
 
@@ -60,7 +61,3 @@ class Upsample(_conv._UpsampleBase, _Native):
     _native_kind = "Upsample"
     forward = _Native.forward
     backward = _Native.backward
-
-
-CONV: dict = {cls.__name__: cls for cls in (Conv1d, Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d, Upsample)}
-"""The members of the convolution family, by class name."""

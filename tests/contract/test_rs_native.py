@@ -419,8 +419,8 @@ def test_threads_share_one_model():
     assert errors == [] and wrong == []
 
 
-def _stub():
-    tree = ast.parse((ROOT / "python" / "pyfw_rs" / "_native.pyi").read_text())
+def _stub(name="_native"):
+    tree = ast.parse((ROOT / "python" / "pyfw_rs" / f"{name}.pyi").read_text())
     top, classes = set(), {}
     for node in tree.body:
         if isinstance(node, ast.ClassDef):
@@ -453,6 +453,26 @@ def test_stub_matches_native_module():
         # Methods inherited from Module appear in the stub only where the class overrides them.
         assert own == stub_members, (name, own ^ stub_members)
         assert [b.__name__ for b in cls.__bases__ if b is not object] == bases, name
+
+
+def test_conv_stub_describes_what_users_see():
+    """pyfw_rs.conv's classes are Python classes (pyfw/conv.py's, over the native _SpatialLayer):
+    its stub lists each of them, as a _SpatialLayer, with the methods and the attributes an
+    instance has; the classes are the layer table's."""
+    from fwtest import example
+
+    top, classes = _stub("conv")
+    own = {n for n, v in vars(pyfw_rs.conv).items() if isinstance(v, type) and v.__module__ == "pyfw_rs.conv"}
+    assert own == top == set(classes)
+    for name, (members, bases) in classes.items():
+        cls = getattr(pyfw_rs.conv, name)
+        assert cls is pyfw_rs.LAYERS[name] and [getattr(_native, b) for b in bases] == [_native._SpatialLayer]
+        assert issubclass(cls, _native._SpatialLayer)
+        m = example(pyfw_rs, name)
+        missing = [n for n in members if not hasattr(m, n)]
+        assert missing == [], (name, missing)
+        public = {n for n in vars(m) if not n.startswith("_")}
+        assert public <= members, (name, public - members)
 
 
 def test_cli_train_backend_rs(tmp_path):
