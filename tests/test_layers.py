@@ -70,6 +70,14 @@ def test_both_tables_list_the_same_members() -> None:
         assert getattr(pyfw, name) is pyfw.LAYERS[name] and getattr(r, name) is r.LAYERS[name]
 
 
+def test_every_layer_class_is_a_member_of_the_table() -> None:
+    """Each module class a backend exports, but an activation, a loss and the bases of modules of
+    your own, is a line of the layer table: no layer has a listing of its own."""
+    for fw in (pyfw, rs()):
+        classes = {n for n in fw.__all__ if isinstance(getattr(fw, n), type) and issubclass(getattr(fw, n), fw.Module)}
+        assert classes - set(fw.ACTIVATIONS) - set(fw.LOSSES) - {"Module", "ModuleList"} == set(fw.LAYERS)
+
+
 @pytest.mark.parametrize("name", list(pyfw.LAYERS))
 def test_signatures_match_the_tables_and_the_stub(name: str) -> None:
     """pyfw's constructor, the Rust table's signature, the native class's text signature
