@@ -71,7 +71,7 @@ MODEL_VERSION = "2"
 (the members of the layer table whose ``_file_version`` is ``"2"``), whose files carry tensors of
 rank 3 and 4. A model without those members is written as version ``"1"``, byte for byte as
 before, so older pyfw still reads it."""
-MODEL_VERSIONS = ("1", "2")
+MODEL_VERSIONS = ("1", MODEL_VERSION)
 """The model file versions this module reads."""
 
 # MAX_RANK (from tensor): the most dimensions a tensor read from a file has, as in both backends.
@@ -753,8 +753,8 @@ def model_metadata(model: Any, preprocess: Any = None) -> dict:
     """The ``__metadata__`` that :func:`save_model` writes for ``model``: a ``{str: str}`` map.
 
     ``"pyfw.format": "model"``, ``"pyfw.format_version"`` (``"2"`` when the model holds a member
-    of the convolution family, else ``"1"``: see :func:`_file_version`), ``"pyfw.architecture"`` (JSON of the module tree)
-    and ``"pyfw.preprocess"`` (JSON of the preprocessing spec, ``null`` for none). ``TypeError`` for a module that cannot be described.
+    of the convolution family, else ``"1"``: see :func:`_file_version`), ``"pyfw.architecture"``
+    (JSON of the module tree) and ``"pyfw.preprocess"`` (JSON of the preprocessing spec, ``null`` for none). ``TypeError`` for a module that cannot be described.
     """
     arch = _describe(model, 0)
     spec = _check_preprocess(preprocess, "save_model")

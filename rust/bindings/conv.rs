@@ -2,7 +2,8 @@
 //! (`rust/conv_layers.rs`).
 //!
 //! The classes (`Conv1d`, `Conv2d`, `MaxPool2d`, `AvgPool2d`, `ConvTranspose2d`,
-//! `Upsample`) are written once, in `pyfw/conv.py`, and bound in
+//! `Upsample`), lines of the layer table (`layer_table!`), are written once, in
+//! `pyfw/conv.py`, and bound in
 //! `python/pyfw_rs/conv.py` to [`SpatialLayer`], a native `Module` whose
 //! `forward` and `backward` run the layer through the stack runner, as every
 //! native layer runs: alone, inside a native `Sequential`, or in the native

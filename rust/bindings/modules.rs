@@ -2193,7 +2193,9 @@ fn _set_grad_enabled(mode: bool) -> bool {
 
 /// Register `Module`, the layer classes, `LAYERS`, their names in table order,
 /// `LAYER_TABLE`, one `(name, parameter slots, buffer slots, signature)` per
-/// line of `layer_table!`, and the grad mode's two functions.
+/// line of `layer_table!`, and the grad mode's two functions. The convolution
+/// family's lines name the Python classes of `python/pyfw_rs/conv.py` (over
+/// [`SpatialLayer`]), which `pyfw_rs.LAYERS` takes from there.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(is_grad_enabled, m)?)?;
     m.add_function(wrap_pyfunction!(_set_grad_enabled, m)?)?;
