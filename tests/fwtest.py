@@ -1,10 +1,13 @@
-"""Helpers shared by the test modules: bit-exact views of tensors and models."""
+"""Helpers shared by the test modules: bit-exact views of tensors and models, and an example of
+each member of the layer table with its input."""
 
 from __future__ import annotations
 
+import inspect
 from types import ModuleType
 from typing import Any
 
+import pyfw
 from pyfw import task
 
 
@@ -73,9 +76,6 @@ first. The others take rows of 3."""
 def example(fw: ModuleType, name: str) -> Any:
     """Member ``name`` of ``fw.LAYERS``, its required arguments 3 (or :data:`EXAMPLE_ARGS`) and a
     fixed generator if it takes one."""
-    import inspect
-
-    import pyfw
     kw: dict = dict(EXAMPLE_ARGS.get(name, {}))
     for p in inspect.signature(pyfw.LAYERS[name]).parameters.values():
         if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD:
