@@ -9,7 +9,7 @@
 //! [`ActivationKernel`] impl below. The order of floating-point operations of
 //! each kernel is in docs/NUMERICS.md, section "Activations".
 
-use crate::error::{check_grad, copy_into, try_zeros, Error, Owner, Result};
+use crate::error::{check_grad, copy_into, pooled_zeros, recycle, try_zeros, Error, Owner, Result};
 use crate::tensor::Shape;
 
 /// The members of the family. `activation_table!(m)` calls the macro `m` with
@@ -120,7 +120,7 @@ impl ActState {
     /// The output for `x` of `shape`; keeps `x` and the output for `backward`, unless
     /// grad mode is off.
     pub fn forward(&mut self, x: Vec<f64>, shape: Shape) -> Result<Vec<f64>> {
-        let mut y = try_zeros(x.len(), self.kind.name())?;
+        let mut y = pooled_zeros(x.len(), self.kind.name())?;
         self.kind.forward(&x, shape, &mut y)?;
         if !self.owner.forward() {
             self.saved = None; // under no_grad: nothing kept, the last forward's state dropped
@@ -128,7 +128,7 @@ impl ActState {
         }
         match &mut self.saved {
             Some((sx, sy, s)) => {
-                *sx = x;
+                recycle(std::mem::replace(sx, x));
                 sy.clear();
                 sy.extend_from_slice(&y);
                 *s = shape;
@@ -165,7 +165,7 @@ impl ActState {
             .ok_or_else(|| self.owner.not_forwarded(who))?;
         self.owner.check(who)?;
         check_grad(who, shape, *s)?;
-        let mut dx = try_zeros(y.len(), who)?;
+        let mut dx = pooled_zeros(y.len(), who)?;
         self.kind.backward(x, y, g, shape, &mut dx)?;
         Ok(dx)
     }

@@ -61,6 +61,58 @@ pub fn try_zeros(n: usize, who: &str) -> Result<Vec<f64>> {
     Ok(v)
 }
 
+/// The most buffers [`recycle`] keeps per thread, and the largest it keeps (in
+/// elements, 256 KiB): a training loop's layers hand buffers of a few sizes
+/// back and forth, and anything larger costs more to fill than to allocate.
+const POOL_BUFFERS: usize = 8;
+const POOL_LARGEST: usize = 1 << 15;
+
+thread_local! {
+    /// Buffers handed back by [`recycle`], for [`pooled_zeros`] on the same thread.
+    static POOL: std::cell::RefCell<Vec<Vec<f64>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// As [`try_zeros`], reusing a buffer that [`recycle`] handed back on this thread
+/// when there is one (one large enough if any): the layers of a hand-written
+/// training loop then allocate nothing per step.
+pub fn pooled_zeros(n: usize, who: &str) -> Result<Vec<f64>> {
+    let reused = POOL
+        .try_with(|p| {
+            let mut p = p.try_borrow_mut().ok()?;
+            let i = match p.iter().position(|b| b.capacity() >= n) {
+                Some(i) => i,
+                None => p.len().checked_sub(1)?,
+            };
+            Some(p.swap_remove(i))
+        })
+        .ok()
+        .flatten();
+    let Some(mut v) = reused else {
+        return try_zeros(n, who);
+    };
+    v.clear();
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::Memory(format!("{who}: cannot allocate {n} elements")))?;
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
+/// Hand `v`, no longer needed, back for a later [`pooled_zeros`] on this thread;
+/// it is dropped instead when the pool is full or `v` is large.
+pub fn recycle(v: Vec<f64>) {
+    if v.capacity() == 0 || v.capacity() > POOL_LARGEST {
+        return;
+    }
+    let mut v = Some(v);
+    let _ = POOL.try_with(|p| {
+        if let Ok(mut p) = p.try_borrow_mut() {
+            if p.len() < POOL_BUFFERS {
+                p.extend(v.take());
+            }
+        }
+    });
+}
+
 /// Make `dst` a copy of `src`, reusing its allocation; `Error::Memory` instead of an abort.
 pub fn copy_into(dst: &mut Vec<f64>, src: &[f64], who: &str) -> Result<()> {
     dst.clear();
@@ -99,10 +151,21 @@ pub struct Owner {
     no_grad: bool,
 }
 
+thread_local! {
+    /// The calling thread's id, read once: `std::thread::current()` takes a reference
+    /// to the thread's handle, and `Owner` asks at every layer of every step.
+    static THREAD: std::thread::ThreadId = std::thread::current().id();
+}
+
+/// The calling thread's id.
+fn this_thread() -> std::thread::ThreadId {
+    THREAD.with(|t| *t)
+}
+
 impl Owner {
     /// Record the calling thread (when a training loop keeps what `forward` would keep).
     pub fn set(&mut self) {
-        self.thread = Some(std::thread::current().id());
+        self.thread = Some(this_thread());
         self.no_grad = false;
     }
 
@@ -110,7 +173,7 @@ impl Owner {
     /// read); returns whether that `forward` keeps what `backward` needs.
     pub fn forward(&mut self) -> bool {
         let keep = crate::grad_mode::is_enabled();
-        self.thread = Some(std::thread::current().id());
+        self.thread = Some(this_thread());
         self.no_grad = !keep;
         keep
     }
@@ -128,7 +191,7 @@ impl Owner {
     /// `RuntimeError` unless the calling thread is the one recorded (at `backward`).
     pub fn check(&self, who: &str) -> Result<()> {
         match self.thread {
-            Some(t) if t != std::thread::current().id() => Err(Error::Runtime(format!(
+            Some(t) if t != this_thread() => Err(Error::Runtime(format!(
                 "{who}: backward in another thread than the last forward, whose input it would use; \
                  give each thread its own model"
             ))),
@@ -159,5 +222,35 @@ pub fn check_real(v: f64, who: &str, what: &str) -> Result<f64> {
             "{who}: {what} must be finite, got {}",
             crate::tensor::py_float_repr(v)
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recycled_buffer_comes_back_zeroed_on_its_own_thread_only() {
+        let v = vec![1.0; 300];
+        let at = v.as_ptr();
+        recycle(v);
+        let w = pooled_zeros(250, "t").unwrap();
+        assert_eq!(w.as_ptr(), at, "the recycled allocation is reused");
+        assert_eq!(w, vec![0.0; 250]);
+        recycle(w);
+        let elsewhere = std::thread::spawn(|| {
+            let v = pooled_zeros(250, "t").unwrap();
+            v.as_ptr() as usize
+        });
+        assert_ne!(elsewhere.join().unwrap(), at as usize);
+        // A buffer too small grows; one too large is never kept.
+        let grown = pooled_zeros(400, "t").unwrap();
+        assert_eq!(grown, vec![0.0; 400]);
+        recycle(vec![0.0; POOL_LARGEST + 1]);
+        assert!(POOL.with(|p| p.borrow().iter().all(|b| b.capacity() <= POOL_LARGEST)));
+        assert!(matches!(
+            pooled_zeros(usize::MAX, "t"),
+            Err(Error::Memory(_))
+        ));
     }
 }

@@ -23,7 +23,9 @@
 
 use crate::activations::ActState;
 use crate::conv_layers::{ConvState, PoolState, UpsampleState};
-use crate::error::{check_grad, checked_size, copy_into, try_zeros, Error, Owner, Result};
+use crate::error::{
+    check_grad, checked_size, copy_into, pooled_zeros, recycle, try_zeros, Error, Owner, Result,
+};
 use crate::generator::Generator;
 use crate::simd::dispatch;
 use crate::tensor::{normalize_dim, Shape};
@@ -531,7 +533,7 @@ impl LinearState {
             in_f: self.in_f,
             out_f: self.out_f,
         };
-        let mut y = try_zeros(checked_size(batch, d.out_f, "Linear")?, "Linear")?;
+        let mut y = pooled_zeros(checked_size(batch, d.out_f, "Linear")?, "Linear")?;
         with_terms(|terms| {
             dispatch(LinearForward {
                 d,
@@ -543,7 +545,10 @@ impl LinearState {
             })
         });
         // Under no_grad, nothing is kept and the last input is dropped.
-        self.input = self.owner.forward().then_some(x);
+        let kept = self.owner.forward().then_some(x);
+        if let Some(old) = std::mem::replace(&mut self.input, kept) {
+            recycle(old);
+        }
         self.in_shape = Some(shape);
         Ok((y, with_cols(shape, d.out_f)))
     }
@@ -580,7 +585,7 @@ impl LinearState {
             self.owner.check(&self.name())?;
             check_grad(&self.name(), shape, out_shape)?;
         }
-        let mut dx = try_zeros(x.len(), "Linear")?;
+        let mut dx = pooled_zeros(x.len(), "Linear")?;
         let d = Dims {
             batch,
             in_f: self.in_f,
@@ -1735,11 +1740,17 @@ impl Layer<'_> {
     /// dL/dx and its shape.
     pub fn backward_kept(&mut self, g: &mut Vec<f64>, shape: &mut Shape) -> Result<()> {
         match &mut self.kind {
+            // The gradient just consumed goes back to the pool for the next layer's.
             LayerKind::Linear(s) => {
                 let (w, gb) = linear_slots(&mut self.params);
-                (*g, *shape) = s.backward(g, *shape, w.value, w.grad, gb)?;
+                let (dx, dx_shape) = s.backward(g, *shape, w.value, w.grad, gb)?;
+                recycle(std::mem::replace(g, dx));
+                *shape = dx_shape;
             }
-            LayerKind::Activation(a) => *g = a.backward(g, *shape)?,
+            LayerKind::Activation(a) => {
+                let dx = a.backward(g, *shape)?;
+                recycle(std::mem::replace(g, dx));
+            }
             LayerKind::Dropout(d, _) => *g = d.backward(std::mem::take(g), *shape)?,
             LayerKind::LayerNorm(s) => {
                 let (w, gw, gb) = weight_grads(&mut self.params, s.slots());

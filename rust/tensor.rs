@@ -230,13 +230,16 @@ impl Tensor {
         }
         let block = self.data.len() / n;
         let len = checked_size(idx.len(), block, "Tensor")?;
-        let mut data = try_zeros(len, "Tensor")?;
-        for (out, &i) in data.chunks_exact_mut(block).zip(idx) {
-            out.copy_from_slice(&self.data[i * block..(i + 1) * block]);
+        // Filled by appending the blocks (a mini-batch at every step): no zeroing first.
+        let mut data: Vec<f64> = Vec::new();
+        data.try_reserve_exact(len)
+            .map_err(|_| Error::Memory(format!("Tensor: cannot allocate {len} elements")))?;
+        for &i in idx {
+            data.extend_from_slice(&self.data[i * block..(i + 1) * block]);
         }
-        let mut dims = self.shape.dims().to_vec();
-        dims[0] = idx.len();
-        Tensor::new(Shape::new(&dims)?, data)
+        let mut shape = self.shape;
+        shape.dims[0] = idx.len();
+        Ok(Tensor { shape, data })
     }
 
     /// A copy that shares no storage, or `Error::Memory` instead of an abort.

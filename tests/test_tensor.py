@@ -132,6 +132,23 @@ def test_one_d_indexing(fw: ModuleType) -> None:
     assert b[[3, 0]].tolist() == [4.0, 1.0]
 
 
+def test_list_index_gathers_rows_of_any_rank(fw: ModuleType) -> None:
+    class Index(int):
+        """An int subclass, read by value like an int."""
+
+    x = fw.tensor([[[1.0, 2.0]], [[3.0, 4.0]], [[5.0, 6.0]]])
+    got = x[[2, Index(0), -1]]
+    assert got.shape == (3, 1, 2)
+    assert got.tolist() == [[[5.0, 6.0]], [[1.0, 2.0]], [[5.0, 6.0]]]
+    assert fw.tensor([1.0, 2.0, 3.0])[[Index(1), 1]].tolist() == [2.0, 2.0]
+    got[0] = -1.0  # a copy: the source keeps its values
+    assert x.tolist()[2] == [[5.0, 6.0]]
+    with pytest.raises(IndexError):
+        x[[0, 2 ** 70]]
+    with pytest.raises(TypeError):
+        x[[0, False]]
+
+
 @pytest.mark.parametrize("index", [5, -6, 100, [0, 5], [-6]], ids=["5", "-6", "100", "list5", "list-6"])
 def test_index_out_of_range(fw: ModuleType, index: object) -> None:
     with pytest.raises(IndexError):

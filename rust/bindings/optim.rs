@@ -709,7 +709,9 @@ macro_rules! py_members {
                     let k = kernels::$name {
                         $($arg: {
                             let what = stringify!($arg);
-                            let v = group.get_item(what)?.ok_or_else(|| missing(who, what))?;
+                            // An interned key: read at every step, never built again.
+                            let key = pyo3::intern!(group.py(), stringify!($arg));
+                            let v = group.get_item(key)?.ok_or_else(|| missing(who, what))?;
                             <$ty as Arg>::extract(&v, who, what)?
                         }),*
                     };

@@ -398,6 +398,12 @@ pub(crate) fn try_copy(v: &[f64]) -> PyResult<Vec<f64>> {
 }
 
 fn index_of(item: &Bound<'_, PyAny>, n: usize) -> PyResult<usize> {
+    if item.is_exact_instance_of::<PyInt>() {
+        // The common case (a mini-batch's indices), without the checks below.
+        if let Ok(i) = item.extract::<i64>() {
+            return normalize_index(i, n).py();
+        }
+    }
     if !is_integral(item)? {
         return Err(PyTypeError::new_err(format!(
             "Tensor: indices must be ints, got {}",
@@ -1727,14 +1733,6 @@ impl PyTensor {
         let this = slf.busy_ref()?;
         let py = index.py();
         let shape = this.t.shape();
-        if shape.ndim() == 1 {
-            // The common case of a row or an element, without building a selection.
-            if is_integral(index)? {
-                return py_float(py, this.t.data()[index_of(index, shape.len())?]);
-            }
-        } else if is_integral(index)? {
-            return this.first_dim_item(py, index_of(index, shape.len())?);
-        }
         if let Ok(l) = index.cast::<PyList>() {
             // Rows gathered by a list (a mini-batch, at every step): whole blocks copied.
             let mut idx = Vec::new();
@@ -1744,6 +1742,14 @@ impl PyTensor {
             }
             let t = this.t.select(&idx).py()?;
             return Ok(Bound::new(py, PyTensor::from_tensor(t))?.into_any());
+        }
+        if shape.ndim() == 1 {
+            // The common case of a row or an element, without building a selection.
+            if is_integral(index)? {
+                return py_float(py, this.t.data()[index_of(index, shape.len())?]);
+            }
+        } else if is_integral(index)? {
+            return this.first_dim_item(py, index_of(index, shape.len())?);
         }
         let (picks, keep) = selection(index, shape)?;
         let v = this.t.gather(&picks).py()?;
