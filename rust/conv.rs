@@ -8,6 +8,7 @@
 //! multiply-add is fused, so the bits match `pyfw`'s.
 
 use crate::error::{checked_size, try_zeros, Error, Result};
+use crate::simd::{dispatch, Kernel};
 
 /// Sizes of one convolution: input `(n, c, h, w)`, weight `(o, c, kh, kw)`,
 /// stride, zero padding and dilation per spatial dimension, output `(n, o, oh, ow)`.
@@ -86,37 +87,7 @@ fn span(off: isize, stride: usize, size: usize, out: usize) -> (usize, usize) {
 pub fn forward(g: &Geom, x: &[f64], weight: &[f64], bias: Option<&[f64]>) -> Result<Vec<f64>> {
     let (oh, ow) = g.out_size().expect("conv: the caller checks the sizes");
     let mut y = zeros(&[g.n, g.o, oh, ow])?;
-    let (sh, sw) = g.stride;
-    let (ph, pw) = g.padding;
-    let (dh, dw) = g.dilation;
-    for n in 0..g.n {
-        for o in 0..g.o {
-            let plane = &mut y[(n * g.o + o) * oh * ow..][..oh * ow];
-            plane.fill(bias.map_or(0.0, |b| b[o]));
-            for c in 0..g.c {
-                let xplane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
-                for ki in 0..g.kh {
-                    let offh = (ki * dh) as isize - ph as isize;
-                    let (i0, i1) = span(offh, sh, g.h, oh);
-                    for kj in 0..g.kw {
-                        let wv = weight[((o * g.c + c) * g.kh + ki) * g.kw + kj];
-                        let offw = (kj * dw) as isize - pw as isize;
-                        let (j0, j1) = span(offw, sw, g.w, ow);
-                        for i in i0..i1 {
-                            let hi = (i * sh) as isize + offh;
-                            let xrow = &xplane[hi as usize * g.w..][..g.w];
-                            let yrow = &mut plane[i * ow..][..ow];
-                            let base = (j0 * sw) as isize + offw;
-                            let base = base as usize;
-                            for (t, yv) in yrow[j0..j1].iter_mut().enumerate() {
-                                *yv += xrow[base + t * sw] * wv;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+    forward_on(Path::Dispatch, g, x, weight, bias, &mut y)?;
     Ok(y)
 }
 
@@ -147,89 +118,665 @@ pub fn backward(
 
 /// Adds to `acc[o]`, for each channel `o` of `t` (`n` samples of `acc.len()` channels of
 /// `plane` values), a fold over `(n, position)` in row-major order of its values.
+/// Eight channels run together, each its own fold, so that their additions overlap.
 pub fn channel_sums(t: &[f64], n: usize, plane: usize, acc: &mut [f64]) {
+    const ROWS: usize = 8;
     let ch = acc.len();
-    for (o, a) in acc.iter_mut().enumerate() {
-        for s in 0..n {
-            for v in &t[(s * ch + o) * plane..][..plane] {
-                *a += v;
+    for o0 in (0..ch).step_by(ROWS) {
+        let rr = tile_rows::<ROWS>(o0, ch);
+        let mut s = rr.map(|o| acc[o]);
+        for k in 0..n {
+            let rows = rr.map(|o| &t[(k * ch + o) * plane..][..plane]);
+            for p in 0..plane {
+                for r in 0..ROWS {
+                    s[r] += rows[r][p];
+                }
             }
+        }
+        for (r, v) in s.iter().enumerate().take(ch - o0) {
+            acc[o0 + r] = *v;
         }
     }
 }
 
 /// The weight gradient of [`backward`], folded into `weight_grad`.
 pub fn weight_grad_into(g: &Geom, x: &[f64], gy: &[f64], weight_grad: &mut [f64]) {
+    weight_grad_on(Path::Dispatch, g, x, gy, weight_grad);
+}
+
+/// The input gradient of [`backward`]; each `dx[n, c]` plane starts at `start[c]` instead of
+/// `0.0` when given (the bias of `ConvTranspose2d`, whose forward this is).
+pub fn input_grad(g: &Geom, weight: &[f64], gy: &[f64], start: Option<&[f64]>) -> Result<Vec<f64>> {
+    let mut dx = zeros(&[g.n, g.c, g.h, g.w])?;
+    input_grad_on(Path::Dispatch, g, weight, gy, start, &mut dx)?;
+    Ok(dx)
+}
+
+/// A tap of a product over positions: where its value sits relative to a
+/// position's base in the source, and the row and column shift it adds to the
+/// position (the value exists when the shifted position falls inside the source).
+#[derive(Clone, Copy, Debug, Default)]
+struct Tap {
+    off: isize,
+    dh: isize,
+    dv: isize,
+}
+
+/// A position of a product over positions: its base in the source, its row and
+/// column there, and where its outputs go (row `r`'s at `out + r * row_stride`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Pos {
+    base: isize,
+    h0: isize,
+    v0: isize,
+    out: usize,
+}
+
+impl Pos {
+    /// Whether tap `t` reads a value inside a source of `lim` rows and columns.
+    #[inline(always)]
+    fn reads(&self, t: &Tap, lim: (isize, isize)) -> bool {
+        let (h, v) = (self.h0 + t.dh, self.v0 + t.dv);
+        0 <= h && h < lim.0 && 0 <= v && v < lim.1
+    }
+}
+
+/// The packed panel of a product, its lane masks and step flags.
+#[derive(Clone, Debug, Default)]
+struct Bufs {
+    panel: Vec<f64>,
+    mask: Vec<u64>,
+    flags: Vec<bool>,
+}
+
+/// Scratch space of the convolution kernels, kept between calls so that a call
+/// allocates only its result once the sizes are known: the panel, the taps, the
+/// position lists (those whose taps all read inside the source, and the others)
+/// and the packed weights of [`input_grad`].
+#[derive(Clone, Debug, Default)]
+pub struct Scratch {
+    bufs: Bufs,
+    taps: Vec<Tap>,
+    inner: Vec<Pos>,
+    outer: Vec<Pos>,
+    apack: Vec<f64>,
+}
+
+thread_local! {
+    /// The scratch space of the convolution kernels on this thread.
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Run `f` with this thread's scratch space (a fresh one if it is in use).
+fn with_scratch<T>(f: impl FnOnce(&mut Scratch) -> T) -> T {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+/// How a kernel runs: through [`dispatch`], or on one chosen path (the tests
+/// compare them all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Path {
+    Dispatch,
+    #[cfg(test)]
+    Portable,
+    #[cfg(all(test, target_arch = "x86_64"))]
+    Avx2,
+    #[cfg(all(test, target_arch = "x86_64"))]
+    Avx512,
+}
+
+impl Path {
+    /// Run `k`; false when this CPU lacks the path (nothing ran).
+    fn run<K: Kernel>(self, k: K) -> bool {
+        match self {
+            Path::Dispatch => dispatch(k),
+            #[cfg(test)]
+            Path::Portable => crate::simd::portable(k),
+            #[cfg(all(test, target_arch = "x86_64"))]
+            Path::Avx2 => return crate::simd::on_avx2(k).is_ok(),
+            #[cfg(all(test, target_arch = "x86_64"))]
+            Path::Avx512 => return crate::simd::on_avx512(k).is_ok(),
+        }
+        true
+    }
+}
+
+/// Values a packed panel holds at most (256 KiB), so that it stays in the second-level cache.
+const PANEL: usize = 32768;
+
+/// Rows of a register tile: their lanes stay in registers over a whole fold,
+/// and their independent sums hide the latency of the additions.
+const TILE_ROWS: usize = 4;
+
+/// The register tile of every convolution product: for every row `r < MR` and
+/// lane `l < W`, in place,
+///
+/// ```text
+/// acc[r][l] = acc[r][l] + a[r][t] * b[t * W + l]   for t in 0..depth, in order,
+/// ```
+///
+/// with `depth = b.len() / W`. Given a mask, a step `t` with `flags[t]` adds its
+/// term only to the lanes whose `mask[t * W + l]` is set: the others keep their
+/// value (they are not given `+ 0.0`, which could change the sign of a zero or
+/// make NaN of `0 * inf`). The lanes are independent outputs; no fold is reordered.
+#[inline(always)]
+fn tile<const MR: usize, const W: usize>(
+    acc: &mut [[f64; W]; MR],
+    a: [&[f64]; MR],
+    b: &[f64],
+    mask: Option<(&[u64], &[bool])>,
+) {
+    let depth = b.len() / W;
+    let a = a.map(|r| &r[..depth]);
+    let mut s = *acc;
+    match mask {
+        None => {
+            for (t, bv) in b.chunks_exact(W).enumerate() {
+                let bv = lanes::<W>(bv);
+                for r in 0..MR {
+                    let av = a[r][t];
+                    for l in 0..W {
+                        s[r][l] += av * bv[l];
+                    }
+                }
+            }
+        }
+        Some((mask, flags)) => {
+            let flags = &flags[..depth];
+            for ((t, bv), on) in b.chunks_exact(W).enumerate().zip(mask.chunks_exact(W)) {
+                let bv = lanes::<W>(bv);
+                if flags[t] {
+                    let mut keep = [0u64; W];
+                    keep.copy_from_slice(on);
+                    for r in 0..MR {
+                        let av = a[r][t];
+                        for l in 0..W {
+                            let sum = s[r][l] + av * bv[l];
+                            s[r][l] = if keep[l] != 0 { sum } else { s[r][l] };
+                        }
+                    }
+                } else {
+                    for r in 0..MR {
+                        let av = a[r][t];
+                        for l in 0..W {
+                            s[r][l] += av * bv[l];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    *acc = s;
+}
+
+/// The first `W` values of `s` as an array.
+#[inline(always)]
+fn lanes<const W: usize>(s: &[f64]) -> [f64; W] {
+    let mut a = [0.0; W];
+    a.copy_from_slice(&s[..W]);
+    a
+}
+
+/// The rows `r0..r0 + MR` of a product with `rows` rows, the last one repeated
+/// past the end (its results are computed and dropped).
+#[inline(always)]
+fn tile_rows<const MR: usize>(r0: usize, rows: usize) -> [usize; MR] {
+    std::array::from_fn(|r| (r0 + r).min(rows - 1))
+}
+
+/// One product over positions: for every row `r < rows` and position `q` of a
+/// list, `dst[q.out + r * row_stride]` is a fold over the taps `t` in order of
+/// `a[r * taps + t] * src[q.base + taps[t].off]`, starting at `init[r]` (`0.0`
+/// without), leaving out the taps that read outside the source. The lanes of a
+/// tile are positions.
+#[derive(Clone, Copy)]
+struct Over<'a> {
+    a: &'a [f64],
+    rows: usize,
+    init: Option<&'a [f64]>,
+    taps: &'a [Tap],
+    lim: (isize, isize),
+    src: &'a [f64],
+    row_stride: usize,
+}
+
+/// The extent of a list of taps: `(min dh, max dh, min dv, max dv)`.
+fn extent(taps: &[Tap]) -> (isize, isize, isize, isize) {
+    taps.iter().fold(
+        (isize::MAX, isize::MIN, isize::MAX, isize::MIN),
+        |(a, b, c, d), t| (a.min(t.dh), b.max(t.dh), c.min(t.dv), d.max(t.dv)),
+    )
+}
+
+impl Over<'_> {
+    /// Run the product for the positions `list`; `masked` when some of their taps
+    /// read outside the source (else none may).
+    #[inline(always)]
+    fn run<const MR: usize, const W: usize>(
+        &self,
+        list: &[Pos],
+        masked: bool,
+        dst: &mut [f64],
+        bufs: &mut Bufs,
+    ) {
+        let nt = self.taps.len();
+        if self.rows == 0 || list.is_empty() {
+            return;
+        }
+        let Bufs { panel, mask, flags } = bufs;
+        let chunk = (PANEL / nt.max(1) / W * W).clamp(W, 64 * W);
+        for part in list.chunks(chunk) {
+            let nb = part.len().div_ceil(W);
+            panel.resize(nb * nt * W, 0.0);
+            if masked {
+                mask.resize(nb * nt * W, 0);
+                flags.resize(nb * nt, false);
+            }
+            for lb in 0..nb {
+                let here = &part[lb * W..part.len().min(lb * W + W)];
+                for (t, tap) in self.taps.iter().enumerate() {
+                    let at = (lb * nt + t) * W;
+                    let vals = &mut panel[at..at + W];
+                    if !masked {
+                        for (v, q) in vals.iter_mut().zip(here) {
+                            *v = self.src[(q.base + tap.off) as usize];
+                        }
+                        vals[here.len()..].fill(0.0);
+                        continue;
+                    }
+                    let on = &mut mask[at..at + W];
+                    let mut off = false;
+                    for ((v, m), q) in vals.iter_mut().zip(on.iter_mut()).zip(here) {
+                        let inside = q.reads(tap, self.lim);
+                        *v = if inside {
+                            self.src[(q.base + tap.off) as usize]
+                        } else {
+                            0.0
+                        };
+                        *m = if inside { u64::MAX } else { 0 };
+                        off |= !inside;
+                    }
+                    vals[here.len()..].fill(0.0);
+                    on[here.len()..].fill(0);
+                    flags[lb * nt + t] = off;
+                }
+            }
+            for lb in 0..nb {
+                let b = &panel[lb * nt * W..(lb + 1) * nt * W];
+                let m = masked.then(|| {
+                    (
+                        &mask[lb * nt * W..(lb + 1) * nt * W],
+                        &flags[lb * nt..(lb + 1) * nt],
+                    )
+                });
+                let here = &part[lb * W..part.len().min(lb * W + W)];
+                for r0 in (0..self.rows).step_by(MR) {
+                    let rr = tile_rows::<MR>(r0, self.rows);
+                    let a = rr.map(|r| &self.a[r * nt..(r + 1) * nt]);
+                    let mut acc = rr.map(|r| [self.init.map_or(0.0, |b| b[r]); W]);
+                    tile(&mut acc, a, b, m);
+                    for (r, row) in acc.iter().enumerate().take(self.rows - r0) {
+                        let at = (r0 + r) * self.row_stride;
+                        for (q, &v) in here.iter().zip(row) {
+                            dst[q.out + at] = v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Split positions into `inner` (every tap reads inside the source) and `outer`.
+    fn split(&self, q: Pos, ext: (isize, isize, isize, isize), inner: &mut Vec<Pos>, outer: &mut Vec<Pos>) {
+        let (h_lo, h_hi, v_lo, v_hi) = ext;
+        let inside = self.taps.is_empty()
+            || (q.h0 + h_lo >= 0
+                && q.h0 + h_hi < self.lim.0
+                && q.v0 + v_lo >= 0
+                && q.v0 + v_hi < self.lim.1);
+        if inside {
+            inner.push(q);
+        } else {
+            outer.push(q);
+        }
+    }
+}
+
+/// A product over positions run by a SIMD path: the inner positions without
+/// masks, then the outer ones with.
+struct Product<'a> {
+    p: Over<'a>,
+    inner: &'a [Pos],
+    outer: &'a [Pos],
+    dst: &'a mut [f64],
+    bufs: &'a mut Bufs,
+}
+
+impl Product<'_> {
+    #[inline(always)]
+    fn go<const MR: usize, const W: usize>(self) {
+        self.p.run::<MR, W>(self.inner, false, self.dst, self.bufs);
+        self.p.run::<MR, W>(self.outer, true, self.dst, self.bufs);
+    }
+}
+
+impl Kernel for Product<'_> {
+    #[inline(always)]
+    fn run(self) {
+        self.go::<TILE_ROWS, 8>()
+    }
+
+    #[inline(always)]
+    fn run_wide(self) {
+        self.go::<TILE_ROWS, 16>()
+    }
+}
+
+/// The taps `(c, ki, kj)` of a convolution in row-major order, read from its input.
+fn input_taps(g: &Geom, taps: &mut Vec<Tap>) {
+    taps.clear();
+    for c in 0..g.c {
+        for ki in 0..g.kh {
+            for kj in 0..g.kw {
+                let (dh, dv) = ((ki * g.dilation.0) as isize, (kj * g.dilation.1) as isize);
+                taps.push(Tap {
+                    off: (c * g.h * g.w) as isize + dh * g.w as isize + dv,
+                    dh,
+                    dv,
+                });
+            }
+        }
+    }
+}
+
+/// Where output `(i, j)` of sample `n` reads the input: `(base, h0, v0)`.
+#[inline(always)]
+fn reads_at(g: &Geom, n: usize, i: usize, j: usize) -> (isize, isize, isize) {
+    let h0 = (i * g.stride.0) as isize - g.padding.0 as isize;
+    let v0 = (j * g.stride.1) as isize - g.padding.1 as isize;
+    let base = (n * g.c * g.h * g.w) as isize + h0 * g.w as isize + v0;
+    (base, h0, v0)
+}
+
+/// Empty `v` with room for `n` positions, or a `MemoryError`.
+fn reserve(v: &mut Vec<Pos>, n: usize) -> Result<()> {
+    v.clear();
+    v.try_reserve(n).map_err(|_| {
+        Error::Memory(format!(
+            "convolution family: cannot allocate {n} positions"
+        ))
+    })
+}
+
+/// [`forward`] into `y`, on `path`; false when this CPU lacks it.
+pub(crate) fn forward_on(
+    path: Path,
+    g: &Geom,
+    x: &[f64],
+    weight: &[f64],
+    bias: Option<&[f64]>,
+    y: &mut [f64],
+) -> Result<bool> {
+    let (oh, ow) = g.out_size().expect("conv: the caller checks the sizes");
+    with_scratch(|s| {
+        let Scratch {
+            bufs,
+            taps,
+            inner,
+            outer,
+            ..
+        } = s;
+        input_taps(g, taps);
+        let p = Over {
+            a: weight,
+            rows: g.o,
+            init: bias,
+            taps,
+            lim: (g.h as isize, g.w as isize),
+            src: x,
+            row_stride: oh * ow,
+        };
+        let all = numel(&[g.n, oh, ow])?;
+        reserve(inner, all)?;
+        reserve(outer, all)?;
+        let ext = extent(taps);
+        for n in 0..g.n {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let (base, h0, v0) = reads_at(g, n, i, j);
+                    let out = n * g.o * oh * ow + i * ow + j;
+                    p.split(Pos { base, h0, v0, out }, ext, inner, outer);
+                }
+            }
+        }
+        Ok(path.run(Product {
+            p,
+            inner,
+            outer,
+            dst: y,
+            bufs,
+        }))
+    })
+}
+
+/// [`input_grad`] into `dx` (which holds anything), on `path`; false when this CPU lacks it.
+///
+/// The input positions fall into classes by their row and column modulo the
+/// stride: those of one class are read through the same kernel rows `ki` and
+/// columns `kj` (the others reach no output from them), so each class is one
+/// product over its positions whose taps are its `(o, ki, kj)` in row-major order.
+pub(crate) fn input_grad_on(
+    path: Path,
+    g: &Geom,
+    weight: &[f64],
+    gy: &[f64],
+    start: Option<&[f64]>,
+    dx: &mut [f64],
+) -> Result<bool> {
     let (oh, ow) = g.out_size().expect("conv: the caller checks the sizes");
     let (sh, sw) = g.stride;
     let (ph, pw) = g.padding;
     let (dh, dw) = g.dilation;
-    for o in 0..g.o {
-        for c in 0..g.c {
-            for ki in 0..g.kh {
-                let offh = (ki * dh) as isize - ph as isize;
-                let (i0, i1) = span(offh, sh, g.h, oh);
-                for kj in 0..g.kw {
-                    let offw = (kj * dw) as isize - pw as isize;
-                    let (j0, j1) = span(offw, sw, g.w, ow);
-                    let base = ((j0 * sw) as isize + offw) as usize;
-                    let idx = ((o * g.c + c) * g.kh + ki) * g.kw + kj;
-                    let mut acc = weight_grad[idx];
-                    for n in 0..g.n {
-                        let xplane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
-                        let gp = &gy[(n * g.o + o) * oh * ow..][..oh * ow];
-                        for i in i0..i1 {
-                            let hi = ((i * sh) as isize + offh) as usize;
-                            let xrow = &xplane[hi * g.w..][..g.w];
-                            for (t, gv) in gp[i * ow + j0..i * ow + j1].iter().enumerate() {
-                                acc += gv * xrow[base + t * sw];
+    let plane = oh * ow;
+    with_scratch(|s| {
+        let Scratch {
+            bufs,
+            taps,
+            inner,
+            outer,
+            apack,
+        } = s;
+        for a in 0..sh.min(g.h) {
+            for b in 0..sw.min(g.w) {
+                // Row h (of class a) and kernel row ki meet at output row
+                // i = (h + ph - ki dh) / sh when the division is exact: when
+                // ki dh = ra (mod sh), ra = (a + ph) mod sh; then i = qh - di with
+                // qh = (h + ph) / sh and di = (ki dh - ra) / sh >= 0.
+                let (ra, rb) = ((a + ph) % sh, (b + pw) % sw);
+                let kis: Vec<usize> = (0..g.kh).filter(|ki| ki * dh % sh == ra).collect();
+                let kjs: Vec<usize> = (0..g.kw).filter(|kj| kj * dw % sw == rb).collect();
+                taps.clear();
+                apack.clear();
+                let nt = g.o * kis.len() * kjs.len();
+                apack.resize(numel(&[g.c, nt])?, 0.0);
+                for o in 0..g.o {
+                    for &ki in &kis {
+                        for &kj in &kjs {
+                            let (di, dj) = ((ki * dh - ra) / sh, (kj * dw - rb) / sw);
+                            let t = taps.len();
+                            for c in 0..g.c {
+                                apack[c * nt + t] =
+                                    weight[((o * g.c + c) * g.kh + ki) * g.kw + kj];
                             }
+                            taps.push(Tap {
+                                off: (o * plane) as isize - (di * ow + dj) as isize,
+                                dh: -(di as isize),
+                                dv: -(dj as isize),
+                            });
                         }
                     }
-                    weight_grad[idx] = acc;
+                }
+                let p = Over {
+                    a: apack,
+                    rows: g.c,
+                    init: start,
+                    taps,
+                    lim: (oh as isize, ow as isize),
+                    src: gy,
+                    row_stride: g.h * g.w,
+                };
+                let count = numel(&[g.n, g.h.div_ceil(sh), g.w.div_ceil(sw)])?;
+                reserve(inner, count)?;
+                reserve(outer, count)?;
+                let ext = extent(taps);
+                for n in 0..g.n {
+                    for h in (a..g.h).step_by(sh) {
+                        for v in (b..g.w).step_by(sw) {
+                            let (qh, qv) = ((h + ph) / sh, (v + pw) / sw);
+                            let q = Pos {
+                                base: (n * g.o * plane + qh * ow + qv) as isize,
+                                h0: qh as isize,
+                                v0: qv as isize,
+                                out: n * g.c * g.h * g.w + h * g.w + v,
+                            };
+                            p.split(q, ext, inner, outer);
+                        }
+                    }
+                }
+                let ran = path.run(Product {
+                    p,
+                    inner,
+                    outer,
+                    dst: dx,
+                    bufs,
+                });
+                if !ran {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    })
+}
+
+/// The weight gradient: for every weight element `k = (c, ki, kj)` of output
+/// channel `o`, a fold over the output positions `(n, i, j)` in row-major order.
+/// The lanes of a tile are weight elements; a position some of whose taps read
+/// the padding is a masked step.
+struct WeightGrad<'a> {
+    g: Geom,
+    x: &'a [f64],
+    gy: &'a [f64],
+    gw: &'a mut [f64],
+    taps: &'a [Tap],
+    bufs: &'a mut Bufs,
+}
+
+impl WeightGrad<'_> {
+    #[inline(always)]
+    fn go<const MR: usize, const W: usize>(self) {
+        let g = &self.g;
+        let (oh, ow) = g.out_size().expect("conv: the caller checks the sizes");
+        let plane = oh * ow;
+        let k = self.taps.len();
+        if k == 0 || g.o == 0 {
+            return;
+        }
+        let nkb = k.div_ceil(W);
+        let chunk = (PANEL / (nkb * W)).clamp(8, 512);
+        let lim = (g.h as isize, g.w as isize);
+        let ext = extent(self.taps);
+        let Bufs { panel, mask, flags } = self.bufs;
+        for n in 0..g.n {
+            for p0 in (0..plane).step_by(chunk) {
+                let len = chunk.min(plane - p0);
+                panel.resize(nkb * len * W, 0.0);
+                mask.resize(nkb * len * W, 0);
+                flags.resize(len, false);
+                for p in 0..len {
+                    let (i, j) = ((p0 + p) / ow, (p0 + p) % ow);
+                    let (base, h0, v0) = reads_at(g, n, i, j);
+                    let q = Pos { base, h0, v0, out: 0 };
+                    let inside = q.h0 + ext.0 >= 0
+                        && q.h0 + ext.1 < lim.0
+                        && q.v0 + ext.2 >= 0
+                        && q.v0 + ext.3 < lim.1;
+                    flags[p] = !inside;
+                    for kb in 0..nkb {
+                        let at = (kb * len + p) * W;
+                        let ts = &self.taps[kb * W..k.min(kb * W + W)];
+                        let vals = &mut panel[at..at + W];
+                        let on = &mut mask[at..at + W];
+                        for ((v, m), tap) in vals.iter_mut().zip(on.iter_mut()).zip(ts) {
+                            let read = inside || q.reads(tap, lim);
+                            *v = if read {
+                                self.x[(q.base + tap.off) as usize]
+                            } else {
+                                0.0
+                            };
+                            *m = if read { u64::MAX } else { 0 };
+                        }
+                        vals[ts.len()..].fill(0.0);
+                        on[ts.len()..].fill(0);
+                    }
+                }
+                for kb in 0..nkb {
+                    let b = &panel[kb * len * W..(kb + 1) * len * W];
+                    let m = (&mask[kb * len * W..(kb + 1) * len * W], &flags[..len]);
+                    let width = W.min(k - kb * W);
+                    for o0 in (0..g.o).step_by(MR) {
+                        let rr = tile_rows::<MR>(o0, g.o);
+                        let a = rr.map(|o| &self.gy[(n * g.o + o) * plane + p0..][..len]);
+                        let mut acc = rr.map(|o| {
+                            let mut v = [0.0; W];
+                            v[..width].copy_from_slice(&self.gw[o * k + kb * W..][..width]);
+                            v
+                        });
+                        tile(&mut acc, a, b, Some(m));
+                        for (r, row) in acc.iter().enumerate().take(g.o - o0) {
+                            self.gw[(o0 + r) * k + kb * W..][..width].copy_from_slice(&row[..width]);
+                        }
+                    }
                 }
             }
         }
     }
 }
 
-/// The input gradient of [`backward`]; each `dx[n, c]` plane starts at `start[c]` instead of
-/// `0.0` when given (the bias of `ConvTranspose2d`, whose forward this is).
-pub fn input_grad(g: &Geom, weight: &[f64], gy: &[f64], start: Option<&[f64]>) -> Result<Vec<f64>> {
-    let (oh, ow) = g.out_size().expect("conv: the caller checks the sizes");
-    let (sh, sw) = g.stride;
-    let (ph, pw) = g.padding;
-    let (dh, dw) = g.dilation;
-    let mut dx = zeros(&[g.n, g.c, g.h, g.w])?;
-    for n in 0..g.n {
-        for c in 0..g.c {
-            let dplane = &mut dx[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
-            if let Some(b) = start {
-                dplane.fill(b[c]);
-            }
-            for o in 0..g.o {
-                let gp = &gy[(n * g.o + o) * oh * ow..][..oh * ow];
-                for ki in 0..g.kh {
-                    let offh = (ki * dh) as isize - ph as isize;
-                    let (i0, i1) = span(offh, sh, g.h, oh);
-                    for kj in 0..g.kw {
-                        let wv = weight[((o * g.c + c) * g.kh + ki) * g.kw + kj];
-                        let offw = (kj * dw) as isize - pw as isize;
-                        let (j0, j1) = span(offw, sw, g.w, ow);
-                        let base = ((j0 * sw) as isize + offw) as usize;
-                        for i in i0..i1 {
-                            let hi = ((i * sh) as isize + offh) as usize;
-                            let drow = &mut dplane[hi * g.w..][..g.w];
-                            for (t, gv) in gp[i * ow + j0..i * ow + j1].iter().enumerate() {
-                                drow[base + t * sw] += gv * wv;
-                            }
-                        }
-                    }
-                }
-            }
-        }
+impl Kernel for WeightGrad<'_> {
+    #[inline(always)]
+    fn run(self) {
+        self.go::<TILE_ROWS, 8>()
     }
-    Ok(dx)
+
+    #[inline(always)]
+    fn run_wide(self) {
+        self.go::<TILE_ROWS, 16>()
+    }
+}
+
+/// [`weight_grad_into`] on `path`; false when this CPU lacks it.
+pub(crate) fn weight_grad_on(
+    path: Path,
+    g: &Geom,
+    x: &[f64],
+    gy: &[f64],
+    weight_grad: &mut [f64],
+) -> bool {
+    with_scratch(|s| {
+        input_taps(g, &mut s.taps);
+        path.run(WeightGrad {
+            g: *g,
+            x,
+            gy,
+            gw: weight_grad,
+            taps: &s.taps,
+            bufs: &mut s.bufs,
+        })
+    })
 }
 
 /// Nearest upsampling of `planes` planes of `h` x `w` by `(sh, sw)`: `y[h, v] = x[h / sh, v / sw]`.
