@@ -128,8 +128,8 @@ pub fn channel_sums(t: &[f64], n: usize, plane: usize, acc: &mut [f64]) {
         for k in 0..n {
             let rows = rr.map(|o| &t[(k * ch + o) * plane..][..plane]);
             for p in 0..plane {
-                for r in 0..ROWS {
-                    s[r] += rows[r][p];
+                for (a, row) in s.iter_mut().zip(&rows) {
+                    *a += row[p];
                 }
             }
         }
@@ -162,6 +162,27 @@ struct Tap {
     dv: isize,
 }
 
+/// A row of positions of a product over positions: `count` positions whose
+/// lane `l` reads the source at `base + l * vstep` (row `h0`, column
+/// `v0 + l * vstep` there) and writes `dst` at `out + l * ostep`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Row {
+    base: isize,
+    h0: isize,
+    v0: isize,
+    out: usize,
+    count: usize,
+}
+
+/// One step of a tile (a tap): its `W` lanes at `b` in the panel or the source,
+/// and the lanes `lo..hi` that read inside the source (the others keep their sums).
+#[derive(Clone, Copy, Debug, Default)]
+struct Step {
+    b: usize,
+    lo: usize,
+    hi: usize,
+}
+
 /// A position of a product over positions: its base in the source, its row and
 /// column there, and where its outputs go (row `r`'s at `out + r * row_stride`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -190,16 +211,19 @@ struct Bufs {
 }
 
 /// Scratch space of the convolution kernels, kept between calls so that a call
-/// allocates only its result once the sizes are known: the panel, the taps, the
-/// position lists (those whose taps all read inside the source, and the others)
-/// and the packed weights of [`input_grad`].
+/// allocates only its result once the sizes are known.
 #[derive(Clone, Debug, Default)]
 pub struct Scratch {
     bufs: Bufs,
-    taps: Vec<Tap>,
     inner: Vec<Pos>,
     outer: Vec<Pos>,
+    panel: Vec<f64>,
+    steps: Vec<Step>,
+    taps: Vec<Tap>,
+    rows: Vec<Row>,
     apack: Vec<f64>,
+    mask: Vec<u64>,
+    flags: Vec<bool>,
 }
 
 thread_local! {
@@ -251,7 +275,228 @@ const PANEL: usize = 32768;
 /// and their independent sums hide the latency of the additions.
 const TILE_ROWS: usize = 4;
 
-/// The register tile of every convolution product: for every row `r < MR` and
+/// The first `W` values of `s` as an array.
+#[inline(always)]
+fn lanes<const W: usize>(s: &[f64]) -> [f64; W] {
+    let mut a = [0.0; W];
+    a.copy_from_slice(&s[..W]);
+    a
+}
+
+/// The rows `r0..r0 + MR` of a product with `rows` rows, the last one repeated
+/// past the end (its results are computed and dropped).
+#[inline(always)]
+fn tile_rows<const MR: usize>(r0: usize, rows: usize) -> [usize; MR] {
+    std::array::from_fn(|r| (r0 + r).min(rows - 1))
+}
+
+/// `acc[r][l] = acc[r][l] + av[r] * bv[l]` for the lanes `l` in `lo..hi` (all
+/// lanes when `all`); the other lanes keep their value: they are not given
+/// `+ 0.0`, which could change the sign of a zero or make NaN of `0 * inf`.
+#[inline(always)]
+fn add_terms<const MR: usize, const W: usize>(
+    acc: &mut [[f64; W]; MR],
+    av: [f64; MR],
+    bv: [f64; W],
+    keep: Option<[bool; W]>,
+) {
+    match keep {
+        None => {
+            for r in 0..MR {
+                for l in 0..W {
+                    acc[r][l] += av[r] * bv[l];
+                }
+            }
+        }
+        Some(keep) => {
+            for r in 0..MR {
+                for l in 0..W {
+                    let sum = acc[r][l] + av[r] * bv[l];
+                    acc[r][l] = if keep[l] { sum } else { acc[r][l] };
+                }
+            }
+        }
+    }
+}
+
+/// The register tile of the products over positions: for every row `r < MR`
+/// and lane `l < W`, in place, `acc[r][l] = acc[r][l] + a[r][t] * b[s.b + l]`
+/// for the steps `s = steps[t]` in order, each adding only to its lanes
+/// `s.lo..s.hi` (every lane below `len` counts; the lanes from `len` on are
+/// dropped). The lanes are independent outputs; no fold is reordered.
+#[inline(always)]
+fn tile<const MR: usize, const W: usize>(
+    acc: &mut [[f64; W]; MR],
+    a: [&[f64]; MR],
+    steps: &[Step],
+    b: &[f64],
+    len: usize,
+) {
+    let a = a.map(|r| &r[..steps.len()]);
+    let mut s = *acc;
+    for (t, st) in steps.iter().enumerate() {
+        let bv = lanes::<W>(&b[st.b..]);
+        let av = a.map(|r| r[t]);
+        if st.lo == 0 && st.hi >= len {
+            add_terms(&mut s, av, bv, None);
+        } else {
+            let keep = std::array::from_fn(|l| st.lo <= l && l < st.hi);
+            add_terms(&mut s, av, bv, Some(keep));
+        }
+    }
+    *acc = s;
+}
+
+/// [`tile`] when every step is tap `t` in order with all its lanes, at `b[t * W..]`.
+#[inline(always)]
+fn dense<const MR: usize, const W: usize>(acc: &mut [[f64; W]; MR], a: [&[f64]; MR], b: &[f64]) {
+    let depth = b.len() / W;
+    let a = a.map(|r| &r[..depth]);
+    let mut s = *acc;
+    for (t, bv) in b.chunks_exact(W).enumerate() {
+        add_terms(&mut s, a.map(|r| r[t]), lanes::<W>(bv), None);
+    }
+    *acc = s;
+}
+
+/// One product over rows of positions, for products of few rows (a panel would
+/// serve only one tile, so the lanes are read in place where they can be): for
+/// every row `r < rows` and position of the position rows, `dst[out + r * row_stride]` is a fold over the taps `t` in
+/// order of `a[r * taps + t] * src[base + taps[t].off]`, starting at `init[r]`
+/// (`0.0` without), leaving out the taps that read outside the source (`lim`
+/// rows and columns). The lanes of a tile are `W` positions of one row.
+struct Rowwise<'a> {
+    a: &'a [f64],
+    rows: usize,
+    init: Option<&'a [f64]>,
+    taps: &'a [Tap],
+    lim: (isize, isize),
+    src: &'a [f64],
+    row_stride: usize,
+    /// The position rows, and their lane steps in the source and in `dst`.
+    pos: &'a [Row],
+    vstep: usize,
+    ostep: usize,
+    dst: &'a mut [f64],
+    panel: &'a mut Vec<f64>,
+    steps: &'a mut Vec<Step>,
+}
+
+impl Rowwise<'_> {
+    #[inline(always)]
+    fn go<const MR: usize, const W: usize>(self) {
+        let nt = self.taps.len();
+        if self.rows == 0 {
+            return;
+        }
+        let vs = self.vstep as isize;
+        self.panel.resize(nt * W, 0.0);
+        for row in self.pos {
+            for l0 in (0..row.count).step_by(W) {
+                let len = W.min(row.count - l0);
+                let base = row.base + (l0 * self.vstep) as isize;
+                let v0 = row.v0 + (l0 * self.vstep) as isize;
+                // Each tap, with the lanes for which it reads inside (none when its row
+                // is outside); read in place when every such run lies in the source.
+                self.steps.clear();
+                let mut in_place = self.vstep == 1 && self.src.len() >= W;
+                for tap in self.taps {
+                    let h = row.h0 + tap.dh;
+                    let v = v0 + tap.dv;
+                    let lo = if v >= 0 { 0 } else { (-v + vs - 1) / vs };
+                    let room = self.lim.1 - v;
+                    let hi = if room <= 0 { 0 } else { (room + vs - 1) / vs };
+                    let (lo, hi) = ((lo as usize).min(len), (hi as usize).min(W));
+                    let at = base + tap.off;
+                    let step = if h < 0 || h >= self.lim.0 || lo >= hi.min(len) {
+                        Step { b: 0, lo: 0, hi: 0 }
+                    } else {
+                        in_place &= at >= 0 && at as usize + W <= self.src.len();
+                        Step {
+                            b: at as usize,
+                            lo,
+                            hi,
+                        }
+                    };
+                    self.steps.push(step);
+                }
+                // Every tap reads inside for every lane: the dense loop, over a panel.
+                let full = self.steps.iter().all(|st| st.lo == 0 && st.hi >= len);
+                // Several tiles of rows read the lanes: copied once into a contiguous panel.
+                let pack = !in_place || self.rows > MR;
+                if pack {
+                    for (k, st) in self.steps.iter_mut().enumerate() {
+                        let vals = &mut self.panel[k * W..k * W + W];
+                        if st.lo >= st.hi {
+                            vals.fill(0.0);
+                        } else if in_place {
+                            vals.copy_from_slice(&self.src[st.b..st.b + W]);
+                        } else {
+                            let at = st.b as isize;
+                            for (l, v) in vals.iter_mut().enumerate() {
+                                *v = if st.lo <= l && l < st.hi.min(len) {
+                                    self.src[(at + (l * self.vstep) as isize) as usize]
+                                } else {
+                                    0.0
+                                };
+                            }
+                        }
+                        st.b = k * W;
+                    }
+                }
+                let b: &[f64] = if pack { self.panel } else { self.src };
+                let out = row.out + l0 * self.ostep;
+                for r0 in (0..self.rows).step_by(MR) {
+                    let rr = tile_rows::<MR>(r0, self.rows);
+                    let a = rr.map(|r| &self.a[r * nt..(r + 1) * nt]);
+                    let mut acc = rr.map(|r| [self.init.map_or(0.0, |b| b[r]); W]);
+                    if full && pack {
+                        dense(&mut acc, a, &b[..nt * W]);
+                    } else {
+                        tile(&mut acc, a, self.steps, b, len);
+                    }
+                    for (r, lanes) in acc.iter().enumerate().take(self.rows - r0) {
+                        let at = out + (r0 + r) * self.row_stride;
+                        if self.ostep == 1 {
+                            self.dst[at..at + len].copy_from_slice(&lanes[..len]);
+                        } else {
+                            for (l, &v) in lanes[..len].iter().enumerate() {
+                                self.dst[at + l * self.ostep] = v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Rowwise<'_> {
+    /// [`Rowwise::go`] with tiles of as many rows as the product has, up to [`TILE_ROWS`].
+    #[inline(always)]
+    fn fit<const W: usize>(self) {
+        match self.rows {
+            1 => self.go::<1, W>(),
+            2 => self.go::<2, W>(),
+            3 => self.go::<3, W>(),
+            _ => self.go::<TILE_ROWS, W>(),
+        }
+    }
+}
+
+impl Kernel for Rowwise<'_> {
+    #[inline(always)]
+    fn run(self) {
+        self.fit::<8>()
+    }
+
+    #[inline(always)]
+    fn run_wide(self) {
+        self.fit::<16>()
+    }
+}
+
+/// The register tile of [`Listed`]: for every row `r < MR` and
 /// lane `l < W`, in place,
 ///
 /// ```text
@@ -263,7 +508,7 @@ const TILE_ROWS: usize = 4;
 /// value (they are not given `+ 0.0`, which could change the sign of a zero or
 /// make NaN of `0 * inf`). The lanes are independent outputs; no fold is reordered.
 #[inline(always)]
-fn tile<const MR: usize, const W: usize>(
+fn tile_masked<const MR: usize, const W: usize>(
     acc: &mut [[f64; W]; MR],
     a: [&[f64]; MR],
     b: &[f64],
@@ -312,28 +557,14 @@ fn tile<const MR: usize, const W: usize>(
     *acc = s;
 }
 
-/// The first `W` values of `s` as an array.
-#[inline(always)]
-fn lanes<const W: usize>(s: &[f64]) -> [f64; W] {
-    let mut a = [0.0; W];
-    a.copy_from_slice(&s[..W]);
-    a
-}
-
-/// The rows `r0..r0 + MR` of a product with `rows` rows, the last one repeated
-/// past the end (its results are computed and dropped).
-#[inline(always)]
-fn tile_rows<const MR: usize>(r0: usize, rows: usize) -> [usize; MR] {
-    std::array::from_fn(|r| (r0 + r).min(rows - 1))
-}
-
-/// One product over positions: for every row `r < rows` and position `q` of a
+/// One product over listed positions, for products of many rows (the panel is
+/// packed once for all their tiles): for every row `r < rows` and position `q` of a
 /// list, `dst[q.out + r * row_stride]` is a fold over the taps `t` in order of
 /// `a[r * taps + t] * src[q.base + taps[t].off]`, starting at `init[r]` (`0.0`
 /// without), leaving out the taps that read outside the source. The lanes of a
 /// tile are positions.
 #[derive(Clone, Copy)]
-struct Over<'a> {
+struct Listed<'a> {
     a: &'a [f64],
     rows: usize,
     init: Option<&'a [f64]>,
@@ -351,7 +582,7 @@ fn extent(taps: &[Tap]) -> (isize, isize, isize, isize) {
     )
 }
 
-impl Over<'_> {
+impl Listed<'_> {
     /// Run the product for the positions `list`; `masked` when some of their taps
     /// read outside the source (else none may).
     #[inline(always)]
@@ -417,7 +648,7 @@ impl Over<'_> {
                     let rr = tile_rows::<MR>(r0, self.rows);
                     let a = rr.map(|r| &self.a[r * nt..(r + 1) * nt]);
                     let mut acc = rr.map(|r| [self.init.map_or(0.0, |b| b[r]); W]);
-                    tile(&mut acc, a, b, m);
+                    tile_masked(&mut acc, a, b, m);
                     for (r, row) in acc.iter().enumerate().take(self.rows - r0) {
                         let at = (r0 + r) * self.row_stride;
                         for (q, &v) in here.iter().zip(row) {
@@ -430,7 +661,13 @@ impl Over<'_> {
     }
 
     /// Split positions into `inner` (every tap reads inside the source) and `outer`.
-    fn split(&self, q: Pos, ext: (isize, isize, isize, isize), inner: &mut Vec<Pos>, outer: &mut Vec<Pos>) {
+    fn split(
+        &self,
+        q: Pos,
+        ext: (isize, isize, isize, isize),
+        inner: &mut Vec<Pos>,
+        outer: &mut Vec<Pos>,
+    ) {
         let (h_lo, h_hi, v_lo, v_hi) = ext;
         let inside = self.taps.is_empty()
             || (q.h0 + h_lo >= 0
@@ -445,17 +682,17 @@ impl Over<'_> {
     }
 }
 
-/// A product over positions run by a SIMD path: the inner positions without
-/// masks, then the outer ones with.
-struct Product<'a> {
-    p: Over<'a>,
+/// A [`Listed`] product run by a SIMD path: the inner positions without masks,
+/// then the outer ones with.
+struct ListedProduct<'a> {
+    p: Listed<'a>,
     inner: &'a [Pos],
     outer: &'a [Pos],
     dst: &'a mut [f64],
     bufs: &'a mut Bufs,
 }
 
-impl Product<'_> {
+impl ListedProduct<'_> {
     #[inline(always)]
     fn go<const MR: usize, const W: usize>(self) {
         self.p.run::<MR, W>(self.inner, false, self.dst, self.bufs);
@@ -463,7 +700,7 @@ impl Product<'_> {
     }
 }
 
-impl Kernel for Product<'_> {
+impl Kernel for ListedProduct<'_> {
     #[inline(always)]
     fn run(self) {
         self.go::<TILE_ROWS, 8>()
@@ -475,7 +712,8 @@ impl Kernel for Product<'_> {
     }
 }
 
-/// The taps `(c, ki, kj)` of a convolution in row-major order, read from its input.
+/// The taps `(c, ki, kj)` of a convolution in row-major order, read from its input
+/// (`cs` apart from one channel to the next: `h * w`, or 1 in a channels-last copy).
 fn input_taps(g: &Geom, taps: &mut Vec<Tap>) {
     taps.clear();
     for c in 0..g.c {
@@ -504,11 +742,62 @@ fn reads_at(g: &Geom, n: usize, i: usize, j: usize) -> (isize, isize, isize) {
 /// Empty `v` with room for `n` positions, or a `MemoryError`.
 fn reserve(v: &mut Vec<Pos>, n: usize) -> Result<()> {
     v.clear();
-    v.try_reserve(n).map_err(|_| {
-        Error::Memory(format!(
-            "convolution family: cannot allocate {n} positions"
-        ))
-    })
+    v.try_reserve(n)
+        .map_err(|_| Error::Memory(format!("convolution family: cannot allocate {n} positions")))
+}
+
+/// Run the product `p` over the position rows in `s.rows`, whose lanes step
+/// `vstep` in the source and `ostep` in `dst`: as a [`Rowwise`] product for few
+/// rows, else as a [`Listed`] one over their positions.
+#[allow(clippy::too_many_arguments)]
+fn run_product(
+    path: Path,
+    p: Listed<'_>,
+    rows: &[Row],
+    vstep: usize,
+    ostep: usize,
+    dst: &mut [f64],
+    s: &mut Scratch,
+) -> Result<bool> {
+    if p.rows <= TILE_ROWS {
+        return Ok(path.run(Rowwise {
+            a: p.a,
+            rows: p.rows,
+            init: p.init,
+            taps: p.taps,
+            lim: p.lim,
+            src: p.src,
+            row_stride: p.row_stride,
+            pos: rows,
+            vstep,
+            ostep,
+            dst,
+            panel: &mut s.panel,
+            steps: &mut s.steps,
+        }));
+    }
+    let all = rows.iter().map(|r| r.count).sum();
+    reserve(&mut s.inner, all)?;
+    reserve(&mut s.outer, all)?;
+    let ext = extent(p.taps);
+    for r in rows {
+        for l in 0..r.count {
+            let q = Pos {
+                base: r.base + (l * vstep) as isize,
+                h0: r.h0,
+                v0: r.v0 + (l * vstep) as isize,
+                out: r.out + l * ostep,
+            };
+            p.split(q, ext, &mut s.inner, &mut s.outer);
+        }
+    }
+    Ok(path.run(ListedProduct {
+        p,
+        inner: &s.inner,
+        outer: &s.outer,
+        dst,
+        bufs: &mut s.bufs,
+    }))
 }
 
 /// [`forward`] into `y`, on `path`; false when this CPU lacks it.
@@ -522,43 +811,35 @@ pub(crate) fn forward_on(
 ) -> Result<bool> {
     let (oh, ow) = g.out_size().expect("conv: the caller checks the sizes");
     with_scratch(|s| {
-        let Scratch {
-            bufs,
-            taps,
-            inner,
-            outer,
-            ..
-        } = s;
-        input_taps(g, taps);
-        let p = Over {
+        let mut taps = std::mem::take(&mut s.taps);
+        let mut rows = std::mem::take(&mut s.rows);
+        input_taps(g, &mut taps);
+        rows.clear();
+        for n in 0..g.n {
+            for i in 0..oh {
+                let (base, h0, v0) = reads_at(g, n, i, 0);
+                rows.push(Row {
+                    base,
+                    h0,
+                    v0,
+                    out: n * g.o * oh * ow + i * ow,
+                    count: ow,
+                });
+            }
+        }
+        let p = Listed {
             a: weight,
             rows: g.o,
             init: bias,
-            taps,
+            taps: &taps,
             lim: (g.h as isize, g.w as isize),
             src: x,
             row_stride: oh * ow,
         };
-        let all = numel(&[g.n, oh, ow])?;
-        reserve(inner, all)?;
-        reserve(outer, all)?;
-        let ext = extent(taps);
-        for n in 0..g.n {
-            for i in 0..oh {
-                for j in 0..ow {
-                    let (base, h0, v0) = reads_at(g, n, i, j);
-                    let out = n * g.o * oh * ow + i * ow + j;
-                    p.split(Pos { base, h0, v0, out }, ext, inner, outer);
-                }
-            }
-        }
-        Ok(path.run(Product {
-            p,
-            inner,
-            outer,
-            dst: y,
-            bufs,
-        }))
+        let ran = run_product(path, p, &rows, g.stride.1, 1, y, s);
+        s.taps = taps;
+        s.rows = rows;
+        ran
     })
 }
 
@@ -582,14 +863,11 @@ pub(crate) fn input_grad_on(
     let (dh, dw) = g.dilation;
     let plane = oh * ow;
     with_scratch(|s| {
-        let Scratch {
-            bufs,
-            taps,
-            inner,
-            outer,
-            apack,
-        } = s;
-        for a in 0..sh.min(g.h) {
+        let mut taps = std::mem::take(&mut s.taps);
+        let mut rows = std::mem::take(&mut s.rows);
+        let mut apack = std::mem::take(&mut s.apack);
+        let mut ran = Ok(true);
+        'classes: for a in 0..sh.min(g.h) {
             for b in 0..sw.min(g.w) {
                 // Row h (of class a) and kernel row ki meet at output row
                 // i = (h + ph - ki dh) / sh when the division is exact: when
@@ -601,15 +879,20 @@ pub(crate) fn input_grad_on(
                 taps.clear();
                 apack.clear();
                 let nt = g.o * kis.len() * kjs.len();
-                apack.resize(numel(&[g.c, nt])?, 0.0);
+                match numel(&[g.c, nt]) {
+                    Ok(size) => apack.resize(size, 0.0),
+                    Err(e) => {
+                        ran = Err(e);
+                        break 'classes;
+                    }
+                }
                 for o in 0..g.o {
                     for &ki in &kis {
                         for &kj in &kjs {
                             let (di, dj) = ((ki * dh - ra) / sh, (kj * dw - rb) / sw);
                             let t = taps.len();
                             for c in 0..g.c {
-                                apack[c * nt + t] =
-                                    weight[((o * g.c + c) * g.kh + ki) * g.kw + kj];
+                                apack[c * nt + t] = weight[((o * g.c + c) * g.kh + ki) * g.kw + kj];
                             }
                             taps.push(Tap {
                                 off: (o * plane) as isize - (di * ow + dj) as isize,
@@ -619,60 +902,55 @@ pub(crate) fn input_grad_on(
                         }
                     }
                 }
-                let p = Over {
-                    a: apack,
+                rows.clear();
+                let qv = (b + pw) / sw;
+                for n in 0..g.n {
+                    for h in (a..g.h).step_by(sh) {
+                        let qh = (h + ph) / sh;
+                        rows.push(Row {
+                            base: (n * g.o * plane + qh * ow + qv) as isize,
+                            h0: qh as isize,
+                            v0: qv as isize,
+                            out: n * g.c * g.h * g.w + h * g.w + b,
+                            count: (g.w - b).div_ceil(sw),
+                        });
+                    }
+                }
+                let p = Listed {
+                    a: &apack,
                     rows: g.c,
                     init: start,
-                    taps,
+                    taps: &taps,
                     lim: (oh as isize, ow as isize),
                     src: gy,
                     row_stride: g.h * g.w,
                 };
-                let count = numel(&[g.n, g.h.div_ceil(sh), g.w.div_ceil(sw)])?;
-                reserve(inner, count)?;
-                reserve(outer, count)?;
-                let ext = extent(taps);
-                for n in 0..g.n {
-                    for h in (a..g.h).step_by(sh) {
-                        for v in (b..g.w).step_by(sw) {
-                            let (qh, qv) = ((h + ph) / sh, (v + pw) / sw);
-                            let q = Pos {
-                                base: (n * g.o * plane + qh * ow + qv) as isize,
-                                h0: qh as isize,
-                                v0: qv as isize,
-                                out: n * g.c * g.h * g.w + h * g.w + v,
-                            };
-                            p.split(q, ext, inner, outer);
-                        }
-                    }
-                }
-                let ran = path.run(Product {
-                    p,
-                    inner,
-                    outer,
-                    dst: dx,
-                    bufs,
-                });
-                if !ran {
-                    return Ok(false);
+                ran = run_product(path, p, &rows, 1, sw, dx, s);
+                if ran != Ok(true) {
+                    break 'classes;
                 }
             }
         }
-        Ok(true)
+        s.taps = taps;
+        s.rows = rows;
+        s.apack = apack;
+        ran
     })
 }
 
-/// The weight gradient: for every weight element `k = (c, ki, kj)` of output
-/// channel `o`, a fold over the output positions `(n, i, j)` in row-major order.
-/// The lanes of a tile are weight elements; a position some of whose taps read
-/// the padding is a masked step.
+/// The weight gradient, lanes over weight elements `k = (c, ki, kj)`: for each
+/// of output channel `o`, a fold over the output positions `(n, i, j)` in
+/// row-major order, the positions packed with a mask where some of their taps
+/// read the padding. For inputs of few channels.
 struct WeightGrad<'a> {
     g: Geom,
     x: &'a [f64],
     gy: &'a [f64],
     gw: &'a mut [f64],
     taps: &'a [Tap],
-    bufs: &'a mut Bufs,
+    panel: &'a mut Vec<f64>,
+    mask: &'a mut Vec<u64>,
+    flags: &'a mut Vec<bool>,
 }
 
 impl WeightGrad<'_> {
@@ -689,43 +967,50 @@ impl WeightGrad<'_> {
         let chunk = (PANEL / (nkb * W)).clamp(8, 512);
         let lim = (g.h as isize, g.w as isize);
         let ext = extent(self.taps);
-        let Bufs { panel, mask, flags } = self.bufs;
+        let (panel, mask, flags) = (self.panel, self.mask, self.flags);
         for n in 0..g.n {
             for p0 in (0..plane).step_by(chunk) {
                 let len = chunk.min(plane - p0);
                 panel.resize(nkb * len * W, 0.0);
                 mask.resize(nkb * len * W, 0);
                 flags.resize(len, false);
-                for p in 0..len {
+                for (p, flag) in flags[..len].iter_mut().enumerate() {
                     let (i, j) = ((p0 + p) / ow, (p0 + p) % ow);
                     let (base, h0, v0) = reads_at(g, n, i, j);
-                    let q = Pos { base, h0, v0, out: 0 };
-                    let inside = q.h0 + ext.0 >= 0
-                        && q.h0 + ext.1 < lim.0
-                        && q.v0 + ext.2 >= 0
-                        && q.v0 + ext.3 < lim.1;
-                    flags[p] = !inside;
+                    let inside = h0 + ext.0 >= 0
+                        && h0 + ext.1 < lim.0
+                        && v0 + ext.2 >= 0
+                        && v0 + ext.3 < lim.1;
+                    *flag = !inside;
                     for kb in 0..nkb {
                         let at = (kb * len + p) * W;
                         let ts = &self.taps[kb * W..k.min(kb * W + W)];
                         let vals = &mut panel[at..at + W];
+                        if inside {
+                            for (v, tap) in vals.iter_mut().zip(ts) {
+                                *v = self.x[(base + tap.off) as usize];
+                            }
+                            vals[ts.len()..].fill(0.0);
+                            continue;
+                        }
                         let on = &mut mask[at..at + W];
                         for ((v, m), tap) in vals.iter_mut().zip(on.iter_mut()).zip(ts) {
-                            let read = inside || q.reads(tap, lim);
+                            let (h, c) = (h0 + tap.dh, v0 + tap.dv);
+                            let read = 0 <= h && h < lim.0 && 0 <= c && c < lim.1;
                             *v = if read {
-                                self.x[(q.base + tap.off) as usize]
+                                self.x[(base + tap.off) as usize]
                             } else {
                                 0.0
                             };
                             *m = if read { u64::MAX } else { 0 };
                         }
                         vals[ts.len()..].fill(0.0);
-                        on[ts.len()..].fill(0);
+                        on[ts.len()..].fill(u64::MAX);
                     }
                 }
                 for kb in 0..nkb {
                     let b = &panel[kb * len * W..(kb + 1) * len * W];
-                    let m = (&mask[kb * len * W..(kb + 1) * len * W], &flags[..len]);
+                    let m = &mask[kb * len * W..(kb + 1) * len * W];
                     let width = W.min(k - kb * W);
                     for o0 in (0..g.o).step_by(MR) {
                         let rr = tile_rows::<MR>(o0, g.o);
@@ -735,9 +1020,19 @@ impl WeightGrad<'_> {
                             v[..width].copy_from_slice(&self.gw[o * k + kb * W..][..width]);
                             v
                         });
-                        tile(&mut acc, a, b, Some(m));
+                        for p in 0..len {
+                            let av = a.map(|r| r[p]);
+                            let bv = lanes::<W>(&b[p * W..]);
+                            if flags[p] {
+                                let keep = std::array::from_fn(|l| m[p * W + l] != 0);
+                                add_terms(&mut acc, av, bv, Some(keep));
+                            } else {
+                                add_terms(&mut acc, av, bv, None);
+                            }
+                        }
                         for (r, row) in acc.iter().enumerate().take(g.o - o0) {
-                            self.gw[(o0 + r) * k + kb * W..][..width].copy_from_slice(&row[..width]);
+                            self.gw[(o0 + r) * k + kb * W..][..width]
+                                .copy_from_slice(&row[..width]);
                         }
                     }
                 }
@@ -758,6 +1053,92 @@ impl Kernel for WeightGrad<'_> {
     }
 }
 
+/// The weight gradient, lanes over input channels: for each `(ki, kj)` and
+/// block of channels `c`, the fold over the output positions `(n, i, j)` in
+/// row-major order of `gy[n, o, i, j] * x[n, c, h, v]`, over the positions whose
+/// `(h, v)` falls inside the input (the others are left out for every lane at
+/// once), reading `x` from a channels-last copy `xt` (N, H, W, C).
+struct WeightGradC<'a> {
+    g: Geom,
+    xt: &'a [f64],
+    gy: &'a [f64],
+    gw: &'a mut [f64],
+}
+
+impl WeightGradC<'_> {
+    #[inline(always)]
+    fn go<const MR: usize, const W: usize>(self) {
+        let g = &self.g;
+        let (oh, ow) = g.out_size().expect("conv: the caller checks the sizes");
+        let plane = oh * ow;
+        let (sh, sw) = g.stride;
+        let (ph, pw) = g.padding;
+        let (dh, dw) = g.dilation;
+        // Output rows per pass: about 256 positions, whose gradients stay in the cache.
+        let band = (256 / ow).max(1);
+        for n in 0..g.n {
+            for ia in (0..oh).step_by(band) {
+                let ib = oh.min(ia + band);
+                for o0 in (0..g.o).step_by(MR) {
+                    let rr = tile_rows::<MR>(o0, g.o);
+                    let grows = rr.map(|o| &self.gy[(n * g.o + o) * plane..][..plane]);
+                    for ki in 0..g.kh {
+                        let offh = (ki * dh) as isize - ph as isize;
+                        let (i0, i1) = span(offh, sh, g.h, oh);
+                        let (i0, i1) = (i0.max(ia), i1.min(ib));
+                        for kj in 0..g.kw {
+                            let offw = (kj * dw) as isize - pw as isize;
+                            let (j0, j1) = span(offw, sw, g.w, ow);
+                            for c0 in (0..g.c).step_by(W) {
+                                let width = W.min(g.c - c0);
+                                let at =
+                                    |o: usize, c: usize| ((o * g.c + c) * g.kh + ki) * g.kw + kj;
+                                let mut acc = rr.map(|o| {
+                                    let mut v = [0.0; W];
+                                    for (l, a) in v[..width].iter_mut().enumerate() {
+                                        *a = self.gw[at(o, c0 + l)];
+                                    }
+                                    v
+                                });
+                                for i in i0..i1 {
+                                    let h = ((i * sh) as isize + offh) as usize;
+                                    let xrow = &self.xt[(n * g.h + h) * g.w * g.c..];
+                                    for j in j0..j1 {
+                                        let v = ((j * sw) as isize + offw) as usize;
+                                        let bv = lanes::<W>(&xrow[v * g.c + c0..]);
+                                        let av = grows.map(|r| r[i * ow + j]);
+                                        add_terms(&mut acc, av, bv, None);
+                                    }
+                                }
+                                for (r, row) in acc.iter().enumerate().take(g.o - o0) {
+                                    for (l, &v) in row[..width].iter().enumerate() {
+                                        self.gw[at(o0 + r, c0 + l)] = v;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Kernel for WeightGradC<'_> {
+    #[inline(always)]
+    fn run(self) {
+        self.go::<TILE_ROWS, 8>()
+    }
+
+    #[inline(always)]
+    fn run_wide(self) {
+        self.go::<TILE_ROWS, 16>()
+    }
+}
+
+/// Input channels from which the weight gradient runs its lanes over channels.
+const CHANNEL_LANES: usize = 8;
+
 /// [`weight_grad_into`] on `path`; false when this CPU lacks it.
 pub(crate) fn weight_grad_on(
     path: Path,
@@ -767,6 +1148,27 @@ pub(crate) fn weight_grad_on(
     weight_grad: &mut [f64],
 ) -> bool {
     with_scratch(|s| {
+        if g.c >= CHANNEL_LANES {
+            // A channels-last copy of x, with room for a tile's lanes past the last channel.
+            let (hw, c) = (g.h * g.w, g.c);
+            s.panel.clear();
+            s.panel.resize(g.n * hw * c + 16, 0.0);
+            for n in 0..g.n {
+                let xs = &x[n * c * hw..(n + 1) * c * hw];
+                let xt = &mut s.panel[n * hw * c..(n + 1) * hw * c];
+                for (ci, plane) in xs.chunks_exact(hw).enumerate() {
+                    for (p, &v) in plane.iter().enumerate() {
+                        xt[p * c + ci] = v;
+                    }
+                }
+            }
+            return path.run(WeightGradC {
+                g: *g,
+                xt: &s.panel,
+                gy,
+                gw: weight_grad,
+            });
+        }
         input_taps(g, &mut s.taps);
         path.run(WeightGrad {
             g: *g,
@@ -774,7 +1176,9 @@ pub(crate) fn weight_grad_on(
             gy,
             gw: weight_grad,
             taps: &s.taps,
-            bufs: &mut s.bufs,
+            panel: &mut s.panel,
+            mask: &mut s.mask,
+            flags: &mut s.flags,
         })
     })
 }
@@ -1127,5 +1531,313 @@ mod sizes {
             upsample_forward(&x, 1, 2, 2, (usize::MAX / 2, 3)),
             Err(Error::Memory(_))
         ));
+    }
+}
+
+/// Every SIMD path against the folds of docs/NUMERICS.md written out element by element.
+#[cfg(test)]
+// The references spell each fold out literally, index by index.
+#[allow(clippy::needless_range_loop, clippy::assign_op_pattern)]
+mod paths {
+    use super::*;
+
+    /// The paths compared; a path this CPU lacks is skipped.
+    fn paths() -> Vec<Path> {
+        #[allow(unused_mut)]
+        let mut v = vec![Path::Dispatch, Path::Portable];
+        #[cfg(target_arch = "x86_64")]
+        v.extend([Path::Avx2, Path::Avx512]);
+        v
+    }
+
+    /// `(n, c, h, w, o, kh, kw, stride, padding, dilation)`: odd sizes, rows and lanes
+    /// with tails, stride 2 and 3, dilation 2, padding, 1x1 kernels, kernels larger
+    /// than the stride and rows no tap reaches; few and many channels on both sides
+    /// (the per-row and the listed products, both weight gradients).
+    type Case = (
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        usize,
+        (usize, usize),
+        (usize, usize),
+        (usize, usize),
+    );
+    const CASES: [Case; 11] = [
+        (2, 3, 7, 9, 5, 3, 3, (1, 1), (1, 1), (1, 1)),
+        (2, 9, 11, 10, 3, 3, 3, (2, 2), (1, 1), (1, 1)),
+        (1, 4, 12, 13, 6, 3, 2, (1, 2), (2, 1), (2, 2)),
+        (3, 8, 5, 6, 7, 1, 1, (1, 1), (0, 0), (1, 1)),
+        (2, 2, 9, 8, 4, 5, 5, (2, 3), (2, 2), (1, 1)),
+        (1, 17, 6, 37, 9, 3, 3, (1, 1), (1, 1), (1, 1)),
+        (2, 1, 3, 3, 1, 3, 3, (1, 1), (0, 0), (1, 1)),
+        (1, 3, 10, 5, 2, 2, 3, (3, 1), (1, 2), (1, 1)),
+        (2, 20, 5, 19, 2, 3, 3, (2, 1), (1, 1), (1, 2)),
+        (1, 5, 4, 33, 18, 3, 1, (1, 2), (1, 0), (1, 1)),
+        (2, 32, 8, 8, 64, 3, 3, (2, 2), (1, 1), (1, 1)),
+    ];
+
+    fn geom(case: Case) -> Geom {
+        let (n, c, h, w, o, kh, kw, stride, padding, dilation) = case;
+        Geom {
+            n,
+            c,
+            h,
+            w,
+            o,
+            kh,
+            kw,
+            stride,
+            padding,
+            dilation,
+        }
+    }
+
+    /// Uniform values in [-0.5, 0.5), with every `zero_every`-th a zero of either sign.
+    fn values(n: usize, seed: u64, zero_every: usize) -> Vec<f64> {
+        let mut s = seed;
+        (0..n)
+            .map(|k| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let v = ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5;
+                match (zero_every, k % 7) {
+                    (0, _) => v,
+                    (z, 3) if k % z == 0 => -0.0,
+                    (z, _) if k % z == 0 => 0.0,
+                    _ => v,
+                }
+            })
+            .collect()
+    }
+
+    /// The input position output `(i, j)` reads through `(ki, kj)`, if any.
+    fn reads(g: &Geom, i: usize, j: usize, ki: usize, kj: usize) -> Option<(usize, usize)> {
+        let h = (i * g.stride.0 + ki * g.dilation.0) as isize - g.padding.0 as isize;
+        let v = (j * g.stride.1 + kj * g.dilation.1) as isize - g.padding.1 as isize;
+        (h >= 0 && v >= 0 && h < g.h as isize && v < g.w as isize)
+            .then_some((h as usize, v as usize))
+    }
+
+    fn naive_forward(g: &Geom, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
+        let (oh, ow) = g.out_size().unwrap();
+        let mut y = vec![];
+        for n in 0..g.n {
+            for o in 0..g.o {
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let mut acc = b.map_or(0.0, |b| b[o]);
+                        for c in 0..g.c {
+                            for ki in 0..g.kh {
+                                for kj in 0..g.kw {
+                                    if let Some((h, v)) = reads(g, i, j, ki, kj) {
+                                        acc = acc
+                                            + x[((n * g.c + c) * g.h + h) * g.w + v]
+                                                * w[((o * g.c + c) * g.kh + ki) * g.kw + kj];
+                                    }
+                                }
+                            }
+                        }
+                        y.push(acc);
+                    }
+                }
+            }
+        }
+        y
+    }
+
+    fn naive_weight_grad(g: &Geom, x: &[f64], gy: &[f64], gw0: &[f64]) -> Vec<f64> {
+        let (oh, ow) = g.out_size().unwrap();
+        let mut gw = gw0.to_vec();
+        for o in 0..g.o {
+            for c in 0..g.c {
+                for ki in 0..g.kh {
+                    for kj in 0..g.kw {
+                        let k = ((o * g.c + c) * g.kh + ki) * g.kw + kj;
+                        let mut acc = gw[k];
+                        for n in 0..g.n {
+                            for i in 0..oh {
+                                for j in 0..ow {
+                                    if let Some((h, v)) = reads(g, i, j, ki, kj) {
+                                        acc = acc
+                                            + gy[((n * g.o + o) * oh + i) * ow + j]
+                                                * x[((n * g.c + c) * g.h + h) * g.w + v];
+                                    }
+                                }
+                            }
+                        }
+                        gw[k] = acc;
+                    }
+                }
+            }
+        }
+        gw
+    }
+
+    fn naive_input_grad(g: &Geom, w: &[f64], gy: &[f64], start: Option<&[f64]>) -> Vec<f64> {
+        let (oh, ow) = g.out_size().unwrap();
+        let mut dx = vec![];
+        for n in 0..g.n {
+            for c in 0..g.c {
+                for h in 0..g.h {
+                    for v in 0..g.w {
+                        let mut acc = start.map_or(0.0, |s| s[c]);
+                        for o in 0..g.o {
+                            for ki in 0..g.kh {
+                                for kj in 0..g.kw {
+                                    // The one (i, j), if any, that reads (h, v) through (ki, kj):
+                                    // i sh + ki dh - ph = h, j sw + kj dw - pw = v.
+                                    let at =
+                                        |x: usize,
+                                         k: usize,
+                                         s: usize,
+                                         p: usize,
+                                         d: usize,
+                                         n: usize| {
+                                            let num = (x + p) as isize - (k * d) as isize;
+                                            (num >= 0
+                                                && num as usize % s == 0
+                                                && (num as usize) / s < n)
+                                                .then(|| num as usize / s)
+                                        };
+                                    let i = at(h, ki, g.stride.0, g.padding.0, g.dilation.0, oh);
+                                    let j = at(v, kj, g.stride.1, g.padding.1, g.dilation.1, ow);
+                                    if let (Some(i), Some(j)) = (i, j) {
+                                        debug_assert_eq!(reads(g, i, j, ki, kj), Some((h, v)));
+                                        acc = acc
+                                            + gy[((n * g.o + o) * oh + i) * ow + j]
+                                                * w[((o * g.c + c) * g.kh + ki) * g.kw + kj];
+                                    }
+                                }
+                            }
+                        }
+                        dx.push(acc);
+                    }
+                }
+            }
+        }
+        dx
+    }
+
+    fn naive_bias_grad(g: &Geom, gy: &[f64], gb0: &[f64]) -> Vec<f64> {
+        let (oh, ow) = g.out_size().unwrap();
+        let mut gb = gb0.to_vec();
+        for o in 0..g.o {
+            for n in 0..g.n {
+                for p in 0..oh * ow {
+                    gb[o] = gb[o] + gy[(n * g.o + o) * oh * ow + p];
+                }
+            }
+        }
+        gb
+    }
+
+    /// The same bits, or both NaN (IEEE leaves a NaN's sign and payload to the hardware).
+    fn same(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+    }
+
+    /// Check every kernel on every path against the references.
+    fn check(g: &Geom, x: &[f64], w: &[f64], b: &[f64], gy: &[f64], gw0: &[f64], what: &str) {
+        let (oh, ow) = g.out_size().unwrap();
+        let want_y = naive_forward(g, x, w, Some(b));
+        let want_y0 = naive_forward(g, x, w, None);
+        let want_gw = naive_weight_grad(g, x, gy, gw0);
+        let want_dx = naive_input_grad(g, w, gy, None);
+        let start: Vec<f64> = b.iter().take(g.c).copied().cycle().take(g.c).collect();
+        let want_dxs = naive_input_grad(g, w, gy, Some(&start));
+        let want_gb = naive_bias_grad(g, gy, &b[..g.o]);
+        let mut gb = b[..g.o].to_vec();
+        channel_sums(gy, g.n, oh * ow, &mut gb);
+        assert!(same(&gb, &want_gb), "{what} {g:?}: bias gradient");
+        for path in paths() {
+            let mut y = vec![7.0; g.n * g.o * oh * ow];
+            if !forward_on(path, g, x, w, Some(b), &mut y).unwrap() {
+                continue;
+            }
+            assert!(same(&y, &want_y), "{what} {g:?} {path:?}: forward");
+            forward_on(path, g, x, w, None, &mut y).unwrap();
+            assert!(
+                same(&y, &want_y0),
+                "{what} {g:?} {path:?}: forward without bias"
+            );
+            let mut gw = gw0.to_vec();
+            assert!(weight_grad_on(path, g, x, gy, &mut gw));
+            assert!(
+                same(&gw, &want_gw),
+                "{what} {g:?} {path:?}: weight gradient"
+            );
+            let mut dx = vec![7.0; g.n * g.c * g.h * g.w];
+            assert!(input_grad_on(path, g, w, gy, None, &mut dx).unwrap());
+            assert!(same(&dx, &want_dx), "{what} {g:?} {path:?}: input gradient");
+            assert!(input_grad_on(path, g, w, gy, Some(&start), &mut dx).unwrap());
+            assert!(
+                same(&dx, &want_dxs),
+                "{what} {g:?} {path:?}: input gradient from a start"
+            );
+        }
+    }
+
+    #[test]
+    fn every_path_follows_the_documented_folds() {
+        for (k, &case) in CASES.iter().enumerate() {
+            let g = geom(case);
+            let (oh, ow) = g.out_size().unwrap();
+            let s = 10 * k as u64;
+            let x = values(g.n * g.c * g.h * g.w, s + 1, 5);
+            let w = values(g.o * g.c * g.kh * g.kw, s + 2, 0);
+            let b = values(g.o.max(g.c), s + 3, 0);
+            let gy = values(g.n * g.o * oh * ow, s + 4, 3);
+            let gw0 = values(w.len(), s + 5, 0);
+            check(&g, &x, &w, &b, &gy, &gw0, "finite");
+        }
+    }
+
+    /// Infinities and NaN in the weights, the input and the gradient, and zeros of
+    /// both signs where the padding's terms are left out: a kernel that added
+    /// `0.0 * w` for the padding would make NaN of `0 * inf` and `+0.0` of `-0.0 + 0.0`.
+    #[test]
+    fn every_path_leaves_out_the_padding_with_non_finite_values() {
+        for (k, &case) in CASES.iter().enumerate() {
+            let g = geom(case);
+            let (oh, ow) = g.out_size().unwrap();
+            let s = 10 * k as u64 + 5;
+            let mut x = values(g.n * g.c * g.h * g.w, s + 1, 4);
+            let mut w = values(g.o * g.c * g.kh * g.kw, s + 2, 0);
+            let mut b = values(g.o.max(g.c), s + 3, 0);
+            let mut gy = values(g.n * g.o * oh * ow, s + 4, 3);
+            // The first and last weights (taps that often read the padding) are infinite, one
+            // in the middle NaN; a few inputs and gradients too; every other bias is -0.0.
+            w[0] = f64::INFINITY;
+            let last = w.len() - 1;
+            w[last] = f64::NEG_INFINITY;
+            let (nw, nx, ng) = (w.len(), x.len(), gy.len());
+            w[nw / 2] = f64::NAN;
+            x[nx / 3] = f64::INFINITY;
+            x[nx - 1] = f64::NAN;
+            gy[ng / 2] = f64::NEG_INFINITY;
+            for v in b.iter_mut().step_by(2) {
+                *v = -0.0;
+            }
+            let gw0 = vec![-0.0; w.len()];
+            check(&g, &x, &w, &b, &gy, &gw0, "non-finite");
+            // Every value a zero of either sign and the padding's taps infinite:
+            // the outputs that read only padding keep their start's sign.
+            let zx: Vec<f64> = (0..x.len())
+                .map(|k| if k % 2 == 0 { -0.0 } else { 0.0 })
+                .collect();
+            let zw: Vec<f64> = (0..w.len())
+                .map(|k| if k % 3 == 0 { f64::INFINITY } else { -0.0 })
+                .collect();
+            let zb = vec![-0.0; b.len()];
+            check(&g, &zx, &zw, &zb, &gy, &gw0, "zeros");
+        }
     }
 }
