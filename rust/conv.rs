@@ -1700,7 +1700,7 @@ mod paths {
                                          n: usize| {
                                             let num = (x + p) as isize - (k * d) as isize;
                                             (num >= 0
-                                                && num as usize % s == 0
+                                                && (num as usize).is_multiple_of(s)
                                                 && (num as usize) / s < n)
                                                 .then(|| num as usize / s)
                                         };
