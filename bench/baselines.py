@@ -337,16 +337,13 @@ def make_numpy_conv_step(np: Any, x: Any, gy: Any, w: Any, b: Any, stride: int, 
     return run
 
 
-def make_torch_conv_step(torch: Any, x: Any, gy: Any, w: Any, b: Any, stride: int, padding: int,
-                         steps: int) -> Callable[[], None]:
-    """The same in PyTorch float64 (threads set by the caller); the input requires its gradient."""
-    o, c, k, _ = w.shape
-    conv = torch.nn.Conv2d(c, o, k, stride=stride, padding=padding).double()
-    with torch.no_grad():
-        conv.weight.copy_(torch.from_numpy(w))
-        conv.bias.copy_(torch.from_numpy(b))
-    xt = torch.from_numpy(x).clone().requires_grad_(True)
-    gt = torch.from_numpy(gy).clone()
+def make_torch_conv_step(torch: Any, x: list, gy: list, c: int, o: int, steps: int) -> Callable[[], None]:
+    """The same in PyTorch float64 (threads set by the caller): ``Conv2d(c, o, 3, padding=1)``, the
+    input requiring its gradient; ``x`` and ``gy`` are nested lists."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(c, o, 3, padding=1).double()
+    xt = torch.tensor(x, dtype=torch.float64).requires_grad_(True)
+    gt = torch.tensor(gy, dtype=torch.float64)
 
     def run() -> None:
         for _ in range(steps):
@@ -452,7 +449,7 @@ def make_numpy_denoiser(np: Any, x: Any, t: Any, epochs: int, batch: int, lr: fl
     return run
 
 
-def make_torch_denoiser(torch: Any, x: Any, t: Any, epochs: int, batch: int, lr: float,
+def make_torch_denoiser(torch: Any, x: list, t: list, epochs: int, batch: int, lr: float,
                         seed: int = 0) -> Callable[[], None]:
     """The denoiser in PyTorch float64: nn.Sequential, MSELoss, optim.SGD (threads set by the caller)."""
     torch.manual_seed(seed)
@@ -464,7 +461,7 @@ def make_torch_denoiser(torch: Any, x: Any, t: Any, epochs: int, batch: int, lr:
                           nn.Conv2d(d, e, 3, padding=1), nn.Sigmoid()).double()
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     loss_fn = nn.MSELoss()
-    X, T = torch.from_numpy(x).clone(), torch.from_numpy(t).clone()
+    X, T = torch.tensor(x, dtype=torch.float64), torch.tensor(t, dtype=torch.float64)
     n = len(X)
 
     def run() -> None:
