@@ -648,7 +648,8 @@ def print_conv_case(case: ConvCase, rows: list) -> None:
     for r in rows:
         note = f"  (ran {r['ran']} images, scaled)" if case.kind == "denoise" and r["ran"] != case.n else ""
         each = r["time"] / case.steps
-        print(f"  {CONV_LABELS[r['impl']]:28s} {_fmt_time(r['time']):>9s} {1e3 * each:8.4g}ms {r['gflops']:8.2f}  "
+        each_s = f"{1e3 * each:.3g}ms" if each < 1 else _fmt_time(each)
+        print(f"  {CONV_LABELS[r['impl']]:28s} {_fmt_time(r['time']):>9s} {each_s:>10s} {r['gflops']:8.2f}  "
               f"{_ratio(r['numpy']):16s} {_ratio(r['torch']):16s} {r['runs']}, {100 * r['spread']:.0f}%{note}",
               flush=True)
 

@@ -174,11 +174,11 @@ struct Row {
     count: usize,
 }
 
-/// One step of a tile (a tap): its `W` lanes at `b` in the panel or the source,
+/// One step of a tile (a tap): its offset in the source from a block's base,
 /// and the lanes `lo..hi` that read inside the source (the others keep their sums).
 #[derive(Clone, Copy, Debug, Default)]
 struct Step {
-    b: usize,
+    off: isize,
     lo: usize,
     hi: usize,
 }
@@ -320,7 +320,7 @@ fn add_terms<const MR: usize, const W: usize>(
 }
 
 /// The register tile of the products over positions: for every row `r < MR`
-/// and lane `l < W`, in place, `acc[r][l] = acc[r][l] + a[r][t] * b[s.b + l]`
+/// and lane `l < W`, in place, `acc[r][l] = acc[r][l] + a[r][t] * b[at(t, s) + l]`
 /// for the steps `s = steps[t]` in order, each adding only to its lanes
 /// `s.lo..s.hi` (every lane below `len` counts; the lanes from `len` on are
 /// dropped). The lanes are independent outputs; no fold is reordered.
@@ -330,12 +330,13 @@ fn tile<const MR: usize, const W: usize>(
     a: [&[f64]; MR],
     steps: &[Step],
     b: &[f64],
+    at: impl Fn(usize, &Step) -> usize,
     len: usize,
 ) {
     let a = a.map(|r| &r[..steps.len()]);
     let mut s = *acc;
     for (t, st) in steps.iter().enumerate() {
-        let bv = lanes::<W>(&b[st.b..]);
+        let bv = lanes::<W>(&b[at(t, st)..]);
         let av = a.map(|r| r[t]);
         if st.lo == 0 && st.hi >= len {
             add_terms(&mut s, av, bv, None);
@@ -391,69 +392,84 @@ impl Rowwise<'_> {
         }
         let vs = self.vstep as isize;
         self.panel.resize(nt * W, 0.0);
+        let ext = extent(self.taps);
+        // The steps depend on a block's column and on which taps' rows are inside:
+        // blocks of rows whose taps' rows are all inside reuse the last ones built
+        // for the same column.
+        let mut built: Option<(usize, isize, usize)> = None;
+        let (mut off_lo, mut off_hi, mut full) = (isize::MAX, isize::MIN, false);
         for row in self.pos {
+            let rows_inside = nt > 0 && row.h0 + ext.0 >= 0 && row.h0 + ext.1 < self.lim.0;
             for l0 in (0..row.count).step_by(W) {
                 let len = W.min(row.count - l0);
                 let base = row.base + (l0 * self.vstep) as isize;
                 let v0 = row.v0 + (l0 * self.vstep) as isize;
-                // Each tap, with the lanes for which it reads inside (none when its row
-                // is outside); read in place when every such run lies in the source.
-                self.steps.clear();
-                let mut in_place = self.vstep == 1 && self.src.len() >= W;
-                for tap in self.taps {
-                    let h = row.h0 + tap.dh;
-                    let v = v0 + tap.dv;
-                    let lo = if v >= 0 { 0 } else { (-v + vs - 1) / vs };
-                    let room = self.lim.1 - v;
-                    let hi = if room <= 0 { 0 } else { (room + vs - 1) / vs };
-                    let (lo, hi) = ((lo as usize).min(len), (hi as usize).min(W));
-                    let at = base + tap.off;
-                    let step = if h < 0 || h >= self.lim.0 || lo >= hi.min(len) {
-                        Step { b: 0, lo: 0, hi: 0 }
-                    } else {
-                        in_place &= at >= 0 && at as usize + W <= self.src.len();
-                        Step {
-                            b: at as usize,
-                            lo,
-                            hi,
-                        }
-                    };
-                    self.steps.push(step);
-                }
-                // Every tap reads inside for every lane: the dense loop, over a panel.
-                let full = self.steps.iter().all(|st| st.lo == 0 && st.hi >= len);
-                // Several tiles of rows read the lanes: copied once into a contiguous panel.
-                let pack = !in_place || self.rows > MR;
-                if pack {
-                    for (k, st) in self.steps.iter_mut().enumerate() {
-                        let vals = &mut self.panel[k * W..k * W + W];
-                        if st.lo >= st.hi {
-                            vals.fill(0.0);
-                        } else if in_place {
-                            vals.copy_from_slice(&self.src[st.b..st.b + W]);
-                        } else {
-                            let at = st.b as isize;
-                            for (l, v) in vals.iter_mut().enumerate() {
-                                *v = if st.lo <= l && l < st.hi.min(len) {
-                                    self.src[(at + (l * self.vstep) as isize) as usize]
-                                } else {
-                                    0.0
-                                };
+                let key = (l0, row.v0, row.count);
+                if !(rows_inside && built == Some(key)) {
+                    // Each tap, with the lanes for which it reads inside (none when its
+                    // row is outside).
+                    self.steps.clear();
+                    (off_lo, off_hi) = (isize::MAX, isize::MIN);
+                    for tap in self.taps {
+                        let h = row.h0 + tap.dh;
+                        let v = v0 + tap.dv;
+                        let lo = if v >= 0 { 0 } else { (-v + vs - 1) / vs };
+                        let room = self.lim.1 - v;
+                        let hi = if room <= 0 { 0 } else { (room + vs - 1) / vs };
+                        let (lo, hi) = ((lo as usize).min(len), (hi as usize).min(W));
+                        let step = if h < 0 || h >= self.lim.0 || lo >= hi.min(len) {
+                            Step {
+                                off: 0,
+                                lo: 0,
+                                hi: 0,
                             }
+                        } else {
+                            (off_lo, off_hi) = (off_lo.min(tap.off), off_hi.max(tap.off));
+                            Step {
+                                off: tap.off,
+                                lo,
+                                hi,
+                            }
+                        };
+                        self.steps.push(step);
+                    }
+                    // A tap that reads nothing reads (and drops) the lanes of another.
+                    for st in self.steps.iter_mut().filter(|st| st.lo >= st.hi) {
+                        st.off = off_lo.min(off_hi);
+                    }
+                    full = self.steps.iter().all(|st| st.lo == 0 && st.hi >= len);
+                    built = rows_inside.then_some(key);
+                }
+                // Read in place when every step's lanes lie in the source, else packed.
+                let in_place = self.vstep == 1
+                    && off_lo <= off_hi
+                    && base + off_lo >= 0
+                    && (base + off_hi) as usize + W <= self.src.len();
+                if !in_place {
+                    for (k, st) in self.steps.iter().enumerate() {
+                        let vals = &mut self.panel[k * W..k * W + W];
+                        let at = base + st.off;
+                        for (l, v) in vals.iter_mut().enumerate() {
+                            *v = if st.lo <= l && l < st.hi.min(len) {
+                                self.src[(at + l as isize * vs) as usize]
+                            } else {
+                                0.0
+                            };
                         }
-                        st.b = k * W;
                     }
                 }
-                let b: &[f64] = if pack { self.panel } else { self.src };
                 let out = row.out + l0 * self.ostep;
                 for r0 in (0..self.rows).step_by(MR) {
                     let rr = tile_rows::<MR>(r0, self.rows);
                     let a = rr.map(|r| &self.a[r * nt..(r + 1) * nt]);
                     let mut acc = rr.map(|r| [self.init.map_or(0.0, |b| b[r]); W]);
-                    if full && pack {
-                        dense(&mut acc, a, &b[..nt * W]);
+                    if in_place {
+                        let at = |_: usize, st: &Step| (base + st.off) as usize;
+                        tile(&mut acc, a, self.steps, self.src, at, len);
+                    } else if full {
+                        dense(&mut acc, a, &self.panel[..nt * W]);
                     } else {
-                        tile(&mut acc, a, self.steps, b, len);
+                        tile(&mut acc, a, self.steps, self.panel, |t, _| t * W, len);
                     }
                     for (r, lanes) in acc.iter().enumerate().take(self.rows - r0) {
                         let at = out + (r0 + r) * self.row_stride;
