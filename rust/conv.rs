@@ -360,6 +360,28 @@ fn dense<const MR: usize, const W: usize>(acc: &mut [[f64; W]; MR], a: [&[f64]; 
     *acc = s;
 }
 
+/// What a slot of [`Rowwise`]'s steps was built for: the rows' `(count, v0)`
+/// (None: a block of a row some of whose taps' rows are outside), the lowest and
+/// highest offset its steps read, and whether every step takes every lane.
+#[derive(Clone, Copy, Debug)]
+struct Built {
+    key: Option<(usize, isize)>,
+    off_lo: isize,
+    off_hi: isize,
+    full: bool,
+}
+
+impl Default for Built {
+    fn default() -> Built {
+        Built {
+            key: None,
+            off_lo: isize::MAX,
+            off_hi: isize::MIN,
+            full: false,
+        }
+    }
+}
+
 /// One product over rows of positions, for products of few rows (a panel would
 /// serve only one tile, so the lanes are read in place where they can be): for
 /// every row `r < rows` and position of the position rows, `dst[out + r * row_stride]` is a fold over the taps `t` in
@@ -394,30 +416,37 @@ impl Rowwise<'_> {
         self.panel.resize(nt * W, 0.0);
         let ext = extent(self.taps);
         // The steps depend on a block's column and on which taps' rows are inside:
-        // blocks of rows whose taps' rows are all inside reuse the last ones built
-        // for the same column.
-        let mut built: Option<(usize, isize, usize)> = None;
-        let (mut off_lo, mut off_hi, mut full) = (isize::MAX, isize::MIN, false);
+        // they are built once per column for the rows whose taps' rows are all
+        // inside (slots 0..cols), and for each block of the other rows (slot cols).
+        let cols = self.pos.first().map_or(0, |r| r.count.div_ceil(W));
+        self.steps.clear();
+        self.steps.resize((cols + 1) * nt, Step::default());
+        let mut built = vec![Built::default(); cols + 1];
         for row in self.pos {
             let rows_inside = nt > 0 && row.h0 + ext.0 >= 0 && row.h0 + ext.1 < self.lim.0;
             for l0 in (0..row.count).step_by(W) {
                 let len = W.min(row.count - l0);
                 let base = row.base + (l0 * self.vstep) as isize;
                 let v0 = row.v0 + (l0 * self.vstep) as isize;
-                let key = (l0, row.v0, row.count);
-                if !(rows_inside && built == Some(key)) {
+                let key = Some((row.count, row.v0));
+                let slot = if rows_inside && l0 / W < cols {
+                    l0 / W
+                } else {
+                    cols
+                };
+                let steps = &mut self.steps[slot * nt..(slot + 1) * nt];
+                if !(rows_inside && built[slot].key == key) {
                     // Each tap, with the lanes for which it reads inside (none when its
                     // row is outside).
-                    self.steps.clear();
-                    (off_lo, off_hi) = (isize::MAX, isize::MIN);
-                    for tap in self.taps {
+                    let (mut off_lo, mut off_hi) = (isize::MAX, isize::MIN);
+                    for (st, tap) in steps.iter_mut().zip(self.taps) {
                         let h = row.h0 + tap.dh;
                         let v = v0 + tap.dv;
                         let lo = if v >= 0 { 0 } else { (-v + vs - 1) / vs };
                         let room = self.lim.1 - v;
                         let hi = if room <= 0 { 0 } else { (room + vs - 1) / vs };
                         let (lo, hi) = ((lo as usize).min(len), (hi as usize).min(W));
-                        let step = if h < 0 || h >= self.lim.0 || lo >= hi.min(len) {
+                        *st = if h < 0 || h >= self.lim.0 || lo >= hi.min(len) {
                             Step {
                                 off: 0,
                                 lo: 0,
@@ -431,22 +460,33 @@ impl Rowwise<'_> {
                                 hi,
                             }
                         };
-                        self.steps.push(step);
                     }
                     // A tap that reads nothing reads (and drops) the lanes of another.
-                    for st in self.steps.iter_mut().filter(|st| st.lo >= st.hi) {
+                    for st in steps.iter_mut().filter(|st| st.lo >= st.hi) {
                         st.off = off_lo.min(off_hi);
                     }
-                    full = self.steps.iter().all(|st| st.lo == 0 && st.hi >= len);
-                    built = rows_inside.then_some(key);
+                    let full = steps.iter().all(|st| st.lo == 0 && st.hi >= len);
+                    built[slot] = Built {
+                        key: if rows_inside { key } else { None },
+                        off_lo,
+                        off_hi,
+                        full,
+                    };
                 }
+                let Built {
+                    off_lo,
+                    off_hi,
+                    full,
+                    ..
+                } = built[slot];
+                let steps = &self.steps[slot * nt..(slot + 1) * nt];
                 // Read in place when every step's lanes lie in the source, else packed.
                 let in_place = self.vstep == 1
                     && off_lo <= off_hi
                     && base + off_lo >= 0
                     && (base + off_hi) as usize + W <= self.src.len();
                 if !in_place {
-                    for (k, st) in self.steps.iter().enumerate() {
+                    for (k, st) in steps.iter().enumerate() {
                         let vals = &mut self.panel[k * W..k * W + W];
                         let at = base + st.off;
                         for (l, v) in vals.iter_mut().enumerate() {
@@ -465,11 +505,11 @@ impl Rowwise<'_> {
                     let mut acc = rr.map(|r| [self.init.map_or(0.0, |b| b[r]); W]);
                     if in_place {
                         let at = |_: usize, st: &Step| (base + st.off) as usize;
-                        tile(&mut acc, a, self.steps, self.src, at, len);
+                        tile(&mut acc, a, steps, self.src, at, len);
                     } else if full {
                         dense(&mut acc, a, &self.panel[..nt * W]);
                     } else {
-                        tile(&mut acc, a, self.steps, self.panel, |t, _| t * W, len);
+                        tile(&mut acc, a, steps, self.panel, |t, _| t * W, len);
                     }
                     for (r, lanes) in acc.iter().enumerate().take(self.rows - r0) {
                         let at = out + (r0 + r) * self.row_stride;
