@@ -249,3 +249,227 @@ def _naive_epochs(layers: list, rng: random.Random, x: list, t: list, n: int, ep
                     prev = acts[li]
                     g = [[gin[r][i] if prev[r][i] > 0.0 else 0.0 for i in range(len(gin[0]))]
                          for r in range(len(gin))]
+
+
+# --- Convolutions -------------------------------------------------------------------------------
+
+
+class NumpyConv:
+    """One ``Conv2d`` in the strongest numpy a competent user would write; nothing allocated per call.
+
+    Activations are channel-major, ``(C, N, H, W)``, so that a layer's output ``W @ cols``
+    (``O x N*oH*oW``) is the next layer's input with no transpose. The input lives in the
+    interior of a zero-padded buffer (``self.x`` is that view: the previous layer writes
+    there); the im2col view of that buffer (``sliding_window_view``, strided for the stride)
+    is built once, so a forward is one copy into the column buffer and one ``np.matmul``
+    into a preallocated output. The backward is ``np.matmul`` into preallocated weight and
+    column gradients and col2im as ``kH x kW`` strided in-place adds; ``need_dx=False``
+    (a first layer) skips the input gradient. ``w``, ``b``, ``dw``, ``db`` may be views
+    of flat parameter arrays.
+    """
+
+    def __init__(self, np: Any, w: Any, b: Any, dw: Any, db: Any, n: int, h: int, wd: int,
+                 stride: int = 1, padding: int = 0, need_dx: bool = True) -> None:
+        o, c, kh, kw = w.shape
+        p, s = padding, stride
+        self.np, self.w2, self.b, self.dw2, self.db = np, w.reshape(o, c * kh * kw), b, dw.reshape(o, -1), db
+        self.xp = np.zeros((c, n, h + 2 * p, wd + 2 * p))
+        self.x = self.xp[:, :, p:p + h, p:p + wd]
+        oh, ow = (h + 2 * p - kh) // s + 1, (wd + 2 * p - kw) // s + 1
+        self.out_shape = (o, n, oh, ow)
+        win = np.lib.stride_tricks.sliding_window_view(self.xp, (kh, kw), axis=(2, 3))[:, :, ::s, ::s]
+        self.win = win.transpose(0, 4, 5, 1, 2, 3)  # (C, kH, kW, N, oH, oW), a view
+        self.cols6 = np.empty((c, kh, kw, n, oh, ow))
+        self.cols = self.cols6.reshape(c * kh * kw, n * oh * ow)
+        self.y = np.empty((o, n * oh * ow))
+        self.b2 = b.reshape(o, 1)
+        self.need_dx = need_dx
+        if need_dx:
+            self.dcols6 = np.empty_like(self.cols6)
+            self.dcols = self.dcols6.reshape(self.cols.shape)
+            self.dxp = np.zeros_like(self.xp)
+            self.dx = self.dxp[:, :, p:p + h, p:p + wd]
+            self.scatter = [(self.dxp[:, :, ki:ki + s * (oh - 1) + 1:s, kj:kj + s * (ow - 1) + 1:s],
+                             self.dcols6[:, ki, kj]) for ki in range(kh) for kj in range(kw)]
+
+    def forward(self) -> Any:
+        """``y = W cols + b`` from the input in ``self.x``; returns ``y`` (O, N*oH*oW)."""
+        np = self.np
+        np.copyto(self.cols6, self.win)
+        np.matmul(self.w2, self.cols, out=self.y)
+        np.add(self.y, self.b2, out=self.y)
+        return self.y
+
+    def backward(self, gy: Any) -> Any:
+        """Weight and bias gradients from ``gy`` (O, N*oH*oW); the input gradient in ``self.dx``."""
+        np = self.np
+        np.sum(gy, axis=1, out=self.db)
+        np.matmul(gy, self.cols.T, out=self.dw2)
+        if not self.need_dx:
+            return None
+        np.matmul(self.w2.T, gy, out=self.dcols)
+        self.dxp.fill(0.0)
+        add = np.add
+        for dst, src in self.scatter:
+            add(dst, src, out=dst)
+        return self.dx
+
+
+def conv_flops(n: int, c: int, o: int, k: int, oh: int, ow: int) -> float:
+    """The forward's flops: 2 N O C kH kW oH oW (the backward counts twice that)."""
+    return 2.0 * n * o * c * k * k * oh * ow
+
+
+def make_numpy_conv_step(np: Any, x: Any, gy: Any, w: Any, b: Any, stride: int, padding: int,
+                         steps: int) -> Callable[[], None]:
+    """``steps`` forward and backward passes (weight, bias and input gradients) of one Conv2d."""
+    n, c, h, wd = x.shape
+    dw, db = np.zeros_like(w), np.zeros_like(b)
+    conv = NumpyConv(np, w.copy(), b.copy(), dw, db, n, h, wd, stride, padding)
+    xc = np.ascontiguousarray(x.transpose(1, 0, 2, 3))
+    gc = np.ascontiguousarray(gy.transpose(1, 0, 2, 3)).reshape(gy.shape[1], -1)
+
+    def run() -> None:
+        for _ in range(steps):
+            np.copyto(conv.x, xc)
+            conv.forward()
+            conv.backward(gc)
+    return run
+
+
+def make_torch_conv_step(torch: Any, x: list, gy: list, c: int, o: int, steps: int) -> Callable[[], None]:
+    """The same in PyTorch float64 (threads set by the caller): ``Conv2d(c, o, 3, padding=1)``, the
+    input requiring its gradient; ``x`` and ``gy`` are nested lists."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(c, o, 3, padding=1).double()
+    xt = torch.tensor(x, dtype=torch.float64).requires_grad_(True)
+    gt = torch.tensor(gy, dtype=torch.float64)
+
+    def run() -> None:
+        for _ in range(steps):
+            xt.grad = None
+            conv(xt).backward(gt)
+    return run
+
+
+DENOISER = ((3, 32, 2), (32, 64, 2), (64, 32, 1), (32, 3, 1))
+"""The denoiser's convolutions, ``(in, out, stride)``, kernel 3, padding 1: Conv, ReLU, Conv, ReLU,
+Upsample(2), Conv, ReLU, Upsample(2), Conv, Sigmoid."""
+
+
+def denoiser_flops(n: int, size: int) -> float:
+    """Forward plus backward flops of the denoiser on ``n`` images of ``size`` x ``size``:
+    3 x the forward's 2 N O C 9 oH oW per convolution (the first layer's input gradient included)."""
+    total = 0.0
+    for (c, o, _), out in zip(DENOISER, (size // 2, size // 4, size // 2, size)):
+        total += conv_flops(n, c, o, 3, out, out)
+    return 3.0 * total
+
+
+def make_numpy_denoiser(np: Any, x: Any, t: Any, epochs: int, batch: int, lr: float,
+                        seed: int = 0) -> Callable[[], None]:
+    """The denoiser's training (MSE, SGD) in the strongest numpy: :class:`NumpyConv` layers on
+    channel-major buffers; ReLU and the upsampling are one ``np.maximum`` into the next layer's
+    padded input through a broadcast view; the upsampling's gradient one ``np.sum`` over a
+    strided view; the learning rate folded into the output gradient; one flat parameter array."""
+    rng = np.random.default_rng(seed)
+    n_all, _, size, _ = x.shape
+    shapes = [(o, c, 3, 3) for c, o, _ in DENOISER]
+    total = sum(o * c * 9 + o for o, c, _, _ in shapes)
+    flat_w, flat_dw = np.empty(total), np.empty(total)
+    convs, at = [], 0
+    ins = (size, size // 2, size // 2, size)  # each convolution's input size
+    for li, ((o, c, _, _), (_, _, stride), hw) in enumerate(zip(shapes, DENOISER, ins)):
+        bound = 1.0 / math.sqrt(c * 9)
+        nw = o * c * 9
+        w, dw = flat_w[at:at + nw].reshape(o, c, 3, 3), flat_dw[at:at + nw].reshape(o, c, 3, 3)
+        b, db = flat_w[at + nw:at + nw + o], flat_dw[at + nw:at + nw + o]
+        w[...] = rng.uniform(-bound, bound, w.shape)
+        b[...] = rng.uniform(-bound, bound, o)
+        at += nw + o
+        convs.append(NumpyConv(np, w, b, dw, db, batch, hw, hw, stride, 1, need_dx=li > 0))
+    c1, c2, c3, c4 = convs
+    as_strided = np.lib.stride_tricks.as_strided
+
+    def up_view(dst: Any) -> Any:
+        """``dst`` (C, N, 2H, 2W) as (C, N, H, 2, W, 2): the nearest upsampling's blocks."""
+        c, m, h2, w2 = dst.shape
+        s0, s1, s2, s3 = dst.strides
+        return as_strided(dst, (c, m, h2 // 2, 2, w2 // 2, 2), (s0, s1, 2 * s2, s2, 2 * s3, s3))
+
+    up3, up4 = up_view(c3.x), up_view(c4.x)
+    dup3, dup4 = up_view(c3.dx), up_view(c4.dx)
+    y1, y2, y3, y4 = (cv.y.reshape(cv.out_shape) for cv in convs)
+    y2b, y3b = y2[:, :, :, None, :, None], y3[:, :, :, None, :, None]
+    g2, g3 = np.empty(y2.shape), np.empty(y3.shape)
+    m1, m2, m3 = (np.empty(y.shape, dtype=bool) for y in (y1, y2, y3))
+    s4, tmp = np.empty(y4.shape), np.empty(y4.shape)
+    data = np.ascontiguousarray(x.transpose(1, 0, 2, 3))
+    target = np.ascontiguousarray(t.transpose(1, 0, 2, 3))
+    sx, st = np.empty_like(data), np.empty_like(target)
+    scale = 2.0 * lr / s4.size
+
+    def run() -> None:
+        for _ in range(epochs):
+            perm = rng.permutation(n_all)
+            np.take(data, perm, axis=1, out=sx)
+            np.take(target, perm, axis=1, out=st)
+            for s in range(0, n_all - batch + 1, batch):
+                np.copyto(c1.x, sx[:, s:s + batch])
+                c1.forward()
+                np.maximum(y1, 0.0, out=c2.x)
+                c2.forward()
+                np.maximum(y2b, 0.0, out=up3)
+                c3.forward()
+                np.maximum(y3b, 0.0, out=up4)
+                c4.forward()
+                # sigmoid, then lr * dMSE/dy * s (1 - s)
+                np.negative(y4, out=s4)
+                np.exp(s4, out=s4)
+                np.add(s4, 1.0, out=s4)
+                np.reciprocal(s4, out=s4)
+                np.subtract(s4, st[:, s:s + batch], out=tmp)
+                np.multiply(tmp, scale, out=tmp)
+                np.multiply(tmp, s4, out=tmp)
+                np.subtract(1.0, s4, out=s4)
+                np.multiply(tmp, s4, out=tmp)
+                c4.backward(tmp.reshape(3, -1))
+                np.sum(dup4, axis=(3, 5), out=g3)
+                np.greater(y3, 0.0, out=m3)
+                np.multiply(g3, m3, out=g3)
+                c3.backward(g3.reshape(g3.shape[0], -1))
+                np.sum(dup3, axis=(3, 5), out=g2)
+                np.greater(y2, 0.0, out=m2)
+                np.multiply(g2, m2, out=g2)
+                g1 = c2.backward(g2.reshape(g2.shape[0], -1))
+                np.greater(y1, 0.0, out=m1)
+                np.multiply(g1, m1, out=g1)
+                c1.backward(g1.reshape(g1.shape[0], -1))
+                np.subtract(flat_w, flat_dw, out=flat_w)
+    return run
+
+
+def make_torch_denoiser(torch: Any, x: list, t: list, epochs: int, batch: int, lr: float,
+                        seed: int = 0) -> Callable[[], None]:
+    """The denoiser in PyTorch float64: nn.Sequential, MSELoss, optim.SGD (threads set by the caller)."""
+    torch.manual_seed(seed)
+    nn = torch.nn
+    (a, b, _), (_, c, _), (_, d, _), (_, e, _) = DENOISER
+    model = nn.Sequential(nn.Conv2d(a, b, 3, stride=2, padding=1), nn.ReLU(),
+                          nn.Conv2d(b, c, 3, stride=2, padding=1), nn.ReLU(), nn.Upsample(scale_factor=2),
+                          nn.Conv2d(c, d, 3, padding=1), nn.ReLU(), nn.Upsample(scale_factor=2),
+                          nn.Conv2d(d, e, 3, padding=1), nn.Sigmoid()).double()
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    loss_fn = nn.MSELoss()
+    X, T = torch.tensor(x, dtype=torch.float64), torch.tensor(t, dtype=torch.float64)
+    n = len(X)
+
+    def run() -> None:
+        for _ in range(epochs):
+            perm = torch.randperm(n)
+            for s in range(0, n - batch + 1, batch):
+                idx = perm[s:s + batch]
+                opt.zero_grad()
+                loss_fn(model(X[idx]), T[idx]).backward()
+                opt.step()
+    return run

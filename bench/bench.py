@@ -17,6 +17,27 @@ or the groups ``seed``, ``wide``, ``mnist``, ``all``):
   snapshot the page draws: losses, the 50x50 output grid, the neuron grids) of a
   2-8-8-1 network on 500 training points, per backend, in cycles a second.
 
+Convolution cases (group ``conv``), float64, one thread:
+
+* ``conv3x32`` and ``conv32x64``: one ``Conv2d`` (kernel 3, padding 1) at batch 16,
+  3 -> 32 channels on 32x32 and 32 -> 64 on 16x16, forward then backward (weight,
+  bias and input gradients), repeated;
+* ``denoise``: an epoch of the denoiser network (Conv2d(3, 32, 3, stride 2, padding 1),
+  ReLU, Conv2d(32, 64, 3, stride 2, padding 1), ReLU, Upsample(2), Conv2d(64, 32, 3,
+  padding 1), ReLU, Upsample(2), Conv2d(32, 3, 3, padding 1), Sigmoid) with MSE and SGD
+  at batch 16 on 512 noisy 3x32x32 images (``fw.data.denoise_pairs``);
+* ``denoise-small``: the same on 64 images of 16x16, with pure ``pyfw`` (the
+  teaching figure; it runs ``--slow-images`` of them, scaled).
+
+Their implementations: ``numpy``, the strongest numpy a competent user would write
+(channel-major activations, im2col through a strided view built once per shape,
+``np.matmul`` into preallocated buffers, col2im as strided in-place adds;
+bench/baselines.py, ``NumpyConv``); ``loop``, pyfw_rs modules called by hand
+(``m(x)``, ``m.backward(g)``; the denoiser's zero_grad, forward, loss, backward,
+step); ``fit``, ``pyfw_rs.fit``; ``torch``; ``pyfw``. GFLOP/s count 2 N O C kH kW
+oH oW per convolution forward and twice that for its backward (the first layer's
+input gradient included), whether or not an implementation computes it.
+
 Implementations, each timed on training alone (setup excluded):
 
 * ``numpy``: the strongest numpy MLP a competent user would write, the main
@@ -64,6 +85,7 @@ if "--keep-openblas-env" not in sys.argv:
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
+import math  # noqa: E402
 import platform  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
@@ -469,16 +491,194 @@ def print_extras(rs: Any, known: dict, chosen: list, repeat: int) -> None:
             print(f"  {fw.__name__:8s} {sec * 1e3:7.1f} ms a cycle, {1 / sec:6.1f} a second", flush=True)
 
 
+CONV_IMPLS = ("numpy", "loop", "fit", "torch", "pyfw")
+CONV_LABELS = {
+    "numpy": "strongest numpy (im2col)",
+    "loop": "pyfw_rs, modules by hand",
+    "fit": "pyfw_rs, fw.fit",
+    "torch": "PyTorch, one thread",
+    "pyfw": "pyfw (pure Python), fw.fit",
+}
+
+
+@dataclass
+class ConvCase:
+    """A convolution case: one ``Conv2d`` (``kind="layer"``, ``steps`` forward and backward
+    passes) or the denoiser (``kind="denoise"``, ``steps`` epochs of ``n`` images)."""
+    name: str
+    kind: str
+    steps: int
+    c: int = 3
+    o: int = 32
+    size: int = 32
+    batch: int = 16
+    n: int = 0
+
+    def flops(self) -> float:
+        """Forward (2 N O C kH kW oH oW per convolution) plus backward (twice that), all steps."""
+        if self.kind == "layer":
+            return 3 * baselines.conv_flops(self.batch, self.c, self.o, 3, self.size, self.size) * self.steps
+        return baselines.denoiser_flops(self.n, self.size) * self.steps
+
+    def describe(self) -> str:
+        if self.kind == "layer":
+            return (f"Conv2d({self.c}, {self.o}, 3, padding=1) on {self.batch}x{self.c}x{self.size}x{self.size}, "
+                    f"forward + backward x {self.steps}")
+        return (f"denoiser, batch {self.batch}, {self.steps} epoch(s) of {self.n} images "
+                f"3x{self.size}x{self.size}")
+
+
+def conv_cases(epoch_scale: float) -> dict:
+    steps = lambda k: max(1, round(k * epoch_scale))  # noqa: E731
+    return {c.name: c for c in (
+        ConvCase("conv3x32", "layer", steps(40), c=3, o=32, size=32),
+        ConvCase("conv32x64", "layer", steps(15), c=32, o=64, size=16),
+        ConvCase("denoise", "denoise", steps(1), n=512),
+        ConvCase("denoise-small", "denoise", steps(1), size=16, n=64),
+    )}
+
+
+def _denoiser(fw: Any, g: Any) -> Any:
+    (a, b, _), (_, c, _), (_, d, _), (_, e, _) = baselines.DENOISER
+    return fw.Sequential(fw.Conv2d(a, b, 3, stride=2, padding=1, generator=g), fw.ReLU(),
+                         fw.Conv2d(b, c, 3, stride=2, padding=1, generator=g), fw.ReLU(),
+                         fw.Upsample(scale_factor=2), fw.Conv2d(c, d, 3, padding=1, generator=g), fw.ReLU(),
+                         fw.Upsample(scale_factor=2), fw.Conv2d(d, e, 3, padding=1, generator=g), fw.Sigmoid())
+
+
+def conv_data(case: ConvCase, rs: Any) -> tuple:
+    """``(x, t)`` as nested lists: random input and output gradient (layer), or noisy pairs (denoiser)."""
+    if case.kind == "layer":
+        rng = random.Random(0)
+        rand = lambda *shape: [rand(*shape[1:]) for _ in range(shape[0])] if shape else rng.uniform(-1, 1)  # noqa: E731
+        return rand(case.batch, case.c, case.size, case.size), rand(case.batch, case.o, case.size, case.size)
+    fw = rs if rs is not None else pyfw  # the same bits; pyfw_rs draws them faster
+    a, b, _ = fw.data.denoise_pairs(case.n, size=case.size, generator=fw.Generator(0))
+    return a.tolist(), b.tolist()
+
+
+def make_fw_conv(fw: Any, case: ConvCase, x: list, t: list, impl: str, images: int) -> Callable[[], None]:
+    """Setup of a pyfw or pyfw_rs run of the case; the callable runs it (the denoiser on ``images``)."""
+    g = fw.Generator(0)
+    if case.kind == "layer":
+        m = fw.Conv2d(case.c, case.o, 3, padding=1, generator=g)
+        xs, gy = fw.tensor(x), fw.tensor(t)
+
+        def passes() -> None:
+            for _ in range(case.steps):
+                m(xs)
+                m.backward(gy)
+        return passes
+    model = _denoiser(fw, g)
+    crit, opt = fw.MSELoss(), fw.SGD(model.param(), lr=LR)
+    xs, ts = fw.tensor(x[:images]), fw.tensor(t[:images])
+
+    def fit() -> None:
+        fw.fit(model, crit, opt, xs, ts, case.steps, case.batch, g)
+
+    def loop() -> None:
+        for _ in range(case.steps):
+            order = fw.randperm(images, generator=g)
+            for s in range(0, images, case.batch):
+                idx = order[s:s + case.batch]
+                opt.zero_grad()
+                loss = crit(model(xs[idx]), ts[idx])
+                model.backward(crit.backward())
+                opt.step()
+                del loss
+    return loop if impl == "loop" else fit
+
+
+def run_conv_case(case: ConvCase, impls: list, mods: dict, args: argparse.Namespace) -> list:
+    """Time each implementation (interleaved over ``--repeat`` rounds) and return the rows."""
+    np, rs, torch = mods.get("numpy"), mods.get("pyfw_rs"), mods.get("torch")
+    x, t = conv_data(case, rs)
+    slow = min(case.n, max(case.batch, args.slow_images)) if case.kind == "denoise" else 0
+    makers: dict = {}
+    for impl in impls:
+        if impl == "numpy":
+            if case.kind == "layer":
+                rng = np.random.default_rng(0)
+                k = 1.0 / math.sqrt(case.c * 9)
+                w, b = rng.uniform(-k, k, (case.o, case.c, 3, 3)), rng.uniform(-k, k, case.o)
+                make = lambda: baselines.make_numpy_conv_step(np, np.array(x), np.array(t), w, b, 1, 1,  # noqa: E731
+                                                              case.steps)
+            else:
+                make = lambda: baselines.make_numpy_denoiser(np, np.array(x), np.array(t), case.steps,  # noqa: E731
+                                                             case.batch, LR)
+            makers[impl] = (make, case.n, args.repeat)
+        elif impl == "torch":
+            if case.kind == "layer":
+                make = lambda: baselines.make_torch_conv_step(torch, x, t, case.c, case.o, case.steps)  # noqa: E731
+            else:
+                make = lambda: baselines.make_torch_denoiser(torch, x, t, case.steps, case.batch, LR)  # noqa: E731
+            makers[impl] = (make, case.n, args.repeat)
+        elif impl in ("loop", "fit"):
+            makers[impl] = ((lambda i=impl: make_fw_conv(rs, case, x, t, i, case.n)), case.n, args.repeat)
+        elif impl == "pyfw":
+            makers[impl] = (lambda: make_fw_conv(pyfw, case, x, t, "fit", slow), slow, args.slow_repeat)
+    times: dict = {k: [] for k in makers}
+    for r in range(max(v[2] for v in makers.values()) if makers else 0):
+        for impl, (make, _, rep) in makers.items():
+            if r >= rep:
+                continue
+            fn = make()
+            t0 = time.perf_counter()
+            fn()
+            times[impl].append(time.perf_counter() - t0)
+    rows = []
+    for impl, (_, ran, _) in makers.items():
+        med = statistics.median(times[impl])
+        full = med * case.n / ran if case.kind == "denoise" else med
+        spread = (max(times[impl]) - min(times[impl])) / med if len(times[impl]) > 1 else 0.0
+        rows.append({"impl": impl, "time": full, "ran": ran, "runs": len(times[impl]), "spread": spread,
+                     "gflops": case.flops() / full / 1e9})
+    for ref in ("numpy", "torch"):
+        base = next((r["time"] for r in rows if r["impl"] == ref), None)
+        for row in rows:
+            row[ref] = None if base is None else row["time"] / base
+    return [case, rows]
+
+
+def print_conv_case(case: ConvCase, rows: list) -> None:
+    print(f"\n{case.name}: {case.describe()}; {case.flops() / 1e6:.0f} MFLOP")
+    per = "per step" if case.kind == "layer" else "per epoch"
+    print(f"  {'implementation':28s} {'time':>9s} {per:>10s} {'GFLOP/s':>8s}  {'against numpy':16s} "
+          f"{'against torch':16s} runs, spread")
+    for r in rows:
+        note = f"  (ran {r['ran']} images, scaled)" if case.kind == "denoise" and r["ran"] != case.n else ""
+        each = r["time"] / case.steps
+        each_s = f"{1e3 * each:.3g}ms" if each < 1 else _fmt_time(each)
+        print(f"  {CONV_LABELS[r['impl']]:28s} {_fmt_time(r['time']):>9s} {each_s:>10s} {r['gflops']:8.2f}  "
+              f"{_ratio(r['numpy']):16s} {_ratio(r['torch']):16s} {r['runs']}, {100 * r['spread']:.0f}%{note}",
+              flush=True)
+
+
+def print_conv_markdown(results: list) -> None:
+    print("\n| case | implementation | time | GFLOP/s | against numpy | against torch |")
+    print("|---|---|---|---|---|---|")
+    for case, rows in results:
+        what = case.describe()
+        for r in rows:
+            scaled = f" (from {r['ran']} images)" if case.kind == "denoise" and r["ran"] != case.n else ""
+            print(f"| {what} | {CONV_LABELS[r['impl']]} | {_fmt_time(r['time'])}{scaled} | {r['gflops']:.2f} | "
+                  f"{_ratio(r['numpy'])} | {_ratio(r['torch'])} |")
+            what = ""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default="all",
                     help="comma-separated: seed, wide, mnist, all, or names such as w64b10 (default: all)")
-    ap.add_argument("--only", default="", help="comma-separated subset of: " + ",".join(IMPLS))
+    ap.add_argument("--only", default="", help="comma-separated subset of: " + ",".join(IMPLS)
+                    + " (the convolution cases: " + ",".join(CONV_IMPLS) + ")")
     ap.add_argument("--repeat", type=int, default=5, help="runs of each implementation per case (default 5)")
     ap.add_argument("--slow-repeat", type=int, default=3, help="runs of pyfw and naive (default 3)")
     ap.add_argument("--slow-epochs", type=int, default=10,
                     help="epochs for pyfw and naive, scaled to the case's (default 10)")
     ap.add_argument("--epoch-scale", type=float, default=1.0, help="multiply every case's epochs (default 1)")
+    ap.add_argument("--slow-images", type=int, default=16,
+                    help="images pyfw trains on in denoise-small, scaled to the case's (default 16)")
     ap.add_argument("--no-count", action="store_true", help="skip the instrumented run counting executed terms")
     ap.add_argument("--markdown", action="store_true", help="also print one markdown table of every case")
     ap.add_argument("--keep-openblas-env", action="store_true",
@@ -486,19 +686,22 @@ def main() -> int:
     args = ap.parse_args()
 
     known = all_cases(args.epoch_scale)
+    convs = conv_cases(args.epoch_scale)
     extras = ["threads", "memory", "playground"]
-    groups = {"all": [*known, *extras], "wide": [k for k in known if k.startswith("w")], "seed": ["seed"],
-              "mnist": ["mnist"]}
+    groups = {"all": [*known, *convs, *extras], "wide": [k for k in known if k.startswith("w")], "seed": ["seed"],
+              "mnist": ["mnist"], "conv": list(convs)}
     chosen: list = []
     for name in args.cases.split(","):
         name = name.strip()
         names = groups.get(name, [name])
         for k in names:
-            if k not in known and k not in extras:
-                ap.error(f"unknown case {k!r}; known: {', '.join([*known, *extras])}, or seed, wide, mnist, all")
+            if k not in known and k not in convs and k not in extras:
+                ap.error(f"unknown case {k!r}; known: {', '.join([*known, *convs, *extras])}, "
+                         "or seed, wide, mnist, conv, all")
             if k not in chosen:
                 chosen.append(k)
     wanted = [i for i in IMPLS if not args.only or i in args.only.split(",")]
+    wanted_conv = [i for i in CONV_IMPLS if not args.only or i in args.only.split(",")]
 
     mods = {name: _optional(name) for name in ("numpy", "pyfw_rs", "torch")}
     if mods["torch"] is not None:
@@ -531,14 +734,30 @@ def main() -> int:
         result = run_case(case, impls, mods, args)
         print_case(*result)
         results.append(result)
-    print("\nGFLOP/s: dense counts 2 flops per multiply-add of each Linear's forward, weight gradient and "
-          "input gradient, every sample;\nexecuted counts only the terms pyfw's sums add (first factor "
-          "nonzero), measured in one instrumented pyfw_rs run;\nBLAS skips nothing, so for numpy and "
-          "torch executed = dense. Times are medians; spread is (max - min) / median.")
+    if results:
+        print("\nGFLOP/s: dense counts 2 flops per multiply-add of each Linear's forward, weight gradient and "
+              "input gradient, every sample;\nexecuted counts only the terms pyfw's sums add (first factor "
+              "nonzero), measured in one instrumented pyfw_rs run;\nBLAS skips nothing, so for numpy and "
+              "torch executed = dense. Times are medians; spread is (max - min) / median.")
+    conv_results = []
+    for name in (c for c in chosen if c in convs):
+        case = convs[name]
+        impls = [i for i in wanted_conv if (i not in need or mods[need[i]] is not None)
+                 and (i != "pyfw" or name == "denoise-small") and (i != "fit" or case.kind == "denoise")]
+        result = run_conv_case(case, impls, mods, args)
+        print_conv_case(*result)
+        conv_results.append(result)
+    if conv_results:
+        print("\nGFLOP/s of the convolution cases: 2 N O C kH kW oH oW flops per convolution forward, twice that "
+              "for its backward\n(the first layer's input gradient included). Times are medians; spread is "
+              "(max - min) / median.")
     if mods["pyfw_rs"] is not None and (set(extras) & set(chosen)):
         print_extras(mods["pyfw_rs"], known, chosen, args.repeat)
     if args.markdown:
-        print_markdown(results)
+        if results:
+            print_markdown(results)
+        if conv_results:
+            print_conv_markdown(conv_results)
     return 0
 
 

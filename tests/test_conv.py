@@ -573,3 +573,74 @@ def test_an_output_too_large_for_memory_is_a_memory_error_at_once(fw: ModuleType
     before anything is built (pyfw_rs aborted the process; pyfw filled the memory)."""
     with pytest.raises(MemoryError, match="cannot allocate"):
         make(fw)(fw.ones(*shape))
+
+
+# Shapes that take every kernel path of pyfw_rs (few and many channels on either side, rows with
+# lane tails, stride, dilation), with infinities, NaN and zeros of both signs in the weights, the
+# bias and the input: the terms in the padding are left out, never added as ``0.0 * w``.
+WIDE = [
+    ("Conv2d", dict(in_channels=9, out_channels=6, kernel_size=3, padding=1), (2, 9, 5, 19)),
+    ("Conv2d", dict(in_channels=3, out_channels=2, kernel_size=3, stride=2, padding=1, dilation=2), (1, 3, 9, 21)),
+    ("Conv2d", dict(in_channels=10, out_channels=3, kernel_size=(1, 3), stride=(1, 2), padding=(0, 2)), (1, 10, 2, 23)),
+    ("ConvTranspose2d", dict(in_channels=6, out_channels=9, kernel_size=3, stride=2, padding=1, output_padding=1),
+     (1, 6, 4, 9)),
+    ("ConvTranspose2d", dict(in_channels=2, out_channels=3, kernel_size=3, padding=1), (2, 2, 5, 17)),
+]
+WIDE_IDS = [f"{name}-{i}" for i, (name, _, _) in enumerate(WIDE)]
+
+
+def poisoned(fw: ModuleType, values: Any, every: int) -> Any:
+    """``values`` with the first element inf, the last -inf, the middle NaN and every ``every``-th
+    -0.0 (tensors take finite numbers only: the others come from overflowing products)."""
+    flat = [float(v) for v in values.flatten().tolist()]
+    n = len(flat)
+    for k in range(0, n, every):
+        flat[k] = -0.0
+    big = [0.0] * n
+    big[0], big[-1] = 1e308, -1e308
+    huge = fw.tensor(big) * fw.tensor([1e308] * n)  # inf, -inf and zeros
+    mid = [0.0] * n
+    mid[n // 2] = 1e308
+    inf_mid = fw.tensor(mid) * fw.tensor(mid)
+    for k in (0, n - 1, n // 2):
+        flat[k] = 0.0
+    out = fw.tensor(flat) + huge + (inf_mid - inf_mid)  # NaN in the middle
+    return out.reshape(*values.shape)
+
+
+def poison_(fw: ModuleType, p: Any, every: int) -> None:
+    """Make parameter ``p`` as :func:`poisoned` makes a tensor, through two SGD steps (in-place
+    updates take finite numbers only; a step that overflows makes infinities, then NaN)."""
+    shape, n = p.shape, len(p.flatten().tolist())
+    flat = [float(v) for v in p.flatten().tolist()]
+    for k in range(0, n, every):
+        flat[k] = -0.0
+    flat[0], flat[-1], flat[n // 2] = 1e308, -1e308, 1e308
+    p.copy_(fw.tensor(flat).reshape(*shape))
+    opt = fw.SGD([p], lr=10.0)
+    for step in ({0: -1e308, n - 1: 1e308, n // 2: -1e308}, {n // 2: 1e308}):  # to +-inf, then inf - inf
+        g = [0.0] * n
+        for k, v in step.items():
+            g[k] = v
+        p.grad.copy_(fw.tensor(g).reshape(*shape))
+        opt.step()
+
+
+@pytest.mark.parametrize("name,kwargs,shape", WIDE, ids=WIDE_IDS)
+@pytest.mark.parametrize("poison", [False, True], ids=["finite", "inf-nan"])
+def test_backends_agree_bit_for_bit_on_every_kernel_path(name: str, kwargs: dict, shape: tuple,
+                                                         poison: bool) -> None:
+    seen = []
+    for backend in ("py", "rs"):
+        fw = load_backend(backend)
+        m, x = build(fw, name, kwargs, shape, seed=5)
+        if poison:
+            poison_(fw, m.weight, 7)
+            poison_(fw, m.bias, 2)
+            m.zero_grad()
+            x = poisoned(fw, x, 5)
+        y = m(x)
+        g = fw.randn(*y.shape, generator=fw.Generator(9))
+        dx = m.backward(g)
+        seen.append((th(y), th(dx), {n: th(p.grad) for n, p in m.named_parameters()}))
+    assert seen[0] == seen[1]

@@ -17,7 +17,7 @@ use pyo3::types::{PyDict, PyTuple};
 
 use super::base::{keeps, module_base, runs_natively, Module};
 use super::generator::PyGenerator;
-use super::modules::{run_alone, Held, HeldLayer, LayerClass, SlotRefs};
+use super::modules::{run_alone, Held, HeldLayer, LayerClass, SlotRefs, DETACH_WORK};
 use super::tensor::PyTensor;
 use super::{type_name, Borrow, IntoPyResult};
 use crate::conv::{
@@ -32,6 +32,26 @@ use crate::modules::{Layer, LayerKind, Slot, Slots};
 use crate::tensor::Shape;
 
 type Pair = (usize, usize);
+
+/// Run `f` with the interpreter lock released when its `work` (multiply-adds) pays
+/// for releasing and taking the lock back, so that threads training models of
+/// their own run in parallel. The tensors stay borrowed meanwhile: another thread
+/// that touches them gets a clean `RuntimeError`.
+fn detached<T: Send>(py: Python<'_>, work: usize, f: impl FnOnce() -> T + Send) -> T {
+    if work >= DETACH_WORK {
+        py.detach(f)
+    } else {
+        f()
+    }
+}
+
+/// The multiply-adds of one product of the convolution `g`.
+fn work(g: &Geom) -> usize {
+    let (oh, ow) = g.out_size().unwrap_or((1, 1));
+    [g.n, g.o, g.c, g.kh, g.kw, oh, ow]
+        .iter()
+        .fold(1usize, |a, &b| a.saturating_mul(b))
+}
 
 /// `(O, C, kH, kW)` of a weight (O, C, kH, kW), or (O, C, kW) for a kernel of height 1.
 fn kernel_dims(ws: Shape) -> Option<(usize, usize, usize, usize)> {
@@ -112,7 +132,8 @@ fn _conv2d_forward(
     let g = geom(who, x.t.shape(), w.t.shape(), stride, padding, dilation)?;
     let b = checked_bias(who, bias, g.o)?;
     let (oh, ow) = g.out_size().unwrap_or((1, 1));
-    let y = forward(&g, x.t.data(), w.t.data(), b.as_ref().map(|b| b.t.data()));
+    let (xd, wd, bd) = (x.t.data(), w.t.data(), b.as_ref().map(|b| b.t.data()));
+    let y = detached(weight.py(), work(&g), || forward(&g, xd, wd, bd));
     PyTensor::wrap(Shape::new(&[g.n, g.o, oh, ow]).py()?, y.py()?)
 }
 
@@ -160,14 +181,11 @@ fn _conv2d_backward(
             )));
         }
     }
-    let dx = backward(
-        &g,
-        xr.t.data(),
-        w.t.data(),
-        gy.t.data(),
-        gw.t.data_mut(),
-        gb.as_mut().map(|b| b.t.data_mut()),
-    );
+    let (xd, wd, gyd) = (xr.t.data(), w.t.data(), gy.t.data());
+    let (gwd, gbd) = (gw.t.data_mut(), gb.as_mut().map(|b| b.t.data_mut()));
+    let dx = detached(weight.py(), work(&g), || {
+        backward(&g, xd, wd, gyd, gwd, gbd)
+    });
     PyTensor::wrap(xr.t.shape(), dx.py()?)
 }
 
@@ -349,7 +367,8 @@ fn _conv_transpose2d_forward(
     let (x, w) = (x.busy_ref()?, weight.busy_ref()?);
     let g = transpose_geom(who, x.t.shape(), w.t.shape(), stride, padding, out)?;
     let b = checked_bias(who, bias, g.c)?;
-    let y = input_grad(&g, w.t.data(), x.t.data(), b.as_ref().map(|b| b.t.data()));
+    let (wd, xd, bd) = (w.t.data(), x.t.data(), b.as_ref().map(|b| b.t.data()));
+    let y = detached(weight.py(), work(&g), || input_grad(&g, wd, xd, bd));
     PyTensor::wrap(Shape::new(&[g.n, g.c, g.h, g.w]).py()?, y.py()?)
 }
 
@@ -390,8 +409,8 @@ fn _conv_transpose2d_backward(
             w.t.shape()
         )));
     }
-    if let Some(b) = bias_grad {
-        let mut b = b.busy_mut()?;
+    let mut gb = bias_grad.map(|b| b.busy_mut()).transpose()?;
+    if let Some(b) = &gb {
         if b.t.shape() != Shape::Vector(g.c) {
             return Err(PyValueError::new_err(format!(
                 "{who}: bias_grad of shape {} for {} output channels",
@@ -399,14 +418,18 @@ fn _conv_transpose2d_backward(
                 g.c
             )));
         }
-        channel_sums(gy.t.data(), g.n, g.h * g.w, b.t.data_mut());
     }
-    // As the Conv2d whose input gradient the forward is: its "x" is `grad`, its "gy" is `x`.
-    weight_grad_into(&g, gy.t.data(), xr.t.data(), gw.t.data_mut());
-    PyTensor::wrap(
-        xr.t.shape(),
-        forward(&g, gy.t.data(), w.t.data(), None).py()?,
-    )
+    let (gyd, xd, wd) = (gy.t.data(), xr.t.data(), w.t.data());
+    let (gwd, gbd) = (gw.t.data_mut(), gb.as_mut().map(|b| b.t.data_mut()));
+    let dx = detached(weight.py(), work(&g), || {
+        if let Some(gb) = gbd {
+            channel_sums(gyd, g.n, g.h * g.w, gb);
+        }
+        // As the Conv2d whose input gradient the forward is: its "x" is `grad`, its "gy" is `x`.
+        weight_grad_into(&g, gyd, xd, gwd);
+        forward(&g, gyd, wd, None)
+    });
+    PyTensor::wrap(xr.t.shape(), dx.py()?)
 }
 
 /// `(planes, h, w)` of a 4-D tensor shape.

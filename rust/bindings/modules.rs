@@ -41,7 +41,7 @@ use crate::tensor::Shape;
 /// in parallel; below it, releasing and taking the lock back would cost more.
 /// The module stays borrowed meanwhile: another thread that touches it gets a
 /// clean `RuntimeError`.
-const DETACH_WORK: usize = 1 << 16;
+pub(super) const DETACH_WORK: usize = 1 << 16;
 
 /// A fully connected layer: `y = x W^T + b`.
 ///
