@@ -252,6 +252,7 @@ class Progress:
         self.start = time.perf_counter()
         self.shown = 0.0
         self.every, self.logged = every, self.start
+        self.note = ""  # appended to the next epoch line (the denoiser's validation PSNR)
 
     def batch(self, k: int, n: int, loss: float) -> None:
         """Redraw the live line, at most ten times a second; stop at a non-finite loss."""
@@ -296,9 +297,10 @@ class Progress:
         now = time.perf_counter()
         if not self.quiet or (self.every and not self.live and now - self.logged >= self.every):
             self.logged = now
-            print(f"epoch {epoch:4d}/{self.epochs}  loss {loss:.6f}  {now - self.start:7.2f} s",
+            print(f"epoch {epoch:4d}/{self.epochs}  loss {loss:.6f}{self.note}  {now - self.start:7.2f} s",
                   file=self.log, flush=True)
         self.epoch = epoch + 1
+        self.note = ""
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -378,9 +380,9 @@ def config_from_args(args: argparse.Namespace) -> task.Config:
     """The :class:`pyfw.task.Config` of parsed arguments: the preset's values, overridden by
     the options given (the CLI-only ones are ignored)."""
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(task.Config) if hasattr(args, f.name)}
-    name = given.get("task", "disk")
-    return task.Config(**{**task.TASK_DEFAULTS.get(name, {}), **task.PRESETS[getattr(args, "preset", "seed")][1],
-                          **given})
+    preset = task.PRESETS[getattr(args, "preset", "seed")][1]
+    name = given.get("task", preset.get("task", "disk"))
+    return task.Config(**{**task.TASK_DEFAULTS.get(name, {}), **preset, **given})
 
 
 def _add_backend(s: argparse.ArgumentParser) -> None:
@@ -570,7 +572,7 @@ def _check_resume(args: argparse.Namespace, config: task.Config) -> Optional[int
             raise CLIError(f"--checkpoint {path} already holds {done} epochs: --epochs {config.epochs} would "
                            "end before it; give at least that many", 2)
     tracked = extra.get("history") is not None
-    if tracked != bool(args.track_errors):
+    if tracked != bool(args.track_errors) and config.task != "denoise":  # the denoiser always tracks its PSNR
         raise CLIError(f"--checkpoint {path}: its run was trained {'with' if tracked else 'without'} "
                        f"--track-errors; resume it {'with' if tracked else 'without'} it too, so that its "
                        "history stays whole", 2)
@@ -607,9 +609,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if done is not None:
         print(f"resuming from {args.checkpoint} after epoch {done} of {config.epochs}", file=log, flush=True)
     prog = Progress(config.epochs, args.quiet, log=log)
+
+    def measured_now(epoch: int, values: dict) -> None:
+        if "test_psnrs" in values and values["test_psnrs"] is not None:
+            prog.note = f"  val PSNR {values['test_psnrs']:.2f} dB"
+
     try:
         res = task.train(fw, config, on_epoch=prog.end_epoch, on_batch=prog.batch, fit_options=fit_options,
-                         track_errors=args.track_errors)
+                         track_errors=args.track_errors, on_measure=measured_now)
     except ValueError as e:
         if args.checkpoint and str(args.checkpoint) in str(e):
             raise CLIError(str(e)) from None
@@ -626,7 +633,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise
     model = res.pop("model")
     res["backend"] = sessions_label(backends)
-    if res["train_error"] is None:  # a regression task: its losses over the whole splits
+    if config.task == "denoise":
+        measured = (f"val PSNR {res['test_psnr']:.2f} dB (noisy input {res['noisy_psnr']:.2f} dB, "
+                    f"{res['test_psnr'] - res['noisy_psnr']:+.2f} dB)")
+    elif res["train_error"] is None:  # a regression task: its losses over the whole splits
         measured = f"train loss {res['train_loss']:.6f}  test loss {res['test_loss']:.6f}"
     else:
         measured = f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%"
@@ -640,7 +650,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"pyfw: warning: the training error is {100 * res['train_error']:.1f}%, about chance: the run did "
               "not learn (try another --lr; Adam-like optimizers want about 0.001 to 0.01)", file=sys.stderr)
     if args.save:
-        io.save_model(model, args.save, preprocess=task.preprocess_of(config))
+        task.save_model(model, args.save, config)
     if args.json == "-":
         sys.stdout.write(json.dumps(_finite_or_null(res), indent=2) + "\n")
     elif args.json:
