@@ -42,7 +42,7 @@ import time
 import typing
 from typing import Any, Callable, NoReturn, Optional
 
-from . import io, plot, task
+from . import io, metrics, plot, task
 from .metrics import argmax_rows
 
 
@@ -766,13 +766,87 @@ def warn_not_finite(model_path: str, count: int, total: int, what: str, effect: 
               f"{what}; {effect}", file=sys.stderr, flush=True)
 
 
+def _is_safetensors(path: Optional[str]) -> bool:
+    return path is not None and path.lower().endswith(".safetensors")
+
+
+def image_channels(model: Any) -> Optional[int]:
+    """The input channels of an image model (the ``in_channels`` of its first module that has
+    one, such as a ``Conv2d``), None for a model of rows (an MLP)."""
+    try:
+        for m in model.modules():
+            if isinstance(getattr(m, "in_features", None), int):
+                return None
+            if isinstance(getattr(m, "in_channels", None), int):
+                return int(m.in_channels)
+    except (AttributeError, TypeError):
+        pass
+    return None
+
+
+def read_images(path: str, option: str, fw: Any, channels: Optional[int] = None) -> tuple:
+    """``(images, tensors)`` of a safetensors file of images: the tensor named ``input``, or the
+    file's only tensor, which must be N x C x H x W (C = ``channels`` when given), as an ``fw``
+    tensor; ``tensors`` is every tensor of the file by name. Anything else is a one-line
+    :class:`CLIError` naming the file and the shapes."""
+    try:
+        tensors = io.load_safetensors(path, fw=fw)
+    except (ValueError, OSError) as e:
+        raise CLIError(f"{option} {path}: cannot read it as a safetensors file of images ({e})") from None
+    if "input" in tensors:
+        name = "input"
+    elif len(tensors) == 1:
+        name = next(iter(tensors))
+    else:
+        names = ", ".join(sorted(tensors)[:8]) or "none"
+        raise CLIError(f"{option} {path}: holds {len(tensors)} tensors ({names}): give the images as its only "
+                       "tensor, or as one named 'input'")
+    images = tensors[name]
+    shape = tuple(images.shape)
+    if len(shape) != 4 or 0 in shape:
+        raise CLIError(f"{option} {path}: the tensor {name!r} has shape {shape}; images must be N x C x H x W")
+    if channels is not None and shape[1] != channels:
+        raise CLIError(f"{option} {path}: the tensor {name!r} has shape {shape}, {shape[1]} channels; "
+                       f"the model takes {channels}")
+    return images, tensors
+
+
+def _predict_images(args: argparse.Namespace, fw: Any, model: Any, pre: Any, channels: int) -> int:
+    """``predict`` on an image model: the outputs of the images of ``--input`` (a safetensors
+    file) written to ``--output`` as a safetensors file, the tensor ``output``."""
+    if not _is_safetensors(args.input):
+        raise CLIError(f"{args.model} is an image model (it takes {channels} x H x W images): give --input a "
+                       "safetensors file of N x C x H x W images (ending in .safetensors)", 2)
+    if not _is_safetensors(args.output):
+        raise CLIError(f"--input {args.input}: predict writes the outputs of images as a safetensors file: "
+                       "give --output OUT.safetensors", 2)
+    if args.proba:
+        raise CLIError("--proba gives class probabilities, which an image model does not have", 2)
+    images, _ = read_images(args.input, "--input", fw, channels)
+    try:
+        with fw.no_grad():  # inference: the modules keep nothing for backward
+            out = model(pre(images))
+        io.save_safetensors({"output": out}, args.output)
+    except (ValueError, TypeError) as e:
+        raise CLIError(f"{args.model}: cannot apply the model to --input {args.input} of shape "
+                       f"{tuple(images.shape)}: {e}") from None
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """Print (or write) the predicted class and the scores (or probabilities) of each input row;
-    rows whose outputs are not finite get the label ``nan`` and one warning line."""
+    rows whose outputs are not finite get the label ``nan`` and one warning line. An image
+    model maps a safetensors file of images to one of outputs (:func:`_predict_images`)."""
     check_paths([("MODEL", args.model), ("--input", args.input)], [("--output", args.output)], args.force,
                 stdio=("--input",))
     fw = load_backend(args.backend)
     model, pre = _load_model(args.model, fw)
+    channels = image_channels(model)
+    if channels is not None:
+        return _predict_images(args, fw, model, pre, channels)
+    if _is_safetensors(args.input):
+        raise CLIError(f"--input {args.input}: a safetensors file of images goes to an image model; "
+                       f"{args.model} takes rows of numbers (give a CSV file)", 2)
     rows = _read_rows(args.input)
     try:
         with fw.no_grad():  # inference: the modules keep nothing for backward
@@ -842,6 +916,65 @@ def _input_width(model: Any, pre: io.Preprocess) -> Optional[int]:
     return None
 
 
+PLOT_IMAGES = 6
+"""The validation images ``plot --model`` draws for an image model (a denoiser)."""
+
+
+def _denoiser_svg(args: argparse.Namespace, fw: Any, model: Any, pre: Any, channels: int) -> str:
+    """``plot --model`` of an image model: the first :data:`PLOT_IMAGES` images of ``--data`` (a
+    safetensors file: its ``input`` or only tensor, and a tensor ``clean`` if it has one), or else
+    of the validation set redrawn from the run's configuration stored in the model file."""
+    if args.data is not None:
+        if not _is_safetensors(args.data):
+            raise CLIError(f"--data {args.data}: {args.model} is an image model: give a safetensors file of "
+                           "N x C x H x W images (ending in .safetensors)", 2)
+        noisy, tensors = read_images(args.data, "--data", fw, channels)
+        clean = tensors.get("clean")
+        if clean is not None and tuple(clean.shape) != tuple(noisy.shape):
+            raise CLIError(f"--data {args.data}: its tensor 'clean' has shape {tuple(clean.shape)}, the input "
+                           f"{tuple(noisy.shape)}; they must match")
+        source = f"images of {args.data}"
+    else:
+        try:
+            config = task.stored_config(args.model)
+        except (ValueError, OSError) as e:
+            raise CLIError(str(e)) from None
+        if config is None or config.task != "denoise":
+            raise CLIError(f"--model {args.model}: holds no configuration of a denoiser run (it was not written "
+                           "by 'train --task denoise --save'), so its validation images cannot be redrawn: give "
+                           "them with --data FILE.safetensors", 2)
+        noisy, clean = task.validation_images(fw, config)
+        source = (f"validation images of the run (seed {config.seed}, noise {config.noise:g}, "
+                  f"{config.image_size}x{config.image_size})")
+    k = min(PLOT_IMAGES, len(noisy))
+    idx = list(range(k))
+    noisy = noisy[idx]
+    clean = clean[idx] if clean is not None else None
+    try:
+        with fw.no_grad():
+            out = model(pre(noisy))
+    except (ValueError, TypeError) as e:
+        raise CLIError(f"{args.model}: cannot apply the model to images of shape {tuple(noisy.shape)}: {e}") from None
+    if tuple(out.shape) != tuple(noisy.shape):
+        raise CLIError(f"{args.model}: maps images of shape {tuple(noisy.shape)[1:]} to {tuple(out.shape)[1:]}; "
+                       "plot draws models whose outputs are images of their input's shape")
+    ns, os_, cs = noisy.tolist(), out.tolist(), clean.tolist() if clean is not None else None
+    rows, captions = [], []
+    for i in range(k):
+        if cs is None:
+            rows.append([ns[i], os_[i]])
+            captions.append(["", ""])
+            continue
+        rows.append([ns[i], os_[i], cs[i]])
+        captions.append([f"{metrics.psnr(ns[i], cs[i]):.2f} dB", f"{metrics.psnr(os_[i], cs[i]):.2f} dB", ""])
+    columns = ["noisy", "denoised", "clean"] if cs is not None else ["input", "output"]
+    subtitle = f"{args.model}: {source}" + ("; PSNR against the clean image" if cs is not None else "")
+    try:
+        return plot.images_svg(rows, columns, "Denoiser", captions=captions, subtitle=subtitle)
+    except ValueError as e:
+        raise CLIError(f"{args.model}: cannot draw its images: {e}") from None
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     """Write the curves of a run, or the decision regions of a model, as SVG."""
     prog = getattr(args, "prog", "pyfw")
@@ -866,6 +999,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     else:
         fw = load_backend(args.backend)
         model, pre = _load_model(args.model, fw)
+        channels = image_channels(model)
+        if channels is not None:
+            plot.write_svg(args.output, _denoiser_svg(args, fw, model, pre, channels))
+            return 0
         width = _input_width(model, pre)
         if width is not None and width != 2:
             raise CLIError(f"--model {args.model}: plot draws the decision regions of models of 2 inputs; "

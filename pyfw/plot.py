@@ -12,6 +12,8 @@ escaped):
   any number of classes over [0, 1]² or the points' range, the points coloured
   (and shaped) by their label, the misclassified ones circled, and the true
   circle of the seed task.
+- :func:`images_svg` draws a grid of images (the denoiser's noisy, denoised and
+  clean images, one row per example), each embedded as a PNG (:func:`png_bytes`).
 
 :func:`write_svg` writes either atomically. Colours are from the Okabe-Ito
 palette, which readers with the common colour-vision deficiencies can tell
@@ -25,15 +27,18 @@ them.
 
 from __future__ import annotations
 
+import base64
 import math
 import numbers
 import re
+import struct
+import zlib
 import xml.etree.ElementTree as ET
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 from . import io
 
-__all__ = ["curves_svg", "boundary_svg", "write_svg", "nice_ticks", "DISK_CENTER", "DISK_RADIUS", "UNIT_MARGIN"]
+__all__ = ["curves_svg", "boundary_svg", "images_svg", "png_bytes", "write_svg", "nice_ticks", "DISK_CENTER", "DISK_RADIUS", "UNIT_MARGIN"]
 
 DISK_CENTER = (0.5, 0.5)
 """The centre of the seed task's disk (``fw.data.disk``): label 1 inside, 0 outside."""
@@ -927,6 +932,93 @@ def sweep_svg(summary: Sequence[Mapping[str, Any]], title: Optional[str] = None,
         out.append("</g>")
         y = box[3] + 56
     return _document(width, int(y), title, out)
+
+
+# --- images ------------------------------------------------------------------------------------
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, and the CRC-32 of type and data."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _byte(v: float) -> int:
+    """A value in [0, 1] as a byte 0..255, rounded to nearest; out of range clamped, NaN as 0."""
+    if not v > 0.0:
+        return 0
+    return 255 if v >= 1.0 else int(v * 255.0 + 0.5)
+
+
+def _planes(image: Any, what: str) -> list:
+    """``image`` (C x H x W, C = 1 or 3: a tensor of either backend or nested lists) as a list of C
+    planes of H rows of W floats, checked."""
+    if hasattr(image, "tolist") and not isinstance(image, list):
+        image = image.tolist()
+    ok = isinstance(image, list) and len(image) in (1, 3) and all(isinstance(p, list) and p for p in image)
+    if ok:
+        h, w = len(image[0]), len(image[0][0]) if isinstance(image[0][0], list) else 0
+        ok = w > 0 and all(len(p) == h and all(isinstance(r, list) and len(r) == w and all(map(_is_number, r))
+                                               for r in p) for p in image)
+    if not ok:
+        raise ValueError(f"{what} must be an image of 1 or 3 channels (C x H x W numbers)")
+    return image
+
+
+def png_bytes(image: Any) -> bytes:
+    """``image`` (C x H x W values in [0, 1], C = 1 for grey or 3 for RGB; a tensor of either
+    backend or nested lists) as the bytes of a PNG file: 8 bits per channel, no interlace, each
+    row with filter 0 (none), compressed with ``zlib``. Values are clamped to [0, 1] and rounded
+    to the nearest of 0..255 (NaN as 0)."""
+    planes = _planes(image, "png_bytes: image")
+    c, h, w = len(planes), len(planes[0]), len(planes[0][0])
+    raw = bytearray()
+    for y in range(h):
+        raw.append(0)  # filter type 0: the row as it is
+        rows = [p[y] for p in planes]
+        for x in range(w):
+            raw.extend(_byte(r[x]) for r in rows)
+    header = struct.pack(">IIBBBBB", w, h, 8, 2 if c == 3 else 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(bytes(raw), 9))
+            + _png_chunk(b"IEND", b""))
+
+
+def images_svg(rows: Sequence[Sequence[Any]], columns: Sequence[str], title: str = "Denoiser",
+               captions: Optional[Sequence[Sequence[str]]] = None, subtitle: str = "", cell: int = 128) -> str:
+    """A grid of images as SVG: one row per entry of ``rows``, each a list of images (C x H x W
+    values in [0, 1], see :func:`png_bytes`; None leaves the cell empty) under the headers
+    ``columns``. Each image is embedded as ``data:image/png;base64,...`` and drawn ``cell``
+    pixels wide (pixels kept sharp); ``captions[i][j]``, if given, is written under image ``j``
+    of row ``i``. The grid is the element ``id="images"``; each image has ``class="image"``."""
+    if not rows:
+        raise ValueError("images_svg: no images to draw")
+    if any(len(r) != len(columns) for r in rows):
+        raise ValueError(f"images_svg: every row needs {len(columns)} images, one per column")
+    pad, gap, top, caption_h = 20, 12, 60, 18 if captions else 0
+    width = 2 * pad + len(columns) * cell + (len(columns) - 1) * gap
+    height = top + len(rows) * (cell + caption_h + gap) + pad
+    out = [_text(pad, 24, title, 16, extra=' font-weight="bold"')]
+    if subtitle:
+        out.append(_text(pad, 42, subtitle, 12, fill=_MUTED))
+    for j, name in enumerate(columns):
+        out.append(_text(pad + j * (cell + gap) + cell / 2, top - 6, name, 12, anchor="middle"))
+    out.append('<g id="images">')
+    for i, row in enumerate(rows):
+        y = top + i * (cell + caption_h + gap)
+        for j, image in enumerate(row):
+            x = pad + j * (cell + gap)
+            if image is None:
+                continue
+            planes = _planes(image, f"images_svg: row {i}, image {j}")
+            h, w = len(planes[0]), len(planes[0][0])
+            ih = cell * h / w
+            data = base64.b64encode(png_bytes(planes)).decode("ascii")
+            out.append(f'<image class="image" x="{_n(x)}" y="{_n(y)}" width="{cell}" height="{_n(ih)}" '
+                       'preserveAspectRatio="none" style="image-rendering:pixelated" '
+                       'xmlns:xlink="http://www.w3.org/1999/xlink" '
+                       f'xlink:href="data:image/png;base64,{data}"/>')
+            if captions:
+                out.append(_text(x + cell / 2, y + ih + 14, captions[i][j], 11, anchor="middle", fill=_MUTED))
+    out.append("</g>")
+    return _document(width, height, title, out)
 
 
 # --- files -------------------------------------------------------------------------------------
