@@ -992,14 +992,15 @@ def images_svg(rows: Sequence[Sequence[Any]], columns: Sequence[str], title: str
         raise ValueError("images_svg: no images to draw")
     if any(len(r) != len(columns) for r in rows):
         raise ValueError(f"images_svg: every row needs {len(columns)} images, one per column")
-    pad, gap, top, caption_h = 20, 12, 60, 18 if captions else 0
+    pad, gap, top, caption_h = 20, 12, 76, 18 if captions else 0
     width = 2 * pad + len(columns) * cell + (len(columns) - 1) * gap
+    width = max(width, int(2 * pad + _text_width(subtitle, 12)) + 1)
     height = top + len(rows) * (cell + caption_h + gap) + pad
     out = [_text(pad, 24, title, 16, extra=' font-weight="bold"')]
     if subtitle:
         out.append(_text(pad, 42, subtitle, 12, fill=_MUTED))
     for j, name in enumerate(columns):
-        out.append(_text(pad + j * (cell + gap) + cell / 2, top - 6, name, 12, anchor="middle"))
+        out.append(_text(pad + j * (cell + gap) + cell / 2, top - 8, name, 12, anchor="middle"))
     out.append('<g id="images">')
     for i, row in enumerate(rows):
         y = top + i * (cell + caption_h + gap)
