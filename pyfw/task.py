@@ -486,15 +486,17 @@ def make_model(fw: Any, g: Any, activation: str = "relu", hidden: int = 25, drop
 
 
 CONFIG_KEY = "pyfw.config"
-"""The metadata key under which a model file written by ``train --save`` stores its run's
-``Config`` (JSON of its fields); ``plot --model`` redraws the denoiser's validation images from it."""
+"""The metadata key under which a denoiser's model file written by ``train --save`` stores its
+run's ``Config`` (JSON of its fields); ``plot --model`` redraws the validation images from it."""
 
 
 def save_model(model: Any, path: str, config: "Config") -> None:
     """Write ``model`` as a model file (``pyfw.io.save_model``) with its input preprocessing
-    (:func:`preprocess_of`) and, under :data:`CONFIG_KEY`, the ``config`` of its run."""
+    (:func:`preprocess_of`); a denoiser's also holds the ``config`` of its run under
+    :data:`CONFIG_KEY` (the other tasks' files are ``io.save_model``'s, byte for byte)."""
     metadata = io.model_metadata(model, preprocess_of(config))
-    metadata[CONFIG_KEY] = json.dumps(dataclasses.asdict(config), allow_nan=False)
+    if config.task == "denoise":
+        metadata[CONFIG_KEY] = json.dumps(dataclasses.asdict(config), allow_nan=False)
     io.save_safetensors(model.state_dict(), path, metadata)
 
 
