@@ -450,6 +450,9 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
     the JSON stores NaN and infinities), NaN or infinite are skipped: the line
     breaks there and a grey band marks those epochs.
 
+    PSNR: a denoiser's run (``"test_psnrs"``, a list of dB per epoch) gets a second panel with
+    that curve instead of errors, and the noisy input's PSNR (``"noisy_psnr"``) as a dotted line.
+
     Errors: when ``run`` has per-epoch lists under ``"train_errors"`` /
     ``"test_errors"`` (or lists under ``"train_error"`` / ``"test_error"``), a
     second panel draws them in percent. Its axis covers the errors after the first
@@ -486,7 +489,12 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
                     (("curve-train-error", "train error", "train_errors", train_e, _GREEN, "7 4"),
                      ("curve-test-error", "test error", "test_errors", test_e, _VERMILLION, ""))
                     if vals]
-    n = max([len(s[2]) for s in loss_series + error_series])
+    psnr_series = []
+    if run.get("test_psnrs") is not None:  # the denoiser: its validation PSNR instead of errors
+        psnr_series = [("curve-test-psnr", "validation PSNR", _finite_values(run["test_psnrs"], "run['test_psnrs']"),
+                        _VERMILLION, "")]
+        error_series = []
+    n = max([len(s[2]) for s in loss_series + error_series + psnr_series])
     title = "Training curves" if title is None else str(title)
     finals = [f"{name} {_percent(v)}" for name, v in (("train", train_final), ("test", test_final))
               if v is not None]
@@ -513,7 +521,11 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
         y += 20
         out.append(_text(width / 2, y, line, 13, "middle", _MUTED, extra=' class="subtitle"'))
     runs = sorted({r for s in loss_series for r in _runs_of_missing(s[2])})
-    items = [("line", name, (colour, dash)) for _, name, _, colour, dash in loss_series + error_series]
+    items = [("line", name, (colour, dash)) for _, name, _, colour, dash in loss_series + error_series + psnr_series]
+    noisy = run.get("noisy_psnr") if psnr_series and _is_number(run.get("noisy_psnr")) else None
+    noisy = noisy if noisy is not None and math.isfinite(noisy) else None
+    if noisy is not None:
+        items.append(("line", "noisy input's PSNR", (_MUTED, "2 3")))
     if runs or any(_runs_of_missing(s[2]) for s in error_series):
         items.append(("swatch", "not finite (NaN/inf), skipped", _MISSING))
     err_ticks: list = []
@@ -521,13 +533,18 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
     if error_series:
         top, clip_note = _error_range(error_series, n)
         _, ehi, err_ticks = _linear_axis(0.0, top, 5)
+    if psnr_series:
+        span = [v for v in psnr_series[0][2] if v is not None] + ([noisy] if noisy is not None else [])
+        plo, phi, err_ticks = _linear_axis(min(span, default=0.0), max(span, default=1.0), 5)
+        if plo == phi:
+            plo, phi, err_ticks = _linear_axis(plo - 1.0, phi + 1.0, 5)
     left = 24 + max(_y_label_room(yticks), _y_label_room(err_ticks) if err_ticks else 0.0)
     right = width - 28
     legend_bottom = _legend_row(out, left, y + 28, right, items)
-    panel_h = 300 if not error_series else 240
+    panel_h = 300 if not (error_series or psnr_series) else 240
     top_y = legend_bottom + 16
     panels = [("", (left, top_y, right, top_y + panel_h))]
-    if error_series:
+    if error_series or psnr_series:
         top2 = top_y + panel_h + 56
         panels.append(("errors-", (left, top2, right, top2 + panel_h)))
     height = int(panels[-1][1][3] + 56)
@@ -539,7 +556,8 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
     out.append(f'<rect id="plot-area" x="{_n(box[0])}" y="{_n(box[1])}" width="{_n(box[2] - box[0])}" '
                f'height="{_n(box[3] - box[1])}" fill="none"/>')
     _missing_bands(out, "", runs, xs, box)
-    _axes(out, box, xs, ys, xticks, yticks, "epoch" if not error_series else "", ytitle, yminor=yminor)
+    _axes(out, box, xs, ys, xticks, yticks, "epoch" if not (error_series or psnr_series) else "", ytitle,
+          yminor=yminor)
     for ident, _, vals, colour, dash in loss_series:
         _curve(out, ident, vals, xs, ys, colour, dash)
     if not finite:
@@ -566,6 +584,21 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
         out.append("</g>")
         if clip_note:
             out.append(_text(box[2] - 6, box[1] + 16, clip_note, 12, "end", _MUTED, extra=' id="errors-clipped"'))
+
+    # PSNR panel (the denoiser): the validation PSNR per epoch, and the noisy input's as a dotted line.
+    if psnr_series:
+        box = panels[1][1]
+        xs = _Scale(xlo, xhi, box[0], box[2])
+        ys = _Scale(plo, phi, box[3], box[1])
+        out.append(f'<rect id="psnr-plot-area" x="{_n(box[0])}" y="{_n(box[1])}" '
+                   f'width="{_n(box[2] - box[0])}" height="{_n(box[3] - box[1])}" fill="none"/>')
+        _missing_bands(out, "psnr-", _runs_of_missing(psnr_series[0][2]), xs, box)
+        _axes(out, box, xs, ys, xticks, err_ticks, "epoch", "PSNR (dB)", prefix="psnr-")
+        if noisy is not None:
+            out.append(f'<line id="noisy-psnr" x1="{_n(box[0])}" x2="{_n(box[2])}" y1="{_n(ys(noisy))}" '
+                       f'y2="{_n(ys(noisy))}" stroke="{_MUTED}" stroke-width="1.5" stroke-dasharray="2 3"/>')
+        for ident, _, vals, colour, dash in psnr_series:
+            _curve(out, ident, vals, xs, ys, colour, dash)
     return _document(width, height, title, out)
 
 

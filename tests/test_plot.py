@@ -610,3 +610,16 @@ def test_png_bytes_is_a_valid_png_of_the_values(fw: ModuleType) -> None:
     assert svg.count("data:image/png;base64,") == 1 and ">x dB<" in svg
     with pytest.raises(ValueError, match="every row needs 2 images"):
         plot.images_svg([[grey]], ["a", "b"])
+
+
+def test_a_denoiser_run_draws_its_psnr_curve() -> None:
+    """A run with per-epoch PSNRs (train --task denoise) gets a PSNR panel, with the noisy input's
+    PSNR as a line, instead of an error panel."""
+    run = {"losses": [0.05, 0.03, 0.02], "test_losses": [0.04, 0.03, 0.025], "test_psnrs": [18.0, 22.5, 24.0],
+           "noisy_psnr": 20.4, "train_error": None, "test_error": None}
+    svg = plot.curves_svg(run)
+    root = ET.fromstring(svg)
+    ids = {e.get("id") for e in root.iter()}
+    assert {"psnr-plot-area", "curve-test-psnr", "noisy-psnr"} <= ids and "errors-plot-area" not in ids
+    assert "PSNR (dB)" in svg
+    assert "psnr-plot-area" not in plot.curves_svg({"losses": [0.05, 0.03]})
