@@ -132,13 +132,14 @@ TASK_DEFAULTS: dict = {
     **{name: {"n_train": 600, "n_test": 600, "layers": "4,2", "activation": "tanh", "lr": 0.03}
        for name in _data.REGRESSION_SETS},
     "denoise": {"n_train": 1000, "n_test": 100, "epochs": 30, "batch_size": 16, "optimizer": "adam",
-                "lr": 0.003, "loss": "mse", "noise": 0.1},
+                "lr": 0.003, "loss": "mse", "schedule": "cosineannealing", "noise": 0.1},
 }
 """The defaults of each Playground task (Playground's: 500 points, half of them for training, 1200
 for regression, a 4-2 network of tanh units, learning rate 0.03); a preset and the options given
 override them. The disk task has none: its defaults are ``Config``'s. The denoiser's: 1000 training
-and 100 validation images of 32x32 (``image_size``), noise 0.1, Adam at 0.003 on ``MSELoss``,
-batches of 16, 30 epochs (README.md, "Image denoiser", for the figures)."""
+and 100 validation images of 32x32 (``image_size``), noise 0.1, 32 and 64 channels (``channels``,
+``Config``'s default), Adam at 0.003 annealed to 0 (cosine) on ``MSELoss``, batches of 16, 30 epochs
+(README.md, "Image denoiser", for the figures)."""
 
 REGRESSION_LOSSES = ("mse", "l1", "huber", "smoothl1")
 """The losses a regression task takes (on one float target per point)."""
@@ -269,7 +270,7 @@ class Config:
     arch: str = _option("upsample", "the denoiser's decoder: upsample (nearest Upsample then Conv2d) or "
                         "transpose (ConvTranspose2d)", "one of " + ", ".join(ARCH_CHOICES),
                         lambda v: v in ARCH_CHOICES, choices=ARCH_CHOICES)
-    channels: str = _option("16,32", "the denoiser's channels after its first and second strided Conv2d, "
+    channels: str = _option("32,64", "the denoiser's channels after its first and second strided Conv2d, "
                             "'C1,C2'", "two comma-separated sizes from 1 to 1024", _valid_channels,
                             metavar="C1,C2")
     image_size: int = _option(32, "height and width of the denoiser's images", "a multiple of 4 from 4 to 256",
@@ -347,7 +348,7 @@ def denoise_channels(config: "Config") -> tuple:
     return c1, c2
 
 
-def make_denoiser(fw: Any, g: Any, channels: int = IMAGE_CHANNELS, c1: int = 16, c2: int = 32,
+def make_denoiser(fw: Any, g: Any, channels: int = IMAGE_CHANNELS, c1: int = 32, c2: int = 64,
                   arch: str = "upsample") -> Any:
     """The course's denoiser as an ``fw.Sequential``: two ``Conv2d`` of kernel 3, stride 2 and padding 1
     (``channels -> c1 -> c2``, each followed by ``ReLU``) halve the height and width twice; the decoder
