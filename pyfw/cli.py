@@ -1,6 +1,7 @@
-"""The command line of pyfw: ``train`` trains the seed task, ``predict`` applies a
-model file to the rows of a CSV file, ``plot`` draws a run's curves or a model's
-decision regions as SVG, ``demo`` trains with both backends and compares them
+"""The command line of pyfw: ``train`` trains the seed task (or a Playground task, or the
+image denoiser), ``predict`` applies a model file to the rows of a CSV file (an image
+model: to a safetensors file of images), ``plot`` draws a run's curves or a model's
+decision regions (a denoiser's images) as SVG, ``demo`` trains with both backends and compares them
 bit for bit, ``sweep`` trains every combination of settings with many seeds, and
 ``playground`` serves a page that trains small networks live in the browser.
 
@@ -424,7 +425,8 @@ def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
     fmt = DefaultsHelpFormatter
     p = ArgumentParser(prog=prog, description=plain(__doc__.split("\n\n")[0]), formatter_class=fmt)
     sub = p.add_subparsers(dest="command", required=True, metavar="{train,predict,plot,demo,sweep,playground}")
-    for name, helptext in (("train", "train the seed task (disk classification) or a Playground task"),
+    for name, helptext in (("train", "train the seed task (disk classification), a Playground task or the "
+                                     "image denoiser"),
                            ("demo", "train the seed task with both backends and compare them bit for bit")):
         s = sub.add_parser(name, help=helptext, description=helptext, formatter_class=fmt)
         add_config_options(s)
@@ -453,7 +455,10 @@ def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
                                    "With one output column the class is 1 where the output is above 0 (above "
                                    "0.5 for a model that ends in Sigmoid), else 0. A row whose outputs are "
                                    "not all finite (NaN or infinite) gets the label 'nan', and one warning "
-                                   "line on stderr counts them.",
+                                   "line on stderr counts them. An image model (the denoiser) takes a "
+                                   "safetensors file of N x C x H x W images instead (its tensor 'input', or its "
+                                   "only tensor) and writes its outputs to --output OUT.safetensors (the tensor "
+                                   "'output').",
                        formatter_class=fmt)
     s.add_argument("model", metavar="MODEL", help="a model file written by 'train --save'")
     s.add_argument("--input", required=True, metavar="CSV",
@@ -475,13 +480,16 @@ def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
                                    "the points with their labels, misclassified points circled. The points "
                                    "are those of --data, over their range, or else the test points of the "
                                    "seed task (drawn as 'train' draws them from --seed, --n-train and "
-                                   "--n-test) over [0, 1]^2, with the true circle.",
+                                   "--n-test) over [0, 1]^2, with the true circle. With --model of a denoiser: "
+                                   "a grid of noisy, denoised and clean images (the run's validation images, "
+                                   "or those of --data IMAGES.safetensors).",
                        formatter_class=fmt)
     s.add_argument("run", nargs="?", metavar="RUN.json", help="a run written by 'train --json'")
     s.add_argument("--model", metavar="MODEL", help="a model file written by 'train --save'")
     s.add_argument("--data", metavar="CSV",
                    help="with --model: the points to draw, one 'x,y,label' row per line (or 'x,y' without "
-                        "labels; a header line is skipped); the plot covers their range")
+                        "labels; a header line is skipped); the plot covers their range. For an image model: "
+                        "a safetensors file of images (its tensor 'input' or only tensor, and 'clean' if any)")
     s.add_argument("-o", "--output", required=True, metavar="SVG", help="the SVG file to write (ending in .svg)")
     _add_force(s)
     for f in dataclasses.fields(task.Config):
