@@ -2,7 +2,9 @@
 
 ``Config.task`` also picks one of Playground's data sets (:data:`TASKS`), with the
 input ``features``, hidden ``layers``, ``noise`` and L1/L2 regularization on the
-weights (``fw.optim.Regularized``); :func:`build_run` builds any task's run. What
+weights (``fw.optim.Regularized``); ``task="denoise"`` is the image denoiser
+(:func:`make_denoiser`, trained Noise2Noise style and scored by PSNR, with ``arch``,
+``channels`` and ``image_size``); :func:`build_run` builds any task's run. What
 follows describes the seed task, ``task="disk"``.
 
 The task: the disk data set (``fw.data.disk``) and a network of 2 inputs, three
@@ -124,7 +126,8 @@ TASKS: dict = {
     **{name: ("regression", f"Playground's {name}, in [-6, 6]^2, float targets") for name in _data.REGRESSION_SETS},
     "denoise": ("denoising", "the image denoiser: Noise2Noise on fw.data.denoise_pairs, scored by PSNR"),
 }
-"""Every task by name: ``(kind, description)``; the kind is ``classification`` or ``regression``."""
+"""Every task by name: ``(kind, description)``; the kind is ``classification``, ``regression`` or
+``denoising`` (the image denoiser)."""
 
 TASK_DEFAULTS: dict = {
     **{name: {"n_train": 250, "n_test": 250, "layers": "4,2", "activation": "tanh", "lr": 0.03}
@@ -253,7 +256,8 @@ class Config:
                         + ") or denoise (the image denoiser), which also sets that task's defaults "
                         "(pyfw.task.TASK_DEFAULTS)",
                         "one of " + ", ".join(TASKS), lambda v: v in TASKS, choices=tuple(TASKS))
-    noise: float = _option(0.0, "noise of a Playground data set, as a fraction (0.5 is Playground's 50 percent)",
+    noise: float = _option(0.0, "noise of a Playground data set, as a fraction (0.5 is Playground's 50 percent); "
+                           "for denoise, the standard deviation of the images' Gaussian noise",
                            "a number in [0, 0.5]", lambda v: 0.0 <= v <= 0.5, metavar="F")
     classes: int = _option(2, "arms (classes) of the spiral task", "an integer from 2 to 16",
                            lambda v: 2 <= v <= 16, metavar="K")
