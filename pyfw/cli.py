@@ -443,7 +443,8 @@ def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
                            help="write the whole run's state there after every epoch (atomically)")
             s.add_argument("--track-errors", action="store_true",
                            help="also measure the train and test error after every epoch (in eval mode, which "
-                                "draws nothing) and write them to --json, for 'plot'")
+                                "draws nothing) and write them to --json, for 'plot'; the denoiser measures its "
+                                "validation PSNR after every epoch in any case")
             s.add_argument("--resume", action="store_true",
                            help="continue from --checkpoint if it exists; the result is the same, bit for "
                                 "bit, as a run never stopped")
