@@ -642,13 +642,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise
     model = res.pop("model")
     res["backend"] = sessions_label(backends)
-    if config.task == "denoise":
-        measured = (f"val PSNR {res['test_psnr']:.2f} dB (noisy input {res['noisy_psnr']:.2f} dB, "
-                    f"{res['test_psnr'] - res['noisy_psnr']:+.2f} dB)")
-    elif res["train_error"] is None:  # a regression task: its losses over the whole splits
-        measured = f"train loss {res['train_loss']:.6f}  test loss {res['test_loss']:.6f}"
-    else:
-        measured = f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%"
+    measured = measured_text(config, res)
     timing = f"{res['seconds']:.2f} s"
     if done is not None:  # the time is this session's alone: say so
         n = config.epochs - done
@@ -1071,6 +1065,17 @@ def _finite_or_null(obj: Any) -> Any:
     return obj
 
 
+def measured_text(config: task.Config, res: dict) -> str:
+    """What a finished run measured, for its summary line: the train and test error, a regression's
+    losses, or the denoiser's validation PSNR next to the noisy input's."""
+    if config.task == "denoise":
+        return (f"val PSNR {res['test_psnr']:.2f} dB (noisy input {res['noisy_psnr']:.2f} dB, "
+                f"{res['test_psnr'] - res['noisy_psnr']:+.2f} dB)")
+    if res["train_error"] is None:  # a regression task: its losses over the whole splits
+        return f"train loss {res['train_loss']:.6f}  test loss {res['test_loss']:.6f}"
+    return f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train with both backends; print errors, times, and whether the results are bit-identical."""
     config = config_from_args(args)
@@ -1081,8 +1086,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         res = task.train(load_backend(backend), config, on_batch=prog.batch, on_epoch=prog.end_epoch)
         prog.clear()
         results[backend] = res
-        print(f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%  "
-              f"final loss {res['final_loss']:.6f}  time {res['seconds']:.2f} s", flush=True)
+        print(f"{measured_text(config, res)}  final loss {res['final_loss']:.6f}  time {res['seconds']:.2f} s",
+              flush=True)
     py, rs = results["py"], results["rs"]
     same_w = _hex_state(py["model"]) == _hex_state(rs["model"])
     same_l = [v.hex() for v in py["losses"]] == [v.hex() for v in rs["losses"]]
@@ -1093,11 +1098,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _hex_state(model: Any) -> dict:
-    out = {}
-    for name, t in model.state_dict().items():
-        v = t.tolist()
-        out[name] = [[x.hex() for x in r] for r in v] if isinstance(v[0], list) else [x.hex() for x in v]
-    return out
+    """The model's state dict as nested lists of ``float.hex`` strings, for tensors of any rank."""
+    def hexes(v: Any) -> Any:
+        return [hexes(x) for x in v] if isinstance(v, list) else float(v).hex()
+    return {name: hexes(t.tolist()) for name, t in model.state_dict().items()}
 
 
 def add_sweep_parser(sub: Any, fmt: Any) -> None:

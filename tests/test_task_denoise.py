@@ -154,3 +154,10 @@ def test_a_short_run_beats_the_noisy_input_clearly() -> None:
     res = task.train(load_backend("rs"), config)
     assert res["test_psnr"] > res["noisy_psnr"] + 1.0, (res["test_psnr"], res["noisy_psnr"])
     assert res["test_psnrs"][-1] > res["test_psnrs"][0] + 2.0  # the PSNR rises over the run
+
+
+def test_cli_demo_compares_the_denoiser_in_both_backends(capsys: pytest.CaptureFixture) -> None:
+    load_backend("rs")
+    assert cli.main(["demo", *TINY_ARGS, "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("val PSNR") == 2 and "epoch losses bit-identical: yes" in out
