@@ -936,7 +936,7 @@ def _denoiser_svg(args: argparse.Namespace, fw: Any, model: Any, pre: Any, chann
         if clean is not None and tuple(clean.shape) != tuple(noisy.shape):
             raise CLIError(f"--data {args.data}: its tensor 'clean' has shape {tuple(clean.shape)}, the input "
                            f"{tuple(noisy.shape)}; they must match")
-        source = f"images of {args.data}"
+        source = f"images of {os.path.basename(args.data)}"
     else:
         try:
             config = task.stored_config(args.model)
@@ -947,8 +947,7 @@ def _denoiser_svg(args: argparse.Namespace, fw: Any, model: Any, pre: Any, chann
                            "by 'train --task denoise --save'), so its validation images cannot be redrawn: give "
                            "them with --data FILE.safetensors", 2)
         noisy, clean = task.validation_images(fw, config)
-        source = (f"validation images of the run (seed {config.seed}, noise {config.noise:g}, "
-                  f"{config.image_size}x{config.image_size})")
+        source = f"validation images (seed {config.seed}, noise {config.noise:g})"
     k = min(PLOT_IMAGES, len(noisy))
     idx = list(range(k))
     noisy = noisy[idx]
@@ -971,9 +970,10 @@ def _denoiser_svg(args: argparse.Namespace, fw: Any, model: Any, pre: Any, chann
         rows.append([ns[i], os_[i], cs[i]])
         captions.append([f"{metrics.psnr(ns[i], cs[i]):.2f} dB", f"{metrics.psnr(os_[i], cs[i]):.2f} dB", ""])
     columns = ["noisy", "denoised", "clean"] if cs is not None else ["input", "output"]
-    subtitle = f"{args.model}: {source}" + ("; PSNR against the clean image" if cs is not None else "")
+    subtitle = source + (", PSNR against clean" if cs is not None else "")
     try:
-        return plot.images_svg(rows, columns, "Denoiser", captions=captions, subtitle=subtitle)
+        return plot.images_svg(rows, columns, f"Denoiser {os.path.basename(args.model)}", captions=captions,
+                               subtitle=subtitle)
     except ValueError as e:
         raise CLIError(f"{args.model}: cannot draw its images: {e}") from None
 

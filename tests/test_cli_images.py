@@ -123,7 +123,7 @@ def test_plot_draws_noisy_denoised_clean(backend: str, denoiser: Path, tmp_path:
     svg_path = tmp_path / "d.svg"
     assert cli.main(["plot", "--model", str(denoiser), "-o", str(svg_path), "--backend", backend]) == 0
     svg = svg_path.read_text()
-    for column in (">noisy<", ">denoised<", ">clean<", "validation images of the run"):
+    for column in (">noisy<", ">denoised<", ">clean<", "validation images (seed 0, noise 0.1)"):
         assert column in svg
     pngs = _pngs(svg)
     assert len(pngs) == 3 * cli.PLOT_IMAGES and {p[:3] for p in pngs} == {(8, 8, 2)}
