@@ -1,6 +1,7 @@
-"""The command line of pyfw: ``train`` trains the seed task, ``predict`` applies a
-model file to the rows of a CSV file, ``plot`` draws a run's curves or a model's
-decision regions as SVG, ``demo`` trains with both backends and compares them
+"""The command line of pyfw: ``train`` trains the seed task (or a Playground task, or the
+image denoiser), ``predict`` applies a model file to the rows of a CSV file (an image
+model: to a safetensors file of images), ``plot`` draws a run's curves or a model's
+decision regions (a denoiser's images) as SVG, ``demo`` trains with both backends and compares them
 bit for bit, ``sweep`` trains every combination of settings with many seeds, and
 ``playground`` serves a page that trains small networks live in the browser.
 
@@ -42,7 +43,7 @@ import time
 import typing
 from typing import Any, Callable, NoReturn, Optional
 
-from . import io, plot, task
+from . import io, metrics, plot, task
 from .metrics import argmax_rows
 
 
@@ -252,6 +253,7 @@ class Progress:
         self.start = time.perf_counter()
         self.shown = 0.0
         self.every, self.logged = every, self.start
+        self.note = ""  # appended to the next epoch line (the denoiser's validation PSNR)
 
     def batch(self, k: int, n: int, loss: float) -> None:
         """Redraw the live line, at most ten times a second; stop at a non-finite loss."""
@@ -296,9 +298,10 @@ class Progress:
         now = time.perf_counter()
         if not self.quiet or (self.every and not self.live and now - self.logged >= self.every):
             self.logged = now
-            print(f"epoch {epoch:4d}/{self.epochs}  loss {loss:.6f}  {now - self.start:7.2f} s",
+            print(f"epoch {epoch:4d}/{self.epochs}  loss {loss:.6f}{self.note}  {now - self.start:7.2f} s",
                   file=self.log, flush=True)
         self.epoch = epoch + 1
+        self.note = ""
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -378,9 +381,9 @@ def config_from_args(args: argparse.Namespace) -> task.Config:
     """The :class:`pyfw.task.Config` of parsed arguments: the preset's values, overridden by
     the options given (the CLI-only ones are ignored)."""
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(task.Config) if hasattr(args, f.name)}
-    name = given.get("task", "disk")
-    return task.Config(**{**task.TASK_DEFAULTS.get(name, {}), **task.PRESETS[getattr(args, "preset", "seed")][1],
-                          **given})
+    preset = task.PRESETS[getattr(args, "preset", "seed")][1]
+    name = given.get("task", preset.get("task", "disk"))
+    return task.Config(**{**task.TASK_DEFAULTS.get(name, {}), **preset, **given})
 
 
 def _add_backend(s: argparse.ArgumentParser) -> None:
@@ -422,7 +425,8 @@ def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
     fmt = DefaultsHelpFormatter
     p = ArgumentParser(prog=prog, description=plain(__doc__.split("\n\n")[0]), formatter_class=fmt)
     sub = p.add_subparsers(dest="command", required=True, metavar="{train,predict,plot,demo,sweep,playground}")
-    for name, helptext in (("train", "train the seed task (disk classification) or a Playground task"),
+    for name, helptext in (("train", "train the seed task (disk classification), a Playground task or the "
+                                     "image denoiser"),
                            ("demo", "train the seed task with both backends and compare them bit for bit")):
         s = sub.add_parser(name, help=helptext, description=helptext, formatter_class=fmt)
         add_config_options(s)
@@ -439,7 +443,8 @@ def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
                            help="write the whole run's state there after every epoch (atomically)")
             s.add_argument("--track-errors", action="store_true",
                            help="also measure the train and test error after every epoch (in eval mode, which "
-                                "draws nothing) and write them to --json, for 'plot'")
+                                "draws nothing) and write them to --json, for 'plot'; the denoiser measures its "
+                                "validation PSNR after every epoch in any case")
             s.add_argument("--resume", action="store_true",
                            help="continue from --checkpoint if it exists; the result is the same, bit for "
                                 "bit, as a run never stopped")
@@ -451,7 +456,10 @@ def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
                                    "With one output column the class is 1 where the output is above 0 (above "
                                    "0.5 for a model that ends in Sigmoid), else 0. A row whose outputs are "
                                    "not all finite (NaN or infinite) gets the label 'nan', and one warning "
-                                   "line on stderr counts them.",
+                                   "line on stderr counts them. An image model (the denoiser) takes a "
+                                   "safetensors file of N x C x H x W images instead (its tensor 'input', or its "
+                                   "only tensor) and writes its outputs to --output OUT.safetensors (the tensor "
+                                   "'output').",
                        formatter_class=fmt)
     s.add_argument("model", metavar="MODEL", help="a model file written by 'train --save'")
     s.add_argument("--input", required=True, metavar="CSV",
@@ -473,13 +481,16 @@ def parser(prog: str = "pyfw") -> argparse.ArgumentParser:
                                    "the points with their labels, misclassified points circled. The points "
                                    "are those of --data, over their range, or else the test points of the "
                                    "seed task (drawn as 'train' draws them from --seed, --n-train and "
-                                   "--n-test) over [0, 1]^2, with the true circle.",
+                                   "--n-test) over [0, 1]^2, with the true circle. With --model of a denoiser: "
+                                   "a grid of noisy, denoised and clean images (the run's validation images, "
+                                   "or those of --data IMAGES.safetensors).",
                        formatter_class=fmt)
     s.add_argument("run", nargs="?", metavar="RUN.json", help="a run written by 'train --json'")
     s.add_argument("--model", metavar="MODEL", help="a model file written by 'train --save'")
     s.add_argument("--data", metavar="CSV",
                    help="with --model: the points to draw, one 'x,y,label' row per line (or 'x,y' without "
-                        "labels; a header line is skipped); the plot covers their range")
+                        "labels; a header line is skipped); the plot covers their range. For an image model: "
+                        "a safetensors file of images (its tensor 'input' or only tensor, and 'clean' if any)")
     s.add_argument("-o", "--output", required=True, metavar="SVG", help="the SVG file to write (ending in .svg)")
     _add_force(s)
     for f in dataclasses.fields(task.Config):
@@ -570,7 +581,7 @@ def _check_resume(args: argparse.Namespace, config: task.Config) -> Optional[int
             raise CLIError(f"--checkpoint {path} already holds {done} epochs: --epochs {config.epochs} would "
                            "end before it; give at least that many", 2)
     tracked = extra.get("history") is not None
-    if tracked != bool(args.track_errors):
+    if tracked != bool(args.track_errors) and config.task != "denoise":  # the denoiser always tracks its PSNR
         raise CLIError(f"--checkpoint {path}: its run was trained {'with' if tracked else 'without'} "
                        f"--track-errors; resume it {'with' if tracked else 'without'} it too, so that its "
                        "history stays whole", 2)
@@ -607,9 +618,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if done is not None:
         print(f"resuming from {args.checkpoint} after epoch {done} of {config.epochs}", file=log, flush=True)
     prog = Progress(config.epochs, args.quiet, log=log)
+
+    def measured_now(epoch: int, values: dict) -> None:
+        if "test_psnrs" in values and values["test_psnrs"] is not None:
+            prog.note = f"  val PSNR {values['test_psnrs']:.2f} dB"
+
     try:
         res = task.train(fw, config, on_epoch=prog.end_epoch, on_batch=prog.batch, fit_options=fit_options,
-                         track_errors=args.track_errors)
+                         track_errors=args.track_errors, on_measure=measured_now)
     except ValueError as e:
         if args.checkpoint and str(args.checkpoint) in str(e):
             raise CLIError(str(e)) from None
@@ -626,10 +642,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise
     model = res.pop("model")
     res["backend"] = sessions_label(backends)
-    if res["train_error"] is None:  # a regression task: its losses over the whole splits
-        measured = f"train loss {res['train_loss']:.6f}  test loss {res['test_loss']:.6f}"
-    else:
-        measured = f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%"
+    measured = measured_text(config, res)
     timing = f"{res['seconds']:.2f} s"
     if done is not None:  # the time is this session's alone: say so
         n = config.epochs - done
@@ -640,7 +653,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"pyfw: warning: the training error is {100 * res['train_error']:.1f}%, about chance: the run did "
               "not learn (try another --lr; Adam-like optimizers want about 0.001 to 0.01)", file=sys.stderr)
     if args.save:
-        io.save_model(model, args.save, preprocess=task.preprocess_of(config))
+        task.save_model(model, args.save, config)
     if args.json == "-":
         sys.stdout.write(json.dumps(_finite_or_null(res), indent=2) + "\n")
     elif args.json:
@@ -756,13 +769,87 @@ def warn_not_finite(model_path: str, count: int, total: int, what: str, effect: 
               f"{what}; {effect}", file=sys.stderr, flush=True)
 
 
+def _is_safetensors(path: Optional[str]) -> bool:
+    return path is not None and path.lower().endswith(".safetensors")
+
+
+def image_channels(model: Any) -> Optional[int]:
+    """The input channels of an image model (the ``in_channels`` of its first module that has
+    one, such as a ``Conv2d``), None for a model of rows (an MLP)."""
+    try:
+        for m in model.modules():
+            if isinstance(getattr(m, "in_features", None), int):
+                return None
+            if isinstance(getattr(m, "in_channels", None), int):
+                return int(m.in_channels)
+    except (AttributeError, TypeError):
+        pass
+    return None
+
+
+def read_images(path: str, option: str, fw: Any, channels: Optional[int] = None) -> tuple:
+    """``(images, tensors)`` of a safetensors file of images: the tensor named ``input``, or the
+    file's only tensor, which must be N x C x H x W (C = ``channels`` when given), as an ``fw``
+    tensor; ``tensors`` is every tensor of the file by name. Anything else is a one-line
+    :class:`CLIError` naming the file and the shapes."""
+    try:
+        tensors = io.load_safetensors(path, fw=fw)
+    except (ValueError, OSError) as e:
+        raise CLIError(f"{option} {path}: cannot read it as a safetensors file of images ({e})") from None
+    if "input" in tensors:
+        name = "input"
+    elif len(tensors) == 1:
+        name = next(iter(tensors))
+    else:
+        names = ", ".join(sorted(tensors)[:8]) or "none"
+        raise CLIError(f"{option} {path}: holds {len(tensors)} tensors ({names}): give the images as its only "
+                       "tensor, or as one named 'input'")
+    images = tensors[name]
+    shape = tuple(images.shape)
+    if len(shape) != 4 or 0 in shape:
+        raise CLIError(f"{option} {path}: the tensor {name!r} has shape {shape}; images must be N x C x H x W")
+    if channels is not None and shape[1] != channels:
+        raise CLIError(f"{option} {path}: the tensor {name!r} has shape {shape}, {shape[1]} channels; "
+                       f"the model takes {channels}")
+    return images, tensors
+
+
+def _predict_images(args: argparse.Namespace, fw: Any, model: Any, pre: Any, channels: int) -> int:
+    """``predict`` on an image model: the outputs of the images of ``--input`` (a safetensors
+    file) written to ``--output`` as a safetensors file, the tensor ``output``."""
+    if not _is_safetensors(args.input):
+        raise CLIError(f"{args.model} is an image model (it takes {channels} x H x W images): give --input a "
+                       "safetensors file of N x C x H x W images (ending in .safetensors)", 2)
+    if not _is_safetensors(args.output):
+        raise CLIError(f"--input {args.input}: predict writes the outputs of images as a safetensors file: "
+                       "give --output OUT.safetensors", 2)
+    if args.proba:
+        raise CLIError("--proba gives class probabilities, which an image model does not have", 2)
+    images, _ = read_images(args.input, "--input", fw, channels)
+    try:
+        with fw.no_grad():  # inference: the modules keep nothing for backward
+            out = model(pre(images))
+        io.save_safetensors({"output": out}, args.output)
+    except (ValueError, TypeError) as e:
+        raise CLIError(f"{args.model}: cannot apply the model to --input {args.input} of shape "
+                       f"{tuple(images.shape)}: {e}") from None
+    return 0
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     """Print (or write) the predicted class and the scores (or probabilities) of each input row;
-    rows whose outputs are not finite get the label ``nan`` and one warning line."""
+    rows whose outputs are not finite get the label ``nan`` and one warning line. An image
+    model maps a safetensors file of images to one of outputs (:func:`_predict_images`)."""
     check_paths([("MODEL", args.model), ("--input", args.input)], [("--output", args.output)], args.force,
                 stdio=("--input",))
     fw = load_backend(args.backend)
     model, pre = _load_model(args.model, fw)
+    channels = image_channels(model)
+    if channels is not None:
+        return _predict_images(args, fw, model, pre, channels)
+    if _is_safetensors(args.input):
+        raise CLIError(f"--input {args.input}: a safetensors file of images goes to an image model; "
+                       f"{args.model} takes rows of numbers (give a CSV file)", 2)
     rows = _read_rows(args.input)
     try:
         with fw.no_grad():  # inference: the modules keep nothing for backward
@@ -832,6 +919,65 @@ def _input_width(model: Any, pre: io.Preprocess) -> Optional[int]:
     return None
 
 
+PLOT_IMAGES = 6
+"""The validation images ``plot --model`` draws for an image model (a denoiser)."""
+
+
+def _denoiser_svg(args: argparse.Namespace, fw: Any, model: Any, pre: Any, channels: int) -> str:
+    """``plot --model`` of an image model: the first :data:`PLOT_IMAGES` images of ``--data`` (a
+    safetensors file: its ``input`` or only tensor, and a tensor ``clean`` if it has one), or else
+    of the validation set redrawn from the run's configuration stored in the model file."""
+    if args.data is not None:
+        if not _is_safetensors(args.data):
+            raise CLIError(f"--data {args.data}: {args.model} is an image model: give a safetensors file of "
+                           "N x C x H x W images (ending in .safetensors)", 2)
+        noisy, tensors = read_images(args.data, "--data", fw, channels)
+        clean = tensors.get("clean")
+        if clean is not None and tuple(clean.shape) != tuple(noisy.shape):
+            raise CLIError(f"--data {args.data}: its tensor 'clean' has shape {tuple(clean.shape)}, the input "
+                           f"{tuple(noisy.shape)}; they must match")
+        source = f"images of {os.path.basename(args.data)}"
+    else:
+        try:
+            config = task.stored_config(args.model)
+        except (ValueError, OSError) as e:
+            raise CLIError(str(e)) from None
+        if config is None or config.task != "denoise":
+            raise CLIError(f"--model {args.model}: holds no configuration of a denoiser run (it was not written "
+                           "by 'train --task denoise --save'), so its validation images cannot be redrawn: give "
+                           "them with --data FILE.safetensors", 2)
+        noisy, clean = task.validation_images(fw, config)
+        source = f"validation images (seed {config.seed}, noise {config.noise:g})"
+    k = min(PLOT_IMAGES, len(noisy))
+    idx = list(range(k))
+    noisy = noisy[idx]
+    clean = clean[idx] if clean is not None else None
+    try:
+        with fw.no_grad():
+            out = model(pre(noisy))
+    except (ValueError, TypeError) as e:
+        raise CLIError(f"{args.model}: cannot apply the model to images of shape {tuple(noisy.shape)}: {e}") from None
+    if tuple(out.shape) != tuple(noisy.shape):
+        raise CLIError(f"{args.model}: maps images of shape {tuple(noisy.shape)[1:]} to {tuple(out.shape)[1:]}; "
+                       "plot draws models whose outputs are images of their input's shape")
+    ns, os_, cs = noisy.tolist(), out.tolist(), clean.tolist() if clean is not None else None
+    rows, captions = [], []
+    for i in range(k):
+        if cs is None:
+            rows.append([ns[i], os_[i]])
+            captions.append(["", ""])
+            continue
+        rows.append([ns[i], os_[i], cs[i]])
+        captions.append([f"{metrics.psnr(ns[i], cs[i]):.2f} dB", f"{metrics.psnr(os_[i], cs[i]):.2f} dB", ""])
+    columns = ["noisy", "denoised", "clean"] if cs is not None else ["input", "output"]
+    subtitle = source + (", PSNR against clean" if cs is not None else "")
+    try:
+        return plot.images_svg(rows, columns, f"Denoiser {os.path.basename(args.model)}", captions=captions,
+                               subtitle=subtitle)
+    except ValueError as e:
+        raise CLIError(f"{args.model}: cannot draw its images: {e}") from None
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     """Write the curves of a run, or the decision regions of a model, as SVG."""
     prog = getattr(args, "prog", "pyfw")
@@ -856,6 +1002,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     else:
         fw = load_backend(args.backend)
         model, pre = _load_model(args.model, fw)
+        channels = image_channels(model)
+        if channels is not None:
+            plot.write_svg(args.output, _denoiser_svg(args, fw, model, pre, channels))
+            return 0
         width = _input_width(model, pre)
         if width is not None and width != 2:
             raise CLIError(f"--model {args.model}: plot draws the decision regions of models of 2 inputs; "
@@ -915,6 +1065,17 @@ def _finite_or_null(obj: Any) -> Any:
     return obj
 
 
+def measured_text(config: task.Config, res: dict) -> str:
+    """What a finished run measured, for its summary line: the train and test error, a regression's
+    losses, or the denoiser's validation PSNR next to the noisy input's."""
+    if config.task == "denoise":
+        return (f"val PSNR {res['test_psnr']:.2f} dB (noisy input {res['noisy_psnr']:.2f} dB, "
+                f"{res['test_psnr'] - res['noisy_psnr']:+.2f} dB)")
+    if res["train_error"] is None:  # a regression task: its losses over the whole splits
+        return f"train loss {res['train_loss']:.6f}  test loss {res['test_loss']:.6f}"
+    return f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train with both backends; print errors, times, and whether the results are bit-identical."""
     config = config_from_args(args)
@@ -925,8 +1086,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         res = task.train(load_backend(backend), config, on_batch=prog.batch, on_epoch=prog.end_epoch)
         prog.clear()
         results[backend] = res
-        print(f"train error {100 * res['train_error']:.2f}%  test error {100 * res['test_error']:.2f}%  "
-              f"final loss {res['final_loss']:.6f}  time {res['seconds']:.2f} s", flush=True)
+        print(f"{measured_text(config, res)}  final loss {res['final_loss']:.6f}  time {res['seconds']:.2f} s",
+              flush=True)
     py, rs = results["py"], results["rs"]
     same_w = _hex_state(py["model"]) == _hex_state(rs["model"])
     same_l = [v.hex() for v in py["losses"]] == [v.hex() for v in rs["losses"]]
@@ -937,11 +1098,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _hex_state(model: Any) -> dict:
-    out = {}
-    for name, t in model.state_dict().items():
-        v = t.tolist()
-        out[name] = [[x.hex() for x in r] for r in v] if isinstance(v[0], list) else [x.hex() for x in v]
-    return out
+    """The model's state dict as nested lists of ``float.hex`` strings, for tensors of any rank."""
+    def hexes(v: Any) -> Any:
+        return [hexes(x) for x in v] if isinstance(v, list) else float(v).hex()
+    return {name: hexes(t.tolist()) for name, t in model.state_dict().items()}
 
 
 def add_sweep_parser(sub: Any, fmt: Any) -> None:

@@ -12,6 +12,8 @@ escaped):
   any number of classes over [0, 1]² or the points' range, the points coloured
   (and shaped) by their label, the misclassified ones circled, and the true
   circle of the seed task.
+- :func:`images_svg` draws a grid of images (the denoiser's noisy, denoised and
+  clean images, one row per example), each embedded as a PNG (:func:`png_bytes`).
 
 :func:`write_svg` writes either atomically. Colours are from the Okabe-Ito
 palette, which readers with the common colour-vision deficiencies can tell
@@ -25,15 +27,18 @@ them.
 
 from __future__ import annotations
 
+import base64
 import math
 import numbers
 import re
+import struct
+import zlib
 import xml.etree.ElementTree as ET
 from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
 
 from . import io
 
-__all__ = ["curves_svg", "boundary_svg", "write_svg", "nice_ticks", "DISK_CENTER", "DISK_RADIUS", "UNIT_MARGIN"]
+__all__ = ["curves_svg", "boundary_svg", "images_svg", "png_bytes", "write_svg", "nice_ticks", "DISK_CENTER", "DISK_RADIUS", "UNIT_MARGIN"]
 
 DISK_CENTER = (0.5, 0.5)
 """The centre of the seed task's disk (``fw.data.disk``): label 1 inside, 0 outside."""
@@ -445,6 +450,9 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
     the JSON stores NaN and infinities), NaN or infinite are skipped: the line
     breaks there and a grey band marks those epochs.
 
+    PSNR: a denoiser's run (``"test_psnrs"``, a list of dB per epoch) gets a second panel with
+    that curve instead of errors, and the noisy input's PSNR (``"noisy_psnr"``) as a dotted line.
+
     Errors: when ``run`` has per-epoch lists under ``"train_errors"`` /
     ``"test_errors"`` (or lists under ``"train_error"`` / ``"test_error"``), a
     second panel draws them in percent. Its axis covers the errors after the first
@@ -481,7 +489,12 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
                     (("curve-train-error", "train error", "train_errors", train_e, _GREEN, "7 4"),
                      ("curve-test-error", "test error", "test_errors", test_e, _VERMILLION, ""))
                     if vals]
-    n = max([len(s[2]) for s in loss_series + error_series])
+    psnr_series = []
+    if run.get("test_psnrs") is not None:  # the denoiser: its validation PSNR instead of errors
+        psnr_series = [("curve-test-psnr", "validation PSNR", _finite_values(run["test_psnrs"], "run['test_psnrs']"),
+                        _VERMILLION, "")]
+        error_series = []
+    n = max([len(s[2]) for s in loss_series + error_series + psnr_series])
     title = "Training curves" if title is None else str(title)
     finals = [f"{name} {_percent(v)}" for name, v in (("train", train_final), ("test", test_final))
               if v is not None]
@@ -508,7 +521,11 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
         y += 20
         out.append(_text(width / 2, y, line, 13, "middle", _MUTED, extra=' class="subtitle"'))
     runs = sorted({r for s in loss_series for r in _runs_of_missing(s[2])})
-    items = [("line", name, (colour, dash)) for _, name, _, colour, dash in loss_series + error_series]
+    items = [("line", name, (colour, dash)) for _, name, _, colour, dash in loss_series + error_series + psnr_series]
+    noisy = run.get("noisy_psnr") if psnr_series and _is_number(run.get("noisy_psnr")) else None
+    noisy = noisy if noisy is not None and math.isfinite(noisy) else None
+    if noisy is not None:
+        items.append(("line", "noisy input's PSNR", (_MUTED, "2 3")))
     if runs or any(_runs_of_missing(s[2]) for s in error_series):
         items.append(("swatch", "not finite (NaN/inf), skipped", _MISSING))
     err_ticks: list = []
@@ -516,13 +533,18 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
     if error_series:
         top, clip_note = _error_range(error_series, n)
         _, ehi, err_ticks = _linear_axis(0.0, top, 5)
+    if psnr_series:
+        span = [v for v in psnr_series[0][2] if v is not None] + ([noisy] if noisy is not None else [])
+        plo, phi, err_ticks = _linear_axis(min(span, default=0.0), max(span, default=1.0), 5)
+        if plo == phi:
+            plo, phi, err_ticks = _linear_axis(plo - 1.0, phi + 1.0, 5)
     left = 24 + max(_y_label_room(yticks), _y_label_room(err_ticks) if err_ticks else 0.0)
     right = width - 28
     legend_bottom = _legend_row(out, left, y + 28, right, items)
-    panel_h = 300 if not error_series else 240
+    panel_h = 300 if not (error_series or psnr_series) else 240
     top_y = legend_bottom + 16
     panels = [("", (left, top_y, right, top_y + panel_h))]
-    if error_series:
+    if error_series or psnr_series:
         top2 = top_y + panel_h + 56
         panels.append(("errors-", (left, top2, right, top2 + panel_h)))
     height = int(panels[-1][1][3] + 56)
@@ -534,7 +556,8 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
     out.append(f'<rect id="plot-area" x="{_n(box[0])}" y="{_n(box[1])}" width="{_n(box[2] - box[0])}" '
                f'height="{_n(box[3] - box[1])}" fill="none"/>')
     _missing_bands(out, "", runs, xs, box)
-    _axes(out, box, xs, ys, xticks, yticks, "epoch" if not error_series else "", ytitle, yminor=yminor)
+    _axes(out, box, xs, ys, xticks, yticks, "epoch" if not (error_series or psnr_series) else "", ytitle,
+          yminor=yminor)
     for ident, _, vals, colour, dash in loss_series:
         _curve(out, ident, vals, xs, ys, colour, dash)
     if not finite:
@@ -561,6 +584,21 @@ def curves_svg(run: Mapping[str, Any], title: Optional[str] = None) -> str:
         out.append("</g>")
         if clip_note:
             out.append(_text(box[2] - 6, box[1] + 16, clip_note, 12, "end", _MUTED, extra=' id="errors-clipped"'))
+
+    # PSNR panel (the denoiser): the validation PSNR per epoch, and the noisy input's as a dotted line.
+    if psnr_series:
+        box = panels[1][1]
+        xs = _Scale(xlo, xhi, box[0], box[2])
+        ys = _Scale(plo, phi, box[3], box[1])
+        out.append(f'<rect id="psnr-plot-area" x="{_n(box[0])}" y="{_n(box[1])}" '
+                   f'width="{_n(box[2] - box[0])}" height="{_n(box[3] - box[1])}" fill="none"/>')
+        _missing_bands(out, "psnr-", _runs_of_missing(psnr_series[0][2]), xs, box)
+        _axes(out, box, xs, ys, xticks, err_ticks, "epoch", "PSNR (dB)", prefix="psnr-")
+        if noisy is not None:
+            out.append(f'<line id="noisy-psnr" x1="{_n(box[0])}" x2="{_n(box[2])}" y1="{_n(ys(noisy))}" '
+                       f'y2="{_n(ys(noisy))}" stroke="{_MUTED}" stroke-width="1.5" stroke-dasharray="2 3"/>')
+        for ident, _, vals, colour, dash in psnr_series:
+            _curve(out, ident, vals, xs, ys, colour, dash)
     return _document(width, height, title, out)
 
 
@@ -927,6 +965,94 @@ def sweep_svg(summary: Sequence[Mapping[str, Any]], title: Optional[str] = None,
         out.append("</g>")
         y = box[3] + 56
     return _document(width, int(y), title, out)
+
+
+# --- images ------------------------------------------------------------------------------------
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, and the CRC-32 of type and data."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _byte(v: float) -> int:
+    """A value in [0, 1] as a byte 0..255, rounded to nearest; out of range clamped, NaN as 0."""
+    if not v > 0.0:
+        return 0
+    return 255 if v >= 1.0 else int(v * 255.0 + 0.5)
+
+
+def _planes(image: Any, what: str) -> list:
+    """``image`` (C x H x W, C = 1 or 3: a tensor of either backend or nested lists) as a list of C
+    planes of H rows of W floats, checked."""
+    if hasattr(image, "tolist") and not isinstance(image, list):
+        image = image.tolist()
+    ok = isinstance(image, list) and len(image) in (1, 3) and all(isinstance(p, list) and p for p in image)
+    if ok:
+        h, w = len(image[0]), len(image[0][0]) if isinstance(image[0][0], list) else 0
+        ok = w > 0 and all(len(p) == h and all(isinstance(r, list) and len(r) == w and all(map(_is_number, r))
+                                               for r in p) for p in image)
+    if not ok:
+        raise ValueError(f"{what} must be an image of 1 or 3 channels (C x H x W numbers)")
+    return image
+
+
+def png_bytes(image: Any) -> bytes:
+    """``image`` (C x H x W values in [0, 1], C = 1 for grey or 3 for RGB; a tensor of either
+    backend or nested lists) as the bytes of a PNG file: 8 bits per channel, no interlace, each
+    row with filter 0 (none), compressed with ``zlib``. Values are clamped to [0, 1] and rounded
+    to the nearest of 0..255 (NaN as 0)."""
+    planes = _planes(image, "png_bytes: image")
+    c, h, w = len(planes), len(planes[0]), len(planes[0][0])
+    raw = bytearray()
+    for y in range(h):
+        raw.append(0)  # filter type 0: the row as it is
+        rows = [p[y] for p in planes]
+        for x in range(w):
+            raw.extend(_byte(r[x]) for r in rows)
+    header = struct.pack(">IIBBBBB", w, h, 8, 2 if c == 3 else 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(bytes(raw), 9))
+            + _png_chunk(b"IEND", b""))
+
+
+def images_svg(rows: Sequence[Sequence[Any]], columns: Sequence[str], title: str = "Denoiser",
+               captions: Optional[Sequence[Sequence[str]]] = None, subtitle: str = "", cell: int = 128) -> str:
+    """A grid of images as SVG: one row per entry of ``rows``, each a list of images (C x H x W
+    values in [0, 1], see :func:`png_bytes`; None leaves the cell empty) under the headers
+    ``columns``. Each image is embedded as ``data:image/png;base64,...`` and drawn ``cell``
+    pixels wide (pixels kept sharp); ``captions[i][j]``, if given, is written under image ``j``
+    of row ``i``. The grid is the element ``id="images"``; each image has ``class="image"``."""
+    if not rows:
+        raise ValueError("images_svg: no images to draw")
+    if any(len(r) != len(columns) for r in rows):
+        raise ValueError(f"images_svg: every row needs {len(columns)} images, one per column")
+    pad, gap, top, caption_h = 20, 12, 76, 18 if captions else 0
+    width = 2 * pad + len(columns) * cell + (len(columns) - 1) * gap
+    width = max(width, int(2 * pad + _text_width(subtitle, 12)) + 1)
+    height = top + len(rows) * (cell + caption_h + gap) + pad
+    out = [_text(pad, 24, title, 16, extra=' font-weight="bold"')]
+    if subtitle:
+        out.append(_text(pad, 42, subtitle, 12, fill=_MUTED))
+    for j, name in enumerate(columns):
+        out.append(_text(pad + j * (cell + gap) + cell / 2, top - 8, name, 12, anchor="middle"))
+    out.append('<g id="images">')
+    for i, row in enumerate(rows):
+        y = top + i * (cell + caption_h + gap)
+        for j, image in enumerate(row):
+            x = pad + j * (cell + gap)
+            if image is None:
+                continue
+            planes = _planes(image, f"images_svg: row {i}, image {j}")
+            h, w = len(planes[0]), len(planes[0][0])
+            ih = cell * h / w
+            data = base64.b64encode(png_bytes(planes)).decode("ascii")
+            out.append(f'<image class="image" x="{_n(x)}" y="{_n(y)}" width="{cell}" height="{_n(ih)}" '
+                       'preserveAspectRatio="none" style="image-rendering:pixelated" '
+                       'xmlns:xlink="http://www.w3.org/1999/xlink" '
+                       f'xlink:href="data:image/png;base64,{data}"/>')
+            if captions:
+                out.append(_text(x + cell / 2, y + ih + 14, captions[i][j], 11, anchor="middle", fill=_MUTED))
+    out.append("</g>")
+    return _document(width, height, title, out)
 
 
 # --- files -------------------------------------------------------------------------------------

@@ -594,3 +594,32 @@ def test_boundary_region_tints_of_eight_classes_stay_distinct() -> None:
             d = math.dist(_lab(fills[i]), _lab(fills[j]))
             assert d >= 14, (i, j, fills[i], fills[j], d)
         assert math.dist(_lab(fills[i]), _lab("#D9D9D9")) >= 9.5, (i, fills[i])
+
+
+def test_png_bytes_is_a_valid_png_of_the_values(fw: ModuleType) -> None:
+    """png_bytes writes 8-bit grey or RGB PNG: values clamped to [0, 1] and rounded to 0..255, the
+    rows behind filter 0, zlib-compressed, every chunk with its CRC."""
+    from test_cli_images import decode_png
+    grey = [[[0.0, 0.5, 1.0], [-0.2, 1.7, 0.25]]]
+    assert decode_png(plot.png_bytes(grey)) == (3, 2, 0, [bytes([0, 128, 255]), bytes([0, 255, 64])])
+    rgb = fw.tensor([[[0.0, 1.0]], [[0.5, 0.0]], [[1.0, 0.2]]])  # 3 x 1 x 2
+    assert decode_png(plot.png_bytes(rgb)) == (2, 1, 2, [bytes([0, 128, 255, 255, 0, 51])])
+    with pytest.raises(ValueError, match="1 or 3 channels"):
+        plot.png_bytes([[[0.0]], [[0.0]]])
+    svg = plot.images_svg([[grey, None]], ["a", "b"], captions=[["x dB", ""]])
+    assert svg.count("data:image/png;base64,") == 1 and ">x dB<" in svg
+    with pytest.raises(ValueError, match="every row needs 2 images"):
+        plot.images_svg([[grey]], ["a", "b"])
+
+
+def test_a_denoiser_run_draws_its_psnr_curve() -> None:
+    """A run with per-epoch PSNRs (train --task denoise) gets a PSNR panel, with the noisy input's
+    PSNR as a line, instead of an error panel."""
+    run = {"losses": [0.05, 0.03, 0.02], "test_losses": [0.04, 0.03, 0.025], "test_psnrs": [18.0, 22.5, 24.0],
+           "noisy_psnr": 20.4, "train_error": None, "test_error": None}
+    svg = plot.curves_svg(run)
+    root = ET.fromstring(svg)
+    ids = {e.get("id") for e in root.iter()}
+    assert {"psnr-plot-area", "curve-test-psnr", "noisy-psnr"} <= ids and "errors-plot-area" not in ids
+    assert "PSNR (dB)" in svg
+    assert "psnr-plot-area" not in plot.curves_svg({"losses": [0.05, 0.03]})

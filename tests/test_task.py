@@ -21,7 +21,8 @@ from pyfw.training import fit
 SEED_CONFIG = {"epochs": 150, "batch_size": 10, "lr": 0.1, "activation": "relu", "seed": 0,
                "n_train": 1000, "n_test": 1000, "dropout": 0.0, "hidden": 25,
                "optimizer": "sgd", "loss": "mse", "schedule": "none", "weight_decay": 0.0,
-               "task": "disk", "noise": 0.0, "classes": 2, "features": "x1,x2", "layers": "", "l1": 0.0, "l2": 0.0}
+               "task": "disk", "noise": 0.0, "classes": 2, "features": "x1,x2", "layers": "", "l1": 0.0, "l2": 0.0,
+               "arch": "upsample", "channels": "32,64", "image_size": 32}
 
 
 def bits(res: dict) -> tuple:
