@@ -16,6 +16,7 @@ pub mod conv;
 pub mod data;
 pub mod error;
 pub mod family;
+pub mod fused;
 pub mod generator;
 pub mod grad_mode;
 pub mod losses;

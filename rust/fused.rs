@@ -1,0 +1,673 @@
+//! The fused trainer of the stack runner (the layer family's runner, `rust/modules.rs`):
+//! the native epoch of `fit` for a small stack, with every step in one pass over
+//! buffers of its own.
+//!
+//! [`train_epoch`] of `rust/training.rs` takes this path when every layer is a
+//! `Linear` or an element-wise activation (not `Softmax` or `LogSoftmax`), every
+//! width is at most [`MAX_WIDTH`], the update rule is SGD (any momentum,
+//! dampening, weight decay, Nesterov) and nothing is regularized; the loss is
+//! any member, run by its own kernel. Anything else runs the general path.
+//!
+//! It does the operations of the general path in the same order
+//! (docs/NUMERICS.md, "Linear", "Activations", "Losses", "Optimizers"), so the
+//! bits are the same; it only lays the memory out for small widths:
+//!
+//! - Every buffer of a step is allocated once per epoch, 64-byte aligned, each
+//!   row padded to whole tiles of `L` lanes (4 on the portable and AVX2 paths, 8
+//!   on AVX-512). A layer's kernel is compiled for its number of tiles (a const
+//!   generic), so its rows live in registers. The padding lanes are never read
+//!   into a real one.
+//! - Forward, one sample at a time: each nonzero input `x[n][i]` (walking the
+//!   bits of a mask of the nonzero inputs) adds `x[n][i] * W[o][i]` to the lanes
+//!   of every output `o`: the skipping fold of `y[n][o]` over `i` in order, for
+//!   all outputs at once, from `W` held transposed.
+//! - Backward, one sample at a time: each nonzero `g[n][o]` adds `g * W[o][:]`
+//!   to `dx[n][:]` and `g * x[n][:]` to `dW[o][:]`, so the fold of `dx[n][i]`
+//!   runs over `o` in order and that of `dW[o][i]` over `n` in order; `db` adds
+//!   whole rows of `g`.
+//! - SGD updates a layer's weight and bias as soon as its gradients are
+//!   complete (its `dx` is done by then, and no other layer reads them), then
+//!   refreshes the transposed copy. Each element goes through the rule of
+//!   `rust/optim.rs` itself.
+//! - The loss runs its own kernel on the batch's outputs, with its checks.
+//!
+//! After the epoch (or a failing step) the parameters, their gradients, the
+//! momentum buffers and what every layer keeps for `backward` are written
+//! back, as the general path leaves them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::activations::Activation;
+use crate::error::{try_zeros, Result};
+use crate::losses::Target;
+use crate::modules::LayerKind;
+use crate::optim::{Optimizer, SGD};
+use crate::simd::{Kernel, Path};
+use crate::tensor::Shape;
+use crate::training::{gather_targets, Epoch, Targets};
+
+/// The widest layer the fused trainer takes (a row's nonzero pattern is one `u64`).
+pub const MAX_WIDTH: usize = 64;
+
+/// Steps run by the fused trainer in this process, for tests that check it is taken.
+static STEPS: AtomicU64 = AtomicU64::new(0);
+
+/// The number of steps the fused trainer has run in this process.
+pub fn steps_run() -> u64 {
+    STEPS.load(Ordering::Relaxed)
+}
+
+/// One layer of a plan.
+#[derive(Clone, Copy)]
+enum Op {
+    /// A `Linear`: `(in, out)`, and the indices in the optimizer's entries of its
+    /// weight and bias (none without a bias).
+    Linear(usize, usize, usize, Option<usize>),
+    /// An element-wise activation.
+    Act(Activation),
+}
+
+/// What the fused trainer runs: one op per layer, the widths between them, the rule.
+pub struct Plan {
+    ops: Vec<Op>,
+    widths: Vec<usize>,
+    sgd: SGD,
+}
+
+impl Plan {
+    /// The plan for `e`, or `None` when the stack, the rule or the entries are
+    /// not those the fused trainer takes.
+    pub fn of(e: &Epoch<'_>) -> Option<Plan> {
+        let Optimizer::SGD(sgd) = e.rule else {
+            return None;
+        };
+        if e.regularized.iter().any(|&r| r) || e.in_f > MAX_WIDTH || e.in_f == 0 {
+            return None;
+        }
+        // The entry of every parameter slot, each exactly once.
+        let entry = |l: usize, slot: usize| {
+            let mut it = e.params.iter().enumerate().filter(|(_, p)| (p.0, p.1) == (l, slot));
+            let (k, _) = it.next()?;
+            it.next().is_none().then_some(k)
+        };
+        let mut ops = Vec::with_capacity(e.layers.len());
+        let mut widths = vec![e.in_f];
+        let mut width = e.in_f;
+        let mut slots = 0;
+        for (l, layer) in e.layers.iter().enumerate() {
+            let op = match &layer.kind {
+                LayerKind::Linear(s) => {
+                    let (i, o) = (s.in_features(), s.out_features());
+                    if i != width || o == 0 || o > MAX_WIDTH {
+                        return None;
+                    }
+                    let bias = match layer.params.len() {
+                        1 => None,
+                        2 => Some(entry(l, 1)?),
+                        _ => return None,
+                    };
+                    slots += layer.params.len();
+                    Op::Linear(i, o, entry(l, 0)?, bias)
+                }
+                LayerKind::Activation(a) => match a.kind() {
+                    Activation::Softmax(_) | Activation::LogSoftmax(_) => return None,
+                    k => Op::Act(k),
+                },
+                _ => return None,
+            };
+            if let Op::Linear(_, o, ..) = op {
+                width = o;
+            }
+            ops.push(op);
+            widths.push(width);
+        }
+        // Every entry is a slot of a Linear, its state fits it (the rule's own check).
+        if slots != e.params.len() || !ops.iter().any(|o| matches!(o, Op::Linear(..))) {
+            return None;
+        }
+        for (l, slot, state) in &e.params {
+            let n = e.layers[*l].params[*slot].value.len();
+            let grad = e.layers[*l].params[*slot].grad.len();
+            let fits = grad == n
+                && state.buffers.len() == 1
+                && state.buffers.iter().flatten().all(|b| b.len() == n);
+            if !fits {
+                return None;
+            }
+        }
+        Some(Plan { ops, widths, sgd })
+    }
+}
+
+/// Run the epoch of `e` with `plan` on the path [`crate::simd::dispatch`] takes.
+pub fn train_epoch(plan: &Plan, e: &mut Epoch<'_>) -> Result<f64> {
+    let mut out = None;
+    crate::simd::dispatch(Run {
+        plan,
+        e,
+        out: &mut out,
+    });
+    out.unwrap_or(Ok(0.0))
+}
+
+/// Run the epoch of `e` with `plan` on `path`; `None` when this CPU lacks it.
+pub fn train_epoch_on(path: Path, plan: &Plan, e: &mut Epoch<'_>) -> Option<Result<f64>> {
+    let mut out = None;
+    let k = Run {
+        plan,
+        e,
+        out: &mut out,
+    };
+    match path {
+        Path::Portable => crate::simd::portable(k),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => crate::simd::on_avx2(k).ok()?,
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512 => crate::simd::on_avx512(k).ok()?,
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => return None,
+    }
+    out
+}
+
+/// The epoch as a kernel of `rust/simd.rs`: tiles of 4 lanes, 8 on AVX-512.
+struct Run<'p, 'e, 'a> {
+    plan: &'p Plan,
+    e: &'e mut Epoch<'a>,
+    out: &'e mut Option<Result<f64>>,
+}
+
+impl Kernel for Run<'_, '_, '_> {
+    #[inline(always)]
+    fn run(self) {
+        *self.out = Some(epoch::<4>(self.plan, self.e));
+    }
+
+    #[inline(always)]
+    fn run_wide(self) {
+        *self.out = Some(epoch::<8>(self.plan, self.e));
+    }
+}
+
+/// `n` rounded up to a whole number of `l`-lane tiles (at least one).
+fn padded(n: usize, l: usize) -> usize {
+    n.div_ceil(l).max(1) * l
+}
+
+/// A zeroed buffer of `len` values starting on a 64-byte boundary.
+struct Buf {
+    v: Vec<f64>,
+    at: usize,
+    len: usize,
+}
+
+impl Buf {
+    fn new(len: usize) -> Result<Buf> {
+        let v = try_zeros(len + 8, "fit")?;
+        let at = v.as_ptr().align_offset(64).min(8);
+        Ok(Buf { v, at, len })
+    }
+
+    #[inline(always)]
+    fn s(&self) -> &[f64] {
+        &self.v[self.at..self.at + self.len]
+    }
+
+    #[inline(always)]
+    fn m(&mut self) -> &mut [f64] {
+        &mut self.v[self.at..self.at + self.len]
+    }
+}
+
+/// A Linear's parameters and gradients, rows padded: `w` (out, ip), `wt` (in, op) its
+/// transpose, `b` (op); the momentum buffers when the rule has a momentum.
+struct Lin {
+    in_f: usize,
+    out_f: usize,
+    ip: usize,
+    op: usize,
+    w: Buf,
+    wt: Buf,
+    gw: Buf,
+    mw: Buf,
+    b: Buf,
+    gb: Buf,
+    mb: Buf,
+    /// The entries of the weight and the bias, and whether their momentum buffers are still to create.
+    pw: usize,
+    pb: Option<usize>,
+    fresh: (bool, bool),
+}
+
+/// The buffers of an epoch.
+struct Trainer<const L: usize> {
+    /// One per op; `None` for an activation.
+    lins: Vec<Option<Lin>>,
+    /// The input of op `k` is `acts[k]`, (rows, padded width); the output is the last.
+    acts: Vec<Buf>,
+    pads: Vec<usize>,
+    /// Two gradient buffers, used in turn.
+    grad: [Buf; 2],
+    /// The batch's output and its gradient, unpadded, for the loss.
+    out: Vec<f64>,
+    gout: Vec<f64>,
+    values: Vec<f64>,
+    classes: Vec<i64>,
+}
+
+/// `dst[r][..w] = src[r][..w]` for `rows` rows of strides `ds` and `ss`.
+fn copy_rows(dst: &mut [f64], ds: usize, src: &[f64], ss: usize, w: usize, rows: usize) {
+    for r in 0..rows {
+        dst[r * ds..r * ds + w].copy_from_slice(&src[r * ss..r * ss + w]);
+    }
+}
+
+impl<const L: usize> Trainer<L> {
+    fn new(plan: &Plan, e: &Epoch<'_>) -> Result<Trainer<L>> {
+        let rows = e.batch_size.min(e.order.len()).max(1);
+        let momentum = plan.sgd.momentum != 0.0;
+        let pads: Vec<usize> = plan.widths.iter().map(|&w| padded(w, L)).collect();
+        let mut lins = Vec::with_capacity(plan.ops.len());
+        for (k, op) in plan.ops.iter().enumerate() {
+            let Op::Linear(in_f, out_f, pw, pb) = *op else {
+                lins.push(None);
+                continue;
+            };
+            let (ip, op) = (pads[k], pads[k + 1]);
+            let m = |n: usize| if momentum { n } else { 0 };
+            let mut lin = Lin {
+                in_f,
+                out_f,
+                ip,
+                op,
+                w: Buf::new(out_f * ip)?,
+                wt: Buf::new(in_f * op)?,
+                gw: Buf::new(out_f * ip)?,
+                mw: Buf::new(m(out_f * ip))?,
+                b: Buf::new(op)?,
+                gb: Buf::new(op)?,
+                mb: Buf::new(m(op))?,
+                pw,
+                pb,
+                fresh: (true, true),
+            };
+            let layer = &e.layers[k];
+            copy_rows(lin.w.m(), ip, layer.params[0].value, in_f, in_f, out_f);
+            lin.fresh.0 = load_buffer(&e.params[pw].2.buffers[0], lin.mw.m(), ip, in_f, out_f);
+            if let Some(pb) = pb {
+                lin.b.m()[..out_f].copy_from_slice(layer.params[1].value);
+                lin.fresh.1 = load_buffer(&e.params[pb].2.buffers[0], lin.mb.m(), op, out_f, 1);
+            }
+            lin.transpose();
+            lins.push(Some(lin));
+        }
+        let mut acts = Vec::with_capacity(pads.len());
+        for &p in &pads {
+            acts.push(Buf::new(rows * p)?);
+        }
+        let widest = pads.iter().copied().max().unwrap_or(L);
+        let ow = *plan.widths.last().unwrap_or(&0);
+        let cols = match e.targets {
+            Targets::Values(_, c) => c,
+            Targets::Classes(_) => 0,
+        };
+        Ok(Trainer {
+            lins,
+            acts,
+            pads,
+            grad: [Buf::new(rows * widest)?, Buf::new(rows * widest)?],
+            out: try_zeros(rows * ow, "fit")?,
+            gout: try_zeros(rows * ow, "fit")?,
+            values: try_zeros(rows * cols, "fit")?,
+            classes: Vec::with_capacity(rows),
+        })
+    }
+
+    /// Write the parameters, gradients and momentum buffers back into the epoch's tensors.
+    fn store(&self, plan: &Plan, e: &mut Epoch<'_>) -> Result<()> {
+        let momentum = plan.sgd.momentum != 0.0;
+        for (k, lin) in self.lins.iter().enumerate() {
+            let Some(lin) = lin else { continue };
+            let (in_f, out_f, ip) = (lin.in_f, lin.out_f, lin.ip);
+            let params = &mut e.layers[k].params;
+            copy_rows(params[0].value, in_f, lin.w.s(), ip, in_f, out_f);
+            copy_rows(params[0].grad, in_f, lin.gw.s(), ip, in_f, out_f);
+            if lin.pb.is_some() {
+                params[1].value.copy_from_slice(&lin.b.s()[..out_f]);
+                params[1].grad.copy_from_slice(&lin.gb.s()[..out_f]);
+            }
+            if momentum {
+                let mut buf = try_zeros(in_f * out_f, "SGD")?;
+                copy_rows(&mut buf, in_f, lin.mw.s(), ip, in_f, out_f);
+                e.params[lin.pw].2.buffers[0] = Some(buf);
+                if let Some(pb) = lin.pb {
+                    let mut buf = try_zeros(out_f, "SGD")?;
+                    buf.copy_from_slice(&lin.mb.s()[..out_f]);
+                    e.params[pb].2.buffers[0] = Some(buf);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Let every layer keep what its `forward` keeps, from the last step's `rows` rows.
+    fn remember(&self, plan: &Plan, e: &mut Epoch<'_>, rows: usize) -> Result<()> {
+        let compact = |k: usize| -> Result<Vec<f64>> {
+            let w = plan.widths[k];
+            let mut v = try_zeros(rows * w, "fit")?;
+            copy_rows(&mut v, w, self.acts[k].s(), self.pads[k], w, rows);
+            Ok(v)
+        };
+        let mut x = compact(0)?;
+        for (k, layer) in e.layers.iter_mut().enumerate() {
+            let y = compact(k + 1)?;
+            layer.remember(&x, &y, &[], Shape::Matrix(rows, plan.widths[k]))?;
+            x = y;
+        }
+        Ok(())
+    }
+
+    /// One step on the samples `idx`; returns the batch loss.
+    #[inline(always)]
+    fn step(&mut self, plan: &Plan, e: &mut Epoch<'_>, idx: &[usize]) -> Result<f64> {
+        let rows = idx.len();
+        let in_f = e.in_f;
+        let p0 = self.pads[0];
+        let a0 = self.acts[0].m();
+        for (r, &i) in idx.iter().enumerate() {
+            a0[r * p0..r * p0 + in_f].copy_from_slice(&e.x[i * in_f..(i + 1) * in_f]);
+        }
+        let target = gather_targets(e.targets, idx, &mut self.values, &mut self.classes);
+        // optimizer.zero_grad()
+        for lin in self.lins.iter_mut().flatten() {
+            lin.gw.m().fill(0.0);
+            lin.gb.m().fill(0.0);
+        }
+        // forward
+        for (k, op) in plan.ops.iter().enumerate() {
+            let (before, after) = self.acts.split_at_mut(k + 1);
+            let (x, y) = (before[k].s(), after[0].m());
+            match (op, &self.lins[k]) {
+                (Op::Linear(..), Some(lin)) => linear_forward(lin, x, y, rows),
+                (Op::Act(a), _) => act_forward(*a, x, y, rows, plan.widths[k], self.pads[k]),
+                _ => {}
+            }
+        }
+        // the loss and its gradient
+        let last = plan.ops.len();
+        let (ow, op) = (plan.widths[last], self.pads[last]);
+        let out = &mut self.out[..rows * ow];
+        copy_rows(out, ow, self.acts[last].s(), op, ow, rows);
+        let target: Target<'_> = target;
+        let loss = e.loss.forward(out, Shape::Matrix(rows, ow), target)?;
+        let gout = &mut self.gout[..rows * ow];
+        e.loss.backward_into(gout)?;
+        let [ga, gb] = &mut self.grad;
+        let (mut g, mut dx) = (ga, gb);
+        {
+            let gm = g.m();
+            for r in 0..rows {
+                let row = &mut gm[r * op..(r + 1) * op];
+                row[..ow].copy_from_slice(&gout[r * ow..(r + 1) * ow]);
+                row[ow..].fill(0.0);
+            }
+        }
+        // backward, each Linear updated as soon as its gradients are complete
+        for k in (0..last).rev() {
+            let (x, y) = (self.acts[k].s(), self.acts[k + 1].s());
+            let want_dx = k > 0;
+            match (&plan.ops[k], &mut self.lins[k]) {
+                (Op::Linear(..), Some(lin)) => {
+                    linear_backward(lin, x, g.s(), want_dx.then(|| dx.m()), rows);
+                    lin.update(&plan.sgd);
+                }
+                (Op::Act(a), _) if want_dx => {
+                    let (w, p) = (plan.widths[k], self.pads[k]);
+                    act_backward(*a, x, y, g.s(), dx.m(), rows, w, p);
+                }
+                _ => {}
+            }
+            std::mem::swap(&mut g, &mut dx);
+        }
+        STEPS.fetch_add(1, Ordering::Relaxed);
+        Ok(loss)
+    }
+}
+
+/// Load a momentum buffer (rows of `w` values into rows of stride `stride`); returns
+/// whether it is still to create.
+fn load_buffer(b: &Option<Vec<f64>>, dst: &mut [f64], stride: usize, w: usize, rows: usize) -> bool {
+    match b {
+        Some(b) if !dst.is_empty() => {
+            copy_rows(dst, stride, b, w, w, rows);
+            false
+        }
+        _ => true,
+    }
+}
+
+impl Lin {
+    /// `wt[i][o] = w[o][i]` for the real rows and columns.
+    #[inline(always)]
+    fn transpose(&mut self) {
+        let (ip, op) = (self.ip, self.op);
+        let w = self.w.s();
+        let wt = self.wt.m();
+        for o in 0..self.out_f {
+            let row = &w[o * ip..o * ip + self.in_f];
+            for (i, &v) in row.iter().enumerate() {
+                wt[i * op + o] = v;
+            }
+        }
+    }
+
+    /// The SGD step on the weight and the bias (padding included: it stays
+    /// padding), then the transposed copy.
+    #[inline(always)]
+    fn update(&mut self, sgd: &SGD) {
+        sgd.elements(self.w.m(), self.gw.s(), self.mw.m(), self.fresh.0);
+        self.fresh.0 = false;
+        if self.pb.is_some() {
+            sgd.elements(self.b.m(), self.gb.s(), self.mb.m(), self.fresh.1);
+            self.fresh.1 = false;
+        }
+        self.transpose();
+    }
+}
+
+/// The bits of the nonzero values among the first `n` of `row`.
+#[inline(always)]
+fn nonzero(row: &[f64], n: usize) -> u64 {
+    let mut m = 0u64;
+    for (k, &v) in row[..n].iter().enumerate() {
+        m |= u64::from(v != 0.0) << k;
+    }
+    m
+}
+
+/// The first `N` values of `s`.
+#[inline(always)]
+fn row<const N: usize>(s: &[f64]) -> [f64; N] {
+    let mut a = [0.0; N];
+    a.copy_from_slice(&s[..N]);
+    a
+}
+
+/// `acc[k] = acc[k] + v * s[k]` for every lane `k < N`: one flat loop over
+/// contiguous lanes, which the compiler vectorizes along the row.
+#[inline(always)]
+fn axpy<const N: usize>(acc: &mut [f64; N], v: f64, s: &[f64]) {
+    let s = &s[..N];
+    for k in 0..N {
+        acc[k] += v * s[k];
+    }
+}
+
+/// Call `$f::<N, ...>` for the run-time padded width `$n` (a multiple of 4 up to 64).
+macro_rules! by_width {
+    ($n:expr, $f:ident $(:: <$($extra:tt),*>)?($($arg:expr),*)) => {
+        match $n {
+            4 => $f::<4 $($(, $extra)*)?>($($arg),*),
+            8 => $f::<8 $($(, $extra)*)?>($($arg),*),
+            12 => $f::<12 $($(, $extra)*)?>($($arg),*),
+            16 => $f::<16 $($(, $extra)*)?>($($arg),*),
+            20 => $f::<20 $($(, $extra)*)?>($($arg),*),
+            24 => $f::<24 $($(, $extra)*)?>($($arg),*),
+            28 => $f::<28 $($(, $extra)*)?>($($arg),*),
+            32 => $f::<32 $($(, $extra)*)?>($($arg),*),
+            36 => $f::<36 $($(, $extra)*)?>($($arg),*),
+            40 => $f::<40 $($(, $extra)*)?>($($arg),*),
+            44 => $f::<44 $($(, $extra)*)?>($($arg),*),
+            48 => $f::<48 $($(, $extra)*)?>($($arg),*),
+            52 => $f::<52 $($(, $extra)*)?>($($arg),*),
+            56 => $f::<56 $($(, $extra)*)?>($($arg),*),
+            60 => $f::<60 $($(, $extra)*)?>($($arg),*),
+            _ => $f::<64 $($(, $extra)*)?>($($arg),*),
+        }
+    };
+}
+
+/// `y = x W^T + b` over `rows` padded rows.
+#[inline(always)]
+fn linear_forward(lin: &Lin, x: &[f64], y: &mut [f64], rows: usize) {
+    by_width!(lin.op, forward_rows(lin, x, y, rows))
+}
+
+/// [`linear_forward`] with `N` padded outputs.
+#[inline(always)]
+fn forward_rows<const N: usize>(lin: &Lin, x: &[f64], y: &mut [f64], rows: usize) {
+    let ip = lin.ip;
+    let wt = lin.wt.s();
+    let bias = row::<N>(lin.b.s());
+    for n in 0..rows {
+        let xr = &x[n * ip..(n + 1) * ip];
+        let mut acc = bias;
+        let mut m = nonzero(xr, lin.in_f);
+        while m != 0 {
+            let i = m.trailing_zeros() as usize;
+            m &= m - 1;
+            axpy(&mut acc, xr[i], &wt[i * N..]);
+        }
+        y[n * N..(n + 1) * N].copy_from_slice(&acc);
+    }
+}
+
+/// Accumulate `dW` and `db`, and write `dx` unless it is `None`, over `rows` padded rows.
+#[inline(always)]
+fn linear_backward(lin: &mut Lin, x: &[f64], g: &[f64], dx: Option<&mut [f64]>, rows: usize) {
+    match dx {
+        Some(dx) => by_width!(lin.ip, backward_rows::<true>(lin, x, g, dx, rows)),
+        None => by_width!(lin.ip, backward_rows::<false>(lin, x, g, &mut [], rows)),
+    }
+}
+
+/// [`linear_backward`] with `N` padded inputs.
+#[inline(always)]
+fn backward_rows<const N: usize, const DX: bool>(
+    lin: &mut Lin,
+    x: &[f64],
+    g: &[f64],
+    dx: &mut [f64],
+    rows: usize,
+) {
+    let (op, out_f) = (lin.op, lin.out_f);
+    let w = lin.w.s();
+    let gw = lin.gw.m();
+    let gb = lin.gb.m();
+    for n in 0..rows {
+        let gr = &g[n * op..(n + 1) * op];
+        let xr = row::<N>(&x[n * N..]);
+        let mut acc = [0.0; N];
+        let mut m = nonzero(gr, out_f);
+        while m != 0 {
+            let o = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let v = gr[o];
+            if DX {
+                axpy(&mut acc, v, &w[o * N..]);
+            }
+            let mut r = row::<N>(&gw[o * N..]);
+            axpy(&mut r, v, &xr);
+            gw[o * N..(o + 1) * N].copy_from_slice(&r);
+        }
+        if DX {
+            dx[n * N..(n + 1) * N].copy_from_slice(&acc);
+        }
+        for (a, &v) in gb.iter_mut().zip(gr) {
+            *a += v;
+        }
+    }
+}
+
+/// An element-wise activation's forward on the first `w` values of each padded row.
+#[inline(always)]
+fn act_forward(a: Activation, x: &[f64], y: &mut [f64], rows: usize, w: usize, p: usize) {
+    if let Activation::ReLU(_) = a {
+        // The whole padded buffer: the formula of rust/activations.rs, vectorized.
+        for (o, &v) in y[..rows * p].iter_mut().zip(&x[..rows * p]) {
+            *o = if v > 0.0 { v } else { 0.0 };
+        }
+        return;
+    }
+    for r in 0..rows {
+        let at = r * p..r * p + w;
+        // Element-wise members take any shape.
+        let _ = a.forward(&x[at.clone()], Shape::Vector(w), &mut y[at]);
+    }
+}
+
+/// An element-wise activation's backward, as [`act_forward`].
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn act_backward(
+    a: Activation,
+    x: &[f64],
+    y: &[f64],
+    g: &[f64],
+    dx: &mut [f64],
+    rows: usize,
+    w: usize,
+    p: usize,
+) {
+    if let Activation::ReLU(_) = a {
+        for ((d, &yv), &gv) in dx[..rows * p].iter_mut().zip(&y[..rows * p]).zip(&g[..rows * p]) {
+            *d = if yv > 0.0 { gv } else { 0.0 };
+        }
+        return;
+    }
+    for r in 0..rows {
+        let at = r * p..r * p + w;
+        let _ = a.backward(
+            &x[at.clone()],
+            &y[at.clone()],
+            &g[at.clone()],
+            Shape::Vector(w),
+            &mut dx[at],
+        );
+    }
+}
+
+/// The epoch on `L`-lane tiles: steps as the general path's, then the state written back.
+#[inline(always)]
+fn epoch<const L: usize>(plan: &Plan, e: &mut Epoch<'_>) -> Result<f64> {
+    let mut t = Trainer::<L>::new(plan, e)?;
+    let mut total = 0.0;
+    let mut last = 0;
+    let mut outcome = Ok(());
+    let order = e.order;
+    for idx in order.chunks(e.batch_size) {
+        last = idx.len();
+        match t.step(plan, e, idx) {
+            Ok(loss) => total += loss * idx.len() as f64,
+            Err(err) => {
+                outcome = Err(err);
+                break;
+            }
+        }
+    }
+    if last > 0 {
+        t.store(plan, e)?;
+        t.remember(plan, e, last)?;
+    }
+    outcome.map(|()| total)
+}
