@@ -86,7 +86,11 @@ impl Plan {
         }
         // The entry of every parameter slot, each exactly once.
         let entry = |l: usize, slot: usize| {
-            let mut it = e.params.iter().enumerate().filter(|(_, p)| (p.0, p.1) == (l, slot));
+            let mut it = e
+                .params
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| (p.0, p.1) == (l, slot));
             let (k, _) = it.next()?;
             it.next().is_none().then_some(k)
         };
@@ -436,7 +440,13 @@ impl<const L: usize> Trainer<L> {
 
 /// Load a momentum buffer (rows of `w` values into rows of stride `stride`); returns
 /// whether it is still to create.
-fn load_buffer(b: &Option<Vec<f64>>, dst: &mut [f64], stride: usize, w: usize, rows: usize) -> bool {
+fn load_buffer(
+    b: &Option<Vec<f64>>,
+    dst: &mut [f64],
+    stride: usize,
+    w: usize,
+    rows: usize,
+) -> bool {
     match b {
         Some(b) if !dst.is_empty() => {
             copy_rows(dst, stride, b, w, w, rows);
@@ -630,7 +640,11 @@ fn act_backward(
     p: usize,
 ) {
     if let Activation::ReLU(_) = a {
-        for ((d, &yv), &gv) in dx[..rows * p].iter_mut().zip(&y[..rows * p]).zip(&g[..rows * p]) {
+        for ((d, &yv), &gv) in dx[..rows * p]
+            .iter_mut()
+            .zip(&y[..rows * p])
+            .zip(&g[..rows * p])
+        {
             *d = if yv > 0.0 { gv } else { 0.0 };
         }
         return;
@@ -670,4 +684,487 @@ fn epoch<const L: usize>(plan: &Plan, e: &mut Epoch<'_>) -> Result<f64> {
         t.remember(plan, e, last)?;
     }
     outcome.map(|()| total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::activations::{ActState, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh, GELU};
+    use crate::generator::Generator;
+    use crate::losses::{CrossEntropyLoss, Loss, LossState, MSELoss, Reduction};
+    use crate::modules::{linear_init, Layer, LinearState, Slot, Slots};
+    use crate::optim::{Adam, ParamState};
+    use crate::testing::bits;
+    use crate::training::train_epoch_general;
+
+    /// A layer of a test network.
+    #[derive(Clone, Copy)]
+    enum Spec {
+        Linear(usize, usize, bool),
+        Act(Activation),
+    }
+
+    /// A network with its own states and tensors, and a loss.
+    #[derive(Clone)]
+    struct Net {
+        specs: Vec<Spec>,
+        lins: Vec<LinearState>,
+        acts: Vec<ActState>,
+        values: Vec<Vec<f64>>,
+        grads: Vec<Vec<f64>>,
+        states: Vec<ParamState>,
+        loss: LossState,
+    }
+
+    impl Net {
+        fn new(specs: &[Spec], loss: Loss, seed: u64) -> Net {
+            let mut g = Generator::new(seed);
+            let (mut lins, mut acts, mut values) = (vec![], vec![], vec![]);
+            for s in specs {
+                match *s {
+                    Spec::Linear(i, o, bias) => {
+                        let (w, b) = linear_init(&mut g, i, o, bias).unwrap();
+                        lins.push(LinearState::new(i, o));
+                        values.push(w);
+                        if bias {
+                            values.push(b);
+                        }
+                    }
+                    Spec::Act(a) => acts.push(ActState::new(a)),
+                }
+            }
+            let grads = values.iter().map(|v| vec![0.0; v.len()]).collect();
+            let states = values.iter().map(|_| ParamState::empty(1)).collect();
+            Net {
+                specs: specs.to_vec(),
+                lins,
+                acts,
+                values,
+                grads,
+                states,
+                loss: LossState::new(loss, Reduction::Mean),
+            }
+        }
+
+        /// Borrow everything as an epoch.
+        fn epoch<'a>(
+            &'a mut self,
+            rule: Optimizer,
+            data: &'a Data,
+            order: &'a [usize],
+            batch_size: usize,
+        ) -> Epoch<'a> {
+            let mut lins = self.lins.iter_mut();
+            let mut acts = self.acts.iter_mut();
+            let mut slots = self.values.iter_mut().zip(self.grads.iter_mut());
+            let mut states = self.states.iter_mut();
+            let (mut layers, mut params) = (vec![], vec![]);
+            for (l, s) in self.specs.iter().enumerate() {
+                match *s {
+                    Spec::Linear(_, _, bias) => {
+                        let mut p = Slots::new();
+                        for slot in 0..1 + usize::from(bias) {
+                            let (value, grad) = slots.next().unwrap();
+                            p.push(Slot { value, grad });
+                            params.push((l, slot, states.next().unwrap()));
+                        }
+                        layers.push(Layer {
+                            kind: LayerKind::Linear(lins.next().unwrap()),
+                            params: p,
+                        });
+                    }
+                    Spec::Act(_) => layers.push(Layer {
+                        kind: LayerKind::Activation(acts.next().unwrap()),
+                        params: Slots::new(),
+                    }),
+                }
+            }
+            let n = params.len();
+            Epoch {
+                layers,
+                generators: vec![],
+                loss: &mut self.loss,
+                rule,
+                params,
+                regularized: vec![false; n],
+                penalties: (0.0, 0.0),
+                x: &data.x,
+                in_f: data.in_f,
+                targets: match &data.classes {
+                    Some(k) => Targets::Classes(k),
+                    None => Targets::Values(&data.t, data.cols),
+                },
+                order,
+                batch_size,
+            }
+        }
+
+        /// Every bit a run leaves behind: parameters, gradients, momentum buffers,
+        /// the loss's gradient and what each Linear keeps (through its backward).
+        fn fingerprint(&self) -> Vec<Vec<u64>> {
+            let mut out = vec![];
+            out.extend(self.values.iter().map(|v| bits(v)));
+            out.extend(self.grads.iter().map(|v| bits(v)));
+            for s in &self.states {
+                out.push(s.buffers[0].as_deref().map_or(vec![u64::MAX], bits));
+            }
+            out.push(self.loss.backward().map_or(vec![], |(g, _)| bits(&g)));
+            let (mut k, mut li) = (0, 0);
+            for s in &self.specs {
+                if let Spec::Linear(i, o, bias) = *s {
+                    let w = &self.values[k];
+                    k += 1 + usize::from(bias);
+                    let lin = &self.lins[li];
+                    li += 1;
+                    let Some(x_rows) = lin_rows(lin) else {
+                        continue;
+                    };
+                    let g: Vec<f64> = (0..x_rows * o).map(|j| 0.25 * j as f64 - 1.0).collect();
+                    let (mut gw, mut gb) = (vec![0.0; i * o], vec![0.0; o]);
+                    let shape = Shape::Matrix(x_rows, o);
+                    if let Ok((dx, _)) = lin.backward(&g, shape, w, &mut gw, &mut gb) {
+                        out.push(bits(&dx));
+                        out.push(bits(&gw));
+                    }
+                }
+            }
+            // What each activation kept: its backward from a gradient of its shape.
+            for a in &self.acts {
+                'found: for rows in 1..=16 {
+                    for w in 1..=MAX_WIDTH {
+                        let g: Vec<f64> = (0..rows * w).map(|j| 0.5 - 0.125 * j as f64).collect();
+                        if let Ok(dx) = a.backward(&g, Shape::Matrix(rows, w)) {
+                            out.push(bits(&dx));
+                            break 'found;
+                        }
+                    }
+                }
+            }
+            out
+        }
+    }
+
+    /// The number of rows a Linear kept, found by trying its backward.
+    fn lin_rows(lin: &LinearState) -> Option<usize> {
+        let (i, o) = (lin.in_features(), lin.out_features());
+        (1..=16).find(|&r| {
+            let g = vec![0.0; r * o];
+            let w = vec![0.0; i * o];
+            let (mut gw, mut gb) = (vec![0.0; i * o], vec![0.0; o]);
+            lin.backward(&g, Shape::Matrix(r, o), &w, &mut gw, &mut gb)
+                .is_ok()
+        })
+    }
+
+    /// Inputs and targets.
+    struct Data {
+        x: Vec<f64>,
+        in_f: usize,
+        t: Vec<f64>,
+        cols: usize,
+        classes: Option<Vec<i64>>,
+    }
+
+    /// `n` samples of `in_f` inputs (every `zero_every`-th exactly 0, alternately
+    /// +0.0 and -0.0), with value targets of `cols` columns or class targets.
+    fn data(n: usize, in_f: usize, cols: usize, classes: bool, zero_every: usize) -> Data {
+        let mut g = Generator::new(7);
+        let x = (0..n * in_f)
+            .map(|k| match k % zero_every {
+                0 if k % (2 * zero_every) == 0 => 0.0,
+                0 => -0.0,
+                _ => g.uniform(-2.0, 2.0),
+            })
+            .collect();
+        let t = (0..n * cols).map(|_| g.uniform(-1.0, 1.0)).collect();
+        let classes = classes.then(|| (0..n).map(|k| (k * 7 % cols) as i64).collect());
+        Data {
+            x,
+            in_f,
+            t,
+            cols,
+            classes,
+        }
+    }
+
+    fn order(n: usize) -> Vec<usize> {
+        let mut g = Generator::new(5);
+        g.randperm(n).unwrap()
+    }
+
+    fn sgd(lr: f64, momentum: f64, dampening: f64, weight_decay: f64, nesterov: bool) -> Optimizer {
+        SGD {
+            lr,
+            momentum,
+            dampening,
+            weight_decay,
+            nesterov,
+        }
+        .into()
+    }
+
+    fn mlp(widths: &[usize], act: Activation, bias: bool) -> Vec<Spec> {
+        let mut s = vec![];
+        for (k, w) in widths.windows(2).enumerate() {
+            s.push(Spec::Linear(w[0], w[1], bias || k % 2 == 1));
+            if k + 2 < widths.len() {
+                s.push(Spec::Act(act));
+            }
+        }
+        s
+    }
+
+    /// Three epochs on the general path and on every fused path this CPU runs:
+    /// the same losses and the same bits everywhere.
+    fn same_bits(specs: &[Spec], loss: Loss, rule: Optimizer, d: &Data, batch: usize) {
+        let n = d.x.len() / d.in_f;
+        let ord = order(n);
+        let start = Net::new(specs, loss, 3);
+        let mut general = start.clone();
+        let mut want = vec![];
+        for _ in 0..3 {
+            let r = train_epoch_general(general.epoch(rule, d, &ord, batch));
+            want.push(r.map(f64::to_bits).map_err(|e| e.to_string()));
+        }
+        let want_bits = general.fingerprint();
+        let paths = [Path::Portable, Path::Avx2, Path::Avx512];
+        let mut ran = 0;
+        for path in paths.into_iter().map(Some).chain([None]) {
+            let mut net = start.clone();
+            let mut got = vec![];
+            for _ in 0..3 {
+                let mut e = net.epoch(rule, d, &ord, batch);
+                let plan = Plan::of(&e).expect("the fused trainer takes this stack");
+                let r = match path {
+                    Some(p) => match train_epoch_on(p, &plan, &mut e) {
+                        Some(r) => r,
+                        None => break,
+                    },
+                    None => crate::training::train_epoch(e),
+                };
+                got.push(r.map(f64::to_bits).map_err(|e| e.to_string()));
+            }
+            if got.is_empty() {
+                continue; // this CPU lacks the path
+            }
+            ran += 1;
+            assert_eq!(got, want, "epoch losses on {path:?}");
+            assert_eq!(
+                net.fingerprint(),
+                want_bits,
+                "state after training on {path:?}"
+            );
+        }
+        assert!(ran >= 2, "at least the portable path and dispatch ran");
+    }
+
+    fn relu() -> Activation {
+        ReLU::default().into()
+    }
+
+    #[test]
+    fn the_seed_network_gives_the_general_bits_on_every_path() {
+        let d = data(200, 2, 2, false, 1000);
+        let rule = sgd(0.1, 0.0, 0.0, 0.0, false);
+        let specs = mlp(&[2, 25, 25, 25, 2], relu(), true);
+        same_bits(&specs, MSELoss::default().into(), rule, &d, 10);
+    }
+
+    #[test]
+    fn a_playground_net_with_momentum_and_a_batch_tail_gives_the_same_bits() {
+        // 1000 samples at batch 7: a last batch of 6.
+        let d = data(1000, 2, 1, false, 9);
+        let specs = mlp(&[2, 16, 16, 1], Tanh::default().into(), true);
+        let rule = sgd(0.03, 0.9, 0.0, 0.0, true);
+        same_bits(&specs, MSELoss::default().into(), rule, &d, 7);
+        let rule = sgd(0.03, 0.5, 0.1, 0.01, false);
+        same_bits(&specs, MSELoss::default().into(), rule, &d, 7);
+    }
+
+    #[test]
+    fn the_widest_net_with_cross_entropy_gives_the_same_bits() {
+        let d = data(60, 2, 2, true, 5);
+        let specs = mlp(&[2, 64, 64, 64, 2], relu(), true);
+        let ce: Loss = CrossEntropyLoss::default().into();
+        same_bits(&specs, ce, sgd(0.05, 0.9, 0.0, 0.0, false), &d, 7);
+        // probabilities as targets
+        let mut d = data(33, 2, 2, false, 4);
+        for v in d.t.iter_mut() {
+            *v = v.abs() / 2.0;
+        }
+        same_bits(&specs, ce, sgd(0.05, 0.0, 0.0, 0.0, false), &d, 8);
+    }
+
+    #[test]
+    fn other_activations_widths_and_biases_give_the_same_bits() {
+        let d = data(50, 3, 3, false, 3);
+        for act in [
+            Sigmoid::default().into(),
+            GELU::default().into(),
+            LeakyReLU {
+                negative_slope: 0.2,
+            }
+            .into(),
+        ] {
+            // bias-free first and third layers; a last layer of width 3
+            let specs = mlp(&[3, 9, 17, 5, 3], act, false);
+            same_bits(
+                &specs,
+                MSELoss::default().into(),
+                sgd(0.2, 0.0, 0.0, 0.0, false),
+                &d,
+                4,
+            );
+        }
+        // an activation first, two in a row, an odd batch
+        let specs = [
+            Spec::Act(Tanh::default().into()),
+            Spec::Linear(3, 33, true),
+            Spec::Act(relu()),
+            Spec::Act(Sigmoid::default().into()),
+            Spec::Linear(33, 3, true),
+        ];
+        same_bits(
+            &specs,
+            MSELoss::default().into(),
+            sgd(0.1, 0.0, 0.0, 0.0, false),
+            &d,
+            3,
+        );
+    }
+
+    #[test]
+    fn dead_relu_rows_and_signed_zeros_give_the_same_bits() {
+        // A first layer whose outputs are all negative: every ReLU row is zero, and
+        // the gradients behind it too; inputs hold +0.0 and -0.0.
+        let d = data(40, 4, 2, false, 2);
+        let specs = mlp(&[4, 8, 8, 2], relu(), true);
+        let mut net = Net::new(&specs, MSELoss::default().into(), 3);
+        for v in net.values[1].iter_mut() {
+            *v = -100.0;
+        }
+        let rule = sgd(0.1, 0.9, 0.0, 0.0, false);
+        let ord = order(40);
+        let mut general = net.clone();
+        let want = train_epoch_general(general.epoch(rule, &d, &ord, 6)).unwrap();
+        for path in [Path::Portable, Path::Avx2, Path::Avx512] {
+            let mut fused = net.clone();
+            let mut e = fused.epoch(rule, &d, &ord, 6);
+            let plan = Plan::of(&e).unwrap();
+            let Some(got) = train_epoch_on(path, &plan, &mut e) else {
+                continue;
+            };
+            assert_eq!(got.unwrap().to_bits(), want.to_bits());
+            assert_eq!(fused.fingerprint(), general.fingerprint(), "{path:?}");
+        }
+        // Biases of -0.0, zero inputs and targets: the skipping folds keep -0.0
+        // (adding 0 * w would give +0.0), ReLU turns it into +0.0, and the loss's
+        // gradient shows the sign.
+        let mut d = data(12, 2, 2, false, 1);
+        d.t.fill(0.0);
+        let ord = order(12);
+        let rule = sgd(0.0, 0.0, 0.0, 0.0, false);
+        for specs in [
+            vec![Spec::Linear(2, 2, true)],
+            vec![Spec::Linear(2, 2, true), Spec::Act(relu())],
+            vec![
+                Spec::Linear(2, 3, true),
+                Spec::Act(
+                    LeakyReLU {
+                        negative_slope: 0.5,
+                    }
+                    .into(),
+                ),
+                Spec::Linear(3, 2, true),
+            ],
+        ] {
+            let mut net = Net::new(&specs, MSELoss::default().into(), 4);
+            for (k, v) in net.values.iter_mut().enumerate() {
+                v.fill(if k % 2 == 1 { -0.0 } else { 0.5 });
+            }
+            let mut general = net.clone();
+            train_epoch_general(general.epoch(rule, &d, &ord, 5)).unwrap();
+            let want = general.fingerprint();
+            for path in [Path::Portable, Path::Avx2, Path::Avx512] {
+                let mut fused = net.clone();
+                let mut e = fused.epoch(rule, &d, &ord, 5);
+                let plan = Plan::of(&e).unwrap();
+                if let Some(r) = train_epoch_on(path, &plan, &mut e) {
+                    r.unwrap();
+                    assert_eq!(fused.fingerprint(), want, "{path:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_failing_step_leaves_the_state_of_the_general_path() {
+        // A class index out of range at some sample: the epoch stops at that step.
+        let mut d = data(30, 2, 2, true, 1000);
+        if let Some(k) = d.classes.as_mut() {
+            k[17] = 5;
+        }
+        let specs = mlp(&[2, 6, 2], relu(), true);
+        same_bits(
+            &specs,
+            CrossEntropyLoss::default().into(),
+            sgd(0.1, 0.9, 0.0, 0.0, false),
+            &d,
+            4,
+        );
+    }
+
+    #[test]
+    fn stacks_it_cannot_take_run_the_general_path() {
+        let d = data(20, 2, 2, false, 1000);
+        let ord = order(20);
+        let mse: Loss = MSELoss::default().into();
+        let takes = |specs: &[Spec], rule: Optimizer| {
+            let mut net = Net::new(specs, mse, 3);
+            let e = net.epoch(rule, &d, &ord, 5);
+            Plan::of(&e).is_some()
+        };
+        let plain = sgd(0.1, 0.0, 0.0, 0.0, false);
+        assert!(takes(&mlp(&[2, 64, 2], relu(), true), plain));
+        assert!(!takes(&mlp(&[2, 65, 2], relu(), true), plain), "width 65");
+        let adam: Optimizer = Adam {
+            weight_decay: 0.01,
+            ..Adam::default()
+        }
+        .into();
+        assert!(!takes(&mlp(&[2, 8, 2], relu(), true), adam), "Adam");
+        let softmax = [
+            Spec::Linear(2, 4, true),
+            Spec::Act(Softmax::default().into()),
+            Spec::Linear(4, 2, true),
+        ];
+        assert!(!takes(&softmax, plain), "Softmax");
+        // regularized
+        let mut net = Net::new(&mlp(&[2, 8, 2], relu(), true), mse, 3);
+        let mut e = net.epoch(plain, &d, &ord, 5);
+        e.regularized[0] = true;
+        assert!(Plan::of(&e).is_none(), "Regularized");
+        // a state that does not fit: the rule's own error, on the general path
+        let mut net = Net::new(&mlp(&[2, 8, 2], relu(), true), mse, 3);
+        net.states[0].buffers[0] = Some(vec![0.0; 3]);
+        let e = net.epoch(sgd(0.1, 0.9, 0.0, 0.0, false), &d, &ord, 5);
+        assert!(
+            Plan::of(&e).is_none(),
+            "a momentum buffer of the wrong size"
+        );
+        let err = crate::training::train_epoch(e).unwrap_err().to_string();
+        assert!(err.contains("does not fit"), "{err}");
+    }
+
+    #[test]
+    fn the_fused_trainer_counts_its_steps() {
+        let d = data(20, 2, 2, false, 1000);
+        let mut net = Net::new(&mlp(&[2, 8, 2], relu(), true), MSELoss::default().into(), 3);
+        let before = steps_run();
+        let ord = order(20);
+        let e = net.epoch(sgd(0.1, 0.0, 0.0, 0.0, false), &d, &ord, 6);
+        crate::training::train_epoch(e).unwrap();
+        // other tests run in parallel and add theirs
+        assert!(steps_run() >= before + 4);
+    }
 }
