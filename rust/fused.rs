@@ -57,6 +57,30 @@ pub fn steps_run() -> u64 {
     STEPS.load(Ordering::Relaxed)
 }
 
+/// Call `$f::<N, ...>` for the run-time padded width `$n` (a multiple of 4 up to 64).
+macro_rules! by_width {
+    ($n:expr, $f:ident $(:: <$($extra:tt),*>)?($($arg:expr),*)) => {
+        match $n {
+            4 => $f::<4 $($(, $extra)*)?>($($arg),*),
+            8 => $f::<8 $($(, $extra)*)?>($($arg),*),
+            12 => $f::<12 $($(, $extra)*)?>($($arg),*),
+            16 => $f::<16 $($(, $extra)*)?>($($arg),*),
+            20 => $f::<20 $($(, $extra)*)?>($($arg),*),
+            24 => $f::<24 $($(, $extra)*)?>($($arg),*),
+            28 => $f::<28 $($(, $extra)*)?>($($arg),*),
+            32 => $f::<32 $($(, $extra)*)?>($($arg),*),
+            36 => $f::<36 $($(, $extra)*)?>($($arg),*),
+            40 => $f::<40 $($(, $extra)*)?>($($arg),*),
+            44 => $f::<44 $($(, $extra)*)?>($($arg),*),
+            48 => $f::<48 $($(, $extra)*)?>($($arg),*),
+            52 => $f::<52 $($(, $extra)*)?>($($arg),*),
+            56 => $f::<56 $($(, $extra)*)?>($($arg),*),
+            60 => $f::<60 $($(, $extra)*)?>($($arg),*),
+            _ => $f::<64 $($(, $extra)*)?>($($arg),*),
+        }
+    };
+}
+
 /// One layer of a plan.
 #[derive(Clone, Copy)]
 enum Op {
@@ -284,10 +308,10 @@ impl<const L: usize> Trainer<L> {
                 out_f,
                 ip,
                 op,
-                w: Buf::new(out_f * ip)?,
+                w: Buf::new(op * ip)?,
                 wt: Buf::new(in_f * op)?,
-                gw: Buf::new(out_f * ip)?,
-                mw: Buf::new(m(out_f * ip))?,
+                gw: Buf::new(op * ip)?,
+                mw: Buf::new(m(op * ip))?,
                 b: Buf::new(op)?,
                 gb: Buf::new(op)?,
                 mb: Buf::new(m(op))?,
@@ -382,11 +406,9 @@ impl<const L: usize> Trainer<L> {
             a0[r * p0..r * p0 + in_f].copy_from_slice(&e.x[i * in_f..(i + 1) * in_f]);
         }
         let target = gather_targets(e.targets, idx, &mut self.values, &mut self.classes);
-        // optimizer.zero_grad()
-        for lin in self.lins.iter_mut().flatten() {
-            lin.gw.m().fill(0.0);
-            lin.gb.m().fill(0.0);
-        }
+        // optimizer.zero_grad() is folded into the backward pass, which writes
+        // `0.0 + t` at the first term of a gradient and zeroes the rows it never
+        // reaches; a step that fails before it zeroes them here.
         // forward
         for (k, op) in plan.ops.iter().enumerate() {
             let (before, after) = self.acts.split_at_mut(k + 1);
@@ -403,9 +425,18 @@ impl<const L: usize> Trainer<L> {
         let out = &mut self.out[..rows * ow];
         copy_rows(out, ow, self.acts[last].s(), op, ow, rows);
         let target: Target<'_> = target;
-        let loss = e.loss.forward(out, Shape::Matrix(rows, ow), target)?;
         let gout = &mut self.gout[..rows * ow];
-        e.loss.backward_into(gout)?;
+        let loss = match e
+            .loss
+            .forward(out, Shape::Matrix(rows, ow), target)
+            .and_then(|loss| e.loss.backward_into(gout).map(|()| loss))
+        {
+            Ok(loss) => loss,
+            Err(err) => {
+                self.lins.iter_mut().flatten().for_each(Lin::zero_grad);
+                return Err(err);
+            }
+        };
         let [ga, gb] = &mut self.grad;
         let (mut g, mut dx) = (ga, gb);
         {
@@ -460,15 +491,14 @@ impl Lin {
     /// `wt[i][o] = w[o][i]` for the real rows and columns.
     #[inline(always)]
     fn transpose(&mut self) {
-        let (ip, op) = (self.ip, self.op);
-        let w = self.w.s();
-        let wt = self.wt.m();
-        for o in 0..self.out_f {
-            let row = &w[o * ip..o * ip + self.in_f];
-            for (i, &v) in row.iter().enumerate() {
-                wt[i * op + o] = v;
-            }
-        }
+        let (w, ip, in_f) = (self.w.s(), self.ip, self.in_f);
+        by_width!(self.op, transpose_into(w, ip, in_f, self.wt.m()))
+    }
+
+    /// `gw = 0` and `gb = 0`: `optimizer.zero_grad()`.
+    fn zero_grad(&mut self) {
+        self.gw.m().fill(0.0);
+        self.gb.m().fill(0.0);
     }
 
     /// The SGD step on the weight and the bias (padding included: it stays
@@ -513,28 +543,18 @@ fn axpy<const N: usize>(acc: &mut [f64; N], v: f64, s: &[f64]) {
     }
 }
 
-/// Call `$f::<N, ...>` for the run-time padded width `$n` (a multiple of 4 up to 64).
-macro_rules! by_width {
-    ($n:expr, $f:ident $(:: <$($extra:tt),*>)?($($arg:expr),*)) => {
-        match $n {
-            4 => $f::<4 $($(, $extra)*)?>($($arg),*),
-            8 => $f::<8 $($(, $extra)*)?>($($arg),*),
-            12 => $f::<12 $($(, $extra)*)?>($($arg),*),
-            16 => $f::<16 $($(, $extra)*)?>($($arg),*),
-            20 => $f::<20 $($(, $extra)*)?>($($arg),*),
-            24 => $f::<24 $($(, $extra)*)?>($($arg),*),
-            28 => $f::<28 $($(, $extra)*)?>($($arg),*),
-            32 => $f::<32 $($(, $extra)*)?>($($arg),*),
-            36 => $f::<36 $($(, $extra)*)?>($($arg),*),
-            40 => $f::<40 $($(, $extra)*)?>($($arg),*),
-            44 => $f::<44 $($(, $extra)*)?>($($arg),*),
-            48 => $f::<48 $($(, $extra)*)?>($($arg),*),
-            52 => $f::<52 $($(, $extra)*)?>($($arg),*),
-            56 => $f::<56 $($(, $extra)*)?>($($arg),*),
-            60 => $f::<60 $($(, $extra)*)?>($($arg),*),
-            _ => $f::<64 $($(, $extra)*)?>($($arg),*),
+/// `wt[i][o] = w[o][i]` for `i < in_f` and all `N` rows of `w` (padding rows included),
+/// writing whole rows of `wt`.
+#[inline(always)]
+fn transpose_into<const N: usize>(w: &[f64], ip: usize, in_f: usize, wt: &mut [f64]) {
+    let w = &w[..N * ip];
+    for i in 0..in_f {
+        let mut r = [0.0; N];
+        for (o, v) in r.iter_mut().enumerate() {
+            *v = w[o * ip + i];
         }
-    };
+        wt[i * N..(i + 1) * N].copy_from_slice(&r);
+    }
 }
 
 /// `y = x W^T + b` over `rows` padded rows.
@@ -584,6 +604,8 @@ fn backward_rows<const N: usize, const DX: bool>(
     let w = lin.w.s();
     let gw = lin.gw.m();
     let gb = lin.gb.m();
+    // The rows of dW that have had a term in this step.
+    let mut touched = 0u64;
     for n in 0..rows {
         let gr = &g[n * op..(n + 1) * op];
         let xr = row::<N>(&x[n * N..]);
@@ -596,16 +618,35 @@ fn backward_rows<const N: usize, const DX: bool>(
             if DX {
                 axpy(&mut acc, v, &w[o * N..]);
             }
-            let mut r = row::<N>(&gw[o * N..]);
+            // The first term of dW[o][:] starts its fold at 0.0.
+            let mut r = if touched & (1 << o) != 0 {
+                row::<N>(&gw[o * N..])
+            } else {
+                [0.0; N]
+            };
+            touched |= 1 << o;
             axpy(&mut r, v, &xr);
             gw[o * N..(o + 1) * N].copy_from_slice(&r);
         }
         if DX {
             dx[n * N..(n + 1) * N].copy_from_slice(&acc);
         }
-        for (a, &v) in gb.iter_mut().zip(gr) {
-            *a += v;
+        if n == 0 {
+            for (a, &v) in gb.iter_mut().zip(gr) {
+                *a = 0.0 + v;
+            }
+        } else {
+            for (a, &v) in gb.iter_mut().zip(gr) {
+                *a += v;
+            }
         }
+    }
+    // The rows no term reached.
+    let mut m = !touched & (u64::MAX >> (64 - out_f));
+    while m != 0 {
+        let o = m.trailing_zeros() as usize;
+        m &= m - 1;
+        gw[o * N..(o + 1) * N].fill(0.0);
     }
 }
 
