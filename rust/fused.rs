@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::activations::Activation;
 use crate::error::{try_zeros, Result};
-use crate::losses::Target;
+use crate::losses::{Loss, Reduction, Target};
 use crate::modules::LayerKind;
 use crate::optim::{Optimizer, SGD};
 use crate::simd::{Kernel, Path};
@@ -96,6 +96,10 @@ pub struct Plan {
     ops: Vec<Op>,
     widths: Vec<usize>,
     sgd: SGD,
+    /// `MSELoss` on value targets of the output's width, under grad mode: its
+    /// reduction. The steps before the last compute it in place (its kernel's
+    /// formulas); the last runs the loss itself, which keeps its gradient.
+    mse: Option<Reduction>,
 }
 
 impl Plan {
@@ -163,7 +167,20 @@ impl Plan {
                 return None;
             }
         }
-        Some(Plan { ops, widths, sgd })
+        let mse = match (e.loss.kind(), e.targets) {
+            (Loss::MSELoss(_), Targets::Values(_, cols))
+                if cols == width && crate::grad_mode::is_enabled() =>
+            {
+                Some(e.loss.reduction())
+            }
+            _ => None,
+        };
+        Some(Plan {
+            ops,
+            widths,
+            sgd,
+            mse,
+        })
     }
 }
 
@@ -309,7 +326,7 @@ impl<const L: usize> Trainer<L> {
                 ip,
                 op,
                 w: Buf::new(op * ip)?,
-                wt: Buf::new(in_f * op)?,
+                wt: Buf::new((in_f + 1) * op)?,
                 gw: Buf::new(op * ip)?,
                 mw: Buf::new(m(op * ip))?,
                 b: Buf::new(op)?,
@@ -326,6 +343,9 @@ impl<const L: usize> Trainer<L> {
                 lin.b.m()[..out_f].copy_from_slice(layer.params[1].value);
                 lin.fresh.1 = load_buffer(&e.params[pb].2.buffers[0], lin.mb.m(), op, out_f, 1);
             }
+            // The row after the last of `wt`: -0.0, the partner of a `+0.0` that
+            // pads a row out of terms (`+0.0 * -0.0 = -0.0` leaves any sum as it is).
+            lin.wt.m()[in_f * op..].fill(-0.0);
             lin.transpose();
             lins.push(Some(lin));
         }
@@ -397,7 +417,13 @@ impl<const L: usize> Trainer<L> {
 
     /// One step on the samples `idx`; returns the batch loss.
     #[inline(always)]
-    fn step(&mut self, plan: &Plan, e: &mut Epoch<'_>, idx: &[usize]) -> Result<f64> {
+    fn step(
+        &mut self,
+        plan: &Plan,
+        e: &mut Epoch<'_>,
+        idx: &[usize],
+        last_step: bool,
+    ) -> Result<f64> {
         let rows = idx.len();
         let in_f = e.in_f;
         let p0 = self.pads[0];
@@ -422,15 +448,18 @@ impl<const L: usize> Trainer<L> {
         // the loss and its gradient
         let last = plan.ops.len();
         let (ow, op) = (plan.widths[last], self.pads[last]);
-        let out = &mut self.out[..rows * ow];
-        copy_rows(out, ow, self.acts[last].s(), op, ow, rows);
-        let target: Target<'_> = target;
         let gout = &mut self.gout[..rows * ow];
-        let loss = match e
-            .loss
-            .forward(out, Shape::Matrix(rows, ow), target)
-            .and_then(|loss| e.loss.backward_into(gout).map(|()| loss))
-        {
+        let loss = match (plan.mse, target) {
+            (Some(red), Target::Values(t, _)) if !last_step => {
+                mse(red, self.acts[last].s(), op, t, ow, rows, gout)
+            }
+            _ => {
+                let out = &mut self.out[..rows * ow];
+                copy_rows(out, ow, self.acts[last].s(), op, ow, rows);
+                loss_of(e, out, ow, rows, target, gout)
+            }
+        };
+        let loss = match loss {
             Ok(loss) => loss,
             Err(err) => {
                 self.lins.iter_mut().flatten().for_each(Lin::zero_grad);
@@ -469,6 +498,55 @@ impl<const L: usize> Trainer<L> {
     }
 }
 
+/// The loss of the batch's outputs `out` (rows of `ow`) and its gradient into
+/// `gout`, by the loss's own kernel.
+fn loss_of(
+    e: &mut Epoch<'_>,
+    out: &[f64],
+    ow: usize,
+    rows: usize,
+    target: Target<'_>,
+    gout: &mut [f64],
+) -> Result<f64> {
+    let loss = e.loss.forward(out, Shape::Matrix(rows, ow), target)?;
+    e.loss.backward_into(gout)?;
+    Ok(loss)
+}
+
+/// `MSELoss` of the padded rows `y` (stride `p`) against `t` (rows of `w`), with its
+/// gradient into `g`, by the formulas of its kernel (`rust/losses.rs`): the terms
+/// `d * d` with `d = y - t` folded from 0.0 in row-major order, the derivative
+/// `2.0 * d`; with `"mean"` both divided by the number of terms.
+#[inline(always)]
+fn mse(
+    red: Reduction,
+    y: &[f64],
+    p: usize,
+    t: &[f64],
+    w: usize,
+    rows: usize,
+    g: &mut [f64],
+) -> Result<f64> {
+    let mut total = 0.0;
+    let n = (rows * w) as f64;
+    for r in 0..rows {
+        let (yr, tr) = (&y[r * p..r * p + w], &t[r * w..(r + 1) * w]);
+        for ((o, &yv), &tv) in g[r * w..(r + 1) * w].iter_mut().zip(yr).zip(tr) {
+            let d = yv - tv;
+            total += d * d;
+            let deriv = 2.0 * d;
+            *o = match red {
+                Reduction::Mean => deriv / n,
+                Reduction::Sum => deriv,
+            };
+        }
+    }
+    Ok(match red {
+        Reduction::Mean => total / n,
+        Reduction::Sum => total,
+    })
+}
+
 /// Load a momentum buffer (rows of `w` values into rows of stride `stride`); returns
 /// whether it is still to create.
 fn load_buffer(
@@ -505,7 +583,11 @@ impl Lin {
     /// padding), then the transposed copy.
     #[inline(always)]
     fn update(&mut self, sgd: &SGD) {
-        sgd.elements(self.w.m(), self.gw.s(), self.mw.m(), self.fresh.0);
+        // The real rows (the padding rows stay zero).
+        let n = self.out_f * self.ip;
+        let mw = self.mw.m();
+        let mw = if mw.is_empty() { mw } else { &mut mw[..n] };
+        sgd.elements(&mut self.w.m()[..n], &self.gw.s()[..n], mw, self.fresh.0);
         self.fresh.0 = false;
         if self.pb.is_some() {
             sgd.elements(self.b.m(), self.gb.s(), self.mb.m(), self.fresh.1);
@@ -563,16 +645,44 @@ fn linear_forward(lin: &Lin, x: &[f64], y: &mut [f64], rows: usize) {
     by_width!(lin.op, forward_rows(lin, x, y, rows))
 }
 
-/// [`linear_forward`] with `N` padded outputs.
+/// The next term of a row: the index of its lowest nonzero input and the input,
+/// taken off `m`; once `m` is empty, the index `pad` (the -0.0 row) and `+0.0`.
+#[inline(always)]
+fn next_term(m: &mut u64, xr: &[f64], pad: usize) -> (usize, f64) {
+    let i = (m.trailing_zeros() as usize).min(pad);
+    let v = xr[i.min(xr.len() - 1)];
+    let v = if *m != 0 { v } else { 0.0 };
+    *m &= m.wrapping_sub(1);
+    (i, v)
+}
+
+/// [`linear_forward`] with `N` padded outputs. Two rows run in lockstep, each
+/// taking its own terms in order; the row with fewer terms adds `+0.0 * -0.0`
+/// (from the row of -0.0 after the last of `wt`) until the other is done.
 #[inline(always)]
 fn forward_rows<const N: usize>(lin: &Lin, x: &[f64], y: &mut [f64], rows: usize) {
-    let ip = lin.ip;
+    let (ip, in_f) = (lin.ip, lin.in_f);
     let wt = lin.wt.s();
     let bias = row::<N>(lin.b.s());
-    for n in 0..rows {
+    let mut n = 0;
+    while n + 2 <= rows {
+        let (x0, x1) = (&x[n * ip..(n + 1) * ip], &x[(n + 1) * ip..(n + 2) * ip]);
+        let (mut a0, mut a1) = (bias, bias);
+        let (mut m0, mut m1) = (nonzero(x0, in_f), nonzero(x1, in_f));
+        while m0 | m1 != 0 {
+            let (i0, v0) = next_term(&mut m0, x0, in_f);
+            let (i1, v1) = next_term(&mut m1, x1, in_f);
+            axpy(&mut a0, v0, &wt[i0 * N..]);
+            axpy(&mut a1, v1, &wt[i1 * N..]);
+        }
+        y[n * N..(n + 1) * N].copy_from_slice(&a0);
+        y[(n + 1) * N..(n + 2) * N].copy_from_slice(&a1);
+        n += 2;
+    }
+    if n < rows {
         let xr = &x[n * ip..(n + 1) * ip];
         let mut acc = bias;
-        let mut m = nonzero(xr, lin.in_f);
+        let mut m = nonzero(xr, in_f);
         while m != 0 {
             let i = m.trailing_zeros() as usize;
             m &= m - 1;
@@ -710,9 +820,10 @@ fn epoch<const L: usize>(plan: &Plan, e: &mut Epoch<'_>) -> Result<f64> {
     let mut last = 0;
     let mut outcome = Ok(());
     let order = e.order;
-    for idx in order.chunks(e.batch_size) {
+    let steps = order.len().div_ceil(e.batch_size);
+    for (k, idx) in order.chunks(e.batch_size).enumerate() {
         last = idx.len();
-        match t.step(plan, e, idx) {
+        match t.step(plan, e, idx, k + 1 == steps) {
             Ok(loss) => total += loss * idx.len() as f64,
             Err(err) => {
                 outcome = Err(err);
@@ -958,9 +1069,21 @@ mod tests {
     /// Three epochs on the general path and on every fused path this CPU runs:
     /// the same losses and the same bits everywhere.
     fn same_bits(specs: &[Spec], loss: Loss, rule: Optimizer, d: &Data, batch: usize) {
+        same_bits_with(specs, loss, Reduction::Mean, rule, d, batch)
+    }
+
+    fn same_bits_with(
+        specs: &[Spec],
+        loss: Loss,
+        reduction: Reduction,
+        rule: Optimizer,
+        d: &Data,
+        batch: usize,
+    ) {
         let n = d.x.len() / d.in_f;
         let ord = order(n);
-        let start = Net::new(specs, loss, 3);
+        let mut start = Net::new(specs, loss, 3);
+        start.loss = LossState::new(loss, reduction);
         let mut general = start.clone();
         let mut want = vec![];
         for _ in 0..3 {
@@ -1020,6 +1143,8 @@ mod tests {
         same_bits(&specs, MSELoss::default().into(), rule, &d, 7);
         let rule = sgd(0.03, 0.5, 0.1, 0.01, false);
         same_bits(&specs, MSELoss::default().into(), rule, &d, 7);
+        let mse = MSELoss::default().into();
+        same_bits_with(&specs, mse, Reduction::Sum, rule, &d, 7);
     }
 
     #[test]
@@ -1195,6 +1320,41 @@ mod tests {
         );
         let err = crate::training::train_epoch(e).unwrap_err().to_string();
         assert!(err.contains("does not fit"), "{err}");
+    }
+
+    /// The time of a step of the seed network, 2-16-16-1 and 2-64-64-64-2 (batch
+    /// 10) on each path, the best of 40 runs of 5 epochs: `cargo test --release
+    /// step_times -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn step_times() {
+        let d = data(1000, 2, 2, false, 1000);
+        let ord = order(1000);
+        for widths in [
+            &[2, 25, 25, 25, 2][..],
+            &[2, 16, 16, 1],
+            &[2, 64, 64, 64, 2],
+        ] {
+            let specs = mlp(widths, relu(), true);
+            for path in [Path::Avx512, Path::Avx2, Path::Portable] {
+                let mut net = Net::new(&specs, MSELoss::default().into(), 3);
+                let d = data(1000, 2, widths[widths.len() - 1], false, 1000);
+                let mut best = f64::MAX;
+                for _ in 0..40 {
+                    let t0 = std::time::Instant::now();
+                    for _ in 0..5 {
+                        let mut e = net.epoch(sgd(0.1, 0.0, 0.0, 0.0, false), &d, &ord, 10);
+                        let plan = Plan::of(&e).unwrap();
+                        if train_epoch_on(path, &plan, &mut e).is_none() {
+                            break;
+                        }
+                    }
+                    best = best.min(t0.elapsed().as_secs_f64() / 500.0 * 1e6);
+                }
+                println!("{widths:?} {path:?}: {best:.3} µs a step");
+            }
+        }
+        let _ = d;
     }
 
     #[test]
