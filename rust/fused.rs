@@ -188,6 +188,7 @@ impl Plan {
 pub fn train_epoch(plan: &Plan, e: &mut Epoch<'_>) -> Result<f64> {
     let mut out = None;
     crate::simd::dispatch(Run {
+        path: crate::simd::path(),
         plan,
         e,
         out: &mut out,
@@ -199,6 +200,7 @@ pub fn train_epoch(plan: &Plan, e: &mut Epoch<'_>) -> Result<f64> {
 pub fn train_epoch_on(path: Path, plan: &Plan, e: &mut Epoch<'_>) -> Option<Result<f64>> {
     let mut out = None;
     let k = Run {
+        path,
         plan,
         e,
         out: &mut out,
@@ -217,6 +219,7 @@ pub fn train_epoch_on(path: Path, plan: &Plan, e: &mut Epoch<'_>) -> Option<Resu
 
 /// The epoch as a kernel of `rust/simd.rs`: tiles of 4 lanes, 8 on AVX-512.
 struct Run<'p, 'e, 'a> {
+    path: Path,
     plan: &'p Plan,
     e: &'e mut Epoch<'a>,
     out: &'e mut Option<Result<f64>>,
@@ -225,13 +228,21 @@ struct Run<'p, 'e, 'a> {
 impl Kernel for Run<'_, '_, '_> {
     #[inline(always)]
     fn run(self) {
-        *self.out = Some(epoch::<4>(self.plan, self.e));
+        *self.out = Some(epoch::<4>(self.path, self.plan, self.e));
     }
 
     #[inline(always)]
     fn run_wide(self) {
-        *self.out = Some(epoch::<8>(self.plan, self.e));
+        *self.out = Some(epoch::<8>(self.path, self.plan, self.e));
     }
+}
+
+/// Whether the CPU has AVX2.
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// `n` rounded up to a whole number of `l`-lane tiles (at least one).
@@ -282,6 +293,8 @@ struct Lin {
     pw: usize,
     pb: Option<usize>,
     fresh: (bool, bool),
+    /// Whether the transposed copy runs on AVX2 (on the AVX2 and AVX-512 paths).
+    avx2: bool,
 }
 
 /// The buffers of an epoch.
@@ -308,7 +321,7 @@ fn copy_rows(dst: &mut [f64], ds: usize, src: &[f64], ss: usize, w: usize, rows:
 }
 
 impl<const L: usize> Trainer<L> {
-    fn new(plan: &Plan, e: &Epoch<'_>) -> Result<Trainer<L>> {
+    fn new(path: Path, plan: &Plan, e: &Epoch<'_>) -> Result<Trainer<L>> {
         let rows = e.batch_size.min(e.order.len()).max(1);
         let momentum = plan.sgd.momentum != 0.0;
         let pads: Vec<usize> = plan.widths.iter().map(|&w| padded(w, L)).collect();
@@ -326,7 +339,7 @@ impl<const L: usize> Trainer<L> {
                 ip,
                 op,
                 w: Buf::new(op * ip)?,
-                wt: Buf::new((in_f + 1) * op)?,
+                wt: Buf::new((ip + 1) * op)?,
                 gw: Buf::new(op * ip)?,
                 mw: Buf::new(m(op * ip))?,
                 b: Buf::new(op)?,
@@ -335,6 +348,7 @@ impl<const L: usize> Trainer<L> {
                 pw,
                 pb,
                 fresh: (true, true),
+                avx2: path >= Path::Avx2 && has_avx2(),
             };
             let layer = &e.layers[k];
             copy_rows(lin.w.m(), ip, layer.params[0].value, in_f, in_f, out_f);
@@ -343,9 +357,9 @@ impl<const L: usize> Trainer<L> {
                 lin.b.m()[..out_f].copy_from_slice(layer.params[1].value);
                 lin.fresh.1 = load_buffer(&e.params[pb].2.buffers[0], lin.mb.m(), op, out_f, 1);
             }
-            // The row after the last of `wt`: -0.0, the partner of a `+0.0` that
+            // The row after the last of `wt` (row `ip`): -0.0, the partner of a `+0.0` that
             // pads a row out of terms (`+0.0 * -0.0 = -0.0` leaves any sum as it is).
-            lin.wt.m()[in_f * op..].fill(-0.0);
+            lin.wt.m()[ip * op..].fill(-0.0);
             lin.transpose();
             lins.push(Some(lin));
         }
@@ -569,8 +583,15 @@ impl Lin {
     /// `wt[i][o] = w[o][i]` for the real rows and columns.
     #[inline(always)]
     fn transpose(&mut self) {
-        let (w, ip, in_f) = (self.w.s(), self.ip, self.in_f);
-        by_width!(self.op, transpose_into(w, ip, in_f, self.wt.m()))
+        let (w, ip, in_f, op) = (self.w.s(), self.ip, self.in_f, self.op);
+        let wt = self.wt.m();
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: `avx2` is set only when the CPU has AVX2; `w` holds `op` rows of
+            // `ip` values and `wt` `ip + 1` rows of `op` (the function checks).
+            return unsafe { blocks::transpose(w, ip, in_f, op, wt) };
+        }
+        by_width!(op, transpose_into(w, ip, in_f, wt))
     }
 
     /// `gw = 0` and `gb = 0`: `optimizer.zero_grad()`.
@@ -639,6 +660,46 @@ fn transpose_into<const N: usize>(w: &[f64], ip: usize, in_f: usize, wt: &mut [f
     }
 }
 
+/// The transposed copy on AVX2: blocks of 4 rows by 4 columns of `w`, each
+/// transposed in registers (a copy: no arithmetic).
+#[cfg(target_arch = "x86_64")]
+mod blocks {
+    use std::arch::x86_64::*;
+
+    /// `wt[i][o] = w[o][i]` for `i < in_f` rounded up to 4, `o < op`.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn transpose(w: &[f64], ip: usize, in_f: usize, op: usize, wt: &mut [f64]) {
+        let in4 = in_f.div_ceil(4) * 4;
+        assert!(op.is_multiple_of(4) && in4 <= ip && w.len() >= op * ip && wt.len() >= in4 * op);
+        for o in (0..op).step_by(4) {
+            for i in (0..in4).step_by(4) {
+                // SAFETY: the loads read w[(o + k) * ip + i..][..4] with o + k < op and
+                // i + 4 <= ip, the stores write wt[(i + k) * op + o..][..4] with
+                // i + k < in4: inside the lengths asserted above.
+                unsafe {
+                    let p = w.as_ptr().add(o * ip + i);
+                    let r0 = _mm256_loadu_pd(p);
+                    let r1 = _mm256_loadu_pd(p.add(ip));
+                    let r2 = _mm256_loadu_pd(p.add(2 * ip));
+                    let r3 = _mm256_loadu_pd(p.add(3 * ip));
+                    let t0 = _mm256_unpacklo_pd(r0, r1);
+                    let t1 = _mm256_unpackhi_pd(r0, r1);
+                    let t2 = _mm256_unpacklo_pd(r2, r3);
+                    let t3 = _mm256_unpackhi_pd(r2, r3);
+                    let q = wt.as_mut_ptr().add(i * op + o);
+                    _mm256_storeu_pd(q, _mm256_permute2f128_pd::<0x20>(t0, t2));
+                    _mm256_storeu_pd(q.add(op), _mm256_permute2f128_pd::<0x20>(t1, t3));
+                    _mm256_storeu_pd(q.add(2 * op), _mm256_permute2f128_pd::<0x31>(t0, t2));
+                    _mm256_storeu_pd(q.add(3 * op), _mm256_permute2f128_pd::<0x31>(t1, t3));
+                }
+            }
+        }
+    }
+}
+
 /// `y = x W^T + b` over `rows` padded rows.
 #[inline(always)]
 fn linear_forward(lin: &Lin, x: &[f64], y: &mut [f64], rows: usize) {
@@ -670,8 +731,8 @@ fn forward_rows<const N: usize>(lin: &Lin, x: &[f64], y: &mut [f64], rows: usize
         let (mut a0, mut a1) = (bias, bias);
         let (mut m0, mut m1) = (nonzero(x0, in_f), nonzero(x1, in_f));
         while m0 | m1 != 0 {
-            let (i0, v0) = next_term(&mut m0, x0, in_f);
-            let (i1, v1) = next_term(&mut m1, x1, in_f);
+            let (i0, v0) = next_term(&mut m0, x0, ip);
+            let (i1, v1) = next_term(&mut m1, x1, ip);
             axpy(&mut a0, v0, &wt[i0 * N..]);
             axpy(&mut a1, v1, &wt[i1 * N..]);
         }
@@ -814,8 +875,8 @@ fn act_backward(
 
 /// The epoch on `L`-lane tiles: steps as the general path's, then the state written back.
 #[inline(always)]
-fn epoch<const L: usize>(plan: &Plan, e: &mut Epoch<'_>) -> Result<f64> {
-    let mut t = Trainer::<L>::new(plan, e)?;
+fn epoch<const L: usize>(path: Path, plan: &Plan, e: &mut Epoch<'_>) -> Result<f64> {
+    let mut t = Trainer::<L>::new(path, plan, e)?;
     let mut total = 0.0;
     let mut last = 0;
     let mut outcome = Ok(());
