@@ -1383,13 +1383,13 @@ mod tests {
         assert!(err.contains("does not fit"), "{err}");
     }
 
-    /// The time of a step of the seed network, 2-16-16-1 and 2-64-64-64-2 (batch
-    /// 10) on each path, the best of 40 runs of 5 epochs: `cargo test --release
-    /// step_times -- --ignored --nocapture`.
+    /// The time of a step of the seed network, 2-16-16-1 and 2-64-64-64-2, at
+    /// batches 10 and 100, on each fused path and on the general path (`None`),
+    /// the best of 20 runs of 4 epochs: `cargo test --release step_times --
+    /// --ignored --nocapture`.
     #[test]
     #[ignore]
     fn step_times() {
-        let d = data(1000, 2, 2, false, 1000);
         let ord = order(1000);
         for widths in [
             &[2, 25, 25, 25, 2][..],
@@ -1397,25 +1397,41 @@ mod tests {
             &[2, 64, 64, 64, 2],
         ] {
             let specs = mlp(widths, relu(), true);
-            for path in [Path::Avx512, Path::Avx2, Path::Portable] {
-                let mut net = Net::new(&specs, MSELoss::default().into(), 3);
-                let d = data(1000, 2, widths[widths.len() - 1], false, 1000);
-                let mut best = f64::MAX;
-                for _ in 0..40 {
-                    let t0 = std::time::Instant::now();
-                    for _ in 0..5 {
-                        let mut e = net.epoch(sgd(0.1, 0.0, 0.0, 0.0, false), &d, &ord, 10);
-                        let plan = Plan::of(&e).unwrap();
-                        if train_epoch_on(path, &plan, &mut e).is_none() {
-                            break;
+            let d = data(1000, 2, widths[widths.len() - 1], false, 1000);
+            for batch in [10, 100] {
+                let paths = [
+                    Some(Path::Avx512),
+                    Some(Path::Avx2),
+                    Some(Path::Portable),
+                    None,
+                ];
+                for path in paths {
+                    let mut net = Net::new(&specs, MSELoss::default().into(), 3);
+                    let mut best = f64::MAX;
+                    for _ in 0..20 {
+                        let t0 = std::time::Instant::now();
+                        for _ in 0..4 {
+                            let rule = sgd(0.1, 0.0, 0.0, 0.0, false);
+                            let mut e = net.epoch(rule, &d, &ord, batch);
+                            let plan = Plan::of(&e).unwrap();
+                            match path {
+                                Some(p) => {
+                                    if train_epoch_on(p, &plan, &mut e).is_none() {
+                                        break;
+                                    }
+                                }
+                                None => {
+                                    train_epoch_general(e).unwrap();
+                                }
+                            }
                         }
+                        let steps = 4.0 * (1000 / batch) as f64;
+                        best = best.min(t0.elapsed().as_secs_f64() / steps * 1e6);
                     }
-                    best = best.min(t0.elapsed().as_secs_f64() / 500.0 * 1e6);
+                    println!("{widths:?} batch {batch} {path:?}: {best:.3} µs a step");
                 }
-                println!("{widths:?} {path:?}: {best:.3} µs a step");
             }
         }
-        let _ = d;
     }
 
     #[test]
