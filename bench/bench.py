@@ -2,9 +2,12 @@
 
 Every case trains a ReLU MLP with MSE and plain SGD (lr 0.1) on shuffled
 mini-batches, float64, one thread. Cases (``--cases``, comma-separated names
-or the groups ``seed``, ``wide``, ``mnist``, ``all``):
+or the groups ``seed``, ``small`` (seed, p16, w64b10: the stacks pyfw_rs trains
+on its fused trainer), ``wide``, ``mnist``, ``all``):
 
 * ``seed``: the seed task, 2-25-25-25-2 on 1,000 disk points, batch 10, 150 epochs;
+* ``p16``: a Playground-sized 2-16-16-1 on the same points (target: the class as
+  0.0 or 1.0), batch 10, 150 epochs (the seed task's steps);
 * ``w{W}b{B}``: 2-W-W-W-2 on the same data, W in {25, 64, 256, 512}, batch B in
   {10, 100}; the epochs are scaled down with the work per epoch (the table says how many);
 * ``mnist``: 784-256-256-10 at batch 64 on 2,000 random samples (uniform inputs,
@@ -50,7 +53,8 @@ Implementations, each timed on training alone (setup excluded):
 * ``torch``: PyTorch when importable (optional).
 
 Within a case the implementations are interleaved across ``--repeat`` rounds;
-the table gives medians and ratios to numpy from the same run. GFLOP/s are
+the table gives medians, the time per step (an epoch's time over its
+``ceil(samples / batch)`` steps) and ratios to numpy from the same run. GFLOP/s are
 counted two ways: *dense*, 2 flops per multiply-add of every Linear's forward
 (x W^T), weight gradient (g^T x) and input gradient (g W), for every sample;
 *executed*, the multiply-adds that pyfw's documented sums perform, which skip
@@ -64,7 +68,10 @@ numpy is made to use one thread: OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and
 MKL_NUM_THREADS are set to 1 before numpy is imported, and OPENBLAS_CORETYPE
 and OPENBLAS_L2_SIZE (set on some machines for older OpenBLAS builds, they slow
 a current one) are removed from this process's environment unless
-``--keep-openblas-env``. The BLAS, its kernel and its thread count are printed.
+``--keep-openblas-env``. The BLAS, its kernel and its thread count are printed,
+and the SIMD path pyfw_rs's kernels take (``avx512``, ``avx2`` or ``portable``;
+the environment variable ``PYFW_SIMD`` caps it, to measure a narrower path:
+``PYFW_SIMD=avx2 python bench/bench.py --cases small``).
 
 Usage: ``python bench/bench.py [--cases all] [--repeat 5] [--only numpy,fit,...]``;
 a quick look: ``python bench/bench.py --cases seed,mnist --repeat 1 --slow-epochs 2``.
@@ -135,6 +142,10 @@ class Case:
     def macs_per_sample(self) -> int:
         return sum(a * b for a, b in zip(self.sizes, self.sizes[1:]))
 
+    def steps(self, epochs: int) -> int:
+        """Optimizer steps in ``epochs`` epochs (the last batch may be smaller)."""
+        return epochs * -(-self.n // self.batch)
+
     def dense_flops(self, epochs: int) -> float:
         """2 flops x (forward + weight gradient + input gradient) multiply-adds, every sample."""
         return 2.0 * 3 * self.macs_per_sample() * self.n * epochs
@@ -144,7 +155,8 @@ SEED_MACS = 2 * 25 + 25 * 25 + 25 * 25 + 25 * 2
 
 
 def all_cases(epoch_scale: float) -> dict:
-    cases = {"seed": Case("seed", (2, 25, 25, 25, 2), 10, max(1, round(150 * epoch_scale)), "disk")}
+    cases = {"seed": Case("seed", (2, 25, 25, 25, 2), 10, max(1, round(150 * epoch_scale)), "disk"),
+             "p16": Case("p16", (2, 16, 16, 1), 10, max(1, round(150 * epoch_scale)), "disk")}
     for w in (25, 64, 256, 512):
         for b in (10, 100):
             sizes = (2, w, w, w, 2)
@@ -161,6 +173,8 @@ def case_data(case: Case) -> tuple:
     if case.data == "disk":
         g = pyfw.Generator(0)
         xs, ys, _, _ = task.make_data(pyfw, g, n_train=case.n, n_test=1)
+        if case.sizes[-1] == 1:
+            return xs.tolist(), [[float(v)] for v in ys]
         return xs.tolist(), pyfw.data.one_hot(ys, 2).tolist()
     rng = random.Random(0)
     k = case.sizes[-1]
@@ -363,19 +377,21 @@ def print_case(case: Case, frac: Optional[float], rows: list) -> None:
     if frac is not None:
         head += f", {frac * dense / case.epochs / 1e6:.1f} executed ({100 * frac:.0f}%)"
     print(head)
-    print(f"  {'implementation':28s} {'time':>9s} {'per epoch':>10s} {'GFLOP/s dense':>13s} "
+    print(f"  {'implementation':28s} {'time':>9s} {'per epoch':>10s} {'per step':>9s} {'GFLOP/s dense':>13s} "
           f"{'exec':>6s}  {'against numpy':16s} runs, spread")
     for r in rows:
         note = f"  (ran {r['ran']} epochs, scaled)" if r["ran"] != case.epochs else ""
         ex = f"{r['exec']:6.2f}" if r["exec_known"] else "     ?"
+        per_step = 1e6 * r["time"] / case.steps(case.epochs)
         print(f"  {LABELS[r['impl']]:28s} {_fmt_time(r['time']):>9s} {1e3 * r['time'] / case.epochs:8.3g}ms "
-              f"{r['dense']:13.2f} {ex}  {_ratio(r['vs']):16s} {r['runs']}, {100 * r['spread']:.0f}%{note}",
+              f"{per_step:7.3g}µs {r['dense']:13.2f} {ex}  {_ratio(r['vs']):16s} {r['runs']}, "
+              f"{100 * r['spread']:.0f}%{note}",
               flush=True)
 
 
 def print_markdown(results: list) -> None:
-    print("\n| case | implementation | time | GFLOP/s dense / executed | against the strongest numpy |")
-    print("|---|---|---|---|---|")
+    print("\n| case | implementation | time | per step | GFLOP/s dense / executed | against the strongest numpy |")
+    print("|---|---|---|---|---|---|")
     for case, frac, rows in results:
         arch = "-".join(map(str, case.sizes))
         what = f"{arch}, batch {case.batch}, {case.epochs} ep."
@@ -384,7 +400,8 @@ def print_markdown(results: list) -> None:
         for r in rows:
             ex = f"{r['exec']:.2f}" if r["exec_known"] else "?"
             scaled = f" (from {r['ran']} ep.)" if r["ran"] != case.epochs else ""
-            print(f"| {what} | {LABELS[r['impl']]} | {_fmt_time(r['time'])}{scaled} | "
+            per_step = 1e6 * r["time"] / case.steps(case.epochs)
+            print(f"| {what} | {LABELS[r['impl']]} | {_fmt_time(r['time'])}{scaled} | {per_step:.3g} µs | "
                   f"{r['dense']:.2f} / {ex} | {_ratio(r['vs'])} |")
             what = ""
 
@@ -669,7 +686,7 @@ def print_conv_markdown(results: list) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default="all",
-                    help="comma-separated: seed, wide, mnist, all, or names such as w64b10 (default: all)")
+                    help="comma-separated: seed, small, wide, mnist, conv, all, or names such as w64b10 (default: all)")
     ap.add_argument("--only", default="", help="comma-separated subset of: " + ",".join(IMPLS)
                     + " (the convolution cases: " + ",".join(CONV_IMPLS) + ")")
     ap.add_argument("--repeat", type=int, default=5, help="runs of each implementation per case (default 5)")
@@ -689,7 +706,7 @@ def main() -> int:
     convs = conv_cases(args.epoch_scale)
     extras = ["threads", "memory", "playground"]
     groups = {"all": [*known, *convs, *extras], "wide": [k for k in known if k.startswith("w")], "seed": ["seed"],
-              "mnist": ["mnist"], "conv": list(convs)}
+              "small": ["seed", "p16", "w64b10"], "mnist": ["mnist"], "conv": list(convs)}
     chosen: list = []
     for name in args.cases.split(","):
         name = name.strip()
@@ -697,7 +714,7 @@ def main() -> int:
         for k in names:
             if k not in known and k not in convs and k not in extras:
                 ap.error(f"unknown case {k!r}; known: {', '.join([*known, *convs, *extras])}, "
-                         "or seed, wide, mnist, conv, all")
+                         "or seed, small, wide, mnist, conv, all")
             if k not in chosen:
                 chosen.append(k)
     wanted = [i for i in IMPLS if not args.only or i in args.only.split(",")]
@@ -720,6 +737,10 @@ def main() -> int:
             print(line)
     if mods["pyfw_rs"] is not None:
         print(f"pyfw_rs: {_build_id(mods['pyfw_rs'])}")
+        simd = getattr(getattr(mods["pyfw_rs"], "_native", None), "_simd_path", None)
+        if simd is not None:
+            cap = os.environ.get("PYFW_SIMD")
+            print(f"pyfw_rs SIMD path: {simd()}" + (f" (PYFW_SIMD={cap})" if cap else ""))
     if mods["torch"] is not None:
         print(f"torch {mods['torch'].__version__}, {mods['torch'].get_num_threads()} thread(s)")
     for impl in wanted:

@@ -17,6 +17,7 @@ pub mod conv_layers;
 pub mod data;
 pub mod error;
 pub mod family;
+pub mod fused;
 pub mod generator;
 pub mod grad_mode;
 pub mod losses;

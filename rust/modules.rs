@@ -1930,7 +1930,13 @@ impl Layer<'_> {
     }
 
     /// Keep what `forward` keeps for `backward`, from the buffers of a run.
-    fn remember(&mut self, x: &[f64], y: &[f64], mask: &[f64], shape: Shape) -> Result<()> {
+    pub(crate) fn remember(
+        &mut self,
+        x: &[f64],
+        y: &[f64],
+        mask: &[f64],
+        shape: Shape,
+    ) -> Result<()> {
         match &mut self.kind {
             LayerKind::Linear(state) => state.remember(x),
             LayerKind::Activation(a) => a.remember(x, y, shape),

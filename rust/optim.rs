@@ -301,13 +301,7 @@ impl UpdateRule for SGD {
     /// `b = d` at the first step, then `b = b * mu + (1 - dampening) * d`, and
     /// `d = d + mu * b` (Nesterov) or `d = b`; finally `p = p - lr * d`.
     fn update(&self, p: &mut [f64], g: &[f64], s: &mut ParamState) -> Result<()> {
-        let c = SgdStep {
-            lr: self.lr,
-            mu: self.momentum,
-            damp: 1.0 - self.dampening,
-            wd: self.weight_decay,
-        };
-        let (wd, momentum, nesterov) = (c.wd != 0.0, c.mu != 0.0, self.nesterov);
+        let momentum = self.momentum != 0.0;
         let fresh = s.buffers[0].is_none();
         let mut buf = if momentum {
             zeros_if_missing(s, 0, p.len(), "SGD")?;
@@ -315,11 +309,29 @@ impl UpdateRule for SGD {
         } else {
             Vec::new()
         };
-        monomorphize!(sgd_loop [] [wd, momentum, fresh, nesterov] (&c, p, g, &mut buf));
+        self.elements(p, g, &mut buf, fresh);
         if momentum {
             s.buffers[0] = Some(buf);
         }
         Ok(())
+    }
+}
+
+impl SGD {
+    /// The element loop of [`UpdateRule::update`] on `p`, `g` and the momentum
+    /// buffer `b` (read only with a momentum; set from `d` when `fresh`, the
+    /// first step), all of one length. Inlined into its caller, so that a
+    /// fused trainer runs it on its own buffers on its own SIMD path.
+    #[inline(always)]
+    pub(crate) fn elements(&self, p: &mut [f64], g: &[f64], b: &mut [f64], fresh: bool) {
+        let c = SgdStep {
+            lr: self.lr,
+            mu: self.momentum,
+            damp: 1.0 - self.dampening,
+            wd: self.weight_decay,
+        };
+        let (wd, momentum, nesterov) = (c.wd != 0.0, c.mu != 0.0, self.nesterov);
+        monomorphize!(sgd_loop [] [wd, momentum, fresh, nesterov] (&c, p, g, b));
     }
 }
 

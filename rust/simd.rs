@@ -8,6 +8,10 @@
 //! target has one (AVX-512 implies FMA), and nothing here asks for one. `cargo
 //! test` checks every path against [`portable`] through [`on_avx2`] and
 //! [`on_avx512`] (a path the CPU lacks is skipped).
+//!
+//! The environment variable `PYFW_SIMD` (`portable`, `avx2` or `avx512`), read
+//! once, caps the path [`dispatch`] takes, to measure a narrower one on a wider
+//! CPU; a path the CPU lacks is never taken, and any other value is ignored.
 
 /// A kernel call with its arguments; its methods must be `#[inline(always)]` so
 /// that they are compiled into each dispatch target.
@@ -23,17 +27,68 @@ pub trait Kernel: Sized {
     }
 }
 
-/// Run `k` with AVX-512 or AVX2 code when the CPU supports it, else with the portable build.
+/// The code paths, narrowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Path {
+    /// The portable build (SSE2 on x86-64).
+    Portable,
+    /// AVX2.
+    Avx2,
+    /// AVX-512F.
+    Avx512,
+}
+
+impl Path {
+    /// `"portable"`, `"avx2"` or `"avx512"`, as `PYFW_SIMD` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Portable => "portable",
+            Path::Avx2 => "avx2",
+            Path::Avx512 => "avx512",
+        }
+    }
+
+    /// The widest path this CPU runs.
+    pub fn detected() -> Path {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Path::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Path::Avx2;
+            }
+        }
+        Path::Portable
+    }
+}
+
+/// The path [`dispatch`] takes: the widest this CPU runs, capped by `PYFW_SIMD`.
+pub fn path() -> Path {
+    static PATH: std::sync::OnceLock<Path> = std::sync::OnceLock::new();
+    *PATH.get_or_init(|| {
+        let cap = match std::env::var("PYFW_SIMD").as_deref() {
+            Ok("portable") => Path::Portable,
+            Ok("avx2") => Path::Avx2,
+            _ => Path::Avx512,
+        };
+        cap.min(Path::detected())
+    })
+}
+
+/// Run `k` on the path of [`path`]: with AVX-512 or AVX2 code when the CPU
+/// supports it, else with the portable build.
 #[inline]
 pub fn dispatch<K: Kernel>(k: K) {
     #[cfg(target_arch = "x86_64")]
-    let k = match on_avx512(k) {
-        Ok(()) => return,
-        Err(k) => match on_avx2(k) {
-            Ok(()) => return,
-            Err(k) => k,
-        },
-    };
+    match path() {
+        // SAFETY: `path` names a vector path only when the CPU supports it
+        // (detected at run time); the kernel itself is safe code.
+        Path::Avx512 => return unsafe { avx512(k) },
+        // SAFETY: as above, for AVX2.
+        Path::Avx2 => return unsafe { avx2(k) },
+        Path::Portable => {}
+    }
     k.run()
 }
 

@@ -8,7 +8,9 @@
 //! every layer (the first layer computes no input gradient: nothing reads it),
 //! then the update rule on every parameter. The layers run through the stack
 //! runner of `rust/modules.rs`, whose buffers between layers are allocated once
-//! per epoch, so a step allocates nothing. After the last step
+//! per epoch, so a step allocates nothing. A small stack of `Linear` layers and
+//! element-wise activations under SGD runs through the runner's fused trainer
+//! (`rust/fused.rs`) instead, with the same bits. After the last step
 //! (or a failing one) every layer and the loss keep what their `forward` would
 //! have kept, so `backward` after training behaves as after the Python loop.
 
@@ -103,6 +105,15 @@ impl Buffers {
 /// kernel (a loss input outside [0, 1], an update rule's check) stops the
 /// epoch where the Python loop would stop, with the same state.
 pub fn train_epoch(mut e: Epoch<'_>) -> Result<f64> {
+    // A small stack of Linear layers and activations under SGD: the fused trainer.
+    if let Some(plan) = crate::fused::Plan::of(&e) {
+        return crate::fused::train_epoch(&plan, &mut e);
+    }
+    train_epoch_general(e)
+}
+
+/// [`train_epoch`] on the general path of the stack runner, whatever the stack.
+pub fn train_epoch_general(mut e: Epoch<'_>) -> Result<f64> {
     let mut buf = Buffers::new(&e)?;
     let mut total = 0.0;
     let mut last = 0;
@@ -130,23 +141,13 @@ fn step(e: &mut Epoch<'_>, buf: &mut Buffers, idx: &[usize]) -> Result<f64> {
     for (r, &i) in idx.iter().enumerate() {
         input[r * in_f..(r + 1) * in_f].copy_from_slice(&e.x[i * in_f..(i + 1) * in_f]);
     }
-    let target = match e.targets {
-        Targets::Values(t, cols) => {
-            for (r, &i) in idx.iter().enumerate() {
-                buf.values[r * cols..(r + 1) * cols].copy_from_slice(&t[i * cols..(i + 1) * cols]);
-            }
-            let mut dims = [0; crate::tensor::MAX_RANK];
-            dims[0] = rows;
-            dims[1..=e.target_sample.len()].copy_from_slice(e.target_sample);
-            let shape = Shape::new(&dims[..=e.target_sample.len()])?;
-            Target::Values(&buf.values[..rows * cols], shape)
-        }
-        Targets::Classes(k) => {
-            buf.classes.clear();
-            buf.classes.extend(idx.iter().map(|&i| k[i]));
-            Target::Classes(&buf.classes)
-        }
-    };
+    let target = gather_targets(
+        e.targets,
+        e.target_sample,
+        idx,
+        &mut buf.values,
+        &mut buf.classes,
+    )?;
     // optimizer.zero_grad()
     Stack::zero_grad(&mut e.layers);
     buf.stack.forward(&mut e.layers, rows, &mut e.generators)?;
@@ -167,4 +168,33 @@ fn step(e: &mut Epoch<'_>, buf: &mut Buffers, idx: &[usize]) -> Result<f64> {
         e.rule.update(s.value, s.grad, state)?;
     }
     Ok(loss)
+}
+
+/// The targets of the samples `idx`, gathered into `values` (rows of the
+/// targets' width) or `classes`, both sized for a full batch.
+pub(crate) fn gather_targets<'b>(
+    targets: Targets<'_>,
+    sample: &[usize],
+    idx: &[usize],
+    values: &'b mut [f64],
+    classes: &'b mut Vec<i64>,
+) -> Result<Target<'b>> {
+    let rows = idx.len();
+    Ok(match targets {
+        Targets::Values(t, cols) => {
+            for (r, &i) in idx.iter().enumerate() {
+                values[r * cols..(r + 1) * cols].copy_from_slice(&t[i * cols..(i + 1) * cols]);
+            }
+            let mut dims = [0; crate::tensor::MAX_RANK];
+            dims[0] = rows;
+            dims[1..=sample.len()].copy_from_slice(sample);
+            let shape = Shape::new(&dims[..=sample.len()])?;
+            Target::Values(&values[..rows * cols], shape)
+        }
+        Targets::Classes(k) => {
+            classes.clear();
+            classes.extend(idx.iter().map(|&i| k[i]));
+            Target::Classes(classes)
+        }
+    })
 }

@@ -234,7 +234,23 @@ pub(crate) fn _train_epoch(
     result.py().map(Some)
 }
 
-/// Register `_train_epoch`.
+/// The number of steps the native epoch has run on its fused trainer in this
+/// process (for tests that check which path a stack takes).
+#[pyfunction]
+pub(crate) fn _fused_steps() -> u64 {
+    crate::fused::steps_run()
+}
+
+/// The SIMD path of the native kernels: `"avx512"`, `"avx2"` or `"portable"`
+/// (the widest the CPU runs, capped by the environment variable `PYFW_SIMD`).
+#[pyfunction]
+pub(crate) fn _simd_path() -> &'static str {
+    crate::simd::path().name()
+}
+
+/// Register `_train_epoch`, `_fused_steps` and `_simd_path`.
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(_train_epoch, m)?)
+    m.add_function(wrap_pyfunction!(_train_epoch, m)?)?;
+    m.add_function(wrap_pyfunction!(_fused_steps, m)?)?;
+    m.add_function(wrap_pyfunction!(_simd_path, m)?)
 }
