@@ -426,6 +426,35 @@ def test_torch_sequential_loads_our_file(fw: ModuleType, tmp_path: Path) -> None
     assert max(abs(a - b) for r, s in zip(out, model(x).tolist()) for a, b in zip(r, s)) < 1e-12
 
 
+def test_torch_loads_a_convolutional_file(fw: ModuleType, tmp_path: Path) -> None:
+    """A file of convolution layers and BatchNorm2d (after a training-mode forward, so its
+    running statistics and ``num_batches_tracked`` moved) loads into the matching torch
+    modules, which then compute the same outputs in eval mode."""
+    torch = pytest.importorskip("torch")
+    st_torch = pytest.importorskip("safetensors.torch")
+    g = fw.Generator(1)
+    model = fw.Sequential(fw.Conv2d(3, 4, 3, stride=2, padding=1, generator=g), fw.BatchNorm2d(4), fw.ReLU(),
+                          fw.MaxPool2d(2), fw.Upsample(scale_factor=2), fw.AvgPool2d(3, stride=1, padding=1),
+                          fw.Upsample(scale_factor=2), fw.ConvTranspose2d(4, 2, 3, padding=1, generator=g),
+                          fw.Sigmoid())
+    x = fw.randn(2, 3, 8, 8, generator=g)
+    model(x)
+    model.eval()
+    path = tmp_path / "conv.safetensors"
+    io.save_model(model, path)
+    nn = torch.nn
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Upsample(scale_factor=2), nn.AvgPool2d(3, stride=1, padding=1),
+                        nn.Upsample(scale_factor=2), nn.ConvTranspose2d(4, 2, 3, padding=1), nn.Sigmoid()).double()
+    net.load_state_dict(st_torch.load_file(str(path)))
+    net.eval()
+    assert int(net[1].num_batches_tracked) == 1
+    with torch.no_grad():
+        out = net(torch.tensor(x.tolist(), dtype=torch.float64)).flatten().tolist()
+    ours = fw.tensor(model(x).tolist()).flatten().tolist()
+    assert max(abs(a - b) for a, b in zip(out, ours)) < 1e-12
+
+
 def test_a_linear_without_the_bias_argument_loads_with_a_bias(fw: ModuleType, tmp_path: Path) -> None:
     """Files written before ``bias=False`` existed name no ``bias``: the Linear has one."""
     lin = fw.Linear(2, 3, generator=fw.Generator(2))
