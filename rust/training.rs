@@ -41,7 +41,10 @@ pub struct Progress<'a> {
 
 impl<'a> Progress<'a> {
     /// A report through `call` at most once every `every`, counted from now.
-    pub fn new(call: &'a mut (dyn FnMut(usize, usize, f64) -> bool + Send), every: Duration) -> Self {
+    pub fn new(
+        call: &'a mut (dyn FnMut(usize, usize, f64) -> bool + Send),
+        every: Duration,
+    ) -> Self {
         Progress {
             call,
             every,
