@@ -160,7 +160,7 @@ def test_a_signal_during_a_native_epoch_stops_it(monkeypatch: pytest.MonkeyPatch
         raise Stop
 
     g = rs.Generator(1)
-    n = 400_000
+    n = 1_000_000
     model = rs.Sequential(rs.Linear(2, 4, generator=g), rs.Tanh(), rs.Linear(4, 1, generator=g))
     x, t = rs.rand(n, 2, generator=g), rs.rand(n, 1, generator=g)
     old = signal.signal(signal.SIGALRM, handler)
