@@ -217,3 +217,15 @@ def test_ctrl_c_during_a_native_cli_run_exits_130_with_an_intact_checkpoint(tmp_
     assert len(err.strip().splitlines()) == 1 and "interrupted" in err and str(ck) in err, err
     held = io.checkpoint_info(str(ck))["epoch"]
     assert held >= 1
+
+
+def test_a_diverging_native_cli_run_stops_where_the_python_loop_does(capsys: pytest.CaptureFixture) -> None:
+    """The live line's divergence check runs inside the native epoch: the same one line as pyfw's."""
+    pytest.importorskip("pyfw_rs") if os.environ.get("PYFW_REQUIRE_RS") != "1" else __import__("pyfw_rs")
+    lines = []
+    for backend in ("py", "rs"):
+        assert cli.main(["train", "--lr", "100", "--quiet", "--backend", backend]) == 1
+        err = capsys.readouterr().err.strip()
+        assert "diverged" in err and "epoch 1," in err and len(err.splitlines()) == 1, err
+        lines.append(err)
+    assert lines[0] == lines[1]
