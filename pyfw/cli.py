@@ -256,7 +256,10 @@ class Progress:
         self.note = ""  # appended to the next epoch line (the denoiser's validation PSNR)
 
     def batch(self, k: int, n: int, loss: float) -> None:
-        """Redraw the live line, at most ten times a second; stop at a non-finite loss."""
+        """Redraw the live line, at most ten times a second; stop at a non-finite loss.
+
+        ``fit``'s ``on_progress``: ``loss`` is the epoch's running mean loss after batch ``k`` of ``n``.
+        """
         if not math.isfinite(loss):
             self.clear()
             raise Diverged(f"training diverged: the loss is {loss} at epoch {self.epoch}, batch {k} of {n}"
@@ -624,7 +627,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             prog.note = f"  val PSNR {values['test_psnrs']:.2f} dB"
 
     try:
-        res = task.train(fw, config, on_epoch=prog.end_epoch, on_batch=prog.batch, fit_options=fit_options,
+        res = task.train(fw, config, on_epoch=prog.end_epoch, on_progress=prog.batch, fit_options=fit_options,
                          track_errors=args.track_errors, on_measure=measured_now)
     except ValueError as e:
         if args.checkpoint and str(args.checkpoint) in str(e):
@@ -1083,7 +1086,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for backend in task.BACKENDS:
         print(f"--- backend {backend} ---", flush=True)
         prog = Progress(config.epochs, True, live=True, every=5.0)
-        res = task.train(load_backend(backend), config, on_batch=prog.batch, on_epoch=prog.end_epoch)
+        res = task.train(load_backend(backend), config, on_progress=prog.batch, on_epoch=prog.end_epoch)
         prog.clear()
         results[backend] = res
         print(f"{measured_text(config, res)}  final loss {res['final_loss']:.6f}  time {res['seconds']:.2f} s",

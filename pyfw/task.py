@@ -556,14 +556,16 @@ def train(fw: Any, config: Config = Config(),
           on_epoch: Optional[Callable[[int, float], None]] = None,
           on_batch: Optional[Callable[[int, int, float], None]] = None,
           fit_options: Optional[dict] = None, track_errors: bool = False,
-          on_measure: Optional[Callable[[int, dict], None]] = None) -> dict:
+          on_measure: Optional[Callable[[int, dict], None]] = None,
+          on_progress: Optional[Callable[[int, int, float], None]] = None) -> dict:
     """Train the seed task once on the backend module ``fw`` (``pyfw`` or ``pyfw_rs``).
 
     Returns the backend's short name under ``"backend"``, every field of ``config``,
     ``train_error``, ``test_error`` (measured in eval mode), ``final_loss``, the epoch
     ``losses``, the ``seconds`` spent in :func:`~pyfw.training.fit`, and the trained
-    model (left in eval mode) under ``"model"``. ``on_epoch``, ``on_batch`` and
-    ``fit_options`` (more keyword arguments, such as ``checkpoint``) are passed to ``fit``.
+    model (left in eval mode) under ``"model"``. ``on_epoch``, ``on_batch``, ``on_progress``
+    and ``fit_options`` (more keyword arguments, such as ``checkpoint``) are passed to ``fit``;
+    ``on_progress`` (for a progress line) keeps ``pyfw_rs``'s native epoch, ``on_batch`` does not.
 
     The denoiser (``task="denoise"``) returns ``test_psnr`` (the validation PSNR of the trained
     model's outputs against the clean images, in dB) and ``noisy_psnr`` (that of the noisy inputs
@@ -630,9 +632,9 @@ def train(fw: Any, config: Config = Config(),
         if on_measure is not None:
             on_measure(len(history[keys[0]]), {key: history[key][-1] for key in keys})
 
-    def batch_done(k: int, n: int, loss: float) -> None:
-        if on_batch is not None:
-            on_batch(k, n, loss)
+    def progress_done(k: int, n: int, loss: float) -> None:
+        if on_progress is not None:
+            on_progress(k, n, loss)
         if k == n and track and checkpoint is not None:
             measure()  # after the epoch's last step, before fit writes the checkpoint
 
@@ -641,10 +643,10 @@ def train(fw: Any, config: Config = Config(),
             measure()
         return on_epoch(epoch, loss) if on_epoch is not None else None
 
-    hook = batch_done if on_batch is not None or (track and checkpoint is not None) else None
+    hook = progress_done if on_progress is not None or (track and checkpoint is not None) else None
     start = time.perf_counter()
     losses = fit(model, criterion, optimizer, x_train, targets, config.epochs, config.batch_size, g,
-                 on_epoch=epoch_done, on_batch=hook, scheduler=scheduler, **options)
+                 on_epoch=epoch_done, on_batch=on_batch, on_progress=hook, scheduler=scheduler, **options)
     seconds = time.perf_counter() - start
     model.eval()
     backend = {module: short for short, module in BACKENDS.items()}.get(fw.__name__, fw.__name__)

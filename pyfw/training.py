@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import sys
+import time
 from typing import Any, Callable, Optional
 
 from . import io
 from .optim import Regularized
 from .optim.lr_scheduler import ReduceLROnPlateau
+
+PROGRESS_EVERY = 0.1
+"""The least time, in seconds, between two calls of ``on_progress`` within an epoch."""
+_clock = time.perf_counter  # the Python loop's clock for on_progress
 
 
 def backend_of(obj: Any) -> Any:
@@ -125,7 +131,8 @@ def _prepare(model: Any, inputs: Any, targets: Any, batch_size: Any, who: str) -
 
 def train_epoch(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets: Any,
                 batch_size: int = 10, generator: Any = None, shuffle: bool = True,
-                on_batch: Optional[Callable[[int, int, float], None]] = None) -> float:
+                on_batch: Optional[Callable[[int, int, float], None]] = None,
+                on_progress: Optional[Callable[[int, int, float], None]] = None) -> float:
     """One pass over the data in mini-batches; returns the mean loss over samples.
 
     Each batch runs ``optimizer.zero_grad()``, ``model(xb)``, ``criterion(out, tb)``,
@@ -147,22 +154,35 @@ def train_epoch(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets
     an ``on_batch`` to have the Python loop, which does both at every step. A
     ``pyfw_rs.optim.Regularized`` around a native optimizer keeps the epoch native:
     its ``regularize_`` runs in Rust before each step.
+
+    ``on_progress(k, nbatches, loss)``, which :func:`fit` describes, keeps the epoch
+    native: Rust takes the interpreter lock back only to call it (and checks for
+    Ctrl-C then), so Ctrl-C stops the epoch within about :data:`PROGRESS_EVERY`
+    seconds. Until the last batch the native epoch holds the model, the loss and
+    the optimizer: a call before it that touches them gets a ``RuntimeError``.
     """
     fw, inputs, targets = _prepare(model, inputs, targets, batch_size, "train_epoch")
     n = len(inputs)
+    every = PROGRESS_EVERY
     native = getattr(fw, "_train_epoch", None)  # pyfw_rs: the same loop in Rust, when all is native
     if native is not None and on_batch is None:
         inner, extra = optimizer, {}
         if isinstance(optimizer, Regularized) and type(optimizer).step is Regularized.step \
                 and optimizer.regularize is fw.optim.regularize_:  # the same steps, natively
             inner, extra = optimizer.optimizer, {"regularize": (optimizer.params, optimizer.l1, optimizer.l2)}
+        if on_progress is not None:
+            extra.update(progress=on_progress, every=every)
         total = native(model, criterion, inner, inputs, targets, min(batch_size, n), generator, bool(shuffle),
                        **extra)
         if total is not None:
+            if on_progress is not None:  # the last batch's report, the model released
+                nbatches = (n + batch_size - 1) // batch_size
+                on_progress(nbatches, nbatches, total / n)
             return total / n
     order = fw.randperm(n, generator=generator) if shuffle else list(range(n))
     nbatches = (n + batch_size - 1) // batch_size
     total = 0.0
+    seen, shown, flagged = 0, _clock(), False
     for k in range(nbatches):
         idx = order[k * batch_size:(k + 1) * batch_size]
         xb, tb = inputs[idx], gather(targets, idx)
@@ -173,6 +193,17 @@ def train_epoch(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets
         total += loss * len(idx)
         if on_batch is not None:
             on_batch(k + 1, nbatches, loss)
+        if on_progress is not None:
+            seen += len(idx)
+            if k + 1 < nbatches:  # at most every PROGRESS_EVERY s, and at once when the loss turns non-finite
+                now = _clock()
+                if math.isfinite(total) or flagged:
+                    if now - shown < every:
+                        continue
+                else:
+                    flagged = True
+                shown = now
+            on_progress(k + 1, nbatches, total / seen)
     return total / n
 
 
@@ -180,6 +211,7 @@ def fit(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets: Any, e
         batch_size: int = 10, generator: Any = None, shuffle: bool = True,
         on_epoch: Optional[Callable[[int, float], Optional[bool]]] = None,
         on_batch: Optional[Callable[[int, int, float], None]] = None,
+        on_progress: Optional[Callable[[int, int, float], None]] = None,
         scheduler: Any = None, checkpoint: Any = None, resume: bool = False,
         checkpoint_extra: Optional[dict] = None) -> list:
     """Up to ``epochs`` calls of :func:`train_epoch`; returns the list of epoch losses.
@@ -189,7 +221,17 @@ def fit(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets: Any, e
     ``on_epoch(epoch, loss)``. If ``on_epoch`` returns ``False`` (exactly ``False``;
     ``None`` or ``True`` continue) training stops after that epoch, and the list
     holds the epochs run. A scheduler that should step per batch (``OneCycleLR``)
-    can be stepped from ``on_batch(k, nbatches, loss)`` instead.
+    can be stepped from ``on_batch(k, nbatches, loss)`` instead, which is called
+    after every batch ``k`` (from 1) with that batch's loss.
+
+    ``on_progress(k, nbatches, loss)`` is for a progress display: it is called
+    after batch ``k`` at most every :data:`PROGRESS_EVERY` seconds (0.1), at once
+    the first time the loss turns non-finite, and always after the last batch of
+    each epoch (``k == nbatches``, before the checkpoint is written), with the
+    epoch's running mean loss: the fold of the batch losses times their sizes so
+    far divided by the samples so far (at ``k == nbatches``, the epoch's loss). An
+    exception it raises stops training after that batch. Unlike ``on_batch``, it
+    keeps ``pyfw_rs``'s native epoch (see :func:`train_epoch`).
 
     ``inputs``: a tensor of the model's backend, or a rectangular nested list or a
     numpy array (anything with ``tolist()``), converted once with that backend's
@@ -241,7 +283,7 @@ def fit(model: Any, criterion: Any, optimizer: Any, inputs: Any, targets: Any, e
     model.train()
     for e in range(start, epochs + 1):
         loss = train_epoch(model, criterion, optimizer, inputs, targets, batch_size,
-                           generator, shuffle, on_batch)
+                           generator, shuffle, on_batch, on_progress)
         losses.append(loss)
         if scheduler is not None:
             if plateau:

@@ -435,6 +435,27 @@ impl<const L: usize> Trainer<L> {
         Ok(())
     }
 
+    /// Let the loss keep what its `forward` keeps for the outputs of the samples
+    /// `idx`, the step just run on them (whose fused MSE kept nothing).
+    fn keep_loss(&mut self, plan: &Plan, e: &mut Epoch<'_>, idx: &[usize]) -> Result<()> {
+        if plan.mse.is_none() {
+            return Ok(());
+        }
+        let rows = idx.len();
+        let target = gather_targets(
+            e.targets,
+            e.target_sample,
+            idx,
+            &mut self.values,
+            &mut self.classes,
+        )?;
+        let last = plan.ops.len();
+        let (ow, op) = (plan.widths[last], self.pads[last]);
+        let out = &mut self.out[..rows * ow];
+        copy_rows(out, ow, self.acts[last].s(), op, ow, rows);
+        loss_of(e, out, ow, rows, target, &mut self.gout[..rows * ow]).map(drop)
+    }
+
     /// One step on the samples `idx`; returns the batch loss.
     #[inline(always)]
     fn step(
@@ -894,12 +915,23 @@ fn epoch<const L: usize>(path: Path, plan: &Plan, e: &mut Epoch<'_>) -> Result<f
     let mut outcome = Ok(());
     let order = e.order;
     let steps = order.len().div_ceil(e.batch_size);
+    let mut seen = 0;
     for (k, idx) in order.chunks(e.batch_size).enumerate() {
         last = idx.len();
         match t.step(plan, e, idx, k + 1 == steps) {
             Ok(loss) => total += loss * idx.len() as f64,
             Err(err) => {
                 outcome = Err(err);
+                break;
+            }
+        }
+        seen += idx.len();
+        if let Some(p) = e.progress.as_mut() {
+            if !p.after(k + 1, steps, total, seen) {
+                // Stopped before the last step: the loss keeps this batch, as its own kernel would.
+                if let Err(err) = t.keep_loss(plan, e, idx) {
+                    outcome = Err(err);
+                }
                 break;
             }
         }
@@ -1026,6 +1058,7 @@ mod tests {
                 },
                 order,
                 batch_size,
+                progress: None,
             }
         }
 

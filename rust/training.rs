@@ -21,6 +21,58 @@ use crate::modules::Stack;
 pub use crate::modules::{Layer, LayerKind, Slot};
 use crate::optim::{regularize, Optimizer, ParamState};
 use crate::tensor::Shape;
+use std::time::{Duration, Instant};
+
+/// A report of an epoch's progress: `call(k, steps, loss)` after batch `k`
+/// (1-based) of `steps`, with the running mean loss (the fold of the batch
+/// losses times their sizes so far, divided by the samples so far). It is
+/// called at most once every `every`, and at once the first time that mean is
+/// not finite; never after the last batch (the caller reports that one, once
+/// the epoch has released what it holds). `call` returning `false` stops the
+/// epoch after that batch, with the state the step left.
+pub struct Progress<'a> {
+    /// The callback; `false` stops the epoch.
+    pub call: &'a mut (dyn FnMut(usize, usize, f64) -> bool + Send),
+    /// The least time between two calls.
+    pub every: Duration,
+    shown: Instant,
+    flagged: bool,
+}
+
+impl<'a> Progress<'a> {
+    /// A report through `call` at most once every `every`, counted from now.
+    pub fn new(
+        call: &'a mut (dyn FnMut(usize, usize, f64) -> bool + Send),
+        every: Duration,
+    ) -> Self {
+        Progress {
+            call,
+            every,
+            shown: Instant::now(),
+            flagged: false,
+        }
+    }
+
+    /// After batch `k` of `steps`, with the fold `total` over `seen` samples:
+    /// report if it is time; `false` when the callback stops the epoch. A time
+    /// check and nothing else when it does not report.
+    #[inline]
+    pub fn after(&mut self, k: usize, steps: usize, total: f64, seen: usize) -> bool {
+        if k >= steps {
+            return true;
+        }
+        let now = Instant::now();
+        if total.is_finite() || self.flagged {
+            if now.duration_since(self.shown) < self.every {
+                return true;
+            }
+        } else {
+            self.flagged = true;
+        }
+        self.shown = now;
+        (self.call)(k, steps, total / seen as f64)
+    }
+}
 
 /// The targets of the whole data set, one row per sample.
 #[derive(Clone, Copy)]
@@ -62,6 +114,8 @@ pub struct Epoch<'a> {
     pub order: &'a [usize],
     /// Samples per batch; the last batch may be smaller.
     pub batch_size: usize,
+    /// Where to report the progress, if anywhere.
+    pub progress: Option<Progress<'a>>,
 }
 
 /// The buffers of one epoch, sized for a full batch: the stack's, and the targets of the batch.
@@ -98,7 +152,8 @@ impl Buffers {
 }
 
 /// Run one epoch; returns the fold `((0.0 + l_0 * m_0) + l_1 * m_1) + ...` of the
-/// batch losses `l_k` over `m_k` samples (the caller divides by the sample count).
+/// batch losses `l_k` over `m_k` samples (the caller divides by the sample count),
+/// up to the batch after which `e.progress` stopped the epoch, if it did.
 ///
 /// The caller has checked the shapes: the layers chain, the targets fit the
 /// network's output, every index of `order` is a row of `x`. An error of a
@@ -118,12 +173,21 @@ pub fn train_epoch_general(mut e: Epoch<'_>) -> Result<f64> {
     let mut total = 0.0;
     let mut last = 0;
     let mut outcome = Ok(());
-    for idx in e.order.chunks(e.batch_size) {
+    let (order, batch_size) = (e.order, e.batch_size);
+    let steps = order.len().div_ceil(batch_size);
+    let mut seen = 0;
+    for (k, idx) in order.chunks(batch_size).enumerate() {
         last = idx.len();
         match step(&mut e, &mut buf, idx) {
             Ok(loss) => total += loss * idx.len() as f64,
             Err(err) => {
                 outcome = Err(err);
+                break;
+            }
+        }
+        seen += idx.len();
+        if let Some(p) = e.progress.as_mut() {
+            if !p.after(k + 1, steps, total, seen) {
                 break;
             }
         }

@@ -22,7 +22,7 @@ use super::IntoPyResult;
 use crate::losses::Targets as LossTargets;
 use crate::modules::Stack;
 use crate::optim::check_penalties;
-use crate::training::{train_epoch, Epoch, Layer, Targets};
+use crate::training::{train_epoch, Epoch, Layer, Progress, Targets};
 
 /// `Ok(None)` from a failed borrow: the object is in use, and the Python loop
 /// reports that as it always does.
@@ -43,8 +43,15 @@ macro_rules! borrow_or_none {
 /// `fw.optim.Regularized` around `optimizer`: `params` (weight or bias tensors
 /// of the model, each once, whose `.grad` the model accumulates into) get the
 /// penalties' gradient before each step.
+///
+/// `progress(k, nbatches, loss)`, if given, is called after batch `k` with the
+/// running mean loss, at most every `every` seconds and at once the first time
+/// that mean is not finite, never after the last batch (the caller reports that
+/// one): the interpreter lock is taken back for the call only, and pending
+/// signals are checked first. An exception there (a `KeyboardInterrupt` from
+/// Ctrl-C, or the callback's own) stops the epoch after that batch and is raised.
 #[pyfunction]
-#[pyo3(signature = (model, criterion, optimizer, inputs, targets, batch_size, generator, shuffle, regularize=None))]
+#[pyo3(signature = (model, criterion, optimizer, inputs, targets, batch_size, generator, shuffle, regularize=None, progress=None, every=0.1))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn _train_epoch(
     py: Python<'_>,
@@ -57,7 +64,12 @@ pub(crate) fn _train_epoch(
     generator: Option<&Bound<'_, PyAny>>,
     shuffle: bool,
     regularize: Option<(Vec<Bound<'_, PyAny>>, f64, f64)>,
+    progress: Option<Py<PyAny>>,
+    every: f64,
 ) -> PyResult<Option<f64>> {
+    let Ok(every) = std::time::Duration::try_from_secs_f64(every.max(0.0)) else {
+        return Ok(None);
+    };
     let (reg_params, l1, l2) = regularize.unwrap_or((Vec::new(), 0.0, 0.0));
     // Bad rates: the Python loop's regularize_ says so.
     if !(l1.is_finite() && l2.is_finite()) || check_penalties("regularize_", l1, l2).is_err() {
@@ -213,6 +225,17 @@ pub(crate) fn _train_epoch(
             .randperm(n)
             .py()?
     };
+    let mut stopped: Option<PyErr> = None;
+    let mut report = |k: usize, steps: usize, mean: f64| -> bool {
+        Python::attach(|py| {
+            let called = py.check_signals().and_then(|()| match &progress {
+                Some(f) => f.call1(py, (k, steps, mean)).map(drop),
+                None => Ok(()),
+            });
+            called.map_err(|err| stopped = Some(err)).is_ok()
+        })
+    };
+    let tracked = progress.is_some();
     let epoch = Epoch {
         layers,
         generators: gen_refs.iter_mut().map(|g| &mut g.g).collect(),
@@ -228,9 +251,13 @@ pub(crate) fn _train_epoch(
         targets,
         order: &order,
         batch_size,
+        progress: tracked.then(|| Progress::new(&mut report, every)),
     };
     let result = py.detach(|| train_epoch(epoch));
     opt_mut.kind = rule;
+    if let Some(err) = stopped {
+        return Err(err);
+    }
     result.py().map(Some)
 }
 
