@@ -550,11 +550,25 @@ def _check_denoise_args(n: Any, size: Any, channels: Any, noise: Any, who: str) 
     return n, size, channels, std
 
 
+def _edge(d: float, pixel: float) -> float:
+    """The share of a pixel inside an edge (a box filter of one pixel across it): 0 at half a pixel
+    outside, 1 at half a pixel inside, linear between; ``d`` is the pixel centre's signed distance
+    to the edge, positive inside."""
+    a = d / pixel + 0.5
+    return 0.0 if a <= 0.0 else 1.0 if a >= 1.0 else a
+
+
 def clean_images(n: int, size: int, channels: int, generator: Any) -> list:
     """The clean images of :func:`denoise_pairs`: a flat list of ``n * channels * size * size``
     floats in [0, 1], row-major over (n, channels, size, size), drawn from ``generator`` (a
-    generator of either backend) image by image, as docs/NUMERICS.md ("Draw order") lists."""
+    generator of either backend) image by image, as docs/NUMERICS.md ("Draw order") lists.
+
+    Their content is resolvable at their size: every shape edge is anti-aliased (a pixel takes
+    the share of it the shape covers, a ramp one pixel wide, :func:`_edge`), stripes have a period
+    of 4 to 8 pixels whatever ``size``, the smallest disk a radius of 0.1 of the image, the
+    narrowest rectangle 0.1 of it, and the shading is linear."""
     u, pick = generator.uniform, generator.randbelow
+    pixel = 1.0 / size
     coords = [(i + 0.5) / size for i in range(size)]  # pixel centres in (0, 1)
     plane = size * size
     out: list = []
@@ -573,24 +587,27 @@ def clean_images(n: int, size: int, channels: int, generator: Any) -> list:
                 cx, cy, r = u(0.0, 1.0), u(0.0, 1.0), u(0.1, 0.35)
             else:  # a rectangle, or vertical stripes in a rectangle, shaded left to right / top to bottom
                 x0, y0, w, h = u(0.0, 0.8), u(0.0, 0.8), u(0.1, 0.5), u(0.1, 0.5)
-                period = u(0.05, 0.2) if kind == 2 else 0.0
+                period = u(4.0, 8.0) * pixel if kind == 2 else 0.0
             for p in range(plane):
                 x, y = coords[p % size], coords[p // size]
                 if kind == 0:
                     dx, dy = x - cx, y - cy
-                    d2 = dx * dx + dy * dy
-                    if not d2 < r * r:
-                        continue
-                    t = math.sqrt(d2) / r
+                    d = math.sqrt(dx * dx + dy * dy)
+                    a = _edge(r - d, pixel)
+                    t = min(d / r, 1.0)
                 else:
-                    if not (x0 <= x < x0 + w and y0 <= y < y0 + h):
-                        continue
-                    if kind == 2 and math.floor((x - x0) / period) % 2 == 1:
-                        continue
+                    a = _edge(min(x - x0, x0 + w - x), pixel) * _edge(min(y - y0, y0 + h - y), pixel)
+                    if kind == 2 and a > 0.0:  # on for (x - x0) mod period below period / 2
+                        q = (x - x0 + 0.25 * period) % period
+                        a = a * _edge(0.25 * period - abs(q - 0.5 * period), pixel)
                     t = (x - x0) / w if kind == 1 else (y - y0) / h
+                    t = 0.0 if t < 0.0 else 1.0 if t > 1.0 else t
+                if a == 0.0:
+                    continue
                 v = 1.0 - shade * t
                 for c in range(channels):
-                    image[c][p] = colour[c] * v
+                    old = image[c][p]
+                    image[c][p] = min(max(old + a * (colour[c] * v - old), 0.0), 1.0)
         for plane_values in image:
             out.extend(plane_values)
     return out
@@ -616,7 +633,8 @@ def denoise_pairs(n: int, size: int = 32, channels: int = 3, noise: float = 0.1,
 
     ``clean`` holds synthetic images (:func:`clean_images`): a shaded background and 2 to 4
     overlapping shapes (disks, rectangles, vertical stripes) with smooth shading, every
-    channel its own colour. ``noisy_a`` and ``noisy_b`` are two independently noisy copies,
+    channel its own colour, drawn so that a network can resolve them at their size:
+    anti-aliased edges, stripes 4 to 8 pixels apart. ``noisy_a`` and ``noisy_b`` are two independently noisy copies,
     ``clamp(clean + z * noise, 0, 1)`` with ``z`` one standard normal draw per element
     (``noise`` is the standard deviation). Draws: the clean images, then ``randn`` of the
     whole shape for ``noisy_a``, then for ``noisy_b`` (docs/NUMERICS.md, "Draw order").

@@ -134,14 +134,14 @@ TASK_DEFAULTS: dict = {
        for name in _data.CLASSIFICATION_SETS},
     **{name: {"n_train": 600, "n_test": 600, "layers": "4,2", "activation": "tanh", "lr": 0.03}
        for name in _data.REGRESSION_SETS},
-    "denoise": {"n_train": 1000, "n_test": 100, "epochs": 30, "batch_size": 16, "optimizer": "adam",
+    "denoise": {"n_train": 1000, "n_test": 100, "epochs": 100, "batch_size": 16, "optimizer": "adam",
                 "lr": 0.003, "loss": "mse", "schedule": "cosineannealing", "noise": 0.1},
 }
 """The defaults of each Playground task (Playground's: 500 points, half of them for training, 1200
 for regression, a 4-2 network of tanh units, learning rate 0.03); a preset and the options given
 override them. The disk task has none: its defaults are ``Config``'s. The denoiser's: 1000 training
 and 100 validation images of 32x32 (``image_size``), noise 0.1, 32 and 64 channels (``channels``,
-``Config``'s default), Adam at 0.003 annealed to 0 (cosine) on ``MSELoss``, batches of 16, 30 epochs
+``Config``'s default), Adam at 0.003 annealed to 0 (cosine) on ``MSELoss``, batches of 16, 100 epochs
 (README.md, "Image denoiser", for the figures)."""
 
 REGRESSION_LOSSES = ("mse", "l1", "huber", "smoothl1")

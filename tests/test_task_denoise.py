@@ -145,14 +145,14 @@ def test_a_stored_config_without_the_denoiser_fields_resumes(tmp_path: Path, cap
 
 @pytest.mark.slow
 def test_a_short_run_beats_the_noisy_input_clearly() -> None:
-    """A small denoiser (200 images of 32x32, 16 and 32 channels, 12 epochs annealed to 0, about 14 s
+    """A small denoiser (200 images of 32x32, 16 and 32 channels, 12 epochs annealed to 0, about 4 s
     of one core) trained in pyfw_rs: its validation PSNR must be clearly above the noisy input's.
-    Measured: 21.54 dB against 20.35 dB, +1.19 dB (the same bits on any machine), from 16.77 dB after
-    the first epoch; the bar, +1 dB, is a fifth less squared error than the noisy input's."""
+    Measured: 22.47 dB against 20.33 dB, +2.14 dB (the same bits on any machine), from 16.92 dB after
+    the first epoch; the bar, +1.5 dB, is 30 percent less squared error than the noisy input's."""
     config = task.Config.for_task("denoise", n_train=200, n_test=50, epochs=12, channels="16,32", batch_size=8,
                                   lr=0.005)
     res = task.train(load_backend("rs"), config)
-    assert res["test_psnr"] > res["noisy_psnr"] + 1.0, (res["test_psnr"], res["noisy_psnr"])
+    assert res["test_psnr"] > res["noisy_psnr"] + 1.5, (res["test_psnr"], res["noisy_psnr"])
     assert res["test_psnrs"][-1] > res["test_psnrs"][0] + 2.0  # the PSNR rises over the run
 
 
